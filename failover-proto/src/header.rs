@@ -1,0 +1,309 @@
+//! The 12-byte message header (§6.1) and a checked view over a whole message.
+
+use byteorder::{BigEndian, ByteOrder};
+use core::fmt;
+
+use crate::error::{DecodeError, DecodeErrorKind};
+use crate::option::Options;
+
+/// Byte positions of the header fields, in one place.
+mod field {
+    use core::ops::Range;
+    pub(super) const LENGTH: Range<usize> = 0..2;
+    pub(super) const MSG_TYPE: usize = 2;
+    pub(super) const PAYLOAD_OFFSET: usize = 3;
+    pub(super) const TIME: Range<usize> = 4..8;
+    pub(super) const XID: Range<usize> = 8..12;
+}
+
+/// Size of the fixed header; also the payload-offset we always send.
+pub const HEADER_LEN: usize = 12;
+/// Smallest valid message (§6.1).
+pub const MIN_MESSAGE_LEN: usize = 12;
+/// Largest valid message, including the length field (§6.1).
+pub const MAX_MESSAGE_LEN: usize = 2048;
+/// The IANA port of the failover protocol (§8.2).
+pub const FAILOVER_PORT: u16 = 647;
+
+/// Message type (§6.1). Wireshark's dissector swaps the names of 7 and 9; these are the draft's
+/// and ISC dhcpd's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum MessageType {
+    /// 1, POOLREQ (§7.6).
+    PoolReq,
+    /// 2, POOLRESP (§7.7).
+    PoolResp,
+    /// 3, BNDUPD (§7.1).
+    BndUpd,
+    /// 4, BNDACK (§7.2).
+    BndAck,
+    /// 5, CONNECT (§7.8).
+    Connect,
+    /// 6, CONNECTACK (§7.9).
+    ConnectAck,
+    /// 7, UPDREQALL (§7.4).
+    UpdReqAll,
+    /// 8, UPDDONE (§7.5).
+    UpdDone,
+    /// 9, UPDREQ (§7.3).
+    UpdReq,
+    /// 10, STATE (§7.10).
+    State,
+    /// 11, CONTACT (§7.11).
+    Contact,
+    /// 12, DISCONNECT (§7.12).
+    Disconnect,
+    /// Any other value.
+    Unknown(u8),
+}
+
+impl From<u8> for MessageType {
+    fn from(v: u8) -> Self {
+        match v {
+            1 => MessageType::PoolReq,
+            2 => MessageType::PoolResp,
+            3 => MessageType::BndUpd,
+            4 => MessageType::BndAck,
+            5 => MessageType::Connect,
+            6 => MessageType::ConnectAck,
+            7 => MessageType::UpdReqAll,
+            8 => MessageType::UpdDone,
+            9 => MessageType::UpdReq,
+            10 => MessageType::State,
+            11 => MessageType::Contact,
+            12 => MessageType::Disconnect,
+            other => MessageType::Unknown(other),
+        }
+    }
+}
+
+impl From<MessageType> for u8 {
+    fn from(t: MessageType) -> u8 {
+        match t {
+            MessageType::PoolReq => 1,
+            MessageType::PoolResp => 2,
+            MessageType::BndUpd => 3,
+            MessageType::BndAck => 4,
+            MessageType::Connect => 5,
+            MessageType::ConnectAck => 6,
+            MessageType::UpdReqAll => 7,
+            MessageType::UpdDone => 8,
+            MessageType::UpdReq => 9,
+            MessageType::State => 10,
+            MessageType::Contact => 11,
+            MessageType::Disconnect => 12,
+            MessageType::Unknown(other) => other,
+        }
+    }
+}
+
+impl MessageType {
+    /// The draft's name (`"BNDUPD"`).
+    pub const fn name(&self) -> &'static str {
+        match self {
+            MessageType::PoolReq => "POOLREQ",
+            MessageType::PoolResp => "POOLRESP",
+            MessageType::BndUpd => "BNDUPD",
+            MessageType::BndAck => "BNDACK",
+            MessageType::Connect => "CONNECT",
+            MessageType::ConnectAck => "CONNECTACK",
+            MessageType::UpdReqAll => "UPDREQALL",
+            MessageType::UpdDone => "UPDDONE",
+            MessageType::UpdReq => "UPDREQ",
+            MessageType::State => "STATE",
+            MessageType::Contact => "CONTACT",
+            MessageType::Disconnect => "DISCONNECT",
+            MessageType::Unknown(_) => "UNKNOWN",
+        }
+    }
+
+    /// Whether a receiver may ignore this type when it does not know it: 128..=255 are optional,
+    /// everything below is mandatory to understand (§6.1).
+    pub const fn is_optional(&self) -> bool {
+        matches!(self, MessageType::Unknown(t) if *t >= 128)
+    }
+}
+
+impl fmt::Display for MessageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MessageType::Unknown(t) => write!(f, "UNKNOWN({t})"),
+            _ => f.write_str(self.name()),
+        }
+    }
+}
+
+/// A view over the bytes of one failover message.
+///
+/// After [`Message::new_checked`] (or a successful [`Message::check_len`]) the length field is
+/// within 12..=2048, the buffer holds that many bytes and the payload offset is valid. No getter
+/// ever panics, checked or not: on a short buffer they read zeros.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Message<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Message<T> {
+    /// Wraps a buffer without checking it.
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Message { buffer }
+    }
+
+    /// Wraps a buffer and checks it with [`Message::check_len`].
+    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
+        let m = Self::new_unchecked(buffer);
+        m.check_len()?;
+        Ok(m)
+    }
+
+    /// Checks the header's receive rules (§6.1, ISC): the buffer holds at least the 12-byte
+    /// header and the whole message, the length is within 12..=2048, and the payload offset is
+    /// 8 (read as 12, a draft-text artefact) or within `12..=length`.
+    pub fn check_len(&self) -> Result<(), DecodeError> {
+        let buf = self.buffer.as_ref();
+        if buf.len() < 2 {
+            return Err(DecodeError::new(
+                DecodeErrorKind::Truncated { needed: 2 },
+                buf.len(),
+            ));
+        }
+        let len = self.length();
+        if !(MIN_MESSAGE_LEN..=MAX_MESSAGE_LEN).contains(&usize::from(len)) {
+            return Err(DecodeError::new(DecodeErrorKind::BadLength(len), 0));
+        }
+        if buf.len() < usize::from(len) {
+            return Err(DecodeError::new(
+                DecodeErrorKind::Truncated {
+                    needed: usize::from(len),
+                },
+                buf.len(),
+            ));
+        }
+        let poff = self.payload_offset();
+        if poff != 8 && !(HEADER_LEN..=usize::from(len)).contains(&usize::from(poff)) {
+            return Err(DecodeError::new(
+                DecodeErrorKind::BadPayloadOffset(poff),
+                field::PAYLOAD_OFFSET,
+            ));
+        }
+        Ok(())
+    }
+
+    /// The inner buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    fn bytes(&self, range: core::ops::Range<usize>) -> &[u8] {
+        self.buffer.as_ref().get(range).unwrap_or(&[0; 4])
+    }
+
+    /// message-length: total bytes including the length field.
+    pub fn length(&self) -> u16 {
+        BigEndian::read_u16(self.bytes(field::LENGTH))
+    }
+
+    /// msg-type.
+    pub fn msg_type(&self) -> MessageType {
+        MessageType::from(
+            self.buffer
+                .as_ref()
+                .get(field::MSG_TYPE)
+                .copied()
+                .unwrap_or(0),
+        )
+    }
+
+    /// payload-offset as on the wire.
+    pub fn payload_offset(&self) -> u8 {
+        self.buffer
+            .as_ref()
+            .get(field::PAYLOAD_OFFSET)
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Where the options start: the payload offset, with 8 read as 12 (§6.1 says 8, the header
+    /// is 12 bytes; Wireshark and ISC read 12).
+    pub fn options_start(&self) -> usize {
+        match self.payload_offset() {
+            8 => HEADER_LEN,
+            p => usize::from(p),
+        }
+    }
+
+    /// time: the sender's clock at transmission, seconds since 1970 (§6.1).
+    pub fn time(&self) -> u32 {
+        BigEndian::read_u32(self.bytes(field::TIME))
+    }
+
+    /// xid: transaction id (§6.1).
+    pub fn xid(&self) -> u32 {
+        BigEndian::read_u32(self.bytes(field::XID))
+    }
+
+    /// The whole message: the first `length()` bytes of the buffer.
+    pub fn as_bytes(&self) -> &[u8] {
+        let buf = self.buffer.as_ref();
+        buf.get(..usize::from(self.length())).unwrap_or(buf)
+    }
+
+    /// Extra header bytes between the fixed header and the options (skipped by receivers).
+    pub fn extra_header(&self) -> &[u8] {
+        self.as_bytes()
+            .get(HEADER_LEN..self.options_start())
+            .unwrap_or(&[])
+    }
+
+    /// The option bytes: from the payload offset to the end of the message.
+    pub fn payload(&self) -> &[u8] {
+        self.as_bytes().get(self.options_start()..).unwrap_or(&[])
+    }
+
+    /// A lazy iterator over the options; offsets are from the start of the message.
+    pub fn options(&self) -> Options<'_> {
+        Options::new(self.payload(), self.options_start())
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Message<T> {
+    fn bytes_mut(&mut self, range: core::ops::Range<usize>) -> Option<&mut [u8]> {
+        self.buffer.as_mut().get_mut(range)
+    }
+
+    /// Sets message-length. Does nothing if the buffer is shorter than the header.
+    pub fn set_length(&mut self, value: u16) {
+        if let Some(b) = self.bytes_mut(field::LENGTH) {
+            BigEndian::write_u16(b, value);
+        }
+    }
+
+    /// Sets msg-type.
+    pub fn set_msg_type(&mut self, value: MessageType) {
+        if let Some(b) = self.buffer.as_mut().get_mut(field::MSG_TYPE) {
+            *b = value.into();
+        }
+    }
+
+    /// Sets payload-offset.
+    pub fn set_payload_offset(&mut self, value: u8) {
+        if let Some(b) = self.buffer.as_mut().get_mut(field::PAYLOAD_OFFSET) {
+            *b = value;
+        }
+    }
+
+    /// Sets time.
+    pub fn set_time(&mut self, value: u32) {
+        if let Some(b) = self.bytes_mut(field::TIME) {
+            BigEndian::write_u32(b, value);
+        }
+    }
+
+    /// Sets xid.
+    pub fn set_xid(&mut self, value: u32) {
+        if let Some(b) = self.bytes_mut(field::XID) {
+            BigEndian::write_u32(b, value);
+        }
+    }
+}
