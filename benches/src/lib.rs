@@ -1,0 +1,1 @@
+//! Benchmarks of the DHCP failover crates live in `benches/`; run them with `cargo bench`.

@@ -1,0 +1,1 @@
+//! Runnable programs: see `cargo run --example decode`.
