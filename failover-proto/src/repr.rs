@@ -957,6 +957,9 @@ impl<'a> Iterator for Transactions<'a> {
 
 /// The binding transactions of a BNDUPD or BNDACK: decoded lazily from the wire, or a slice
 /// given by the sender.
+///
+/// A list decoded from the wire (already validated by `parse`) is re-emitted as it was received,
+/// byte for byte; a list built from a slice is encoded from its typed values.
 #[derive(Clone, Copy)]
 pub struct BindingList<'a, T> {
     inner: ListInner<'a, T>,
