@@ -246,3 +246,16 @@ impl Framer {
         e
     }
 }
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for Framer {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "Framer {{ buffered: {}, stream_offset: {}, failed: {} }}",
+            self.buffered(),
+            self.stream_offset(),
+            self.failed
+        );
+    }
+}

@@ -307,3 +307,18 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Message<T> {
         }
     }
 }
+
+#[cfg(feature = "defmt")]
+impl<T: AsRef<[u8]>> defmt::Format for Message<T> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "Message {{ length: {}, msg_type: {}, payload_offset: {}, time: {}, xid: {} }}",
+            self.length(),
+            self.msg_type(),
+            self.payload_offset(),
+            self.time(),
+            self.xid()
+        );
+    }
+}

@@ -93,3 +93,8 @@ pub use value::{
     MessageDigest, PROTOCOL_VERSION, RejectReason, Role, ServerFlags, ServerState, Text, TlsReply,
     TlsRequest,
 };
+
+/// The README's code examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;

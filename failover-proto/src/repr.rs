@@ -702,7 +702,6 @@ impl ConnectAck<'_> {
 /// potential-expiration-time for ACTIVE. ISC sends the two times for every status (0 for a
 /// lease never used), so they are accepted whatever the status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct Binding<'a> {
     /// assigned-IP-address (option 2).
     pub address: Ipv4Addr,
@@ -757,7 +756,6 @@ impl Binding<'_> {
 
 /// One binding transaction of a BNDACK (§7.2, Table 7.2-1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct BindingAck<'a> {
     /// assigned-IP-address (option 2) of the acknowledged binding.
     pub address: Ipv4Addr,
@@ -780,6 +778,49 @@ impl BindingAck<'_> {
             message: None,
             extra: ExtraOptions::EMPTY,
         }
+    }
+}
+
+// core::net::Ipv4Addr has no defmt::Format: write the octets.
+#[cfg(feature = "defmt")]
+impl defmt::Format for Binding<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        let a = self.address.octets();
+        defmt::write!(
+            f,
+            "Binding {{ address: {}.{}.{}.{}, status: {}, client_identifier: {}, hardware_address: {}, lease_expiration_time: {}, potential_expiration_time: {}, start_time_of_state: {}, client_last_transaction_time: {}, ip_flags: {}, ddns: {}, extra: {} }}",
+            a[0],
+            a[1],
+            a[2],
+            a[3],
+            self.status,
+            self.client_identifier,
+            self.hardware_address,
+            self.lease_expiration_time,
+            self.potential_expiration_time,
+            self.start_time_of_state,
+            self.client_last_transaction_time,
+            self.ip_flags,
+            self.ddns,
+            self.extra
+        );
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl defmt::Format for BindingAck<'_> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        let a = self.address.octets();
+        defmt::write!(
+            f,
+            "BindingAck {{ address: {}.{}.{}.{}, reject_reason: {}, message: {} }}",
+            a[0],
+            a[1],
+            a[2],
+            a[3],
+            self.reject_reason,
+            self.message
+        );
     }
 }
 

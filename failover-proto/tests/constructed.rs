@@ -1,12 +1,18 @@
 //! Field-level checks of the constructed vectors (one per message type), the decoder's
 //! robustness cases, and the RFC 3074 hash vectors.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
 
 use core::net::Ipv4Addr;
 use failover_proto::hash::{bucket, client_bucket};
 use failover_proto::{
     BindingAck, BindingStatus, BndAck, BndUpd, Connect, ConnectAck, DecodeErrorKind, Disconnect,
-    Hba, HbaPolarity, IpFlags, Message, MessageType, OptionCode, PoolResp, Repr, RejectReason,
+    Hba, HbaPolarity, IpFlags, Message, MessageType, OptionCode, PoolResp, RejectReason, Repr,
     Role, ServerFlags, ServerState, State, Text, TlsReply, TlsRequest,
 };
 
@@ -37,7 +43,9 @@ const CONNECT: &str = "00 73 05 0c 65 53 f1 00 00 00 00 00 00 16 00 0d
 #[test]
 fn connect_fields() {
     let bytes = hex(CONNECT);
-    let Repr::Connect(c) = round_trip(&bytes) else { panic!() };
+    let Repr::Connect(c) = round_trip(&bytes) else {
+        panic!()
+    };
     assert_eq!((c.time, c.xid), (T, 0));
     assert_eq!(c.relationship_name, Text::from("dhcp-failover"));
     assert_eq!(c.max_unacked_bndupd, 10);
@@ -55,9 +63,14 @@ fn connectack_accept_and_iscs_reject() {
     let accept = hex("00 47 06 0c 65 53 f1 01 00 00 00 00 00 16 00 0d
  64 68 63 70 2d 66 61 69 6c 6f 76 65 72 00 0e 00 04 00 00 00 0a 00 13 00 04 00 00 00 3c 00 1c 00
  0c 69 73 63 2d 34 2e 34 2e 33 2d 50 31 00 14 00 01 01 00 1a 00 01 00");
-    let Repr::ConnectAck(a) = round_trip(&accept) else { panic!() };
+    let Repr::ConnectAck(a) = round_trip(&accept) else {
+        panic!()
+    };
     assert_eq!(a.relationship_name, Some(Text::from("dhcp-failover")));
-    assert_eq!((a.max_unacked_bndupd, a.receive_timer), (Some(10), Some(60)));
+    assert_eq!(
+        (a.max_unacked_bndupd, a.receive_timer),
+        (Some(10), Some(60))
+    );
     assert_eq!(a.tls_reply, Some(TlsReply::NoTls));
     assert_eq!(a.reject_reason, None);
 
@@ -65,7 +78,9 @@ fn connectack_accept_and_iscs_reject() {
  64 68 63 70 2d 66 61 69 6c 6f 76 65 72 00 0e 00 04 00 00 00 0a 00 13 00 04 00 00 00 3c 00 1c 00
  0c 69 73 63 2d 34 2e 34 2e 33 2d 50 31 00 14 00 01 01 00 1a 00 01 00 00 15 00 01 04 00 10 00 15
  74 69 6d 65 20 6f 66 66 73 65 74 20 74 6f 6f 20 6c 61 72 67 65");
-    let Repr::ConnectAck(r) = round_trip(&reject) else { panic!() };
+    let Repr::ConnectAck(r) = round_trip(&reject) else {
+        panic!()
+    };
     assert_eq!(r.reject_reason, Some(RejectReason::TimeMismatch));
     assert_eq!(r.message.unwrap().as_str(), Some("time offset too large"));
 }
@@ -93,13 +108,21 @@ fn connectack_accept_must_name_the_relationship() {
 
 #[test]
 fn state_normal_and_startup_flag() {
-    let normal = hex("00 1e 0a 0c 65 53 f1 01 00 00 00 01 00 18 00 01 02 00 17 00 01 00 00 19 00 04 65 52 9f 80");
-    let Repr::State(s) = round_trip(&normal) else { panic!() };
+    let normal = hex(
+        "00 1e 0a 0c 65 53 f1 01 00 00 00 01 00 18 00 01 02 00 17 00 01 00 00 19 00 04 65 52 9f 80",
+    );
+    let Repr::State(s) = round_trip(&normal) else {
+        panic!()
+    };
     assert_eq!(s.server_state, ServerState::Normal);
     assert_eq!(s.server_flags, ServerFlags::EMPTY);
     assert_eq!(s.start_time_of_state, T - 86400);
-    let startup = hex("00 1e 0a 0c 65 53 f1 01 00 00 00 01 00 18 00 01 03 00 17 00 01 01 00 19 00 04 65 52 9f 80");
-    let Repr::State(s) = round_trip(&startup) else { panic!() };
+    let startup = hex(
+        "00 1e 0a 0c 65 53 f1 01 00 00 00 01 00 18 00 01 03 00 17 00 01 01 00 19 00 04 65 52 9f 80",
+    );
+    let Repr::State(s) = round_trip(&startup) else {
+        panic!()
+    };
     assert_eq!(s.server_state, ServerState::CommunicationsInterrupted);
     assert!(s.server_flags.contains(ServerFlags::STARTUP));
 }
@@ -132,15 +155,23 @@ fn bndupd_active_and_backup() {
     let active = hex("00 4f 03 0c 65 53 f1 05 00 00 00 07 00 02 00 04
  c0 00 02 0a 00 03 00 01 02 00 04 00 07 01 aa bb cc dd ee ff 00 05 00 07 01 aa bb cc dd ee ff 00
  0d 00 04 65 53 ff 10 00 12 00 04 65 55 57 98 00 19 00 04 65 53 f1 05 00 06 00 04 65 53 f1 05");
-    let Repr::BndUpd(u) = round_trip(&active) else { panic!() };
+    let Repr::BndUpd(u) = round_trip(&active) else {
+        panic!()
+    };
     assert_eq!(u.xid, 7);
     assert_eq!(u.bindings.len(), 1);
     let b = u.bindings.first().unwrap();
     assert_eq!(b.address, Ipv4Addr::new(192, 0, 2, 10));
     assert_eq!(b.status, BindingStatus::Active);
-    assert_eq!(b.client_identifier, Some(&[1, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff][..]));
+    assert_eq!(
+        b.client_identifier,
+        Some(&[1, 0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff][..])
+    );
     let hw = b.hardware_address.unwrap();
-    assert_eq!((hw.htype, hw.address), (1, &[0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff][..]));
+    assert_eq!(
+        (hw.htype, hw.address),
+        (1, &[0xaa, 0xbb, 0xcc, 0xdd, 0xee, 0xff][..])
+    );
     assert_eq!(b.lease_expiration_time, Some(T + 3600));
     assert_eq!(b.potential_expiration_time, Some(T + 91800));
     assert_eq!(b.start_time_of_state, Some(T + 5));
@@ -149,7 +180,9 @@ fn bndupd_active_and_backup() {
 
     let backup = hex("00 31 03 0c 65 53 f1 07 00 00 00 08 00 02 00 04
  c0 00 02 14 00 03 00 01 07 00 0d 00 04 00 00 00 00 00 12 00 04 65 53 f1 07 00 19 00 04 65 53 f1 07");
-    let Repr::BndUpd(u) = round_trip(&backup) else { panic!() };
+    let Repr::BndUpd(u) = round_trip(&backup) else {
+        panic!()
+    };
     let b = u.bindings.first().unwrap();
     assert_eq!(b.status, BindingStatus::Backup);
     assert_eq!(b.lease_expiration_time, Some(0));
@@ -159,14 +192,24 @@ fn bndupd_active_and_backup() {
 #[test]
 fn bndack_accept_and_reject() {
     let accept = hex("00 14 04 0c 65 53 f1 06 00 00 00 07 00 02 00 04 c0 00 02 0a");
-    let Repr::BndAck(a) = round_trip(&accept) else { panic!() };
-    assert_eq!(a.acks.first(), Some(BindingAck::accept(Ipv4Addr::new(192, 0, 2, 10))));
+    let Repr::BndAck(a) = round_trip(&accept) else {
+        panic!()
+    };
+    assert_eq!(
+        a.acks.first(),
+        Some(BindingAck::accept(Ipv4Addr::new(192, 0, 2, 10)))
+    );
     let reject = hex("00 52 04 0c 65 53 f1 06 00 00 00 07 00 02 00 04
  c0 00 02 0a 00 15 00 01 10 00 10 00 35 69 6e 63 6f 6d 69 6e 67 20 75 70 64 61 74 65 20 69 73 20
  6c 65 73 73 20 63 72 69 74 69 63 61 6c 20 74 68 61 6e 20 6f 75 74 67 6f 69 6e 67 20 75 70 64 61 74 65");
-    let Repr::BndAck(a) = round_trip(&reject) else { panic!() };
+    let Repr::BndAck(a) = round_trip(&reject) else {
+        panic!()
+    };
     let ack = a.acks.first().unwrap();
-    assert_eq!(ack.reject_reason, Some(RejectReason::LessCriticalBindingInformation));
+    assert_eq!(
+        ack.reject_reason,
+        Some(RejectReason::LessCriticalBindingInformation)
+    );
     assert_eq!(
         ack.message.unwrap().as_str(),
         Some("incoming update is less critical than outgoing update")
@@ -176,18 +219,40 @@ fn bndack_accept_and_reject() {
 #[test]
 fn option_less_messages_and_poolresp() {
     for (line, ty, xid) in [
-        ("00 0c 01 0c 65 53 f1 08 00 00 00 09", MessageType::PoolReq, 9),
-        ("00 0c 07 0c 65 53 f1 02 00 00 00 02", MessageType::UpdReqAll, 2),
-        ("00 0c 09 0c 65 53 f1 02 00 00 00 02", MessageType::UpdReq, 2),
-        ("00 0c 08 0c 65 53 f1 03 00 00 00 02", MessageType::UpdDone, 2),
-        ("00 0c 0b 0c 65 53 f1 14 00 00 00 0a", MessageType::Contact, 10),
+        (
+            "00 0c 01 0c 65 53 f1 08 00 00 00 09",
+            MessageType::PoolReq,
+            9,
+        ),
+        (
+            "00 0c 07 0c 65 53 f1 02 00 00 00 02",
+            MessageType::UpdReqAll,
+            2,
+        ),
+        (
+            "00 0c 09 0c 65 53 f1 02 00 00 00 02",
+            MessageType::UpdReq,
+            2,
+        ),
+        (
+            "00 0c 08 0c 65 53 f1 03 00 00 00 02",
+            MessageType::UpdDone,
+            2,
+        ),
+        (
+            "00 0c 0b 0c 65 53 f1 14 00 00 00 0a",
+            MessageType::Contact,
+            10,
+        ),
     ] {
         let bytes = hex(line);
         let r = round_trip(&bytes);
         assert_eq!((r.message_type(), r.xid()), (ty, xid));
     }
     let bytes = hex("00 14 02 0c 65 53 f1 08 00 00 00 09 00 01 00 04 00 00 00 19");
-    let Repr::PoolResp(p) = round_trip(&bytes) else { panic!() };
+    let Repr::PoolResp(p) = round_trip(&bytes) else {
+        panic!()
+    };
     assert_eq!(p.addresses_transferred, 25);
     assert_eq!(PoolResp::from_bytes(&bytes).unwrap(), p);
 }
@@ -197,9 +262,14 @@ fn disconnect_with_message() {
     let bytes = hex("00 37 0c 0c 65 53 f1 1e 00 00 00 0b 00 15 00 01
  11 00 10 00 22 4e 6f 20 74 72 61 66 66 69 63 20 77 69 74 68 69 6e 20 73 75 66 66 69 63 69 65 6e
  74 20 74 69 6d 65 2e");
-    let Repr::Disconnect(d) = round_trip(&bytes) else { panic!() };
+    let Repr::Disconnect(d) = round_trip(&bytes) else {
+        panic!()
+    };
     assert_eq!(d.reject_reason, RejectReason::NoTraffic);
-    assert_eq!(d.message.unwrap().as_str(), Some("No traffic within sufficient time."));
+    assert_eq!(
+        d.message.unwrap().as_str(),
+        Some("No traffic within sufficient time.")
+    );
     assert_eq!(Disconnect::from_bytes(&bytes).unwrap(), d);
 }
 
@@ -259,22 +329,39 @@ fn unknown_message_types() {
     }
     // Optional types are kept, options and all.
     let b = hex("00 14 80 0c 65 53 f1 14 00 00 00 0a 00 63 00 04 01 02 03 04");
-    let Repr::Optional(o) = round_trip(&b) else { panic!() };
+    let Repr::Optional(o) = round_trip(&b) else {
+        panic!()
+    };
     assert_eq!(o.msg_type, 128);
-    assert!(o.options.iter().eq([(99u16, &[1u8, 2, 3, 4][..])]
-        .iter()
-        .map(|&(c, d)| failover_proto::RawOption { code: c, data: d, offset: 12 })));
+    assert!(
+        o.options
+            .iter()
+            .eq([(99u16, &[1u8, 2, 3, 4][..])]
+                .iter()
+                .map(|&(c, d)| failover_proto::RawOption {
+                    code: c,
+                    data: d,
+                    offset: 12
+                }))
+    );
 }
 
 #[test]
 fn ip_flags_of_one_byte_are_the_low_byte() {
-    let b = hex("00 24 03 0c 65 53 f1 07 00 00 00 08 00 02 00 04 c0 00 02 14 00 03 00 01 07 00 0c 00 01 01
- 00 1e 00 02 ab cd");
+    let b = hex(
+        "00 24 03 0c 65 53 f1 07 00 00 00 08 00 02 00 04 c0 00 02 14 00 03 00 01 07 00 0c 00 01 01
+ 00 1e 00 02 ab cd",
+    );
     let u = BndUpd::from_bytes(&b).unwrap();
     let bind = u.bindings.first().unwrap();
     assert_eq!(bind.ip_flags, Some(IpFlags::RESERVED));
     // Microsoft's vendor option 30 is kept and re-emitted.
-    assert!(bind.extra.iter().map(|o| (o.code, o.data)).eq([(30u16, &[0xab, 0xcd][..])]));
+    assert!(
+        bind.extra
+            .iter()
+            .map(|o| (o.code, o.data))
+            .eq([(30u16, &[0xab, 0xcd][..])])
+    );
     let mut out = [0u8; 64];
     // Bindings decoded from the wire are re-emitted as received...
     let n = u.emit(&mut out).unwrap();
@@ -293,7 +380,9 @@ fn vendor_options_round_trip_in_place() {
     b.extend_from_slice(&extra);
     let len = b.len() as u16;
     b[..2].copy_from_slice(&len.to_be_bytes());
-    let Repr::Connect(c) = round_trip(&b) else { panic!() };
+    let Repr::Connect(c) = round_trip(&b) else {
+        panic!()
+    };
     let codes: Vec<u16> = c.extra.iter().map(|o| o.code).collect();
     assert_eq!(codes, [30, 41]);
 }
@@ -325,21 +414,38 @@ fn option_overrun_and_bad_lengths() {
     let n = c.len();
     c[n - 32] = 31; // option length low byte
     let e = Repr::parse(&c).unwrap_err();
-    assert_eq!(e.kind(), DecodeErrorKind::OptionLength { code: 11, len: 31 });
+    assert_eq!(
+        e.kind(),
+        DecodeErrorKind::OptionLength { code: 11, len: 31 }
+    );
     assert_eq!(e.reject_reason(), RejectReason::HbaConflict);
 }
 
 #[test]
 fn duplicates_and_digest_position() {
     // Two server-state options in a STATE.
-    let b = hex("00 23 0a 0c 65 53 f1 01 00 00 00 01 00 18 00 01 02 00 18 00 01 02 00 17 00 01 00 00 19 00 04 65 52 9f 80");
-    assert_eq!(Repr::parse(&b).unwrap_err().kind(), DecodeErrorKind::DuplicateOption(24));
+    let b = hex(
+        "00 23 0a 0c 65 53 f1 01 00 00 00 01 00 18 00 01 02 00 18 00 01 02 00 17 00 01 00 00 19 00 04 65 52 9f 80",
+    );
+    assert_eq!(
+        Repr::parse(&b).unwrap_err().kind(),
+        DecodeErrorKind::DuplicateOption(24)
+    );
     // A digest followed by another option.
-    let b = hex("00 24 0a 0c 65 53 f1 01 00 00 00 01 00 11 00 02 01 00 00 18 00 01 02 00 17 00 01 00 00 19 00 04 65 52 9f 80");
-    assert_eq!(Repr::parse(&b).unwrap_err().kind(), DecodeErrorKind::DigestNotLast);
+    let b = hex(
+        "00 24 0a 0c 65 53 f1 01 00 00 00 01 00 11 00 02 01 00 00 18 00 01 02 00 17 00 01 00 00 19 00 04 65 52 9f 80",
+    );
+    assert_eq!(
+        Repr::parse(&b).unwrap_err().kind(),
+        DecodeErrorKind::DigestNotLast
+    );
     // A digest last is fine and re-emitted last.
-    let b = hex("00 24 0a 0c 65 53 f1 01 00 00 00 01 00 18 00 01 02 00 17 00 01 00 00 19 00 04 65 52 9f 80 00 11 00 02 01 00");
-    let Repr::State(s) = round_trip(&b) else { panic!() };
+    let b = hex(
+        "00 24 0a 0c 65 53 f1 01 00 00 00 01 00 18 00 01 02 00 17 00 01 00 00 19 00 04 65 52 9f 80 00 11 00 02 01 00",
+    );
+    let Repr::State(s) = round_trip(&b) else {
+        panic!()
+    };
     assert_eq!(s.digest.unwrap().digest, &[0]);
 }
 
@@ -364,7 +470,10 @@ fn batched_bndupd_is_two_transactions() {
     assert_eq!(back.bindings.len(), 2);
     assert_eq!(back, u);
     let got: Vec<Ipv4Addr> = back.bindings.iter().map(|b| b.address).collect();
-    assert_eq!(got, [Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2)]);
+    assert_eq!(
+        got,
+        [Ipv4Addr::new(192, 0, 2, 1), Ipv4Addr::new(192, 0, 2, 2)]
+    );
 
     // A BNDACK answering both, one rejected.
     let acks = [
@@ -451,7 +560,10 @@ fn encode_errors() {
         extra: Default::default(),
         digest: None,
     };
-    assert_eq!(u.emit(&mut big), Err(failover_proto::EncodeError::NoBinding));
+    assert_eq!(
+        u.emit(&mut big),
+        Err(failover_proto::EncodeError::NoBinding)
+    );
 }
 
 #[test]
@@ -459,7 +571,10 @@ fn wrong_type_for_a_typed_parser() {
     let bytes = hex(CONNECT);
     assert_eq!(
         State::from_bytes(&bytes).unwrap_err().kind(),
-        DecodeErrorKind::WrongMessageType { expected: 10, found: 5 }
+        DecodeErrorKind::WrongMessageType {
+            expected: 10,
+            found: 5
+        }
     );
 }
 
@@ -472,7 +587,10 @@ fn reject_reason_descriptions_and_codes() {
         assert!(r.description().len() > 5);
     }
     assert_eq!(RejectReason::from(22), RejectReason::Unknown(22));
-    assert_eq!(RejectReason::HbaConflict.description(), "Hash bucket assignment conflict");
+    assert_eq!(
+        RejectReason::HbaConflict.description(),
+        "Hash bucket assignment conflict"
+    );
 }
 
 // RFC 3074 hash vectors (RFC 3074 §6 table; worked examples cross-checked against ISC's table).
@@ -496,12 +614,18 @@ fn load_balancing_hash_vectors() {
         // ISC polarity with `split 128`: buckets below 128 are the primary's.
         let role = split.server_for(want, HbaPolarity::BitsArePrimary);
         assert_eq!(role == Role::Primary, want < 128);
-        assert_eq!(split.server_for(want, HbaPolarity::BitsAreSecondary), role.partner());
+        assert_eq!(
+            split.server_for(want, HbaPolarity::BitsAreSecondary),
+            role.partner()
+        );
     }
     // The client-identifier wins over chaddr.
     let mac = [0x00, 0x11, 0x22, 0x33, 0x44, 0x55];
     assert_eq!(client_bucket(None, &mac), 135);
-    assert_eq!(client_bucket(Some(&[0x01, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55]), &mac), 223);
+    assert_eq!(
+        client_bucket(Some(&[0x01, 0x00, 0x11, 0x22, 0x33, 0x44, 0x55]), &mac),
+        223
+    );
     // The table is a permutation: every single-byte key of length 1 lands in a distinct bucket.
     let mut seen = [false; 256];
     for b in 0..=255u8 {

@@ -1,5 +1,11 @@
 //! Decoding, framing and encoding every captured message performs no heap allocation.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
 // A global allocator is unsafe to implement; this test binary is the only place the repo does.
 #![allow(unsafe_code)]
 
@@ -47,7 +53,10 @@ fn vectors() -> Vec<Vec<u8>> {
     let mut out = Vec::new();
     for name in ["startup", "leases", "poolreq", "partnerdown", "rejects"] {
         let text = std::fs::read_to_string(format!("{dir}/{name}.hex")).unwrap();
-        for line in text.lines().filter(|l| !l.starts_with('#') && !l.is_empty()) {
+        for line in text
+            .lines()
+            .filter(|l| !l.starts_with('#') && !l.is_empty())
+        {
             let hex = line.split_whitespace().last().unwrap();
             out.push(
                 (0..hex.len())

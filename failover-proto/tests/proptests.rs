@@ -1,7 +1,13 @@
 //! Property tests: typed value → emit → parse gives the value back, for every message type;
 //! no input makes a parser or the framer panic; every truncation of a valid message is a typed
 //! error.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
 
 use core::net::Ipv4Addr;
 use failover_proto::framer::{Frames, frame_status};
@@ -98,7 +104,10 @@ fn check(repr: Repr<'_>) {
     // Every truncation is a typed error, never a panic.
     for cut in 0..len {
         let e = Repr::parse(&out[..cut]).unwrap_err();
-        assert!(matches!(e.kind(), DecodeErrorKind::Truncated { .. }), "{cut}: {e}");
+        assert!(
+            matches!(e.kind(), DecodeErrorKind::Truncated { .. }),
+            "{cut}: {e}"
+        );
     }
     // A buffer one byte short reports the exact size.
     if len > 0 {

@@ -1,9 +1,16 @@
 //! Every message captured between two ISC dhcpd 4.4.3 servers decodes to typed values, and
 //! re-encoding the typed value reproduces the captured bytes exactly.
-#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, missing_docs)]
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
 
 use failover_proto::{
-    Binding, BindingAck, BindingList, BindingStatus, BndAck, BndUpd, DecodeErrorKind, MessageType, OptionCode, Repr, RejectReason, ServerState,
+    Binding, BindingAck, BindingList, BindingStatus, BndAck, BndUpd, DecodeErrorKind, MessageType,
+    OptionCode, RejectReason, Repr, ServerState,
 };
 
 struct Line {
@@ -58,7 +65,11 @@ const PROBES: [(usize, OptionCode, Option<RejectReason>); 3] = [
     // R3: no MCLT → ISC builds reject 5 but closes before sending it.
     (5, OptionCode::Mclt, None),
     // R6: no relationship-name → ISC: CONNECTACK reject 8.
-    (9, OptionCode::RelationshipName, Some(RejectReason::InvalidPartner)),
+    (
+        9,
+        OptionCode::RelationshipName,
+        Some(RejectReason::InvalidPartner),
+    ),
 ];
 
 #[test]
@@ -81,7 +92,11 @@ fn every_captured_message_round_trips_byte_exact() {
             assert_eq!(repr.xid(), line.xid, "{name} #{idx}");
             assert_eq!(repr.buffer_len(), line.len, "{name} #{idx}: buffer_len");
             let n = repr.emit(&mut out).unwrap();
-            assert_eq!(&out[..n], &line.bytes[..], "{name} #{idx}: re-encoded bytes");
+            assert_eq!(
+                &out[..n],
+                &line.bytes[..],
+                "{name} #{idx}: re-encoded bytes"
+            );
             // The re-encoded message parses back to the same value.
             assert_eq!(Repr::parse(&out[..n]).unwrap(), repr, "{name} #{idx}");
             // Bindings parsed lazily are re-emitted as received; rebuild them from their typed
@@ -107,7 +122,11 @@ fn every_captured_message_round_trips_byte_exact() {
                 }
                 _ => n,
             };
-            assert_eq!(&out[..typed_len], &line.bytes[..], "{name} #{idx}: typed bindings");
+            assert_eq!(
+                &out[..typed_len],
+                &line.bytes[..],
+                "{name} #{idx}: typed bindings"
+            );
             total += 1;
         }
     }
@@ -121,7 +140,11 @@ fn incomplete_probe_connects_map_to_iscs_reject_reasons() {
         let line = &lines[idx - 1];
         assert_eq!(line.type_name, "CONNECT");
         let err = Repr::parse(&line.bytes).unwrap_err();
-        assert_eq!(err.kind(), DecodeErrorKind::MissingOption(missing), "#{idx}");
+        assert_eq!(
+            err.kind(),
+            DecodeErrorKind::MissingOption(missing),
+            "#{idx}"
+        );
         if let Some(reason) = isc_answer {
             assert_eq!(err.reject_reason(), reason, "#{idx}");
             // ISC's CONNECTACK, the next line, carries that reason.
@@ -141,8 +164,13 @@ fn scenario_content_is_what_the_capture_notes_say() {
     // startup: cold start, both sides RECOVER and exchange their 16 FREE leases; the primary
     // rejects all 16 of the secondary's as less critical (reason 16).
     let startup = load("startup");
-    let parsed: Vec<Repr<'_>> = startup.iter().map(|l| Repr::parse(&l.bytes).unwrap()).collect();
-    let Repr::Connect(c) = parsed[0] else { panic!() };
+    let parsed: Vec<Repr<'_>> = startup
+        .iter()
+        .map(|l| Repr::parse(&l.bytes).unwrap())
+        .collect();
+    let Repr::Connect(c) = parsed[0] else {
+        panic!()
+    };
     assert_eq!(c.relationship_name.as_str(), Some("fo-interop"));
     assert_eq!(c.mclt, 60);
     assert_eq!(c.max_unacked_bndupd, 10);
@@ -175,7 +203,9 @@ fn scenario_content_is_what_the_capture_notes_say() {
     let mut types = std::collections::BTreeSet::new();
     for (name, _) in SCENARIOS {
         for l in load(name) {
-            let Ok(r) = Repr::parse(&l.bytes) else { continue };
+            let Ok(r) = Repr::parse(&l.bytes) else {
+                continue;
+            };
             types.insert(u8::from(r.message_type()));
             match r {
                 Repr::BndUpd(u) => {
@@ -201,7 +231,10 @@ fn scenario_content_is_what_the_capture_notes_say() {
     assert!(server_states.contains(&u8::from(ServerState::ConflictDone)));
     assert!(server_states.contains(&u8::from(ServerState::PotentialConflict)));
     // All twelve message types appear in the captures.
-    assert_eq!(types.into_iter().collect::<Vec<_>>(), (1..=12).collect::<Vec<u8>>());
+    assert_eq!(
+        types.into_iter().collect::<Vec<_>>(),
+        (1..=12).collect::<Vec<u8>>()
+    );
 }
 
 #[test]
@@ -230,7 +263,11 @@ fn streams_frame_into_the_captured_messages() {
                     }
                 }
                 assert_eq!(framer.buffered(), 0);
-                assert_eq!(got.len(), msgs.len(), "{name} conn {conn} {dir} chunk {chunk}");
+                assert_eq!(
+                    got.len(),
+                    msgs.len(),
+                    "{name} conn {conn} {dir} chunk {chunk}"
+                );
                 for (g, l) in got.iter().zip(&msgs) {
                     assert_eq!(g, &l.bytes);
                 }
