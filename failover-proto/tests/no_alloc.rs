@@ -48,25 +48,15 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
+#[path = "common/vectors.rs"]
+mod loader;
+
 fn vectors() -> Vec<Vec<u8>> {
-    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/vectors");
-    let mut out = Vec::new();
-    for name in ["startup", "leases", "poolreq", "partnerdown", "rejects"] {
-        let text = std::fs::read_to_string(format!("{dir}/{name}.hex")).unwrap();
-        for line in text
-            .lines()
-            .filter(|l| !l.starts_with('#') && !l.is_empty())
-        {
-            let hex = line.split_whitespace().last().unwrap();
-            out.push(
-                (0..hex.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-                    .collect(),
-            );
-        }
-    }
-    out
+    loader::SCENARIOS
+        .iter()
+        .flat_map(|name| loader::load(name))
+        .map(|line| line.bytes)
+        .collect()
 }
 
 #[test]

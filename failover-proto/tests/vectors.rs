@@ -13,37 +13,10 @@ use failover_proto::{
     OptionCode, RejectReason, Repr, ServerState,
 };
 
-struct Line {
-    conn: u32,
-    dir: String,
-    type_name: String,
-    len: usize,
-    xid: u32,
-    bytes: Vec<u8>,
-}
+#[path = "common/vectors.rs"]
+mod loader;
 
-fn load(name: &str) -> Vec<Line> {
-    let path = format!("{}/tests/vectors/{name}.hex", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).expect(&path);
-    text.lines()
-        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
-        .map(|l| {
-            let f: Vec<&str> = l.split_whitespace().collect();
-            let hex = f[7];
-            Line {
-                conn: f[2].parse().unwrap(),
-                dir: f[3].to_string(),
-                type_name: f[4].to_string(),
-                len: f[5].parse().unwrap(),
-                xid: u32::from_str_radix(f[6].trim_start_matches("0x"), 16).unwrap(),
-                bytes: (0..hex.len())
-                    .step_by(2)
-                    .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-                    .collect(),
-            }
-        })
-        .collect()
-}
+use loader::{VectorLine as Line, load};
 
 const SCENARIOS: [(&str, usize); 5] = [
     ("startup", 110),
