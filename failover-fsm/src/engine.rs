@@ -1,0 +1,1686 @@
+//! The failover endpoint: one relationship, one role, driven by the caller.
+//!
+//! See the crate documentation for the four API groups and the polling order.
+
+use core::net::Ipv4Addr;
+use core::time::Duration;
+
+use failover_proto::{
+    BindingAck, BindingList, BndAck, BndUpd, Connect, ConnectAck, Contact, DecodeError,
+    DecodeErrorKind, Disconnect, Hba, Message, MessageType, PROTOCOL_VERSION, PoolReq, PoolResp,
+    RejectReason, Repr, Role, ServerFlags, ServerState, State, Text, TlsReply, TlsRequest, UpdDone,
+    UpdReq, UpdReqAll,
+};
+use heapless::{Deque, Vec};
+
+use crate::accept::{LocalBinding, Verdict, judge_update};
+use crate::binding::BindingData;
+use crate::config::{Config, ConfigError};
+use crate::dialect::Dialect;
+use crate::time::{Instant, UnixTime};
+use crate::transition::{self, Actions, Context, StateEvent};
+
+/// Most binding transactions accepted in one received BNDUPD (ISC sends one).
+pub const MAX_BATCH: usize = 8;
+/// Control messages waiting to be sent (CONNECT, STATE, UPDDONE, ...).
+const CONTROL_CAPACITY: usize = 16;
+/// Seconds a server entering SHUTDOWN keeps the link to see the partner enter PARTNER-DOWN
+/// (§9.14.2; ISC waits about 4 s).
+const SHUTDOWN_LINGER: u64 = 5;
+/// Events an input may produce at most; inputs are refused while fewer slots are free.
+const EVENT_HEADROOM: usize = MAX_BATCH + 8;
+
+/// What the engine persisted last time, handed back at start (§9.2, §9.3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Persisted {
+    /// The failover state last persisted.
+    pub state: ServerState,
+    /// When it was entered.
+    pub since: UnixTime,
+    /// The MCLT a secondary learned from its primary (§7.8.2 step 7).
+    pub mclt: Option<u32>,
+    /// The last time this server knew it was operating (for §9.3.2 step 5).
+    pub last_operational: Option<UnixTime>,
+}
+
+/// Answers the engine needs from the caller's lease database to judge a received BNDUPD
+/// (§7.1.3).
+pub trait LeaseLookup {
+    /// The local binding of `address`, or `None` when the address is not in any pool of this
+    /// relationship (answered with reject-reason 1).
+    fn lookup(&self, address: Ipv4Addr) -> Option<LocalBinding>;
+}
+
+/// Identifies a received binding handed to the caller to commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CommitToken(pub u64);
+
+/// Something the caller must act on or may want to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Event {
+    /// Persist the failover state before anything else (§9.2). STATE messages announcing it are
+    /// held back until this event has been polled.
+    PersistState {
+        /// The new state.
+        state: ServerState,
+        /// When it was entered.
+        since: UnixTime,
+    },
+    /// The failover state changed (after `PersistState`).
+    StateChanged {
+        /// Previous state.
+        from: ServerState,
+        /// New state.
+        to: ServerState,
+    },
+    /// The partner reported a state (STATE message).
+    PartnerStateChanged {
+        /// The partner's state.
+        state: ServerState,
+        /// Its start-time-of-state, in our clock.
+        since: UnixTime,
+        /// Whether the partner is in STARTUP (server-flags S).
+        startup: bool,
+    },
+    /// A secondary learned the primary's MCLT: persist it (§7.8.2 step 7).
+    PersistMclt {
+        /// The MCLT in seconds.
+        mclt: u32,
+    },
+    /// Communications are OK: CONNECT/CONNECTACK done and the partner's STATE received (§8.3).
+    CommunicationsOk,
+    /// Communications failed: the connection is gone or silent (§8.3).
+    CommunicationsFailed,
+    /// Close the TCP connection now (everything polled before this was the last to send).
+    CloseConnection,
+    /// Commit this binding received from the partner to stable storage, then call
+    /// [`Engine::binding_committed`]: only then is it acknowledged (§7.2).
+    CommitBinding {
+        /// Pass back to `binding_committed`.
+        token: CommitToken,
+        /// The binding, with times in our clock.
+        binding: BindingData,
+        /// What to store: `verdict.store_as` is the binding-status (EXPIRED, RELEASED and RESET
+        /// become FREE on receipt, §5.11), with the times to record.
+        verdict: Verdict,
+    },
+    /// A received binding was rejected with this reason (a BNDACK says so).
+    RejectedPartnerBinding {
+        /// The address.
+        address: [u8; 4],
+        /// Why.
+        reason: RejectReason,
+    },
+    /// The partner acknowledged one of our bindings.
+    BindingAcked {
+        /// The address.
+        address: [u8; 4],
+        /// Its status in the update.
+        status: failover_proto::BindingStatus,
+        /// The potential-expiration-time the partner now knows (acked PET, §7.1.5).
+        potential_expiration_time: Option<UnixTime>,
+    },
+    /// The partner rejected one of our bindings (§7.2.2: do not resend it right away).
+    BindingRejected {
+        /// The address.
+        address: [u8; 4],
+        /// Why.
+        reason: RejectReason,
+    },
+    /// The partner sent UPDREQALL: queue every binding with [`Engine::send_binding`], then call
+    /// [`Engine::end_of_updates`] (§7.4).
+    SendAllBindings,
+    /// The partner sent UPDREQ: queue every binding it has not acknowledged, then call
+    /// [`Engine::end_of_updates`] (§7.3).
+    SendUnackedBindings,
+    /// The partner finished sending what we asked for (UPDDONE).
+    UpdatesReceived,
+    /// The partner asks for pool balancing (POOLREQ, §7.6); call
+    /// [`Engine::pool_response`] with the number of addresses moved to it.
+    PoolRequested,
+    /// The partner answered our POOLREQ (§7.7).
+    PoolResponse {
+        /// Addresses it moved to our pool.
+        addresses_transferred: u32,
+    },
+    /// The partner rejected our CONNECT, or we rejected its CONNECT/CONNECTACK.
+    ConnectionRejected {
+        /// Why.
+        reason: RejectReason,
+        /// Whether the partner (not us) rejected.
+        by_partner: bool,
+    },
+    /// The partner sent DISCONNECT.
+    PartnerDisconnected {
+        /// Its reason.
+        reason: RejectReason,
+    },
+    /// Persist the last time this server was known to operate (§9.14.1, used by §9.3.2 step 5).
+    PersistLastOperational {
+        /// The time.
+        at: UnixTime,
+    },
+    /// Queue every binding change the partner has not acknowledged with
+    /// [`Engine::send_binding`] (entering NORMAL, §9.8.1). Bindings still in the engine's queue
+    /// need not be queued again.
+    SendBacklog,
+    /// Run pool balancing now (ISC on entering NORMAL): compare FREE and BACKUP counts and move
+    /// addresses with BNDUPDs, or ask with [`Engine::request_pool_balance`].
+    PoolCheck,
+    /// Something an operator should look at (§9.9.1, §9.11.1), or a partner state change the
+    /// protocol forbids.
+    Alarm {
+        /// Our state.
+        state: ServerState,
+        /// The partner's.
+        partner_state: Option<ServerState>,
+    },
+    /// A message from the partner was malformed or out of place; the draft's answer was queued.
+    ProtocolError {
+        /// What was wrong (for an out-of-place message: kind `WrongMessageType`).
+        error: DecodeError,
+    },
+}
+
+/// A command or input the engine refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The binding queue is full: retry after acknowledgements free space (back-pressure).
+    QueueFull,
+    /// Poll events first: too few event slots are free to process more input.
+    EventsPending,
+    /// A connection is already up: refuse the new one as a duplicate (reject-reason 7).
+    AlreadyConnected,
+    /// No connection is up.
+    NotConnected,
+    /// The token is unknown or was already used.
+    UnknownToken,
+}
+
+impl core::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            EngineError::QueueFull => "binding queue full",
+            EngineError::EventsPending => "poll events before giving more input",
+            EngineError::AlreadyConnected => "a connection is already up",
+            EngineError::NotConnected => "no connection",
+            EngineError::UnknownToken => "unknown commit token",
+        })
+    }
+}
+
+impl core::error::Error for EngineError {}
+
+/// The connection as the engine sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Link {
+    /// No TCP connection.
+    Down,
+    /// Secondary: TCP up, waiting for CONNECT.
+    AwaitingConnect,
+    /// Primary: CONNECT sent, waiting for CONNECTACK.
+    AwaitingConnectAck,
+    /// Handshake done, waiting for the partner's STATE.
+    AwaitingState,
+    /// Communications OK (§8.3).
+    Up,
+    /// Closing: the last messages are being sent.
+    Closing,
+}
+
+/// A snapshot of the engine for operators.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Status {
+    /// Our role.
+    pub role: Role,
+    /// Our failover state.
+    pub state: ServerState,
+    /// When we entered it.
+    pub state_since: UnixTime,
+    /// The partner's last reported state.
+    pub partner_state: Option<ServerState>,
+    /// When the partner entered it (its start-time-of-state).
+    pub partner_since: Option<UnixTime>,
+    /// The connection.
+    pub link: Link,
+    /// The MCLT in force.
+    pub mclt: u32,
+    /// Measured clock skew: our clock minus the partner's, seconds.
+    pub clock_skew: Option<i64>,
+    /// Our BNDUPDs sent and not yet acknowledged.
+    pub unacked_sent: usize,
+    /// Our bindings queued (in flight or waiting).
+    pub queued: usize,
+    /// Received BNDUPD transactions waiting for the caller's commit.
+    pub awaiting_commit: usize,
+    /// Partner's max-unacked-bndupd (our send window).
+    pub partner_max_unacked: u32,
+    /// When we last sent a message (monotonic).
+    pub last_sent: Option<Instant>,
+    /// When we last received one.
+    pub last_received: Option<Instant>,
+    /// The last reject-reason sent or received.
+    pub last_reject: Option<RejectReason>,
+    /// Time left in RECOVER-WAIT.
+    pub recover_wait_left: Option<Duration>,
+    /// Time left before the safe period moves us to PARTNER-DOWN.
+    pub auto_partner_down_left: Option<Duration>,
+}
+
+/// One of our bindings, queued or in flight.
+#[derive(Debug, Clone)]
+struct Outgoing {
+    seq: u64,
+    xid: Option<u32>,
+    binding: BindingData,
+}
+
+/// A received BNDUPD whose transactions wait for commits.
+#[derive(Debug, Clone)]
+struct Incoming {
+    xid: u32,
+    generation: u32,
+    /// (address, token, result): result `None` while waiting.
+    items: Vec<([u8; 4], u64, Option<Option<RejectReason>>), MAX_BATCH>,
+}
+
+/// A BNDACK ready to go.
+#[derive(Debug, Clone)]
+struct AckOut {
+    xid: u32,
+    items: Vec<([u8; 4], Option<RejectReason>), MAX_BATCH>,
+}
+
+/// A control message ready to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Control {
+    Connect,
+    ConnectAck {
+        xid: u32,
+        reject: Option<RejectReason>,
+    },
+    State,
+    Contact,
+    Disconnect(RejectReason),
+    UpdReq,
+    UpdReqAll,
+    UpdDone {
+        xid: u32,
+    },
+    PoolReq,
+    PoolResp {
+        xid: u32,
+        count: u32,
+    },
+    /// Close after everything before it was sent.
+    Close,
+}
+
+/// The partner's outstanding UPDREQ/UPDREQALL that we are answering.
+#[derive(Debug, Clone, Copy)]
+struct PartnerRequest {
+    xid: u32,
+    /// Set by `end_of_updates`: UPDDONE once every binding queued up to this sequence is acked.
+    until_seq: Option<u64>,
+}
+
+/// A failover endpoint (§5.1): the state machine, the connection protocol and binding-update
+/// flow control for one relationship.
+///
+/// Capacities are const generics: `QUEUE` bindings queued to send (in flight included),
+/// `COMMITS` received BNDUPDs awaiting the caller's commit (at least the advertised
+/// max-unacked-bndupd), `EVENTS` undelivered events (at least 32).
+#[derive(Debug)]
+pub struct Engine<const QUEUE: usize = 256, const COMMITS: usize = 128, const EVENTS: usize = 64> {
+    config: Config,
+    // Failover state (§9).
+    state: ServerState,
+    state_since: UnixTime,
+    previous: ServerState,
+    partner_state: Option<ServerState>,
+    partner_since: Option<UnixTime>,
+    last_operational: Option<UnixTime>,
+    mclt: u32,
+    hba: Hba,
+    // Clock: wall time anchored to a monotonic instant.
+    anchor: (Instant, UnixTime),
+    // Connection.
+    link: Link,
+    generation: u32,
+    next_xid: u32,
+    handshake_deadline: Option<Instant>,
+    partner_max_unacked: u32,
+    partner_receive_timer: u32,
+    last_rx: Option<Instant>,
+    last_tx: Option<Instant>,
+    skew: Option<i64>,
+    last_reject: Option<RejectReason>,
+    // Queues.
+    control: Deque<Control, CONTROL_CAPACITY>,
+    acks: Deque<AckOut, COMMITS>,
+    incoming: Vec<Incoming, COMMITS>,
+    outgoing: Deque<Outgoing, QUEUE>,
+    in_flight: usize,
+    events: Deque<Event, EVENTS>,
+    persist_pending: usize,
+    next_seq: u64,
+    next_token: u64,
+    // Update requests.
+    partner_request: Option<PartnerRequest>,
+    our_request: Option<u32>,
+    /// Our outstanding request is an UPDREQALL.
+    our_request_all: bool,
+    /// No complete lease table yet: started without persisted state (brand-new, or stable
+    /// storage lost) or restarted in RECOVER (a recovery that never finished). Every update
+    /// request is then an UPDREQALL until one has been answered (§9.5.2).
+    lost_storage: bool,
+    // Timers.
+    startup_deadline: Option<Instant>,
+    recover_wait_deadline: Option<Instant>,
+    safe_deadline: Option<Instant>,
+    pending_pool_xid: Option<u32>,
+    partner_startup: bool,
+    linger_deadline: Option<Instant>,
+    /// A STATE arrived on the current connection.
+    state_seen: bool,
+}
+
+impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
+    /// Starts an endpoint in STARTUP (§9.3) at monotonic `now` and wall-clock `wall`.
+    ///
+    /// `persisted` is what the engine last asked to persist (`None` for a brand-new server,
+    /// which starts as if in RECOVER, §9.3.2 step 1). `xid_seed` varies the first xid.
+    pub fn new(
+        config: Config,
+        persisted: Option<Persisted>,
+        now: Instant,
+        wall: UnixTime,
+        xid_seed: u32,
+    ) -> Result<Self, ConfigError> {
+        config.validate(COMMITS)?;
+        let previous = transition::startup_previous(persisted.map(|p| p.state), config.dialect);
+        let mclt = match (config.role, persisted.and_then(|p| p.mclt)) {
+            (Role::Secondary, Some(m)) => m,
+            _ => config.mclt,
+        };
+        let mut engine = Engine {
+            hba: config.hba,
+            mclt,
+            config,
+            state: ServerState::Startup,
+            state_since: persisted.map_or(wall, |p| p.since),
+            previous,
+            partner_state: None,
+            partner_since: None,
+            last_operational: persisted.and_then(|p| p.last_operational),
+            anchor: (now, wall),
+            link: Link::Down,
+            generation: 0,
+            next_xid: xid_seed,
+            handshake_deadline: None,
+            partner_max_unacked: 1,
+            partner_receive_timer: 0,
+            last_rx: None,
+            last_tx: None,
+            skew: None,
+            last_reject: None,
+            control: Deque::new(),
+            acks: Deque::new(),
+            incoming: Vec::new(),
+            outgoing: Deque::new(),
+            in_flight: 0,
+            events: Deque::new(),
+            persist_pending: 0,
+            next_seq: 1,
+            next_token: 1,
+            partner_request: None,
+            our_request: None,
+            our_request_all: false,
+            lost_storage: persisted.is_none_or(|p| p.state == ServerState::Recover),
+            startup_deadline: None,
+            recover_wait_deadline: None,
+            safe_deadline: None,
+            pending_pool_xid: None,
+            partner_startup: false,
+            linger_deadline: None,
+            state_seen: false,
+        };
+        engine.startup_deadline = Some(now + secs(engine.config.startup_delay));
+        Ok(engine)
+    }
+
+    // ----- getters -----
+
+    /// Our failover state.
+    pub fn state(&self) -> ServerState {
+        self.state
+    }
+
+    /// The partner's last reported state.
+    pub fn partner_state(&self) -> Option<ServerState> {
+        self.partner_state
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The MCLT in force (a secondary's is the primary's, once learned).
+    pub fn mclt(&self) -> u32 {
+        self.mclt
+    }
+
+    /// The hash bucket assignment in force (a secondary's is the primary's, once learned).
+    pub fn hba(&self) -> Hba {
+        self.hba
+    }
+
+    /// The connection state.
+    pub fn link(&self) -> Link {
+        self.link
+    }
+
+    /// Whether communications are OK (§8.3).
+    pub fn is_communicating(&self) -> bool {
+        self.link == Link::Up
+    }
+
+    /// Free slots in the binding queue.
+    pub fn send_queue_space(&self) -> usize {
+        QUEUE - self.outgoing.len()
+    }
+
+    /// The wall clock at monotonic `now`, from the last wall time given.
+    pub fn wall_at(&self, now: Instant) -> UnixTime {
+        let (at, wall) = self.anchor;
+        let delta = now.saturating_duration_since(at).as_secs();
+        wall.plus(u32::try_from(delta).unwrap_or(u32::MAX))
+    }
+
+    /// A snapshot for operators.
+    pub fn status(&self, now: Instant) -> Status {
+        Status {
+            role: self.config.role,
+            state: self.state,
+            state_since: self.state_since,
+            partner_state: self.partner_state,
+            partner_since: self.partner_since,
+            link: self.link,
+            mclt: self.mclt,
+            clock_skew: self.skew,
+            unacked_sent: self.in_flight,
+            queued: self.outgoing.len(),
+            awaiting_commit: self.incoming.iter().map(|i| i.items.len()).sum(),
+            partner_max_unacked: self.partner_max_unacked,
+            last_sent: self.last_tx,
+            last_received: self.last_rx,
+            last_reject: self.last_reject,
+            recover_wait_left: self
+                .recover_wait_deadline
+                .map(|d| d.saturating_duration_since(now)),
+            auto_partner_down_left: self.safe_deadline.map(|d| d.saturating_duration_since(now)),
+        }
+    }
+
+    // ----- connection inputs -----
+
+    /// A TCP connection to the partner is up (either direction). A primary sends CONNECT on it
+    /// (ISC sends CONNECT on accepted connections too); a secondary waits for one.
+    pub fn connection_up(&mut self, now: Instant) -> Result<(), EngineError> {
+        if self.link != Link::Down {
+            return Err(EngineError::AlreadyConnected);
+        }
+        self.generation = self.generation.wrapping_add(1);
+        self.state_seen = false;
+        self.last_rx = Some(now);
+        self.last_tx = None;
+        self.skew = None;
+        self.control.clear();
+        self.acks.clear();
+        self.incoming.clear();
+        self.handshake_deadline = Some(now + secs(self.config.connect_timeout));
+        match self.config.role {
+            Role::Primary => {
+                self.link = Link::AwaitingConnectAck;
+                self.push_control(Control::Connect);
+            }
+            Role::Secondary => self.link = Link::AwaitingConnect,
+        }
+        Ok(())
+    }
+
+    /// The TCP connection is gone. Unacknowledged bindings are sent again on the next one.
+    pub fn connection_down(&mut self, now: Instant) {
+        if self.link == Link::Down {
+            return;
+        }
+        let was_up = matches!(self.link, Link::Up | Link::Closing);
+        self.link = Link::Down;
+        self.handshake_deadline = None;
+        self.control.clear();
+        self.acks.clear();
+        // Received updates not yet acked are dropped: their BNDACK belongs to the dead
+        // connection (§8.6); the partner sends them again.
+        self.incoming.clear();
+        for o in self.outgoing.iter_mut() {
+            o.xid = None;
+        }
+        self.in_flight = 0;
+        self.partner_request = None;
+        self.our_request = None;
+        if was_up {
+            self.comm_failed(now);
+        }
+    }
+
+    /// Handles one whole message from the partner (as framed by `failover_proto::Framer`).
+    ///
+    /// Malformed or out-of-place messages never corrupt state: they get the draft's answer
+    /// (a rejecting BNDACK or CONNECTACK, or DISCONNECT and close) and an
+    /// [`Event::ProtocolError`]. Returns `Err(EventsPending)` without consuming the message
+    /// when events must be polled first.
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        wall: UnixTime,
+        bytes: &[u8],
+        db: &impl LeaseLookup,
+    ) -> Result<(), EngineError> {
+        if EVENTS - self.events.len() < EVENT_HEADROOM.min(EVENTS) {
+            return Err(EngineError::EventsPending);
+        }
+        if matches!(self.link, Link::Down | Link::Closing) {
+            return Ok(());
+        }
+        self.anchor = (now, wall);
+        self.last_rx = Some(now);
+        match Repr::parse(bytes) {
+            Ok(repr) => self.handle_repr(now, wall, repr, db),
+            Err(error) => self.malformed(now, bytes, error),
+        }
+        Ok(())
+    }
+
+    /// Handles expired timers at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        let wall = self.wall_at(now);
+        if let Some(d) = self.handshake_deadline
+            && now >= d
+        {
+            self.handshake_deadline = None;
+            if matches!(
+                self.link,
+                Link::AwaitingConnect | Link::AwaitingConnectAck | Link::AwaitingState
+            ) {
+                self.close(now);
+            }
+        }
+        if matches!(
+            self.link,
+            Link::AwaitingConnect | Link::AwaitingConnectAck | Link::AwaitingState | Link::Up
+        ) {
+            if let Some(rx) = self.last_rx
+                && now >= rx + secs(self.config.receive_timer)
+            {
+                // tReceive expired (§8.3): DISCONNECT(17), then close (§7.12).
+                self.last_reject = Some(RejectReason::NoTraffic);
+                self.push_control(Control::Disconnect(RejectReason::NoTraffic));
+                self.close(now);
+            } else if self.link == Link::Up
+                && let Some(at) = self.contact_due()
+                && now >= at
+            {
+                self.push_control(Control::Contact);
+            }
+        }
+        if let Some(d) = self.startup_deadline
+            && now >= d
+        {
+            self.startup_deadline = None;
+            if self.state == ServerState::Startup {
+                self.run(now, wall, StateEvent::StartupExpired);
+            }
+        }
+        if let Some(d) = self.recover_wait_deadline
+            && now >= d
+        {
+            self.recover_wait_deadline = None;
+            self.run(now, wall, StateEvent::RecoverWaitExpired);
+        }
+        if let Some(d) = self.safe_deadline
+            && now >= d
+        {
+            self.safe_deadline = None;
+            self.run(now, wall, StateEvent::SafePeriodExpired);
+        }
+        if let Some(d) = self.linger_deadline
+            && now >= d
+        {
+            self.linger_deadline = None;
+            self.close(now);
+        }
+    }
+
+    // ----- commands -----
+
+    /// Queues a binding to send to the partner (lazy update, §5.1). A binding already queued and
+    /// not yet sent for the same address is replaced; one in flight is followed by this one.
+    pub fn send_binding(&mut self, binding: BindingData) -> Result<(), EngineError> {
+        // The same data already queued or in flight: its acknowledgement covers this one.
+        if self
+            .outgoing
+            .iter()
+            .rev()
+            .find(|o| o.binding.address == binding.address)
+            .is_some_and(|o| o.binding == binding)
+        {
+            return Ok(());
+        }
+        if let Some(o) = self
+            .outgoing
+            .iter_mut()
+            .rev()
+            .take_while(|o| o.xid.is_none())
+            .find(|o| o.binding.address == binding.address)
+        {
+            o.binding = binding;
+            return Ok(());
+        }
+        let seq = self.next_seq;
+        self.outgoing
+            .push_back(Outgoing {
+                seq,
+                xid: None,
+                binding,
+            })
+            .map_err(|_| EngineError::QueueFull)?;
+        self.next_seq += 1;
+        Ok(())
+    }
+
+    /// After [`Event::SendAllBindings`] / [`Event::SendUnackedBindings`]: everything asked for is
+    /// queued. UPDDONE goes out once all of it is acknowledged (§7.5).
+    pub fn end_of_updates(&mut self) {
+        if let Some(r) = self.partner_request.as_mut() {
+            r.until_seq = Some(self.next_seq - 1);
+        }
+        self.check_upddone();
+    }
+
+    /// The binding of [`Event::CommitBinding`] `token` is on stable storage: acknowledge it.
+    pub fn binding_committed(&mut self, token: CommitToken) -> Result<(), EngineError> {
+        self.resolve(token, None)
+    }
+
+    /// The binding of `token` could not be stored: reject it with `reason`.
+    pub fn binding_commit_failed(
+        &mut self,
+        token: CommitToken,
+        reason: RejectReason,
+    ) -> Result<(), EngineError> {
+        self.resolve(token, Some(reason))
+    }
+
+    /// The operator declares the partner down (§9.4).
+    pub fn partner_down(&mut self, now: Instant) {
+        let wall = self.wall_at(now);
+        self.run(now, wall, StateEvent::AdminPartnerDown);
+    }
+
+    /// Long stop (§9.14): SHUTDOWN is announced to the partner.
+    pub fn shutdown(&mut self, now: Instant) {
+        let wall = self.wall_at(now);
+        self.run(now, wall, StateEvent::AdminShutdown);
+    }
+
+    /// Short stop (§9.13): PAUSED is announced to the partner.
+    pub fn pause(&mut self, now: Instant) {
+        let wall = self.wall_at(now);
+        self.run(now, wall, StateEvent::AdminPause);
+    }
+
+    /// Closes the connection in an orderly way: DISCONNECT with `reason`, then close (§7.12).
+    pub fn disconnect(&mut self, now: Instant, reason: RejectReason) {
+        if matches!(self.link, Link::Down | Link::Closing) {
+            return;
+        }
+        self.push_control(Control::Disconnect(reason));
+        self.close(now);
+    }
+
+    /// Answers the partner's POOLREQ (after [`Event::PoolRequested`]) with the number of
+    /// addresses moved to its pool; the caller then sends them as BNDUPDs (§7.7).
+    pub fn pool_response(&mut self, addresses_transferred: u32) {
+        if let Some(xid) = self.pending_pool_xid.take()
+            && self.link == Link::Up
+        {
+            self.push_control(Control::PoolResp {
+                xid,
+                count: addresses_transferred,
+            });
+        }
+    }
+
+    /// Asks the partner to balance the pools (POOLREQ, §7.6).
+    pub fn request_pool_balance(&mut self) {
+        if self.link == Link::Up {
+            self.push_control(Control::PoolReq);
+        }
+    }
+
+    // ----- outputs -----
+
+    /// The next event, if any. Poll until `None` after every input, before `poll_transmit`.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        let e = self.events.pop_front()?;
+        if matches!(e, Event::PersistState { .. }) {
+            self.persist_pending = self.persist_pending.saturating_sub(1);
+        }
+        Some(e)
+    }
+
+    /// Writes the next message to send into `buf` (2048 bytes always suffice) and returns its
+    /// length. Nothing is sent while a [`Event::PersistState`] is unpolled (§9.2: persist before
+    /// announcing).
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if self.persist_pending > 0 || matches!(self.link, Link::Down) {
+            return None;
+        }
+        let wall = self.wall_at(now).0;
+        if let Some(c) = self.control.pop_front() {
+            if c == Control::Close {
+                self.control.clear();
+                self.push_event(Event::CloseConnection);
+                return None;
+            }
+            let n = self.emit_control(c, wall, buf);
+            if n.is_some() {
+                self.last_tx = Some(now);
+            }
+            return n;
+        }
+        if self.link != Link::Up {
+            return None;
+        }
+        if let Some(ack) = self.acks.pop_front() {
+            let mut list: Vec<BindingAck<'_>, MAX_BATCH> = Vec::new();
+            for (addr, reason) in &ack.items {
+                let _ = list.push(BindingAck {
+                    reject_reason: *reason,
+                    ..BindingAck::accept(Ipv4Addr::from(*addr))
+                });
+            }
+            let msg = BndAck {
+                time: wall,
+                xid: ack.xid,
+                acks: BindingList::from_slice(&list),
+                extra: Default::default(),
+                digest: None,
+            };
+            let n = msg.emit(buf).ok();
+            self.last_tx = Some(now);
+            return n;
+        }
+        if self.state != ServerState::Startup
+            && self.in_flight < self.window()
+            && let Some(idx) = self.outgoing.iter().position(|o| o.xid.is_none())
+        {
+            let xid = self.take_xid();
+            let o = self.outgoing.iter_mut().nth(idx)?;
+            let wire = o.binding.to_wire();
+            let n = BndUpd::single(wall, xid, &wire).emit(buf).ok()?;
+            o.xid = Some(xid);
+            self.in_flight += 1;
+            self.last_tx = Some(now);
+            return Some(n);
+        }
+        None
+    }
+
+    /// When [`Engine::handle_timeout`] must next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        let mut t: Option<Instant> = None;
+        let mut consider = |d: Option<Instant>| {
+            if let Some(d) = d {
+                t = Some(t.map_or(d, |t| t.min(d)));
+            }
+        };
+        consider(self.handshake_deadline);
+        consider(self.startup_deadline);
+        consider(self.recover_wait_deadline);
+        consider(self.safe_deadline);
+        consider(self.linger_deadline);
+        if matches!(
+            self.link,
+            Link::AwaitingConnect | Link::AwaitingConnectAck | Link::AwaitingState | Link::Up
+        ) {
+            consider(self.last_rx.map(|rx| rx + secs(self.config.receive_timer)));
+        }
+        if self.link == Link::Up {
+            consider(self.contact_due());
+        }
+        t
+    }
+
+    // ----- internals -----
+
+    fn window(&self) -> usize {
+        usize::try_from(self.partner_max_unacked.max(1)).unwrap_or(usize::MAX)
+    }
+
+    fn contact_due(&self) -> Option<Instant> {
+        if !self.control.is_empty() {
+            return None; // something is about to be sent anyway
+        }
+        // CONTACT after ⌊partner receive-timer / 3⌋ s of silence (§7.9.1; ISC the same).
+        let every = (self.partner_receive_timer / 3).max(1);
+        Some(self.last_tx.or(self.last_rx)? + secs(every))
+    }
+
+    fn take_xid(&mut self) -> u32 {
+        // ISC never uses xid 0 for a BNDUPD; skip it for every message.
+        self.next_xid = self.next_xid.wrapping_add(1);
+        if self.next_xid == 0 {
+            self.next_xid = 1;
+        }
+        self.next_xid
+    }
+
+    fn push_event(&mut self, e: Event) {
+        if matches!(e, Event::PersistState { .. }) {
+            self.persist_pending += 1;
+        }
+        // Inputs are refused without EVENT_HEADROOM free slots, so this cannot overflow.
+        let _ = self.events.push_back(e);
+    }
+
+    fn push_control(&mut self, c: Control) {
+        if matches!(c, Control::State | Control::Contact) && self.control.iter().any(|q| *q == c) {
+            return;
+        }
+        // Bounded: a full queue means the partner is not reading; drop the connection.
+        if self.control.push_back(c).is_err() {
+            self.control.clear();
+            let _ = self.control.push_back(Control::Close);
+            self.link = Link::Closing;
+        }
+    }
+
+    fn close(&mut self, now: Instant) {
+        if matches!(self.link, Link::Down | Link::Closing) {
+            return;
+        }
+        let was_up = self.link == Link::Up;
+        self.link = Link::Closing;
+        self.handshake_deadline = None;
+        let _ = self.control.push_back(Control::Close);
+        if was_up {
+            self.comm_failed(now);
+        }
+    }
+
+    fn comm_failed(&mut self, now: Instant) {
+        self.push_event(Event::CommunicationsFailed);
+        let wall = self.wall_at(now);
+        self.run(now, wall, StateEvent::CommFailed);
+    }
+
+    fn emit_control(&mut self, c: Control, wall: u32, buf: &mut [u8]) -> Option<usize> {
+        // Messages we originate take a new xid; answers echo the request's (§6.1).
+        let xid = match c {
+            Control::ConnectAck { xid, .. }
+            | Control::UpdDone { xid }
+            | Control::PoolResp { xid, .. } => xid,
+            _ => self.take_xid(),
+        };
+        if matches!(c, Control::UpdReq | Control::UpdReqAll) {
+            self.our_request = Some(xid);
+            self.our_request_all = c == Control::UpdReqAll;
+        }
+        let name = Text(&self.config.relationship_name);
+        let vendor = Text(&self.config.vendor_class);
+        let n = match c {
+            Control::Connect => Connect {
+                time: wall,
+                xid,
+                relationship_name: name,
+                max_unacked_bndupd: self.config.max_unacked_bndupd,
+                receive_timer: self.config.receive_timer,
+                vendor_class: vendor,
+                protocol_version: PROTOCOL_VERSION,
+                tls_request: Some(TlsRequest::NoTls),
+                mclt: self.mclt,
+                hba: self.hba,
+                ..Connect::default()
+            }
+            .emit(buf),
+            Control::ConnectAck { reject, .. } => ConnectAck {
+                time: wall,
+                xid,
+                relationship_name: Some(name),
+                max_unacked_bndupd: reject.is_none().then_some(self.config.max_unacked_bndupd),
+                receive_timer: reject.is_none().then_some(self.config.receive_timer),
+                vendor_class: reject.is_none().then_some(vendor),
+                protocol_version: PROTOCOL_VERSION,
+                tls_reply: Some(TlsReply::NoTls),
+                reject_reason: reject,
+                message: reject.map(|r| Text(r.description().as_bytes())),
+                ..ConnectAck::default()
+            }
+            .emit(buf),
+            Control::State => {
+                let (state, flags) = if self.state == ServerState::Startup {
+                    (self.previous, ServerFlags::STARTUP)
+                } else {
+                    (self.state, ServerFlags::EMPTY)
+                };
+                State {
+                    time: wall,
+                    xid,
+                    server_state: state,
+                    server_flags: flags,
+                    start_time_of_state: self.state_since.0,
+                    extra: Default::default(),
+                    digest: None,
+                }
+                .emit(buf)
+            }
+            Control::Contact => Contact {
+                time: wall,
+                xid,
+                ..Contact::default()
+            }
+            .emit(buf),
+            Control::Disconnect(reason) => Disconnect {
+                time: wall,
+                xid,
+                reject_reason: reason,
+                message: Some(Text(reason.description().as_bytes())),
+                extra: Default::default(),
+                digest: None,
+            }
+            .emit(buf),
+            Control::UpdReq | Control::UpdReqAll => {
+                if c == Control::UpdReq {
+                    UpdReq {
+                        time: wall,
+                        xid,
+                        ..UpdReq::default()
+                    }
+                    .emit(buf)
+                } else {
+                    UpdReqAll {
+                        time: wall,
+                        xid,
+                        ..UpdReqAll::default()
+                    }
+                    .emit(buf)
+                }
+            }
+            Control::UpdDone { .. } => UpdDone {
+                time: wall,
+                xid,
+                ..UpdDone::default()
+            }
+            .emit(buf),
+            Control::PoolReq => PoolReq {
+                time: wall,
+                xid,
+                ..PoolReq::default()
+            }
+            .emit(buf),
+            Control::PoolResp { count, .. } => PoolResp {
+                time: wall,
+                xid,
+                addresses_transferred: count,
+                ..PoolResp::default()
+            }
+            .emit(buf),
+            Control::Close => return None,
+        };
+        n.ok()
+    }
+
+    /// Clock skew from a message's header time: our clock minus the partner's (§5.10).
+    fn measure_skew(&mut self, wall: UnixTime, header_time: u32) -> i64 {
+        let skew = i64::from(wall.0) - i64::from(header_time);
+        self.skew = Some(skew);
+        skew
+    }
+
+    fn skew_ok(&self, skew: i64) -> bool {
+        skew.unsigned_abs() <= u64::from(self.config.max_clock_skew)
+    }
+
+    /// A time from the partner, in our clock: corrected by the skew under the draft (§5.10),
+    /// taken as is under ISC rules (ISC does not correct, D27).
+    fn partner_time(&self, t: u32) -> UnixTime {
+        match (self.config.dialect, self.skew) {
+            (Dialect::Draft, Some(skew)) if t != 0 => {
+                UnixTime(u32::try_from((i64::from(t) + skew).max(0)).unwrap_or(u32::MAX))
+            }
+            _ => UnixTime(t),
+        }
+    }
+
+    fn protocol_error(&mut self, now: Instant, error: DecodeError, reason: RejectReason) {
+        self.push_event(Event::ProtocolError { error });
+        self.last_reject = Some(reason);
+        self.push_control(Control::Disconnect(reason));
+        self.close(now);
+    }
+
+    fn out_of_place(&mut self, now: Instant, t: MessageType, reason: RejectReason) {
+        let error = DecodeError::new(
+            DecodeErrorKind::WrongMessageType {
+                expected: 0,
+                found: t.into(),
+            },
+            2,
+        );
+        self.protocol_error(now, error, reason);
+    }
+
+    fn malformed(&mut self, now: Instant, bytes: &[u8], error: DecodeError) {
+        let msg = Message::new_unchecked(bytes);
+        let t = msg.msg_type();
+        let reason = error.reject_reason();
+        match (t, self.link) {
+            // A CONNECT we cannot accept: CONNECTACK with the reason, then close (§7.8.2).
+            (MessageType::Connect, Link::AwaitingConnect) => {
+                self.push_event(Event::ProtocolError { error });
+                self.push_event(Event::ConnectionRejected {
+                    reason,
+                    by_partner: false,
+                });
+                self.last_reject = Some(reason);
+                self.push_control(Control::ConnectAck {
+                    xid: msg.xid(),
+                    reject: Some(reason),
+                });
+                self.close(now);
+            }
+            // A BNDUPD with an address but incomplete binding data: reject that binding (§7.1.3).
+            (MessageType::BndUpd, Link::Up)
+                if matches!(error.kind(), DecodeErrorKind::MissingOption(_)) =>
+            {
+                let address = msg
+                    .options()
+                    .map_while(Result::ok)
+                    .find(|o| o.code == 2 && o.data.len() == 4)
+                    .and_then(|o| <[u8; 4]>::try_from(o.data).ok());
+                match address {
+                    Some(address) => {
+                        self.push_event(Event::ProtocolError { error });
+                        self.reject_now(msg.xid(), address, reason);
+                    }
+                    None => self.protocol_error(now, error, reason),
+                }
+            }
+            _ => self.protocol_error(now, error, reason),
+        }
+    }
+
+    fn reject_now(&mut self, xid: u32, address: [u8; 4], reason: RejectReason) {
+        self.last_reject = Some(reason);
+        self.push_event(Event::RejectedPartnerBinding { address, reason });
+        let mut items = Vec::new();
+        let _ = items.push((address, Some(reason)));
+        if self.acks.push_back(AckOut { xid, items }).is_err() {
+            self.link = Link::Closing;
+            let _ = self.control.push_back(Control::Close);
+        }
+    }
+
+    fn handle_repr(&mut self, now: Instant, wall: UnixTime, repr: Repr<'_>, db: &impl LeaseLookup) {
+        match (repr, self.link) {
+            (Repr::Connect(c), Link::AwaitingConnect) => self.on_connect(now, wall, &c),
+            (Repr::Connect(c), _) => {
+                // A second CONNECT on a live link (ISC: reject 7 and close), or a CONNECT to a
+                // primary (roles do not match: invalid partner).
+                let reason = if self.config.role == Role::Secondary {
+                    RejectReason::DuplicateConnection
+                } else {
+                    RejectReason::InvalidPartner
+                };
+                self.last_reject = Some(reason);
+                self.push_event(Event::ConnectionRejected {
+                    reason,
+                    by_partner: false,
+                });
+                self.push_control(Control::ConnectAck {
+                    xid: c.xid,
+                    reject: Some(reason),
+                });
+                self.close(now);
+            }
+            (Repr::ConnectAck(a), Link::AwaitingConnectAck) => self.on_connectack(now, wall, &a),
+            (Repr::ConnectAck(_), _) => {
+                let reason = if self.config.role == Role::Primary {
+                    RejectReason::DuplicateConnection
+                } else {
+                    RejectReason::InvalidPartner
+                };
+                self.out_of_place(now, MessageType::ConnectAck, reason);
+            }
+            (Repr::Disconnect(d), _) => {
+                self.last_reject = Some(d.reject_reason);
+                self.push_event(Event::PartnerDisconnected {
+                    reason: d.reject_reason,
+                });
+                self.close(now);
+            }
+            (Repr::Optional(_), _) => {} // §6.1: optional types are ignored.
+            (Repr::Contact(_), Link::AwaitingState | Link::Up) => {}
+            (Repr::State(s), Link::AwaitingState | Link::Up) => self.on_state(now, wall, &s),
+            (Repr::BndUpd(u), Link::Up) => {
+                if u.bindings.len() > MAX_BATCH || self.incoming.is_full() {
+                    // More than we advertised in flight (§8.4), or a batch we cannot hold.
+                    let error = DecodeError::new(
+                        DecodeErrorKind::WrongMessageType {
+                            expected: 4,
+                            found: 3,
+                        },
+                        2,
+                    );
+                    self.protocol_error(now, error, RejectReason::UnknownConnectionReason);
+                } else {
+                    self.on_bndupd(u.xid, &u, wall, db);
+                }
+            }
+            (Repr::BndAck(a), Link::Up) => self.on_bndack(&a),
+            (Repr::UpdReq(r), Link::Up) => self.on_update_request(r.xid, false),
+            (Repr::UpdReqAll(r), Link::Up) => self.on_update_request(r.xid, true),
+            (Repr::UpdDone(_), Link::Up) => {
+                if self.our_request.take().is_some() {
+                    if self.our_request_all {
+                        self.lost_storage = false;
+                    }
+                    self.push_event(Event::UpdatesReceived);
+                    self.run(now, wall, StateEvent::UpdDone);
+                }
+            }
+            (Repr::PoolReq(r), Link::Up) => {
+                // ISC balances from both roles; the caller decides how many to move.
+                self.push_event(Event::PoolRequested);
+                self.pending_pool_xid = Some(r.xid);
+            }
+            (Repr::PoolResp(p), Link::Up) => self.push_event(Event::PoolResponse {
+                addresses_transferred: p.addresses_transferred,
+            }),
+            (repr, _) => {
+                // Anything else before communications are OK is out of place (§8.2: CONNECT
+                // first, then STATE).
+                self.out_of_place(
+                    now,
+                    repr.message_type(),
+                    RejectReason::UnknownConnectionReason,
+                );
+            }
+        }
+    }
+}
+
+impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
+    fn on_connect(&mut self, now: Instant, wall: UnixTime, c: &Connect<'_>) {
+        let skew = self.measure_skew(wall, c.time);
+        let draft = self.config.dialect == Dialect::Draft;
+        // §7.8.2, in ISC's order: relationship, time, (HBA: checked by the codec), MCLT.
+        let reject = if c.relationship_name.0 != &self.config.relationship_name[..] {
+            Some(RejectReason::InvalidPartner)
+        } else if !self.skew_ok(skew) {
+            Some(RejectReason::TimeMismatch)
+        } else if c.mclt == 0 {
+            Some(RejectReason::InvalidMclt)
+        } else if draft && c.protocol_version != PROTOCOL_VERSION {
+            Some(RejectReason::VersionMismatch)
+        } else if draft && c.tls_request == Some(TlsRequest::Required) {
+            Some(RejectReason::TlsNotConfigured)
+        } else {
+            None
+        };
+        if let Some(reason) = reject {
+            self.last_reject = Some(reason);
+            self.push_event(Event::ConnectionRejected {
+                reason,
+                by_partner: false,
+            });
+            self.push_control(Control::ConnectAck {
+                xid: c.xid,
+                reject: Some(reason),
+            });
+            self.close(now);
+            return;
+        }
+        if c.mclt != self.mclt {
+            self.mclt = c.mclt;
+            self.push_event(Event::PersistMclt { mclt: c.mclt });
+        }
+        self.hba = c.hba;
+        self.partner_max_unacked = c.max_unacked_bndupd.max(1);
+        self.partner_receive_timer = c.receive_timer;
+        self.push_control(Control::ConnectAck {
+            xid: c.xid,
+            reject: None,
+        });
+        self.push_control(Control::State);
+        self.link = Link::AwaitingState;
+    }
+
+    fn on_connectack(&mut self, now: Instant, wall: UnixTime, a: &ConnectAck<'_>) {
+        let skew = self.measure_skew(wall, a.time);
+        if let Some(reason) = a.reject_reason {
+            // Rejected: log and close, no DISCONNECT (ISC does the same).
+            self.last_reject = Some(reason);
+            self.push_event(Event::ConnectionRejected {
+                reason,
+                by_partner: true,
+            });
+            self.close(now);
+            return;
+        }
+        let reject = if a.relationship_name.map(|n| n.0) != Some(&self.config.relationship_name[..])
+        {
+            Some(RejectReason::InvalidPartner)
+        } else if !self.skew_ok(skew) {
+            Some(RejectReason::TimeMismatch)
+        } else {
+            None
+        };
+        if let Some(reason) = reject {
+            self.last_reject = Some(reason);
+            self.push_event(Event::ConnectionRejected {
+                reason,
+                by_partner: false,
+            });
+            self.push_control(Control::Disconnect(reason));
+            self.close(now);
+            return;
+        }
+        self.partner_max_unacked = a.max_unacked_bndupd.unwrap_or(1).max(1);
+        self.partner_receive_timer = a.receive_timer.unwrap_or(0);
+        self.push_control(Control::State);
+        self.link = Link::AwaitingState;
+    }
+
+    fn on_state(&mut self, now: Instant, wall: UnixTime, s: &State<'_>) {
+        self.measure_skew(wall, s.time);
+        let since = self.partner_time(s.start_time_of_state);
+        let startup = s.server_flags.contains(ServerFlags::STARTUP);
+        let first = self.link == Link::AwaitingState;
+        if first {
+            self.link = Link::Up;
+            self.handshake_deadline = None;
+            self.push_event(Event::CommunicationsOk);
+        }
+        let changed =
+            first || self.partner_state != Some(s.server_state) || self.partner_startup != startup;
+        self.push_event(Event::PartnerStateChanged {
+            state: s.server_state,
+            since,
+            startup,
+        });
+        if changed {
+            self.run(
+                now,
+                wall,
+                StateEvent::PartnerState {
+                    state: s.server_state,
+                    startup,
+                    since,
+                },
+            );
+        }
+        self.partner_startup = startup;
+        self.partner_state = Some(s.server_state);
+        self.partner_since = Some(since);
+        self.state_seen = true;
+    }
+
+    fn on_bndupd(&mut self, xid: u32, u: &BndUpd<'_>, wall: UnixTime, db: &impl LeaseLookup) {
+        let mut incoming = Incoming {
+            xid,
+            generation: self.generation,
+            items: Vec::new(),
+        };
+        let mut pending = 0;
+        for b in u.bindings.iter() {
+            let address = b.address.octets();
+            let result = match BindingData::from_wire(&b) {
+                // ISC rejects over-long client data with reason 6.
+                Err(_) => Err(RejectReason::UnknownConnectionReason),
+                Ok(data) => {
+                    let data = match (self.config.dialect, self.skew) {
+                        (Dialect::Draft, Some(skew)) => data.shifted(skew),
+                        _ => data,
+                    };
+                    self.judge(db.lookup(b.address), &data, wall)
+                        .map(|verdict| (data, verdict))
+                }
+            };
+            let item = match result {
+                Ok((binding, verdict)) => {
+                    let token = self.next_token;
+                    self.next_token += 1;
+                    pending += 1;
+                    self.push_event(Event::CommitBinding {
+                        token: CommitToken(token),
+                        binding,
+                        verdict,
+                    });
+                    (address, token, None)
+                }
+                Err(reason) => {
+                    self.last_reject = Some(reason);
+                    self.push_event(Event::RejectedPartnerBinding { address, reason });
+                    (address, 0, Some(Some(reason)))
+                }
+            };
+            // The codec and the caller of this function bound the batch to MAX_BATCH.
+            let _ = incoming.items.push(item);
+        }
+        if pending == 0 {
+            self.finish_incoming(incoming);
+        } else {
+            // Room was checked before (flow control: at most max-unacked in flight).
+            let _ = self.incoming.push(incoming);
+        }
+    }
+
+    fn finish_incoming(&mut self, inc: Incoming) {
+        if inc.generation != self.generation || self.link != Link::Up {
+            return; // its BNDACK belongs to a dead connection (§8.6)
+        }
+        let mut items = Vec::new();
+        for (addr, _, result) in &inc.items {
+            let _ = items.push((*addr, result.flatten()));
+        }
+        if self
+            .acks
+            .push_back(AckOut {
+                xid: inc.xid,
+                items,
+            })
+            .is_err()
+        {
+            self.link = Link::Closing;
+            let _ = self.control.push_back(Control::Close);
+        }
+    }
+
+    fn resolve(
+        &mut self,
+        token: CommitToken,
+        reason: Option<RejectReason>,
+    ) -> Result<(), EngineError> {
+        let (i, j) = self
+            .incoming
+            .iter()
+            .enumerate()
+            .find_map(|(i, inc)| {
+                inc.items
+                    .iter()
+                    .position(|(_, t, r)| *t == token.0 && r.is_none())
+                    .map(|j| (i, j))
+            })
+            .ok_or(EngineError::UnknownToken)?;
+        let inc = self.incoming.get_mut(i).ok_or(EngineError::UnknownToken)?;
+        if let Some(item) = inc.items.get_mut(j) {
+            item.2 = Some(reason);
+        }
+        if let Some(r) = reason {
+            self.last_reject = Some(r);
+        }
+        if inc.items.iter().all(|(_, _, r)| r.is_some()) {
+            let inc = self.incoming.remove(i);
+            self.finish_incoming(inc);
+        }
+        Ok(())
+    }
+
+    fn on_bndack(&mut self, a: &BndAck<'_>) {
+        for ack in a.acks.iter() {
+            let address = ack.address.octets();
+            let Some(idx) = self
+                .outgoing
+                .iter()
+                .position(|o| o.xid == Some(a.xid) && o.binding.address == address)
+            else {
+                continue; // unknown or stale xid: ignored, as ISC does
+            };
+            let Some(o) = self.remove_outgoing(idx) else {
+                continue;
+            };
+            self.in_flight = self.in_flight.saturating_sub(1);
+            match ack.reject_reason {
+                None => self.push_event(Event::BindingAcked {
+                    address,
+                    status: o.binding.status,
+                    potential_expiration_time: o.binding.potential_expiration_time,
+                }),
+                Some(reason) => {
+                    self.last_reject = Some(reason);
+                    self.push_event(Event::BindingRejected { address, reason });
+                }
+            }
+        }
+        self.check_upddone();
+    }
+
+    fn remove_outgoing(&mut self, idx: usize) -> Option<Outgoing> {
+        if idx == 0 {
+            return self.outgoing.pop_front();
+        }
+        // Rotate once through the queue, keeping order, leaving out `idx`.
+        let n = self.outgoing.len();
+        let mut removed = None;
+        for i in 0..n {
+            let o = self.outgoing.pop_front()?;
+            if i == idx {
+                removed = Some(o);
+            } else {
+                let _ = self.outgoing.push_back(o);
+            }
+        }
+        removed
+    }
+
+    fn on_update_request(&mut self, xid: u32, all: bool) {
+        // A newer request replaces one still being answered (ISC: "silently discarding").
+        self.partner_request = Some(PartnerRequest {
+            xid,
+            until_seq: None,
+        });
+        self.push_event(if all {
+            Event::SendAllBindings
+        } else {
+            Event::SendUnackedBindings
+        });
+    }
+
+    fn check_upddone(&mut self) {
+        let Some(PartnerRequest {
+            xid,
+            until_seq: Some(until),
+        }) = self.partner_request
+        else {
+            return;
+        };
+        if self.outgoing.iter().all(|o| o.seq > until) {
+            self.partner_request = None;
+            self.push_control(Control::UpdDone { xid });
+        }
+    }
+
+    fn judge(
+        &self,
+        local: Option<LocalBinding>,
+        received: &BindingData,
+        wall: UnixTime,
+    ) -> Result<Verdict, RejectReason> {
+        let Some(local) = local else {
+            return Err(RejectReason::IllegalIpAddress);
+        };
+        judge_update(
+            self.config.dialect,
+            self.config.role,
+            self.state,
+            Some(&local),
+            &received.to_wire(),
+            wall,
+        )
+    }
+
+    fn context(&self, wall: UnixTime) -> Context {
+        Context {
+            previous: self.previous,
+            last_operational: self.last_operational,
+            recover_wait_until: matches!(
+                self.state,
+                ServerState::Recover | ServerState::RecoverWait
+            )
+            .then(|| self.state_since.plus(self.mclt)),
+            // A partner that announced STARTUP has no state to compare with yet.
+            partner: if self.partner_startup {
+                Some(ServerState::Startup)
+            } else {
+                self.partner_state
+            },
+            // The first STATE on a connection is always evaluated (§9.2).
+            comm_ok: self.link == Link::Up && self.state_seen,
+            lost_storage: self.lost_storage,
+            ..Context::new(self.config.role, self.config.dialect, wall)
+        }
+    }
+
+    /// Runs the state machine on `event` (§9) and carries out the result.
+    fn run(&mut self, now: Instant, wall: UnixTime, event: StateEvent) {
+        let ctx = self.context(wall);
+        let t = transition::step(self.state, &event, &ctx);
+        let from = self.state;
+        if let Some(next) = t.next
+            && next != self.state
+        {
+            self.set_state(now, wall, next);
+        }
+        self.apply(now, wall, from, t.actions);
+    }
+
+    fn set_state(&mut self, now: Instant, wall: UnixTime, next: ServerState) {
+        let from = self.state;
+        // Leaving STARTUP for the remembered state, and entering RECOVER-WAIT, keep the start
+        // time (ISC does: RECOVER-WAIT ends MCLT after RECOVER began).
+        let keep = (from == ServerState::Startup && next == self.previous)
+            || next == ServerState::RecoverWait;
+        if !keep {
+            self.state_since = wall;
+        }
+        self.state = next;
+        if from == ServerState::Startup {
+            self.startup_deadline = None;
+        }
+        self.push_event(Event::PersistState {
+            state: next,
+            since: self.state_since,
+        });
+        self.push_event(Event::StateChanged { from, to: next });
+        if matches!(self.link, Link::AwaitingState | Link::Up) {
+            self.push_control(Control::State);
+        }
+        // Timers belong to the state they were started in.
+        self.safe_deadline = None;
+        self.recover_wait_deadline = None;
+        self.linger_deadline = None;
+        let _ = now;
+    }
+
+    fn apply(&mut self, now: Instant, wall: UnixTime, from: ServerState, actions: Actions) {
+        let up = self.link == Link::Up;
+        if actions.contains(Actions::REQUEUE_UNACKED) {
+            for o in self.outgoing.iter_mut() {
+                o.xid = None;
+            }
+            self.in_flight = 0;
+        }
+        if actions.contains(Actions::SEND_UPDREQALL) && up {
+            self.push_control(Control::UpdReqAll);
+        } else if actions.contains(Actions::SEND_UPDREQ) && up {
+            // Without a complete table only everything will do (also in POTENTIAL-CONFLICT).
+            self.push_control(if self.lost_storage {
+                Control::UpdReqAll
+            } else {
+                Control::UpdReq
+            });
+        }
+        if actions.contains(Actions::SEND_BACKLOG) {
+            self.push_event(Event::SendBacklog);
+        }
+        if actions.contains(Actions::SEND_POOLREQ) && up {
+            self.push_control(Control::PoolReq);
+        }
+        if actions.contains(Actions::POOL_CHECK) {
+            self.push_event(Event::PoolCheck);
+        }
+        if actions.contains(Actions::ALARM) {
+            self.push_event(Event::Alarm {
+                state: self.state,
+                partner_state: self.partner_state,
+            });
+        }
+        if actions.contains(Actions::SAVE_RESTART_STATE) {
+            let restart = if from == ServerState::Startup {
+                self.previous
+            } else {
+                from
+            };
+            self.push_event(Event::PersistState {
+                state: restart,
+                since: self.state_since,
+            });
+        }
+        if actions.contains(Actions::RESTART_IN_RECOVER) {
+            self.push_event(Event::PersistState {
+                state: ServerState::Recover,
+                since: wall,
+            });
+        }
+        if actions.contains(Actions::RECORD_LAST_OPERATIONAL) {
+            self.last_operational = Some(wall);
+            self.push_event(Event::PersistLastOperational { at: wall });
+        }
+        if actions.contains(Actions::START_SAFE_TIMER)
+            && let Some(period) = self.config.auto_partner_down
+        {
+            self.safe_deadline = Some(now + secs(period));
+        }
+        if actions.contains(Actions::START_RECOVER_WAIT) {
+            // Until the start of RECOVER + MCLT (ISC; §9.6.2 allows the failure time instead).
+            let until = self.state_since.plus(self.mclt);
+            self.recover_wait_deadline = Some(now + secs(until.secs_since(wall)));
+        }
+        if actions.contains(Actions::DISCONNECT) {
+            if self.state == ServerState::Shutdown && up {
+                // Linger to see whether the partner enters PARTNER-DOWN (§9.14.2).
+                self.linger_deadline = Some(now + Duration::from_secs(SHUTDOWN_LINGER));
+            } else {
+                self.close(now);
+            }
+        }
+    }
+}
+
+fn secs(s: u32) -> Duration {
+    Duration::from_secs(u64::from(s))
+}

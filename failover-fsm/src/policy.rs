@@ -1,0 +1,964 @@
+//! What a DHCP server asks the failover rules before it answers a client: pure functions of
+//! the failover situation ([`Endpoint`]), the address record ([`LocalBinding`]) and the clock.
+//!
+//! * [`may_answer`]: whether to answer a client message at all — per failover state (§9.x.2,
+//!   §9.7.1) and load balancing (§5.3, §9.8.2, RFC 3074).
+//! * [`may_allocate`]: whether an address may go to a client now — own pool (§5.4), the
+//!   partner's pool in PARTNER-DOWN after entry + MCLT (§9.4.2), reuse of EXPIRED / RELEASED /
+//!   RESET (§5.2.2, §9.4.2, §7.1.5).
+//! * [`lease_time`]: the lease time to grant and the potential-expiration-time to send, under
+//!   the MCLT rule (§5.2.1, §7.1.5, §9.9.2).
+//! * Pool balancing with ISC's rules ([`plan_balance`], [`BalanceCursor`], [`next_rebalance`]):
+//!   how many available addresses to hand to the partner, when to send POOLREQ, when to run
+//!   again. (The draft's "secondary sends POOLREQ on entering NORMAL", §9.8.1, is the
+//!   engine's.)
+//!
+//! Every function follows [`Dialect::Draft`] or [`Dialect::Isc`] where the two disagree; the
+//! differences are listed on each function.
+
+use failover_proto::hash::client_bucket;
+use failover_proto::{BindingStatus, Hba, HbaPolarity, Role, ServerState};
+
+use crate::accept::{LocalBinding, own_free_status};
+use crate::dialect::Dialect;
+use crate::time::UnixTime;
+
+/// A lease time meaning "infinite" (DHCP option 51 value `0xffffffff`).
+pub const INFINITE: u32 = u32::MAX;
+
+/// The failover situation of this server, as the rules need it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Endpoint {
+    /// Which rule book to follow.
+    pub dialect: Dialect,
+    /// Primary or secondary.
+    pub role: Role,
+    /// Our failover state.
+    pub state: ServerState,
+    /// When we entered `state`. In PARTNER-DOWN this is the reference of every MCLT wait
+    /// (§9.4.2); pass the time the partner is known to have gone down if that is earlier
+    /// (§5.2.1).
+    pub state_since: UnixTime,
+    /// The partner's last reported state, if any (ISC stops serving in some, §9 below).
+    pub partner_state: Option<ServerState>,
+    /// The maximum client lead time in seconds (§5.2.1).
+    pub mclt: u32,
+}
+
+// ---------------------------------------------------------------------------------------------
+// may_answer
+// ---------------------------------------------------------------------------------------------
+
+/// The kind of a DHCPREQUEST (RFC 2131 §4.3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RequestKind {
+    /// Answering an offer (server-identifier present).
+    Selecting,
+    /// Verifying a remembered address after a reboot (requested-IP, no ciaddr).
+    InitReboot,
+    /// Renewing: unicast to the server, ciaddr set (T1).
+    Renewing,
+    /// Rebinding: broadcast, ciaddr set (T2).
+    Rebinding,
+}
+
+/// The kind of client message a server is about to answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum MessageKind {
+    /// DHCPDISCOVER.
+    Discover,
+    /// DHCPREQUEST.
+    Request(RequestKind),
+    /// DHCPRELEASE.
+    Release,
+    /// DHCPDECLINE.
+    Decline,
+    /// DHCPINFORM.
+    Inform,
+    /// A BOOTP request.
+    Bootp,
+}
+
+impl MessageKind {
+    /// A DHCPREQUEST/RENEWING or DHCPREQUEST/REBINDING: served by either server whatever the
+    /// load balancing says (§5.5, §9.8.2), and the only messages served in RECOVER-DONE
+    /// (§9.7.1).
+    pub const fn is_renewal(&self) -> bool {
+        matches!(
+            self,
+            MessageKind::Request(RequestKind::Renewing | RequestKind::Rebinding)
+        )
+    }
+}
+
+/// The client message, as far as the failover rules look at it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ClientMessage<'a> {
+    /// What the client sent.
+    pub kind: MessageKind,
+    /// The data of DHCP option 61 (client-identifier), if the client sent it.
+    pub client_id: Option<&'a [u8]>,
+    /// `chaddr[..hlen]`, without the hardware type.
+    pub chaddr: &'a [u8],
+    /// The `secs` field: how long the client has been trying (RFC 3074 §5.3).
+    pub secs: u16,
+}
+
+impl ClientMessage<'_> {
+    /// The client's RFC 3074 hash bucket: of the client-identifier if present, else of
+    /// `chaddr` (§9.8.2; the whole key is hashed, as ISC does).
+    pub fn bucket(&self) -> u8 {
+        client_bucket(self.client_id, self.chaddr)
+    }
+}
+
+/// The load-balancing configuration (§5.3, RFC 3074).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LoadBalance {
+    /// The failover hash bucket assignment (sent by the primary in CONNECT, §12.11).
+    pub hba: Hba,
+    /// How its set bits are read: ISC (primary serves) or draft (secondary serves).
+    pub polarity: HbaPolarity,
+    /// Clients whose `secs` exceed this are served by both servers (ISC `load balance max
+    /// seconds`; RFC 3074 §5.3's service delay, draft option 10). 0 turns load balancing off:
+    /// both servers answer everybody, as in ISC. To never answer the other server's clients,
+    /// pass `u16::MAX`.
+    pub max_secs: u16,
+}
+
+impl LoadBalance {
+    /// Whether the server in `role` serves clients hashing to `bucket`.
+    pub const fn serves(&self, role: Role, bucket: u8) -> bool {
+        self.hba.serves(role, bucket, self.polarity)
+    }
+}
+
+/// Whether the partner holds available addresses in the pool the client would be served from
+/// (ISC answers a DHCPDISCOVER that hashes to the partner when the partner has none).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PartnerPool {
+    /// The partner has free addresses (or we do not know): load balancing applies.
+    #[default]
+    HasFree,
+    /// The partner's available pool is empty.
+    Empty,
+}
+
+/// Whether to answer a client message, and why not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Answer {
+    /// Process the message.
+    Serve,
+    /// Load balancing gives the client (in this bucket) to the partner (§9.8.2).
+    NotOurBucket(u8),
+    /// Nobody is answered in our failover state.
+    NotResponding(ServerState),
+    /// Only DHCPREQUEST/RENEWING and REBINDING are answered in this state (RECOVER-DONE,
+    /// §9.7.1).
+    RenewalsOnly(ServerState),
+    /// ISC stops answering while the partner is in this state (D33).
+    PartnerState(ServerState),
+}
+
+impl Answer {
+    /// Whether the message is to be processed.
+    pub const fn is_serve(&self) -> bool {
+        matches!(self, Answer::Serve)
+    }
+}
+
+/// Whether this server answers `msg` now (§5.3, §5.5, §9.x.2 "Operation in ... state").
+///
+/// A server that does not answer must not remember anything from the message (§9.2).
+///
+/// [`Dialect::Draft`] (spec text; where Figure 9.2-1 disagrees the text wins, §9):
+/// * NORMAL: RENEWING and REBINDING from everybody; every other message only from clients in
+///   our hash buckets (§5.5, §9.8.2), or whose `secs` exceed [`LoadBalance::max_secs`].
+/// * COMMUNICATIONS-INTERRUPTED, PARTNER-DOWN, RESOLUTION-INTERRUPTED: everybody (§9.9.2,
+///   §9.4.2, §9.11.2). CONFLICT-DONE: everybody on the primary (§9.12.2); a secondary never
+///   enters it and answers nobody there.
+/// * RECOVER-DONE: RENEWING and REBINDING only (§9.7.1; D31).
+/// * STARTUP, POTENTIAL-CONFLICT, RECOVER, RECOVER-WAIT, PAUSED, SHUTDOWN: nobody (§9.3.1,
+///   §9.10.2, §9.5.1, §9.6.1, §9.13, §9.14.2).
+/// * The partner's state does not matter (D33). The server HBA of §5.3, if any, is the
+///   caller's.
+///
+/// [`Dialect::Isc`] (`dhcp_failover_set_service_state`, `load_balance_mine`):
+/// * NORMAL: only DHCPDISCOVER and BOOTP are load-balanced; a DISCOVER hashing to the partner
+///   is still answered when `partner_pool` is [`PartnerPool::Empty`].
+/// * COMMUNICATIONS-INTERRUPTED, PARTNER-DOWN: everybody; STARTUP and every other state:
+///   nobody (also RECOVER-DONE, CONFLICT-DONE and RESOLUTION-INTERRUPTED, D31/D32).
+/// * Nobody either while the partner is in PARTNER-DOWN, POTENTIAL-CONFLICT, CONFLICT-DONE or
+///   RESOLUTION-INTERRUPTED (D33).
+/// * DHCPINFORM is answered in every state (ISC's `dhcpinform` never looks at failover).
+///
+/// ISC applies these checks only when the client's address is in a failover pool; the caller
+/// decides that.
+pub fn may_answer(
+    endpoint: &Endpoint,
+    load_balance: &LoadBalance,
+    msg: &ClientMessage<'_>,
+    partner_pool: PartnerPool,
+) -> Answer {
+    match endpoint.dialect {
+        Dialect::Draft => draft_answer(endpoint, load_balance, msg),
+        Dialect::Isc => isc_answer(endpoint, load_balance, msg, partner_pool),
+    }
+}
+
+/// The hash decision, after the `secs` escape (RFC 3074 §5.3; ISC `load_balance_mine`).
+fn balance(role: Role, lb: &LoadBalance, msg: &ClientMessage<'_>) -> Answer {
+    if lb.max_secs == 0 || msg.secs > lb.max_secs {
+        return Answer::Serve;
+    }
+    let bucket = msg.bucket();
+    if lb.serves(role, bucket) {
+        Answer::Serve
+    } else {
+        Answer::NotOurBucket(bucket)
+    }
+}
+
+fn draft_answer(ep: &Endpoint, lb: &LoadBalance, msg: &ClientMessage<'_>) -> Answer {
+    use ServerState::{
+        CommunicationsInterrupted, ConflictDone, Normal, PartnerDown, RecoverDone,
+        ResolutionInterrupted,
+    };
+    match ep.state {
+        Normal if msg.kind.is_renewal() => Answer::Serve,
+        Normal => balance(ep.role, lb, msg),
+        CommunicationsInterrupted | PartnerDown | ResolutionInterrupted => Answer::Serve,
+        ConflictDone if ep.role == Role::Primary => Answer::Serve,
+        RecoverDone if msg.kind.is_renewal() => Answer::Serve,
+        RecoverDone => Answer::RenewalsOnly(RecoverDone),
+        other => Answer::NotResponding(other),
+    }
+}
+
+fn isc_answer(
+    ep: &Endpoint,
+    lb: &LoadBalance,
+    msg: &ClientMessage<'_>,
+    partner_pool: PartnerPool,
+) -> Answer {
+    use ServerState::{
+        CommunicationsInterrupted, ConflictDone, Normal, PartnerDown, PotentialConflict,
+        ResolutionInterrupted, Startup,
+    };
+    if msg.kind == MessageKind::Inform {
+        return Answer::Serve;
+    }
+    // ISC's service state: cooperating (NORMAL), not cooperating (COMM-INT), partner-down,
+    // startup; everything else is "not responding" and ignores the partner.
+    if !matches!(
+        ep.state,
+        Normal | CommunicationsInterrupted | PartnerDown | Startup
+    ) {
+        return Answer::NotResponding(ep.state);
+    }
+    if let Some(p @ (PartnerDown | PotentialConflict | ConflictDone | ResolutionInterrupted)) =
+        ep.partner_state
+    {
+        return Answer::PartnerState(p);
+    }
+    match (ep.state, msg.kind) {
+        (Startup, _) => Answer::NotResponding(Startup),
+        (Normal, MessageKind::Discover) => match balance(ep.role, lb, msg) {
+            Answer::NotOurBucket(_) if partner_pool == PartnerPool::Empty => Answer::Serve,
+            other => other,
+        },
+        (Normal, MessageKind::Bootp) => balance(ep.role, lb, msg),
+        _ => Answer::Serve,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// may_allocate
+// ---------------------------------------------------------------------------------------------
+
+/// Who wants the address, as far as the reuse rules care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct AllocationRequest {
+    /// The client is the one the address is (or was last) bound to.
+    pub last_client: bool,
+    /// The address is reserved for this client (§5.13).
+    pub holds_reservation: bool,
+    /// The address is in a pool where dynamic BOOTP clients may get addresses (§5.14).
+    pub dynamic_bootp_pool: bool,
+}
+
+/// Why an address may not be given to the client now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum AllocRefusal {
+    /// No addresses are allocated in our failover state.
+    NotServing(ServerState),
+    /// The address is reserved for another client (§5.13).
+    Reserved,
+    /// The address is in use or unusable (ACTIVE for another client; ABANDONED).
+    Unavailable(BindingStatus),
+    /// The address is available to the partner (FREE on a secondary, BACKUP on a primary);
+    /// only PARTNER-DOWN lets us take it (§5.4, §9.4.2).
+    PartnersPool(BindingStatus),
+    /// Partner's addresses in a pool with dynamic BOOTP are never ours, even in PARTNER-DOWN
+    /// (§5.14).
+    DynamicBootp,
+    /// The EXPIRED / RELEASED / RESET status has not been acknowledged by the partner yet; the
+    /// acknowledgement makes the address FREE (§5.2.2, §5.11).
+    AwaitingAck(BindingStatus),
+    /// Allowed from this time on (PARTNER-DOWN waits, §9.4.2).
+    WaitUntil(UnixTime),
+}
+
+/// Whether the address of `binding` may be given to a client now (new allocation, or
+/// reallocation of a no longer ACTIVE address to its last client).
+///
+/// States where new clients get addresses: NORMAL, COMMUNICATIONS-INTERRUPTED, PARTNER-DOWN
+/// (both dialects); draft also RESOLUTION-INTERRUPTED (§9.11.2) and CONFLICT-DONE on the
+/// primary (§9.12.2), which ISC does not serve in. Load balancing is [`may_answer`]'s.
+///
+/// By binding-status:
+/// * own available (FREE on the primary, BACKUP on the secondary): yes (§5.4). A reserved
+///   address only to its client (§5.13).
+/// * the partner's available: only in PARTNER-DOWN, never in a dynamic-BOOTP pool (§5.14).
+///   Draft: from entry + MCLT on (§9.4.2). ISC (`lease_mine_to_reallocate`): once
+///   `max(entry, tsfp) + MCLT < now`, tsfp being the received/acked PET of the address.
+/// * ACTIVE: only to its own client.
+/// * ABANDONED: draft never (an operator RESETs it, §5.11); ISC treats it as FREE (last
+///   resort in `allocate_lease`).
+/// * EXPIRED / RELEASED / RESET: outside PARTNER-DOWN only after the partner acknowledged it
+///   (then it is FREE), except:
+///   - draft: EXPIRED / RELEASED back to the same client while no BNDUPD with that status was
+///     sent (§5.2.2);
+///   - ISC: EXPIRED / RELEASED to anybody while the partner knows the address only as our
+///     available address (ISC's "rewind").
+///
+///   In PARTNER-DOWN: draft from `MCLT + max(entry, start-time-of-state, lease expiry, sent /
+///   acked / received PET)` on (§9.4.2, §7.1.5, §5.2.2) — leases granted during PARTNER-DOWN
+///   still wait the MCLT after they ended, the conservative reading of §5.2.1's optimisation.
+///   ISC from `entry + MCLT` (strictly after) for the last client, and from
+///   `max(entry + MCLT, lease expiry)` for others, when its pool timer frees them — it does
+///   not add the MCLT to the lease's own times (D46).
+pub fn may_allocate(
+    endpoint: &Endpoint,
+    binding: &LocalBinding,
+    request: AllocationRequest,
+    now: UnixTime,
+) -> Result<(), AllocRefusal> {
+    use BindingStatus::{Abandoned, Active, Backup, Expired, Free, Released, Reset};
+    use ServerState::{
+        CommunicationsInterrupted, ConflictDone, Normal, PartnerDown, ResolutionInterrupted,
+    };
+    let ep = endpoint;
+    let isc = ep.dialect == Dialect::Isc;
+    let serving = match ep.state {
+        Normal | CommunicationsInterrupted | PartnerDown => true,
+        ResolutionInterrupted => !isc,
+        ConflictDone => !isc && ep.role == Role::Primary,
+        _ => false,
+    };
+    if !serving {
+        return Err(AllocRefusal::NotServing(ep.state));
+    }
+    if binding.reserved && !request.holds_reservation {
+        return Err(AllocRefusal::Reserved);
+    }
+    let own = own_free_status(ep.role);
+    let partner_down = ep.state == PartnerDown;
+    let entry_plus_mclt = ep.state_since.plus(ep.mclt);
+    match binding.status {
+        s if s == own => Ok(()),
+        Active if request.last_client => Ok(()),
+        Active => Err(AllocRefusal::Unavailable(Active)),
+        Abandoned if !isc => Err(AllocRefusal::Unavailable(Abandoned)),
+        // ISC treats ABANDONED as FREE: the primary's own, the secondary's partner's.
+        Abandoned if ep.role == Role::Primary => Ok(()),
+        Free | Backup | Abandoned => {
+            if !partner_down {
+                return Err(AllocRefusal::PartnersPool(binding.status));
+            }
+            if request.dynamic_bootp_pool {
+                return Err(AllocRefusal::DynamicBootp);
+            }
+            let from = if isc {
+                // allowed once max(entry, tsfp) + MCLT < now
+                let tsfp = later_of(binding.acked_pet, binding.received_pet);
+                ep.state_since
+                    .max(tsfp.unwrap_or(UnixTime(0)))
+                    .plus(ep.mclt)
+                    .plus(1)
+            } else {
+                entry_plus_mclt
+            };
+            wait_until(now, from)
+        }
+        Expired | Released | Reset => {
+            let rewind = if isc {
+                binding.status != Reset && binding.partner_status.unwrap_or(Free) == own
+            } else {
+                request.last_client
+                    && binding.status != Reset
+                    && binding.partner_status != Some(binding.status)
+            };
+            if rewind {
+                return Ok(());
+            }
+            if !partner_down {
+                return Err(AllocRefusal::AwaitingAck(binding.status));
+            }
+            let from = if isc {
+                let after_entry = entry_plus_mclt.plus(1);
+                if request.last_client {
+                    after_entry
+                } else {
+                    after_entry.max(binding.lease_expiration.unwrap_or(UnixTime(0)))
+                }
+            } else {
+                [
+                    binding.start_time_of_state,
+                    binding.lease_expiration,
+                    binding.sent_pet,
+                    binding.acked_pet,
+                    binding.received_pet,
+                ]
+                .into_iter()
+                .flatten()
+                .fold(ep.state_since, UnixTime::max)
+                .plus(ep.mclt)
+            };
+            wait_until(now, from)
+        }
+        other => Err(AllocRefusal::Unavailable(other)),
+    }
+}
+
+fn wait_until(now: UnixTime, from: UnixTime) -> Result<(), AllocRefusal> {
+    if now >= from {
+        Ok(())
+    } else {
+        Err(AllocRefusal::WaitUntil(from))
+    }
+}
+
+fn later_of(a: Option<UnixTime>, b: Option<UnixTime>) -> Option<UnixTime> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// lease_time
+// ---------------------------------------------------------------------------------------------
+
+/// What PARTNER-DOWN does with the MCLT limit on lease times (§9.4.2 offers both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum PartnerDownLeases {
+    /// Keep the §5.2.1 limit, so that losing our own storage stays recoverable.
+    #[default]
+    KeepMclt,
+    /// Grant the desired time.
+    Unrestricted,
+}
+
+/// The per-binding times the MCLT rule looks at (§7.1.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LeaseTimes {
+    /// lease-expiration-time currently recorded (the COMMUNICATIONS-INTERRUPTED limit, §9.9.2).
+    pub lease_expiration: Option<UnixTime>,
+    /// sent-potential-expiration-time.
+    pub sent_pet: Option<UnixTime>,
+    /// acked-potential-expiration-time.
+    pub acked_pet: Option<UnixTime>,
+    /// received-potential-expiration-time.
+    pub received_pet: Option<UnixTime>,
+}
+
+impl LeaseTimes {
+    /// Nothing recorded: a new client (the grant is then at most the MCLT).
+    pub const NONE: LeaseTimes = LeaseTimes {
+        lease_expiration: None,
+        sent_pet: None,
+        acked_pet: None,
+        received_pet: None,
+    };
+
+    /// The times of `binding` when it holds a client's lease (ACTIVE, EXPIRED, RELEASED) —
+    /// pass it only for that client. For an available address (FREE, BACKUP, RESET,
+    /// ABANDONED) a partner's PET says nothing about a new lease: [`LeaseTimes::NONE`].
+    pub fn of(binding: &LocalBinding) -> LeaseTimes {
+        match binding.status {
+            BindingStatus::Active | BindingStatus::Expired | BindingStatus::Released => {
+                LeaseTimes {
+                    lease_expiration: binding.lease_expiration,
+                    sent_pet: binding.sent_pet,
+                    acked_pet: binding.acked_pet,
+                    received_pet: binding.received_pet,
+                }
+            }
+            _ => LeaseTimes::NONE,
+        }
+    }
+}
+
+/// A lease to compute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LeaseRequest {
+    /// The wall clock.
+    pub now: UnixTime,
+    /// The desired lease interval in seconds ([`INFINITE`] for an infinite lease).
+    pub desired: u32,
+    /// The binding's recorded times.
+    pub times: LeaseTimes,
+    /// PARTNER-DOWN policy (draft only; ISC always applies its formula).
+    pub partner_down: PartnerDownLeases,
+}
+
+/// The lease to grant and what to tell the partner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LeaseGrant {
+    /// Lease time for the client (DHCP option 51), seconds; [`INFINITE`] when infinite.
+    pub granted: u32,
+    /// lease-expiration-time to record and send: `now + granted` (saturating at the end of
+    /// `u32` time, also for infinite leases).
+    pub lease_expiration: UnixTime,
+    /// potential-expiration-time to send in the BNDUPD: `now + desired + granted / 2`
+    /// (saturating; the end of `u32` time for an infinite desired lease). It is never before
+    /// `lease_expiration` (§9.8.3).
+    pub potential_expiration: UnixTime,
+    /// The latest expiry the MCLT rule allowed; `None` when no limit applied.
+    pub cap: Option<UnixTime>,
+}
+
+impl LeaseGrant {
+    /// Whether the MCLT rule shortened the desired lease.
+    pub const fn shortened(&self, desired: u32) -> bool {
+        self.granted < desired
+    }
+}
+
+/// The lease time to grant and the potential-expiration-time to send (§5.2.1, §7.1.5).
+///
+/// [`Dialect::Draft`]: granted = `min(desired, cap − now)` with
+/// * `cap = MCLT + max(now, acked PET, received PET)` (§7.1.5, §9.8.3) in NORMAL and every
+///   state not listed below;
+/// * `cap = MCLT + max(now, acked PET, lease expiry, received PET)` in
+///   COMMUNICATIONS-INTERRUPTED, RESOLUTION-INTERRUPTED and CONFLICT-DONE (§9.9.2, §9.11.2,
+///   §9.12.2 "as COMMUNICATIONS-INTERRUPTED") — the only case where the grant may exceed
+///   `MCLT + max(now, acked PET, received PET)`;
+/// * in PARTNER-DOWN the NORMAL cap, or none with [`PartnerDownLeases::Unrestricted`]
+///   (§9.4.2).
+///
+/// The acked PET counts only up to the last PET we sent: once we have sent a lower one, the
+/// partner will record that (ISC does the same by lowering its `tsfp`).
+///
+/// PET = `now + granted/2 + desired` (the §5.2.1 example: the renewal at T1 may then get the
+/// full desired time).
+///
+/// [`Dialect::Isc`] (`ack_lease`), in every state, with `tsfp` = the later of acked and
+/// received PET, lowered to the sent PET if that is earlier:
+/// `granted = D if D ≤ MCLT; MCLT if tsfp ≤ now; tsfp + MCLT − now if now + D > tsfp + MCLT;
+/// else D`, and PET = `now + D + granted/2`. This never exceeds `MCLT + max(now, tsfp)`. ISC
+/// clamps times at 2038 (`MAX_TIME`); here they saturate at the end of `u32` time.
+pub fn lease_time(endpoint: &Endpoint, request: &LeaseRequest) -> LeaseGrant {
+    let now = u64::from(request.now.0);
+    let desired = request.desired;
+    let mclt = u64::from(endpoint.mclt);
+    let t = &request.times;
+    let secs = |x: Option<UnixTime>| x.map_or(0, |t| u64::from(t.0));
+    let (granted, cap) = match endpoint.dialect {
+        Dialect::Draft => {
+            use ServerState::{
+                CommunicationsInterrupted, ConflictDone, PartnerDown, ResolutionInterrupted,
+            };
+            let acked = match t.sent_pet {
+                Some(sent) => secs(t.acked_pet).min(u64::from(sent.0)),
+                None => secs(t.acked_pet),
+            };
+            let mut base = now.max(acked).max(secs(t.received_pet));
+            let cap = match endpoint.state {
+                PartnerDown if request.partner_down == PartnerDownLeases::Unrestricted => None,
+                CommunicationsInterrupted | ResolutionInterrupted | ConflictDone => {
+                    base = base.max(secs(t.lease_expiration));
+                    Some(base + mclt)
+                }
+                _ => Some(base + mclt),
+            };
+            let granted = match cap {
+                None => desired,
+                Some(cap) => clamp_u32(cap.saturating_sub(now)).min(desired),
+            };
+            (granted, cap)
+        }
+        Dialect::Isc => {
+            let mut tsfp = secs(t.acked_pet).max(secs(t.received_pet));
+            if let Some(sent) = t.sent_pet {
+                tsfp = tsfp.min(u64::from(sent.0));
+            }
+            let d = u64::from(desired);
+            let granted = if d <= mclt {
+                d
+            } else if tsfp <= now {
+                mclt
+            } else if now + d > tsfp + mclt {
+                tsfp + mclt - now
+            } else {
+                d
+            };
+            (clamp_u32(granted), Some(now.max(tsfp) + mclt))
+        }
+    };
+    let lease_expiration = if granted == INFINITE {
+        UnixTime(u32::MAX)
+    } else {
+        UnixTime(clamp_u32(now + u64::from(granted)))
+    };
+    let potential_expiration = if desired == INFINITE {
+        UnixTime(u32::MAX)
+    } else {
+        UnixTime(clamp_u32(now + u64::from(desired) + u64::from(granted / 2)))
+    };
+    LeaseGrant {
+        granted,
+        lease_expiration,
+        potential_expiration,
+        cap: cap.map(|c| UnixTime(clamp_u32(c))),
+    }
+}
+
+fn clamp_u32(x: u64) -> u32 {
+    u32::try_from(x).unwrap_or(u32::MAX)
+}
+
+// ---------------------------------------------------------------------------------------------
+// pool balancing
+// ---------------------------------------------------------------------------------------------
+
+/// ISC's pool-balancing knobs (`failover peer` statements; defaults as ISC's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BalanceConfig {
+    /// `max-lease-misbalance`, percent of the pool's available addresses (default 15).
+    pub max_lease_misbalance: u32,
+    /// `max-lease-ownership`, percent (default 10).
+    pub max_lease_ownership: u32,
+    /// `min-balance`: least seconds between two runs (default 60).
+    pub min_balance: u32,
+    /// `max-balance`: most seconds between two runs (default 3600).
+    pub max_balance: u32,
+}
+
+impl Default for BalanceConfig {
+    fn default() -> Self {
+        BalanceConfig {
+            max_lease_misbalance: 15,
+            max_lease_ownership: 10,
+            min_balance: 60,
+            max_balance: 3600,
+        }
+    }
+}
+
+/// Available addresses of one pool, as this server counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PoolCounts {
+    /// FREE addresses (the primary's), reserved ones not counted.
+    pub free: u32,
+    /// BACKUP addresses (the secondary's), reserved ones not counted.
+    pub backup: u32,
+}
+
+/// What started a balancing run; only timer runs may send POOLREQ (ISC
+/// `dhcp_failover_pool_rebalance` vs `..._reqbalance` / `..._balance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum BalanceTrigger {
+    /// The rebalance timer ([`next_rebalance`]).
+    Timer,
+    /// A POOLREQ from the partner: answer POOLRESP with the number of addresses moved, and
+    /// never a POOLREQ back (§7.6.2, §7.7.1).
+    PoolReq,
+    /// Entry to NORMAL or an operator.
+    Manual,
+}
+
+/// Why no balancing run happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum BalanceSkipped {
+    /// ISC balances only in NORMAL.
+    NotNormal(ServerState),
+}
+
+/// The outcome of ISC's balance computation for one pool (`dhcp_failover_pool_dobalance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BalancePlan {
+    /// The status moved addresses get: BACKUP when the primary gives, FREE when the secondary
+    /// gives back (ISC; the draft only has the primary give).
+    pub give_as: BindingStatus,
+    /// "Leases to send": half our excess over the partner, negative when we are short —
+    /// `(free − backup) / 2` on the primary, `(backup − free) / 2` on the secondary, rounded
+    /// towards zero.
+    pub lts: i64,
+    /// `max-lease-misbalance` of the total, rounded: above this excess the pool is logged
+    /// "IMBALANCED".
+    pub threshold: i64,
+    /// `max-lease-ownership` of the total, rounded: the excess either side may keep.
+    pub hold: i64,
+    /// `−2 × threshold` (−1 if that is 0): below this `lts` the run sends POOLREQ.
+    pub panic: i64,
+    /// Send POOLREQ (timer runs only, `lts < panic`).
+    pub send_poolreq: bool,
+}
+
+impl BalancePlan {
+    /// Addresses to move to even the pool out with never-used addresses (ISC's second pass
+    /// stops at `lts ≤ 0` for those): `max(lts, 0)`.
+    pub fn to_move(&self) -> u32 {
+        clamp_i64(self.lts)
+    }
+
+    /// Most addresses moved when every candidate's last client hashes to the partner (the
+    /// first pass runs until `lts ≤ −hold`): `max(lts + hold, 0)`.
+    pub fn max_affine(&self) -> u32 {
+        clamp_i64(self.lts.saturating_add(self.hold))
+    }
+
+    /// Addresses moved when all candidates were used before and none is affine to the partner
+    /// (second pass stops at `lts ≤ hold`): `max(lts − hold, 0)`.
+    pub fn min_used(&self) -> u32 {
+        clamp_i64(self.lts.saturating_sub(self.hold))
+    }
+
+    /// Whether the pool is still "IMBALANCED" after moving `moved` addresses.
+    pub fn imbalanced_after(&self, moved: u32) -> bool {
+        self.lts - i64::from(moved) > self.threshold
+    }
+
+    /// A cursor to walk our available addresses, oldest first, deciding for each.
+    pub fn cursor(&self) -> BalanceCursor {
+        BalanceCursor {
+            lts: self.lts,
+            hold: self.hold,
+            second_pass: false,
+            done: false,
+            moved: 0,
+        }
+    }
+}
+
+fn clamp_i64(x: i64) -> u32 {
+    u32::try_from(x.max(0)).unwrap_or(u32::MAX)
+}
+
+/// `(x × percent + 50) / 100`, ISC's rounding.
+fn percent(x: u64, pct: u32) -> i64 {
+    i64::try_from((x * u64::from(pct) + 50) / 100).unwrap_or(i64::MAX)
+}
+
+/// ISC's balance computation for one pool (03 §10 of the ISC notes; §5.4 asks for "some
+/// threshold mechanism"): how far this server's available addresses exceed the partner's,
+/// what may move and whether to ask the partner with POOLREQ.
+///
+/// ISC runs it in both roles, only in NORMAL. The primary gives FREE addresses as BACKUP; the
+/// secondary gives BACKUP addresses back as FREE (D48).
+pub fn plan_balance(
+    role: Role,
+    state: ServerState,
+    counts: PoolCounts,
+    config: &BalanceConfig,
+    trigger: BalanceTrigger,
+) -> Result<BalancePlan, BalanceSkipped> {
+    if state != ServerState::Normal {
+        return Err(BalanceSkipped::NotNormal(state));
+    }
+    let free = i64::from(counts.free);
+    let backup = i64::from(counts.backup);
+    let (lts, give_as) = match role {
+        Role::Primary => ((free - backup) / 2, BindingStatus::Backup),
+        Role::Secondary => ((backup - free) / 2, BindingStatus::Free),
+    };
+    let total = u64::from(counts.free) + u64::from(counts.backup);
+    let threshold = percent(total, config.max_lease_misbalance);
+    let hold = percent(total, config.max_lease_ownership);
+    let panic = match -2 * threshold {
+        0 => -1,
+        p => p,
+    };
+    Ok(BalancePlan {
+        give_as,
+        lts,
+        threshold,
+        hold,
+        panic,
+        send_poolreq: trigger == BalanceTrigger::Timer && lts < panic,
+    })
+}
+
+/// ISC's `secondary_not_hoarding`, asked by the primary before sending a freed address to the
+/// secondary because its last client hashes there (MAC affinity, §5.4): whether
+/// `(free − backup) / 2 > −hold`.
+pub fn secondary_not_hoarding(counts: PoolCounts, config: &BalanceConfig) -> bool {
+    let total = u64::from(counts.free) + u64::from(counts.backup);
+    let hold = percent(total, config.max_lease_ownership);
+    (i64::from(counts.free) - i64::from(counts.backup)) / 2 > -hold
+}
+
+/// One of our available addresses, as the balancing walk sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BalanceCandidate {
+    /// The address was leased before (ISC: `ends ≠ 0`).
+    pub used: bool,
+    /// Its last client hashes to the partner (ISC `peer_wants_lease`).
+    pub partner_affine: bool,
+}
+
+/// What to do with a [`BalanceCandidate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum BalanceStep {
+    /// Give it to the partner (store [`BalancePlan::give_as`] and send a BNDUPD).
+    Move,
+    /// Keep it and look at the next one.
+    Keep,
+    /// The pool is balanced enough: stop the walk.
+    Stop,
+}
+
+/// ISC's two-pass walk over our available addresses (FREE queue on the primary, BACKUP on the
+/// secondary), oldest first.
+///
+/// Pass 1 moves addresses whose last client hashes to the partner until `lts ≤ −hold`; at the
+/// end of the queue call [`BalanceCursor::end_of_queue`] and, if it says so, walk the queue
+/// again from the head, skipping what was moved. Pass 2 moves any address, stopping at the
+/// first never-used one once `lts ≤ 0` or the first used one once `lts ≤ hold`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BalanceCursor {
+    lts: i64,
+    hold: i64,
+    second_pass: bool,
+    done: bool,
+    moved: u32,
+}
+
+impl BalanceCursor {
+    /// Decides for the next address of the queue.
+    pub fn consider(&mut self, candidate: BalanceCandidate) -> BalanceStep {
+        if self.done {
+            return BalanceStep::Stop;
+        }
+        let stop = if self.second_pass {
+            if candidate.used {
+                self.lts <= self.hold
+            } else {
+                self.lts <= 0
+            }
+        } else {
+            self.lts <= -self.hold
+        };
+        if stop {
+            self.done = true;
+            return BalanceStep::Stop;
+        }
+        if self.second_pass || candidate.partner_affine {
+            self.lts -= 1;
+            self.moved = self.moved.saturating_add(1);
+            BalanceStep::Move
+        } else {
+            BalanceStep::Keep
+        }
+    }
+
+    /// The queue ran out: `true` to walk it again (second pass), `false` when the run is over.
+    pub fn end_of_queue(&mut self) -> bool {
+        if self.done || self.second_pass {
+            self.done = true;
+            false
+        } else {
+            self.second_pass = true;
+            true
+        }
+    }
+
+    /// Addresses moved so far (the addresses-transferred of a POOLRESP, §7.7.1).
+    pub const fn moved(&self) -> u32 {
+        self.moved
+    }
+
+    /// The remaining excess (`lts` after the moves).
+    pub const fn lts(&self) -> i64 {
+        self.lts
+    }
+
+    /// Whether the walk is over.
+    pub const fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+/// When to run the balancer next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Reschedule {
+    /// Keep the run already scheduled (ISC only ever moves it earlier).
+    Keep,
+    /// Run at this time.
+    At(UnixTime),
+}
+
+/// ISC's `dhcp_failover_pool_check`: the next balancing run, called whenever the FREE or
+/// BACKUP counts change (NORMAL only).
+///
+/// `oldest_free` / `oldest_backup` are the lease-expiration-times of the oldest address of
+/// each queue (`None` = queue empty, `UnixTime(0)` = never used). For each, the time since it
+/// expired × `max-lease-misbalance` % estimates when the imbalance will matter; our own queue
+/// (FREE on the primary, BACKUP on the secondary) counts double. The earlier estimate, at most
+/// `max-balance` from now, not before `last_balance + min-balance`. ISC adds `random() % 5`
+/// seconds; add your own jitter.
+pub fn next_rebalance(
+    role: Role,
+    now: UnixTime,
+    oldest_free: Option<UnixTime>,
+    oldest_backup: Option<UnixTime>,
+    last_balance: Option<UnixTime>,
+    scheduled: Option<UnixTime>,
+    config: &BalanceConfig,
+) -> Reschedule {
+    let estimate = |oldest: Option<UnixTime>| -> u64 {
+        let age = match oldest {
+            Some(ends) if ends < now => u64::from(now.secs_since(ends)),
+            _ => 0,
+        };
+        (age * u64::from(config.max_lease_misbalance) + 50) / 100
+    };
+    let (mut free_est, mut backup_est) = (estimate(oldest_free), estimate(oldest_backup));
+    match role {
+        Role::Primary => free_est *= 2,
+        Role::Secondary => backup_est *= 2,
+    }
+    let delay = free_est.min(backup_est).min(u64::from(config.max_balance));
+    let mut at = now.plus(clamp_u32(delay));
+    if let Some(last) = last_balance {
+        at = at.max(last.plus(config.min_balance));
+    }
+    match scheduled {
+        Some(s) if at >= s => Reschedule::Keep,
+        _ => Reschedule::At(at),
+    }
+}

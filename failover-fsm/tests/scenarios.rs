@@ -1,0 +1,172 @@
+//! The synchronisation sequences of draft-12 (§9.5–§9.12), driving two engines against each
+//! other in memory.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+mod support;
+
+use std::net::Ipv4Addr;
+
+use failover_fsm::{BindingStatus, Event, ServerState};
+use support::Pair;
+
+#[test]
+fn cold_start_both_recover_then_normal() {
+    // §6.3 of our notes / §9.5–§9.7: a brand-new pair.
+    let mut pair = Pair::new(16);
+    pair.connect();
+    pair.run_for(5);
+    assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
+    let types = pair.trace_types();
+    assert_eq!(types[0], (true, "CONNECT"));
+    assert_eq!(types[1], (false, "CONNECTACK"));
+    assert!(types.contains(&(true, "UPDREQALL")));
+    assert!(types.contains(&(false, "UPDREQALL")));
+    assert!(types.iter().filter(|t| t.1 == "UPDDONE").count() >= 2);
+    // Both went RECOVER → RECOVER-DONE (the wait is skipped with the partner in RECOVER, ISC).
+    for node in [&pair.primary, &pair.secondary] {
+        assert!(node.saw(|e| matches!(
+            e,
+            Event::StateChanged {
+                to: ServerState::RecoverDone,
+                ..
+            }
+        )));
+        assert!(node.saw(|e| matches!(
+            e,
+            Event::StateChanged {
+                to: ServerState::Normal,
+                ..
+            }
+        )));
+        assert_eq!(node.persisted.unwrap().state, ServerState::Normal);
+    }
+    assert_eq!(pair.secondary.engine.mclt(), 60);
+}
+
+#[test]
+fn bindings_flow_and_are_acked_after_commit() {
+    let mut pair = Pair::new(16);
+    pair.connect();
+    pair.run_for(5);
+    let wall = pair.wall();
+    let addr = Ipv4Addr::new(198, 18, 1, 3);
+    pair.primary
+        .grant(addr, [0, 0x0c, 0x29, 1, 2, 3], wall, 600);
+    pair.pump();
+    let s = &pair.secondary.store.leases[&addr.octets()];
+    assert_eq!(s.local.status, BindingStatus::Active);
+    assert_eq!(s.data.lease_expiration_time, Some(wall.plus(600)));
+    assert!(
+        pair.primary
+            .acked
+            .contains(&(addr.octets(), BindingStatus::Active))
+    );
+
+    // A commit the secondary has not confirmed is not acknowledged.
+    pair.secondary.auto_commit = false;
+    let addr2 = Ipv4Addr::new(198, 18, 1, 4);
+    pair.primary
+        .grant(addr2, [0, 0x0c, 0x29, 1, 2, 4], wall, 600);
+    pair.pump();
+    assert!(
+        !pair
+            .primary
+            .acked
+            .contains(&(addr2.octets(), BindingStatus::Active))
+    );
+    assert_eq!(pair.primary.engine.status(pair.now).unacked_sent, 1);
+    let token = pair.secondary.pending_commits.pop().unwrap();
+    pair.secondary.engine.binding_committed(token).unwrap();
+    pair.pump();
+    assert!(
+        pair.primary
+            .acked
+            .contains(&(addr2.octets(), BindingStatus::Active))
+    );
+    assert_eq!(pair.primary.engine.status(pair.now).unacked_sent, 0);
+}
+
+#[test]
+fn short_outage_comm_interrupted_then_normal_with_backlog() {
+    let mut pair = Pair::new(16);
+    pair.connect();
+    pair.run_for(5);
+    pair.disconnect();
+    assert_eq!(
+        pair.states(),
+        (
+            ServerState::CommunicationsInterrupted,
+            ServerState::CommunicationsInterrupted
+        )
+    );
+    // The primary serves a client while apart; the update waits in its queue.
+    let wall = pair.wall();
+    let addr = Ipv4Addr::new(198, 18, 1, 7);
+    pair.primary.grant(addr, [2, 0, 0, 0, 0, 7], wall, 300);
+    pair.run_for(3);
+    pair.connect();
+    pair.run_for(3);
+    assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
+    assert_eq!(
+        pair.secondary.store.leases[&addr.octets()].local.status,
+        BindingStatus::Active
+    );
+}
+
+#[test]
+fn silent_partner_is_dropped_after_receive_timer() {
+    let mut pair = Pair::new(4);
+    pair.connect();
+    pair.run_for(5);
+    // Keep-alives flow: a minute of idle time keeps the link up.
+    pair.run_for(60);
+    assert!(pair.connected);
+    assert!(pair.trace_types().iter().any(|t| t.1 == "CONTACT"));
+    assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
+}
+
+#[test]
+fn auto_partner_down_after_safe_period() {
+    let mut pair = Pair::new(4);
+    pair.secondary.engine = support::TestEngine::new(
+        {
+            let mut c = support::config(failover_fsm::Role::Secondary);
+            c.auto_partner_down = Some(10);
+            c
+        },
+        None,
+        pair.now,
+        pair.wall(),
+        1,
+    )
+    .unwrap();
+    pair.connect();
+    pair.run_for(5);
+    pair.disconnect();
+    assert_eq!(
+        pair.secondary.engine.state(),
+        ServerState::CommunicationsInterrupted
+    );
+    pair.run_for(11);
+    assert_eq!(pair.secondary.engine.state(), ServerState::PartnerDown);
+    // Partner comes back: PARTNER-DOWN meets a partner in COMM-INT → POTENTIAL-CONFLICT, then
+    // the conflict resolution runs to NORMAL (§9.10, §9.12).
+    pair.connect();
+    pair.run_for(5);
+    assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
+    let types = pair.trace_types();
+    assert!(types.contains(&(true, "UPDREQ")), "{types:?}");
+    assert!(pair.primary.saw(|e| matches!(
+        e,
+        Event::StateChanged {
+            to: ServerState::ConflictDone,
+            ..
+        }
+    )));
+}

@@ -1,0 +1,528 @@
+//! A failover endpoint with an in-memory lease store, and a pair of them wired together in
+//! memory: the harness of the scenario tests and of the simulator.
+#![allow(
+    dead_code,
+    unreachable_pub,
+    missing_docs,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic
+)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::net::Ipv4Addr;
+
+use failover_fsm::accept::{ClientIdentity, LocalBinding, freed_status, own_free_status};
+use failover_fsm::{
+    BindingData, BindingStatus, Config, Engine, Event, Instant, LeaseLookup, Persisted, Role,
+    ServerState, UnixTime,
+};
+use failover_proto::HardwareAddress;
+
+/// The engine type the tests use.
+pub type TestEngine = Engine<512, 128, 128>;
+
+/// What a server keeps per address.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stored {
+    /// What the acceptance rules look at.
+    pub local: LocalBinding,
+    /// The binding as last stored (what we send the partner).
+    pub data: BindingData,
+    /// The partner acknowledged `data` (or sent it to us).
+    pub partner_has_it: bool,
+}
+
+/// A lease store: address → binding. Stands for stable storage.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Store {
+    pub leases: BTreeMap<[u8; 4], Stored>,
+}
+
+impl LeaseLookup for Store {
+    fn lookup(&self, address: Ipv4Addr) -> Option<LocalBinding> {
+        self.leases.get(&address.octets()).map(|s| s.local)
+    }
+}
+
+impl Store {
+    /// A pool of `n` addresses starting at `first`, all FREE (all addresses start on the
+    /// primary, §5.4).
+    pub fn pool(first: Ipv4Addr, n: u32) -> Self {
+        let mut leases = BTreeMap::new();
+        for i in 0..n {
+            let a = Ipv4Addr::from(u32::from(first) + i);
+            leases.insert(
+                a.octets(),
+                Stored {
+                    local: LocalBinding::new(BindingStatus::Free),
+                    data: BindingData::new(a, BindingStatus::Free),
+                    partner_has_it: false,
+                },
+            );
+        }
+        Store { leases }
+    }
+
+    /// Counts addresses per binding-status.
+    pub fn count(&self, status: BindingStatus) -> usize {
+        self.leases
+            .values()
+            .filter(|s| s.local.status == status)
+            .count()
+    }
+
+    /// Stores a binding received from the partner with the engine's verdict.
+    pub fn commit_received(
+        &mut self,
+        binding: &BindingData,
+        verdict: &failover_fsm::accept::Verdict,
+    ) {
+        let wire = binding.to_wire();
+        let entry = self
+            .leases
+            .entry(binding.address)
+            .or_insert_with(|| Stored {
+                local: LocalBinding::new(BindingStatus::Free),
+                data: binding.clone(),
+                partner_has_it: true,
+            });
+        let mut data = binding.clone();
+        data.status = verdict.store_as;
+        entry.local.status = verdict.store_as;
+        entry.local.client = ClientIdentity::of(&wire);
+        entry.local.cltt = binding.client_last_transaction_time.or(entry.local.cltt);
+        entry.local.lease_expiration = verdict.lease_expiration;
+        entry.local.start_time_of_state = binding.start_time_of_state;
+        entry.local.received_pet = verdict.received_pet;
+        entry.local.partner_status = Some(verdict.store_as);
+        if verdict.superseded_xid.is_some() {
+            entry.local.in_flight = None;
+        }
+        entry.data = data;
+        entry.partner_has_it = true;
+    }
+
+    /// A local change of our own (a lease granted, released, ...), to be sent to the partner.
+    pub fn update_local(&mut self, data: BindingData) {
+        let wire = data.to_wire();
+        let entry = self.leases.entry(data.address).or_insert_with(|| Stored {
+            local: LocalBinding::new(BindingStatus::Free),
+            data: data.clone(),
+            partner_has_it: false,
+        });
+        entry.local.status = data.status;
+        entry.local.client = ClientIdentity::new(wire.client_identifier, wire.hardware_address);
+        entry.local.cltt = data.client_last_transaction_time;
+        entry.local.lease_expiration = data.lease_expiration_time;
+        entry.local.start_time_of_state = data.start_time_of_state;
+        entry.local.sent_pet = data.potential_expiration_time;
+        entry.data = data;
+        entry.partner_has_it = false;
+    }
+
+    /// The partner acknowledged our update of `address` with `status`.
+    pub fn acked(
+        &mut self,
+        address: [u8; 4],
+        status: BindingStatus,
+        pet: Option<UnixTime>,
+        role: Role,
+    ) {
+        if let Some(e) = self.leases.get_mut(&address) {
+            if e.data.status != status {
+                return; // a later change is already queued
+            }
+            e.local.acked_pet = pet.or(e.local.acked_pet);
+            e.local.partner_status = Some(status);
+            e.local.in_flight = None;
+            e.partner_has_it = true;
+            if matches!(
+                status,
+                BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
+            ) {
+                let freed = freed_status(role, e.local.reserved);
+                e.local.status = freed;
+                e.data.status = freed;
+            }
+        }
+    }
+}
+
+/// One failover endpoint with its store.
+pub struct Node {
+    pub name: &'static str,
+    pub engine: TestEngine,
+    pub store: Store,
+    pub persisted: Option<Persisted>,
+    pub events: Vec<Event>,
+    /// This node's wall clock minus the simulation's (clock skew).
+    pub skew: i64,
+    /// Bindings the partner acknowledged, as (address, status) — for invariant checks.
+    pub acked: Vec<([u8; 4], BindingStatus)>,
+    pub close_requested: bool,
+    /// Commit received bindings at once (true) or leave them for the test to confirm.
+    pub auto_commit: bool,
+    pub pending_commits: Vec<failover_fsm::CommitToken>,
+}
+
+impl Node {
+    pub fn new(
+        name: &'static str,
+        config: Config,
+        store: Store,
+        now: Instant,
+        wall: UnixTime,
+    ) -> Self {
+        let engine = TestEngine::new(config, None, now, wall, 0).unwrap();
+        Node {
+            name,
+            engine,
+            store,
+            persisted: None,
+            events: Vec::new(),
+            skew: 0,
+            acked: Vec::new(),
+            close_requested: false,
+            auto_commit: true,
+            pending_commits: Vec::new(),
+        }
+    }
+
+    /// Restarts the engine from what was persisted (a crash or a restart).
+    pub fn restart(&mut self, config: Config, now: Instant, wall: UnixTime, lose_storage: bool) {
+        if lose_storage {
+            self.persisted = None;
+            let first = *self.store.leases.keys().next().unwrap();
+            let n = self.store.leases.len() as u32;
+            self.store = Store::pool(Ipv4Addr::from(first), n);
+        }
+        self.engine = TestEngine::new(config, self.persisted, now, self.wall(wall), 7).unwrap();
+        self.close_requested = false;
+        self.pending_commits.clear();
+    }
+
+    pub fn wall(&self, sim_wall: UnixTime) -> UnixTime {
+        UnixTime((i64::from(sim_wall.0) + self.skew).max(0) as u32)
+    }
+
+    pub fn role(&self) -> Role {
+        self.engine.config().role
+    }
+
+    /// Drains events, acting on each as a DHCP server would.
+    pub fn drain_events(&mut self) {
+        while let Some(e) = self.engine.poll_event() {
+            match &e {
+                Event::PersistState { state, since } => {
+                    let p = self.persisted.get_or_insert(Persisted {
+                        state: *state,
+                        since: *since,
+                        mclt: None,
+                        last_operational: None,
+                    });
+                    p.state = *state;
+                    p.since = *since;
+                }
+                Event::PersistMclt { mclt } => {
+                    if let Some(p) = self.persisted.as_mut() {
+                        p.mclt = Some(*mclt);
+                    }
+                }
+                Event::PersistLastOperational { at } => {
+                    if let Some(p) = self.persisted.as_mut() {
+                        p.last_operational = Some(*at);
+                    }
+                }
+                Event::CommitBinding {
+                    token,
+                    binding,
+                    verdict,
+                } => {
+                    self.store.commit_received(binding, verdict);
+                    if self.auto_commit {
+                        let _ = self.engine.binding_committed(*token);
+                    } else {
+                        self.pending_commits.push(*token);
+                    }
+                }
+                Event::BindingAcked {
+                    address,
+                    status,
+                    potential_expiration_time,
+                } => {
+                    self.acked.push((*address, *status));
+                    self.store
+                        .acked(*address, *status, *potential_expiration_time, self.role());
+                }
+                Event::SendAllBindings => {
+                    let all: Vec<BindingData> =
+                        self.store.leases.values().map(|s| s.data.clone()).collect();
+                    for b in all {
+                        self.engine.send_binding(b).unwrap();
+                    }
+                    self.engine.end_of_updates();
+                }
+                Event::SendUnackedBindings | Event::SendBacklog => {
+                    let unacked: Vec<BindingData> = self
+                        .store
+                        .leases
+                        .values()
+                        .filter(|s| !s.partner_has_it)
+                        .map(|s| s.data.clone())
+                        .collect();
+                    for b in unacked {
+                        self.engine.send_binding(b).unwrap();
+                    }
+                    if matches!(e, Event::SendUnackedBindings) {
+                        self.engine.end_of_updates();
+                    }
+                }
+                Event::PoolRequested => self.engine.pool_response(0),
+                Event::CloseConnection => self.close_requested = true,
+                _ => {}
+            }
+            self.events.push(e);
+        }
+    }
+
+    /// Grants `address` to a client as the DHCP server would (own pool), and queues the BNDUPD.
+    pub fn grant(&mut self, address: Ipv4Addr, mac: [u8; 6], now: UnixTime, lease: u32) {
+        let pet = now.plus(lease + lease / 2);
+        let mut data = BindingData::new(address, BindingStatus::Active)
+            .with_client(None, 1, &mac)
+            .unwrap();
+        data.lease_expiration_time = Some(now.plus(lease));
+        data.potential_expiration_time = Some(pet);
+        data.start_time_of_state = Some(now);
+        data.client_last_transaction_time = Some(now);
+        self.store.update_local(data.clone());
+        self.engine.send_binding(data).unwrap();
+    }
+
+    /// The addresses available to this server for new clients.
+    pub fn free_addresses(&self) -> Vec<Ipv4Addr> {
+        let own = own_free_status(self.role());
+        self.store
+            .leases
+            .iter()
+            .filter(|(_, s)| s.local.status == own)
+            .map(|(a, _)| Ipv4Addr::from(*a))
+            .collect()
+    }
+
+    pub fn saw(&self, f: impl Fn(&Event) -> bool) -> bool {
+        self.events.iter().any(f)
+    }
+
+    pub fn hardware(mac: &[u8; 6]) -> HardwareAddress<'_> {
+        HardwareAddress {
+            htype: 1,
+            address: mac,
+        }
+    }
+}
+
+/// Two nodes and the connection between them (messages delivered in order, no loss).
+pub struct Pair {
+    pub primary: Node,
+    pub secondary: Node,
+    /// Monotonic simulation time.
+    pub now: Instant,
+    /// Simulation wall clock at `now == 0`.
+    pub wall0: u32,
+    pub connected: bool,
+    /// In flight: (from primary?, bytes).
+    pub wire: VecDeque<(bool, Vec<u8>)>,
+    /// Every message delivered, (from primary?, bytes), for assertions.
+    pub trace: Vec<(bool, Vec<u8>)>,
+}
+
+pub const T0: u32 = 1_700_000_000;
+
+pub fn config(role: Role) -> Config {
+    let mut c = Config::new(role, "fo-test", 60);
+    c.receive_timer = 15;
+    c
+}
+
+impl Pair {
+    pub fn new(pool: u32) -> Self {
+        let now = Instant::ZERO;
+        let wall = UnixTime(T0);
+        let first = Ipv4Addr::new(198, 18, 1, 0);
+        Pair {
+            primary: Node::new(
+                "P",
+                config(Role::Primary),
+                Store::pool(first, pool),
+                now,
+                wall,
+            ),
+            secondary: Node::new(
+                "S",
+                config(Role::Secondary),
+                Store::pool(first, pool),
+                now,
+                wall,
+            ),
+            now,
+            wall0: T0,
+            connected: false,
+            wire: VecDeque::new(),
+            trace: Vec::new(),
+        }
+    }
+
+    pub fn wall(&self) -> UnixTime {
+        UnixTime(self.wall0 + (self.now.as_millis() / 1000) as u32)
+    }
+
+    pub fn node(&mut self, primary: bool) -> &mut Node {
+        if primary {
+            &mut self.primary
+        } else {
+            &mut self.secondary
+        }
+    }
+
+    pub fn connect(&mut self) {
+        assert!(!self.connected);
+        self.connected = true;
+        self.wire.clear();
+        let now = self.now;
+        self.primary.engine.connection_up(now).unwrap();
+        self.secondary.engine.connection_up(now).unwrap();
+        self.pump();
+    }
+
+    pub fn disconnect(&mut self) {
+        if !self.connected {
+            return;
+        }
+        self.connected = false;
+        self.wire.clear();
+        let now = self.now;
+        self.primary.engine.connection_down(now);
+        self.secondary.engine.connection_down(now);
+        self.primary.close_requested = false;
+        self.secondary.close_requested = false;
+        self.primary.drain_events();
+        self.secondary.drain_events();
+    }
+
+    /// Moves events and messages until nothing more happens at this instant.
+    pub fn pump(&mut self) {
+        let mut buf = vec![0u8; 2048];
+        for _ in 0..1_000_000 {
+            let mut progress = false;
+            for p in [true, false] {
+                let now = self.now;
+                let node = if p {
+                    &mut self.primary
+                } else {
+                    &mut self.secondary
+                };
+                node.drain_events();
+                while let Some(n) = node.engine.poll_transmit(now, &mut buf) {
+                    self.wire.push_back((p, buf[..n].to_vec()));
+                    progress = true;
+                }
+                node.drain_events();
+            }
+            if self.primary.close_requested || self.secondary.close_requested {
+                // Deliver what was sent before the close, then drop the connection.
+                self.deliver_all();
+                self.disconnect();
+                return;
+            }
+            if let Some((from_primary, bytes)) = self.wire.pop_front() {
+                if self.connected {
+                    let now = self.now;
+                    let sim_wall = self.wall();
+                    let to = self.node(!from_primary);
+                    let wall = to.wall(sim_wall);
+                    loop {
+                        match to.engine.handle_message(now, wall, &bytes, &to.store) {
+                            Ok(()) => break,
+                            Err(failover_fsm::EngineError::EventsPending) => to.drain_events(),
+                            Err(e) => panic!("{e}"),
+                        }
+                    }
+                    self.trace.push((from_primary, bytes));
+                }
+                progress = true;
+            }
+            if !progress {
+                return;
+            }
+        }
+        panic!("pump did not settle");
+    }
+
+    fn deliver_all(&mut self) {
+        while let Some((from_primary, bytes)) = self.wire.pop_front() {
+            let now = self.now;
+            let sim_wall = self.wall();
+            let to = self.node(!from_primary);
+            let wall = to.wall(sim_wall);
+            let _ = to.engine.handle_message(now, wall, &bytes, &to.store);
+            to.drain_events();
+            self.trace.push((from_primary, bytes));
+        }
+    }
+
+    /// Advances time to the next timer (at most `limit`), handles it and pumps.
+    pub fn step_time(&mut self, limit: Instant) -> bool {
+        let next = [
+            self.primary.engine.poll_timeout(),
+            self.secondary.engine.poll_timeout(),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let Some(next) = next else { return false };
+        if next > limit {
+            self.now = limit;
+            return false;
+        }
+        self.now = self.now.max(next);
+        let now = self.now;
+        self.primary.engine.handle_timeout(now);
+        self.secondary.engine.handle_timeout(now);
+        self.pump();
+        true
+    }
+
+    /// Runs timers until `secs` more seconds have passed.
+    pub fn run_for(&mut self, secs: u64) {
+        let limit = self.now + std::time::Duration::from_secs(secs);
+        for _ in 0..100_000 {
+            if !self.step_time(limit) {
+                break;
+            }
+        }
+        self.now = self.now.max(limit);
+        self.pump();
+    }
+
+    pub fn states(&self) -> (ServerState, ServerState) {
+        (self.primary.engine.state(), self.secondary.engine.state())
+    }
+
+    /// Message types delivered, in order, as (from primary?, type name).
+    pub fn trace_types(&self) -> Vec<(bool, &'static str)> {
+        self.trace
+            .iter()
+            .map(|(p, b)| {
+                (
+                    *p,
+                    failover_proto::Message::new_unchecked(&b[..])
+                        .msg_type()
+                        .name(),
+                )
+            })
+            .collect()
+    }
+}
