@@ -48,6 +48,17 @@ pub enum BindingTooLong {
     HardwareAddress,
 }
 
+impl core::fmt::Display for BindingTooLong {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            BindingTooLong::ClientIdentifier => "client-identifier longer than 64 bytes",
+            BindingTooLong::HardwareAddress => "hardware address longer than 16 bytes",
+        })
+    }
+}
+
+impl core::error::Error for BindingTooLong {}
+
 impl BindingData {
     /// A binding with only address and status.
     pub fn new(address: Ipv4Addr, status: BindingStatus) -> Self {

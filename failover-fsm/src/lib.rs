@@ -31,6 +31,86 @@
 //!   not durable. A commit confirmed after the connection dropped is not acknowledged on the
 //!   next connection; the partner sends the binding again.
 //! * Our own bindings stay queued until the partner acknowledges them, across reconnects.
+//!
+//! # Example: two engines in memory
+//!
+//! ```
+//! use core::net::Ipv4Addr;
+//! use failover_fsm::accept::LocalBinding;
+//! use failover_fsm::{
+//!     BindingData, BindingStatus, Config, Engine, Event, Instant, LeaseLookup, Role,
+//!     ServerState, UnixTime,
+//! };
+//!
+//! /// A lease database where every address of 192.0.2.0/24 is FREE.
+//! struct Pool;
+//! impl LeaseLookup for Pool {
+//!     fn lookup(&self, a: Ipv4Addr) -> Option<LocalBinding> {
+//!         (a.octets()[..3] == [192, 0, 2]).then(|| LocalBinding::new(BindingStatus::Free))
+//!     }
+//! }
+//!
+//! let wall = UnixTime(1_700_000_000);
+//! let mut now = Instant::ZERO;
+//! let mut p: Engine = Engine::new(Config::new(Role::Primary, "pair", 3600), None, now, wall, 1)?;
+//! let mut s: Engine = Engine::new(Config::new(Role::Secondary, "pair", 0), None, now, wall, 2)?;
+//!
+//! // The DHCP server's side: act on events (a real one persists state and commits bindings to
+//! // disk before confirming), then move messages (a real one writes them to TCP).
+//! fn serve(e: &mut Engine, acked: &mut u32) {
+//!     while let Some(event) = e.poll_event() {
+//!         match event {
+//!             Event::CommitBinding { token, .. } => e.binding_committed(token).unwrap(),
+//!             Event::SendAllBindings | Event::SendUnackedBindings => e.end_of_updates(),
+//!             Event::BindingAcked { .. } => *acked += 1,
+//!             _ => {}
+//!         }
+//!     }
+//! }
+//! let mut buf = [0u8; 2048];
+//! let mut acked = 0;
+//! let mut exchange = |p: &mut Engine, s: &mut Engine, now: Instant, acked: &mut u32| loop {
+//!     let mut moved = false;
+//!     for (from, to) in [(0, 1), (1, 0)] {
+//!         let (from, to) = if from == 0 { (&mut *p, &mut *s) } else { (&mut *s, &mut *p) };
+//!         serve(from, acked);
+//!         while let Some(n) = from.poll_transmit(now, &mut buf) {
+//!             to.handle_message(now, wall, &buf[..n], &Pool).unwrap();
+//!             serve(to, acked);
+//!             moved = true;
+//!         }
+//!     }
+//!     if !moved { break }
+//! };
+//!
+//! p.connection_up(now)?;
+//! s.connection_up(now)?;
+//! exchange(&mut p, &mut s, now, &mut acked);
+//! // A new pair: both RECOVER, exchange their databases, then NORMAL.
+//! assert_eq!((p.state(), s.state()), (ServerState::Normal, ServerState::Normal));
+//! assert_eq!(s.mclt(), 3600); // learned from the primary's CONNECT
+//!
+//! // The primary leases 192.0.2.10 and tells the secondary (lazy update, §5.1).
+//! let mut b = BindingData::new(Ipv4Addr::new(192, 0, 2, 10), BindingStatus::Active)
+//!     .with_client(None, 1, &[0x00, 0x0c, 0x29, 0x12, 0x34, 0x56])?;
+//! b.lease_expiration_time = Some(wall.plus(3600));
+//! b.potential_expiration_time = Some(wall.plus(5400));
+//! p.send_binding(b)?;
+//! exchange(&mut p, &mut s, now, &mut acked);
+//! assert_eq!(acked, 1);
+//!
+//! // Keep-alives: an idle minute keeps the link up.
+//! for _ in 0..100 {
+//!     let next = [p.poll_timeout(), s.poll_timeout()].into_iter().flatten().min().unwrap();
+//!     if next > Instant::from_secs(60) { break }
+//!     now = next;
+//!     p.handle_timeout(now);
+//!     s.handle_timeout(now);
+//!     exchange(&mut p, &mut s, now, &mut acked);
+//! }
+//! assert!(p.is_communicating() && s.is_communicating());
+//! # Ok::<(), Box<dyn core::error::Error>>(())
+//! ```
 #![no_std]
 #![forbid(unsafe_code)]
 #![cfg_attr(

@@ -171,7 +171,9 @@ impl Framer {
         if self.delivered { 0 } else { self.len }
     }
 
-    /// Bytes of the stream consumed so far (whole messages and the buffered part).
+    /// Stream offset of the start of the message being assembled. Once `next_message` has
+    /// returned `None` (the input is used up), the bytes fed so far are
+    /// `stream_offset() + buffered()`.
     pub const fn stream_offset(&self) -> u64 {
         self.stream_offset
     }

@@ -1,0 +1,230 @@
+//! A whole failover run — cold start, RECOVER, NORMAL, a thousand binding updates each way, an
+//! outage, reconnection — performs no heap allocation in the engine.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+// A global allocator is unsafe to implement; this test binary is the only place that does.
+#![allow(unsafe_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::net::Ipv4Addr;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use failover_fsm::accept::LocalBinding;
+use failover_fsm::{
+    BindingData, BindingStatus, Config, Engine, Event, Instant, LeaseLookup, Role, ServerState,
+    UnixTime,
+};
+
+struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::SeqCst) {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::SeqCst) {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static GLOBAL: Counting = Counting;
+
+const POOL: usize = 64;
+const BASE: u32 = 0xC612_0100; // 198.18.1.0
+
+/// A fixed-size lease store: no heap.
+struct ArrayStore {
+    status: [BindingStatus; POOL],
+}
+
+impl LeaseLookup for ArrayStore {
+    fn lookup(&self, address: Ipv4Addr) -> Option<LocalBinding> {
+        let i = u32::from(address).checked_sub(BASE)? as usize;
+        self.status.get(i).map(|s| LocalBinding::new(*s))
+    }
+}
+
+type E = Engine<64, 32, 64>;
+
+struct Side {
+    engine: E,
+    store: ArrayStore,
+    acked: usize,
+    committed: usize,
+    close: bool,
+}
+
+impl Side {
+    fn new(role: Role) -> Self {
+        let mut config = Config::new(role, "fo-alloc", 60);
+        config.max_unacked_bndupd = 16;
+        Side {
+            engine: E::new(config, None, Instant::ZERO, UnixTime(1_700_000_000), 1).unwrap(),
+            store: ArrayStore {
+                status: [BindingStatus::Free; POOL],
+            },
+            acked: 0,
+            committed: 0,
+            close: false,
+        }
+    }
+
+    fn drain(&mut self) {
+        while let Some(e) = self.engine.poll_event() {
+            match e {
+                Event::CommitBinding {
+                    token,
+                    binding,
+                    verdict,
+                } => {
+                    let i = (u32::from(binding.ip()) - BASE) as usize;
+                    self.store.status[i] = verdict.store_as;
+                    self.engine.binding_committed(token).unwrap();
+                    self.committed += 1;
+                }
+                Event::BindingAcked { .. } => self.acked += 1,
+                Event::SendAllBindings | Event::SendUnackedBindings => {
+                    self.engine.end_of_updates();
+                }
+                Event::CloseConnection => self.close = true,
+                _ => {}
+            }
+        }
+    }
+}
+
+/// Sends everything `from` has to `to`; returns whether anything moved.
+fn flush(from: &mut Side, to: &mut Side, now: Instant, wall: UnixTime, buf: &mut [u8]) -> bool {
+    let mut moved = false;
+    from.drain();
+    while let Some(n) = from.engine.poll_transmit(now, buf) {
+        to.engine
+            .handle_message(now, wall, &buf[..n], &to.store)
+            .unwrap();
+        to.drain();
+        from.drain();
+        moved = true;
+    }
+    moved
+}
+
+/// Moves messages between the two until neither has anything to send. Fixed buffers only.
+fn pump(a: &mut Side, b: &mut Side, now: Instant, wall: UnixTime) {
+    let mut buf = [0u8; 2048];
+    loop {
+        let ab = flush(a, b, now, wall, &mut buf);
+        let ba = flush(b, a, now, wall, &mut buf);
+        if !ab && !ba {
+            return;
+        }
+    }
+}
+
+fn run(a: &mut Side, b: &mut Side, now: &mut Instant, secs: u64) {
+    let end = *now + std::time::Duration::from_secs(secs);
+    for _ in 0..10_000 {
+        let next = [a.engine.poll_timeout(), b.engine.poll_timeout()]
+            .into_iter()
+            .flatten()
+            .min();
+        match next {
+            Some(t) if t <= end => {
+                *now = (*now).max(t);
+                a.engine.handle_timeout(*now);
+                b.engine.handle_timeout(*now);
+                let wall = a.engine.wall_at(*now);
+                pump(a, b, *now, wall);
+            }
+            _ => break,
+        }
+    }
+    *now = end;
+}
+
+#[test]
+fn a_whole_run_does_not_allocate() {
+    let mut p = Side::new(Role::Primary);
+    let mut s = Side::new(Role::Secondary);
+    let mut now = Instant::ZERO;
+
+    // The counter sees allocations.
+    COUNTING.store(true, Ordering::SeqCst);
+    drop(std::hint::black_box(Box::new(1u64)));
+    COUNTING.store(false, Ordering::SeqCst);
+    assert_eq!(ALLOCATIONS.swap(0, Ordering::SeqCst), 1);
+
+    COUNTING.store(true, Ordering::SeqCst);
+    p.engine.connection_up(now).unwrap();
+    s.engine.connection_up(now).unwrap();
+    let wall = p.engine.wall_at(now);
+    pump(&mut p, &mut s, now, wall);
+    run(&mut p, &mut s, &mut now, 5);
+    assert_eq!(p.engine.state(), ServerState::Normal);
+    assert_eq!(s.engine.state(), ServerState::Normal);
+
+    // A thousand updates, half each way, in rounds the queues can hold.
+    for round in 0..(1000 / POOL as u32 + 1) {
+        for i in 0..POOL as u32 {
+            let wall = p.engine.wall_at(now);
+            let addr = Ipv4Addr::from(BASE + i);
+            let mut b = BindingData::new(addr, BindingStatus::Active)
+                .with_client(None, 1, &[0, 1, 2, 3, (i >> 8) as u8, i as u8])
+                .unwrap();
+            b.lease_expiration_time = Some(wall.plus(600 + round));
+            b.potential_expiration_time = Some(wall.plus(900 + round));
+            b.client_last_transaction_time = Some(wall);
+            let (from, _) = if i % 2 == 0 {
+                (&mut p, &mut s)
+            } else {
+                (&mut s, &mut p)
+            };
+            from.engine.send_binding(b).unwrap();
+        }
+        let wall = p.engine.wall_at(now);
+        pump(&mut p, &mut s, now, wall);
+        run(&mut p, &mut s, &mut now, 1);
+    }
+    // An outage and a reconnection.
+    p.engine.connection_down(now);
+    s.engine.connection_down(now);
+    p.drain();
+    s.drain();
+    run(&mut p, &mut s, &mut now, 3);
+    p.engine.connection_up(now).unwrap();
+    s.engine.connection_up(now).unwrap();
+    let wall = p.engine.wall_at(now);
+    pump(&mut p, &mut s, now, wall);
+    run(&mut p, &mut s, &mut now, 5);
+    COUNTING.store(false, Ordering::SeqCst);
+
+    assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "heap allocations");
+    assert_eq!(p.engine.state(), ServerState::Normal);
+    assert_eq!(s.engine.state(), ServerState::Normal);
+    // 16 rounds of 32 updates each way: every one committed by the receiver and acked.
+    assert_eq!((p.acked, s.acked), (512, 512));
+    assert_eq!((p.acked, s.acked), (s.committed, p.committed));
+    assert!(!p.close && !s.close);
+}
