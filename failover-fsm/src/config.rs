@@ -6,6 +6,7 @@ use failover_proto::{Hba, HbaPolarity, Role};
 use heapless::Vec;
 
 use crate::dialect::Dialect;
+use crate::policy::BalanceConfig;
 
 /// Longest relationship name kept.
 pub const MAX_NAME: usize = 64;
@@ -47,6 +48,9 @@ pub struct Config {
     pub connect_timeout: u32,
     /// Which rule book to follow where draft and ISC disagree.
     pub dialect: Dialect,
+    /// Pool balancing thresholds (ISC `max-lease-misbalance`, `max-lease-ownership`,
+    /// `min-balance`, `max-balance`).
+    pub balance: BalanceConfig,
 }
 
 /// Why a [`Config`] is not usable.
@@ -114,6 +118,7 @@ impl Config {
             startup_delay: 15,
             connect_timeout: 15,
             dialect: Dialect::Isc,
+            balance: BalanceConfig::default(),
         }
     }
 

@@ -17,6 +17,7 @@ use crate::accept::{LocalBinding, Verdict, judge_update};
 use crate::binding::BindingData;
 use crate::config::{Config, ConfigError};
 use crate::dialect::Dialect;
+use crate::policy::{BalancePlan, BalanceSkipped, BalanceTrigger, PoolCounts, plan_balance};
 use crate::time::{Instant, UnixTime};
 use crate::transition::{self, Actions, Context, StateEvent};
 
@@ -768,6 +769,36 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 count: addresses_transferred,
             });
         }
+    }
+
+    /// Pool balancing (§5.4, §7.6, §7.7) with ISC's thresholds: given this server's counts of
+    /// available addresses, decides how many to move to the partner and whether to ask the
+    /// partner with POOLREQ. After [`Event::PoolRequested`], call it with
+    /// [`BalanceTrigger::PoolReq`]: the POOLRESP carries the number to move. The caller then
+    /// moves `plan.to_move()` addresses (walk them with `plan.cursor()` for ISC's choice) and
+    /// sends each with [`Engine::send_binding`] as `plan.give_as`.
+    pub fn balance_pools(
+        &mut self,
+        counts: PoolCounts,
+        trigger: BalanceTrigger,
+    ) -> Result<BalancePlan, BalanceSkipped> {
+        let plan = plan_balance(
+            self.config.role,
+            self.state,
+            counts,
+            &self.config.balance,
+            trigger,
+        );
+        if trigger == BalanceTrigger::PoolReq {
+            let n = plan.map_or(0, |p| p.to_move());
+            self.pool_response(n);
+        }
+        if let Ok(p) = plan
+            && p.send_poolreq
+        {
+            self.request_pool_balance();
+        }
+        plan
     }
 
     /// Asks the partner to balance the pools (POOLREQ, §7.6).

@@ -47,6 +47,22 @@ fn cold_start_both_recover_then_normal() {
         assert_eq!(node.persisted.unwrap().state, ServerState::Normal);
     }
     assert_eq!(pair.secondary.engine.mclt(), 60);
+    // Pool balancing on entering NORMAL (ISC: "balanced pool ... free 8 backup 8"): the
+    // primary gave half its FREE addresses to the secondary as BACKUP, and both agree.
+    for node in [&pair.primary, &pair.secondary] {
+        assert_eq!(node.store.count(BindingStatus::Free), 8, "{}", node.name);
+        assert_eq!(node.store.count(BindingStatus::Backup), 8, "{}", node.name);
+    }
+    // The secondary's POOLREQ (draft §9.8.1) was answered: nothing more to move.
+    assert!(types.contains(&(false, "POOLREQ")));
+    let poolresp = pair
+        .trace
+        .iter()
+        .find_map(|(p, b)| match failover_proto::Repr::parse(b) {
+            Ok(failover_proto::Repr::PoolResp(r)) if *p => Some(r.addresses_transferred),
+            _ => None,
+        });
+    assert_eq!(poolresp, Some(0));
 }
 
 #[test]
@@ -120,7 +136,7 @@ fn short_outage_comm_interrupted_then_normal_with_backlog() {
 }
 
 #[test]
-fn silent_partner_is_dropped_after_receive_timer() {
+fn keepalives_keep_an_idle_link_up() {
     let mut pair = Pair::new(4);
     pair.connect();
     pair.run_for(5);
@@ -167,6 +183,108 @@ fn auto_partner_down_after_safe_period() {
         Event::StateChanged {
             to: ServerState::ConflictDone,
             ..
+        }
+    )));
+}
+
+#[test]
+fn silent_partner_is_dropped_after_receive_timer() {
+    let mut pair = Pair::new(4);
+    pair.connect();
+    pair.run_for(5);
+    pair.secondary_silent = true;
+    let before = pair.now;
+    pair.run_for(30);
+    // Our receive timer is 15 s: DISCONNECT(17), close, COMMUNICATIONS-INTERRUPTED (§8.3).
+    assert!(!pair.connected);
+    assert_eq!(
+        pair.primary.engine.state(),
+        ServerState::CommunicationsInterrupted
+    );
+    let gone = pair
+        .primary
+        .events
+        .iter()
+        .position(|e| matches!(e, Event::CommunicationsFailed))
+        .unwrap();
+    assert!(gone > 0);
+    let last = pair.trace.iter().rev().find(|(p, _)| *p).unwrap();
+    let Ok(failover_proto::Repr::Disconnect(d)) = failover_proto::Repr::parse(&last.1) else {
+        panic!("last message from the primary is not DISCONNECT")
+    };
+    assert_eq!(d.reject_reason, failover_fsm::RejectReason::NoTraffic);
+    let status = pair.primary.engine.status(pair.now);
+    assert_eq!(
+        status.last_reject,
+        Some(failover_fsm::RejectReason::NoTraffic)
+    );
+    assert!(status.last_received.unwrap() <= before + std::time::Duration::from_secs(1));
+}
+
+#[test]
+fn admin_shutdown_is_announced_and_the_partner_goes_partner_down() {
+    let mut pair = Pair::new(4);
+    pair.connect();
+    pair.run_for(5);
+    let now = pair.now;
+    pair.primary.engine.shutdown(now);
+    pair.pump();
+    pair.run_for(10);
+    // §9.14: SHUTDOWN is announced; a partner in NORMAL goes PARTNER-DOWN (§9.8.4).
+    assert_eq!(pair.primary.engine.state(), ServerState::Shutdown);
+    assert_eq!(pair.secondary.engine.state(), ServerState::PartnerDown);
+    // The primary will restart in RECOVER (§9.14.2, ISC).
+    assert_eq!(pair.primary.persisted.unwrap().state, ServerState::Recover);
+    assert!(!pair.connected);
+}
+
+#[test]
+fn restart_with_lost_storage_recovers_through_recover_wait() {
+    // §9.5.2 / §9.6: the secondary ran in PARTNER-DOWN; the primary comes back with an empty
+    // database: RECOVER, UPDREQALL, RECOVER-WAIT for the MCLT, RECOVER-DONE, NORMAL.
+    let mut pair = Pair::new(8);
+    pair.connect();
+    pair.run_for(5);
+    let wall = pair.wall();
+    let addr = Ipv4Addr::new(198, 18, 1, 2);
+    pair.primary.grant(addr, [2, 0, 0, 0, 0, 2], wall, 600);
+    pair.pump();
+    pair.disconnect();
+    let now = pair.now;
+    pair.secondary.engine.partner_down(now);
+    pair.pump();
+    assert_eq!(pair.secondary.engine.state(), ServerState::PartnerDown);
+    pair.run_for(5);
+    let (now, wall) = (pair.now, pair.wall());
+    pair.primary.restart(
+        support::config(failover_fsm::Role::Primary),
+        now,
+        wall,
+        true,
+    );
+    pair.connect();
+    pair.run_for(1);
+    assert_eq!(pair.primary.engine.state(), ServerState::RecoverWait);
+    // The lease the primary had granted came back from the secondary.
+    assert_eq!(
+        pair.primary.store.leases[&addr.octets()].local.status,
+        BindingStatus::Active
+    );
+    assert!(pair.trace_types().contains(&(true, "UPDREQALL")));
+    let left = pair
+        .primary
+        .engine
+        .status(pair.now)
+        .recover_wait_left
+        .unwrap();
+    assert!(left.as_secs() > 50 && left.as_secs() <= 60, "{left:?}");
+    pair.run_for(61);
+    assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
+    assert!(pair.primary.saw(|e| matches!(
+        e,
+        Event::StateChanged {
+            from: ServerState::RecoverWait,
+            to: ServerState::RecoverDone
         }
     )));
 }

@@ -14,6 +14,7 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::Ipv4Addr;
 
 use failover_fsm::accept::{ClientIdentity, LocalBinding, freed_status, own_free_status};
+use failover_fsm::policy::{BalanceTrigger, PoolCounts};
 use failover_fsm::{
     BindingData, BindingStatus, Config, Engine, Event, Instant, LeaseLookup, Persisted, Role,
     ServerState, UnixTime,
@@ -279,11 +280,32 @@ impl Node {
                         self.engine.end_of_updates();
                     }
                 }
-                Event::PoolRequested => self.engine.pool_response(0),
+                Event::PoolRequested => self.balance(BalanceTrigger::PoolReq),
+                Event::PoolCheck => self.balance(BalanceTrigger::Manual),
                 Event::CloseConnection => self.close_requested = true,
                 _ => {}
             }
             self.events.push(e);
+        }
+    }
+
+    /// Pool balancing as a DHCP server does it: count, let the engine decide, move addresses
+    /// from the end of our available ones.
+    pub fn balance(&mut self, trigger: BalanceTrigger) {
+        let counts = PoolCounts {
+            free: self.store.count(BindingStatus::Free) as u32,
+            backup: self.store.count(BindingStatus::Backup) as u32,
+        };
+        let Ok(plan) = self.engine.balance_pools(counts, trigger) else {
+            return;
+        };
+        let mut moving = self.free_addresses();
+        let keep = moving.len().saturating_sub(plan.to_move() as usize);
+        for a in moving.split_off(keep) {
+            let mut data = self.store.leases[&a.octets()].data.clone();
+            data.status = plan.give_as;
+            self.store.update_local(data.clone());
+            self.engine.send_binding(data).unwrap();
         }
     }
 
@@ -337,6 +359,8 @@ pub struct Pair {
     pub wire: VecDeque<(bool, Vec<u8>)>,
     /// Every message delivered, (from primary?, bytes), for assertions.
     pub trace: Vec<(bool, Vec<u8>)>,
+    /// The secondary's messages are lost (a hung partner whose TCP stays up).
+    pub secondary_silent: bool,
 }
 
 pub const T0: u32 = 1_700_000_000;
@@ -372,6 +396,7 @@ impl Pair {
             connected: false,
             wire: VecDeque::new(),
             trace: Vec::new(),
+            secondary_silent: false,
         }
     }
 
@@ -438,7 +463,7 @@ impl Pair {
                 return;
             }
             if let Some((from_primary, bytes)) = self.wire.pop_front() {
-                if self.connected {
+                if self.connected && (from_primary || !self.secondary_silent) {
                     let now = self.now;
                     let sim_wall = self.wall();
                     let to = self.node(!from_primary);
