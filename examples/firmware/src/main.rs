@@ -1,0 +1,85 @@
+//! A firmware-style program: one failover endpoint fed from a receive buffer, answering into a
+//! transmit buffer, as a router's DHCP server would run it. Built for `thumbv7em-none-eabihf`
+//! to measure how much flash the failover crates take (`.text`).
+#![no_std]
+#![no_main]
+
+use core::hint::black_box;
+use core::net::Ipv4Addr;
+
+use failover_fsm::accept::LocalBinding;
+use failover_fsm::{
+    BindingData, BindingStatus, Config, Engine, Event, Instant, LeaseLookup, Role, UnixTime,
+};
+use failover_proto::Framer;
+
+/// Every address of 192.0.2.0/24 is ours and FREE.
+struct Pool;
+
+impl LeaseLookup for Pool {
+    fn lookup(&self, a: Ipv4Addr) -> Option<LocalBinding> {
+        (a.octets()[..3] == [192, 0, 2]).then(|| LocalBinding::new(BindingStatus::Free))
+    }
+}
+
+#[panic_handler]
+fn panic(_: &core::panic::PanicInfo<'_>) -> ! {
+    loop {}
+}
+
+/// What the network driver filled in; opaque to the optimiser.
+static RX: [u8; 1460] = [0; 1460];
+
+#[unsafe(no_mangle)]
+pub extern "C" fn _start() -> ! {
+    let config = Config::new(Role::Secondary, "router-pair", 3600);
+    let Ok(mut engine) = Engine::<32, 16, 32>::new(config, None, Instant::ZERO, UnixTime(0), 1)
+    else {
+        loop {}
+    };
+    let mut framer = Framer::new();
+    let mut tx = [0u8; 2048];
+    let mut ticks: u64 = 0;
+    let _ = engine.connection_up(Instant::ZERO);
+    loop {
+        ticks += 1;
+        let now = Instant::from_millis(black_box(ticks));
+        let wall = UnixTime(black_box(ticks as u32));
+        let mut input: &[u8] = black_box(&RX[..]);
+        loop {
+            match framer.next_message(&mut input) {
+                Ok(Some(msg)) => {
+                    let _ = engine.handle_message(now, wall, msg, &Pool);
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    engine.connection_down(now);
+                    framer.reset();
+                    break;
+                }
+            }
+        }
+        engine.handle_timeout(now);
+        while let Some(event) = engine.poll_event() {
+            match event {
+                Event::CommitBinding { token, .. } => {
+                    let _ = engine.binding_committed(token);
+                }
+                Event::SendAllBindings | Event::SendUnackedBindings => engine.end_of_updates(),
+                Event::CloseConnection => engine.connection_down(now),
+                other => {
+                    black_box(&other);
+                }
+            }
+        }
+        while let Some(n) = engine.poll_transmit(now, &mut tx) {
+            black_box(&tx[..n.min(tx.len())]);
+        }
+        if black_box(ticks % 1000 == 0) {
+            let mut b = BindingData::new(Ipv4Addr::new(192, 0, 2, 10), BindingStatus::Active);
+            b.lease_expiration_time = Some(wall.plus(3600));
+            let _ = engine.send_binding(b);
+        }
+        black_box(engine.poll_timeout());
+    }
+}
