@@ -1,0 +1,411 @@
+//! Malformed and out-of-place input: each gets the draft's answer (CONNECTACK or BNDACK reject,
+//! DISCONNECT and close) and an event, never a panic, and leaves the engine usable.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+mod support;
+
+use std::net::Ipv4Addr;
+
+use failover_fsm::{
+    BindingStatus, Config, Event, Instant, Link, RejectReason, Role, ServerState, UnixTime,
+};
+use failover_proto::{
+    Binding, BindingAck, BindingList, BndAck, BndUpd, Connect, ConnectAck, Hba, Repr, State, Text,
+};
+use support::{Node, Store, T0, TestEngine};
+
+fn node(role: Role) -> Node {
+    let mut config = Config::new(role, "fo-test", 60);
+    config.receive_timer = 15;
+    Node::new(
+        "us",
+        config,
+        Store::pool(Ipv4Addr::new(198, 18, 1, 0), 8),
+        Instant::ZERO,
+        UnixTime(T0),
+    )
+}
+
+/// Delivers `bytes`, then returns everything the engine sends.
+fn feed(n: &mut Node, now: Instant, wall: u32, bytes: &[u8]) -> Vec<Vec<u8>> {
+    n.engine
+        .handle_message(now, UnixTime(wall), bytes, &n.store)
+        .unwrap();
+    n.drain_events();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Some(len) = n.engine.poll_transmit(now, &mut buf) {
+        out.push(buf[..len].to_vec());
+        n.drain_events();
+    }
+    n.drain_events();
+    out
+}
+
+fn connect(name: &str, time: u32) -> Vec<u8> {
+    let c = Connect {
+        time,
+        xid: 77,
+        relationship_name: Text::from(name),
+        max_unacked_bndupd: 10,
+        receive_timer: 15,
+        vendor_class: Text::from("test"),
+        protocol_version: 1,
+        mclt: 60,
+        hba: Hba::split(128),
+        ..Connect::default()
+    };
+    let mut b = vec![0; c.buffer_len()];
+    c.emit(&mut b).unwrap();
+    b
+}
+
+fn state(s: ServerState) -> Vec<u8> {
+    let m = State {
+        time: T0,
+        xid: 78,
+        server_state: s,
+        server_flags: failover_proto::ServerFlags::EMPTY,
+        start_time_of_state: T0,
+        extra: Default::default(),
+        digest: None,
+    };
+    let mut b = vec![0; 30];
+    m.emit(&mut b).unwrap();
+    b
+}
+
+fn bndupd(xid: u32, addr: Ipv4Addr) -> Vec<u8> {
+    let b = Binding::new(addr, BindingStatus::Backup);
+    let u = BndUpd::single(T0, xid, &b);
+    let mut out = vec![0; u.buffer_len()];
+    u.emit(&mut out).unwrap();
+    out
+}
+
+fn types(msgs: &[Vec<u8>]) -> Vec<&'static str> {
+    msgs.iter()
+        .map(|m| Repr::parse(m).unwrap().message_type().name())
+        .collect()
+}
+
+/// A secondary with an established link (CONNECT accepted, STATE exchanged).
+fn linked_secondary() -> Node {
+    let mut n = node(Role::Secondary);
+    n.engine.connection_up(Instant::ZERO).unwrap();
+    let out = feed(&mut n, Instant::ZERO, T0, &connect("fo-test", T0));
+    assert_eq!(types(&out), ["CONNECTACK", "STATE"]);
+    feed(&mut n, Instant::ZERO, T0, &state(ServerState::Normal));
+    assert_eq!(n.engine.link(), Link::Up);
+    n
+}
+
+fn closed_with(n: &Node, out: &[Vec<u8>], reason: RejectReason) {
+    let Ok(Repr::Disconnect(d)) = Repr::parse(out.last().unwrap()) else {
+        panic!("expected DISCONNECT, got {:?}", types(out))
+    };
+    assert_eq!(d.reject_reason, reason);
+    assert!(n.close_requested);
+    assert_eq!(n.engine.link(), Link::Closing);
+}
+
+#[test]
+fn wrong_relationship_name_is_rejected_with_8() {
+    let mut n = node(Role::Secondary);
+    n.engine.connection_up(Instant::ZERO).unwrap();
+    let out = feed(&mut n, Instant::ZERO, T0, &connect("other", T0));
+    let Ok(Repr::ConnectAck(a)) = Repr::parse(&out[0]) else {
+        panic!()
+    };
+    assert_eq!(
+        (a.xid, a.reject_reason),
+        (77, Some(RejectReason::InvalidPartner))
+    );
+    assert!(n.close_requested);
+    assert!(n.saw(|e| matches!(
+        e,
+        Event::ConnectionRejected {
+            reason: RejectReason::InvalidPartner,
+            by_partner: false
+        }
+    )));
+}
+
+#[test]
+fn clock_skew_beyond_the_limit_is_rejected_with_4_and_a_later_connect_works() {
+    let mut n = node(Role::Secondary);
+    n.engine.connection_up(Instant::ZERO).unwrap();
+    // The partner's clock is two minutes behind.
+    let out = feed(&mut n, Instant::ZERO, T0, &connect("fo-test", T0 - 120));
+    let Ok(Repr::ConnectAck(a)) = Repr::parse(&out[0]) else {
+        panic!()
+    };
+    assert_eq!(a.reject_reason, Some(RejectReason::TimeMismatch));
+    assert_eq!(n.engine.status(Instant::ZERO).clock_skew, Some(120));
+    n.engine.connection_down(Instant::ZERO);
+    n.close_requested = false;
+    // Clocks agree again: the next connection is accepted.
+    n.engine.connection_up(Instant::from_secs(60)).unwrap();
+    let out = feed(
+        &mut n,
+        Instant::from_secs(60),
+        T0 + 60,
+        &connect("fo-test", T0 + 59),
+    );
+    assert_eq!(types(&out), ["CONNECTACK", "STATE"]);
+}
+
+#[test]
+fn incomplete_connect_gets_the_iscs_reasons() {
+    // Missing HBA → 18, as ISC answers.
+    let mut bytes = connect("fo-test", T0);
+    let cut = bytes.len() - 36;
+    bytes.truncate(cut);
+    let len = bytes.len() as u16;
+    bytes[..2].copy_from_slice(&len.to_be_bytes());
+    let mut n = node(Role::Secondary);
+    n.engine.connection_up(Instant::ZERO).unwrap();
+    let out = feed(&mut n, Instant::ZERO, T0, &bytes);
+    let Ok(Repr::ConnectAck(a)) = Repr::parse(&out[0]) else {
+        panic!()
+    };
+    assert_eq!(a.reject_reason, Some(RejectReason::HbaConflict));
+    assert!(n.saw(|e| matches!(e, Event::ProtocolError { .. })));
+}
+
+#[test]
+fn bndupd_before_connect_is_out_of_place() {
+    let mut n = node(Role::Secondary);
+    n.engine.connection_up(Instant::ZERO).unwrap();
+    let out = feed(
+        &mut n,
+        Instant::ZERO,
+        T0,
+        &bndupd(5, Ipv4Addr::new(198, 18, 1, 1)),
+    );
+    closed_with(&n, &out, RejectReason::UnknownConnectionReason);
+    // Nothing was handed over to commit.
+    assert!(!n.saw(|e| matches!(e, Event::CommitBinding { .. })));
+}
+
+#[test]
+fn connectack_to_a_secondary_is_refused() {
+    let mut n = linked_secondary();
+    let a = ConnectAck {
+        time: T0,
+        protocol_version: 1,
+        relationship_name: Some(Text::from("fo-test")),
+        max_unacked_bndupd: Some(1),
+        receive_timer: Some(1),
+        vendor_class: Some(Text::from("x")),
+        ..ConnectAck::default()
+    };
+    let mut b = vec![0; a.buffer_len()];
+    a.emit(&mut b).unwrap();
+    let out = feed(&mut n, Instant::ZERO, T0, &b);
+    closed_with(&n, &out, RejectReason::InvalidPartner);
+    // Losing the link in NORMAL is COMMUNICATIONS-INTERRUPTED, as for any failure.
+    n.engine.connection_down(Instant::ZERO);
+    n.drain_events();
+    assert_eq!(n.engine.link(), Link::Down);
+}
+
+#[test]
+fn second_connect_on_a_live_link_is_a_duplicate() {
+    let mut n = linked_secondary();
+    let out = feed(&mut n, Instant::ZERO, T0, &connect("fo-test", T0));
+    let Ok(Repr::ConnectAck(a)) = Repr::parse(&out[0]) else {
+        panic!()
+    };
+    assert_eq!(a.reject_reason, Some(RejectReason::DuplicateConnection));
+}
+
+#[test]
+fn garbage_is_answered_with_disconnect() {
+    let mut n = linked_secondary();
+    let out = feed(
+        &mut n,
+        Instant::ZERO,
+        T0,
+        &[0x00, 0x0d, 0x63, 0x0c, 1, 2, 3, 4, 5, 6, 7, 8, 9],
+    );
+    closed_with(&n, &out, RejectReason::UnknownError);
+    assert!(n.saw(|e| matches!(e, Event::ProtocolError { .. })));
+}
+
+#[test]
+fn incomplete_binding_is_rejected_with_3_and_the_link_stays() {
+    let mut n = linked_secondary();
+    // ACTIVE without hardware address or times: missing binding information.
+    let b = Binding::new(Ipv4Addr::new(198, 18, 1, 2), BindingStatus::Active);
+    let u = BndUpd::single(T0, 9, &b);
+    let mut bytes = vec![0; u.buffer_len()];
+    u.emit(&mut bytes).unwrap();
+    let out = feed(&mut n, Instant::ZERO, T0, &bytes);
+    let Ok(Repr::BndAck(a)) = Repr::parse(&out[0]) else {
+        panic!("{:?}", types(&out))
+    };
+    assert_eq!(a.xid, 9);
+    assert_eq!(
+        a.acks.first().unwrap().reject_reason,
+        Some(RejectReason::MissingBindingInformation)
+    );
+    assert_eq!(n.engine.link(), Link::Up);
+    // The store is untouched.
+    assert_eq!(
+        n.store.leases[&[198, 18, 1, 2]].local.status,
+        BindingStatus::Free
+    );
+}
+
+#[test]
+fn address_outside_the_pool_is_rejected_with_1() {
+    let mut n = linked_secondary();
+    let out = feed(
+        &mut n,
+        Instant::ZERO,
+        T0,
+        &bndupd(10, Ipv4Addr::new(10, 9, 9, 9)),
+    );
+    let Ok(Repr::BndAck(a)) = Repr::parse(&out[0]) else {
+        panic!()
+    };
+    assert_eq!(
+        a.acks.first().unwrap().reject_reason,
+        Some(RejectReason::IllegalIpAddress)
+    );
+}
+
+#[test]
+fn a_partner_ignoring_flow_control_is_disconnected_at_capacity() {
+    let mut n = linked_secondary();
+    n.auto_commit = false;
+    // We advertised 10 (Config default); the engine holds up to its COMMITS capacity, then the
+    // partner is breaking flow control (§8.4).
+    let mut closed = false;
+    for i in 0..200u32 {
+        let out = feed(
+            &mut n,
+            Instant::ZERO,
+            T0,
+            &bndupd(100 + i, Ipv4Addr::new(198, 18, 1, (i % 8) as u8)),
+        );
+        if n.close_requested {
+            closed_with(&n, &out, RejectReason::UnknownConnectionReason);
+            closed = true;
+            break;
+        }
+    }
+    assert!(closed);
+    // Nothing uncommitted was acknowledged.
+    assert!(n.pending_commits.len() >= 10);
+}
+
+#[test]
+fn acks_for_unknown_xids_are_ignored() {
+    let mut n = linked_secondary();
+    let ack = BindingAck::accept(Ipv4Addr::new(198, 18, 1, 1));
+    let a = BndAck {
+        time: T0,
+        xid: 4242,
+        acks: BindingList::single(&ack),
+        extra: Default::default(),
+        digest: None,
+    };
+    let mut b = vec![0; a.buffer_len()];
+    a.emit(&mut b).unwrap();
+    let out = feed(&mut n, Instant::ZERO, T0, &b);
+    assert!(out.is_empty());
+    assert_eq!(n.engine.link(), Link::Up);
+    assert!(!n.saw(|e| matches!(e, Event::BindingAcked { .. })));
+}
+
+#[test]
+fn commits_confirmed_after_the_link_dropped_are_not_acked_on_the_next() {
+    let mut n = linked_secondary();
+    n.auto_commit = false;
+    feed(
+        &mut n,
+        Instant::ZERO,
+        T0,
+        &bndupd(50, Ipv4Addr::new(198, 18, 1, 3)),
+    );
+    let token = n.pending_commits.pop().unwrap();
+    n.engine.connection_down(Instant::ZERO);
+    n.drain_events();
+    // A new connection; the old token is stale.
+    n.engine.connection_up(Instant::from_secs(1)).unwrap();
+    feed(
+        &mut n,
+        Instant::from_secs(1),
+        T0 + 1,
+        &connect("fo-test", T0 + 1),
+    );
+    assert_eq!(
+        n.engine.binding_committed(token),
+        Err(failover_fsm::EngineError::UnknownToken)
+    );
+    let mut buf = [0u8; 2048];
+    while let Some(len) = n.engine.poll_transmit(Instant::from_secs(1), &mut buf) {
+        assert!(!matches!(Repr::parse(&buf[..len]), Ok(Repr::BndAck(_))));
+    }
+}
+
+#[test]
+fn an_engine_survives_arbitrary_message_sequences() {
+    // Deterministic pseudo-random bytes and truncations of valid messages, at every link state.
+    let valid = [
+        connect("fo-test", T0),
+        state(ServerState::Normal),
+        bndupd(3, Ipv4Addr::new(198, 18, 1, 4)),
+    ];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = || {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        x
+    };
+    for round in 0..300 {
+        let mut n = node(if round % 2 == 0 {
+            Role::Secondary
+        } else {
+            Role::Primary
+        });
+        let now = Instant::from_secs(round);
+        n.engine.connection_up(now).unwrap();
+        for _ in 0..20 {
+            let pick = &valid[(next() % 3) as usize];
+            let mut m = pick.clone();
+            match next() % 3 {
+                0 => {}
+                1 => {
+                    let i = (next() as usize) % m.len();
+                    m[i] = next() as u8;
+                }
+                _ => m.truncate((next() as usize) % m.len() + 1),
+            }
+            let _ = n.engine.handle_message(now, UnixTime(T0), &m, &n.store);
+            n.drain_events();
+            let mut buf = [0u8; 2048];
+            while n.engine.poll_transmit(now, &mut buf).is_some() {
+                n.drain_events();
+            }
+            if n.close_requested {
+                n.engine.connection_down(now);
+                n.close_requested = false;
+                let _ = n.engine.connection_up(now);
+            }
+        }
+        let s = n.engine.status(now);
+        assert!(s.unacked_sent <= s.partner_max_unacked as usize);
+        assert!(!matches!(n.engine.state(), ServerState::Unknown(_)));
+    }
+    let _: Option<TestEngine> = None;
+}
