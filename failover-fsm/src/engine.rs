@@ -274,6 +274,8 @@ pub struct Status {
     pub recover_wait_left: Option<Duration>,
     /// Time left before the safe period moves us to PARTNER-DOWN.
     pub auto_partner_down_left: Option<Duration>,
+    /// The hash bucket assignment in force (a secondary's is the primary's, once learned).
+    pub hba: Hba,
 }
 
 /// One of our bindings, queued or in flight.
@@ -282,6 +284,9 @@ struct Outgoing {
     seq: u64,
     xid: Option<u32>,
     binding: BindingData,
+    /// The partner sent a binding for this address that we accepted after this one was sent:
+    /// it is stale and is not sent again after a reconnect.
+    superseded: bool,
 }
 
 /// A received BNDUPD whose transactions wait for commits.
@@ -323,6 +328,22 @@ enum Control {
     },
     /// Close after everything before it was sent.
     Close,
+}
+
+/// After PARTNER-DOWN → NORMAL (the partner reported RECOVER-DONE, §9.4.3), STATE keeps
+/// announcing PARTNER-DOWN until every binding queued by then — what we did in PARTNER-DOWN,
+/// possibly with addresses of the partner's pool, and the backlog the caller queued on
+/// entering NORMAL — is acknowledged. The partner leaves RECOVER-DONE for NORMAL (and starts
+/// allocating from its pool) only on our NORMAL; announcing it at once, ahead of the queued
+/// BNDUPDs, let the partner hand out addresses we had leased.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PdHold {
+    Off,
+    /// Entered NORMAL; the hold is fixed at the next `poll_transmit` (after the caller queued
+    /// its backlog). Carries the start time of PARTNER-DOWN.
+    Armed(UnixTime),
+    /// Until our bindings up to this sequence number are acknowledged.
+    Until(u64, UnixTime),
 }
 
 /// The partner's outstanding UPDREQ/UPDREQALL that we are answering.
@@ -379,6 +400,8 @@ pub struct Engine<const QUEUE: usize = 256, const COMMITS: usize = 128, const EV
     our_request: Option<u32>,
     /// Our outstanding request is an UPDREQALL.
     our_request_all: bool,
+    /// Left PARTNER-DOWN for NORMAL with bindings still to send (see [`PdHold`]).
+    pd_hold: PdHold,
     /// No complete lease table yet: started without persisted state (brand-new, or stable
     /// storage lost) or restarted in RECOVER (a recovery that never finished). Every update
     /// request is then an UPDREQALL until one has been answered (§9.5.2).
@@ -445,6 +468,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             partner_request: None,
             our_request: None,
             our_request_all: false,
+            pd_hold: PdHold::Off,
             lost_storage: persisted.is_none_or(|p| p.state == ServerState::Recover),
             startup_deadline: None,
             recover_wait_deadline: None,
@@ -529,6 +553,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 .recover_wait_deadline
                 .map(|d| d.saturating_duration_since(now)),
             auto_partner_down_left: self.safe_deadline.map(|d| d.saturating_duration_since(now)),
+            hba: self.hba,
         }
     }
 
@@ -572,10 +597,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         // Received updates not yet acked are dropped: their BNDACK belongs to the dead
         // connection (§8.6); the partner sends them again.
         self.incoming.clear();
-        for o in self.outgoing.iter_mut() {
-            o.xid = None;
-        }
-        self.in_flight = 0;
+        self.requeue_unacked();
         self.partner_request = None;
         self.our_request = None;
         if was_up {
@@ -682,7 +704,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             .iter()
             .rev()
             .find(|o| o.binding.address == binding.address)
-            .is_some_and(|o| o.binding == binding)
+            .is_some_and(|o| o.binding == binding && !o.superseded)
         {
             return Ok(());
         }
@@ -702,6 +724,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 seq,
                 xid: None,
                 binding,
+                superseded: false,
             })
             .map_err(|_| EngineError::QueueFull)?;
         self.next_seq += 1;
@@ -827,6 +850,15 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
         if self.persist_pending > 0 || matches!(self.link, Link::Down) {
             return None;
+        }
+        if let PdHold::Armed(since) = self.pd_hold {
+            // The caller has queued its backlog by now (events come before transmits).
+            let until = self.next_seq - 1;
+            self.pd_hold = PdHold::Until(until, since);
+            self.release_pd_hold();
+            if self.persist_pending > 0 {
+                return None; // persist NORMAL before announcing it
+            }
         }
         let wall = self.wall_at(now).0;
         if let Some(c) = self.control.pop_front() {
@@ -1012,17 +1044,21 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             }
             .emit(buf),
             Control::State => {
-                let (state, flags) = if self.state == ServerState::Startup {
-                    (self.previous, ServerFlags::STARTUP)
-                } else {
-                    (self.state, ServerFlags::EMPTY)
+                let (state, flags, since) = match self.pd_hold {
+                    _ if self.state == ServerState::Startup => {
+                        (self.previous, ServerFlags::STARTUP, self.state_since)
+                    }
+                    PdHold::Armed(since) | PdHold::Until(_, since) => {
+                        (ServerState::PartnerDown, ServerFlags::EMPTY, since)
+                    }
+                    PdHold::Off => (self.state, ServerFlags::EMPTY, self.state_since),
                 };
                 State {
                     time: wall,
                     xid,
                     server_state: state,
                     server_flags: flags,
-                    start_time_of_state: self.state_since.0,
+                    start_time_of_state: since.0,
                     extra: Default::default(),
                     digest: None,
                 }
@@ -1378,6 +1414,28 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         self.partner_state = Some(s.server_state);
         self.partner_since = Some(since);
         self.state_seen = true;
+        if first && self.state == ServerState::Recover {
+            self.request_updates_once();
+        }
+    }
+
+    /// In RECOVER, every new connection asks for updates (§9.5.2; 04 §6.7: re-issue the
+    /// request on reconnect), whatever the partner's state. ISC's table only asks when the
+    /// partner is in COMMUNICATIONS-INTERRUPTED, PARTNER-DOWN or RECOVER: with a partner in
+    /// RECOVER-WAIT or RECOVER-DONE a server that entered RECOVER while disconnected would
+    /// wait forever, and so would its partner.
+    fn request_updates_once(&mut self) {
+        let queued = self
+            .control
+            .iter()
+            .any(|c| matches!(c, Control::UpdReq | Control::UpdReqAll));
+        if self.our_request.is_none() && !queued && self.link == Link::Up {
+            self.push_control(if self.config.dialect == Dialect::Isc || self.lost_storage {
+                Control::UpdReqAll
+            } else {
+                Control::UpdReq
+            });
+        }
     }
 
     fn on_bndupd(&mut self, xid: u32, u: &BndUpd<'_>, wall: UnixTime, db: &impl LeaseLookup) {
@@ -1403,6 +1461,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             };
             let item = match result {
                 Ok((binding, verdict)) => {
+                    self.supersede(address);
                     let token = self.next_token;
                     self.next_token += 1;
                     pending += 1;
@@ -1507,7 +1566,58 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 }
             }
         }
+        self.release_pd_hold();
         self.check_upddone();
+    }
+
+    /// Announces NORMAL once the bindings held back by [`PdHold`] are acknowledged.
+    fn release_pd_hold(&mut self) {
+        if let PdHold::Until(until, _) = self.pd_hold
+            && self.outgoing.iter().all(|o| o.seq > until)
+        {
+            self.pd_hold = PdHold::Off;
+            self.push_event(Event::PersistState {
+                state: self.state,
+                since: self.state_since,
+            });
+            if matches!(self.link, Link::AwaitingState | Link::Up) {
+                self.push_control(Control::State);
+            }
+        }
+    }
+
+    /// We accept the partner's binding for `address`: our queued copies are stale. One not
+    /// sent yet is dropped; one in flight is left to its BNDACK but not sent again. (The
+    /// queue holds copies, not the current record: sending a stale one would overwrite the
+    /// partner's newer binding with ours.) If the commit then fails, the caller queues its
+    /// record again.
+    fn supersede(&mut self, address: [u8; 4]) {
+        while let Some(idx) = self
+            .outgoing
+            .iter()
+            .position(|o| o.binding.address == address && o.xid.is_none())
+        {
+            let _ = self.remove_outgoing(idx);
+        }
+        for o in self.outgoing.iter_mut() {
+            if o.binding.address == address {
+                o.superseded = true;
+            }
+        }
+    }
+
+    /// Everything sent and not acknowledged goes back to the queue (a new connection, or ISC's
+    /// re-queue on leaving some states), except what a partner's binding superseded.
+    fn requeue_unacked(&mut self) {
+        while let Some(idx) = self.outgoing.iter().position(|o| o.superseded) {
+            let _ = self.remove_outgoing(idx);
+        }
+        for o in self.outgoing.iter_mut() {
+            o.xid = None;
+        }
+        self.in_flight = 0;
+        self.check_upddone();
+        self.release_pd_hold();
     }
 
     fn remove_outgoing(&mut self, idx: usize) -> Option<Outgoing> {
@@ -1611,6 +1721,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
 
     fn set_state(&mut self, now: Instant, wall: UnixTime, next: ServerState) {
         let from = self.state;
+        let pd_since = self.state_since;
         // Leaving STARTUP for the remembered state, and entering RECOVER-WAIT, keep the start
         // time (ISC does: RECOVER-WAIT ends MCLT after RECOVER began).
         let keep = (from == ServerState::Startup && next == self.previous)
@@ -1622,9 +1733,22 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         if from == ServerState::Startup {
             self.startup_deadline = None;
         }
+        let leaving_pd = from == ServerState::PartnerDown
+            || (from == ServerState::Startup && self.previous == ServerState::PartnerDown);
+        self.pd_hold = if leaving_pd && next == ServerState::Normal {
+            PdHold::Armed(pd_since)
+        } else {
+            PdHold::Off
+        };
+        // While the hold lasts we persist what we announce: a restart comes back in
+        // PARTNER-DOWN, not in a NORMAL the partner never heard of.
+        let (persist, persist_since) = match self.pd_hold {
+            PdHold::Armed(since) => (ServerState::PartnerDown, since),
+            _ => (next, self.state_since),
+        };
         self.push_event(Event::PersistState {
-            state: next,
-            since: self.state_since,
+            state: persist,
+            since: persist_since,
         });
         self.push_event(Event::StateChanged { from, to: next });
         if matches!(self.link, Link::AwaitingState | Link::Up) {
@@ -1640,10 +1764,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     fn apply(&mut self, now: Instant, wall: UnixTime, from: ServerState, actions: Actions) {
         let up = self.link == Link::Up;
         if actions.contains(Actions::REQUEUE_UNACKED) {
-            for o in self.outgoing.iter_mut() {
-                o.xid = None;
-            }
-            self.in_flight = 0;
+            self.requeue_unacked();
         }
         if actions.contains(Actions::SEND_UPDREQALL) && up {
             self.push_control(Control::UpdReqAll);

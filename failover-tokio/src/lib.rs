@@ -1,0 +1,22 @@
+//! DHCPv4 failover (draft-ietf-dhc-failover-12) over TCP with tokio: a thin binding of the
+//! [`failover_fsm`] engine to sockets and timers.
+//!
+//! [`PeerBuilder`] starts one failover peer: it listens (port 647 by default) and connects to
+//! the partner, keeps one live connection per relationship (the partner's extra connections and
+//! every connection from another address are closed unread), reconnects with jittered backoff,
+//! and runs the engine's timers. The DHCP server talks to it through a [`Handle`]
+//! (`send_binding`, policy queries, `partner_down`, `shutdown`, `status`, `watch`) and receives
+//! [`PeerEvent`]s.
+//!
+//! Durability is the [`Storage`]'s: the task persists each state change and commits each binding
+//! from the partner through it before the engine may announce or acknowledge them.
+//! [`MemoryStore`] is the in-memory reference; [`FileStore`] an append-only log fsync'd before
+//! every acknowledgement.
+//!
+//! All protocol decisions are the engine's; this crate only moves bytes, time and events.
+
+pub mod peer;
+pub mod storage;
+
+pub use peer::{Counters, Handle, PeerBuilder, PeerError, PeerEvent, wall_clock};
+pub use storage::{FileStore, Lease, MemoryStore, Storage};

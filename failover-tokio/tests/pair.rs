@@ -1,0 +1,142 @@
+//! Two peers over loopback TCP: reach NORMAL, exchange bindings, survive a restart.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use failover_fsm::{BindingData, BindingStatus, Config, Role, ServerState};
+use failover_tokio::{Handle, MemoryStore, PeerBuilder, wall_clock};
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn config(role: Role) -> Config {
+    let mut c = Config::new(role, "loopback-pair", 5);
+    c.receive_timer = 6;
+    c
+}
+
+async fn start(
+    role: Role,
+    listen: u16,
+    partner: u16,
+    store: Arc<MemoryStore>,
+) -> (
+    Handle,
+    tokio::sync::mpsc::Receiver<failover_tokio::PeerEvent>,
+) {
+    let addr = |p| SocketAddr::from(([127, 0, 0, 1], p));
+    PeerBuilder::new(config(role), addr(partner), store)
+        .listen(addr(listen))
+        .reconnect(Duration::from_millis(100), Duration::from_millis(500))
+        .reject_backoff(Duration::from_millis(500))
+        .start()
+        .await
+        .unwrap()
+}
+
+fn drain(mut rx: tokio::sync::mpsc::Receiver<failover_tokio::PeerEvent>) {
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+}
+
+async fn within<T>(secs: u64, f: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(secs), f)
+        .await
+        .expect("timed out")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_peers_reach_normal_and_share_bindings() {
+    let (pp, sp) = (free_port(), free_port());
+    let first = Ipv4Addr::new(198, 18, 1, 0);
+    let ps = Arc::new(MemoryStore::new(Role::Primary, first, 32));
+    let ss = Arc::new(MemoryStore::new(Role::Secondary, first, 32));
+    let (p, pe) = start(Role::Primary, pp, sp, ps.clone()).await;
+    let (s, se) = start(Role::Secondary, sp, pp, ss.clone()).await;
+    drain(pe);
+    drain(se);
+    within(20, p.wait_for_state(ServerState::Normal))
+        .await
+        .unwrap();
+    within(20, s.wait_for_state(ServerState::Normal))
+        .await
+        .unwrap();
+    // Pool balancing gave the secondary half the pool.
+    within(10, async {
+        while ss.count(BindingStatus::Backup) != 16 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+
+    // The primary grants 10 leases; the secondary stores them.
+    let wall = wall_clock();
+    for i in 0..10u8 {
+        let a = ps.free_address().unwrap();
+        let mut b = BindingData::new(a, BindingStatus::Active)
+            .with_client(None, 1, &[2, 0, 0, 0, 0, i])
+            .unwrap();
+        b.lease_expiration_time = Some(wall.plus(300));
+        b.potential_expiration_time = Some(wall.plus(450));
+        b.client_last_transaction_time = Some(wall);
+        p.send_binding(b).await.unwrap();
+    }
+    within(10, async {
+        while ss.count(BindingStatus::Active) != 10 || p.status().unacked_sent != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(ps.count(BindingStatus::Active), 10);
+
+    // Graceful shutdown of the primary: the secondary takes over (§9.14, §9.8.4).
+    within(15, p.shutdown()).await;
+    within(15, s.wait_for_state(ServerState::PartnerDown))
+        .await
+        .unwrap();
+    s.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn strangers_are_refused_and_never_reach_the_engine() {
+    let (pp, sp) = (free_port(), free_port());
+    let first = Ipv4Addr::new(198, 18, 2, 0);
+    let (p, pe) = start(
+        Role::Primary,
+        pp,
+        sp,
+        Arc::new(MemoryStore::new(Role::Primary, first, 8)),
+    )
+    .await;
+    // The partner is 127.0.0.1; connect from 127.0.0.2.
+    let target = SocketAddr::from(([127, 0, 0, 1], pp));
+    let mut refused = 0;
+    for _ in 0..200 {
+        let sock = tokio::net::TcpSocket::new_v4().unwrap();
+        sock.bind(SocketAddr::from(([127, 0, 0, 2], 0))).unwrap();
+        if let Ok(mut c) = sock.connect(target).await {
+            use tokio::io::AsyncReadExt;
+            let mut b = [0u8; 16];
+            // The peer closes without sending a byte.
+            let n = within(5, c.read(&mut b)).await.unwrap_or(0);
+            assert_eq!(n, 0);
+            refused += 1;
+        }
+    }
+    assert_eq!(refused, 200);
+    within(5, async {
+        while p.counters().refused() < 200 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    })
+    .await;
+    assert_eq!(p.counters().messages_in(), 0);
+    drop(pe);
+    p.shutdown().await;
+}
