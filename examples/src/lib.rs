@@ -2,6 +2,16 @@
 //!
 //! * [`decode`]: the operator's decoder for failover traffic (`cargo run --example decode --
 //!   FILE [--json]`), reading hex vector files and pcap/pcapng captures.
+//! * [`pair`]: the two-peer failover demo (`cargo run --example pair`).
+//! * [`peer`]: a standalone failover peer (`cargo run --example peer -- --help`).
+//! * [`console`]: timestamped output and argument parsing shared by `pair` and `peer`.
 
 #[path = "../decode/mod.rs"]
 pub mod decode;
+
+#[path = "../console/mod.rs"]
+pub mod console;
+#[path = "../pair/mod.rs"]
+pub mod pair;
+#[path = "../peer/mod.rs"]
+pub mod peer;

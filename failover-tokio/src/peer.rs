@@ -30,6 +30,8 @@ type PeerEngine = Engine<256, 128, 128>;
 
 /// Bytes read from the socket at a time (bounded; the framer holds at most one message).
 const READ_BUFFER: usize = 16 * 1024;
+/// Most bytes gathered into one write.
+const WRITE_BATCH: usize = 64 * 1024;
 
 /// Configures and starts a failover peer.
 ///
@@ -172,6 +174,7 @@ impl<S: Storage> PeerBuilder<S> {
             write_timeout,
             rng: u64::from(seed) | 1,
             shutting_down: None,
+            wbuf: Vec::with_capacity(WRITE_BATCH + failover_proto::MAX_MESSAGE_LEN),
         };
         let span = info_span!(
             "failover",
@@ -323,6 +326,18 @@ impl Handle {
         }
     }
 
+    /// Stops the task at once, as a crash would: no SHUTDOWN, no DISCONNECT, nothing more
+    /// persisted; the operating system closes the sockets. Returns once the task is gone (its
+    /// listening port is free again). What the storage holds is what a restart starts from.
+    /// Does nothing if a clone of this handle already stopped the task (or is in `shutdown`).
+    pub async fn abort(&self) {
+        let join = self.join.lock().ok().and_then(|mut j| j.take());
+        if let Some(j) = join {
+            j.abort();
+            let _ = j.await;
+        }
+    }
+
     /// Runs pool balancing now with the store's counts (the task also does on entering NORMAL
     /// and on the partner's POOLREQ).
     pub async fn balance_pools(&self) -> Result<Result<BalancePlan, BalanceSkipped>, PeerError> {
@@ -403,6 +418,7 @@ pub fn wall_clock() -> UnixTime {
 struct Conn {
     stream: TcpStream,
     peer: SocketAddr,
+    outgoing: bool,
 }
 
 type Dial = std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<TcpStream>> + Send>>;
@@ -435,6 +451,7 @@ struct Task<S: Storage> {
     write_timeout: Duration,
     rng: u64,
     shutting_down: Option<(tokio::time::Instant, oneshot::Sender<()>)>,
+    wbuf: Vec<u8>,
 }
 
 impl<S: Storage> Task<S> {
@@ -570,13 +587,14 @@ impl<S: Storage> Task<S> {
             let _ = self.event_tx.try_send(PeerEvent::Refused { from });
             return;
         }
-        if self.conn.is_some() {
+        if !self.prefer(false) {
             // One connection per relationship: the partner's extra one is closed (ISC keeps
             // the first too).
             debug!(%from, "closed a second connection from the partner");
             return;
         }
         self.dialing = None;
+        self.replace_conn();
         self.attach(stream, from, false);
     }
 
@@ -602,8 +620,9 @@ impl<S: Storage> Task<S> {
     fn dialed(&mut self, r: io::Result<TcpStream>) {
         self.dialing = None;
         match r {
-            Ok(stream) if self.conn.is_none() => {
+            Ok(stream) if self.prefer(true) => {
                 let peer = stream.peer_addr().unwrap_or(self.partner);
+                self.replace_conn();
                 self.attach(stream, peer, true);
             }
             Ok(_) => {}
@@ -611,6 +630,28 @@ impl<S: Storage> Task<S> {
                 debug!(error = %e, "connect failed");
                 self.schedule_reconnect(false);
             }
+        }
+    }
+
+    /// Whether a new connection (ours if `outgoing`) should be used. With none, yes. When both
+    /// peers dial at once, each would otherwise keep its own and close the other's, losing
+    /// both: the primary keeps the connection it opened, the secondary the one it accepted —
+    /// as long as the current one has not finished its handshake.
+    fn prefer(&self, outgoing: bool) -> bool {
+        let Some(current) = &self.conn else {
+            return true;
+        };
+        let handshaking = !matches!(self.engine.link(), Link::Up | Link::Closing);
+        let primary = self.engine.config().role == failover_fsm::Role::Primary;
+        handshaking && current.outgoing != outgoing && outgoing == primary
+    }
+
+    /// Drops the current connection (still in its handshake) for a better one.
+    fn replace_conn(&mut self) {
+        if let Some(old) = self.conn.take() {
+            debug!(peer = %old.peer, "replacing a connection still in its handshake");
+            let now = self.now();
+            self.engine.connection_down(now);
         }
     }
 
@@ -623,7 +664,11 @@ impl<S: Storage> Task<S> {
         info!(%peer, outgoing, "connected to the partner");
         self.counters.connections.fetch_add(1, Ordering::Relaxed);
         self.framer.reset();
-        self.conn = Some(Conn { stream, peer });
+        self.conn = Some(Conn {
+            stream,
+            peer,
+            outgoing,
+        });
         self.backoff = self.reconnect_min;
         let _ = self
             .event_tx
@@ -718,21 +763,27 @@ impl<S: Storage> Task<S> {
             let fed = before != (self.resync.len(), self.parked.is_some(), self.resync_end);
             let now = self.now();
             let mut wrote = false;
-            while let Some(n) = self.engine.poll_transmit(now, &mut buf) {
-                let Some(conn) = self.conn.as_mut() else {
-                    break;
-                };
+            // Collect what is ready into one write (one syscall for a burst of BNDUPDs).
+            let mut out = std::mem::take(&mut self.wbuf);
+            out.clear();
+            while out.len() < WRITE_BATCH
+                && let Some(n) = self.engine.poll_transmit(now, &mut buf)
+            {
                 wrote = true;
-                let msg = buf.get(..n).unwrap_or_default();
-                let w = tokio::time::timeout(self.write_timeout, conn.stream.write_all(msg)).await;
-                if !matches!(w, Ok(Ok(()))) {
-                    warn!("write to the partner failed or stalled; dropping the connection");
-                    self.drop_conn().await;
-                    break;
-                }
+                out.extend_from_slice(buf.get(..n).unwrap_or_default());
                 self.counters.messages_out.fetch_add(1, Ordering::Relaxed);
                 self.drain_events().await?;
             }
+            if !out.is_empty()
+                && let Some(conn) = self.conn.as_mut()
+            {
+                let w = tokio::time::timeout(self.write_timeout, conn.stream.write_all(&out)).await;
+                if !matches!(w, Ok(Ok(()))) {
+                    warn!("write to the partner failed or stalled; dropping the connection");
+                    self.drop_conn().await;
+                }
+            }
+            self.wbuf = out;
             if !wrote && !fed {
                 break;
             }
