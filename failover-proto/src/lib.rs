@@ -94,7 +94,3 @@ pub use value::{
     TlsRequest,
 };
 
-/// The README's code examples, compiled and run as doctests.
-#[cfg(doctest)]
-#[doc = include_str!("../../README.md")]
-struct ReadmeDoctests;

@@ -20,3 +20,8 @@ pub mod storage;
 
 pub use peer::{Counters, Handle, PeerBuilder, PeerError, PeerEvent, wall_clock};
 pub use storage::{FileStore, Lease, MemoryStore, Storage};
+
+/// The README's code examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
