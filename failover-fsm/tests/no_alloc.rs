@@ -7,12 +7,8 @@
     clippy::panic,
     missing_docs
 )]
-// A global allocator is unsafe to implement; this test binary is the only place that does.
-#![allow(unsafe_code)]
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::Ipv4Addr;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use failover_fsm::accept::LocalBinding;
 use failover_fsm::{
@@ -20,34 +16,10 @@ use failover_fsm::{
     UnixTime,
 };
 
-struct Counting;
+#[path = "../../failover-proto/tests/common/counting_alloc.rs"]
+mod counting_alloc;
 
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::SeqCst) {
-            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::SeqCst) {
-            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting_alloc::{Counting, counting, self_test, take_count};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -170,13 +142,9 @@ fn a_whole_run_does_not_allocate() {
     let mut s = Side::new(Role::Secondary);
     let mut now = Instant::ZERO;
 
-    // The counter sees allocations.
-    COUNTING.store(true, Ordering::SeqCst);
-    drop(std::hint::black_box(Box::new(1u64)));
-    COUNTING.store(false, Ordering::SeqCst);
-    assert_eq!(ALLOCATIONS.swap(0, Ordering::SeqCst), 1);
+    self_test();
 
-    COUNTING.store(true, Ordering::SeqCst);
+    counting(true);
     p.engine.connection_up(now).unwrap();
     s.engine.connection_up(now).unwrap();
     let wall = p.engine.wall_at(now);
@@ -218,9 +186,9 @@ fn a_whole_run_does_not_allocate() {
     let wall = p.engine.wall_at(now);
     pump(&mut p, &mut s, now, wall);
     run(&mut p, &mut s, &mut now, 5);
-    COUNTING.store(false, Ordering::SeqCst);
+    counting(false);
 
-    assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "heap allocations");
+    assert_eq!(take_count(), 0, "heap allocations");
     assert_eq!(p.engine.state(), ServerState::Normal);
     assert_eq!(s.engine.state(), ServerState::Normal);
     // 16 rounds of 32 updates each way: every one committed by the receiver and acked.

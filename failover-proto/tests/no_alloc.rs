@@ -6,44 +6,13 @@
     clippy::panic,
     missing_docs
 )]
-// A global allocator is unsafe to implement; this test binary is the only place the repo does.
-#![allow(unsafe_code)]
-
-use std::alloc::{GlobalAlloc, Layout, System};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use failover_proto::{Framer, Repr, hash};
 
-/// Counts allocations made while `COUNTING` is set (by any thread: the test runs alone in this
-/// binary).
-struct Counting;
+#[path = "common/counting_alloc.rs"]
+mod counting_alloc;
 
-static COUNTING: AtomicBool = AtomicBool::new(false);
-static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
-
-// SAFETY: forwards to the system allocator unchanged; only counts calls.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        if COUNTING.load(Ordering::SeqCst) {
-            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.alloc(layout) }
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // SAFETY: same contract as our caller's.
-        unsafe { System.dealloc(ptr, layout) }
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        if COUNTING.load(Ordering::SeqCst) {
-            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
-        }
-        // SAFETY: same contract as our caller's.
-        unsafe { System.realloc(ptr, layout, new_size) }
-    }
-}
+use counting_alloc::{Counting, counting, self_test, take_count};
 
 #[global_allocator]
 static GLOBAL: Counting = Counting;
@@ -67,13 +36,9 @@ fn codec_never_allocates() {
     let mut out = vec![0u8; 2048];
     let mut framer = Box::new(Framer::new());
 
-    // The counter sees allocations: one Box while counting is one allocation.
-    COUNTING.store(true, Ordering::SeqCst);
-    drop(std::hint::black_box(Box::new(1u64)));
-    COUNTING.store(false, Ordering::SeqCst);
-    assert_eq!(ALLOCATIONS.swap(0, Ordering::SeqCst), 1);
+    self_test();
 
-    COUNTING.store(true, Ordering::SeqCst);
+    counting(true);
     let mut decoded = 0usize;
     let mut bindings = 0usize;
     let mut buckets = 0u32;
@@ -99,9 +64,9 @@ fn codec_never_allocates() {
             framed += msg.len();
         }
     }
-    COUNTING.store(false, Ordering::SeqCst);
+    counting(false);
 
-    assert_eq!(ALLOCATIONS.load(Ordering::SeqCst), 0, "heap allocations");
+    assert_eq!(take_count(), 0, "heap allocations");
     assert_eq!(decoded, msgs.len() - 3);
     assert_eq!(framed, stream.len());
     assert!(bindings > 500 && buckets > 0);

@@ -1,0 +1,56 @@
+//! A global allocator that counts allocations while counting is switched on: the zero-heap
+//! tests of failover-proto and failover-fsm include it with `#[path]` and install it.
+#![allow(unsafe_code, dead_code)]
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+/// Forwards to the system allocator and counts `alloc`/`realloc` calls while switched on (by
+/// any thread: each such test runs alone in its binary).
+pub(crate) struct Counting;
+
+static COUNTING: AtomicBool = AtomicBool::new(false);
+static ALLOCATIONS: AtomicUsize = AtomicUsize::new(0);
+
+// SAFETY: forwards to the system allocator unchanged; only counts calls.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        if COUNTING.load(Ordering::SeqCst) {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as our caller's.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        if COUNTING.load(Ordering::SeqCst) {
+            ALLOCATIONS.fetch_add(1, Ordering::SeqCst);
+        }
+        // SAFETY: same contract as our caller's.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+/// Switches counting on or off.
+pub(crate) fn counting(on: bool) {
+    COUNTING.store(on, Ordering::SeqCst);
+}
+
+/// Allocations counted so far, reset to zero.
+pub(crate) fn take_count() -> usize {
+    ALLOCATIONS.swap(0, Ordering::SeqCst)
+}
+
+/// Checks the counter works: one Box while counting is one allocation.
+pub(crate) fn self_test() {
+    take_count();
+    counting(true);
+    drop(std::hint::black_box(Box::new(1u64)));
+    counting(false);
+    assert_eq!(take_count(), 1, "the counting allocator is not installed");
+}
