@@ -8,7 +8,7 @@
 //! * [`Dialect::Draft`]: the pre-checks of §7.1.3 (reasons 3 and 1), the acceptance table of
 //!   Figure 7.1.3-1 with its time rules (reason 15), ABANDONED beats everything but
 //!   RESET/ABANDONED (reason 16), the primary refuses an ACTIVE update for a different client
-//!   (reason 2), and the R-flag check (reason 19).
+//!   while its own lease runs (reason 2), and the R-flag check (reason 19).
 //! * [`Dialect::Isc`]: what ISC dhcpd 4.4 does in `dhcp_failover_process_bind_update`, in its
 //!   order: address check (1), the "dueling updates" rule when an update of ours for the same
 //!   address is still unacknowledged (16), option validation (6, 3, 19), then the transition
@@ -324,7 +324,13 @@ fn judge_draft(
     let ok = match rule {
         DraftRule::Accept => true,
         DraftRule::AcceptSameClient => {
+            // (†) settles two live allocations in the primary's favour. Once our lease has
+            // ended (time-B) there is nothing to defend: a secondary that ran in PARTNER-DOWN
+            // while we were down may have leased the address to another client, and refusing
+            // that keeps our stale record (found by the simulator: we then re-leased it).
+            let ended = local.lease_expiration.is_some_and(|l| now > l);
             if role == Role::Primary
+                && !ended
                 && local.client.same_client(&ClientIdentity::of(received)) == Some(false)
             {
                 return Err(RejectReason::FatalConflict);

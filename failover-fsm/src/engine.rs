@@ -409,6 +409,11 @@ pub struct Engine<const QUEUE: usize = 256, const COMMITS: usize = 128, const EV
     // Timers.
     startup_deadline: Option<Instant>,
     recover_wait_deadline: Option<Instant>,
+    /// RECOVER-WAIT's time ran out while communications were not OK: RECOVER-DONE waits for
+    /// them (04 §3.2 allows deferring it). In RECOVER-DONE we renew leases (§9.7.1), which is
+    /// safe only once the partner — possibly in PARTNER-DOWN, reclaiming addresses on the
+    /// strength of what it knows — can hear of it.
+    recover_wait_over: bool,
     safe_deadline: Option<Instant>,
     pending_pool_xid: Option<u32>,
     partner_startup: bool,
@@ -472,6 +477,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             lost_storage: persisted.is_none_or(|p| p.state == ServerState::Recover),
             startup_deadline: None,
             recover_wait_deadline: None,
+            recover_wait_over: false,
             safe_deadline: None,
             pending_pool_xid: None,
             partner_startup: false,
@@ -677,7 +683,11 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             && now >= d
         {
             self.recover_wait_deadline = None;
-            self.run(now, wall, StateEvent::RecoverWaitExpired);
+            if self.link == Link::Up {
+                self.run(now, wall, StateEvent::RecoverWaitExpired);
+            } else {
+                self.recover_wait_over = true;
+            }
         }
         if let Some(d) = self.safe_deadline
             && now >= d
@@ -1048,10 +1058,12 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                     _ if self.state == ServerState::Startup => {
                         (self.previous, ServerFlags::STARTUP, self.state_since)
                     }
-                    PdHold::Armed(since) | PdHold::Until(_, since) => {
+                    PdHold::Armed(since) | PdHold::Until(_, since)
+                        if self.state == ServerState::Normal =>
+                    {
                         (ServerState::PartnerDown, ServerFlags::EMPTY, since)
                     }
-                    PdHold::Off => (self.state, ServerFlags::EMPTY, self.state_since),
+                    _ => (self.state, ServerFlags::EMPTY, self.state_since),
                 };
                 State {
                     time: wall,
@@ -1121,9 +1133,15 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     }
 
     /// Clock skew from a message's header time: our clock minus the partner's (§5.10).
+    ///
+    /// A message's transit time adds to what it measures, never subtracts: the estimate is the
+    /// smallest value seen on the connection. (Taking the last one let a slow STATE inflate
+    /// it by seconds, and the received binding times shifted by it reordered a partner's
+    /// RELEASED after our newer lease of the same client — found by the simulator.) The
+    /// return value is this message's own measurement, for the CONNECT / CONNECTACK check.
     fn measure_skew(&mut self, wall: UnixTime, header_time: u32) -> i64 {
         let skew = i64::from(wall.0) - i64::from(header_time);
-        self.skew = Some(skew);
+        self.skew = Some(self.skew.map_or(skew, |s| s.min(skew)));
         skew
     }
 
@@ -1417,6 +1435,10 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         if first && self.state == ServerState::Recover {
             self.request_updates_once();
         }
+        if first && self.state == ServerState::RecoverWait && self.recover_wait_over {
+            self.recover_wait_over = false;
+            self.run(now, wall, StateEvent::RecoverWaitExpired);
+        }
     }
 
     /// In RECOVER, every new connection asks for updates (§9.5.2; 04 §6.7: re-issue the
@@ -1430,11 +1452,13 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             .iter()
             .any(|c| matches!(c, Control::UpdReq | Control::UpdReqAll));
         if self.our_request.is_none() && !queued && self.link == Link::Up {
-            self.push_control(if self.config.dialect == Dialect::Isc || self.lost_storage {
-                Control::UpdReqAll
-            } else {
-                Control::UpdReq
-            });
+            self.push_control(
+                if self.config.dialect == Dialect::Isc || self.lost_storage {
+                    Control::UpdReqAll
+                } else {
+                    Control::UpdReq
+                },
+            );
         }
     }
 
@@ -1461,7 +1485,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             };
             let item = match result {
                 Ok((binding, verdict)) => {
-                    self.supersede(address);
+                    self.supersede(&binding);
                     let token = self.next_token;
                     self.next_token += 1;
                     pending += 1;
@@ -1586,23 +1610,44 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         }
     }
 
-    /// We accept the partner's binding for `address`: our queued copies are stale. One not
-    /// sent yet is dropped; one in flight is left to its BNDACK but not sent again. (The
-    /// queue holds copies, not the current record: sending a stale one would overwrite the
-    /// partner's newer binding with ours.) If the commit then fails, the caller queues its
+    /// We accept the partner's `received` binding: our queued copies of that address that
+    /// are not more recent than it (client-last-transaction-time, else start-time-of-state)
+    /// are stale. One not sent yet is dropped; one in flight is left to its BNDACK but not sent
+    /// again after a reconnect. (The queue holds copies, not the current record: sending a
+    /// stale one would overwrite the partner's newer binding.) A more recent copy of ours
+    /// stays queued: the acceptance rules can take an older binding (same-client ACTIVE), and
+    /// dropping ours would lose the newer lease. If the commit fails, the caller queues its
     /// record again.
-    fn supersede(&mut self, address: [u8; 4]) {
+    fn supersede(&mut self, received: &BindingData) {
+        let recency = |b: &BindingData| b.client_last_transaction_time.or(b.start_time_of_state);
+        let theirs = recency(received);
+        let stale = |o: &Outgoing| {
+            o.binding.address == received.address
+                && match (recency(&o.binding), theirs) {
+                    (Some(ours), Some(theirs)) => ours <= theirs,
+                    (None, _) => true,
+                    (Some(_), None) => false,
+                }
+        };
+        let mut dropped = false;
         while let Some(idx) = self
             .outgoing
             .iter()
-            .position(|o| o.binding.address == address && o.xid.is_none())
+            .position(|o| o.xid.is_none() && stale(o))
         {
             let _ = self.remove_outgoing(idx);
+            dropped = true;
         }
         for o in self.outgoing.iter_mut() {
-            if o.binding.address == address {
+            if stale(o) {
                 o.superseded = true;
             }
+        }
+        if dropped {
+            // A dropped binding may have been the last one an UPDDONE or the PARTNER-DOWN
+            // hold waited for: no BNDACK will come for it to trigger them.
+            self.check_upddone();
+            self.release_pd_hold();
         }
     }
 
@@ -1614,6 +1659,23 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         }
         for o in self.outgoing.iter_mut() {
             o.xid = None;
+        }
+        // One copy per address, the newest: an older one was in flight when a newer change
+        // was queued behind it (`send_binding` replaces only unsent copies); sending it again
+        // would put an outdated binding before the current one.
+        let mut idx = 0;
+        while let Some(o) = self.outgoing.iter().nth(idx) {
+            let address = o.binding.address;
+            if self
+                .outgoing
+                .iter()
+                .skip(idx + 1)
+                .any(|n| n.binding.address == address)
+            {
+                let _ = self.remove_outgoing(idx);
+            } else {
+                idx += 1;
+            }
         }
         self.in_flight = 0;
         self.check_upddone();
@@ -1735,15 +1797,24 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         }
         let leaving_pd = from == ServerState::PartnerDown
             || (from == ServerState::Startup && self.previous == ServerState::PartnerDown);
-        self.pd_hold = if leaving_pd && next == ServerState::Normal {
-            PdHold::Armed(pd_since)
-        } else {
-            PdHold::Off
-        };
-        // While the hold lasts we persist what we announce: a restart comes back in
-        // PARTNER-DOWN, not in a NORMAL the partner never heard of.
+        if next == ServerState::PartnerDown {
+            self.pd_hold = PdHold::Off;
+        } else if leaving_pd && next == ServerState::Normal {
+            self.pd_hold = PdHold::Armed(pd_since);
+        }
+        // The hold survives other state changes (NORMAL → COMMUNICATIONS-INTERRUPTED → NORMAL
+        // on a reconnect) until its bindings are acknowledged. Meanwhile we persist what we
+        // announce instead of NORMAL or COMMUNICATIONS-INTERRUPTED: a restart comes back in
+        // PARTNER-DOWN, not in a state the partner would leave RECOVER-DONE for.
         let (persist, persist_since) = match self.pd_hold {
-            PdHold::Armed(since) => (ServerState::PartnerDown, since),
+            PdHold::Armed(since) | PdHold::Until(_, since)
+                if matches!(
+                    next,
+                    ServerState::Normal | ServerState::CommunicationsInterrupted
+                ) =>
+            {
+                (ServerState::PartnerDown, since)
+            }
             _ => (next, self.state_since),
         };
         self.push_event(Event::PersistState {
@@ -1757,13 +1828,18 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         // Timers belong to the state they were started in.
         self.safe_deadline = None;
         self.recover_wait_deadline = None;
+        self.recover_wait_over = false;
         self.linger_deadline = None;
         let _ = now;
     }
 
     fn apply(&mut self, now: Instant, wall: UnixTime, from: ServerState, actions: Actions) {
         let up = self.link == Link::Up;
-        if actions.contains(Actions::REQUEUE_UNACKED) {
+        // ISC re-queues its ack queue on leaving some states. On a live connection the
+        // BNDACKs of what is in flight are still coming: sending it all again would exceed the
+        // partner's max-unacked-bndupd (a protocol error there, §8.4). Without a connection
+        // `connection_down` has re-queued everything already.
+        if actions.contains(Actions::REQUEUE_UNACKED) && !matches!(self.link, Link::Up) {
             self.requeue_unacked();
         }
         if actions.contains(Actions::SEND_UPDREQALL) && up {

@@ -10,7 +10,9 @@
 //! * [`Dialect::Isc`] follows ISC dhcpd 4.4 (`dhcp_failover_peer_state_changed`,
 //!   `dhcp_failover_state_transition`, `dhcp_failover_process_update_done`), except that the
 //!   cells where ISC calls `log_fatal` (its CONFLICT-DONE row) stay put and raise
-//!   [`Actions::ALARM`] instead of exiting.
+//!   [`Actions::ALARM`] instead of exiting, and that POTENTIAL-CONFLICT stays when the
+//!   partner reports RECOVER (ISC moves to RECOVER, which with ISC's RECOVER → POTENTIAL-
+//!   CONFLICT row makes two servers swap these states forever).
 //!
 //! # How the engine calls this
 //!
@@ -843,7 +845,11 @@ mod isc {
                 }
                 // "Unexpected move to conflict-done."
                 S::ConflictDone => Transition::act(Actions::ALARM),
-                S::Recover => Transition::to(S::Recover),
+                // ISC goes to RECOVER here, and from RECOVER to POTENTIAL-CONFLICT when the
+                // partner is there: two servers that meet in these two states swap them
+                // forever (found by the simulator). We stay, as the draft does (§9.10.3); the
+                // partner in RECOVER then joins us in POTENTIAL-CONFLICT (ISC does too).
+                S::Recover => Transition::NONE,
                 S::Shutdown => Transition::to(S::PartnerDown),
                 _ => Transition::NONE,
             },

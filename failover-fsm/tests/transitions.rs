@@ -723,7 +723,7 @@ const ISC_PARTNER: &[Cell] = &[
     c(POT, st(RES), None, NO, "ISC"),
     c(POT, st(CD), None, ALARM, "ISC: unexpected move to conflict-done"),
     cv(POT, st(CD), Who::Both, Pre::PartnerWas(POT), None, UPD, "ISC, §9.10.3"),
-    c(POT, st(REC), Some(REC), NO, "ISC"),
+    c(POT, st(REC), None, NO, "ISC goes RECOVER; we stay: RECOVER/POT-CONFLICT livelock"),
     c(POT, st(RW), None, NO, "ISC"),
     c(POT, st(RD), None, NO, "ISC"),
     c(POT, st(PAU), None, NO, "ISC"),

@@ -93,4 +93,3 @@ pub use value::{
     MessageDigest, PROTOCOL_VERSION, RejectReason, Role, ServerFlags, ServerState, Text, TlsReply,
     TlsRequest,
 };
-

@@ -436,6 +436,17 @@ impl<'a> OptionWriter<'a> {
         Ok(())
     }
 
+    /// Appends options that are already encoded (whole, valid TLVs) as they are.
+    pub(crate) fn put_encoded(&mut self, encoded: &[u8]) -> Result<(), EncodeError> {
+        let end = self.pos + encoded.len();
+        self.buf
+            .get_mut(self.pos..end)
+            .ok_or(EncodeError::BufferTooSmall { required: end })?
+            .copy_from_slice(encoded);
+        self.pos = end;
+        Ok(())
+    }
+
     /// Appends a one-byte option.
     pub fn put_u8(&mut self, code: u16, value: u8) -> Result<(), EncodeError> {
         self.put(code, &[value])

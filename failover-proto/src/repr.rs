@@ -1052,14 +1052,16 @@ impl<'a, T: Transaction<'a>> BindingList<'a, T> {
 
     /// Whether there is none.
     pub fn is_empty(&self) -> bool {
-        self.iter().next().is_none()
+        match self.inner {
+            // A parsed region starts with an assigned-IP-address: empty or one transaction+.
+            ListInner::Wire { raw, .. } => raw.is_empty(),
+            ListInner::Slice(s) => s.is_empty(),
+        }
     }
 
     fn wire_len(&self) -> usize {
         match self.inner {
-            ListInner::Wire { raw, offset } => Transactions { rest: raw, offset }
-                .map(|(t, _)| t.len())
-                .sum(),
+            ListInner::Wire { raw, .. } => raw.len(),
             ListInner::Slice(s) => s.iter().map(T::wire_len).sum(),
         }
     }
@@ -1069,14 +1071,8 @@ impl<'a, T: Transaction<'a>> BindingList<'a, T> {
             return Err(EncodeError::NoBinding);
         }
         match self.inner {
-            ListInner::Wire { raw, offset } => {
-                for (t, _) in (Transactions { rest: raw, offset }) {
-                    for o in Options::new(t, 0).map_while(Result::ok) {
-                        w.put(o.code, o.data)?;
-                    }
-                }
-                Ok(())
-            }
+            // Validated options, re-encoded byte for byte: copy them as they are.
+            ListInner::Wire { raw, .. } => w.put_encoded(raw),
             ListInner::Slice(s) => s.iter().try_for_each(|t| t.write(w)),
         }
     }
@@ -1146,11 +1142,16 @@ fn parse_batched<'a, T: Transaction<'a>>(
 > {
     let mut first: Option<usize> = None;
     let mut digest = None;
+    // Where the binding region ends: at the message-digest (always last), else at the end.
+    let mut end = payload.len();
+    let mut transactions = 0usize;
     scan(payload, base, true, |o| {
-        if o.code == 2 && first.is_none() {
-            first = Some(o.offset - base);
+        if o.code == 2 {
+            transactions += 1;
+            first.get_or_insert(o.offset - base);
         } else if o.code == 17 {
             digest = Some(digest_of(&o));
+            end = o.offset - base;
         } else if first.is_none() && binding_codes.contains(o.code) {
             return Err(DecodeError::new(
                 DecodeErrorKind::OptionOutsideBinding(o.code),
@@ -1162,10 +1163,18 @@ fn parse_batched<'a, T: Transaction<'a>>(
     let Some(first) = first else {
         return Err(missing(OptionCode::AssignedIpAddress, base));
     };
-    let (head, raw) = payload.split_at_checked(first).unwrap_or_default();
+    let head = payload.get(..first).unwrap_or_default();
+    // The transactions, back to back: validated options from the first assigned-IP-address up
+    // to the message-digest.
+    let raw = payload.get(first..end).unwrap_or_default();
     let offset = base + first;
-    for (t, at) in (Transactions { rest: raw, offset }) {
-        T::parse_txn(t, at)?;
+    if transactions == 1 {
+        // The only transaction is the whole region (ISC always sends one): no need to split.
+        T::parse_txn(raw, offset)?;
+    } else {
+        for (t, at) in (Transactions { rest: raw, offset }) {
+            T::parse_txn(t, at)?;
+        }
     }
     Ok((
         ExtraOptions::from_wire(head, base, CodeSet::of(&[17])),

@@ -784,7 +784,12 @@ impl<S: Storage> Task<S> {
                 }
             }
             self.wbuf = out;
-            if !wrote && !fed {
+            // The last `poll_transmit` may itself have queued events: CloseConnection for a
+            // close with nothing to send (handshake timeout, SHUTDOWN linger), PersistState
+            // on entering NORMAL from PARTNER-DOWN. Act on them and go round again, or they
+            // wait for the next input (forever, from a silent partner).
+            let late = self.drain_events().await?;
+            if !wrote && !fed && !late {
                 break;
             }
         }
@@ -825,8 +830,11 @@ impl<S: Storage> Task<S> {
         }
     }
 
-    async fn drain_events(&mut self) -> Result<(), ()> {
+    /// Acts on every pending engine event; `Ok(true)` if there was any.
+    async fn drain_events(&mut self) -> Result<bool, ()> {
+        let mut any = false;
         while let Some(event) = self.engine.poll_event() {
+            any = true;
             let now = self.now();
             match &event {
                 Event::PersistState { state, since } => {
@@ -937,7 +945,7 @@ impl<S: Storage> Task<S> {
                 self.event_tx = mpsc::channel(1).0;
             }
         }
-        Ok(())
+        Ok(any)
     }
 
     fn persist(&mut self, p: &failover_fsm::Persisted) {

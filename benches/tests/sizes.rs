@@ -1,0 +1,36 @@
+//! Sizes of the codec's main types, recorded in `BENCHMARKS.md`.
+//!
+//! `cargo test -p failover-benches --test sizes -- --nocapture` prints them. The bounds catch a
+//! type growing by accident (a buffer or a large array slipping into a value that is copied
+//! around per message).
+
+use core::mem::size_of;
+
+use failover_proto::{Binding, BndUpd, Connect, DecodeError, Framer, MAX_MESSAGE_LEN, Repr};
+
+#[test]
+fn type_sizes() {
+    let sizes = [
+        ("Repr", size_of::<Repr<'_>>()),
+        ("BndUpd", size_of::<BndUpd<'_>>()),
+        ("Binding", size_of::<Binding<'_>>()),
+        ("Connect", size_of::<Connect<'_>>()),
+        ("Framer", size_of::<Framer>()),
+        ("DecodeError", size_of::<DecodeError>()),
+    ];
+    for (name, size) in sizes {
+        println!("size_of::<{name}>() = {size}");
+    }
+    // A parsed message borrows its bytes: none of these may hold a copy of a message.
+    assert!(size_of::<Repr<'_>>() <= 256);
+    assert!(size_of::<BndUpd<'_>>() <= 128);
+    assert!(size_of::<Binding<'_>>() <= 256);
+    assert!(size_of::<Connect<'_>>() <= 256);
+    // An error is returned by value on every failure path: keep it within three words.
+    assert!(size_of::<DecodeError>() <= 3 * size_of::<usize>());
+    // The framer owns exactly one maximum-size message buffer plus a few counters.
+    assert!(size_of::<Framer>() >= MAX_MESSAGE_LEN);
+    assert!(size_of::<Framer>() <= MAX_MESSAGE_LEN + 64);
+    // Repr is an enum over the typed messages: it is at least as large as the largest of them.
+    assert!(size_of::<Repr<'_>>() >= size_of::<Connect<'_>>());
+}
