@@ -257,6 +257,8 @@ impl Counters {
 pub enum PeerError {
     /// The failover task has stopped.
     Stopped,
+    /// The storage could not record the binding.
+    Storage,
     /// The engine refused.
     Engine(EngineError),
 }
@@ -265,6 +267,7 @@ impl std::fmt::Display for PeerError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             PeerError::Stopped => f.write_str("the failover task has stopped"),
+            PeerError::Storage => f.write_str("the storage could not record the binding"),
             PeerError::Engine(e) => write!(f, "{e}"),
         }
     }
@@ -272,8 +275,11 @@ impl std::fmt::Display for PeerError {
 
 impl std::error::Error for PeerError {}
 
+/// Where a command's outcome goes.
+type Reply = oneshot::Sender<Result<(), PeerError>>;
+
 enum Command {
-    SendBinding(BindingData, oneshot::Sender<Result<(), PeerError>>),
+    SendBindings(Vec<BindingData>, Reply),
     PartnerDown,
     Shutdown(oneshot::Sender<()>),
     Balance(
@@ -297,9 +303,14 @@ impl Handle {
     /// Records `binding` in the store (durably) and queues it for the partner (lazy update,
     /// draft §5.1). Waits while the queue is full (back-pressure).
     pub async fn send_binding(&self, binding: BindingData) -> Result<(), PeerError> {
+        self.send_bindings(vec![binding]).await
+    }
+
+    /// [`Handle::send_binding`] for many bindings at once: one round trip to the task.
+    pub async fn send_bindings(&self, bindings: Vec<BindingData>) -> Result<(), PeerError> {
         let (tx, rx) = oneshot::channel();
         self.cmd
-            .send(Command::SendBinding(binding, tx))
+            .send(Command::SendBindings(bindings, tx))
             .await
             .map_err(|_| PeerError::Stopped)?;
         rx.await.map_err(|_| PeerError::Stopped)?
@@ -442,7 +453,7 @@ struct Task<S: Storage> {
     event_tx: mpsc::Sender<PeerEvent>,
     status_tx: watch::Sender<Status>,
     /// A binding the engine had no room for; commands wait until it fits.
-    parked: Option<(BindingData, oneshot::Sender<Result<(), PeerError>>)>,
+    parked: Option<(VecDeque<BindingData>, Reply)>,
     /// Bindings still to queue for the partner's UPDREQ/UPDREQALL.
     resync: VecDeque<BindingData>,
     /// Call `end_of_updates` once `resync` is queued.
@@ -522,21 +533,18 @@ impl<S: Storage> Task<S> {
     fn command(&mut self, c: Command) {
         let now = self.now();
         match c {
-            Command::SendBinding(b, reply) => {
-                if let Err(e) = self.storage.record_local(&b) {
-                    let _ = reply.send(Err(PeerError::Engine(EngineError::QueueFull)));
-                    warn!(error = %e, "storage failed");
-                    return;
-                }
-                match self.engine.send_binding(b.clone()) {
-                    Ok(()) => {
-                        let _ = reply.send(Ok(()));
-                    }
-                    Err(EngineError::QueueFull) => self.parked = Some((b, reply)),
-                    Err(e) => {
-                        let _ = reply.send(Err(PeerError::Engine(e)));
+            Command::SendBindings(list, reply) => {
+                for b in &list {
+                    if let Err(e) = self.storage.record_local(b) {
+                        warn!(error = %e, "storage failed");
+                        let _ = reply.send(Err(PeerError::Storage));
+                        return;
                     }
                 }
+                // Fed into the engine as its queue allows; no other command is taken meanwhile
+                // (back-pressure, bounded by what the caller handed over).
+                self.parked = Some((list.into(), reply));
+                self.feed_queue();
             }
             Command::PartnerDown => self.engine.partner_down(now),
             Command::Shutdown(done) => {
@@ -804,19 +812,24 @@ impl<S: Storage> Task<S> {
 
     /// Moves parked and resync bindings into the engine as room allows.
     fn feed_queue(&mut self) {
-        if let Some((b, reply)) = self.parked.take() {
-            match self.engine.send_binding(b.clone()) {
-                Ok(()) => {
-                    let _ = reply.send(Ok(()));
-                }
-                Err(EngineError::QueueFull) => {
-                    self.parked = Some((b, reply));
-                    return;
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(PeerError::Engine(e)));
+        if let Some((mut list, reply)) = self.parked.take() {
+            let mut result = Ok(());
+            while let Some(b) = list.pop_front() {
+                match self.engine.send_binding(b.clone()) {
+                    Ok(()) => {}
+                    Err(EngineError::QueueFull) => {
+                        // Keep the rest; retry once acknowledgements free room.
+                        list.push_front(b);
+                        self.parked = Some((list, reply));
+                        return;
+                    }
+                    Err(e) => {
+                        result = Err(PeerError::Engine(e));
+                        break;
+                    }
                 }
             }
+            let _ = reply.send(result);
         }
         while let Some(b) = self.resync.pop_front() {
             if let Err(EngineError::QueueFull) = self.engine.send_binding(b.clone()) {
