@@ -1439,6 +1439,13 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             self.recover_wait_over = false;
             self.run(now, wall, StateEvent::RecoverWaitExpired);
         }
+        // SHUTDOWN lingers only to see the partner take over (§9.14.2): it has.
+        if self.state == ServerState::Shutdown
+            && s.server_state == ServerState::PartnerDown
+            && self.linger_deadline.take().is_some()
+        {
+            self.close(now);
+        }
     }
 
     /// In RECOVER, every new connection asks for updates (§9.5.2; 04 §6.7: re-issue the
@@ -1842,9 +1849,16 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         if actions.contains(Actions::REQUEUE_UNACKED) && !matches!(self.link, Link::Up) {
             self.requeue_unacked();
         }
-        if actions.contains(Actions::SEND_UPDREQALL) && up {
+        // One request at a time: a repeated STATE must not ask for the whole table again
+        // while the first answer is still coming (§7.3, §7.4).
+        let requesting = self.our_request.is_some()
+            || self
+                .control
+                .iter()
+                .any(|c| matches!(c, Control::UpdReq | Control::UpdReqAll));
+        if !requesting && actions.contains(Actions::SEND_UPDREQALL) && up {
             self.push_control(Control::UpdReqAll);
-        } else if actions.contains(Actions::SEND_UPDREQ) && up {
+        } else if !requesting && actions.contains(Actions::SEND_UPDREQ) && up {
             // Without a complete table only everything will do (also in POTENTIAL-CONFLICT).
             self.push_control(if self.lost_storage {
                 Control::UpdReqAll
