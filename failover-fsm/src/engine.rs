@@ -420,6 +420,8 @@ pub struct Engine<const QUEUE: usize = 256, const COMMITS: usize = 128, const EV
     linger_deadline: Option<Instant>,
     /// A STATE arrived on the current connection.
     state_seen: bool,
+    /// How many queued bindings fall in each address bucket (0: none of that address queued).
+    presence: [u16; PRESENCE],
 }
 
 impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
@@ -483,6 +485,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             partner_startup: false,
             linger_deadline: None,
             state_seen: false,
+            presence: [0; PRESENCE],
         };
         engine.startup_deadline = Some(now + secs(engine.config.startup_delay));
         Ok(engine)
@@ -708,6 +711,11 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     /// Queues a binding to send to the partner (lazy update, §5.1). A binding already queued and
     /// not yet sent for the same address is replaced; one in flight is followed by this one.
     pub fn send_binding(&mut self, binding: BindingData) -> Result<(), EngineError> {
+        let bucket = presence_bucket(&binding.address);
+        if self.presence.get(bucket).is_some_and(|n| *n == 0) {
+            // No queued copy of this address: skip the searches below.
+            return self.push_outgoing(binding, bucket);
+        }
         // The same data already queued or in flight: its acknowledgement covers this one.
         if self
             .outgoing
@@ -728,6 +736,10 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             o.binding = binding;
             return Ok(());
         }
+        self.push_outgoing(binding, bucket)
+    }
+
+    fn push_outgoing(&mut self, binding: BindingData, bucket: usize) -> Result<(), EngineError> {
         let seq = self.next_seq;
         self.outgoing
             .push_back(Outgoing {
@@ -737,6 +749,9 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 superseded: false,
             })
             .map_err(|_| EngineError::QueueFull)?;
+        if let Some(n) = self.presence.get_mut(bucket) {
+            *n = n.saturating_add(1);
+        }
         self.next_seq += 1;
         Ok(())
     }
@@ -907,7 +922,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         }
         if self.state != ServerState::Startup
             && self.in_flight < self.window()
-            && let Some(idx) = self.outgoing.iter().position(|o| o.xid.is_none())
+            && let Some(idx) = self.first_unsent()
         {
             let xid = self.take_xid();
             let o = self.outgoing.iter_mut().nth(idx)?;
@@ -919,6 +934,15 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             return Some(n);
         }
         None
+    }
+
+    /// The first binding not in flight. Bindings are sent in queue order and acknowledged ones
+    /// removed, so the ones in flight are the first `in_flight`: look there first.
+    fn first_unsent(&self) -> Option<usize> {
+        match self.outgoing.iter().nth(self.in_flight) {
+            Some(o) if o.xid.is_none() => Some(self.in_flight),
+            _ => self.outgoing.iter().position(|o| o.xid.is_none()),
+        }
     }
 
     /// When [`Engine::handle_timeout`] must next be called.
@@ -1626,6 +1650,13 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     /// dropping ours would lose the newer lease. If the commit fails, the caller queues its
     /// record again.
     fn supersede(&mut self, received: &BindingData) {
+        if self
+            .presence
+            .get(presence_bucket(&received.address))
+            .is_some_and(|n| *n == 0)
+        {
+            return; // nothing of ours queued for this address
+        }
         let recency = |b: &BindingData| b.client_last_transaction_time.or(b.start_time_of_state);
         let theirs = recency(received);
         let stale = |o: &Outgoing| {
@@ -1690,6 +1721,17 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     }
 
     fn remove_outgoing(&mut self, idx: usize) -> Option<Outgoing> {
+        let removed = self.take_outgoing(idx)?;
+        if let Some(n) = self
+            .presence
+            .get_mut(presence_bucket(&removed.binding.address))
+        {
+            *n = n.saturating_sub(1);
+        }
+        Some(removed)
+    }
+
+    fn take_outgoing(&mut self, idx: usize) -> Option<Outgoing> {
         if idx == 0 {
             return self.outgoing.pop_front();
         }
@@ -1921,6 +1963,14 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             }
         }
     }
+}
+
+/// Buckets of the filter that tells `send_binding` whether an address may be queued.
+const PRESENCE: usize = 1024;
+
+/// The filter bucket of an address (Fibonacci hashing: sequential pools spread evenly).
+fn presence_bucket(address: &[u8; 4]) -> usize {
+    (u32::from_be_bytes(*address).wrapping_mul(0x9E37_79B1) >> 22) as usize % PRESENCE
 }
 
 fn secs(s: u32) -> Duration {
