@@ -9,7 +9,9 @@
 //! Scenarios: cold starts with ISC as secondary and as primary; warm restarts of either side;
 //! 50 ACTIVE bindings; ISC crashing and coming back to queued updates; either side losing
 //! its database (UPDREQALL of a 1,000-address pool, both directions); rejects (wrong
-//! relationship name, skewed clock) and junk from the partner's address.
+//! relationship name, skewed clock) and junk from the partner's address. Namespace mode: ISC
+//! serving real (relayed) DHCP clients from a veth pair between two network namespaces, with
+//! our peer in ISC's namespace, and the clients' leases reaching our store.
 //!
 //! The tests run in parallel: each has its own dhcpd, bridge, directory and ports. ISC's
 //! timers are short (mrd 6, MCLT 10) and the file takes about 25 s. `--nocapture` prints
@@ -39,6 +41,7 @@ use tokio::sync::mpsc;
 
 use isc::dhcpd::{Dhcpd, IscConfig, IscRole, free_port, stamp};
 use isc::leases::unix_time;
+use isc::netns::{self, ChildProc, Netns};
 use isc::wire;
 
 const NAME: &str = "fo-interop";
@@ -904,4 +907,396 @@ async fn junk_from_the_partner_address_is_survived() {
     dhcpd.wait_state(0, "normal", WAIT).await;
     peer.wait_state(ServerState::Normal, WAIT).await;
     timing(T, "after the junk: both NORMAL", t0);
+}
+
+/// Namespace mode: where ISC serves real DHCP clients and our peer runs in its namespace.
+const NS_SERVER_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+/// The relay address (giaddr) the DHCP clients sit behind, in the client namespace.
+const NS_RELAY_IP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
+const NS_POOL: u32 = 64;
+const NS_CLIENTS: u8 = 4;
+
+/// The MAC of namespace-mode client `i`.
+fn ns_mac(i: u8) -> [u8; 6] {
+    [0x02, 0x00, 0x5e, 0x20, 0x00, i]
+}
+
+/// 9. Namespace mode: ISC dhcpd (primary, `split 256` so it answers every client) hands out
+///    leases to real DHCP clients, relayed over a veth pair from a second network namespace,
+///    and those leases reach our secondary's store as ACTIVE with the clients' MACs.
+///
+///    dhcpd and our peer run in namespace `fo<pid>-s` (failover over its own loopback,
+///    127.0.0.1:647 ↔ 127.0.0.2:647); the relay in `fo<pid>-c`. Our peer and the relay are this
+///    test binary re-executed under `ip netns exec` (see [`netns_child_entry`]); our peer
+///    keeps a [`FileStore`], which this test reads from outside.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn isc_serves_real_clients_and_their_leases_reach_our_store() {
+    const T: &str = "isc_serves_real_clients_and_their_leases_reach_our_store";
+    if !isc::netns_available(T) {
+        return;
+    }
+    let t0 = Instant::now();
+    // Dropped last: deleting the namespaces also deletes the veth pair.
+    let server_ns = Netns::create("s").expect("server namespace");
+    let client_ns = Netns::create("c").expect("client namespace");
+    netns::veth(
+        &server_ns,
+        "fo0",
+        &format!("{NS_SERVER_IP}/16"),
+        &client_ns,
+        "cli0",
+        &format!("{NS_RELAY_IP}/16"),
+    )
+    .expect("veth pair");
+
+    let isc_addr = SocketAddr::new(IpAddr::V4(ISC_IP), 647);
+    let our_addr = SocketAddr::new(IpAddr::V4(OURS), 647);
+    let mut c = IscConfig::new(IscRole::Primary, NAME, isc_addr, our_addr);
+    // ISC leases a new client's address for the MCLT at most; a short MCLT would let the
+    // leases expire (and come back to us as FREE) while the test looks at them.
+    c.mclt = 120;
+    c.split = 256;
+    c.pool = (
+        POOL_FIRST,
+        Ipv4Addr::from(u32::from(POOL_FIRST) + NS_POOL - 1),
+    );
+    let mut dhcpd = Dhcpd::new_in_netns(c, server_ns.name(), "fo0").expect("prepare dhcpd");
+    let store_path = std::env::temp_dir().join(format!(
+        "isc-interop-{}-netns-store.log",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&store_path);
+    dhcpd.start().unwrap();
+    let mut peer = ChildProc::spawn(
+        &server_ns,
+        "peer",
+        &[("FAILOVER_NETNS_STORE", store_path.display().to_string())],
+    )
+    .expect("start our peer in the server namespace");
+    dhcpd.wait_state(0, "normal", WAIT).await;
+    peer.wait_line(&format!("state {:?}", ServerState::Normal), WAIT)
+        .await;
+    timing(T, "both NORMAL (namespace mode)", t0);
+
+    // Real DHCP traffic: DISCOVER/OFFER/REQUEST/ACK for each client, relayed.
+    let mut client = ChildProc::spawn(&client_ns, "client", &[]).expect("start the relay");
+    let status = client.wait_exit(Duration::from_secs(30)).await;
+    assert!(
+        status.is_some_and(|s| s.success()),
+        "the relay failed ({status:?}); its output:\n{}\nISC log tail:\n{}",
+        client.output(),
+        dhcpd.log_tail(30)
+    );
+    let granted: Vec<([u8; 6], Ipv4Addr)> = client
+        .lines()
+        .iter()
+        .filter_map(|l| {
+            let mut w = l.strip_prefix("lease ")?.split(' ');
+            let i: u8 = w.next()?.parse().ok()?;
+            let ip: Ipv4Addr = w.next()?.parse().ok()?;
+            Some((ns_mac(i), ip))
+        })
+        .collect();
+    assert_eq!(
+        granted.len(),
+        usize::from(NS_CLIENTS),
+        "{}",
+        client.output()
+    );
+    timing(T, "4 clients got leases from ISC", t0);
+    let mut ips: Vec<Ipv4Addr> = granted.iter().map(|(_, ip)| *ip).collect();
+    ips.sort();
+    ips.dedup();
+    assert_eq!(ips.len(), granted.len(), "distinct addresses: {granted:?}");
+    // ISC's own lease file has them as active.
+    dhcpd
+        .wait_leases("the 4 client leases active", WAIT, |l| {
+            granted.iter().all(|(_, ip)| {
+                l.get(*ip)
+                    .is_some_and(|x| x.binding_state.as_str() == "active")
+            })
+        })
+        .await;
+
+    // Our store (the FileStore our peer writes, read from outside) gets them as ACTIVE with
+    // the clients' MACs: ISC's BNDUPDs, acknowledged by us.
+    let open = || FileStore::open(&store_path, Role::Secondary, POOL_FIRST, NS_POOL).unwrap();
+    let ours_ok = |file: &FileStore| -> Result<(), String> {
+        for (mac, ip) in &granted {
+            let Some(lease) = file.memory().get(*ip) else {
+                return Err(format!("{ip} is not in our pool"));
+            };
+            let d = &lease.data;
+            if d.status != BindingStatus::Active {
+                return Err(format!("{ip} is {:?} in our store", d.status));
+            }
+            let hw = d.hardware_address.as_ref().map(|(t, a)| (*t, a.to_vec()));
+            if hw != Some((1, mac.to_vec())) {
+                return Err(format!("{ip} has hardware address {hw:?}, not {mac:02x?}"));
+            }
+        }
+        Ok(())
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        match ours_ok(&open()) {
+            Ok(()) => break,
+            Err(e) if Instant::now() >= deadline => {
+                panic!(
+                    "our store never got the leases: {e}\nour peer:\n{}",
+                    peer.output()
+                )
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    }
+    timing(T, "4 ACTIVE leases in our store", t0);
+
+    // A graceful stop; the file, replayed afresh, still has them.
+    let stopped = peer.stop(Duration::from_secs(10)).await;
+    assert!(
+        stopped.is_some_and(|s| s.success()),
+        "our peer did not stop cleanly ({stopped:?}):\n{}",
+        peer.output()
+    );
+    ours_ok(&open()).unwrap();
+    let file = open();
+    assert_eq!(
+        file.memory().count(BindingStatus::Active),
+        granted.len(),
+        "only the clients' leases are ACTIVE"
+    );
+    let log = dhcpd.log();
+    assert!(!log.contains("rejected"), "{}", dhcpd.log_tail(40));
+    drop(file);
+    let _ = std::fs::remove_file(&store_path);
+    drop(client);
+    drop(peer);
+    drop(dhcpd);
+    drop(client_ns);
+    drop(server_ns);
+}
+
+/// Not a test: the entry point of the children [`isc_serves_real_clients_and_their_leases_reach_our_store`]
+/// runs inside network namespaces (this binary, re-executed with `FAILOVER_NETNS_CHILD` set
+/// to `peer` or `client`). Without that variable it does nothing.
+#[test]
+#[ignore = "child process of the namespace-mode interop test"]
+fn netns_child_entry() {
+    match std::env::var(netns::CHILD_ENV).as_deref() {
+        Ok("peer") => netns_peer_child(),
+        Ok("client") => std::process::exit(netns_relay_child()),
+        _ => eprintln!("{}: only run as a child process", netns::CHILD_TEST),
+    }
+}
+
+fn report(line: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{}{line}", netns::LINE_PREFIX);
+    let _ = out.flush();
+}
+
+/// Our secondary with a [`FileStore`], until stdin closes; reports its state changes.
+fn netns_peer_child() {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let path = std::env::var("FAILOVER_NETNS_STORE").unwrap();
+        let store = Arc::new(FileStore::open(&path, Role::Secondary, POOL_FIRST, NS_POOL).unwrap());
+        let mut config = our_config(Role::Secondary, NAME);
+        config.mclt = 0; // learned from ISC's CONNECT
+        let (handle, mut rx) =
+            PeerBuilder::new(config, SocketAddr::new(IpAddr::V4(ISC_IP), 647), store)
+                .listen(SocketAddr::new(IpAddr::V4(OURS), 647))
+                .bind_address(IpAddr::V4(OURS))
+                .reconnect(Duration::from_millis(200), Duration::from_secs(1))
+                .start()
+                .await
+                .unwrap();
+        tokio::spawn(async move {
+            while let Some(e) = rx.recv().await {
+                if let PeerEvent::Engine(Event::StateChanged { to, .. }) = &e {
+                    report(&format!("state {to:?}"));
+                }
+                eprintln!("{} {e:?}", stamp());
+            }
+        });
+        // The parent closes our stdin to stop us (or dies, which closes it too).
+        tokio::task::spawn_blocking(|| {
+            let mut sink = Vec::new();
+            let _ = std::io::Read::read_to_end(&mut std::io::stdin(), &mut sink);
+        })
+        .await
+        .unwrap();
+        handle.shutdown().await;
+        report("stopped");
+    });
+}
+
+/// A DHCP relay at [`NS_RELAY_IP`]:67 getting one lease for each of [`NS_CLIENTS`] clients
+/// from ISC (DISCOVER, OFFER, REQUEST, ACK, with giaddr set): reports `lease <i> <ip>` per ACK.
+/// Bounded: 20 s, 6 transmissions per step. Exit status 0 when every client got a lease.
+fn netns_relay_child() -> i32 {
+    use std::net::UdpSocket;
+    const DISCOVER: u8 = 1;
+    const OFFER: u8 = 2;
+    const REQUEST: u8 = 3;
+    const ACK: u8 = 5;
+    const NAK: u8 = 6;
+    struct Client {
+        i: u8,
+        xid: u32,
+        /// `None` while discovering; the offered address and server id while requesting.
+        offer: Option<(Ipv4Addr, Ipv4Addr)>,
+        sent: Option<Instant>,
+        tries: u32,
+        done: bool,
+    }
+    let sock = UdpSocket::bind((NS_RELAY_IP, 67)).unwrap();
+    sock.set_read_timeout(Some(Duration::from_millis(100)))
+        .unwrap();
+    let server = SocketAddr::new(IpAddr::V4(NS_SERVER_IP), 67);
+    let base = std::process::id().wrapping_mul(2_654_435_761);
+    let mut clients: Vec<Client> = (0..NS_CLIENTS)
+        .map(|i| Client {
+            i,
+            xid: base.wrapping_add(u32::from(i)),
+            offer: None,
+            sent: None,
+            tries: 0,
+            done: false,
+        })
+        .collect();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline && clients.iter().any(|c| !c.done) {
+        for c in clients.iter_mut().filter(|c| !c.done) {
+            if c.sent.is_some_and(|t| t.elapsed() < Duration::from_secs(1)) {
+                continue;
+            }
+            if c.tries >= 6 {
+                eprintln!("client {} gave up", c.i);
+                return 1;
+            }
+            let pkt = match c.offer {
+                None => dhcp_packet(DISCOVER, c.xid, ns_mac(c.i), None),
+                Some(o) => dhcp_packet(REQUEST, c.xid, ns_mac(c.i), Some(o)),
+            };
+            sock.send_to(&pkt, server).unwrap();
+            c.sent = Some(Instant::now());
+            c.tries += 1;
+        }
+        let mut buf = [0u8; 1500];
+        let Ok((n, _)) = sock.recv_from(&mut buf) else {
+            continue;
+        };
+        let Some(reply) = DhcpReply::parse(&buf[..n]) else {
+            continue;
+        };
+        let Some(c) = clients
+            .iter_mut()
+            .find(|c| !c.done && c.xid == reply.xid && ns_mac(c.i) == reply.chaddr)
+        else {
+            continue;
+        };
+        match (c.offer, reply.msg_type) {
+            (None, OFFER) => {
+                let Some(sid) = reply.server_id else { continue };
+                c.offer = Some((reply.yiaddr, sid));
+                (c.sent, c.tries) = (None, 0);
+            }
+            (Some((ip, _)), ACK) if reply.yiaddr == ip => {
+                c.done = true;
+                report(&format!("lease {} {ip}", c.i));
+            }
+            (Some(_), NAK) => {
+                c.offer = None;
+                (c.sent, c.tries) = (None, 0);
+            }
+            _ => {}
+        }
+    }
+    let got = clients.iter().filter(|c| c.done).count();
+    eprintln!("{got} of {NS_CLIENTS} clients got a lease");
+    i32::from(got != usize::from(NS_CLIENTS))
+}
+
+/// A relayed BOOTREQUEST (RFC 2131) from `mac`: DISCOVER, or REQUEST for the offered address
+/// (`requested`, `server id`).
+fn dhcp_packet(
+    msg_type: u8,
+    xid: u32,
+    mac: [u8; 6],
+    offer: Option<(Ipv4Addr, Ipv4Addr)>,
+) -> Vec<u8> {
+    let mut p = vec![1, 1, 6, 1]; // op BOOTREQUEST, htype Ethernet, hlen 6, hops 1
+    p.extend_from_slice(&xid.to_be_bytes());
+    p.extend_from_slice(&[0; 4]); // secs, flags
+    p.extend_from_slice(&[0; 12]); // ciaddr, yiaddr, siaddr
+    p.extend_from_slice(&NS_RELAY_IP.octets()); // giaddr
+    p.extend_from_slice(&mac);
+    p.extend_from_slice(&[0; 10 + 64 + 128]); // chaddr padding, sname, file
+    p.extend_from_slice(&[99, 130, 83, 99]); // magic cookie
+    p.extend_from_slice(&[53, 1, msg_type]);
+    p.extend_from_slice(&[61, 7, 1]);
+    p.extend_from_slice(&mac);
+    if let Some((ip, sid)) = offer {
+        p.extend_from_slice(&[50, 4]);
+        p.extend_from_slice(&ip.octets());
+        p.extend_from_slice(&[54, 4]);
+        p.extend_from_slice(&sid.octets());
+    }
+    p.extend_from_slice(&[55, 3, 1, 3, 51, 255]);
+    p.resize(p.len().max(300), 0);
+    p
+}
+
+/// The fields of a BOOTREPLY the relay needs.
+struct DhcpReply {
+    xid: u32,
+    yiaddr: Ipv4Addr,
+    chaddr: [u8; 6],
+    msg_type: u8,
+    server_id: Option<Ipv4Addr>,
+}
+
+impl DhcpReply {
+    fn parse(p: &[u8]) -> Option<DhcpReply> {
+        if p.len() < 240 || p[0] != 2 || p[236..240] != [99, 130, 83, 99] {
+            return None;
+        }
+        let quad = |s: &[u8]| -> Option<[u8; 4]> { s.try_into().ok() };
+        let xid = u32::from_be_bytes(quad(&p[4..8])?);
+        let yiaddr = Ipv4Addr::from(quad(&p[16..20])?);
+        let chaddr: [u8; 6] = p[28..34].try_into().ok()?;
+        let (mut msg_type, mut server_id) = (0, None);
+        let mut opts = &p[240..];
+        while let [code, rest @ ..] = opts {
+            match *code {
+                0 => opts = rest,
+                255 => break,
+                _ => {
+                    let [len, rest @ ..] = rest else { break };
+                    let len = usize::from(*len);
+                    let value = rest.get(..len)?;
+                    match (*code, value) {
+                        (53, [t]) => msg_type = *t,
+                        (54, v) => server_id = quad(v).map(Ipv4Addr::from),
+                        _ => {}
+                    }
+                    opts = &rest[len..];
+                }
+            }
+        }
+        Some(DhcpReply {
+            xid,
+            yiaddr,
+            chaddr,
+            msg_type,
+            server_id,
+        })
+    }
 }

@@ -85,7 +85,7 @@ impl IscConfig {
         }
     }
 
-    fn render(&self, bridge: &Bridge) -> String {
+    fn render(&self, iface: &Iface) -> String {
         let mut c = String::new();
         let _ = writeln!(c, "# written by failover-tokio/tests/isc_interop.rs");
         let _ = writeln!(c, "authoritative;");
@@ -116,13 +116,15 @@ impl IscConfig {
         let _ = writeln!(c, "  load balance max seconds {};", self.lbms);
         let _ = writeln!(c, "}}");
         let _ = writeln!(c);
-        let _ = writeln!(c, "# the port-less bridge dhcpd needs as a DHCP interface");
-        let _ = writeln!(
-            c,
-            "subnet {} netmask 255.255.255.252 {{ }}",
-            bridge.network()
-        );
-        let _ = writeln!(c);
+        if let Iface::Bridge(bridge) = iface {
+            let _ = writeln!(c, "# the port-less bridge dhcpd needs as a DHCP interface");
+            let _ = writeln!(
+                c,
+                "subnet {} netmask 255.255.255.252 {{ }}",
+                bridge.network()
+            );
+            let _ = writeln!(c);
+        }
         let _ = writeln!(c, "subnet 198.18.0.0 netmask 255.255.0.0 {{");
         let _ = writeln!(c, "  pool {{");
         let _ = writeln!(c, "    failover peer \"{}\";", self.name);
@@ -157,6 +159,25 @@ fn free_udp_port() -> u16 {
         .and_then(|s| s.local_addr())
         .map(|a| a.port())
         .unwrap_or(6700)
+}
+
+/// dhcpd's DHCP interface.
+#[derive(Debug)]
+enum Iface {
+    /// Our own port-less bridge, in this namespace.
+    Bridge(Bridge),
+    /// An interface `name` inside network namespace `netns` (addressed from the pool's
+    /// subnet, 198.18.0.0/16), which the caller owns: dhcpd runs under `ip netns exec`.
+    Netns { netns: String, name: String },
+}
+
+impl Iface {
+    fn name(&self) -> &str {
+        match self {
+            Iface::Bridge(b) => &b.name,
+            Iface::Netns { name, .. } => name,
+        }
+    }
 }
 
 /// A port-less bridge with a /30 from 198.19.0.0/16, deleted when dropped.
@@ -301,7 +322,7 @@ pub struct Dhcpd {
     udp_port: u16,
     starts: u32,
     // Dropped after the child is killed.
-    bridge: Bridge,
+    iface: Iface,
 }
 
 impl Dhcpd {
@@ -318,7 +339,31 @@ impl Dhcpd {
             child: None,
             udp_port: free_udp_port(),
             starts: 0,
-            bridge,
+            iface: Iface::Bridge(bridge),
+        };
+        d.write_config()?;
+        Ok(d)
+    }
+
+    /// Like [`Dhcpd::new`], but dhcpd will run inside network namespace `netns` (which the
+    /// caller creates and deletes) on its interface `iface`, whose address must lie in
+    /// 198.18.0.0/16 (the pool's subnet), on the standard DHCP port 67. ISC's failover
+    /// endpoint is then on that namespace's loopback.
+    pub fn new_in_netns(config: IscConfig, netns: &str, iface: &str) -> io::Result<Dhcpd> {
+        let index = NEXT.fetch_add(1, Ordering::Relaxed);
+        let dir = std::env::temp_dir().join(format!("{DIR_PREFIX}{}-{index}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        fs::create_dir_all(&dir)?;
+        let d = Dhcpd {
+            config,
+            dir,
+            child: None,
+            udp_port: 67,
+            starts: 0,
+            iface: Iface::Netns {
+                netns: netns.to_string(),
+                name: iface.to_string(),
+            },
         };
         d.write_config()?;
         Ok(d)
@@ -341,7 +386,7 @@ impl Dhcpd {
     /// Writes `dhcpd.conf` and checks it with `dhcpd -t`.
     pub fn write_config(&self) -> io::Result<()> {
         let conf = self.path("dhcpd.conf");
-        fs::write(&conf, self.config.render(&self.bridge))?;
+        fs::write(&conf, self.config.render(&self.iface))?;
         let out = Command::new(DHCPD)
             .args(["-4", "-t", "-cf"])
             .arg(&conf)
@@ -373,12 +418,20 @@ impl Dhcpd {
             .append(true)
             .open(self.log_path())?;
         writeln!(log, "{} === start #{} ===", stamp(), self.starts)?;
+        // `ip netns exec` enters the namespace and execs dhcpd: the child's PID is dhcpd's.
+        let mut argv: Vec<&str> = Vec::new();
+        if let Iface::Netns { netns, .. } = &self.iface {
+            argv.extend([IP, "netns", "exec", netns.as_str()]);
+        }
+        argv.push(DHCPD);
         let mut cmd = if Path::new(SETPRIV).exists() {
             let mut c = Command::new(SETPRIV);
-            c.args(["--pdeathsig", "KILL", "--", DHCPD]);
+            c.args(["--pdeathsig", "KILL", "--"]).args(&argv);
             c
         } else {
-            Command::new(DHCPD)
+            let mut c = Command::new(argv[0]);
+            c.args(&argv[1..]);
+            c
         };
         cmd.args(["-4", "-f", "-d", "-p", &self.udp_port.to_string(), "-cf"])
             .arg(self.path("dhcpd.conf"))
@@ -386,7 +439,7 @@ impl Dhcpd {
             .arg(&leases)
             .arg("-pf")
             .arg(self.path("dhcpd.pid"))
-            .arg(&self.bridge.name)
+            .arg(self.iface.name())
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -536,7 +589,7 @@ impl Drop for Dhcpd {
         if std::thread::panicking() || keep {
             eprintln!(
                 "--- ISC dhcpd ({}) log tail, files kept in {} ---\n{}\n---",
-                self.bridge.name,
+                self.iface.name(),
                 self.dir.display(),
                 self.log_tail(60)
             );

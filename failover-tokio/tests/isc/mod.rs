@@ -5,9 +5,12 @@
 //!   bridge when dropped.
 //! * [`leases`]: reads ISC's lease file.
 //! * [`wire`]: hand-made failover messages for probing ISC over a plain TCP stream.
+//! * [`netns`]: network namespaces, a veth pair and re-executed children for ISC serving
+//!   real DHCP clients ("namespace mode").
 
 pub mod dhcpd;
 pub mod leases;
+pub mod netns;
 pub mod wire;
 
 use std::path::Path;
@@ -15,6 +18,15 @@ use std::path::Path;
 /// Whether the tools these tests need are here. Missing tools skip the tests with a note,
 /// unless `FAILOVER_REQUIRE_TOOLS=1`, which makes them fail.
 pub fn tools_available(test: &str) -> bool {
+    tools_available_for(test, false)
+}
+
+/// [`tools_available`], and also the right to create network namespaces (`ip netns add`).
+pub fn netns_available(test: &str) -> bool {
+    tools_available_for(test, true)
+}
+
+fn tools_available_for(test: &str, netns: bool) -> bool {
     let mut missing = Vec::new();
     for tool in [dhcpd::DHCPD, dhcpd::IP] {
         if !Path::new(tool).exists() {
@@ -23,6 +35,9 @@ pub fn tools_available(test: &str) -> bool {
     }
     if missing.is_empty() && !dhcpd::can_create_links() {
         missing.push("CAP_NET_ADMIN (creating a bridge failed)".to_string());
+    }
+    if missing.is_empty() && netns && !netns::can_create_netns() {
+        missing.push("the right to create network namespaces (ip netns add failed)".to_string());
     }
     if missing.is_empty() {
         return true;
