@@ -104,7 +104,7 @@ async fn two_peers_reach_normal_and_share_bindings() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn strangers_are_refused_and_never_reach_the_engine() {
+async fn a_burst_of_strangers_never_reaches_the_engine_and_normal_holds() {
     let (pp, sp) = (free_port(), free_port());
     let first = Ipv4Addr::new(198, 18, 2, 0);
     let (p, pe) = start(
@@ -114,29 +114,61 @@ async fn strangers_are_refused_and_never_reach_the_engine() {
         Arc::new(MemoryStore::new(Role::Primary, first, 8)),
     )
     .await;
-    // The partner is 127.0.0.1; connect from 127.0.0.2.
+    let (s, se) = start(
+        Role::Secondary,
+        sp,
+        pp,
+        Arc::new(MemoryStore::new(Role::Secondary, first, 8)),
+    )
+    .await;
+    drain(pe);
+    drain(se);
+    within(20, p.wait_for_state(ServerState::Normal))
+        .await
+        .unwrap();
+    within(20, s.wait_for_state(ServerState::Normal))
+        .await
+        .unwrap();
+    let messages_before = p.counters().messages_in();
+
+    // 1,000 connections at once from 127.0.0.2 (the partner is 127.0.0.1), each sending junk.
     let target = SocketAddr::from(([127, 0, 0, 1], pp));
-    let mut refused = 0;
-    for _ in 0..200 {
-        let sock = tokio::net::TcpSocket::new_v4().unwrap();
-        sock.bind(SocketAddr::from(([127, 0, 0, 2], 0))).unwrap();
-        if let Ok(mut c) = sock.connect(target).await {
-            use tokio::io::AsyncReadExt;
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..1000 {
+        burst.spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            let sock = tokio::net::TcpSocket::new_v4().unwrap();
+            sock.bind(SocketAddr::from(([127, 0, 0, 2], 0))).unwrap();
+            let Ok(mut c) = sock.connect(target).await else {
+                return false;
+            };
+            let _ = c
+                .write_all(&[0x00, 0x0c, 0x05, 0x0c, 0, 0, 0, 0, 0, 0, 0, 0])
+                .await;
             let mut b = [0u8; 16];
-            // The peer closes without sending a byte.
-            let n = within(5, c.read(&mut b)).await.unwrap_or(0);
-            assert_eq!(n, 0);
-            refused += 1;
-        }
+            // Closed without a byte sent back.
+            matches!(
+                tokio::time::timeout(Duration::from_secs(10), c.read(&mut b)).await,
+                Ok(Ok(0) | Err(_))
+            )
+        });
     }
-    assert_eq!(refused, 200);
-    within(5, async {
-        while p.counters().refused() < 200 {
+    let mut closed = 0;
+    while let Some(r) = burst.join_next().await {
+        closed += usize::from(r.unwrap());
+    }
+    assert!(closed >= 990, "{closed} of 1000 closed unanswered");
+    within(10, async {
+        while p.counters().refused() < closed as u64 {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })
     .await;
-    assert_eq!(p.counters().messages_in(), 0);
-    drop(pe);
+    // None of it reached the engine: only the partner's own traffic (keep-alives) arrived.
+    assert!(p.counters().messages_in() - messages_before < 10);
+    assert_eq!(p.status().state, ServerState::Normal);
+    assert_eq!(s.status().state, ServerState::Normal);
+    assert!(p.status().link == failover_fsm::Link::Up);
     p.shutdown().await;
+    s.shutdown().await;
 }
