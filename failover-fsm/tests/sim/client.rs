@@ -1,0 +1,527 @@
+//! DHCP clients, and the DHCP-server side of the two servers: what a server answers, which
+//! address it picks, how long a lease it grants (the failover rules of `failover_fsm::policy`),
+//! lease expiry and pool balancing.
+//!
+//! A client DISCOVERs (the first server willing to answer and with an address to offer gets
+//! its REQUEST), RENEWs with its server at T1, REBINDs with both at T2 (each willing server
+//! answers; the client takes the first answer), RELEASEs now and then, and drops its address
+//! when the lease ends or on a NAK. Its lease runs from the moment of the ACK for the granted
+//! number of seconds: that is the ground truth of invariant 1.
+//!
+//! Simplifications: DISCOVER and REQUEST happen at one instant; no DECLINE, INFORM or BOOTP;
+//! hardware address only (no client-identifier).
+
+use std::net::Ipv4Addr;
+
+use failover_fsm::accept::{ClientIdentity, LocalBinding, own_free_status};
+use failover_fsm::policy::{
+    AllocRefusal, AllocationRequest, ClientMessage, Endpoint, LeaseRequest, LeaseTimes,
+    LoadBalance, MessageKind, PartnerPool, RequestKind, lease_time, may_allocate, may_answer,
+};
+use failover_fsm::{BindingData, BindingStatus, Dialect, Instant, Role, ServerState};
+use failover_proto::HardwareAddress;
+
+use crate::world::{NAMES, PRIMARY, World, ms, secs, slog};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Lease {
+    pub(crate) addr: [u8; 4],
+    pub(crate) server: usize,
+    pub(crate) expiry: Instant,
+    pub(crate) t1: Instant,
+    pub(crate) t2: Instant,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CState {
+    /// Not interested in an address.
+    Idle,
+    /// Wants one (DISCOVER).
+    Init,
+    Bound(Lease),
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Client {
+    pub(crate) idx: usize,
+    pub(crate) mac: [u8; 6],
+    pub(crate) st: CState,
+    pub(crate) next: Instant,
+    /// When the current attempt began (the `secs` field).
+    pub(crate) since: Instant,
+}
+
+impl Client {
+    pub(crate) fn new(idx: usize, start: Instant) -> Client {
+        Client {
+            idx,
+            mac: [0x02, 0x00, 0x5e, 0x10, (idx >> 8) as u8, idx as u8],
+            st: CState::Idle,
+            next: start,
+            since: start,
+        }
+    }
+
+    pub(crate) fn identity(&self) -> ClientIdentity {
+        identity(&self.mac)
+    }
+}
+
+pub(crate) fn identity(mac: &[u8; 6]) -> ClientIdentity {
+    ClientIdentity::new(
+        None,
+        Some(HardwareAddress {
+            htype: 1,
+            address: mac,
+        }),
+    )
+}
+
+/// The record as the allocation rules see it: an ACTIVE lease past its lease-expiration-time
+/// is EXPIRED (the expiry scan has not run yet, or an ISC secondary in NORMAL leaves expiry
+/// to the primary, D47) — it is not renewed as if it were running.
+pub(crate) fn effective(local: &LocalBinding, wall: failover_fsm::UnixTime) -> LocalBinding {
+    let mut l = *local;
+    if l.status == BindingStatus::Active && l.lease_expiration.is_some_and(|t| t < wall) {
+        l.status = BindingStatus::Expired;
+    }
+    l
+}
+
+/// What a server answers a DHCPREQUEST with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Reply {
+    Ack(u32),
+    Nak,
+    Silent,
+}
+
+impl World {
+    // ----- the server's view -----
+
+    pub(crate) fn endpoint(&self, i: usize) -> Option<Endpoint> {
+        let n = &self.nodes[i];
+        let e = n.engine.as_ref()?;
+        Some(Endpoint {
+            dialect: self.p.dialect,
+            role: n.role(),
+            state: e.state(),
+            state_since: e.status(self.now).state_since,
+            partner_state: e.partner_state(),
+            mclt: e.mclt(),
+        })
+    }
+
+    /// Whether server `i` processes this client message (failover state, load balancing).
+    fn answers(&self, i: usize, kind: MessageKind, mac: &[u8; 6], secs: u16) -> bool {
+        let n = &self.nodes[i];
+        let (Some(ep), Some(e)) = (self.endpoint(i), n.engine.as_ref()) else {
+            return false;
+        };
+        if n.halt_at.is_some() {
+            return false;
+        }
+        if ep.state == ServerState::RecoverDone
+            && ep.partner_state == Some(ServerState::PartnerDown)
+        {
+            // The draft answers renewals in RECOVER-DONE (§9.7.1), but a partner still in
+            // PARTNER-DOWN reclaims addresses at PET + MCLT of what it knows while we extend
+            // leases (seeds 13106, 815 of the runs that found it): wait until it has left it.
+            return false;
+        }
+        let lb = LoadBalance {
+            hba: e.hba(),
+            polarity: n.config.hba_polarity,
+            max_secs: n.config.load_balance_max_seconds,
+        };
+        let msg = ClientMessage {
+            kind,
+            client_id: None,
+            chaddr: mac,
+            secs,
+        };
+        let partners = own_free_status(match n.role() {
+            Role::Primary => Role::Secondary,
+            Role::Secondary => Role::Primary,
+        });
+        let pool = if n.store.count(partners) == 0 {
+            PartnerPool::Empty
+        } else {
+            PartnerPool::HasFree
+        };
+        may_answer(&ep, &lb, &msg, pool).is_serve()
+    }
+
+    /// `may_allocate` as this server applies it. In PARTNER-DOWN the draft's reuse rules are
+    /// applied whatever the dialect: ISC's (D46) do not add the MCLT to a lease's own times
+    /// and may hand an address to a second client while the first still holds it; our notes
+    /// (05 §3.4) say to follow the draft.
+    pub(crate) fn allocatable(
+        &self,
+        i: usize,
+        local: &LocalBinding,
+        last_client: bool,
+    ) -> Result<(), AllocRefusal> {
+        let Some(mut ep) = self.endpoint(i) else {
+            return Err(AllocRefusal::NotServing(ServerState::Startup));
+        };
+        if ep.state == ServerState::PartnerDown {
+            ep.dialect = Dialect::Draft;
+        }
+        if ep.state == ServerState::ResolutionInterrupted && !last_client {
+            // The draft serves new clients from our own pool here (§9.11.2), but after the
+            // partner ran in PARTNER-DOWN our table may lack the addresses of our pool it
+            // leased (the conflict resolution that brings them was interrupted). We do as
+            // ISC: no new allocations until the conflict is resolved.
+            return Err(AllocRefusal::NotServing(ep.state));
+        }
+        let req = AllocationRequest {
+            last_client,
+            ..AllocationRequest::default()
+        };
+        let wall = self.wall(i);
+        may_allocate(&ep, &effective(local, wall), req, wall)
+    }
+
+    /// The address server `i` offers `mac`: its last one if it may, else an available one.
+    fn pick_address(&mut self, i: usize, mac: &[u8; 6]) -> Option<[u8; 4]> {
+        let me = identity(mac);
+        let store = &self.nodes[i].store;
+        if let Some((a, _)) = store.leases.iter().find(|(a, e)| {
+            let _ = a;
+            e.local.client.same_client(&me) == Some(true)
+                && self.allocatable(i, &e.local, true).is_ok()
+        }) {
+            return Some(*a);
+        }
+        let addrs: Vec<[u8; 4]> = store.leases.keys().copied().collect();
+        let start = self.rng.below(addrs.len() as u64) as usize;
+        let store = &self.nodes[i].store;
+        (0..addrs.len())
+            .map(|k| addrs[(start + k) % addrs.len()])
+            .find(|a| {
+                let e = &store.leases[a];
+                let same = e.local.client.same_client(&me) == Some(true);
+                self.allocatable(i, &e.local, same).is_ok()
+            })
+    }
+
+    /// A DHCPREQUEST for `addr` (renewing, rebinding).
+    fn request(&mut self, i: usize, addr: [u8; 4], mac: &[u8; 6]) -> Reply {
+        let Some(e) = self.nodes[i].store.leases.get(&addr) else {
+            return Reply::Nak;
+        };
+        let local = effective(&e.local, self.wall(i));
+        let same = local.client.same_client(&identity(mac)) == Some(true);
+        if local.status == BindingStatus::Active {
+            return if same {
+                Reply::Ack(self.grant(i, addr, mac))
+            } else {
+                Reply::Nak
+            };
+        }
+        match self.allocatable(i, &local, same) {
+            Ok(()) => Reply::Ack(self.grant(i, addr, mac)),
+            Err(AllocRefusal::Unavailable(_) | AllocRefusal::Reserved) => Reply::Nak,
+            Err(_) => Reply::Silent,
+        }
+    }
+
+    /// Grants `addr` to `mac`: lease time under the MCLT rule, record, BNDUPD.
+    fn grant(&mut self, i: usize, addr: [u8; 4], mac: &[u8; 6]) -> u32 {
+        let wall = self.wall(i);
+        let Some(ep) = self.endpoint(i) else { return 0 };
+        let local = self.nodes[i].store.leases[&addr].local;
+        let same = local.client.same_client(&identity(mac)) == Some(true);
+        let times = if same {
+            // Without the lease-expiration-time: in COMMUNICATIONS-INTERRUPTED (and
+            // RESOLUTION-INTERRUPTED, CONFLICT-DONE) `lease_time` adds it to the cap (§9.9.2
+            // as our notes read it), so each renewal could extend the last by another MCLT,
+            // beyond anything the partner knows — which then takes over our pool in
+            // PARTNER-DOWN after entry + MCLT while the lease runs (seed 19170 of the runs
+            // that found it). The cap stays MCLT + max(now, acked PET, received PET).
+            LeaseTimes {
+                lease_expiration: None,
+                ..LeaseTimes::of(&local)
+            }
+        } else {
+            LeaseTimes::NONE
+        };
+        let g = lease_time(
+            &ep,
+            &LeaseRequest {
+                now: wall,
+                desired: self.p.desired,
+                times,
+                partner_down: self.p.pd_leases,
+            },
+        );
+        self.grant_client = Some(identity(mac));
+        self.check_mclt(i, addr, &local, &ep, &g);
+        let mut data = BindingData::new(Ipv4Addr::from(addr), BindingStatus::Active)
+            .with_client(None, 1, mac)
+            .unwrap();
+        data.lease_expiration_time = Some(g.lease_expiration);
+        data.potential_expiration_time = Some(g.potential_expiration);
+        data.start_time_of_state = Some(if same && local.status == BindingStatus::Active {
+            local.start_time_of_state.unwrap_or(wall)
+        } else {
+            wall
+        });
+        data.client_last_transaction_time = Some(wall);
+        self.stats.grants += 1;
+        if ep.state == ServerState::PartnerDown {
+            self.stats.partner_down_grants += 1;
+        }
+        slog!(
+            self,
+            "{} grants {} to client {} for {} s (state {:?})",
+            NAMES[i],
+            Ipv4Addr::from(addr),
+            mac[5],
+            g.granted,
+            ep.state
+        );
+        self.local_change(i, data, true);
+        let continued = same
+            && matches!(
+                local.status,
+                BindingStatus::Active | BindingStatus::Expired | BindingStatus::Released
+            );
+        if !continued {
+            // A new binding: the PETs recorded for the address belonged to the previous one
+            // (`Store::update_local` keeps them); a later renewal must not build on them.
+            let n = &mut self.nodes[i];
+            for store in [&mut n.store, &mut n.durable] {
+                if let Some(e) = store.leases.get_mut(&addr) {
+                    e.local.acked_pet = None;
+                    e.local.received_pet = None;
+                }
+            }
+        }
+        g.granted
+    }
+
+    fn release(&mut self, i: usize, addr: [u8; 4], mac: &[u8; 6]) {
+        let wall = self.wall(i);
+        let Some(e) = self.nodes[i].store.leases.get(&addr) else {
+            return;
+        };
+        if e.local.status != BindingStatus::Active
+            || e.local.client.same_client(&identity(mac)) != Some(true)
+        {
+            return;
+        }
+        let mut data = e.data.clone();
+        data.status = BindingStatus::Released;
+        data.start_time_of_state = Some(wall);
+        data.client_last_transaction_time = Some(wall);
+        self.local_change(i, data, true);
+    }
+
+    /// Expires the leases of server `i` that ended (ISC's secondary leaves that to the
+    /// primary while in NORMAL).
+    pub(crate) fn scan(&mut self, i: usize) {
+        let Some(state) = self.nodes[i].state() else {
+            return;
+        };
+        if self.p.dialect == Dialect::Isc
+            && self.nodes[i].role() == Role::Secondary
+            && state == ServerState::Normal
+        {
+            return;
+        }
+        let wall = self.wall(i);
+        let ended: Vec<_> = self.nodes[i]
+            .store
+            .leases
+            .values()
+            .filter(|e| {
+                e.local.status == BindingStatus::Active
+                    && e.local.lease_expiration.is_some_and(|l| wall > l)
+            })
+            .map(|e| e.data.clone())
+            .collect();
+        for mut data in ended {
+            data.status = BindingStatus::Expired;
+            data.start_time_of_state = Some(wall);
+            self.local_change(i, data, true);
+        }
+    }
+
+    /// Pool balancing: the primary in NORMAL gives half its excess of FREE addresses to the
+    /// secondary as BACKUP. Returns the number moved.
+    pub(crate) fn balance(&mut self, i: usize) -> u32 {
+        if i != PRIMARY || self.nodes[i].state() != Some(ServerState::Normal) {
+            return 0;
+        }
+        let store = &self.nodes[i].store;
+        let free: Vec<[u8; 4]> = store
+            .leases
+            .iter()
+            .filter(|(_, e)| e.local.status == BindingStatus::Free && !e.local.reserved)
+            .map(|(a, _)| *a)
+            .collect();
+        let backup = store.count(BindingStatus::Backup);
+        if free.len() <= backup + 1 {
+            return 0;
+        }
+        let k = (free.len() - backup) / 2;
+        let wall = self.wall(i);
+        let start = self.rng.below(free.len() as u64) as usize;
+        for m in 0..k {
+            let a = free[(start + m) % free.len()];
+            let mut data = BindingData::new(Ipv4Addr::from(a), BindingStatus::Backup);
+            data.start_time_of_state = Some(wall);
+            self.local_change(i, data, true);
+        }
+        slog!(self, "P moves {k} addresses to the secondary");
+        k as u32
+    }
+
+    // ----- clients -----
+
+    pub(crate) fn client_step(&mut self, k: usize) {
+        let now = self.now;
+        let c = self.clients[k].clone();
+        self.mix(k as u64);
+        match c.st {
+            CState::Idle => {
+                self.clients[k].st = CState::Init;
+                self.clients[k].since = now;
+                self.clients[k].next = now;
+            }
+            CState::Init => self.discover(k),
+            CState::Bound(l) if now >= l.expiry => {
+                slog!(
+                    self,
+                    "client {} lease of {} ends",
+                    c.mac[5],
+                    Ipv4Addr::from(l.addr)
+                );
+                self.clients[k].st = CState::Init;
+                self.clients[k].since = now;
+                self.clients[k].next = now + ms(self.rng.range(0, 5000));
+            }
+            CState::Bound(l) => {
+                if self.rng.chance(self.p.release_pct) {
+                    if self.nodes[l.server].alive()
+                        && self.answers(l.server, MessageKind::Release, &c.mac, 0)
+                    {
+                        self.release(l.server, l.addr, &c.mac);
+                    }
+                    slog!(
+                        self,
+                        "client {} releases {}",
+                        c.mac[5],
+                        Ipv4Addr::from(l.addr)
+                    );
+                    self.clients[k].st = CState::Idle;
+                    self.clients[k].next = now + secs(self.rng.range(1, 600));
+                    return;
+                }
+                let reply = if now < l.t2 {
+                    self.renew(k, l)
+                } else {
+                    self.rebind(k, l)
+                };
+                match reply {
+                    Some((s, Reply::Ack(g))) => self.bind(k, l.addr, s, g),
+                    Some((_, Reply::Nak)) => {
+                        self.stats.naks += 1;
+                        slog!(
+                            self,
+                            "client {} NAKed for {}",
+                            c.mac[5],
+                            Ipv4Addr::from(l.addr)
+                        );
+                        self.clients[k].st = CState::Init;
+                        self.clients[k].since = now;
+                        self.clients[k].next = now + ms(self.rng.range(0, 3000));
+                    }
+                    _ => {
+                        let target = if now < l.t2 { l.t2 } else { l.expiry };
+                        let wait = target.saturating_duration_since(now) / 2;
+                        let wait = wait.max(secs(4));
+                        self.clients[k].next = (now + wait).min(l.expiry);
+                    }
+                }
+            }
+        }
+    }
+
+    fn discover(&mut self, k: usize) {
+        let now = self.now;
+        let mac = self.clients[k].mac;
+        let secs_field = u16::try_from(
+            now.saturating_duration_since(self.clients[k].since)
+                .as_secs(),
+        )
+        .unwrap_or(u16::MAX);
+        let first = self.rng.below(2) as usize;
+        for s in [first, 1 - first] {
+            if !self.answers(s, MessageKind::Discover, &mac, secs_field) {
+                continue;
+            }
+            if !self.answers(
+                s,
+                MessageKind::Request(RequestKind::Selecting),
+                &mac,
+                secs_field,
+            ) {
+                continue;
+            }
+            if let Some(addr) = self.pick_address(s, &mac) {
+                let g = self.grant(s, addr, &mac);
+                self.bind(k, addr, s, g);
+                return;
+            }
+        }
+        self.clients[k].next = now + ms(self.rng.range(2000, 10_000));
+    }
+
+    fn renew(&mut self, k: usize, l: Lease) -> Option<(usize, Reply)> {
+        let mac = self.clients[k].mac;
+        let kind = MessageKind::Request(RequestKind::Renewing);
+        if !self.answers(l.server, kind, &mac, 0) {
+            return None;
+        }
+        Some((l.server, self.request(l.server, l.addr, &mac)))
+    }
+
+    fn rebind(&mut self, k: usize, l: Lease) -> Option<(usize, Reply)> {
+        let mac = self.clients[k].mac;
+        let kind = MessageKind::Request(RequestKind::Rebinding);
+        let first = self.rng.below(2) as usize;
+        let mut taken = None;
+        for s in [first, 1 - first] {
+            if !self.answers(s, kind, &mac, 0) {
+                continue;
+            }
+            let r = self.request(s, l.addr, &mac);
+            if taken.is_none() && r != Reply::Silent {
+                taken = Some((s, r));
+            }
+        }
+        taken
+    }
+
+    fn bind(&mut self, k: usize, addr: [u8; 4], server: usize, granted: u32) {
+        // The protocol's times are whole seconds: the server records lease-expiration-time =
+        // its clock's second + granted. The client's lease runs in the same seconds (else the
+        // partner's `now ≥ MCLT + max(...)` reuse rule would open up to a second before the
+        // client's lease ends — an artefact of the sub-second simulation clock).
+        let now = Instant::from_secs(self.now.as_millis() / 1000);
+        let g = u64::from(granted) * 1000;
+        let lease = Lease {
+            addr,
+            server,
+            expiry: now + ms(g),
+            t1: now + ms(g / 2),
+            t2: now + ms(g * 7 / 8),
+        };
+        self.clients[k].st = CState::Bound(lease);
+        self.clients[k].next = lease.t1;
+        self.check_new_binding(k);
+    }
+}

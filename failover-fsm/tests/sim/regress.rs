@@ -1,0 +1,229 @@
+//! Regression tests for the engine bugs the simulator found, each pinned with a few messages
+//! between two engines (the simulation finds them again only by chance once the code moves).
+
+use std::net::Ipv4Addr;
+
+use failover_fsm::accept::{ClientIdentity, LocalBinding, judge_update};
+use failover_fsm::{BindingStatus, Dialect, Instant, RejectReason, Role, ServerState, UnixTime};
+use failover_proto::{Binding, HardwareAddress, Repr};
+
+use crate::support::{self, Pair, T0, TestEngine};
+
+fn dialect_pair(pool: u32, dialect: Dialect) -> Pair {
+    let mut pair = Pair::new(pool);
+    for p in [true, false] {
+        let node = pair.node(p);
+        let mut c = support::config(node.role());
+        c.dialect = dialect;
+        node.engine = TestEngine::new(c, None, Instant::ZERO, UnixTime(T0), 3).unwrap();
+    }
+    pair
+}
+
+/// (address, lease-expiration-time) of every BNDUPD sent by the primary from `from` on.
+fn primary_bndupds(pair: &Pair, from: usize) -> Vec<(Ipv4Addr, Option<u32>)> {
+    pair.trace[from..]
+        .iter()
+        .filter(|(p, _)| *p)
+        .filter_map(|(_, b)| match Repr::parse(b) {
+            Ok(Repr::BndUpd(u)) => u
+                .bindings
+                .iter()
+                .next()
+                .map(|b| (b.address, b.lease_expiration_time)),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn draft_server_without_storage_asks_for_every_binding() {
+    crate::big_stack(draft_server_without_storage_asks_for_every_binding_body);
+}
+
+fn draft_server_without_storage_asks_for_every_binding_body() {
+    // Engine::new without persisted state is a brand-new server or one that lost its storage:
+    // RECOVER must ask with UPDREQALL (§9.5.2), not UPDREQ (which only brings what the
+    // partner has not seen acknowledged).
+    let mut pair = dialect_pair(8, Dialect::Draft);
+    pair.connect();
+    pair.run_for(5);
+    let types = pair.trace_types();
+    assert!(types.contains(&(true, "UPDREQALL")), "{types:?}");
+    assert!(types.contains(&(false, "UPDREQALL")), "{types:?}");
+    assert!(!types.iter().any(|t| t.1 == "UPDREQ"), "{types:?}");
+}
+
+/// A pair where the primary runs in PARTNER-DOWN and the secondary has restarted without
+/// its storage and reached RECOVER-WAIT (ISC rules).
+fn primary_partner_down_secondary_recovering() -> Pair {
+    let mut pair = Pair::new(8);
+    pair.connect();
+    pair.run_for(5);
+    assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
+    pair.disconnect();
+    let now = pair.now;
+    pair.primary.engine.partner_down(now);
+    pair.pump();
+    assert_eq!(pair.primary.engine.state(), ServerState::PartnerDown);
+    let wall = pair.wall();
+    pair.secondary
+        .restart(support::config(Role::Secondary), pair.now, wall, true);
+    pair.connect();
+    pair.run_for(3);
+    assert_eq!(pair.secondary.engine.state(), ServerState::RecoverWait);
+    pair
+}
+
+#[test]
+fn partner_down_announces_normal_only_once_its_bindings_are_acknowledged() {
+    crate::big_stack(partner_down_announces_normal_only_once_its_bindings_are_acknowledged_body);
+}
+
+fn partner_down_announces_normal_only_once_its_bindings_are_acknowledged_body() {
+    let mut pair = primary_partner_down_secondary_recovering();
+    // A lease granted in PARTNER-DOWN whose BNDUPD the secondary has not acknowledged yet.
+    pair.secondary.auto_commit = false;
+    let wall = pair.wall();
+    pair.primary
+        .grant(Ipv4Addr::new(198, 18, 1, 5), [2, 0, 0, 0, 0, 5], wall, 600);
+    pair.pump();
+    pair.run_for(61); // RECOVER-WAIT ends (MCLT 60)
+    assert_eq!(pair.secondary.engine.state(), ServerState::RecoverDone);
+    // The primary is NORMAL, but keeps announcing (and persisting) PARTNER-DOWN: the secondary
+    // must not start allocating from a pool whose leases it has not all heard of.
+    assert_eq!(pair.primary.engine.state(), ServerState::Normal);
+    assert_eq!(
+        pair.secondary.engine.partner_state(),
+        Some(ServerState::PartnerDown)
+    );
+    assert_eq!(
+        pair.primary.persisted.unwrap().state,
+        ServerState::PartnerDown
+    );
+    for t in std::mem::take(&mut pair.secondary.pending_commits) {
+        pair.secondary.engine.binding_committed(t).unwrap();
+    }
+    pair.secondary.auto_commit = true;
+    pair.run_for(2);
+    assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
+    assert_eq!(pair.primary.persisted.unwrap().state, ServerState::Normal);
+}
+
+#[test]
+fn recover_done_waits_for_the_partner_to_hear_of_it() {
+    crate::big_stack(recover_done_waits_for_the_partner_to_hear_of_it_body);
+}
+
+fn recover_done_waits_for_the_partner_to_hear_of_it_body() {
+    // RECOVER-WAIT's time runs out while disconnected: RECOVER-DONE (which renews leases,
+    // §9.7.1) waits until the partner — in PARTNER-DOWN here — can hear of it.
+    let mut pair = primary_partner_down_secondary_recovering();
+    pair.disconnect();
+    pair.run_for(70);
+    assert_eq!(pair.secondary.engine.state(), ServerState::RecoverWait);
+    pair.connect();
+    pair.run_for(3);
+    assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
+}
+
+#[test]
+fn after_a_reconnect_only_the_newest_copy_of_a_binding_is_sent() {
+    crate::big_stack(after_a_reconnect_only_the_newest_copy_of_a_binding_is_sent_body);
+}
+
+fn after_a_reconnect_only_the_newest_copy_of_a_binding_is_sent_body() {
+    let mut pair = Pair::new(8);
+    pair.connect();
+    pair.run_for(5);
+    let a = Ipv4Addr::new(198, 18, 1, 3);
+    let mac = [2, 0, 0, 0, 0, 3];
+    // Two versions in flight, neither acknowledged, then the connection breaks.
+    pair.secondary.auto_commit = false;
+    let wall = pair.wall();
+    pair.primary.grant(a, mac, wall, 600);
+    pair.pump();
+    pair.primary.grant(a, mac, wall, 900);
+    pair.pump();
+    pair.disconnect();
+    pair.secondary.auto_commit = true;
+    pair.secondary.pending_commits.clear();
+    let mark = pair.trace.len();
+    pair.connect();
+    pair.run_for(3);
+    let sent: Vec<_> = primary_bndupds(&pair, mark)
+        .into_iter()
+        .filter(|(x, _)| *x == a)
+        .collect();
+    assert_eq!(sent, vec![(a, Some(wall.plus(900).0))]);
+}
+
+#[test]
+fn draft_primary_takes_another_clients_lease_once_its_own_has_ended() {
+    crate::big_stack(draft_primary_takes_another_clients_lease_once_its_own_has_ended_body);
+}
+
+fn draft_primary_takes_another_clients_lease_once_its_own_has_ended_body() {
+    // §7.1.3 (†): the primary refuses an ACTIVE for another client — while its own lease
+    // runs. After the secondary re-leased an address in PARTNER-DOWN, the returning primary's
+    // record is an ended lease: refusing kept it, and the primary re-leased the address.
+    let hw = |m: &'static [u8; 6]| HardwareAddress {
+        htype: 1,
+        address: m,
+    };
+    let mut local = LocalBinding::new(BindingStatus::Active);
+    local.client = ClientIdentity::new(None, Some(hw(&[2, 0, 0, 0, 0, 1])));
+    local.cltt = Some(UnixTime(T0));
+    let now = UnixTime(T0 + 1000);
+    let received = Binding {
+        hardware_address: Some(hw(&[2, 0, 0, 0, 0, 2])),
+        lease_expiration_time: Some(T0 + 1600),
+        potential_expiration_time: Some(T0 + 1900),
+        client_last_transaction_time: Some(T0 + 990),
+        ..Binding::new(Ipv4Addr::new(198, 18, 1, 9), BindingStatus::Active)
+    };
+    let judge = |l: &LocalBinding| {
+        judge_update(
+            Dialect::Draft,
+            Role::Primary,
+            ServerState::Recover,
+            Some(l),
+            &received,
+            now,
+        )
+    };
+    local.lease_expiration = Some(UnixTime(T0 + 100));
+    assert!(judge(&local).is_ok());
+    local.lease_expiration = Some(UnixTime(T0 + 5000));
+    assert_eq!(judge(&local), Err(RejectReason::FatalConflict));
+}
+
+#[test]
+fn recover_and_potential_conflict_do_not_swap_forever() {
+    crate::big_stack(recover_and_potential_conflict_do_not_swap_forever_body);
+}
+
+fn recover_and_potential_conflict_do_not_swap_forever_body() {
+    // ISC: RECOVER + partner POTENTIAL-CONFLICT → POTENTIAL-CONFLICT, and ISC's
+    // POTENTIAL-CONFLICT + partner RECOVER → RECOVER: two servers meeting in these states
+    // swapped them forever. POTENTIAL-CONFLICT now stays, and the pair resolves the conflict.
+    let mut pair = Pair::new(8);
+    pair.connect();
+    pair.run_for(5);
+    pair.disconnect();
+    let config = support::config(Role::Primary);
+    let wall = pair.wall();
+    let mut p = pair.primary.persisted.unwrap();
+    p.state = ServerState::PotentialConflict;
+    pair.primary.persisted = Some(p);
+    pair.primary.restart(config, pair.now, wall, false);
+    let mut s = pair.secondary.persisted.unwrap();
+    s.state = ServerState::Recover;
+    pair.secondary.persisted = Some(s);
+    pair.secondary
+        .restart(support::config(Role::Secondary), pair.now, wall, false);
+    pair.connect();
+    pair.run_for(120);
+    assert!(pair.trace.len() < 2_000, "{} messages", pair.trace.len());
+    assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
+}

@@ -1,0 +1,1520 @@
+//! The simulated world: two failover servers (engine, lease store, and the DHCP-server logic
+//! around them), the TCP connection between them, DHCP clients, one virtual clock and the
+//! fault injector.
+//!
+//! # Time
+//!
+//! Monotonic time is an [`Instant`] in milliseconds. The simulation's wall clock is
+//! `T0 + now / 1000` (whole seconds); each server sees it shifted by its own clock skew.
+//! The loop jumps to the earliest pending thing (a message arriving, an engine timer, a storage
+//! write completing, a client timer, a server's expiry scan or balancing run, a fault, a
+//! restart, a reconnection attempt, a phase change) and does exactly that one thing: one step.
+//!
+//! # Storage
+//!
+//! Each server has an in-memory lease table (`store`, what it answers clients from) and its
+//! stable storage (`durable`). Local changes (leases granted, released, expired, pool moves,
+//! acknowledgements) are written through synchronously, as a DHCP server does before it
+//! answers. Bindings received from the partner are written with a random delay: the engine is
+//! told `binding_committed` only when the write is durable, and a crash loses writes not yet
+//! durable. The log is sequential: a synchronous write makes every earlier write durable too.
+//!
+//! # The connection
+//!
+//! One TCP connection at most. Each direction delivers in order with a random latency, or the
+//! connection breaks: messages in flight are then lost and each side learns of the break at
+//! its own time (or never, for a silent host crash: its receive timer finds out). During a
+//! partition nothing moves (TCP retransmits afterwards); the receive timers usually close the
+//! connection first.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::Write as _;
+use std::net::Ipv4Addr;
+use std::time::Duration;
+
+use failover_fsm::accept::{ClientIdentity, Verdict, freed_status, judge_update};
+use failover_fsm::policy::PartnerDownLeases;
+use failover_fsm::{
+    BindingData, BindingStatus, CommitToken, Config, Dialect, EngineError, Event, Instant,
+    Persisted, RejectReason, Role, ServerState, UnixTime,
+};
+use failover_proto::{Repr, ServerFlags};
+
+use crate::rng::Rng;
+use crate::support::{Store, T0, TestEngine};
+
+pub(crate) const PRIMARY: usize = 0;
+pub(crate) const SECONDARY: usize = 1;
+pub(crate) const NAMES: [&str; 2] = ["P", "S"];
+/// First address of the pool.
+pub(crate) const POOL_START: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 0);
+/// Version of the never-touched FREE record every fresh store starts with.
+pub(crate) const INITIAL_VID: u64 = 0;
+
+pub(crate) fn ms(x: u64) -> Duration {
+    Duration::from_millis(x)
+}
+
+pub(crate) fn secs(x: u64) -> Duration {
+    Duration::from_secs(x)
+}
+
+/// What a seed draws once: the configuration of the pair and the shape of the run.
+#[derive(Debug, Clone)]
+pub(crate) struct Params {
+    pub(crate) dialect: Dialect,
+    /// The primary's MCLT (the relationship's).
+    pub(crate) mclt: u32,
+    /// Desired lease time for clients.
+    pub(crate) desired: u32,
+    pub(crate) pool: u32,
+    pub(crate) clients: usize,
+    /// Largest delay before a received binding is durable (0 = synchronous).
+    pub(crate) commit_delay_ms: u64,
+    /// Largest one-way latency in normal operation.
+    pub(crate) latency_ms: u64,
+    /// Delay between connection attempts.
+    pub(crate) reconnect_ms: u64,
+    pub(crate) auto_pd: Option<u32>,
+    pub(crate) pd_leases: PartnerDownLeases,
+    pub(crate) fault_secs: u64,
+    pub(crate) tail_secs: u64,
+    /// Mean gap between faults.
+    pub(crate) fault_gap_secs: u64,
+    pub(crate) release_pct: u64,
+    pub(crate) skew: [i64; 2],
+    pub(crate) configs: [Config; 2],
+}
+
+impl Params {
+    pub(crate) fn draw(rng: &mut Rng, fault_secs: u64) -> Params {
+        let dialect = if rng.chance(50) {
+            Dialect::Draft
+        } else {
+            Dialect::Isc
+        };
+        let mclt = rng.pick(&[30u32, 60, 120, 300]);
+        let desired = rng.pick(&[mclt / 2, mclt, 3 * mclt, 10 * mclt, 600, 3600]);
+        let pool = rng.range(12, 40) as u32;
+        let clients = rng.range(10, 36) as usize;
+        let lb = rng.pick(&[0u16, 0, 5, 30, u16::MAX]);
+        let auto_pd = rng.chance(25).then(|| rng.range(240, 900) as u32);
+        let mut configs = [Role::Primary, Role::Secondary].map(|role| {
+            let mut c = Config::new(role, "fo-sim", mclt);
+            c.dialect = dialect;
+            c.receive_timer = rng.range(6, 30) as u32;
+            c.max_unacked_bndupd = rng.range(1, 10) as u32;
+            c.load_balance_max_seconds = lb;
+            c.auto_partner_down = auto_pd;
+            c
+        });
+        if rng.chance(20) {
+            // The secondary's own MCLT is only used until it learns the primary's.
+            configs[SECONDARY].mclt = rng.pick(&[20u32, 45, 600]);
+        }
+        // Clock skew within the limit. ISC rules do not correct received times (D27: "keep
+        // NTP"): a partner whose clock is behind has its leases expired early by us, so ISC
+        // seeds run with synchronised clocks (the beyond-the-limit fault still applies).
+        let mut skew = [0i64; 2];
+        for s in &mut skew {
+            if dialect == Dialect::Draft && rng.chance(40) {
+                *s = rng.range(0, 50) as i64 - 25;
+            }
+        }
+        Params {
+            dialect,
+            mclt,
+            desired,
+            pool,
+            clients,
+            commit_delay_ms: rng.pick(&[0u64, 0, 50, 400, 3000]),
+            latency_ms: rng.range(1, 60),
+            reconnect_ms: rng.range(500, 6000),
+            auto_pd,
+            pd_leases: if dialect == Dialect::Draft && rng.chance(30) {
+                PartnerDownLeases::Unrestricted
+            } else {
+                PartnerDownLeases::KeepMclt
+            },
+            fault_secs,
+            tail_secs: 3 * u64::from(mclt) + 180,
+            fault_gap_secs: rng.range(20, 200),
+            release_pct: rng.range(0, 20),
+            skew,
+            configs,
+        }
+    }
+}
+
+/// A received binding whose write to stable storage is not finished.
+#[derive(Debug, Clone)]
+pub(crate) struct PendingWrite {
+    pub(crate) due: Instant,
+    pub(crate) binding: BindingData,
+    pub(crate) verdict: Verdict,
+    pub(crate) vid: u64,
+    pub(crate) token: CommitToken,
+}
+
+/// One failover server.
+pub(crate) struct Node {
+    pub(crate) idx: usize,
+    pub(crate) config: Config,
+    /// `None` while the server is down. Boxed: an engine is a few hundred kilobytes.
+    pub(crate) engine: Option<Box<TestEngine>>,
+    /// The lease table in memory.
+    pub(crate) store: Store,
+    /// The lease table on stable storage.
+    pub(crate) durable: Store,
+    /// Version of each in-memory record (for invariant 2).
+    pub(crate) vid: BTreeMap<[u8; 4], u64>,
+    pub(crate) durable_vid: BTreeMap<[u8; 4], u64>,
+    pub(crate) writes: VecDeque<PendingWrite>,
+    /// Persisted failover state, MCLT and last-operational time.
+    pub(crate) pstate: Option<(ServerState, UnixTime)>,
+    pub(crate) pmclt: Option<u32>,
+    pub(crate) plast: Option<UnixTime>,
+    /// This server's wall clock minus the simulation's, seconds.
+    pub(crate) skew: i64,
+    pub(crate) good_skew: i64,
+    /// Incremented each time stable storage is lost.
+    pub(crate) epoch: u32,
+    /// Every version this server's stable storage held, per address, with the epoch.
+    pub(crate) history: BTreeMap<[u8; 4], Vec<(u64, u32)>>,
+    /// Bindings handed to `send_binding`, with their version, newest last.
+    pub(crate) sent: BTreeMap<[u8; 4], VecDeque<(BindingData, u64)>>,
+    /// BNDUPDs transmitted: (connection, xid) → (address, version).
+    pub(crate) tx: BTreeMap<(u64, u32), ([u8; 4], u64)>,
+    /// The lease table is complete (never lost, or refilled by a finished RECOVER).
+    pub(crate) complete: bool,
+    pub(crate) down_since: Option<Instant>,
+    pub(crate) restart_at: Option<Instant>,
+    pub(crate) restart_lose: bool,
+    pub(crate) restart_skew: Option<i64>,
+    /// Graceful stop: the process ends at this time.
+    pub(crate) halt_at: Option<Instant>,
+    /// Running with a wrong clock until this time.
+    pub(crate) clock_fix_at: Option<Instant>,
+    pub(crate) next_scan: Instant,
+    pub(crate) next_balance: Instant,
+    pub(crate) close_requested: bool,
+    /// While a message is being handled: (connection, xid).
+    pub(crate) rx: Option<(u64, u32)>,
+    /// Guard against an engine timer that never advances: (instant, repeats).
+    pub(crate) timeout_spin: (Instant, u32),
+    /// The state remembered at the last boot (RECOVER without persisted state).
+    pub(crate) boot_state: ServerState,
+    /// The partner entered PARTNER-DOWN since both were last NORMAL together: this server's
+    /// table may lack what the partner did then.
+    pub(crate) needs_sync: bool,
+}
+
+pub(crate) fn fresh_store(pool: u32) -> Store {
+    let mut s = Store::pool(POOL_START, pool);
+    // A server without records has nothing to tell its partner.
+    for e in s.leases.values_mut() {
+        e.partner_has_it = true;
+    }
+    s
+}
+
+impl Node {
+    fn new(idx: usize, config: Config, pool: u32, skew: i64) -> Node {
+        let store = fresh_store(pool);
+        let vid: BTreeMap<[u8; 4], u64> = store.leases.keys().map(|a| (*a, INITIAL_VID)).collect();
+        Node {
+            idx,
+            config,
+            engine: None,
+            durable: store.clone(),
+            store,
+            durable_vid: vid.clone(),
+            vid,
+            writes: VecDeque::new(),
+            pstate: None,
+            pmclt: None,
+            plast: None,
+            skew,
+            good_skew: skew,
+            epoch: 0,
+            history: BTreeMap::new(),
+            sent: BTreeMap::new(),
+            tx: BTreeMap::new(),
+            complete: true,
+            down_since: None,
+            restart_at: None,
+            restart_lose: false,
+            restart_skew: None,
+            halt_at: None,
+            clock_fix_at: None,
+            next_scan: Instant::ZERO,
+            next_balance: Instant::ZERO,
+            close_requested: false,
+            rx: None,
+            timeout_spin: (Instant::ZERO, 0),
+            boot_state: ServerState::Recover,
+            needs_sync: false,
+        }
+    }
+
+    pub(crate) fn role(&self) -> Role {
+        self.config.role
+    }
+
+    pub(crate) fn alive(&self) -> bool {
+        self.engine.is_some()
+    }
+
+    pub(crate) fn state(&self) -> Option<ServerState> {
+        self.engine.as_ref().map(|e| e.state())
+    }
+
+    pub(crate) fn persisted(&self) -> Option<Persisted> {
+        self.pstate.map(|(state, since)| Persisted {
+            state,
+            since,
+            mclt: self.pmclt,
+            last_operational: self.plast,
+        })
+    }
+}
+
+/// The TCP connection.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    pub(crate) id: u64,
+    /// Side `i` still has the connection (its engine was told `connection_up` and not yet
+    /// `connection_down`).
+    pub(crate) open: [bool; 2],
+    /// Messages in flight from side `i`: (arrival, bytes).
+    pub(crate) q: [VecDeque<(Instant, Vec<u8>)>; 2],
+    /// Arrival time of the last message sent by side `i` (in-order delivery).
+    pub(crate) tail: [Instant; 2],
+    /// When side `i` learns that the connection is gone.
+    pub(crate) notify: [Option<Instant>; 2],
+    /// Broken: nothing more is delivered.
+    pub(crate) broken: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Phase {
+    Faults,
+    Tail,
+    Drain,
+    Done,
+}
+
+/// One thing the loop can do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Action {
+    Deliver(usize),
+    Notify(usize),
+    Write(usize),
+    Timeout(usize),
+    Connect,
+    Halt(usize),
+    ClockFix(usize),
+    Restart(usize),
+    Fault,
+    Scan(usize),
+    Balance(usize),
+    Client(usize),
+    Phase,
+}
+
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Stats {
+    pub(crate) steps: u64,
+    pub(crate) delivered: u64,
+    pub(crate) grants: u64,
+    pub(crate) naks: u64,
+    pub(crate) acked: u64,
+    pub(crate) rejected: u64,
+    pub(crate) faults: BTreeMap<&'static str, u64>,
+    pub(crate) states: BTreeMap<&'static str, u64>,
+    pub(crate) partner_down_grants: u64,
+    pub(crate) alarms: u64,
+    /// ISC-dialect acceptances the draft's rules reject, by (local <- received (reason)).
+    pub(crate) isc_only: BTreeMap<String, u64>,
+    /// At the final check: addresses ended on one side, available on the other.
+    pub(crate) ended_vs_available: u64,
+    /// Leases granted beyond the MCLT limit in PARTNER-DOWN (unrestricted).
+    pub(crate) overcap: u64,
+    /// SHUTDOWN or PAUSED entered by the engine itself (then restarted).
+    pub(crate) self_shutdowns: u64,
+    /// ISC-dialect moves from a recovery state to PARTNER-DOWN.
+    pub(crate) isc_recover_to_pd: u64,
+}
+
+pub(crate) struct World {
+    pub(crate) seed: u64,
+    pub(crate) rng: Rng,
+    pub(crate) p: Params,
+    pub(crate) now: Instant,
+    pub(crate) nodes: [Node; 2],
+    pub(crate) clients: Vec<crate::client::Client>,
+    pub(crate) conn: Option<Conn>,
+    pub(crate) next_conn_id: u64,
+    pub(crate) next_attempt: Instant,
+    pub(crate) partition_until: Option<Instant>,
+    /// Latency spike: (until, extra latency up to this many ms).
+    pub(crate) spike: Option<(Instant, u64)>,
+    pub(crate) next_fault: Instant,
+    pub(crate) phase: Phase,
+    pub(crate) phase_end: Instant,
+    pub(crate) next_vid: u64,
+    pub(crate) log: Option<Box<dyn std::io::Write>>,
+    /// FNV hash over everything that happened (determinism check).
+    pub(crate) digest: u64,
+    pub(crate) stats: Stats,
+    /// Addresses where ISC's rules accepted an update the draft's rules reject (see
+    /// `check.rs`): exempt from the address checks until both servers agree again.
+    pub(crate) tainted: std::collections::BTreeSet<[u8; 4]>,
+    /// Leases granted beyond the MCLT limit in PARTNER-DOWN: (client, end).
+    pub(crate) overcap: BTreeMap<[u8; 4], (ClientIdentity, Instant)>,
+    /// The client of the grant being checked.
+    pub(crate) grant_client: Option<ClientIdentity>,
+    /// The invariants checked at grant time need the step number for messages.
+    pub(crate) buf: Vec<u8>,
+}
+
+macro_rules! slog {
+    ($w:expr, $($arg:tt)*) => {
+        if $w.log.is_some() {
+            let line = format!($($arg)*);
+            $w.write_log(&line);
+        }
+    };
+}
+pub(crate) use slog;
+
+impl World {
+    pub(crate) fn new(seed: u64, fault_secs: u64, log: Option<Box<dyn std::io::Write>>) -> World {
+        let mut rng = Rng::new(seed);
+        let p = Params::draw(&mut rng, fault_secs);
+        let nodes =
+            [PRIMARY, SECONDARY].map(|i| Node::new(i, p.configs[i].clone(), p.pool, p.skew[i]));
+        let clients = (0..p.clients)
+            .map(|k| crate::client::Client::new(k, Instant::from_millis(rng.range(0, 90_000))))
+            .collect();
+        let next_attempt = Instant::from_millis(rng.range(0, 3000));
+        let next_fault = Instant::from_secs(rng.range(30, 30 + 2 * p.fault_gap_secs));
+        let phase_end = Instant::from_secs(p.fault_secs);
+        let mut w = World {
+            seed,
+            rng,
+            p,
+            now: Instant::ZERO,
+            nodes,
+            clients,
+            conn: None,
+            next_conn_id: 1,
+            next_attempt,
+            partition_until: None,
+            spike: None,
+            next_fault,
+            phase: Phase::Faults,
+            phase_end,
+            next_vid: 1,
+            log,
+            digest: 0xcbf2_9ce4_8422_2325,
+            stats: Stats::default(),
+            tainted: std::collections::BTreeSet::new(),
+            overcap: BTreeMap::new(),
+            grant_client: None,
+            buf: vec![0u8; 2048],
+        };
+        slog!(w, "seed {seed}: {:?}", w.p);
+        for i in [PRIMARY, SECONDARY] {
+            w.boot(i);
+        }
+        w
+    }
+
+    pub(crate) fn write_log(&mut self, line: &str) {
+        let t = self.now.as_millis();
+        let step = self.stats.steps;
+        if let Some(out) = self.log.as_mut() {
+            let _ = writeln!(out, "[{step:>6} {:>7}.{:03}] {line}", t / 1000, t % 1000);
+        }
+    }
+
+    pub(crate) fn mix(&mut self, x: u64) {
+        for b in x.to_le_bytes() {
+            self.digest = (self.digest ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+
+    /// The simulation's wall clock.
+    pub(crate) fn sim_wall(&self) -> i64 {
+        i64::from(T0) + (self.now.as_millis() / 1000) as i64
+    }
+
+    /// Server `i`'s wall clock.
+    pub(crate) fn wall(&self, i: usize) -> UnixTime {
+        UnixTime((self.sim_wall() + self.nodes[i].skew).clamp(0, i64::from(u32::MAX)) as u32)
+    }
+
+    pub(crate) fn fail(&mut self, what: &str) -> ! {
+        let msg = format!(
+            "seed {} step {} t={}ms [{:?}]: {what}",
+            self.seed,
+            self.stats.steps,
+            self.now.as_millis(),
+            self.p.dialect
+        );
+        if self.log.is_some() {
+            self.write_log(&format!("VIOLATION: {msg}"));
+            let dump = self.dump();
+            self.write_log(&dump);
+            if let Some(out) = self.log.as_mut() {
+                let _ = out.flush();
+            }
+        }
+        panic!("{msg}");
+    }
+
+    /// Everything about the world, for the failure log.
+    pub(crate) fn dump(&self) -> String {
+        use std::fmt::Write as _;
+        let mut s = String::new();
+        for n in &self.nodes {
+            let _ = writeln!(
+                s,
+                "node {}: state {:?} partner {:?} persisted {:?} skew {} epoch {} complete {} status {:?}",
+                NAMES[n.idx],
+                n.state(),
+                n.engine.as_ref().and_then(|e| e.partner_state()),
+                n.persisted(),
+                n.skew,
+                n.epoch,
+                n.complete,
+                n.engine.as_ref().map(|e| e.status(self.now))
+            );
+            for (a, e) in &n.store.leases {
+                let _ = writeln!(
+                    s,
+                    "  {} {:?} client={:?} let={:?} pet={:?} acked={:?} recv={:?} partner_has_it={} vid={}",
+                    Ipv4Addr::from(*a),
+                    e.local.status,
+                    e.data
+                        .hardware_address
+                        .as_ref()
+                        .map(|h| h.1.last().copied()),
+                    e.local.lease_expiration.map(|t| t.0),
+                    e.data.potential_expiration_time.map(|t| t.0),
+                    e.local.acked_pet.map(|t| t.0),
+                    e.local.received_pet.map(|t| t.0),
+                    e.partner_has_it,
+                    n.vid.get(a).copied().unwrap_or(0)
+                );
+            }
+        }
+        for c in &self.clients {
+            let _ = writeln!(s, "client {}: {:?}", c.idx, c.st);
+        }
+        s
+    }
+
+    // ----- the loop -----
+
+    /// Runs the seed to the end; panics on a violated invariant.
+    pub(crate) fn run(&mut self, max_steps: u64) {
+        while self.phase != Phase::Done {
+            let (t, action) = self.next_action();
+            self.now = self.now.max(t);
+            self.mix(self.now.as_millis());
+            self.perform(action);
+            self.pump();
+            self.stats.steps += 1;
+            self.check();
+            if self.phase == Phase::Drain && self.settled() {
+                self.check_final();
+                self.phase = Phase::Done;
+            }
+            if self.stats.steps > max_steps {
+                self.fail("step budget exhausted (runaway loop?)");
+            }
+        }
+    }
+
+    fn next_action(&mut self) -> (Instant, Action) {
+        let mut best: Option<(Instant, Action)> = None;
+        let mut consider = |t: Option<Instant>, a: Action| {
+            if let Some(t) = t
+                && best.is_none_or(|(b, _)| t < b)
+            {
+                best = Some((t, a));
+            }
+        };
+        if self.partition_until.is_some_and(|p| p <= self.now) {
+            self.partition_until = None;
+        }
+        if self.spike.is_some_and(|(u, _)| u <= self.now) {
+            self.spike = None;
+        }
+        let hold = self.partition_until;
+        let held = |t: Instant| match hold {
+            Some(p) if t < p => p,
+            _ => t,
+        };
+        if let Some(c) = &self.conn {
+            for i in 0..2 {
+                if !c.broken {
+                    consider(c.q[i].front().map(|m| held(m.0)), Action::Deliver(i));
+                }
+                consider(c.notify[i].map(held), Action::Notify(i));
+            }
+        }
+        for i in 0..2 {
+            let n = &self.nodes[i];
+            consider(n.writes.front().map(|w| w.due), Action::Write(i));
+            consider(
+                n.engine.as_ref().and_then(|e| e.poll_timeout()),
+                Action::Timeout(i),
+            );
+        }
+        if self.conn.is_none() && self.nodes.iter().all(Node::alive) {
+            consider(Some(held(self.next_attempt)), Action::Connect);
+        }
+        let calm = {
+            let mut t = hold.unwrap_or(Instant::ZERO);
+            if let Some((u, _)) = self.spike {
+                t = t.max(u);
+            }
+            t
+        };
+        for i in 0..2 {
+            let n = &self.nodes[i];
+            consider(n.halt_at, Action::Halt(i));
+            consider(n.clock_fix_at, Action::ClockFix(i));
+            // A server whose partner ran in PARTNER-DOWN since they were last in sync comes
+            // back only while that partner is up: the operator's PARTNER-DOWN decision
+            // assumed it stays down until it has met the partner again.
+            // (If both ran in PARTNER-DOWN while the other was down, neither can wait.)
+            let partner = &self.nodes[1 - i];
+            if !(n.needs_sync && !partner.alive() && !partner.needs_sync) {
+                consider(n.restart_at.map(|t| t.max(calm)), Action::Restart(i));
+            }
+        }
+        if self.phase == Phase::Faults {
+            consider(Some(self.next_fault), Action::Fault);
+        }
+        if matches!(self.phase, Phase::Faults | Phase::Tail) {
+            for i in 0..2 {
+                let n = &self.nodes[i];
+                if n.alive() {
+                    consider(Some(n.next_scan), Action::Scan(i));
+                    if i == PRIMARY {
+                        consider(Some(n.next_balance), Action::Balance(i));
+                    }
+                }
+            }
+            for (k, c) in self.clients.iter().enumerate() {
+                consider(Some(c.next), Action::Client(k));
+            }
+        }
+        consider(Some(self.phase_end), Action::Phase);
+        best.unwrap_or((self.phase_end, Action::Phase))
+    }
+
+    fn perform(&mut self, action: Action) {
+        match action {
+            Action::Deliver(from) => self.deliver(from),
+            Action::Notify(i) => {
+                if let Some(c) = self.conn.as_mut() {
+                    c.notify[i] = None;
+                }
+                slog!(self, "{} learns the connection is gone", NAMES[i]);
+                self.close_side(i);
+            }
+            Action::Write(i) => {
+                let now = self.now;
+                self.flush(i, now);
+            }
+            Action::Timeout(i) => {
+                let now = self.now;
+                let n = &mut self.nodes[i];
+                if n.timeout_spin.0 == now {
+                    n.timeout_spin.1 += 1;
+                } else {
+                    n.timeout_spin = (now, 0);
+                }
+                if n.timeout_spin.1 > 1000 {
+                    self.fail("engine timer does not advance: poll_timeout stays in the past");
+                }
+                if let Some(e) = self.nodes[i].engine.as_mut() {
+                    e.handle_timeout(now);
+                }
+                self.drain(i);
+            }
+            Action::Connect => self.connect(),
+            Action::Halt(i) => {
+                self.nodes[i].halt_at = None;
+                slog!(self, "{} process ends (after SHUTDOWN)", NAMES[i]);
+                self.crash(i, true);
+                let down = if self.phase == Phase::Faults {
+                    self.rng.range(5, 300)
+                } else {
+                    self.rng.range(5, 20)
+                };
+                self.nodes[i].restart_at = Some(self.now + secs(down));
+            }
+            Action::ClockFix(i) => {
+                self.nodes[i].clock_fix_at = None;
+                slog!(self, "{} operator fixes its clock: restart", NAMES[i]);
+                let good = self.nodes[i].good_skew;
+                self.crash(i, true);
+                self.nodes[i].restart_skew = Some(good);
+                self.nodes[i].restart_at = Some(self.now + secs(1));
+            }
+            Action::Restart(i) => self.restart(i),
+            Action::Fault => {
+                self.inject_fault();
+                let gap = self.rng.range(1, 2 * self.p.fault_gap_secs);
+                self.next_fault = self.now + secs(gap);
+            }
+            Action::Scan(i) => {
+                self.scan(i);
+                let gap = self.rng.range(3000, 10_000);
+                self.nodes[i].next_scan = self.now + ms(gap);
+            }
+            Action::Balance(i) => {
+                self.balance(i);
+                let gap = self.rng.range(20, 60);
+                self.nodes[i].next_balance = self.now + secs(gap);
+            }
+            Action::Client(k) => self.client_step(k),
+            Action::Phase => self.next_phase(),
+        }
+    }
+
+    fn next_phase(&mut self) {
+        match self.phase {
+            Phase::Faults => {
+                slog!(
+                    self,
+                    "=== faults stop: quiet tail of {} s ===",
+                    self.p.tail_secs
+                );
+                self.phase = Phase::Tail;
+                self.phase_end = self.now + secs(self.p.tail_secs);
+                self.partition_until = None;
+                self.spike = None;
+                let now = self.now;
+                for n in &mut self.nodes {
+                    if n.engine.is_none() && n.halt_at.is_none() {
+                        n.restart_at = Some(n.restart_at.map_or(now, |t| t.min(now + secs(1))));
+                    }
+                    if n.clock_fix_at.is_some() {
+                        n.clock_fix_at = Some(now);
+                    }
+                }
+            }
+            Phase::Tail => {
+                slog!(
+                    self,
+                    "=== tail over: clients stop, waiting for the pair to settle ==="
+                );
+                self.phase = Phase::Drain;
+                self.phase_end = self.now + secs(600);
+            }
+            Phase::Drain => {
+                let states = [self.nodes[0].state(), self.nodes[1].state()];
+                self.fail(&format!(
+                    "invariant 4: the pair did not settle in NORMAL with empty queues after the \
+                     faults stopped: states {states:?}, connected {}",
+                    self.conn.is_some()
+                ));
+            }
+            Phase::Done => {}
+        }
+    }
+
+    /// Both NORMAL, connected, nothing queued, in flight or waiting for storage.
+    fn settled(&self) -> bool {
+        let Some(c) = &self.conn else { return false };
+        if c.q.iter().any(|q| !q.is_empty()) || c.broken {
+            return false;
+        }
+        self.nodes.iter().all(|n| {
+            let Some(e) = &n.engine else { return false };
+            let st = e.status(self.now);
+            e.state() == ServerState::Normal
+                && e.partner_state() == Some(ServerState::Normal)
+                && e.is_communicating()
+                && st.queued == 0
+                && st.awaiting_commit == 0
+                && n.writes.is_empty()
+        })
+    }
+
+    // ----- engine I/O -----
+
+    /// Moves events and outgoing messages until nothing more happens at this instant.
+    pub(crate) fn pump(&mut self) {
+        for _ in 0..100_000 {
+            let mut progress = false;
+            for i in 0..2 {
+                progress |= self.drain(i);
+                loop {
+                    let now = self.now;
+                    let mut buf = std::mem::take(&mut self.buf);
+                    let n = self.nodes[i]
+                        .engine
+                        .as_mut()
+                        .and_then(|e| e.poll_transmit(now, &mut buf));
+                    if let Some(n) = n {
+                        self.net_send(i, &buf[..n]);
+                        self.buf = buf;
+                        progress = true;
+                    } else {
+                        self.buf = buf;
+                        break;
+                    }
+                }
+                progress |= self.drain(i);
+                if self.nodes[i].close_requested {
+                    self.nodes[i].close_requested = false;
+                    slog!(self, "{} closes the connection", NAMES[i]);
+                    self.close_side(i);
+                    progress = true;
+                }
+            }
+            if !progress {
+                return;
+            }
+        }
+        self.fail("pump did not settle");
+    }
+
+    /// Polls every event of node `i`.
+    pub(crate) fn drain(&mut self, i: usize) -> bool {
+        let mut any = false;
+        while let Some(e) = self.nodes[i].engine.as_mut().and_then(|e| e.poll_event()) {
+            any = true;
+            self.on_event(i, e);
+        }
+        any
+    }
+
+    fn on_event(&mut self, i: usize, e: Event) {
+        slog!(self, "{} event {:?}", NAMES[i], e);
+        match e {
+            Event::PersistState { state, since } => self.nodes[i].pstate = Some((state, since)),
+            Event::PersistMclt { mclt } => self.nodes[i].pmclt = Some(mclt),
+            Event::PersistLastOperational { at } => self.nodes[i].plast = Some(at),
+            Event::StateChanged { from, to } => {
+                *self.stats.states.entry(to.name()).or_default() += 1;
+                if matches!(to, ServerState::Shutdown | ServerState::Paused)
+                    && self.nodes[i].halt_at.is_none()
+                {
+                    // The engine went there on its own (ISC's tables do on some partner
+                    // states): like ISC, the process ends after the linger and its supervisor
+                    // restarts it.
+                    self.stats.self_shutdowns += 1;
+                    self.nodes[i].halt_at = Some(self.now + secs(7));
+                }
+                if from == ServerState::Recover
+                    && matches!(to, ServerState::RecoverWait | ServerState::RecoverDone)
+                {
+                    self.nodes[i].complete = true;
+                }
+                let recovering = |s: ServerState| {
+                    matches!(
+                        s,
+                        ServerState::Recover | ServerState::RecoverWait | ServerState::RecoverDone
+                    )
+                };
+                if to == ServerState::PartnerDown {
+                    self.nodes[1 - i].needs_sync = true;
+                }
+                if self.p.dialect == Dialect::Isc
+                    && to == ServerState::PartnerDown
+                    && (recovering(from)
+                        || (from == ServerState::Startup && recovering(self.nodes[i].boot_state))
+                        || self.nodes[i].needs_sync)
+                {
+                    // ISC's table (D36: RECOVER + partner SHUTDOWN → PARTNER-DOWN; also from
+                    // RECOVER-DONE) serves with a table the recovery has not completed; the
+                    // draft stays. Every address is exempt until both servers agree on it.
+                    self.stats.isc_recover_to_pd += 1;
+                    let all: Vec<[u8; 4]> = self.nodes[i].store.leases.keys().copied().collect();
+                    self.tainted.extend(all);
+                }
+            }
+            Event::CommitBinding {
+                token,
+                binding,
+                verdict,
+            } => self.on_commit(i, token, binding, verdict),
+            Event::BindingAcked {
+                address,
+                status,
+                potential_expiration_time,
+            } => self.on_acked(i, address, status, potential_expiration_time),
+            Event::BindingRejected { address, .. } => {
+                self.stats.rejected += 1;
+                // The update is answered: no longer outstanding (ISC clears its ack-queue
+                // flag on any BNDACK), unless a newer one is queued.
+                let n = &mut self.nodes[i];
+                let vid = n.rx.and_then(|k| n.tx.get(&k)).map(|x| x.1);
+                if vid.is_some()
+                    && n.vid.get(&address).copied() == vid
+                    && let Some(e) = n.store.leases.get_mut(&address)
+                {
+                    e.local.in_flight = None;
+                }
+            }
+            Event::SendAllBindings => {
+                // Every record we have. A never-touched pool address (a fresh store, or one
+                // that lost its storage) is no record at all: sending it as FREE would
+                // overwrite what the partner knows (the acceptance rules take FREE over
+                // BACKUP, and over EXPIRED or RELEASED).
+                let n = &self.nodes[i];
+                let addrs: Vec<[u8; 4]> = n
+                    .store
+                    .leases
+                    .keys()
+                    .copied()
+                    .filter(|a| n.vid.get(a).is_some_and(|v| *v != INITIAL_VID))
+                    .collect();
+                for a in addrs {
+                    self.send_current(i, a);
+                }
+                if let Some(e) = self.nodes[i].engine.as_mut() {
+                    e.end_of_updates();
+                }
+            }
+            Event::SendUnackedBindings | Event::SendBacklog => {
+                let addrs: Vec<[u8; 4]> = self.nodes[i]
+                    .store
+                    .leases
+                    .iter()
+                    .filter(|(_, s)| !s.partner_has_it)
+                    .map(|(a, _)| *a)
+                    .collect();
+                for a in addrs {
+                    self.send_current(i, a);
+                }
+                if matches!(e, Event::SendUnackedBindings)
+                    && let Some(e) = self.nodes[i].engine.as_mut()
+                {
+                    e.end_of_updates();
+                }
+            }
+            Event::PoolRequested => {
+                let moved = self.balance(i);
+                if let Some(e) = self.nodes[i].engine.as_mut() {
+                    e.pool_response(moved);
+                }
+            }
+            Event::PoolCheck => {
+                self.balance(i);
+            }
+            Event::CloseConnection => self.nodes[i].close_requested = true,
+            Event::ProtocolError { error } => {
+                self.fail(&format!(
+                    "invariant 0: protocol error between two engines at {}: {error}",
+                    NAMES[i]
+                ));
+            }
+            Event::ConnectionRejected { reason, .. } => {
+                // A box with a wrong clock (until its restart with the right one; its last
+                // answer may still be in flight).
+                let bad_clock = self.nodes.iter().any(|n| n.skew != n.good_skew)
+                    // The skew measured at CONNECT includes the transit time: up to 50 s of
+                    // skew plus a latency spike legitimately exceeds the 60 s limit.
+                    || self.spike.is_some();
+                if !(reason == RejectReason::TimeMismatch && bad_clock) {
+                    self.fail(&format!(
+                        "invariant 0: connection rejected with {reason:?} between two engines"
+                    ));
+                }
+            }
+            Event::Alarm { .. } => self.stats.alarms += 1,
+            _ => {}
+        }
+    }
+
+    // ----- storage -----
+
+    pub(crate) fn new_vid(&mut self) -> u64 {
+        self.next_vid += 1;
+        self.next_vid
+    }
+
+    /// Makes every pending write due by `upto` durable and confirms its commit to the engine.
+    pub(crate) fn flush(&mut self, i: usize, upto: Instant) {
+        loop {
+            let n = &mut self.nodes[i];
+            let Some(w) = n.writes.front() else { break };
+            if w.due > upto {
+                break;
+            }
+            let Some(w) = n.writes.pop_front() else { break };
+            if !apply_received(&mut n.durable, &w.binding, &w.verdict) {
+                n.durable_vid.insert(w.binding.address, w.vid);
+            }
+            n.history
+                .entry(w.binding.address)
+                .or_default()
+                .push((w.vid, n.epoch));
+            let r = n.engine.as_mut().map(|e| e.binding_committed(w.token));
+            match r {
+                Some(Ok(()) | Err(EngineError::UnknownToken)) | None => {}
+                Some(Err(e)) => self.fail(&format!("binding_committed failed: {e}")),
+            }
+            slog!(
+                self,
+                "{} durable: {} v{}",
+                NAMES[i],
+                Ipv4Addr::from(w.binding.address),
+                w.vid
+            );
+        }
+    }
+
+    /// A change of our own to `data.address`: written through (every earlier write becomes
+    /// durable first), then queued to the partner if `send`.
+    pub(crate) fn local_change(&mut self, i: usize, data: BindingData, send: bool) {
+        let vid = self.new_vid();
+        self.flush(i, Instant::from_millis(u64::MAX));
+        let addr = data.address;
+        let n = &mut self.nodes[i];
+        for store in [&mut n.store, &mut n.durable] {
+            let keep = store.leases.get(&addr).map(|e| e.partner_has_it);
+            store.update_local(data.clone());
+            if let Some(e) = store.leases.get_mut(&addr)
+                && !send
+            {
+                e.partner_has_it = keep.unwrap_or(true);
+            }
+        }
+        n.vid.insert(addr, vid);
+        n.durable_vid.insert(addr, vid);
+        n.history.entry(addr).or_default().push((vid, n.epoch));
+        slog!(
+            self,
+            "{} local change v{vid}: {} {:?} hw={:?} let={:?} pet={:?}{}",
+            NAMES[i],
+            Ipv4Addr::from(addr),
+            data.status,
+            data.hardware_address.as_ref().map(|h| h.1.last().copied()),
+            data.lease_expiration_time.map(|t| t.0),
+            data.potential_expiration_time.map(|t| t.0),
+            if send { "" } else { " (not sent)" }
+        );
+        if send {
+            self.queue_binding(i, data, vid);
+        }
+    }
+
+    fn queue_binding(&mut self, i: usize, data: BindingData, vid: u64) {
+        let n = &mut self.nodes[i];
+        if let Some(e) = n.store.leases.get_mut(&data.address) {
+            // ISC's dueling-update rule needs to know that an update of ours is outstanding
+            // (in memory only, like ISC's ack queue).
+            e.local.in_flight = Some(1);
+            // "The binding-status the partner may know: the last one we sent it" — the
+            // draft's rewind of EXPIRED/RELEASED (§5.2.2) ends once it is sent.
+            e.local.partner_status = Some(data.status);
+        }
+        if let Some(e) = n.durable.leases.get_mut(&data.address) {
+            e.local.partner_status = Some(data.status);
+        }
+        let Some(e) = n.engine.as_mut() else { return };
+        if let Err(err) = e.send_binding(data.clone()) {
+            self.fail(&format!("send_binding refused: {err}"));
+        }
+        let sent = n.sent.entry(data.address).or_default();
+        sent.push_back((data, vid));
+        while sent.len() > 64 {
+            sent.pop_front();
+        }
+    }
+
+    /// Queues the current record of `addr` (a backlog or an update request).
+    pub(crate) fn send_current(&mut self, i: usize, addr: [u8; 4]) {
+        let n = &self.nodes[i];
+        let Some(e) = n.store.leases.get(&addr) else {
+            return;
+        };
+        let data = e.data.clone();
+        let vid = n.vid.get(&addr).copied().unwrap_or(INITIAL_VID);
+        self.queue_binding(i, data, vid);
+    }
+
+    fn on_commit(&mut self, i: usize, token: CommitToken, binding: BindingData, verdict: Verdict) {
+        let j = 1 - i;
+        let Some((conn, xid)) = self.nodes[i].rx else {
+            self.fail("CommitBinding outside the delivery of a BNDUPD");
+        };
+        let Some(&(addr, vid)) = self.nodes[j].tx.get(&(conn, xid)) else {
+            self.fail(&format!(
+                "CommitBinding for xid {xid} the partner never sent"
+            ));
+        };
+        if addr != binding.address {
+            self.fail("CommitBinding for another address than the BNDUPD's");
+        }
+        let delay = if self.p.commit_delay_ms == 0 {
+            0
+        } else {
+            self.rng.range(0, self.p.commit_delay_ms)
+        };
+        let now = self.now;
+        let wall = self.wall(i);
+        if self.p.dialect == Dialect::Isc
+            && let Some(before) = self.nodes[i].store.leases.get(&addr).map(|e| e.local)
+            && let Some(state) = self.nodes[i].state()
+        {
+            // What the draft's rules (§7.1.3) say about the update ISC's rules accepted.
+            let draft = judge_update(
+                Dialect::Draft,
+                self.nodes[i].role(),
+                state,
+                Some(&before),
+                &binding.to_wire(),
+                wall,
+            );
+            if let Err(reason) = draft {
+                let key = format!("{:?} <- {:?} ({reason:?})", before.status, binding.status);
+                *self.stats.isc_only.entry(key).or_default() += 1;
+                slog!(
+                    self,
+                    "{} accepts {:?} over {:?} for {} under ISC rules; the draft rejects it \
+                     ({reason:?}): address tainted",
+                    NAMES[i],
+                    binding.status,
+                    before.status,
+                    Ipv4Addr::from(addr)
+                );
+                self.tainted.insert(addr);
+            }
+        }
+        let n = &mut self.nodes[i];
+        if !apply_received(&mut n.store, &binding, &verdict) {
+            n.vid.insert(addr, vid);
+        }
+        let due = n.writes.back().map_or(now, |w| w.due).max(now + ms(delay));
+        n.writes.push_back(PendingWrite {
+            due,
+            binding,
+            verdict,
+            vid,
+            token,
+        });
+        if delay == 0 {
+            self.flush(i, now);
+        }
+    }
+
+    fn on_acked(&mut self, i: usize, addr: [u8; 4], status: BindingStatus, pet: Option<UnixTime>) {
+        self.stats.acked += 1;
+        let j = 1 - i;
+        let Some((conn, xid)) = self.nodes[i].rx else {
+            self.fail("BindingAcked outside the delivery of a BNDACK");
+        };
+        let Some(&(taddr, vid)) = self.nodes[i].tx.get(&(conn, xid)) else {
+            self.fail(&format!("BindingAcked for xid {xid} we never sent"));
+        };
+        if taddr != addr {
+            self.fail("BindingAcked for another address than the BNDUPD's");
+        }
+        self.check_acked(j, addr, vid);
+        // Bookkeeping: what the partner now knows.
+        self.flush(i, Instant::from_millis(u64::MAX));
+        let role = self.nodes[i].role();
+        let n = &mut self.nodes[i];
+        let current = n.vid.get(&addr) == Some(&vid);
+        let mut freed = None;
+        for store in [&mut n.store, &mut n.durable] {
+            let Some(e) = store.leases.get_mut(&addr) else {
+                continue;
+            };
+            if current {
+                e.partner_has_it = true;
+                e.local.in_flight = None;
+                e.local.partner_status = Some(status);
+                e.local.acked_pet = pet.or(e.local.acked_pet);
+                if matches!(
+                    status,
+                    BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
+                ) {
+                    let mut d = e.data.clone();
+                    d.status = freed_status(role, e.local.reserved);
+                    freed = Some(d);
+                }
+            } else if e.data.status == status
+                && ClientIdentity::of(&e.data.to_wire()).is_known()
+                && self_same_client(&e.data, status, &n.sent, addr, vid)
+            {
+                // An older update of the same lease: the partner knows this PET.
+                e.local.acked_pet = pet.or(e.local.acked_pet);
+            }
+        }
+        if let Some(d) = freed {
+            // Acknowledged EXPIRED/RELEASED/RESET makes the address FREE on both sides (§5.11).
+            self.local_change(i, d, false);
+        }
+    }
+
+    // ----- the connection -----
+
+    pub(crate) fn latency(&mut self) -> Duration {
+        let mut l = self.rng.range(0, self.p.latency_ms);
+        if let Some((_, extra)) = self.spike {
+            l += self.rng.range(0, extra);
+        }
+        ms(l)
+    }
+
+    fn connect(&mut self) {
+        let gap = self.rng.range(self.p.reconnect_ms / 2, self.p.reconnect_ms);
+        self.next_attempt = self.now + ms(gap);
+        if self.conn.is_some() || !self.nodes.iter().all(Node::alive) {
+            return;
+        }
+        let id = self.next_conn_id;
+        self.next_conn_id += 1;
+        let now = self.now;
+        self.conn = Some(Conn {
+            id,
+            open: [true; 2],
+            q: [VecDeque::new(), VecDeque::new()],
+            tail: [now; 2],
+            notify: [None; 2],
+            broken: false,
+        });
+        slog!(self, "connection {id} up");
+        for i in 0..2 {
+            let r = self.nodes[i].engine.as_mut().map(|e| e.connection_up(now));
+            if let Some(Err(e)) = r {
+                self.fail(&format!("{} refused connection_up: {e}", NAMES[i]));
+            }
+            self.drain(i);
+        }
+    }
+
+    /// Side `i` closes (or loses) the connection.
+    pub(crate) fn close_side(&mut self, i: usize) {
+        let now = self.now;
+        let lat = self.latency();
+        let Some(c) = self.conn.as_mut() else { return };
+        if !c.open[i] {
+            return;
+        }
+        c.open[i] = false;
+        c.q[1 - i].clear();
+        c.notify[i] = None;
+        let j = 1 - i;
+        if c.open[j] && c.notify[j].is_none() && !c.broken {
+            // FIN after the data already sent.
+            c.notify[j] = Some(c.tail[i].max(now) + lat);
+        }
+        let gone = !c.open[0] && !c.open[1];
+        if gone {
+            self.drop_conn();
+        }
+        if let Some(e) = self.nodes[i].engine.as_mut() {
+            e.connection_down(now);
+        }
+        self.drain(i);
+    }
+
+    fn drop_conn(&mut self) {
+        if let Some(c) = self.conn.take() {
+            for n in &mut self.nodes {
+                n.tx.retain(|(conn, _), _| *conn != c.id);
+            }
+            slog!(self, "connection {} gone", c.id);
+        }
+        let gap = self.rng.range(self.p.reconnect_ms / 2, self.p.reconnect_ms);
+        self.next_attempt = self.now + ms(gap);
+    }
+
+    fn net_send(&mut self, from: usize, bytes: &[u8]) {
+        let lat = self.latency();
+        let now = self.now;
+        let Some(c) = self.conn.as_ref() else { return };
+        let id = c.id;
+        if c.broken || !c.open[from] || !c.open[1 - from] {
+            slog!(self, "{} → (lost) {}", NAMES[from], summarize(bytes));
+            return;
+        }
+        if let Ok(Repr::BndUpd(u)) = Repr::parse(bytes) {
+            for b in u.bindings.iter() {
+                let Ok(data) = BindingData::from_wire(&b) else {
+                    self.fail("undecodable binding sent");
+                };
+                let vid = self.nodes[from]
+                    .sent
+                    .get(&data.address)
+                    .and_then(|v| v.iter().rev().find(|(d, _)| *d == data).map(|x| x.1));
+                let Some(vid) = vid else {
+                    let known = self.nodes[from].sent.get(&data.address).map(VecDeque::len);
+                    self.fail(&format!(
+                        "{} sent a binding it was never given: {data:?} ({known:?} copies known)",
+                        NAMES[from]
+                    ));
+                };
+                self.nodes[from].tx.insert((id, u.xid), (data.address, vid));
+            }
+        }
+        slog!(self, "{} → {}", NAMES[from], summarize(bytes));
+        let Some(c) = self.conn.as_mut() else { return };
+        let at = c.tail[from].max(now + lat);
+        c.tail[from] = at;
+        c.q[from].push_back((at, bytes.to_vec()));
+    }
+
+    fn deliver(&mut self, from: usize) {
+        let to = 1 - from;
+        let Some(c) = self.conn.as_mut() else { return };
+        let Some((_, bytes)) = c.q[from].pop_front() else {
+            return;
+        };
+        if !c.open[to] {
+            return;
+        }
+        let id = c.id;
+        self.stats.delivered += 1;
+        for chunk in bytes.chunks(8) {
+            let mut b = [0u8; 8];
+            b[..chunk.len()].copy_from_slice(chunk);
+            self.mix(u64::from_le_bytes(b));
+        }
+        let xid = failover_proto::Message::new_checked(&bytes[..]).map_or(0, |m| m.xid());
+        slog!(self, "{} ← {}", NAMES[to], summarize(&bytes));
+        let now = self.now;
+        let wall = self.wall(to);
+        self.nodes[to].rx = Some((id, xid));
+        let n = &mut self.nodes[to];
+        if let Some(e) = n.engine.as_mut() {
+            match e.handle_message(now, wall, &bytes, &n.store) {
+                Ok(()) => {}
+                Err(EngineError::EventsPending) => {
+                    self.fail("EventsPending although every event was polled");
+                }
+                Err(e) => self.fail(&format!("handle_message: {e}")),
+            }
+        }
+        self.drain(to);
+        self.nodes[to].rx = None;
+    }
+
+    // ----- server lifecycle -----
+
+    fn boot(&mut self, i: usize) {
+        let now = self.now;
+        let wall = self.wall(i);
+        let seed = self.rng.next_u64() as u32;
+        let n = &mut self.nodes[i];
+        let persisted = n.persisted();
+        n.boot_state = persisted.map_or(ServerState::Recover, |p| p.state);
+        match TestEngine::new(n.config.clone(), persisted, now, wall, seed) {
+            Ok(e) => n.engine = Some(Box::new(e)),
+            Err(e) => self.fail(&format!("Engine::new: {e}")),
+        }
+        let n = &mut self.nodes[i];
+        n.next_scan = now + secs(1);
+        n.next_balance = now + secs(10);
+        n.timeout_spin = (Instant::ZERO, 0);
+        slog!(
+            self,
+            "{} boots, persisted {:?}, skew {}",
+            NAMES[i],
+            persisted,
+            self.nodes[i].skew
+        );
+        self.drain(i);
+    }
+
+    /// The server process dies: memory is lost, stable storage stays. With `rst` the partner's
+    /// TCP learns of it at once, otherwise only its receive timer will.
+    pub(crate) fn crash(&mut self, i: usize, rst: bool) {
+        let now = self.now;
+        let lat = self.latency();
+        let n = &mut self.nodes[i];
+        n.engine = None;
+        n.store = n.durable.clone();
+        n.vid = n.durable_vid.clone();
+        n.writes.clear();
+        n.close_requested = false;
+        n.rx = None;
+        n.halt_at = None;
+        n.down_since = Some(now);
+        n.sent.clear();
+        slog!(
+            self,
+            "{} crashes ({})",
+            NAMES[i],
+            if rst { "RST" } else { "silent" }
+        );
+        let Some(c) = self.conn.as_mut() else { return };
+        if c.open[i] {
+            c.open[i] = false;
+            c.q[1 - i].clear();
+            c.notify[i] = None;
+            let j = 1 - i;
+            if rst && c.open[j] && c.notify[j].is_none() && !c.broken {
+                c.notify[j] = Some(c.tail[i].max(now) + lat);
+            }
+        }
+        if !c.open[0] && !c.open[1] {
+            self.drop_conn();
+        }
+    }
+
+    fn restart(&mut self, i: usize) {
+        let lose = self.nodes[i].restart_lose;
+        let pool = self.p.pool;
+        let n = &mut self.nodes[i];
+        n.restart_at = None;
+        n.restart_lose = false;
+        n.down_since = None;
+        if let Some(s) = n.restart_skew.take() {
+            n.skew = s;
+        }
+        if lose {
+            n.epoch += 1;
+            n.store = fresh_store(pool);
+            n.durable = n.store.clone();
+            for v in n.vid.values_mut() {
+                *v = INITIAL_VID;
+            }
+            n.durable_vid = n.vid.clone();
+            n.pstate = None;
+            n.pmclt = None;
+            n.plast = None;
+            n.complete = false;
+        } else {
+            n.store = n.durable.clone();
+            n.vid = n.durable_vid.clone();
+        }
+        slog!(
+            self,
+            "{} restarts{}",
+            NAMES[i],
+            if lose { " WITHOUT its storage" } else { "" }
+        );
+        self.boot(i);
+    }
+}
+
+/// Stores a binding received from the partner (`Store::commit_received`), with two rules a
+/// DHCP server keeps: client-last-transaction-time only moves forward, and an update older
+/// than our record (by client-last-transaction-time, else start-time-of-state — the order the
+/// engine's queue also uses) does not replace it — we keep ours, note the partner's PET, and
+/// send ours again. The acceptance rules judge each update against our record alone, so two
+/// crossing updates can both be accepted (our ACTIVE whose lease ended vs the partner's older
+/// EXPIRED: time-B on one side, time-A on the other; a re-sent RELEASED vs our newer move to
+/// BACKUP) and the records would swap; keeping the newer one makes both sides converge.
+///
+/// Returns whether our record was kept.
+pub(crate) fn apply_received(store: &mut Store, b: &BindingData, v: &Verdict) -> bool {
+    let before = store.leases.get(&b.address).cloned();
+    store.commit_received(b, v);
+    let (Some(before), Some(e)) = (before, store.leases.get_mut(&b.address)) else {
+        return false;
+    };
+    if let (Some(old), Some(new)) = (before.local.cltt, e.local.cltt)
+        && old > new
+    {
+        e.local.cltt = Some(old);
+    }
+    // The verdict keeps the later of our and the received lease-expiration-time (§7.1.5).
+    // That is right within one lease; for a new lease (our record was not this client's
+    // running or ended lease) our old time belongs to a previous lease and would outlive the
+    // new one: we would then refuse the partner's correct EXPIRED (time-B).
+    let same_lease = matches!(
+        before.local.status,
+        BindingStatus::Active | BindingStatus::Expired | BindingStatus::Released
+    ) && before
+        .local
+        .client
+        .same_client(&ClientIdentity::of(&b.to_wire()))
+        == Some(true);
+    if !same_lease && b.lease_expiration_time.is_some_and(|t| t.0 != 0) {
+        e.local.lease_expiration = b.lease_expiration_time;
+    }
+    let ours = before.local.cltt.or(before.local.start_time_of_state);
+    let theirs = b.client_last_transaction_time.or(b.start_time_of_state);
+    let older = matches!((ours, theirs), (Some(o), Some(t)) if o > t);
+    if older {
+        let received_pet = e.local.received_pet;
+        *e = before;
+        e.local.received_pet = received_pet.max(e.local.received_pet);
+        e.partner_has_it = false;
+        // We acknowledge the partner's update all the same: it now holds that status (an
+        // acknowledged EXPIRED or RELEASED frees the address on its side), so the draft's
+        // rewind of EXPIRED / RELEASED to the same client is over.
+        e.local.partner_status = Some(b.status);
+    }
+    older
+}
+
+/// Whether `data` (our current record) is the lease of the same client as the version `vid`
+/// we sent earlier.
+fn self_same_client(
+    data: &BindingData,
+    status: BindingStatus,
+    sent: &BTreeMap<[u8; 4], VecDeque<(BindingData, u64)>>,
+    addr: [u8; 4],
+    vid: u64,
+) -> bool {
+    let Some(old) = sent
+        .get(&addr)
+        .and_then(|v| v.iter().find(|(_, v)| *v == vid))
+    else {
+        return false;
+    };
+    old.0.status == status
+        && ClientIdentity::of(&old.0.to_wire()).same_client(&ClientIdentity::of(&data.to_wire()))
+            == Some(true)
+}
+
+/// One line describing a message, for the log.
+pub(crate) fn summarize(bytes: &[u8]) -> String {
+    match Repr::parse(bytes) {
+        Ok(Repr::BndUpd(u)) => {
+            let parts: Vec<String> = u
+                .bindings
+                .iter()
+                .map(|b| {
+                    format!(
+                        "{} {:?} hw={:?} let={:?} pet={:?} cltt={:?}",
+                        b.address,
+                        b.status,
+                        b.hardware_address.map(|h| h.address.last().copied()),
+                        b.lease_expiration_time,
+                        b.potential_expiration_time,
+                        b.client_last_transaction_time
+                    )
+                })
+                .collect();
+            format!("BNDUPD xid={} {}", u.xid, parts.join("; "))
+        }
+        Ok(Repr::BndAck(a)) => {
+            let parts: Vec<String> = a
+                .acks
+                .iter()
+                .map(|k| format!("{} {:?}", k.address, k.reject_reason))
+                .collect();
+            format!("BNDACK xid={} {}", a.xid, parts.join("; "))
+        }
+        Ok(Repr::State(s)) => format!(
+            "STATE {:?}{} since={}",
+            s.server_state,
+            if s.server_flags.contains(ServerFlags::STARTUP) {
+                " (STARTUP)"
+            } else {
+                ""
+            },
+            s.start_time_of_state
+        ),
+        Ok(r) => format!("{} xid={}", r.message_type().name(), r.xid()),
+        Err(e) => format!("undecodable message: {e}"),
+    }
+}
