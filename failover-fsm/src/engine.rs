@@ -1210,16 +1210,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             // A CONNECT we cannot accept: CONNECTACK with the reason, then close (§7.8.2).
             (MessageType::Connect, Link::AwaitingConnect) => {
                 self.push_event(Event::ProtocolError { error });
-                self.push_event(Event::ConnectionRejected {
-                    reason,
-                    by_partner: false,
-                });
-                self.last_reject = Some(reason);
-                self.push_control(Control::ConnectAck {
-                    xid: msg.xid(),
-                    reject: Some(reason),
-                });
-                self.close(now);
+                self.reject_connect(now, msg.xid(), reason);
             }
             // A BNDUPD with an address but incomplete binding data: reject that binding (§7.1.3).
             (MessageType::BndUpd, Link::Up)
@@ -1264,16 +1255,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 } else {
                     RejectReason::InvalidPartner
                 };
-                self.last_reject = Some(reason);
-                self.push_event(Event::ConnectionRejected {
-                    reason,
-                    by_partner: false,
-                });
-                self.push_control(Control::ConnectAck {
-                    xid: c.xid,
-                    reject: Some(reason),
-                });
-                self.close(now);
+                self.reject_connect(now, c.xid, reason);
             }
             (Repr::ConnectAck(a), Link::AwaitingConnectAck) => self.on_connectack(now, wall, &a),
             (Repr::ConnectAck(_), _) => {
@@ -1343,6 +1325,20 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
 }
 
 impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
+    /// Refuses a CONNECT: CONNECTACK with `reason`, then close (§7.8.2).
+    fn reject_connect(&mut self, now: Instant, xid: u32, reason: RejectReason) {
+        self.last_reject = Some(reason);
+        self.push_event(Event::ConnectionRejected {
+            reason,
+            by_partner: false,
+        });
+        self.push_control(Control::ConnectAck {
+            xid,
+            reject: Some(reason),
+        });
+        self.close(now);
+    }
+
     fn on_connect(&mut self, now: Instant, wall: UnixTime, c: &Connect<'_>) {
         let skew = self.measure_skew(wall, c.time);
         let draft = self.config.dialect == Dialect::Draft;
@@ -1361,16 +1357,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             None
         };
         if let Some(reason) = reject {
-            self.last_reject = Some(reason);
-            self.push_event(Event::ConnectionRejected {
-                reason,
-                by_partner: false,
-            });
-            self.push_control(Control::ConnectAck {
-                xid: c.xid,
-                reject: Some(reason),
-            });
-            self.close(now);
+            self.reject_connect(now, c.xid, reason);
             return;
         }
         if c.mclt != self.mclt {
