@@ -598,7 +598,9 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         if self.link == Link::Down {
             return;
         }
-        let was_up = matches!(self.link, Link::Up | Link::Closing);
+        // A link we were closing already counted its failure in `close` (if it was up); one
+        // that never finished its handshake never had communications to lose (§8.3).
+        let was_up = self.link == Link::Up;
         self.link = Link::Down;
         self.handshake_deadline = None;
         self.control.clear();
@@ -1214,7 +1216,8 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             }
             // A BNDUPD with an address but incomplete binding data: reject that binding (§7.1.3).
             (MessageType::BndUpd, Link::Up)
-                if matches!(error.kind(), DecodeErrorKind::MissingOption(_)) =>
+                if matches!(error.kind(), DecodeErrorKind::MissingOption(_))
+                    && self.incoming.len() + self.acks.len() < COMMITS =>
             {
                 let address = msg
                     .options()
@@ -1277,7 +1280,9 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             (Repr::Contact(_), Link::AwaitingState | Link::Up) => {}
             (Repr::State(s), Link::AwaitingState | Link::Up) => self.on_state(now, wall, &s),
             (Repr::BndUpd(u), Link::Up) => {
-                if u.bindings.len() > MAX_BATCH || self.incoming.is_full() {
+                // Received and not yet acknowledged: awaiting commit, or BNDACK not yet sent.
+                let unacked = self.incoming.len() + self.acks.len();
+                if u.bindings.len() > MAX_BATCH || unacked >= COMMITS {
                     // More than we advertised in flight (§8.4), or a batch we cannot hold.
                     let error = DecodeError::new(
                         DecodeErrorKind::WrongMessageType {

@@ -419,7 +419,9 @@ pub fn transition(ours: ServerState, event: &StateEvent, ctx: &Context) -> Trans
 /// * RESOLUTION-INTERRUPTED: [`Actions::ALARM`] (§9.11.1).
 /// * PAUSED: [`Actions::SAVE_RESTART_STATE`] (§9.13.1), [`Actions::DISCONNECT`] (§9.13).
 /// * SHUTDOWN: [`Actions::SAVE_RESTART_STATE`] (§9.14.1; ISC: [`Actions::RESTART_IN_RECOVER`]),
-///   [`Actions::RECORD_LAST_OPERATIONAL`] (§9.14.1), [`Actions::DISCONNECT`] (§9.14.2).
+///   [`Actions::RECORD_LAST_OPERATIONAL`] (§9.14.1; not from RECOVER or RECOVER-WAIT, nor
+///   from a STARTUP that would resume one of them: no service since the last record),
+///   [`Actions::DISCONNECT`] (§9.14.2).
 /// * PARTNER-DOWN, RECOVER-DONE, CONFLICT-DONE: nothing (§9.4.1).
 ///
 /// With [`Dialect::Isc`], leaving NORMAL, POTENTIAL-CONFLICT or PARTNER-DOWN also gives
@@ -455,8 +457,15 @@ pub fn entry_actions(entered: ServerState, from: ServerState, ctx: &Context) -> 
         S::Paused => {
             Actions::DISCONNECT.union(Actions::when(!keep_saved, Actions::SAVE_RESTART_STATE))
         }
+        // A server shut down while recovering has not served since its last record: noting
+        // "now" would make a partner that took over in PARTNER-DOWN meanwhile look earlier
+        // than our operation, and §9.3.2 step 5 would pick POTENTIAL-CONFLICT (whose
+        // RESOLUTION-INTERRUPTED serves from a pool the partner used) instead of RECOVER.
         S::Shutdown => Actions::DISCONNECT
-            .union(Actions::RECORD_LAST_OPERATIONAL)
+            .union(Actions::when(
+                !served_nobody(from, ctx.previous),
+                Actions::RECORD_LAST_OPERATIONAL,
+            ))
             .union(if isc {
                 Actions::RESTART_IN_RECOVER
             } else {
@@ -467,6 +476,17 @@ pub fn entry_actions(entered: ServerState, from: ServerState, ctx: &Context) -> 
         }
     };
     leaving.union(on_entry)
+}
+
+/// RECOVER and RECOVER-WAIT: states that serve no client (§9.5.1, §9.6.1).
+const fn recovering(state: ServerState) -> bool {
+    matches!(state, ServerState::Recover | ServerState::RecoverWait)
+}
+
+/// Leaving `from` (with `previous` remembered for STARTUP), the server has served no client
+/// since it last recorded its time of operation.
+const fn served_nobody(from: ServerState, previous: ServerState) -> bool {
+    recovering(from) || (matches!(from, ServerState::Startup) && recovering(previous))
 }
 
 /// [`transition`] followed, if the state changes, by [`entry_actions`] of the next state

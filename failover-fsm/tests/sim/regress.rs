@@ -227,3 +227,140 @@ fn recover_and_potential_conflict_do_not_swap_forever_body() {
     assert!(pair.trace.len() < 2_000, "{} messages", pair.trace.len());
     assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
 }
+
+#[test]
+fn shutdown_while_recovering_keeps_the_last_operational_time() {
+    crate::big_stack(shutdown_while_recovering_keeps_the_last_operational_time_body);
+}
+
+fn draft(role: Role) -> failover_fsm::Config {
+    let mut c = support::config(role);
+    c.dialect = Dialect::Draft;
+    c
+}
+
+fn shutdown_while_recovering_keeps_the_last_operational_time_body() {
+    // Seed 63772 (draft): the primary, shut down in RECOVER-WAIT after the secondary had taken
+    // over in PARTNER-DOWN, recorded the shutdown as its last time of operation. At its next
+    // start the secondary's PARTNER-DOWN looked older than that, so §9.3.2 step 5 chose
+    // POTENTIAL-CONFLICT instead of RECOVER; the connection broke, and in
+    // RESOLUTION-INTERRUPTED the primary leased from its FREE pool an address the secondary
+    // had leased in PARTNER-DOWN (a double binding).
+    let mut pair = dialect_pair(8, Dialect::Draft);
+    pair.connect();
+    pair.run_for(120);
+    assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
+    pair.disconnect();
+    let now = pair.now;
+    pair.primary.engine.shutdown(now);
+    pair.pump();
+    assert_eq!(pair.primary.engine.state(), ServerState::Shutdown);
+    let operated = pair.primary.persisted.unwrap().last_operational;
+    assert!(operated.is_some());
+    pair.run_for(20);
+    let now = pair.now;
+    pair.secondary.engine.partner_down(now);
+    pair.pump();
+    assert_eq!(pair.secondary.engine.state(), ServerState::PartnerDown);
+    pair.run_for(20);
+    let wall = pair.wall();
+    pair.primary
+        .restart(draft(Role::Primary), pair.now, wall, false);
+    pair.connect();
+    pair.run_for(3);
+    assert_eq!(pair.primary.engine.state(), ServerState::RecoverWait);
+    // Shut down again before RECOVER-WAIT ends, while cut off from the partner.
+    pair.disconnect();
+    pair.run_for(20);
+    let now = pair.now;
+    pair.primary.engine.shutdown(now);
+    pair.pump();
+    assert_eq!(pair.primary.engine.state(), ServerState::Shutdown);
+    assert_eq!(pair.primary.persisted.unwrap().last_operational, operated);
+    pair.run_for(20);
+    let wall = pair.wall();
+    pair.primary
+        .restart(draft(Role::Primary), pair.now, wall, false);
+    pair.connect();
+    pair.run_for(3);
+    assert_eq!(pair.secondary.engine.state(), ServerState::PartnerDown);
+    assert!(
+        matches!(
+            pair.primary.engine.state(),
+            ServerState::Recover | ServerState::RecoverWait
+        ),
+        "{:?}",
+        pair.states()
+    );
+}
+
+#[test]
+fn an_acknowledged_record_does_not_outrank_the_partners_next_update() {
+    // Seed 42862 ("P BACKUP / S FREE" after settling, draft): the primary moved addresses to
+    // the secondary (BACKUP, acknowledged) while its clock was 75 s ahead, then restarted with
+    // the clock set right. The secondary's next updates of those addresses (ACTIVE, then
+    // RELEASED) carried client-last-transaction-times earlier than that start-time-of-state,
+    // so the store kept BACKUP over what the engine had accepted and acknowledged, and never
+    // sent it again. A record the partner has acknowledged is not ordered by time.
+    use crate::world::apply_received;
+    use failover_fsm::BindingData;
+    use failover_fsm::accept::Verdict;
+
+    let a = Ipv4Addr::new(198, 18, 1, 2);
+    let ours = |acked: bool| {
+        let mut store = support::Store::pool(a, 1);
+        let mut data = BindingData::new(a, BindingStatus::Backup);
+        data.start_time_of_state = Some(UnixTime(T0 + 100));
+        store.update_local(data);
+        store.leases.get_mut(&a.octets()).unwrap().partner_has_it = acked;
+        store
+    };
+    let mut theirs = BindingData::new(a, BindingStatus::Active)
+        .with_client(None, 1, &[2, 0, 0, 0, 0, 8])
+        .unwrap();
+    theirs.start_time_of_state = Some(UnixTime(T0 + 50));
+    theirs.client_last_transaction_time = Some(UnixTime(T0 + 50));
+    theirs.lease_expiration_time = Some(UnixTime(T0 + 65));
+    theirs.potential_expiration_time = Some(UnixTime(T0 + 72));
+    let verdict = Verdict {
+        store_as: BindingStatus::Active,
+        lease_expiration: Some(UnixTime(T0 + 65)),
+        received_pet: Some(UnixTime(T0 + 72)),
+        client_changed: true,
+        superseded_xid: None,
+    };
+    // Our BACKUP was acknowledged: the partner's later update wins whatever the times say.
+    let mut store = ours(true);
+    assert!(!apply_received(&mut store, &theirs, &verdict));
+    assert_eq!(
+        store.leases[&a.octets()].local.status,
+        BindingStatus::Active
+    );
+    // Not acknowledged (crossing updates): the one with the later time is kept.
+    let mut store = ours(false);
+    assert!(apply_received(&mut store, &theirs, &verdict));
+    assert_eq!(
+        store.leases[&a.octets()].local.status,
+        BindingStatus::Backup
+    );
+}
+
+/// Replays whole seeds of the simulation that failed before a fix.
+fn seed_passes(seed: u64) {
+    crate::big_stack(move || {
+        // The default fault phase, whatever SIM_SECS says; a violation panics.
+        let mut w = crate::world::World::new(seed, 900, None);
+        w.run(crate::MAX_STEPS);
+        assert!(w.stats.steps > 0);
+    });
+}
+
+#[test]
+fn seed_63772_draft_shutdown_in_recover_wait() {
+    seed_passes(63772);
+}
+
+#[test]
+fn seed_42862_draft_backup_vs_free() {
+    seed_passes(42862);
+}

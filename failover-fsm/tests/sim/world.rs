@@ -1406,7 +1406,8 @@ impl World {
 /// Stores a binding received from the partner (`Store::commit_received`), with two rules a
 /// DHCP server keeps: client-last-transaction-time only moves forward, and an update older
 /// than our record (by client-last-transaction-time, else start-time-of-state — the order the
-/// engine's queue also uses) does not replace it — we keep ours, note the partner's PET, and
+/// engine's queue also uses), unless the partner has acknowledged our record, does not
+/// replace it — we keep ours, note the partner's PET, and
 /// send ours again. The acceptance rules judge each update against our record alone, so two
 /// crossing updates can both be accepted (our ACTIVE whose lease ended vs the partner's older
 /// EXPIRED: time-B on one side, time-A on the other; a re-sent RELEASED vs our newer move to
@@ -1441,7 +1442,11 @@ pub(crate) fn apply_received(store: &mut Store, b: &BindingData, v: &Verdict) ->
     }
     let ours = before.local.cltt.or(before.local.start_time_of_state);
     let theirs = b.client_last_transaction_time.or(b.start_time_of_state);
-    let older = matches!((ours, theirs), (Some(o), Some(t)) if o > t);
+    // Once the partner has acknowledged our record, whatever it sends next was made after it
+    // had stored ours (TCP keeps the order of its BNDACK and its BNDUPD), even if our times
+    // are later — written by a clock that was ahead and has been set right since (seed
+    // 42862). Only a record the partner has not acknowledged is ordered by time.
+    let older = !before.partner_has_it && matches!((ours, theirs), (Some(o), Some(t)) if o > t);
     if older {
         let received_pet = e.local.received_pet;
         *e = before;
