@@ -202,6 +202,9 @@ pub enum EngineError {
     NotConnected,
     /// The token is unknown or was already used.
     UnknownToken,
+    /// The binding lacks what its status requires (ACTIVE: hardware address, lease- and
+    /// potential-expiration-time; EXPIRED, RELEASED: hardware address; §7.1).
+    IncompleteBinding,
 }
 
 impl core::fmt::Display for EngineError {
@@ -212,6 +215,7 @@ impl core::fmt::Display for EngineError {
             EngineError::AlreadyConnected => "a connection is already up",
             EngineError::NotConnected => "no connection",
             EngineError::UnknownToken => "unknown commit token",
+            EngineError::IncompleteBinding => "binding lacks the options its status requires",
         })
     }
 }
@@ -712,7 +716,18 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
 
     /// Queues a binding to send to the partner (lazy update, §5.1). A binding already queued and
     /// not yet sent for the same address is replaced; one in flight is followed by this one.
+    /// A binding missing what its status requires is refused with
+    /// [`EngineError::IncompleteBinding`].
     pub fn send_binding(&mut self, binding: BindingData) -> Result<(), EngineError> {
+        // What the partner would reject as missing binding information (§7.1, reason 3).
+        let status = binding.status;
+        if (status.requires_client() && binding.hardware_address.is_none())
+            || (status == failover_proto::BindingStatus::Active
+                && (binding.lease_expiration_time.is_none()
+                    || binding.potential_expiration_time.is_none()))
+        {
+            return Err(EngineError::IncompleteBinding);
+        }
         let bucket = presence_bucket(&binding.address);
         if self.presence.get(bucket).is_some_and(|n| *n == 0) {
             // No queued copy of this address: skip the searches below.

@@ -48,12 +48,17 @@ fn corpus_and_artifacts_pass_the_engine_checks() {
     let root = fuzz_dir();
     let mut failures = Vec::new();
     let mut count = 0;
+    let mut outcomes = Vec::new();
     for dir in ["corpus/engine", "artifacts/engine"] {
         for path in files_under(&root.join(dir)) {
             let data = fs::read(&path).expect("readable corpus file");
             count += 1;
-            if panic::catch_unwind(|| check_engine(&data)).is_err() {
-                failures.push(path.display().to_string());
+            match panic::catch_unwind(|| {
+                let (setup, steps) = decode(&data);
+                run(&setup, &steps)
+            }) {
+                Ok(o) => outcomes.push(o),
+                Err(_) => failures.push(path.display().to_string()),
             }
         }
     }
@@ -66,6 +71,15 @@ fn corpus_and_artifacts_pass_the_engine_checks() {
     // The corpus is committed: an empty replay means the paths are wrong.
     if root.join("corpus/engine").is_dir() {
         assert!(count > 0, "fuzz/corpus/engine exists but holds no input");
+        // The corpus is not degenerate: runs end in many states, with bindings flowing
+        // both ways.
+        let mut states: Vec<ServerState> = outcomes.iter().map(|o| o.state).collect();
+        states.sort();
+        states.dedup();
+        eprintln!("final states: {states:?}");
+        assert!(states.len() >= 5, "the corpus ends in {states:?} only");
+        assert!(outcomes.iter().any(|o| o.acked > 0 && o.link == Link::Up));
+        assert!(outcomes.iter().any(|o| o.accepted_sent > 0));
     }
 }
 

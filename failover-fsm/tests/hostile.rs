@@ -409,3 +409,38 @@ fn an_engine_survives_arbitrary_message_sequences() {
     }
     let _: Option<TestEngine> = None;
 }
+
+#[test]
+fn incomplete_bindings_are_refused_before_they_reach_the_wire() {
+    let mut n = linked_secondary();
+    let a = Ipv4Addr::new(198, 18, 1, 5);
+    let err = Err(failover_fsm::EngineError::IncompleteBinding);
+    // ACTIVE without a hardware address, EXPIRED without one, ACTIVE without its times.
+    assert_eq!(
+        n.engine
+            .send_binding(failover_fsm::BindingData::new(a, BindingStatus::Active)),
+        err
+    );
+    assert_eq!(
+        n.engine
+            .send_binding(failover_fsm::BindingData::new(a, BindingStatus::Expired)),
+        err
+    );
+    let no_times = failover_fsm::BindingData::new(a, BindingStatus::Active)
+        .with_client(None, 1, &[2, 0, 0, 0, 0, 5])
+        .unwrap();
+    assert_eq!(n.engine.send_binding(no_times.clone()), err);
+    // Complete, it is queued; FREE and BACKUP need nothing more.
+    let mut ok = no_times;
+    ok.lease_expiration_time = Some(UnixTime(T0 + 60));
+    ok.potential_expiration_time = Some(UnixTime(T0 + 90));
+    assert_eq!(n.engine.send_binding(ok), Ok(()));
+    assert_eq!(
+        n.engine.send_binding(failover_fsm::BindingData::new(
+            Ipv4Addr::new(198, 18, 1, 6),
+            BindingStatus::Backup
+        )),
+        Ok(())
+    );
+    assert_eq!(n.engine.status(Instant::ZERO).queued, 2);
+}
