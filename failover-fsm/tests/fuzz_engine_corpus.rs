@@ -8,40 +8,15 @@
 #[path = "../../fuzz/fuzz_targets/engine_checks.rs"]
 mod engine_checks;
 
+#[path = "../../failover-proto/tests/common/fuzz_inputs.rs"]
+mod fuzz_inputs;
+
 use std::fs;
 use std::panic;
-use std::path::{Path, PathBuf};
 
 use engine_checks::{Outcome, check_engine, decode, encode, run, seeds};
 use failover_fsm::{Link, ServerState};
-
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
-}
-
-/// Every file under `dir`, recursively, sorted; nothing if `dir` does not exist.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.expect("directory entry").path();
-            if path.is_dir() {
-                todo.push(path);
-            } else if !path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
+use fuzz_inputs::{fuzz_dir, inputs};
 
 #[test]
 fn corpus_and_artifacts_pass_the_engine_checks() {
@@ -49,17 +24,14 @@ fn corpus_and_artifacts_pass_the_engine_checks() {
     let mut failures = Vec::new();
     let mut count = 0;
     let mut outcomes = Vec::new();
-    for dir in ["corpus/engine", "artifacts/engine"] {
-        for path in files_under(&root.join(dir)) {
-            let data = fs::read(&path).expect("readable corpus file");
-            count += 1;
-            match panic::catch_unwind(|| {
-                let (setup, steps) = decode(&data);
-                run(&setup, &steps)
-            }) {
-                Ok(o) => outcomes.push(o),
-                Err(_) => failures.push(path.display().to_string()),
-            }
+    for (path, data) in inputs(&["engine"]) {
+        count += 1;
+        match panic::catch_unwind(|| {
+            let (setup, steps) = decode(&data);
+            run(&setup, &steps)
+        }) {
+            Ok(o) => outcomes.push(o),
+            Err(_) => failures.push(path.display().to_string()),
         }
     }
     assert!(

@@ -8,57 +8,24 @@
 #[path = "../../fuzz/fuzz_targets/checks.rs"]
 mod checks;
 
-use std::fs;
+#[path = "common/fuzz_inputs.rs"]
+mod fuzz_inputs;
+
 use std::panic;
-use std::path::{Path, PathBuf};
 
-fn fuzz_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz")
-}
+use fuzz_inputs::{fuzz_dir, inputs};
 
-/// Every file under `dir`, recursively, sorted; nothing if `dir` does not exist.
-fn files_under(dir: &Path) -> Vec<PathBuf> {
-    let mut out = Vec::new();
-    let mut todo = vec![dir.to_path_buf()];
-    while let Some(d) = todo.pop() {
-        let Ok(entries) = fs::read_dir(&d) else {
-            continue;
-        };
-        for entry in entries {
-            let path = entry.expect("directory entry").path();
-            if path.is_dir() {
-                todo.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
-fn replay(dirs: &[&str]) -> usize {
-    let root = fuzz_dir();
+fn replay(targets: &[&str]) -> usize {
     let mut failures = Vec::new();
     let mut count = 0;
-    for dir in dirs {
-        for path in files_under(&root.join(dir)) {
-            // Dotfiles (.gitkeep and the like) are not inputs.
-            if path
-                .file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
-            {
-                continue;
-            }
-            let data = fs::read(&path).expect("readable corpus file");
-            count += 1;
-            for (name, check) in [
-                ("check_frame", checks::check_frame as fn(&[u8])),
-                ("check_message", checks::check_message as fn(&[u8])),
-            ] {
-                if panic::catch_unwind(|| check(&data)).is_err() {
-                    failures.push(format!("{name}({})", path.display()));
-                }
+    for (path, data) in inputs(targets) {
+        count += 1;
+        for (name, check) in [
+            ("check_frame", checks::check_frame as fn(&[u8])),
+            ("check_message", checks::check_message as fn(&[u8])),
+        ] {
+            if panic::catch_unwind(|| check(&data)).is_err() {
+                failures.push(format!("{name}({})", path.display()));
             }
         }
     }
@@ -72,7 +39,7 @@ fn replay(dirs: &[&str]) -> usize {
 
 #[test]
 fn corpus_and_artifacts_pass_both_checks() {
-    let n = replay(&["corpus", "artifacts"]);
+    let n = replay(&["frame", "message"]);
     eprintln!("replayed {n} fuzz inputs through check_frame and check_message");
     // The seed corpus is committed: an empty replay means the paths are wrong.
     if fuzz_dir().join("corpus").is_dir() {
