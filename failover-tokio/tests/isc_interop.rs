@@ -390,6 +390,64 @@ async fn warm_restarts_return_to_normal() {
     let _ = std::fs::remove_file(&path);
 }
 
+/// 3b. Warm starts the other way round: ISC primary, our secondary with a [`FileStore`]. ISC
+///     restarted with its lease file, then our peer restarted from its file: back to NORMAL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warm_restarts_with_isc_primary_return_to_normal() {
+    const T: &str = "warm_restarts_with_isc_primary_return_to_normal";
+    if !isc::tools_available(T) {
+        return;
+    }
+    let ep = Endpoints::new();
+    let mut dhcpd = isc(IscRole::Primary, &ep, 64);
+    let path = std::env::temp_dir().join(format!(
+        "isc-interop-{}-ours-{}.log",
+        std::process::id(),
+        ep.ours.port()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let open = || Arc::new(FileStore::open(&path, Role::Secondary, POOL_FIRST, 64).unwrap());
+    dhcpd.start().unwrap();
+    let store = open();
+    let peer = Peer::start(our_config(Role::Secondary, NAME), &ep, store.clone()).await;
+    dhcpd.wait_state(0, "normal", WAIT).await;
+    peer.wait_state(ServerState::Normal, WAIT).await;
+    peer.wait_until("ISC's BACKUP handout stored", WAIT, || {
+        store.memory().count(BindingStatus::Backup) == 32
+    })
+    .await;
+
+    // (a) ISC stops and comes back with its lease file.
+    let t0 = Instant::now();
+    dhcpd.terminate();
+    peer.wait_state(ServerState::CommunicationsInterrupted, WAIT)
+        .await;
+    let mark = dhcpd.mark();
+    dhcpd.start().unwrap();
+    dhcpd.wait_state(mark, "normal", WAIT).await;
+    peer.wait_state(ServerState::Normal, WAIT).await;
+    timing(T, "ISC restarted -> both NORMAL", t0);
+
+    // (b) Our peer stops and restarts from its file.
+    let t1 = Instant::now();
+    peer.handle.shutdown().await;
+    drop(peer);
+    drop(store);
+    let store = open();
+    assert_eq!(store.memory().count(BindingStatus::Backup), 32);
+    let mark = dhcpd.mark();
+    let peer = Peer::start(our_config(Role::Secondary, NAME), &ep, store.clone()).await;
+    dhcpd.wait_state(mark, "normal", WAIT).await;
+    peer.wait_state(ServerState::Normal, WAIT).await;
+    timing(T, "our restart -> both NORMAL", t1);
+    eprintln!(
+        "[{T}] ISC after our restart:\n{}",
+        transitions(&dhcpd.log_since(mark))
+    );
+    assert_eq!(store.memory().count(BindingStatus::Backup), 32);
+    let _ = std::fs::remove_file(&path);
+}
+
 /// ISC's state lines (`I move …`, `peer moves …`) from a log excerpt.
 fn transitions(log: &str) -> String {
     log.lines()
