@@ -364,7 +364,13 @@ fn isc_local_is_better(role: Role, local: &LocalBinding, received: &Binding<'_>)
             return match theirs.cmp(&ours) {
                 core::cmp::Ordering::Less => true,
                 core::cmp::Ordering::Greater => false,
-                core::cmp::Ordering::Equal => role == Role::Primary,
+                // Both servers answered the client in the same second. ISC keeps the
+                // primary's; a later expiry for the same client is kept instead, since the
+                // client may hold it (found by the simulator: the primary expired a lease the
+                // client held from the secondary, and the pair never converged).
+                core::cmp::Ordering::Equal => {
+                    role == Role::Primary && !longer_same_client(local, received)
+                }
             };
         }
         if received.status == Expired {
@@ -372,6 +378,12 @@ fn isc_local_is_better(role: Role, local: &LocalBinding, received: &Binding<'_>)
         }
     }
     received.status != Active && role == Role::Primary
+}
+
+/// `received` is the same client's lease as `local`, ending later.
+fn longer_same_client(local: &LocalBinding, received: &Binding<'_>) -> bool {
+    local.client.same_client(&ClientIdentity::of(received)) == Some(true)
+        && later(received.lease_expiration_time, local.lease_expiration)
 }
 
 /// ISC's `normal_binding_state_transition_check` (`normal`) or

@@ -1666,12 +1666,24 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         }
         let recency = |b: &BindingData| b.client_last_transaction_time.or(b.start_time_of_state);
         let theirs = recency(received);
+        // ISC's rules accepted the partner's binding over ours (its dueling rule, Q2 of the ISC
+        // notes): our record is now theirs, and ISC's queue sends a lease's current state, so
+        // none of our copies stands — except the same client's longer lease, which the
+        // partner must still hear of. (Found by the simulator: a queued RELEASED sent after we
+        // took the primary's BACKUP made the primary free an address we were leasing.)
+        let isc = self.config.dialect == Dialect::Isc;
         let stale = |o: &Outgoing| {
             o.binding.address == received.address
-                && match (recency(&o.binding), theirs) {
-                    (Some(ours), Some(theirs)) => ours <= theirs,
-                    (None, _) => true,
-                    (Some(_), None) => false,
+                && if isc {
+                    !longer_lease(&o.binding, received)
+                } else {
+                    match (recency(&o.binding), theirs) {
+                        (Some(ours), Some(theirs)) => {
+                            ours < theirs || (ours == theirs && !longer_lease(&o.binding, received))
+                        }
+                        (None, _) => true,
+                        (Some(_), None) => false,
+                    }
                 }
         };
         let mut dropped = false;
@@ -1705,21 +1717,27 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         for o in self.outgoing.iter_mut() {
             o.xid = None;
         }
-        // One copy per address, the newest: an older one was in flight when a newer change
-        // was queued behind it (`send_binding` replaces only unsent copies); sending it again
-        // would put an outdated binding before the current one.
+        // One copy per address, with the newest data: an older one was in flight when a newer
+        // change was queued behind it (`send_binding` replaces only unsent copies); sending it
+        // again would put an outdated binding before the current one. The newest data takes
+        // the place (and sequence number) of the oldest copy, so that what an UPDDONE or the
+        // PARTNER-DOWN hold waits for still waits for it (found by the simulator: the hold was
+        // released with the newer copy of a PARTNER-DOWN lease still unsent).
         let mut idx = 0;
         while let Some(o) = self.outgoing.iter().nth(idx) {
             let address = o.binding.address;
-            if self
+            let later = self
                 .outgoing
                 .iter()
                 .skip(idx + 1)
-                .any(|n| n.binding.address == address)
-            {
-                let _ = self.remove_outgoing(idx);
-            } else {
-                idx += 1;
+                .position(|n| n.binding.address == address);
+            match later.and_then(|k| self.remove_outgoing(idx + 1 + k)) {
+                Some(newer) => {
+                    if let Some(o) = self.outgoing.iter_mut().nth(idx) {
+                        o.binding = newer.binding;
+                    }
+                }
+                None => idx += 1,
             }
         }
         self.in_flight = 0;
@@ -1970,6 +1988,17 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             }
         }
     }
+}
+
+/// `ours` is the same client's running lease as `theirs`, with a later lease-expiration-time:
+/// both servers answered the client within the same second (a broadcast REQUEST), and the
+/// partner must hear of the longer lease (the merged record keeps the later time, §7.1.5).
+fn longer_lease(ours: &BindingData, theirs: &BindingData) -> bool {
+    ours.status == failover_proto::BindingStatus::Active
+        && theirs.status == failover_proto::BindingStatus::Active
+        && ours.hardware_address == theirs.hardware_address
+        && ours.client_identifier == theirs.client_identifier
+        && ours.lease_expiration_time > theirs.lease_expiration_time
 }
 
 /// Buckets of the filter that tells `send_binding` whether an address may be queued.

@@ -157,6 +157,9 @@ impl MemoryStore {
                     .or_insert_with(|| fresh(b.ip()));
                 let mut data = b.clone();
                 data.status = v.store_as;
+                // Re-sent later (UPDREQALL): carry the merged expiry, which may be a longer
+                // lease we granted the same client than the one the partner reported (§7.1.5).
+                data.lease_expiration_time = v.lease_expiration.or(data.lease_expiration_time);
                 e.local.status = v.store_as;
                 e.local.client = ClientIdentity::of(&wire);
                 e.local.cltt = b.client_last_transaction_time.or(e.local.cltt);

@@ -91,6 +91,9 @@ impl Store {
             });
         let mut data = binding.clone();
         data.status = verdict.store_as;
+        // The copy we may send later carries the merged expiry: the partner may have told us
+        // of a shorter lease than one we granted the same client (both answered it at once).
+        data.lease_expiration_time = verdict.lease_expiration.or(data.lease_expiration_time);
         entry.local.status = verdict.store_as;
         entry.local.client = ClientIdentity::of(&wire);
         entry.local.cltt = binding.client_last_transaction_time.or(entry.local.cltt);
