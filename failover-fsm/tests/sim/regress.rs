@@ -331,14 +331,14 @@ fn an_acknowledged_record_does_not_outrank_the_partners_next_update() {
     };
     // Our BACKUP was acknowledged: the partner's later update wins whatever the times say.
     let mut store = ours(true);
-    assert!(!apply_received(&mut store, &theirs, &verdict));
+    assert!(!apply_received(&mut store, &theirs, &verdict, false));
     assert_eq!(
         store.leases[&a.octets()].local.status,
         BindingStatus::Active
     );
     // Not acknowledged (crossing updates): the one with the later time is kept.
     let mut store = ours(false);
-    assert!(apply_received(&mut store, &theirs, &verdict));
+    assert!(apply_received(&mut store, &theirs, &verdict, false));
     assert_eq!(
         store.leases[&a.octets()].local.status,
         BindingStatus::Backup
@@ -363,4 +363,44 @@ fn seed_63772_draft_shutdown_in_recover_wait() {
 #[test]
 fn seed_42862_draft_backup_vs_free() {
     seed_passes(42862);
+}
+
+#[test]
+fn seed_176827_draft_partner_down_hold_survives_requeue() {
+    seed_passes(176827);
+}
+
+#[test]
+fn seed_22471_isc_queued_copy_dropped_when_partners_binding_taken() {
+    seed_passes(22471);
+}
+
+#[test]
+fn seed_61055_isc_same_second_keeps_the_longer_lease() {
+    seed_passes(61055);
+}
+
+#[test]
+fn seed_63541_draft_same_second_keeps_the_longer_lease() {
+    seed_passes(63541);
+}
+
+#[test]
+fn seed_168751_sent_copy_carries_the_merged_expiry() {
+    seed_passes(168751);
+}
+
+#[test]
+fn seed_79652_isc_refused_record_yields_to_the_partner() {
+    seed_passes(79652);
+}
+
+#[test]
+fn seed_114482_draft_clock_stepped_back_settles() {
+    seed_passes(114482);
+}
+
+#[test]
+fn seed_25721_draft_skew_shifted_expiry_settles() {
+    seed_passes(25721);
 }

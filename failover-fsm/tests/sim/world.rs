@@ -154,6 +154,8 @@ pub(crate) struct PendingWrite {
     pub(crate) verdict: Verdict,
     pub(crate) vid: u64,
     pub(crate) token: CommitToken,
+    /// The partner had rejected our current record of the address (see `World::refused`).
+    pub(crate) refused: bool,
 }
 
 /// One failover server.
@@ -374,6 +376,10 @@ pub(crate) struct World {
     /// Addresses where ISC's rules accepted an update the draft's rules reject (see
     /// `check.rs`): exempt from the address checks until both servers agree again.
     pub(crate) tainted: std::collections::BTreeSet<[u8; 4]>,
+    /// (server, address) whose current record the partner rejected: whatever the partner sends
+    /// next for the address answers ours, whatever the times say (ISC too takes it as it comes;
+    /// keeping our refused record left it BACKUP on one side and FREE on the other, seed 79652).
+    pub(crate) refused: std::collections::BTreeSet<(usize, [u8; 4])>,
     /// Leases granted beyond the MCLT limit in PARTNER-DOWN: (client, end).
     pub(crate) overcap: BTreeMap<[u8; 4], (ClientIdentity, Instant)>,
     /// The client of the grant being checked.
@@ -433,6 +439,7 @@ impl World {
             digest: 0xcbf2_9ce4_8422_2325,
             stats: Stats::default(),
             tainted: std::collections::BTreeSet::new(),
+            refused: std::collections::BTreeSet::new(),
             overcap: BTreeMap::new(),
             grant_client: None,
             buf: vec![0u8; 2048],
@@ -908,6 +915,7 @@ impl World {
                     && let Some(e) = n.store.leases.get_mut(&address)
                 {
                     e.local.in_flight = None;
+                    self.refused.insert((i, address));
                 }
             }
             Event::SendAllBindings => {
@@ -997,7 +1005,7 @@ impl World {
                 break;
             }
             let Some(w) = n.writes.pop_front() else { break };
-            if !apply_received(&mut n.durable, &w.binding, &w.verdict) {
+            if !apply_received(&mut n.durable, &w.binding, &w.verdict, w.refused) {
                 n.durable_vid.insert(w.binding.address, w.vid);
             }
             n.history
@@ -1025,6 +1033,7 @@ impl World {
         let vid = self.new_vid();
         self.flush(i, Instant::from_millis(u64::MAX));
         let addr = data.address;
+        self.refused.remove(&(i, addr));
         let n = &mut self.nodes[i];
         for store in [&mut n.store, &mut n.durable] {
             let keep = store.leases.get(&addr).map(|e| e.partner_has_it);
@@ -1137,8 +1146,9 @@ impl World {
                 self.tainted.insert(addr);
             }
         }
+        let refused = self.refused.remove(&(i, addr));
         let n = &mut self.nodes[i];
-        if !apply_received(&mut n.store, &binding, &verdict) {
+        if !apply_received(&mut n.store, &binding, &verdict, refused) {
             n.vid.insert(addr, vid);
         }
         let due = n.writes.back().map_or(now, |w| w.due).max(now + ms(delay));
@@ -1148,6 +1158,7 @@ impl World {
             verdict,
             vid,
             token,
+            refused,
         });
         if delay == 0 {
             self.flush(i, now);
@@ -1380,6 +1391,7 @@ impl World {
     pub(crate) fn crash(&mut self, i: usize, rst: bool) {
         let now = self.now;
         let lat = self.latency();
+        self.refused.retain(|(k, _)| *k != i);
         let n = &mut self.nodes[i];
         n.engine = None;
         n.store = n.durable.clone();
@@ -1458,7 +1470,12 @@ impl World {
 /// BACKUP) and the records would swap; keeping the newer one makes both sides converge.
 ///
 /// Returns whether our record was kept.
-pub(crate) fn apply_received(store: &mut Store, b: &BindingData, v: &Verdict) -> bool {
+pub(crate) fn apply_received(
+    store: &mut Store,
+    b: &BindingData,
+    v: &Verdict,
+    ours_refused: bool,
+) -> bool {
     let before = store.leases.get(&b.address).cloned();
     store.commit_received(b, v);
     let (Some(before), Some(e)) = (before, store.leases.get_mut(&b.address)) else {
@@ -1490,7 +1507,9 @@ pub(crate) fn apply_received(store: &mut Store, b: &BindingData, v: &Verdict) ->
     // had stored ours (TCP keeps the order of its BNDACK and its BNDUPD), even if our times
     // are later — written by a clock that was ahead and has been set right since (seed
     // 42862). Only a record the partner has not acknowledged is ordered by time.
-    let older = !before.partner_has_it && matches!((ours, theirs), (Some(o), Some(t)) if o > t);
+    let older = !before.partner_has_it
+        && !ours_refused
+        && matches!((ours, theirs), (Some(o), Some(t)) if o > t);
     if older {
         let received_pet = e.local.received_pet;
         *e = before;
