@@ -410,6 +410,9 @@ pub struct Engine<const QUEUE: usize = 256, const COMMITS: usize = 128, const EV
     /// storage lost) or restarted in RECOVER (a recovery that never finished). Every update
     /// request is then an UPDREQALL until one has been answered (§9.5.2).
     lost_storage: bool,
+    /// Started without any persisted state: the lease table is empty or an older copy, and
+    /// the partner's bindings are taken as they come until its UPDDONE (see `judge`).
+    refresh_from_partner: bool,
     // Timers.
     startup_deadline: Option<Instant>,
     recover_wait_deadline: Option<Instant>,
@@ -481,6 +484,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             our_request_all: false,
             pd_hold: PdHold::Off,
             lost_storage: persisted.is_none_or(|p| p.state == ServerState::Recover),
+            refresh_from_partner: persisted.is_none(),
             startup_deadline: None,
             recover_wait_deadline: None,
             recover_wait_over: false,
@@ -1318,6 +1322,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 if self.our_request.take().is_some() {
                     if self.our_request_all {
                         self.lost_storage = false;
+                        self.refresh_from_partner = false;
                     }
                     self.push_event(Event::UpdatesReceived);
                     self.run(now, wall, StateEvent::UpdDone);
@@ -1807,9 +1812,21 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         received: &BindingData,
         wall: UnixTime,
     ) -> Result<Verdict, RejectReason> {
-        let Some(local) = local else {
+        let Some(mut local) = local else {
             return Err(RejectReason::IllegalIpAddress);
         };
+        if self.refresh_from_partner && self.state == ServerState::Recover {
+            // Refreshing a lost lease table from the partner (§9.5: "refresh its stable
+            // storage from the other server"). Whatever we hold is a restored older copy at
+            // best; the partner's table is the reference, so judge as an empty store would
+            // (found by the simulator: a restored lease that had since ended refused the
+            // partner's BACKUP, and both then served the address).
+            local = LocalBinding {
+                reserved: local.reserved,
+                bootp: local.bootp,
+                ..LocalBinding::new(failover_proto::BindingStatus::Free)
+            };
+        }
         judge_update(
             self.config.dialect,
             self.config.role,

@@ -218,7 +218,7 @@ impl World {
                 // No limit (§9.4.2). A lease beyond the normal limit is one the partner cannot
                 // know about when it takes over later: exempt its holder from invariant 1
                 // until it ends (the documented risk of unrestricted PARTNER-DOWN leases).
-                if g.lease_expiration > base.plus(self.p.mclt) {
+                if g.lease_expiration > base.plus(self.mclt_max) {
                     let client = self.grant_client.unwrap_or(ClientIdentity::NONE);
                     let until = self.now + crate::world::secs(u64::from(g.granted) + 1);
                     self.overcap.insert(addr, (client, until));
@@ -228,7 +228,7 @@ impl World {
             }
             _ => {}
         }
-        let limit = base.plus(self.p.mclt);
+        let limit = base.plus(self.mclt_max);
         if g.lease_expiration > limit {
             let msg = format!(
                 "invariant 3: {} grants {} until {} > MCLT {} + max(now {}, acked PET {:?}, \
@@ -236,7 +236,7 @@ impl World {
                 NAMES[i],
                 Ipv4Addr::from(addr),
                 g.lease_expiration.0,
-                self.p.mclt,
+                self.mclt_max,
                 wall.0,
                 local.acked_pet.map(|t| t.0),
                 local.received_pet.map(|t| t.0),

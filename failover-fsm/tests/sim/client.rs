@@ -325,6 +325,12 @@ impl World {
         let Some(state) = self.nodes[i].state() else {
             return;
         };
+        // A table being refreshed from the partner (storage lost, or restored from an older
+        // copy) is no ground for expiring anything: its leases may have ended or moved long
+        // ago, and an EXPIRED from it crosses the partner's current record.
+        if !self.nodes[i].complete {
+            return;
+        }
         if self.p.dialect == Dialect::Isc
             && self.nodes[i].role() == Role::Secondary
             && state == ServerState::Normal

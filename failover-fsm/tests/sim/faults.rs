@@ -41,6 +41,15 @@ use crate::world::{NAMES, PRIMARY, SECONDARY, World, secs, slog};
 
 impl World {
     pub(crate) fn inject_fault(&mut self) {
+        if self.extra_faults {
+            self.take_backups();
+            if self.rng2.chance(20) {
+                if let Some(name) = self.inject_extra_fault() {
+                    *self.stats.faults.entry(name).or_default() += 1;
+                }
+                return;
+            }
+        }
         let roll = self.rng.below(100);
         let i = if self.rng.chance(50) {
             PRIMARY
@@ -69,6 +78,117 @@ impl World {
         if let Some(name) = name {
             *self.stats.faults.entry(name).or_default() += 1;
         }
+    }
+
+    /// Now and then an operator's backup of each server's stable storage.
+    fn take_backups(&mut self) {
+        for n in &mut self.nodes {
+            if n.alive() && self.rng2.chance(25) {
+                n.backup = Some((n.durable.clone(), n.durable_vid.clone()));
+            }
+        }
+    }
+
+    /// The fault kinds of `World::extra_faults`, drawn from `rng2`.
+    fn inject_extra_fault(&mut self) -> Option<&'static str> {
+        let i = if self.rng2.chance(50) {
+            PRIMARY
+        } else {
+            SECONDARY
+        };
+        let i = if self.nodes[1 - i].needs_sync && self.nodes[1 - i].alive() {
+            1 - i
+        } else {
+            i
+        };
+        let protected = self.nodes[1 - i].needs_sync;
+        match self.rng2.below(4) {
+            0 => self.fault_half_open(i),
+            1 => self.fault_duplicate_connection(),
+            2 if !protected => self.fault_restore(i),
+            3 if !protected => self.fault_mclt_change(),
+            _ => None,
+        }
+    }
+
+    /// Side `i` loses the connection (a local reset, a NAT timeout) and its partner is not
+    /// told: the partner's receive timer has to find out, and until then the binding refuses
+    /// the new connection `i` dials (one connection per relationship). What `i` sent before is
+    /// still delivered.
+    fn fault_half_open(&mut self, i: usize) -> Option<&'static str> {
+        let now = self.now;
+        let c = self.conn.as_mut()?;
+        if c.broken || !c.open[0] || !c.open[1] {
+            return None;
+        }
+        c.open[i] = false;
+        c.q[1 - i].clear();
+        c.notify[i] = None;
+        slog!(
+            self,
+            "FAULT: {} loses the connection, {} is not told (half-open)",
+            NAMES[i],
+            NAMES[1 - i]
+        );
+        if let Some(e) = self.nodes[i].engine.as_mut() {
+            e.connection_down(now);
+        }
+        self.drain(i);
+        Some("half-open connection")
+    }
+
+    /// The next connection has a twin (both servers dialled at once): see `World::tie_break`.
+    fn fault_duplicate_connection(&mut self) -> Option<&'static str> {
+        if self.dup_next {
+            return None;
+        }
+        self.dup_next = true;
+        slog!(self, "FAULT: the next connection comes up twice");
+        Some("duplicate connection")
+    }
+
+    /// Server `i` dies and the operator brings it back from an older copy of its lease table
+    /// (without its failover state: it recovers). Under the same condition as a storage loss:
+    /// the partner knows everything `i` did.
+    fn fault_restore(&mut self, i: usize) -> Option<&'static str> {
+        let n = &self.nodes[i];
+        if !n.alive()
+            || n.halt_at.is_some()
+            || n.clock_fix_at.is_some()
+            || n.backup.is_none()
+            || !self.may_lose_storage(i)
+        {
+            return None;
+        }
+        let rst = self.rng2.chance(50);
+        self.crash(i, rst);
+        let down = self.rng2.range(3, 120);
+        let n = &mut self.nodes[i];
+        n.restart_at = Some(self.now + secs(down));
+        n.restart_restore = true;
+        slog!(
+            self,
+            "FAULT: {} down for {down} s, comes back from an older copy of its storage",
+            NAMES[i]
+        );
+        Some("restore older copy")
+    }
+
+    /// The operator restarts the primary (an orderly stop) with another MCLT.
+    fn fault_mclt_change(&mut self) -> Option<&'static str> {
+        let old = self.nodes[PRIMARY].config.mclt;
+        let new = self.rng2.pick(&[old / 2, old * 2]).clamp(20, 600);
+        if new == old || self.nodes[PRIMARY].restart_mclt.is_some() {
+            return None;
+        }
+        self.fault_stop(PRIMARY)?;
+        self.nodes[PRIMARY].restart_mclt = Some(new);
+        self.mclt_max = self.mclt_max.max(new);
+        slog!(
+            self,
+            "FAULT: the primary restarts with MCLT {new} (was {old})"
+        );
+        Some("MCLT change")
     }
 
     fn fault_break(&mut self) -> Option<&'static str> {

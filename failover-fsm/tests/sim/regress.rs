@@ -350,6 +350,7 @@ fn seed_passes(seed: u64) {
     crate::big_stack(move || {
         // The default fault phase, whatever SIM_SECS says; a violation panics.
         let mut w = crate::world::World::new(seed, 900, None);
+        w.extra_faults = false; // recorded before the extra fault kinds
         w.run(crate::MAX_STEPS);
         assert!(w.stats.steps > 0);
     });

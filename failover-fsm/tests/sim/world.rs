@@ -200,6 +200,13 @@ pub(crate) struct Node {
     /// The largest step back of this server's clock (an operator fixing it), seconds: times
     /// it stored before the step (corrected into its wrong clock) are that much late.
     pub(crate) stepped_back: i64,
+    /// A copy of stable storage (lease table and versions) taken earlier: what an operator
+    /// restores from a backup.
+    pub(crate) backup: Option<(Store, BTreeMap<[u8; 4], u64>)>,
+    /// The next restart restores `backup` instead of the current stable storage.
+    pub(crate) restart_restore: bool,
+    /// The next restart runs with this MCLT (an operator changed the configuration).
+    pub(crate) restart_mclt: Option<u32>,
     pub(crate) next_scan: Instant,
     pub(crate) next_balance: Instant,
     pub(crate) close_requested: bool,
@@ -253,6 +260,9 @@ impl Node {
             halt_at: None,
             clock_fix_at: None,
             stepped_back: 0,
+            backup: None,
+            restart_restore: false,
+            restart_mclt: None,
             next_scan: Instant::ZERO,
             next_balance: Instant::ZERO,
             close_requested: false,
@@ -320,6 +330,7 @@ pub(crate) enum Action {
     Connect,
     Halt(usize),
     ClockFix(usize),
+    TieBreak,
     Restart(usize),
     Fault,
     Scan(usize),
@@ -380,6 +391,20 @@ pub(crate) struct World {
     /// next for the address answers ours, whatever the times say (ISC too takes it as it comes;
     /// keeping our refused record left it BACKUP on one side and FREE on the other, seed 79652).
     pub(crate) refused: std::collections::BTreeSet<(usize, [u8; 4])>,
+    /// The fault kinds added after the first long runs (half-open and duplicate connections,
+    /// restores from an older copy of the lease table, MCLT changes). Off for the regression
+    /// seeds, which replay runs recorded before them.
+    pub(crate) extra_faults: bool,
+    /// Every draw of the extra faults comes from here, so that with them off a seed replays
+    /// exactly as before they existed.
+    pub(crate) rng2: Rng,
+    /// The connection with this id is a duplicate (both servers dialled at once): the
+    /// binding's tie-break closes it at this time and keeps the other one.
+    pub(crate) tie_break: Option<(u64, Instant)>,
+    /// The next connection that comes up has a duplicate.
+    pub(crate) dup_next: bool,
+    /// The largest MCLT the primary has been configured with during the run.
+    pub(crate) mclt_max: u32,
     /// Leases granted beyond the MCLT limit in PARTNER-DOWN: (client, end).
     pub(crate) overcap: BTreeMap<[u8; 4], (ClientIdentity, Instant)>,
     /// The client of the grant being checked.
@@ -440,10 +465,16 @@ impl World {
             stats: Stats::default(),
             tainted: std::collections::BTreeSet::new(),
             refused: std::collections::BTreeSet::new(),
+            extra_faults: true,
+            rng2: Rng::new(seed ^ 0x0EF0_FA17_5EED_0001),
+            tie_break: None,
+            dup_next: false,
+            mclt_max: 0,
             overcap: BTreeMap::new(),
             grant_client: None,
             buf: vec![0u8; 2048],
         };
+        w.mclt_max = w.p.mclt;
         slog!(w, "seed {seed}: {:?}", w.p);
         for i in [PRIMARY, SECONDARY] {
             w.boot(i);
@@ -608,6 +639,7 @@ impl World {
             let n = &self.nodes[i];
             consider(n.halt_at, Action::Halt(i));
             consider(n.clock_fix_at, Action::ClockFix(i));
+            consider(self.tie_break.map(|t| t.1), Action::TieBreak);
             // A server whose partner ran in PARTNER-DOWN since they were last in sync comes
             // back only while that partner is up: the operator's PARTNER-DOWN decision
             // assumed it stays down until it has met the partner again.
@@ -690,6 +722,7 @@ impl World {
                 self.nodes[i].restart_skew = Some(good);
                 self.nodes[i].restart_at = Some(self.now + secs(1));
             }
+            Action::TieBreak => self.tie_break(),
             Action::Restart(i) => self.restart(i),
             Action::Fault => {
                 self.inject_fault();
@@ -720,7 +753,10 @@ impl World {
                     self.p.tail_secs
                 );
                 self.phase = Phase::Tail;
-                self.phase_end = self.now + secs(self.p.tail_secs);
+                // An MCLT raised during the run lengthens RECOVER-WAIT.
+                let tail = self.p.tail_secs.max(3 * u64::from(self.mclt_max) + 180);
+                self.phase_end = self.now + secs(tail);
+                self.dup_next = false;
                 self.partition_until = None;
                 self.spike = None;
                 let now = self.now;
@@ -931,6 +967,18 @@ impl World {
                     .copied()
                     .filter(|a| n.vid.get(a).is_some_and(|v| *v != INITIAL_VID))
                     .collect();
+                // The partner asks for everything: it has lost (or restored an older copy of)
+                // what it had acknowledged, so our records count as unacknowledged until it
+                // acknowledges them again (the older of two crossing updates then yields,
+                // `apply_received`; found with restores from an older copy).
+                let n = &mut self.nodes[i];
+                for store in [&mut n.store, &mut n.durable] {
+                    for a in &addrs {
+                        if let Some(e) = store.leases.get_mut(a) {
+                            e.partner_has_it = false;
+                        }
+                    }
+                }
                 for a in addrs {
                     self.send_current(i, a);
                 }
@@ -1250,6 +1298,34 @@ impl World {
             }
             self.drain(i);
         }
+        if std::mem::take(&mut self.dup_next) {
+            // Both servers dialled: this connection lives until the binding's tie-break
+            // closes it (maybe mid-handshake, maybe after STATE), and the other one comes up.
+            let after = self.rng2.range(0, 60);
+            self.tie_break = Some((id, now + ms(after)));
+        }
+    }
+
+    /// The tie-break between two connections of the pair: the one that came up first is
+    /// closed, side by side in an order of the draw, and the other is up at once.
+    fn tie_break(&mut self) {
+        let Some((id, _)) = self.tie_break.take() else {
+            return;
+        };
+        if self.conn.as_ref().is_none_or(|c| c.id != id) {
+            return; // gone already
+        }
+        slog!(
+            self,
+            "tie-break: connection {id} is a duplicate and is closed"
+        );
+        let first = if self.rng2.chance(50) { 0 } else { 1 };
+        self.close_side(first);
+        self.close_side(1 - first);
+        self.drop_conn();
+        if self.nodes.iter().all(Node::alive) {
+            self.connect();
+        }
     }
 
     /// Side `i` closes (or loses) the connection.
@@ -1433,7 +1509,28 @@ impl World {
         if let Some(s) = n.restart_skew.take() {
             n.skew = s;
         }
-        if lose {
+        let restore = std::mem::take(&mut n.restart_restore);
+        if let Some(m) = n.restart_mclt.take() {
+            n.config.mclt = m;
+        }
+        if let Some((mut store, vids)) = n.backup.clone().filter(|_| restore) {
+            // An operator restored the lease table from an older copy and starts the server
+            // without its failover state: it recovers (UPDREQALL) over that table. Whatever
+            // the copy holds the partner has since acknowledged newer versions of.
+            n.epoch += 1;
+            for e in store.leases.values_mut() {
+                e.partner_has_it = true;
+                e.local.in_flight = None;
+            }
+            n.durable = store.clone();
+            n.store = store;
+            n.vid = vids.clone();
+            n.durable_vid = vids;
+            n.pstate = None;
+            n.pmclt = None;
+            n.plast = None;
+            n.complete = false;
+        } else if lose {
             n.epoch += 1;
             n.store = fresh_store(pool);
             n.durable = n.store.clone();
@@ -1449,11 +1546,18 @@ impl World {
             n.store = n.durable.clone();
             n.vid = n.durable_vid.clone();
         }
+        let mclt = self.nodes[i].config.mclt;
         slog!(
             self,
-            "{} restarts{}",
+            "{} restarts{} (MCLT {mclt})",
             NAMES[i],
-            if lose { " WITHOUT its storage" } else { "" }
+            if restore {
+                " from an OLDER COPY of its storage"
+            } else if lose {
+                " WITHOUT its storage"
+            } else {
+                ""
+            }
         );
         self.boot(i);
     }
