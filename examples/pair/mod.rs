@@ -419,6 +419,7 @@ fn endpoint(config: &Config, handle: &Handle) -> Endpoint {
         state_since: s.state_since,
         partner_state: s.partner_state,
         mclt: s.mclt,
+        lease_mclt: s.lease_mclt,
     }
 }
 

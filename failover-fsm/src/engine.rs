@@ -39,7 +39,10 @@ pub struct Persisted {
     pub state: ServerState,
     /// When it was entered.
     pub since: UnixTime,
-    /// The MCLT a secondary learned from its primary (§7.8.2 step 7).
+    /// The MCLT both servers last agreed on: a secondary's learned from its primary
+    /// (§7.8.2 step 7), a primary's accepted by its secondary. A primary restarted with another
+    /// MCLT uses it to stay safe until the secondary has accepted the new one (§5.2.1: the MCLT
+    /// "MUST be the same and known to both").
     pub mclt: Option<u32>,
     /// The last time this server knew it was operating (for §9.3.2 step 5).
     pub last_operational: Option<UnixTime>,
@@ -87,7 +90,8 @@ pub enum Event {
         /// Whether the partner is in STARTUP (server-flags S).
         startup: bool,
     },
-    /// A secondary learned the primary's MCLT: persist it (§7.8.2 step 7).
+    /// The MCLT both servers agree on changed: a secondary learned the primary's (§7.8.2 step
+    /// 7), or a secondary accepted a primary's new one. Persist it as [`Persisted::mclt`].
     PersistMclt {
         /// The MCLT in seconds.
         mclt: u32,
@@ -166,8 +170,8 @@ pub enum Event {
         at: UnixTime,
     },
     /// Queue every binding change the partner has not acknowledged with
-    /// [`Engine::send_binding`] (entering NORMAL, §9.8.1). Bindings still in the engine's queue
-    /// need not be queued again.
+    /// [`Engine::send_binding`] (entering NORMAL, §9.8.1, and on every connection in RECOVER).
+    /// Bindings still in the engine's queue need not be queued again.
     SendBacklog,
     /// Run pool balancing now (ISC on entering NORMAL): compare FREE and BACKUP counts and move
     /// addresses with BNDUPDs, or ask with [`Engine::request_pool_balance`].
@@ -256,8 +260,12 @@ pub struct Status {
     pub partner_since: Option<UnixTime>,
     /// The connection.
     pub link: Link,
-    /// The MCLT in force.
+    /// The MCLT in force for the safety waits (§9.4.2, §9.6): after the MCLT was lowered,
+    /// the larger one for as long as leases granted under it may run.
     pub mclt: u32,
+    /// The MCLT that bounds the leases granted now (§5.2.1): a primary restarted with a larger
+    /// MCLT keeps to the one its secondary knows until the secondary accepts the new one.
+    pub lease_mclt: u32,
     /// Measured clock skew: our clock minus the partner's, seconds.
     pub clock_skew: Option<i64>,
     /// Our BNDUPDs sent and not yet acknowledged.
@@ -413,6 +421,18 @@ pub struct Engine<const QUEUE: usize = 256, const COMMITS: usize = 128, const EV
     /// Started without any persisted state: the lease table is empty or an older copy, and
     /// the partner's bindings are taken as they come until its UPDDONE (see `judge`).
     refresh_from_partner: bool,
+    /// The MCLT last persisted as agreed ([`Persisted::mclt`]).
+    agreed_mclt: Option<u32>,
+    /// A larger MCLT than `mclt` that leases may still run under (the primary's MCLT was
+    /// lowered): safety waits use it until the wall time given, `None` meaning until the
+    /// secondary has heard of the change, plus that MCLT.
+    mclt_before: Option<(u32, Option<UnixTime>)>,
+    /// Primary: the MCLT the secondary last accepted, while smaller than ours. Leases stay
+    /// within it until a CONNECTACK accepts the new one.
+    mclt_unconfirmed: Option<u32>,
+    /// The partner's UPDDONE came while bindings of ours up to this sequence number were
+    /// still unacknowledged: RECOVER is left once they are.
+    upddone_hold: Option<u64>,
     // Timers.
     startup_deadline: Option<Instant>,
     recover_wait_deadline: Option<Instant>,
@@ -445,9 +465,16 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     ) -> Result<Self, ConfigError> {
         config.validate(COMMITS)?;
         let previous = transition::startup_previous(persisted.map(|p| p.state), config.dialect);
-        let mclt = match (config.role, persisted.and_then(|p| p.mclt)) {
+        let agreed_mclt = persisted.and_then(|p| p.mclt);
+        let mclt = match (config.role, agreed_mclt) {
             (Role::Secondary, Some(m)) => m,
             _ => config.mclt,
+        };
+        // A primary restarted with another MCLT than its secondary knows (§5.2.1).
+        let (mclt_before, mclt_unconfirmed) = match (config.role, agreed_mclt) {
+            (Role::Primary, Some(old)) if old > mclt => (Some((old, None)), None),
+            (Role::Primary, Some(old)) if old < mclt => (None, Some(old)),
+            _ => (None, None),
         };
         let mut engine = Engine {
             hba: config.hba,
@@ -485,6 +512,10 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             pd_hold: PdHold::Off,
             lost_storage: persisted.is_none_or(|p| p.state == ServerState::Recover),
             refresh_from_partner: persisted.is_none(),
+            agreed_mclt,
+            mclt_before,
+            mclt_unconfirmed,
+            upddone_hold: None,
             startup_deadline: None,
             recover_wait_deadline: None,
             recover_wait_over: false,
@@ -516,9 +547,51 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         &self.config
     }
 
-    /// The MCLT in force (a secondary's is the primary's, once learned).
+    /// The MCLT in force (a secondary's is the primary's, once learned). See
+    /// [`Status::mclt`] and [`Status::lease_mclt`] for the values the lease rules use while an
+    /// MCLT change settles, and [`Engine::endpoint`].
     pub fn mclt(&self) -> u32 {
         self.mclt
+    }
+
+    /// This server's situation as the lease rules of [`crate::policy`] need it, at `now`.
+    pub fn endpoint(&self, now: Instant) -> crate::policy::Endpoint {
+        crate::policy::Endpoint {
+            dialect: self.config.dialect,
+            role: self.config.role,
+            state: self.state,
+            state_since: self.state_since,
+            partner_state: self.partner_state,
+            mclt: self.wait_mclt(self.wall_at(now)),
+            lease_mclt: self.lease_mclt(),
+        }
+    }
+
+    /// The MCLT for safety waits at `wall` (see [`Status::mclt`]).
+    fn wait_mclt(&self, wall: UnixTime) -> u32 {
+        match self.mclt_before {
+            Some((m, until)) if until.is_none_or(|u| wall < u) => m.max(self.mclt),
+            _ => self.mclt,
+        }
+    }
+
+    /// The MCLT that bounds leases granted now (see [`Status::lease_mclt`]).
+    fn lease_mclt(&self) -> u32 {
+        self.mclt_unconfirmed
+            .map_or(self.mclt, |m| m.min(self.mclt))
+    }
+
+    /// The agreed MCLT changed to ours: persist it, and start the clock on a larger one that
+    /// leases granted before may still run under.
+    fn mclt_agreed(&mut self, wall: UnixTime) {
+        if let Some((m, None)) = self.mclt_before {
+            self.mclt_before = Some((m, Some(wall.plus(m))));
+        }
+        self.mclt_unconfirmed = None;
+        if self.agreed_mclt != Some(self.mclt) {
+            self.agreed_mclt = Some(self.mclt);
+            self.push_event(Event::PersistMclt { mclt: self.mclt });
+        }
     }
 
     /// The hash bucket assignment in force (a secondary's is the primary's, once learned).
@@ -557,7 +630,8 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             partner_state: self.partner_state,
             partner_since: self.partner_since,
             link: self.link,
-            mclt: self.mclt,
+            mclt: self.wait_mclt(self.wall_at(now)),
+            lease_mclt: self.lease_mclt(),
             clock_skew: self.skew,
             unacked_sent: self.in_flight,
             queued: self.outgoing.len(),
@@ -619,6 +693,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         self.requeue_unacked();
         self.partner_request = None;
         self.our_request = None;
+        self.upddone_hold = None;
         if was_up {
             self.comm_failed(now);
         }
@@ -649,7 +724,21 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             Ok(repr) => self.handle_repr(now, wall, repr, db),
             Err(error) => self.malformed(now, bytes, error),
         }
+        self.release_upddone_hold(now, wall);
         Ok(())
+    }
+
+    /// Leaves RECOVER on the partner's UPDDONE once our own backlog, sent on this connection,
+    /// is acknowledged (see `upddone_hold`).
+    fn release_upddone_hold(&mut self, now: Instant, wall: UnixTime) {
+        if let Some(until) = self.upddone_hold
+            && self.outgoing.iter().all(|o| o.seq > until)
+        {
+            self.upddone_hold = None;
+            if self.state == ServerState::Recover && self.link == Link::Up {
+                self.run(now, wall, StateEvent::UpdDone);
+            }
+        }
     }
 
     /// Handles expired timers at `now`.
@@ -1325,7 +1414,15 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                         self.refresh_from_partner = false;
                     }
                     self.push_event(Event::UpdatesReceived);
-                    self.run(now, wall, StateEvent::UpdDone);
+                    if self.state == ServerState::Recover && !self.outgoing.is_empty() {
+                        // Our own changes go first: RECOVER-WAIT / RECOVER-DONE lets a partner
+                        // in RECOVER-DONE start serving (ISC restarts in RECOVER after a
+                        // SHUTDOWN, with what it did in PARTNER-DOWN still to send; found by
+                        // the simulator, seed 7896 of the extra faults).
+                        self.upddone_hold = Some(self.next_seq - 1);
+                    } else {
+                        self.run(now, wall, StateEvent::UpdDone);
+                    }
                 }
             }
             (Repr::PoolReq(r), Link::Up) => {
@@ -1385,10 +1482,13 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             self.reject_connect(now, c.xid, reason);
             return;
         }
-        if c.mclt != self.mclt {
-            self.mclt = c.mclt;
-            self.push_event(Event::PersistMclt { mclt: c.mclt });
+        if c.mclt < self.mclt {
+            // Leases granted under the larger MCLT may run that long from now (§5.2.1).
+            let m = self.wait_mclt(wall);
+            self.mclt_before = Some((m, Some(wall.plus(m))));
         }
+        self.mclt = c.mclt;
+        self.mclt_agreed(wall);
         self.hba = c.hba;
         self.partner_max_unacked = c.max_unacked_bndupd.max(1);
         self.partner_receive_timer = c.receive_timer;
@@ -1432,6 +1532,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         }
         self.partner_max_unacked = a.max_unacked_bndupd.unwrap_or(1).max(1);
         self.partner_receive_timer = a.receive_timer.unwrap_or(0);
+        self.mclt_agreed(wall);
         self.push_control(Control::State);
         self.link = Link::AwaitingState;
     }
@@ -1470,6 +1571,9 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         self.state_seen = true;
         if first && self.state == ServerState::Recover {
             self.request_updates_once();
+            // What we changed and the partner has not acknowledged (a restart in RECOVER
+            // after a SHUTDOWN in PARTNER-DOWN) goes out now, not only on reaching NORMAL.
+            self.push_event(Event::SendBacklog);
         }
         if first && self.state == ServerState::RecoverWait && self.recover_wait_over {
             self.recover_wait_over = false;
@@ -1845,7 +1949,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 self.state,
                 ServerState::Recover | ServerState::RecoverWait
             )
-            .then(|| self.state_since.plus(self.mclt)),
+            .then(|| self.state_since.plus(self.wait_mclt(wall))),
             // A partner that announced STARTUP has no state to compare with yet.
             partner: if self.partner_startup {
                 Some(ServerState::Startup)
@@ -1993,7 +2097,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         }
         if actions.contains(Actions::START_RECOVER_WAIT) {
             // Until the start of RECOVER + MCLT (ISC; §9.6.2 allows the failure time instead).
-            let until = self.state_since.plus(self.mclt);
+            let until = self.state_since.plus(self.wait_mclt(wall));
             self.recover_wait_deadline = Some(now + secs(until.secs_since(wall)));
         }
         if actions.contains(Actions::DISCONNECT) {

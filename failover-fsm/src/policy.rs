@@ -42,8 +42,12 @@ pub struct Endpoint {
     pub state_since: UnixTime,
     /// The partner's last reported state, if any (ISC stops serving in some, §9 below).
     pub partner_state: Option<ServerState>,
-    /// The maximum client lead time in seconds (§5.2.1).
+    /// The maximum client lead time in seconds (§5.2.1) for the safety waits: the largest
+    /// MCLT leases may still be running under ([`crate::Status::mclt`]).
     pub mclt: u32,
+    /// The MCLT that bounds the leases this server grants now, at most `mclt`
+    /// ([`crate::Status::lease_mclt`]; the same value unless the MCLT is changing).
+    pub lease_mclt: u32,
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -575,7 +579,7 @@ impl LeaseGrant {
 pub fn lease_time(endpoint: &Endpoint, request: &LeaseRequest) -> LeaseGrant {
     let now = u64::from(request.now.0);
     let desired = request.desired;
-    let mclt = u64::from(endpoint.mclt);
+    let mclt = u64::from(endpoint.lease_mclt.min(endpoint.mclt));
     let t = &request.times;
     let secs = |x: Option<UnixTime>| x.map_or(0, |t| u64::from(t.0));
     let (granted, cap) = match endpoint.dialect {

@@ -66,6 +66,7 @@ fn endpoint(dialect: Dialect, role: Role, state: ServerState) -> Endpoint {
         state_since: UnixTime(1_000),
         partner_state: None,
         mclt: 3_600,
+        lease_mclt: 3_600,
     }
 }
 

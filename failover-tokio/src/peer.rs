@@ -398,6 +398,7 @@ impl Handle {
             state_since: s.state_since,
             partner_state: s.partner_state,
             mclt: s.mclt,
+            lease_mclt: s.lease_mclt,
         }
     }
 

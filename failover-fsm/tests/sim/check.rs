@@ -138,10 +138,23 @@ impl World {
     /// Clears the taint of addresses whose records agree again on both (running) servers and
     /// whose holders, if any, both servers record as ACTIVE for them.
     pub(crate) fn untaint(&mut self) {
-        if self.tainted.is_empty() || !self.nodes.iter().all(|n| n.alive()) {
+        if self.tainted.is_empty()
+            || !self.nodes.iter().all(|n| n.alive())
+            || self
+                .nodes
+                .iter()
+                .any(|n| n.served_incomplete && !n.complete)
+        {
             return;
         }
         let now = self.now;
+        let walls = [self.wall(0), self.wall(1)];
+        // A lease running on one side and ended on the other is no agreement (a restored
+        // older copy can hold the same client's earlier, shorter lease).
+        let running = |e: &crate::support::Stored, wall| {
+            e.local.status == BindingStatus::Active
+                && e.local.lease_expiration.is_none_or(|t| t >= wall)
+        };
         let clean: Vec<[u8; 4]> = self
             .tainted
             .iter()
@@ -153,6 +166,7 @@ impl World {
                     return false;
                 };
                 let agree = a.local.status == b.local.status
+                    && running(a, walls[0]) == running(b, walls[1])
                     && (!matches!(
                         a.local.status,
                         BindingStatus::Active | BindingStatus::Expired | BindingStatus::Released

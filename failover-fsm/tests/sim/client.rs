@@ -100,16 +100,8 @@ impl World {
     // ----- the server's view -----
 
     pub(crate) fn endpoint(&self, i: usize) -> Option<Endpoint> {
-        let n = &self.nodes[i];
-        let e = n.engine.as_ref()?;
-        Some(Endpoint {
-            dialect: self.p.dialect,
-            role: n.role(),
-            state: e.state(),
-            state_since: e.status(self.now).state_since,
-            partner_state: e.partner_state(),
-            mclt: e.mclt(),
-        })
+        let e = self.nodes[i].engine.as_ref()?;
+        Some(e.endpoint(self.now))
     }
 
     /// Whether server `i` processes this client message (failover state, load balancing).

@@ -207,6 +207,10 @@ pub(crate) struct Node {
     pub(crate) restart_restore: bool,
     /// The next restart runs with this MCLT (an operator changed the configuration).
     pub(crate) restart_mclt: Option<u32>,
+    /// ISC's table took this server to PARTNER-DOWN with an incomplete lease table (a restored
+    /// older copy): records that look alike may still differ in time, so nothing is untainted
+    /// until the table is complete again.
+    pub(crate) served_incomplete: bool,
     pub(crate) next_scan: Instant,
     pub(crate) next_balance: Instant,
     pub(crate) close_requested: bool,
@@ -263,6 +267,7 @@ impl Node {
             backup: None,
             restart_restore: false,
             restart_mclt: None,
+            served_incomplete: false,
             next_scan: Instant::ZERO,
             next_balance: Instant::ZERO,
             close_requested: false,
@@ -928,6 +933,7 @@ impl World {
                     self.stats.isc_recover_to_pd += 1;
                     let all: Vec<[u8; 4]> = self.nodes[i].store.leases.keys().copied().collect();
                     self.tainted.extend(all);
+                    self.nodes[i].served_incomplete = !self.nodes[i].complete;
                 }
             }
             Event::CommitBinding {
@@ -1621,8 +1627,13 @@ pub(crate) fn apply_received(
         e.partner_has_it = false;
         // We acknowledge the partner's update all the same: it now holds that status (an
         // acknowledged EXPIRED or RELEASED frees the address on its side), so the draft's
-        // rewind of EXPIRED / RELEASED to the same client is over.
-        e.local.partner_status = Some(b.status);
+        // rewind of EXPIRED / RELEASED to the same client is over — unless our record is
+        // queued or in flight: the partner will take it after its own, so it may know ours
+        // (seed 7880: a RELEASED already sent was rewound to its client while the partner
+        // freed the address).
+        if e.local.in_flight.is_none() {
+            e.local.partner_status = Some(b.status);
+        }
     }
     older
 }
