@@ -419,7 +419,9 @@ pub struct Engine<const QUEUE: usize = 256, const COMMITS: usize = 128, const EV
     /// request is then an UPDREQALL until one has been answered (§9.5.2).
     lost_storage: bool,
     /// Started without any persisted state: the lease table is empty or an older copy, and
-    /// the partner's bindings are taken as they come until its UPDDONE (see `judge`).
+    /// the partner's bindings are taken as they come until the UPDDONE that answers our
+    /// UPDREQALL, in whatever state we are by then (RECOVER, or POTENTIAL-CONFLICT if the
+    /// partner was in conflict resolution; see `judge`).
     refresh_from_partner: bool,
     /// The MCLT last persisted as agreed ([`Persisted::mclt`]).
     agreed_mclt: Option<u32>,
@@ -1919,7 +1921,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         let Some(mut local) = local else {
             return Err(RejectReason::IllegalIpAddress);
         };
-        if self.refresh_from_partner && self.state == ServerState::Recover {
+        if self.refresh_from_partner {
             // Refreshing a lost lease table from the partner (§9.5: "refresh its stable
             // storage from the other server"). Whatever we hold is a restored older copy at
             // best; the partner's table is the reference, so judge as an empty store would

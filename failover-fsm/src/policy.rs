@@ -335,7 +335,10 @@ pub enum AllocRefusal {
 /// * the partner's available: only in PARTNER-DOWN, never in a dynamic-BOOTP pool (§5.14).
 ///   Draft: from entry + MCLT on (§9.4.2). ISC (`lease_mine_to_reallocate`): once
 ///   `max(entry, tsfp) + MCLT < now`, tsfp being the received/acked PET of the address.
-/// * ACTIVE: only to its own client.
+/// * ACTIVE: only to its own client; once the lease has ended and the partner records the
+///   address as ended or available ([`LocalBinding::partner_status`] EXPIRED, RELEASED, RESET,
+///   FREE or BACKUP: it accepted the partner's EXPIRED while its own renewal was still on the
+///   way), as EXPIRED — the partner may hand the address out meanwhile.
 /// * ABANDONED: draft never (an operator RESETs it, §5.11); ISC treats it as FREE (last
 ///   resort in `allocate_lease`).
 /// * EXPIRED / RELEASED / RESET: outside PARTNER-DOWN only after the partner acknowledged it
@@ -378,7 +381,18 @@ pub fn may_allocate(
     let own = own_free_status(ep.role);
     let partner_down = ep.state == PartnerDown;
     let entry_plus_mclt = ep.state_since.plus(ep.mclt);
-    match binding.status {
+    let ended_for_partner = binding.status == Active
+        && binding.lease_expiration.is_some_and(|l| l < now)
+        && matches!(
+            binding.partner_status,
+            Some(Expired | Released | Reset | Free | Backup)
+        );
+    let status = if ended_for_partner {
+        Expired
+    } else {
+        binding.status
+    };
+    match status {
         s if s == own => Ok(()),
         Active if request.last_client => Ok(()),
         Active => Err(AllocRefusal::Unavailable(Active)),
@@ -406,17 +420,18 @@ pub fn may_allocate(
         }
         Expired | Released | Reset => {
             let rewind = if isc {
-                binding.status != Reset && binding.partner_status.unwrap_or(Free) == own
+                status != Reset && binding.partner_status.unwrap_or(Free) == own
             } else {
                 request.last_client
-                    && binding.status != Reset
-                    && binding.partner_status != Some(binding.status)
+                    && !ended_for_partner
+                    && status != Reset
+                    && binding.partner_status != Some(status)
             };
             if rewind {
                 return Ok(());
             }
             if !partner_down {
-                return Err(AllocRefusal::AwaitingAck(binding.status));
+                return Err(AllocRefusal::AwaitingAck(status));
             }
             let from = if isc {
                 let after_entry = entry_plus_mclt.plus(1);

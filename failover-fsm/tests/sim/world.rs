@@ -1631,7 +1631,12 @@ pub(crate) fn apply_received(
         // queued or in flight: the partner will take it after its own, so it may know ours
         // (seed 7880: a RELEASED already sent was rewound to its client while the partner
         // freed the address).
-        if e.local.in_flight.is_none() {
+        // A running lease of ours facing the partner's EXPIRED / RELEASED (it ended on the
+        // partner's clock) is another matter: the partner frees the address on our BNDACK,
+        // before our renewal reaches it (seed 52843 of the extra faults), so it counts as ended
+        // for the partner (`may_allocate`).
+        let ours_running = e.local.status == BindingStatus::Active;
+        if e.local.in_flight.is_none() || ours_running {
             e.local.partner_status = Some(b.status);
         }
     }
