@@ -435,6 +435,10 @@ pub struct Engine<const QUEUE: usize = 256, const COMMITS: usize = 128, const EV
     /// The partner's UPDDONE came while bindings of ours up to this sequence number were
     /// still unacknowledged: RECOVER is left once they are.
     upddone_hold: Option<u64>,
+    /// Lower bound of the clock skew on this connection (see `skew_correction`).
+    skew_floor: Option<i64>,
+    /// When we sent CONNECT (primary) or an accepting CONNECTACK (secondary), our clock.
+    handshake_sent: Option<u32>,
     // Timers.
     startup_deadline: Option<Instant>,
     recover_wait_deadline: Option<Instant>,
@@ -518,6 +522,8 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             mclt_before,
             mclt_unconfirmed,
             upddone_hold: None,
+            skew_floor: None,
+            handshake_sent: None,
             startup_deadline: None,
             recover_wait_deadline: None,
             recover_wait_over: false,
@@ -663,6 +669,8 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         self.last_rx = Some(now);
         self.last_tx = None;
         self.skew = None;
+        self.skew_floor = None;
+        self.handshake_sent = None;
         self.control.clear();
         self.acks.clear();
         self.incoming.clear();
@@ -1160,6 +1168,12 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         }
         let name = Text(&self.config.relationship_name);
         let vendor = Text(&self.config.vendor_class);
+        if matches!(
+            c,
+            Control::Connect | Control::ConnectAck { reject: None, .. }
+        ) {
+            self.handshake_sent = Some(wall);
+        }
         let n = match c {
             Control::Connect => Connect {
                 time: wall,
@@ -1278,7 +1292,42 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     fn measure_skew(&mut self, wall: UnixTime, header_time: u32) -> i64 {
         let skew = i64::from(wall.0) - i64::from(header_time);
         self.skew = Some(self.skew.map_or(skew, |s| s.min(skew)));
+        // The first message the partner sent after it had ours (the CONNECTACK answering our
+        // CONNECT, or the primary's STATE after our CONNECTACK) bounds the skew from below.
+        if self.skew_floor.is_none()
+            && let Some(sent) = self.handshake_sent
+        {
+            self.skew_floor = Some(i64::from(sent) - i64::from(header_time));
+        }
         skew
+    }
+
+    /// The correction for the partner's times (§5.10): our clock minus the partner's, as far
+    /// as the messages prove it. A message's header time, read on arrival, bounds the skew from
+    /// above (plus its transit time); the answer to one of ours bounds it from below (minus
+    /// the answer's transit time). Times are whole seconds on both sides. Within the bounds
+    /// the value closest to 0 is taken, and none when 0 fits: a latency spike at connection
+    /// time must not shift the partner's times by the transit delay, which reorders a release
+    /// and a renewal made a second apart (found by the `pair` fuzz target).
+    fn skew_correction(&self) -> Option<i64> {
+        let hi = self.skew?;
+        let Some(lo) = self.skew_floor else {
+            return Some(hi).filter(|s| *s != 0);
+        };
+        let (lo, hi) = if lo <= hi {
+            (lo - 1, hi + 1)
+        } else {
+            // The clock was stepped during the connection: both bounds are stale.
+            let mid = lo + (hi - lo) / 2;
+            (mid, mid)
+        };
+        if lo > 0 {
+            Some(lo)
+        } else if hi < 0 {
+            Some(hi)
+        } else {
+            None
+        }
     }
 
     fn skew_ok(&self, skew: i64) -> bool {
@@ -1288,7 +1337,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     /// A time from the partner, in our clock: corrected by the skew under the draft (§5.10),
     /// taken as is under ISC rules (ISC does not correct, D27).
     fn partner_time(&self, t: u32) -> UnixTime {
-        match (self.config.dialect, self.skew) {
+        match (self.config.dialect, self.skew_correction()) {
             (Dialect::Draft, Some(skew)) if t != 0 => {
                 UnixTime(u32::try_from((i64::from(t) + skew).max(0)).unwrap_or(u32::MAX))
             }
@@ -1624,7 +1673,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 // ISC rejects over-long client data with reason 6.
                 Err(_) => Err(RejectReason::UnknownConnectionReason),
                 Ok(data) => {
-                    let data = match (self.config.dialect, self.skew) {
+                    let data = match (self.config.dialect, self.skew_correction()) {
                         (Dialect::Draft, Some(skew)) => data.shifted(skew),
                         _ => data,
                     };

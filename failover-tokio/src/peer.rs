@@ -175,6 +175,7 @@ impl<S: Storage> PeerBuilder<S> {
             rng: u64::from(seed) | 1,
             shutting_down: None,
             wbuf: Vec::with_capacity(WRITE_BATCH + failover_proto::MAX_MESSAGE_LEN),
+            unsaved: (None, None),
         };
         let span = info_span!(
             "failover",
@@ -464,6 +465,10 @@ struct Task<S: Storage> {
     rng: u64,
     shutting_down: Option<(tokio::time::Instant, oneshot::Sender<()>)>,
     wbuf: Vec<u8>,
+    /// MCLT and last-operational time the engine asked to persist before any state was saved
+    /// (a new secondary learns the MCLT from CONNECT before its first state): written with
+    /// the first state.
+    unsaved: (Option<u32>, Option<failover_fsm::UnixTime>),
 }
 
 impl<S: Storage> Task<S> {
@@ -858,25 +863,27 @@ impl<S: Storage> Task<S> {
                         .unwrap_or(failover_fsm::Persisted {
                             state: *state,
                             since: *since,
-                            mclt: None,
-                            last_operational: None,
+                            mclt: self.unsaved.0.take(),
+                            last_operational: self.unsaved.1.take(),
                         });
                     p.state = *state;
                     p.since = *since;
                     self.persist(&p);
                 }
-                Event::PersistMclt { mclt } => {
-                    if let Some(mut p) = self.storage.load_state() {
+                Event::PersistMclt { mclt } => match self.storage.load_state() {
+                    Some(mut p) => {
                         p.mclt = Some(*mclt);
                         self.persist(&p);
                     }
-                }
-                Event::PersistLastOperational { at } => {
-                    if let Some(mut p) = self.storage.load_state() {
+                    None => self.unsaved.0 = Some(*mclt),
+                },
+                Event::PersistLastOperational { at } => match self.storage.load_state() {
+                    Some(mut p) => {
                         p.last_operational = Some(*at);
                         self.persist(&p);
                     }
-                }
+                    None => self.unsaved.1 = Some(*at),
+                },
                 Event::StateChanged { from, to } => {
                     info!(from = %from, to = %to, "failover state changed");
                 }

@@ -335,6 +335,9 @@ pub struct FileStore {
 
 impl FileStore {
     /// Opens (or creates) the log at `path` for a pool of `count` addresses from `first`.
+    ///
+    /// The log is replayed; lines that are not records are skipped, and a torn last line (a
+    /// crash in the middle of an append, so never acknowledged) is cut off the file.
     pub fn open(
         path: impl AsRef<Path>,
         role: Role,
@@ -343,17 +346,37 @@ impl FileStore {
     ) -> io::Result<Self> {
         let path = path.as_ref().to_path_buf();
         let memory = MemoryStore::new(role, first, count);
+        let mut whole = 0u64;
         if let Ok(f) = File::open(&path) {
             let mut g = memory.lock();
-            for line in BufReader::new(f).lines() {
-                let line = line?;
-                // A torn last line (crash mid-write) is not acknowledged by anyone: skip it.
-                if let Some(r) = decode_record(&line) {
+            let mut reader = BufReader::new(f);
+            let mut line = Vec::new();
+            loop {
+                line.clear();
+                if reader.read_until(b'\n', &mut line)? == 0 {
+                    break;
+                }
+                if line.last() != Some(&b'\n') {
+                    // A torn last line (crash mid-write): nobody acknowledged it. Skipped, and
+                    // cut off below, or the next record appended would be glued to it and lost
+                    // at the next replay.
+                    break;
+                }
+                whole += line.len() as u64;
+                // Lines that are not records (not even text) are skipped.
+                if let Some(r) = std::str::from_utf8(&line)
+                    .ok()
+                    .and_then(|l| decode_record(l.trim_end_matches('\n')))
+                {
                     MemoryStore::apply(&mut g, role, &r);
                 }
             }
         }
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
+        if file.metadata()?.len() > whole {
+            file.set_len(whole)?;
+            file.sync_all()?;
+        }
         Ok(FileStore {
             memory,
             file: Mutex::new(file),
@@ -622,5 +645,56 @@ mod tests {
         // A torn line is skipped.
         let line = encode_record(&Record::Local(b));
         assert!(decode_record(&line[..line.len() - 2]).is_none());
+    }
+
+    /// A crash in the middle of an append leaves a torn last line; the records appended after
+    /// the restart must not be glued to it (and lost at the next replay).
+    #[test]
+    fn a_torn_last_line_does_not_swallow_the_next_record() {
+        let path =
+            std::env::temp_dir().join(format!("failover-storage-torn-{}.log", std::process::id()));
+        let _ = std::fs::remove_file(&path);
+        let first = Ipv4Addr::new(192, 0, 2, 0);
+        let mut a = BindingData::new(Ipv4Addr::new(192, 0, 2, 1), BindingStatus::Active)
+            .with_client(None, 1, &[2, 0, 0, 0, 0, 1])
+            .unwrap();
+        a.lease_expiration_time = Some(UnixTime(1000));
+        let verdict = |b: &BindingData| Verdict {
+            store_as: b.status,
+            lease_expiration: b.lease_expiration_time,
+            received_pet: None,
+            client_changed: false,
+            superseded_xid: None,
+        };
+        let store = FileStore::open(&path, Role::Secondary, first, 4).unwrap();
+        store.commit_binding(&a, &verdict(&a)).unwrap();
+        drop(store);
+        // The crash: half of the next record reached the file, and some bytes that are not
+        // even text.
+        let mut b = a.clone();
+        b.address = [192, 0, 2, 2];
+        let torn = encode_record(&Record::Received(b.clone(), verdict(&b)));
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(torn.as_bytes().get(..torn.len() / 2).unwrap())
+            .unwrap();
+        f.write_all(&[0xff, 0xfe]).unwrap();
+        drop(f);
+        // Restart: what was acknowledged is there, the torn record is not; then a new record.
+        let store = FileStore::open(&path, Role::Secondary, first, 4).unwrap();
+        assert_eq!(store.memory().get(a.ip()).unwrap().data, a);
+        assert_eq!(
+            store.memory().get(b.ip()).unwrap().data.status,
+            BindingStatus::Free
+        );
+        let mut c = a.clone();
+        c.address = [192, 0, 2, 3];
+        store.commit_binding(&c, &verdict(&c)).unwrap();
+        drop(store);
+        // The next restart still has it.
+        let store = FileStore::open(&path, Role::Secondary, first, 4).unwrap();
+        assert_eq!(store.memory().get(a.ip()).unwrap().data, a);
+        assert_eq!(store.memory().get(c.ip()).unwrap().data, c);
+        drop(store);
+        let _ = std::fs::remove_file(&path);
     }
 }

@@ -1597,7 +1597,22 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
         let s = e.status(self.now);
         assert_eq!(s.state, state);
         assert_eq!(s.link, e.link());
-        assert_eq!(s.mclt, e.mclt());
+        // The waits use the larger of the agreed MCLT and one leases may still run under;
+        // grants never exceed the agreed one.
+        assert!(
+            s.mclt >= e.mclt(),
+            "wait MCLT {} < MCLT {}",
+            s.mclt,
+            e.mclt()
+        );
+        assert!(
+            s.lease_mclt <= e.mclt(),
+            "lease MCLT {} > MCLT {}",
+            s.lease_mclt,
+            e.mclt()
+        );
+        let ep = e.endpoint(self.now);
+        assert_eq!((ep.mclt, ep.lease_mclt), (s.mclt, s.lease_mclt));
         assert_eq!(s.partner_state, e.partner_state());
         assert!(
             s.unacked_sent <= usize::try_from(s.partner_max_unacked).unwrap(),
