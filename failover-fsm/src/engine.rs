@@ -13,7 +13,7 @@ use failover_proto::{
 };
 use heapless::{Deque, Vec};
 
-use crate::accept::{LocalBinding, Verdict, judge_update};
+use crate::accept::{ClientIdentity, LocalBinding, Verdict, judge_update};
 use crate::binding::BindingData;
 use crate::config::{Config, ConfigError};
 use crate::dialect::Dialect;
@@ -1305,28 +1305,72 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     /// The correction for the partner's times (§5.10): our clock minus the partner's, as far
     /// as the messages prove it. A message's header time, read on arrival, bounds the skew from
     /// above (plus its transit time); the answer to one of ours bounds it from below (minus
-    /// the answer's transit time). Times are whole seconds on both sides. Within the bounds
-    /// the value closest to 0 is taken, and none when 0 fits: a latency spike at connection
+    /// the answer's transit time). Times are whole seconds on both sides, so each bound is good
+    /// to a second. No correction when 0 fits within the bounds: a latency spike at connection
     /// time must not shift the partner's times by the transit delay, which reorders a release
-    /// and a renewal made a second apart (found by the `pair` fuzz target).
+    /// and a renewal made a second apart (found by the `pair` fuzz target). Otherwise the upper
+    /// bound, the smallest difference seen on arrival: both servers measure it the same way, so
+    /// their corrections mirror each other and they order two events a second apart alike (the
+    /// bound nearer 0, or the middle rounded, made each reject the other's update: seeds 528901,
+    /// 21240).
     fn skew_correction(&self) -> Option<i64> {
         let hi = self.skew?;
-        let Some(lo) = self.skew_floor else {
-            return Some(hi).filter(|s| *s != 0);
+        if let Some(lo) = self.skew_floor
+            && lo - 1 <= 0
+            && 0 <= hi + 1
+        {
+            return None;
+        }
+        Some(hi).filter(|s| *s != 0)
+    }
+
+    /// How far the partner's corrected times may still be off ours, seconds: the skew bounds
+    /// around the correction applied, plus a second for whole-second times.
+    fn skew_uncertainty(&self) -> u32 {
+        let applied = self.skew_correction().unwrap_or(0);
+        let off = match (self.skew, self.skew_floor) {
+            (Some(hi), Some(lo)) => (hi - applied).abs().max((applied - lo).abs()),
+            _ => 0,
         };
-        let (lo, hi) = if lo <= hi {
-            (lo - 1, hi + 1)
-        } else {
-            // The clock was stepped during the connection: both bounds are stale.
-            let mid = lo + (hi - lo) / 2;
-            (mid, mid)
+        u32::try_from(off + 1).unwrap_or(u32::MAX)
+    }
+
+    /// Crossing updates of one client's lease (ours still queued or in flight) whose
+    /// client-last-transaction-times are closer than the clocks can tell apart: a release or
+    /// expiry at one server and a renewal at the other a second or two apart. Their order is
+    /// unknowable, so both servers keep the lease (draft time rule (1), §7.1.3, read with the
+    /// clock uncertainty of §5.10): the address then ends with the lease instead of being
+    /// freed on one side while the client holds it (found by the `pair` fuzz target, with a
+    /// latency spike at connection time inflating the measured skew).
+    fn order_crossing_updates(&self, local: &mut LocalBinding, received: &BindingData) {
+        use failover_proto::BindingStatus::{Active, Expired, Released};
+        let address = received.address;
+        let crossing = self
+            .presence
+            .get(presence_bucket(&address))
+            .is_some_and(|n| *n > 0)
+            && self.outgoing.iter().any(|o| o.binding.address == address);
+        let (Some(ours), Some(theirs)) = (local.cltt, received.client_last_transaction_time) else {
+            return;
         };
-        if lo > 0 {
-            Some(lo)
-        } else if hi < 0 {
-            Some(hi)
-        } else {
-            None
+        if !crossing
+            || local
+                .client
+                .same_client(&ClientIdentity::of(&received.to_wire()))
+                != Some(true)
+            || ours.0.abs_diff(theirs.0) > self.skew_uncertainty()
+        {
+            return;
+        }
+        let margin = self.skew_uncertainty().saturating_add(1);
+        match (local.status, received.status) {
+            // Theirs ends the lease: take it as older than ours.
+            (Active, Expired | Released) => local.cltt = Some(theirs.plus(margin)),
+            // Theirs renews it: take it as newer than ours.
+            (Expired | Released, Active) => {
+                local.cltt = Some(UnixTime(theirs.0.saturating_sub(margin)));
+            }
+            _ => {}
         }
     }
 
@@ -1533,8 +1577,9 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             self.reject_connect(now, c.xid, reason);
             return;
         }
-        if c.mclt < self.mclt {
-            // Leases granted under the larger MCLT may run that long from now (§5.2.1).
+        if c.mclt < self.mclt && (self.agreed_mclt.is_some() || !self.refresh_from_partner) {
+            // Leases granted under the larger MCLT may run that long from now (§5.2.1). A new
+            // server (no persisted state, no MCLT learned yet) has granted none.
             let m = self.wait_mclt(wall);
             self.mclt_before = Some((m, Some(wall.plus(m))));
         }
@@ -1970,6 +2015,10 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         let Some(mut local) = local else {
             return Err(RejectReason::IllegalIpAddress);
         };
+        let ours_in_flight = local.in_flight;
+        if self.config.dialect == Dialect::Draft && !self.refresh_from_partner {
+            self.order_crossing_updates(&mut local, received);
+        }
         if self.refresh_from_partner {
             // Refreshing a lost lease table from the partner (§9.5: "refresh its stable
             // storage from the other server"). Whatever we hold is a restored older copy at
@@ -1981,6 +2030,21 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 bootp: local.bootp,
                 ..LocalBinding::new(failover_proto::BindingStatus::Free)
             };
+            // Taken over ours, whatever of ours is in flight is superseded (the caller clears
+            // its outstanding flag on that; a stale one made ISC's dueling rule refuse the
+            // partner's later updates, seed 503470).
+            return judge_update(
+                self.config.dialect,
+                self.config.role,
+                self.state,
+                Some(&local),
+                &received.to_wire(),
+                wall,
+            )
+            .map(|v| Verdict {
+                superseded_xid: v.superseded_xid.or(ours_in_flight),
+                ..v
+            });
         }
         judge_update(
             self.config.dialect,

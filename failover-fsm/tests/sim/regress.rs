@@ -356,6 +356,57 @@ fn seed_passes(seed: u64) {
     });
 }
 
+/// Replays whole seeds that failed with the fault kinds added later (half-open and duplicate
+/// connections, restores from an older copy, MCLT changes).
+fn extra_seed_passes(seed: u64) {
+    crate::big_stack(move || {
+        let mut w = crate::world::World::new(seed, 900, None);
+        assert!(w.extra_faults);
+        w.run(crate::MAX_STEPS);
+        assert!(w.stats.steps > 0);
+    });
+}
+
+#[test]
+fn extra_seed_19800_draft_lowered_mclt_keeps_the_old_wait() {
+    extra_seed_passes(19800);
+}
+
+#[test]
+fn extra_seed_7896_isc_recover_sends_its_backlog_first() {
+    extra_seed_passes(7896);
+}
+
+#[test]
+fn extra_seed_52843_draft_ended_lease_the_partner_freed() {
+    extra_seed_passes(52843);
+}
+
+#[test]
+fn extra_seed_31186_isc_restored_copy_refreshed_in_potential_conflict() {
+    extra_seed_passes(31186);
+}
+
+#[test]
+fn extra_seed_4855_draft_restored_copy_refreshed_in_recover() {
+    extra_seed_passes(4855);
+}
+
+#[test]
+fn extra_seed_2655_draft_incomplete_table_expires_nothing() {
+    extra_seed_passes(2655);
+}
+
+#[test]
+fn extra_seed_7880_draft_sent_release_is_not_rewound() {
+    extra_seed_passes(7880);
+}
+
+#[test]
+fn extra_seed_2028_draft_updreqall_resets_what_the_partner_holds() {
+    extra_seed_passes(2028);
+}
+
 #[test]
 fn seed_63772_draft_shutdown_in_recover_wait() {
     seed_passes(63772);
