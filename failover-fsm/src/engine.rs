@@ -1981,6 +1981,18 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
 
     fn on_update_request(&mut self, xid: u32, all: bool) {
         // A newer request replaces one still being answered (ISC: "silently discarding").
+        if self.refresh_from_partner {
+            // Our own table is being refreshed from the partner (lost, or an older copy
+            // restored): nothing in it is worth sending, and a stale record would overwrite the
+            // partner's current one while the partner's overwrites ours (both recovering, found
+            // by the simulator: seed 97404). Answer at once, with what we already queued.
+            self.partner_request = Some(PartnerRequest {
+                xid,
+                until_seq: Some(self.next_seq - 1),
+            });
+            self.check_upddone();
+            return;
+        }
         self.partner_request = Some(PartnerRequest {
             xid,
             until_seq: None,

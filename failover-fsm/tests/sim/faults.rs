@@ -237,6 +237,7 @@ impl World {
         let max = self.p.auto_pd.map_or(120, |s| (u64::from(s) / 2).min(120));
         let d = self.rng.range(10, max);
         self.spike = Some((self.now + secs(d), extra));
+        self.spike_tail = self.now + secs(d) + crate::world::ms(extra);
         slog!(self, "FAULT: latency up to {extra} ms for {d} s");
         Some("delay")
     }

@@ -408,6 +408,8 @@ pub(crate) struct World {
     pub(crate) tie_break: Option<(u64, Instant)>,
     /// The next connection that comes up has a duplicate.
     pub(crate) dup_next: bool,
+    /// Messages sent during the last latency spike may arrive until then.
+    pub(crate) spike_tail: Instant,
     /// The largest MCLT the primary has been configured with during the run.
     pub(crate) mclt_max: u32,
     /// Leases granted beyond the MCLT limit in PARTNER-DOWN: (client, end).
@@ -474,6 +476,7 @@ impl World {
             rng2: Rng::new(seed ^ 0x0EF0_FA17_5EED_0001),
             tie_break: None,
             dup_next: false,
+            spike_tail: Instant::ZERO,
             mclt_max: 0,
             overcap: BTreeMap::new(),
             grant_client: None,
@@ -1030,8 +1033,10 @@ impl World {
                 // answer may still be in flight).
                 let bad_clock = self.nodes.iter().any(|n| n.skew != n.good_skew)
                     // The skew measured at CONNECT includes the transit time: up to 50 s of
-                    // skew plus a latency spike legitimately exceeds the 60 s limit.
-                    || self.spike.is_some();
+                    // skew plus a latency spike legitimately exceeds the 60 s limit (the
+                    // message may have left during the spike and arrive after it).
+                    || self.spike.is_some()
+                    || self.now < self.spike_tail;
                 if !(reason == RejectReason::TimeMismatch && bad_clock) {
                     self.fail(&format!(
                         "invariant 0: connection rejected with {reason:?} between two engines"
