@@ -106,7 +106,9 @@ impl World {
             0 => self.fault_half_open(i),
             1 => self.fault_duplicate_connection(),
             2 if !protected => self.fault_restore(i),
-            3 if !protected => self.fault_mclt_change(),
+            // The primary is stopped: not while it must stay up for a partner that it ran
+            // PARTNER-DOWN against (see `inject_fault`).
+            3 if !self.nodes[SECONDARY].needs_sync => self.fault_mclt_change(),
             _ => None,
         }
     }
