@@ -1342,7 +1342,12 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     /// clock uncertainty of §5.10): the address then ends with the lease instead of being
     /// freed on one side while the client holds it (found by the `pair` fuzz target, with a
     /// latency spike at connection time inflating the measured skew).
-    fn order_crossing_updates(&self, local: &mut LocalBinding, received: &BindingData) {
+    fn order_crossing_updates(
+        &self,
+        local: &mut LocalBinding,
+        received: &BindingData,
+        now: UnixTime,
+    ) {
         use failover_proto::BindingStatus::{Active, Expired, Released};
         let address = received.address;
         let crossing = self
@@ -1363,11 +1368,16 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             return;
         }
         let margin = self.skew_uncertainty().saturating_add(1);
+        // Only a lease still running is kept: an ended ACTIVE and an EXPIRED of the same lease
+        // say the same, and the draft settles those by the expiry time (time(2)).
+        let running = |t: Option<UnixTime>| t.is_some_and(|t| t > now);
         match (local.status, received.status) {
-            // Theirs ends the lease: take it as older than ours.
-            (Active, Expired | Released) => local.cltt = Some(theirs.plus(margin)),
+            // Theirs ends our running lease: take it as older than ours.
+            (Active, Expired | Released) if running(local.lease_expiration) => {
+                local.cltt = Some(theirs.plus(margin));
+            }
             // Theirs renews it: take it as newer than ours.
-            (Expired | Released, Active) => {
+            (Expired | Released, Active) if running(received.lease_expiration_time) => {
                 local.cltt = Some(UnixTime(theirs.0.saturating_sub(margin)));
             }
             _ => {}
@@ -2029,7 +2039,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         };
         let ours_in_flight = local.in_flight;
         if self.config.dialect == Dialect::Draft && !self.refresh_from_partner {
-            self.order_crossing_updates(&mut local, received);
+            self.order_crossing_updates(&mut local, received, wall);
         }
         if self.refresh_from_partner {
             // Refreshing a lost lease table from the partner (§9.5: "refresh its stable
