@@ -333,7 +333,7 @@ pub enum AllocRefusal {
 /// * own available (FREE on the primary, BACKUP on the secondary): yes (§5.4). A reserved
 ///   address only to its client (§5.13).
 /// * the partner's available: only in PARTNER-DOWN, never in a dynamic-BOOTP pool (§5.14).
-///   Draft: from entry + MCLT on (§9.4.2). ISC (`lease_mine_to_reallocate`): once
+///   Draft: from entry + MCLT (+ [`CLOCK_MARGIN`]) on (§9.4.2). ISC (`lease_mine_to_reallocate`): once
 ///   `max(entry, tsfp) + MCLT < now`, tsfp being the received/acked PET of the address.
 /// * ACTIVE: only to its own client; once the lease has ended and the partner records the
 ///   address as ended or available ([`LocalBinding::partner_status`] EXPIRED, RELEASED, RESET,
@@ -414,7 +414,7 @@ pub fn may_allocate(
                     .plus(ep.mclt)
                     .plus(1)
             } else {
-                entry_plus_mclt
+                entry_plus_mclt.plus(CLOCK_MARGIN)
             };
             wait_until(now, from)
         }
@@ -452,12 +452,19 @@ pub fn may_allocate(
                 .flatten()
                 .fold(ep.state_since, UnixTime::max)
                 .plus(ep.mclt)
+                .plus(CLOCK_MARGIN)
             };
             wait_until(now, from)
         }
         other => Err(AllocRefusal::Unavailable(other)),
     }
 }
+
+/// Seconds added to the draft's PARTNER-DOWN waits: the partner granted its leases on its own
+/// clock from times it may not have corrected by a skew too small to prove (§5.10; whole-second
+/// times, see `Engine` skew correction), so its lease can end a second or two after ours
+/// would (found by the simulator: a 1 s skew, seed 152468). ISC waits strictly after (+1).
+pub const CLOCK_MARGIN: u32 = 3;
 
 fn wait_until(now: UnixTime, from: UnixTime) -> Result<(), AllocRefusal> {
     if now >= from {

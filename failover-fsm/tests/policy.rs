@@ -413,14 +413,18 @@ fn allocation_from_own_and_partners_pool() {
 
 #[test]
 fn partner_down_takes_partners_pool_after_mclt() {
-    // entered PARTNER-DOWN at 1000, MCLT 3600
+    // entered PARTNER-DOWN at 1000, MCLT 3600, plus the clock margin
     let draft = endpoint(Dialect::Draft, Role::Secondary, PartnerDown);
     let free = binding(Free);
+    let m = failover_fsm::policy::CLOCK_MARGIN;
     assert_eq!(
-        may_allocate(&draft, &free, NEW, UnixTime(4_599)),
-        Err(AllocRefusal::WaitUntil(UnixTime(4_600)))
+        may_allocate(&draft, &free, NEW, UnixTime(4_599 + m)),
+        Err(AllocRefusal::WaitUntil(UnixTime(4_600 + m)))
     );
-    assert_eq!(may_allocate(&draft, &free, NEW, UnixTime(4_600)), Ok(()));
+    assert_eq!(
+        may_allocate(&draft, &free, NEW, UnixTime(4_600 + m)),
+        Ok(())
+    );
     // ISC: strictly after max(entry, tsfp) + MCLT
     let isc = endpoint(Dialect::Isc, Role::Secondary, PartnerDown);
     assert_eq!(
@@ -555,16 +559,17 @@ fn reuse_in_partner_down() {
     b.sent_pet = Some(UnixTime(9_000));
     b.acked_pet = Some(UnixTime(8_000));
     b.received_pet = Some(UnixTime(7_000));
-    // draft: MCLT after the latest of them all (§9.4.2, §7.1.5)
+    // draft: MCLT (plus the clock margin) after the latest of them all (§9.4.2, §7.1.5)
     let d = endpoint(Dialect::Draft, Role::Primary, PartnerDown);
+    let m = failover_fsm::policy::CLOCK_MARGIN;
     assert_eq!(
-        may_allocate(&d, &b, NEW, UnixTime(12_599)),
-        Err(AllocRefusal::WaitUntil(UnixTime(12_600)))
+        may_allocate(&d, &b, NEW, UnixTime(12_599 + m)),
+        Err(AllocRefusal::WaitUntil(UnixTime(12_600 + m)))
     );
-    assert_eq!(may_allocate(&d, &b, NEW, UnixTime(12_600)), Ok(()));
+    assert_eq!(may_allocate(&d, &b, NEW, UnixTime(12_600 + m)), Ok(()));
     assert_eq!(
         may_allocate(&d, &b, SAME, UnixTime(12_599)),
-        Err(AllocRefusal::WaitUntil(UnixTime(12_600)))
+        Err(AllocRefusal::WaitUntil(UnixTime(12_600 + m)))
     );
     // ... and never before entry + MCLT
     let mut old = binding(Released);
@@ -572,14 +577,14 @@ fn reuse_in_partner_down() {
     old.lease_expiration = Some(UnixTime(10));
     assert_eq!(
         may_allocate(&d, &old, NEW, UnixTime(100)),
-        Err(AllocRefusal::WaitUntil(UnixTime(4_600)))
+        Err(AllocRefusal::WaitUntil(UnixTime(4_600 + m)))
     );
     // ... and a status entered during PARTNER-DOWN waits the MCLT after it (§5.2.2)
     let mut late = binding(Reset);
     late.start_time_of_state = Some(UnixTime(50_000));
     assert_eq!(
         may_allocate(&d, &late, NEW, UnixTime(53_599)),
-        Err(AllocRefusal::WaitUntil(UnixTime(53_600)))
+        Err(AllocRefusal::WaitUntil(UnixTime(53_600 + m)))
     );
     // ISC: entry + MCLT (strictly after), and not before the lease's end for another client
     let i = endpoint(Dialect::Isc, Role::Primary, PartnerDown);

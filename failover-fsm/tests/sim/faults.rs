@@ -119,6 +119,17 @@ impl World {
     /// still delivered.
     fn fault_half_open(&mut self, i: usize) -> Option<&'static str> {
         let now = self.now;
+        // Not while a server is starting up, or while one ran PARTNER-DOWN against the other:
+        // STARTUP must be able to meet a partner in PARTNER-DOWN (the same calm-network
+        // assumption as for restarts), and a refused reconnection would send it back blind to
+        // its previous state (seed 700776).
+        if self
+            .nodes
+            .iter()
+            .any(|n| n.needs_sync || n.state().is_none_or(|s| s == ServerState::Startup))
+        {
+            return None;
+        }
         let c = self.conn.as_mut()?;
         if c.broken || !c.open[0] || !c.open[1] {
             return None;
