@@ -57,6 +57,9 @@ pub struct Lease {
     pub data: BindingData,
     /// The partner has this version (it acknowledged it, or sent it).
     pub partner_has_it: bool,
+    /// The last binding received from the partner for the address and applied, to recognise
+    /// it when the partner sends it again (its BNDACK was lost with a connection).
+    pub last_received: Option<BindingData>,
 }
 
 #[derive(Debug, Default)]
@@ -155,6 +158,13 @@ impl MemoryStore {
                     .leases
                     .entry(b.address)
                     .or_insert_with(|| fresh(b.ip()));
+                if e.last_received.as_ref() == Some(b) && !e.partner_has_it {
+                    // The partner sent again an update we applied already, and we have
+                    // changed the record since: ours is newer and stays (the acceptance
+                    // rules cannot tell when the times tie; found by the pair fuzz target).
+                    return;
+                }
+                e.last_received = Some(b.clone());
                 let mut data = b.clone();
                 data.status = v.store_as;
                 // Re-sent later (UPDREQALL): carry the merged expiry, which may be a longer
@@ -218,6 +228,7 @@ fn fresh(a: Ipv4Addr) -> Lease {
         local: LocalBinding::new(BindingStatus::Free),
         data: BindingData::new(a, BindingStatus::Free),
         partner_has_it: false,
+        last_received: None,
     }
 }
 
@@ -649,6 +660,41 @@ mod tests {
 
     /// A crash in the middle of an append leaves a torn last line; the records appended after
     /// the restart must not be glued to it (and lost at the next replay).
+    #[test]
+    fn an_update_sent_again_does_not_undo_a_newer_change() {
+        let a = Ipv4Addr::new(192, 0, 2, 3);
+        let store = MemoryStore::new(Role::Primary, Ipv4Addr::new(192, 0, 2, 0), 8);
+        let mut released = BindingData::new(a, BindingStatus::Released)
+            .with_client(None, 1, &[2, 0, 0, 0, 0, 3])
+            .unwrap();
+        released.client_last_transaction_time = Some(UnixTime(50));
+        let v = Verdict {
+            store_as: BindingStatus::Free,
+            lease_expiration: None,
+            received_pet: None,
+            client_changed: false,
+            superseded_xid: None,
+        };
+        store.commit_binding(&released, &v).unwrap();
+        assert_eq!(store.get(a).unwrap().local.status, BindingStatus::Free);
+        // Our change after it: the address goes to the secondary's pool.
+        let backup = BindingData::new(a, BindingStatus::Backup);
+        store.record_local(&backup).unwrap();
+        // The partner's BNDACK for its RELEASED was lost; it sends it again.
+        store.commit_binding(&released, &v).unwrap();
+        let l = store.get(a).unwrap();
+        assert_eq!(
+            (l.local.status, l.data.status),
+            (BindingStatus::Backup, BindingStatus::Backup)
+        );
+        assert!(!l.partner_has_it, "ours still goes out");
+        // A different update from the partner is applied as usual.
+        let mut again = released.clone();
+        again.client_last_transaction_time = Some(UnixTime(60));
+        store.commit_binding(&again, &v).unwrap();
+        assert_eq!(store.get(a).unwrap().local.status, BindingStatus::Free);
+    }
+
     #[test]
     fn a_torn_last_line_does_not_swallow_the_next_record() {
         let path =

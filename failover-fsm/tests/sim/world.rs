@@ -156,6 +156,8 @@ pub(crate) struct PendingWrite {
     pub(crate) token: CommitToken,
     /// The partner had rejected our current record of the address (see `World::refused`).
     pub(crate) refused: bool,
+    /// A re-sent update we had applied already; our newer record stays.
+    pub(crate) duplicate: bool,
 }
 
 /// One failover server.
@@ -211,6 +213,8 @@ pub(crate) struct Node {
     /// older copy): records that look alike may still differ in time, so nothing is untainted
     /// until the table is complete again.
     pub(crate) served_incomplete: bool,
+    /// The last update from the partner applied per address (to recognise one sent again).
+    pub(crate) applied: BTreeMap<[u8; 4], BindingData>,
     pub(crate) next_scan: Instant,
     pub(crate) next_balance: Instant,
     pub(crate) close_requested: bool,
@@ -268,6 +272,7 @@ impl Node {
             restart_restore: false,
             restart_mclt: None,
             served_incomplete: false,
+            applied: BTreeMap::new(),
             next_scan: Instant::ZERO,
             next_balance: Instant::ZERO,
             close_requested: false,
@@ -1064,7 +1069,9 @@ impl World {
                 break;
             }
             let Some(w) = n.writes.pop_front() else { break };
-            if !apply_received(&mut n.durable, &w.binding, &w.verdict, w.refused) {
+            if w.duplicate {
+                // nothing to write: our newer record stays
+            } else if !apply_received(&mut n.durable, &w.binding, &w.verdict, w.refused) {
                 n.durable_vid.insert(w.binding.address, w.vid);
             }
             n.history
@@ -1207,7 +1214,25 @@ impl World {
         }
         let refused = self.refused.remove(&(i, addr));
         let n = &mut self.nodes[i];
-        if !apply_received(&mut n.store, &binding, &verdict, refused) {
+        // The partner sends again an update we applied already (its BNDACK was lost with a
+        // connection) after we changed the record: a store that remembers the last update it
+        // applied per address keeps its newer change (the times cannot tell them apart when
+        // they tie; found by the pair fuzz target).
+        let duplicate = n.applied.get(&addr) == Some(&binding)
+            && n.store.leases.get(&addr).is_some_and(|e| !e.partner_has_it);
+        if duplicate {
+            slog!(
+                self,
+                "{} keeps its newer record of {} over a re-sent update",
+                NAMES[i],
+                Ipv4Addr::from(addr)
+            );
+        }
+        let n = &mut self.nodes[i];
+        n.applied.insert(addr, binding.clone());
+        if duplicate {
+            // Acknowledged all the same; our record goes out again with the backlog.
+        } else if !apply_received(&mut n.store, &binding, &verdict, refused) {
             n.vid.insert(addr, vid);
         }
         let due = n.writes.back().map_or(now, |w| w.due).max(now + ms(delay));
@@ -1218,6 +1243,7 @@ impl World {
             vid,
             token,
             refused,
+            duplicate,
         });
         if delay == 0 {
             self.flush(i, now);
@@ -1529,6 +1555,7 @@ impl World {
             // without its failover state: it recovers (UPDREQALL) over that table. Whatever
             // the copy holds the partner has since acknowledged newer versions of.
             n.epoch += 1;
+            n.applied.clear();
             for e in store.leases.values_mut() {
                 e.partner_has_it = true;
                 e.local.in_flight = None;
@@ -1543,6 +1570,7 @@ impl World {
             n.complete = false;
         } else if lose {
             n.epoch += 1;
+            n.applied.clear();
             n.store = fresh_store(pool);
             n.durable = n.store.clone();
             for v in n.vid.values_mut() {
