@@ -487,7 +487,9 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             mclt,
             config,
             state: ServerState::Startup,
-            state_since: persisted.map_or(wall, |p| p.since),
+            // A start time in the future means the clock was set back since it was saved:
+            // count from now (RECOVER-WAIT then lasts a full MCLT from now, on the safe side).
+            state_since: persisted.map_or(wall, |p| p.since.min(wall)),
             previous,
             partner_state: None,
             partner_since: None,

@@ -1507,6 +1507,9 @@ impl World {
         self.refused.retain(|(k, _)| *k != i);
         let n = &mut self.nodes[i];
         n.engine = None;
+        // What was applied but not yet durable is gone, and so is the memory of having applied
+        // it (kept in memory only here: a store that remembers it durably is no worse).
+        n.applied.clear();
         n.store = n.durable.clone();
         n.vid = n.durable_vid.clone();
         n.writes.clear();
