@@ -335,10 +335,11 @@ pub enum AllocRefusal {
 /// * the partner's available: only in PARTNER-DOWN, never in a dynamic-BOOTP pool (§5.14).
 ///   Draft: from entry + MCLT (+ [`CLOCK_MARGIN`]) on (§9.4.2). ISC (`lease_mine_to_reallocate`): once
 ///   `max(entry, tsfp) + MCLT < now`, tsfp being the received/acked PET of the address.
-/// * ACTIVE: only to its own client; once the lease has ended and the partner records the
-///   address as ended or available ([`LocalBinding::partner_status`] EXPIRED, RELEASED, RESET,
-///   FREE or BACKUP: it accepted the partner's EXPIRED while its own renewal was still on the
-///   way), as EXPIRED — the partner may hand the address out meanwhile.
+/// * ACTIVE: only to its own client; when the partner records the address as ended or
+///   available ([`LocalBinding::partner_status`] EXPIRED, RELEASED, RESET, FREE or BACKUP: we
+///   accepted the partner's EXPIRED while our renewal was still on the way, or under ISC's
+///   65-second rule before our lease ended), as EXPIRED — the partner may hand the address out
+///   meanwhile.
 /// * ABANDONED: draft never (an operator RESETs it, §5.11); ISC treats it as FREE (last
 ///   resort in `allocate_lease`).
 /// * EXPIRED / RELEASED / RESET: outside PARTNER-DOWN only after the partner acknowledged it
@@ -381,8 +382,8 @@ pub fn may_allocate(
     let own = own_free_status(ep.role);
     let partner_down = ep.state == PartnerDown;
     let entry_plus_mclt = ep.state_since.plus(ep.mclt);
+    // Running or not: ISC's rules accept an EXPIRED up to 65 s before the lease ends.
     let ended_for_partner = binding.status == Active
-        && binding.lease_expiration.is_some_and(|l| l < now)
         && matches!(
             binding.partner_status,
             Some(Expired | Released | Reset | Free | Backup)

@@ -205,13 +205,12 @@ impl World {
         };
         let local = effective(&e.local, self.wall(i));
         let same = local.client.same_client(&identity(mac)) == Some(true);
-        if local.status == BindingStatus::Active {
-            return if same {
-                Reply::Ack(self.grant(i, addr, mac))
-            } else {
-                Reply::Nak
-            };
+        if local.status == BindingStatus::Active && !same {
+            return Reply::Nak;
         }
+        // A renewal too asks `may_allocate`: it refuses a lease the partner records as ended
+        // (we acknowledged its EXPIRED under ISC's 65-second rule, or while our renewal was on
+        // the way), which the partner may hand out meanwhile.
         match self.allocatable(i, &local, same) {
             Ok(()) => Reply::Ack(self.grant(i, addr, mac)),
             Err(AllocRefusal::Unavailable(_) | AllocRefusal::Reserved) => Reply::Nak,

@@ -1231,7 +1231,13 @@ impl World {
         let n = &mut self.nodes[i];
         n.applied.insert(addr, binding.clone());
         if duplicate {
-            // Acknowledged all the same; our record goes out again with the backlog.
+            // Acknowledged all the same, so the partner holds its status; our record goes out
+            // again with the backlog.
+            for store in [&mut n.store, &mut n.durable] {
+                if let Some(e) = store.leases.get_mut(&addr) {
+                    e.local.partner_status = Some(verdict.store_as);
+                }
+            }
         } else if !apply_received(&mut n.store, &binding, &verdict, refused) {
             n.vid.insert(addr, vid);
         }
