@@ -382,8 +382,11 @@ pub fn may_allocate(
     let own = own_free_status(ep.role);
     let partner_down = ep.state == PartnerDown;
     let entry_plus_mclt = ep.state_since.plus(ep.mclt);
-    // Running or not: ISC's rules accept an EXPIRED up to 65 s before the lease ends.
+    // A renewal even of a running lease (ISC's rules accept an EXPIRED up to 65 s before the
+    // lease ends); another client only once the lease has ended (seed 12976: a running lease
+    // must never pass to another client through the rewind of EXPIRED).
     let ended_for_partner = binding.status == Active
+        && (request.last_client || binding.lease_expiration.is_some_and(|l| l < now))
         && matches!(
             binding.partner_status,
             Some(Expired | Released | Reset | Free | Backup)

@@ -1233,8 +1233,12 @@ impl World {
         if duplicate {
             // Acknowledged all the same, so the partner holds its status; our record goes out
             // again with the backlog.
+            // (As in `apply_received`: not while our own record is on its way, unless it is a
+            // running lease, seed 7880.)
             for store in [&mut n.store, &mut n.durable] {
-                if let Some(e) = store.leases.get_mut(&addr) {
+                if let Some(e) = store.leases.get_mut(&addr)
+                    && (e.local.in_flight.is_none() || e.local.status == BindingStatus::Active)
+                {
                     e.local.partner_status = Some(verdict.store_as);
                 }
             }
