@@ -933,7 +933,10 @@ impl World {
                     && to == ServerState::PartnerDown
                     && (recovering(from)
                         || (from == ServerState::Startup && recovering(self.nodes[i].boot_state))
-                        || self.nodes[i].needs_sync)
+                        || self.nodes[i].needs_sync
+                        // also from POTENTIAL-CONFLICT with a table not yet refilled (seeds
+                        // 263123, 777085: partner SHUTDOWN → PARTNER-DOWN in ISC's table)
+                        || !self.nodes[i].complete)
                 {
                     // ISC's table (D36: RECOVER + partner SHUTDOWN → PARTNER-DOWN; also from
                     // RECOVER-DONE) serves with a table the recovery has not completed; the
