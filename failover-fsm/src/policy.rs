@@ -426,10 +426,13 @@ pub fn may_allocate(
             let rewind = if isc {
                 status != Reset && binding.partner_status.unwrap_or(Free) == own
             } else {
+                // The partner still knows the address as this client's lease (or not at all):
+                // not once it has our EXPIRED / RELEASED, nor once it holds the address as
+                // available itself (seed 266106).
                 request.last_client
                     && !ended_for_partner
                     && status != Reset
-                    && binding.partner_status != Some(status)
+                    && matches!(binding.partner_status, None | Some(Active))
             };
             if rewind {
                 return Ok(());
