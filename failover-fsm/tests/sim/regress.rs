@@ -456,3 +456,23 @@ fn seed_114482_draft_clock_stepped_back_settles() {
 fn seed_25721_draft_skew_shifted_expiry_settles() {
     seed_passes(25721);
 }
+
+#[test]
+fn extra_seed_266106_draft_no_rewind_once_the_partner_holds_it_available() {
+    extra_seed_passes(266106);
+}
+
+#[test]
+fn extra_seed_152468_draft_partner_down_waits_a_clock_margin() {
+    extra_seed_passes(152468);
+}
+
+#[test]
+fn extra_seed_12976_isc_running_lease_never_passes_to_another_client() {
+    extra_seed_passes(12976);
+}
+
+#[test]
+fn extra_seed_68151_draft_crossing_bias_keeps_only_a_running_lease() {
+    extra_seed_passes(68151);
+}
