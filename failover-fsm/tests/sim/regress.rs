@@ -476,3 +476,18 @@ fn extra_seed_12976_isc_running_lease_never_passes_to_another_client() {
 fn extra_seed_68151_draft_crossing_bias_keeps_only_a_running_lease() {
     extra_seed_passes(68151);
 }
+
+#[test]
+fn extra_seed_263123_isc_partner_down_from_potential_conflict_exempt() {
+    extra_seed_passes(263123);
+}
+
+#[test]
+fn extra_seed_777085_isc_restored_copy_partner_down_exempt() {
+    extra_seed_passes(777085);
+}
+
+#[test]
+fn extra_seed_944702_isc() {
+    extra_seed_passes(944702);
+}
