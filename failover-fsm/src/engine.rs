@@ -418,11 +418,13 @@ pub struct Engine<const QUEUE: usize = 256, const COMMITS: usize = 128, const EV
     /// storage lost) or restarted in RECOVER (a recovery that never finished). Every update
     /// request is then an UPDREQALL until one has been answered (§9.5.2).
     lost_storage: bool,
-    /// Started without any persisted state: the lease table is empty or an older copy, and
+    /// The caller said its lease table is lost or an older copy ([`Engine::lease_table_lost`]):
     /// the partner's bindings are taken as they come until the UPDDONE that answers our
     /// UPDREQALL, in whatever state we are by then (RECOVER, or POTENTIAL-CONFLICT if the
     /// partner was in conflict resolution; see `judge`).
     refresh_from_partner: bool,
+    /// Started with persisted state (not a new server).
+    had_persisted: bool,
     /// The MCLT last persisted as agreed ([`Persisted::mclt`]).
     agreed_mclt: Option<u32>,
     /// A larger MCLT than `mclt` that leases may still run under (the primary's MCLT was
@@ -519,7 +521,8 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             our_request_all: false,
             pd_hold: PdHold::Off,
             lost_storage: persisted.is_none_or(|p| p.state == ServerState::Recover),
-            refresh_from_partner: persisted.is_none(),
+            refresh_from_partner: false,
+            had_persisted: persisted.is_some(),
             agreed_mclt,
             mclt_before,
             mclt_unconfirmed,
@@ -575,6 +578,18 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             mclt: self.wait_mclt(self.wall_at(now)),
             lease_mclt: self.lease_mclt(),
         }
+    }
+
+    /// Tells a new engine that the caller's lease table is lost or is an older copy restored
+    /// from a backup (draft §9.5.2: the server "has been instructed ... that it has lost its
+    /// stable storage"): until the partner's UPDDONE answers our UPDREQALL, the partner's
+    /// bindings are judged as an empty table would judge them, and the partner's own update
+    /// requests are answered at once, since nothing of ours is worth sending. Call it right
+    /// after [`Engine::new`] (without persisted state), before the first connection. A server
+    /// that is new to failover but holds a current lease table must not call it.
+    pub fn lease_table_lost(&mut self) {
+        self.refresh_from_partner = true;
+        self.lost_storage = true;
     }
 
     /// The MCLT for safety waits at `wall` (see [`Status::mclt`]).
@@ -1589,7 +1604,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             self.reject_connect(now, c.xid, reason);
             return;
         }
-        if c.mclt < self.mclt && (self.agreed_mclt.is_some() || !self.refresh_from_partner) {
+        if c.mclt < self.mclt && (self.agreed_mclt.is_some() || self.had_persisted) {
             // Leases granted under the larger MCLT may run that long from now (§5.2.1). A new
             // server (no persisted state, no MCLT learned yet) has granted none.
             let m = self.wait_mclt(wall);

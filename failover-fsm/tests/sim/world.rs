@@ -1615,6 +1615,12 @@ impl World {
             }
         );
         self.boot(i);
+        if restore || lose {
+            // The operator knows: the lease table is gone or an older copy (draft §9.5.2).
+            if let Some(e) = self.nodes[i].engine.as_mut() {
+                e.lease_table_lost();
+            }
+        }
     }
 }
 
