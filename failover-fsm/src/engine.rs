@@ -1375,16 +1375,17 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         let (Some(ours), Some(theirs)) = (local.cltt, received.client_last_transaction_time) else {
             return;
         };
+        let uncertainty = self.skew_uncertainty();
         if !crossing
             || local
                 .client
                 .same_client(&ClientIdentity::of(&received.to_wire()))
                 != Some(true)
-            || ours.0.abs_diff(theirs.0) > self.skew_uncertainty()
+            || ours.0.abs_diff(theirs.0) > uncertainty
         {
             return;
         }
-        let margin = self.skew_uncertainty().saturating_add(1);
+        let margin = uncertainty.saturating_add(1);
         // Only a lease still running is kept: an ended ACTIVE and an EXPIRED of the same lease
         // say the same, and the draft settles those by the expiry time (time(2)).
         let running = |t: Option<UnixTime>| t.is_some_and(|t| t > now);
@@ -2069,30 +2070,23 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 bootp: local.bootp,
                 ..LocalBinding::new(failover_proto::BindingStatus::Free)
             };
-            // Taken over ours, whatever of ours is in flight is superseded (the caller clears
-            // its outstanding flag on that; a stale one made ISC's dueling rule refuse the
-            // partner's later updates, seed 503470).
-            return judge_update(
-                self.config.dialect,
-                self.config.role,
-                self.state,
-                Some(&local),
-                &received.to_wire(),
-                wall,
-            )
-            .map(|v| Verdict {
-                superseded_xid: v.superseded_xid.or(ours_in_flight),
-                ..v
-            });
         }
-        judge_update(
+        let verdict = judge_update(
             self.config.dialect,
             self.config.role,
             self.state,
             Some(&local),
             &received.to_wire(),
             wall,
-        )
+        )?;
+        // Taken over ours in a refresh, whatever of ours is in flight is superseded (the
+        // caller clears its outstanding flag on that; a stale one made ISC's dueling rule
+        // refuse the partner's later updates, seed 503470).
+        let refreshed = ours_in_flight.filter(|_| self.refresh_from_partner);
+        Ok(Verdict {
+            superseded_xid: verdict.superseded_xid.or(refreshed),
+            ..verdict
+        })
     }
 
     fn context(&self, wall: UnixTime) -> Context {

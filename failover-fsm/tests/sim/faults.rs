@@ -51,20 +51,12 @@ impl World {
             }
         }
         let roll = self.rng.below(100);
-        let i = if self.rng.chance(50) {
+        let drawn = if self.rng.chance(50) {
             PRIMARY
         } else {
             SECONDARY
         };
-        // The server that ran in PARTNER-DOWN stays up until its partner, which it declared
-        // down, has met it again (NORMAL together): otherwise the partner's STARTUP finds
-        // nobody and it serves from a pool we took (the operator would not do that).
-        let i = if self.nodes[1 - i].needs_sync && self.nodes[1 - i].alive() {
-            1 - i
-        } else {
-            i
-        };
-        let protected = self.nodes[1 - i].needs_sync;
+        let (i, protected) = self.victim(drawn);
         let name = match roll {
             0..=19 => self.fault_break(),
             20..=31 => self.fault_partition(),
@@ -80,6 +72,19 @@ impl World {
         }
     }
 
+    /// The server a fault hits, from the one drawn, and whether its partner must stay up. The
+    /// server that ran in PARTNER-DOWN stays up until its partner, which it declared down, has
+    /// met it again (NORMAL together): otherwise the partner's STARTUP finds nobody and it
+    /// serves from a pool we took (the operator would not do that).
+    fn victim(&self, drawn: usize) -> (usize, bool) {
+        let i = if self.nodes[1 - drawn].needs_sync && self.nodes[1 - drawn].alive() {
+            1 - drawn
+        } else {
+            drawn
+        };
+        (i, self.nodes[1 - i].needs_sync)
+    }
+
     /// Now and then an operator's backup of each server's stable storage.
     fn take_backups(&mut self) {
         for n in &mut self.nodes {
@@ -91,17 +96,12 @@ impl World {
 
     /// The fault kinds of `World::extra_faults`, drawn from `rng2`.
     fn inject_extra_fault(&mut self) -> Option<&'static str> {
-        let i = if self.rng2.chance(50) {
+        let drawn = if self.rng2.chance(50) {
             PRIMARY
         } else {
             SECONDARY
         };
-        let i = if self.nodes[1 - i].needs_sync && self.nodes[1 - i].alive() {
-            1 - i
-        } else {
-            i
-        };
-        let protected = self.nodes[1 - i].needs_sync;
+        let (i, protected) = self.victim(drawn);
         match self.rng2.below(4) {
             0 => self.fault_half_open(i),
             1 => self.fault_duplicate_connection(),

@@ -345,26 +345,26 @@ fn an_acknowledged_record_does_not_outrank_the_partners_next_update() {
     );
 }
 
-/// Replays whole seeds of the simulation that failed before a fix.
-fn seed_passes(seed: u64) {
+/// Replays a whole seed of the simulation that failed before a fix, with the default fault
+/// phase whatever SIM_SECS says (a violation panics); `extra`: with the fault kinds added later
+/// (half-open and duplicate connections, restores from an older copy, MCLT changes).
+fn replay(seed: u64, extra: bool) {
     crate::big_stack(move || {
-        // The default fault phase, whatever SIM_SECS says; a violation panics.
         let mut w = crate::world::World::new(seed, 900, None);
-        w.extra_faults = false; // recorded before the extra fault kinds
+        w.extra_faults = extra;
         w.run(crate::MAX_STEPS);
         assert!(w.stats.steps > 0);
     });
 }
 
-/// Replays whole seeds that failed with the fault kinds added later (half-open and duplicate
-/// connections, restores from an older copy, MCLT changes).
+/// A seed recorded before the extra fault kinds.
+fn seed_passes(seed: u64) {
+    replay(seed, false);
+}
+
+/// A seed that failed with the fault kinds added later.
 fn extra_seed_passes(seed: u64) {
-    crate::big_stack(move || {
-        let mut w = crate::world::World::new(seed, 900, None);
-        assert!(w.extra_faults);
-        w.run(crate::MAX_STEPS);
-        assert!(w.stats.steps > 0);
-    });
+    replay(seed, true);
 }
 
 #[test]
