@@ -66,6 +66,7 @@ pub struct PeerBuilder<S: Storage> {
     reject_backoff: Duration,
     event_capacity: usize,
     write_timeout: Option<Duration>,
+    lease_table_lost: bool,
 }
 
 impl<S: Storage> PeerBuilder<S> {
@@ -83,6 +84,7 @@ impl<S: Storage> PeerBuilder<S> {
             reject_backoff: Duration::from_secs(60),
             event_capacity: 1024,
             write_timeout: None,
+            lease_table_lost: false,
         }
     }
 
@@ -128,6 +130,16 @@ impl<S: Storage> PeerBuilder<S> {
         self
     }
 
+    /// The lease table in the storage is lost or restored from an older copy (draft §9.5.2:
+    /// the server is "instructed" so): the failover state saved there is ignored, and the
+    /// partner's bindings replace ours until its UPDDONE answers our UPDREQALL
+    /// ([`failover_fsm::Engine::lease_table_lost`]). Say it once: the storage records the
+    /// refresh under way, and a restart before it is done goes on with it.
+    pub fn lease_table_lost(mut self) -> Self {
+        self.lease_table_lost = true;
+        self
+    }
+
     /// Binds the listener and starts the task.
     pub async fn start(self) -> io::Result<(Handle, mpsc::Receiver<PeerEvent>)> {
         let listener = TcpListener::bind(self.listen).await?;
@@ -135,12 +147,19 @@ impl<S: Storage> PeerBuilder<S> {
         let origin = tokio::time::Instant::now();
         let now = Instant::ZERO;
         let wall = wall_clock();
-        let persisted = self.storage.load_state();
+        let persisted = if self.lease_table_lost {
+            None
+        } else {
+            self.storage.load_state()
+        };
         let seed = u32::try_from(wall.0 as u64 ^ u64::from(self.listen.port())).unwrap_or(1);
-        let engine = Box::new(
+        let mut engine = Box::new(
             PeerEngine::new(self.config.clone(), persisted, now, wall, seed)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
         );
+        if self.lease_table_lost {
+            engine.lease_table_lost();
+        }
         let status = engine.status(now);
         let (status_tx, status_rx) = watch::channel(status);
         let (cmd_tx, cmd_rx) = mpsc::channel(256);
@@ -865,6 +884,7 @@ impl<S: Storage> Task<S> {
                             since: *since,
                             mclt: self.unsaved.0.take(),
                             last_operational: self.unsaved.1.take(),
+                            lease_table_lost: false,
                         });
                     p.state = *state;
                     p.since = *since;
@@ -884,6 +904,24 @@ impl<S: Storage> Task<S> {
                     }
                     None => self.unsaved.1 = Some(*at),
                 },
+                Event::PersistLeaseTableLost { lost: true } => {
+                    // Saved at once, over the old copy's state (ignored at start): a restart
+                    // before the first state change must go on refreshing. RECOVER is where a
+                    // server without failover state starts anyway (§9.3.2).
+                    self.persist(&failover_fsm::Persisted {
+                        state: ServerState::Recover,
+                        since: wall_clock(),
+                        mclt: None,
+                        last_operational: None,
+                        lease_table_lost: true,
+                    });
+                }
+                Event::PersistLeaseTableLost { lost: false } => {
+                    if let Some(mut p) = self.storage.load_state() {
+                        p.lease_table_lost = false;
+                        self.persist(&p);
+                    }
+                }
                 Event::StateChanged { from, to } => {
                     info!(from = %from, to = %to, "failover state changed");
                 }

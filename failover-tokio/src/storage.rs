@@ -511,11 +511,13 @@ fn binding_fields(b: &BindingData) -> String {
 fn encode_record(r: &Record) -> String {
     match r {
         Record::State(p) => format!(
-            "state {} {} {} {}",
+            "state {} {} {} {}{}",
             u8::from(p.state),
             p.since.0,
             p.mclt.map_or_else(|| "-".to_string(), |m| m.to_string()),
-            opt_u32(p.last_operational)
+            opt_u32(p.last_operational),
+            // Only while a refresh is under way, so older logs read the same.
+            if p.lease_table_lost { " lost" } else { "" }
         ),
         Record::Received(b, v) => format!(
             "recv {} {} {} {} {} end",
@@ -591,6 +593,11 @@ fn decode_record(line: &str) -> Option<Record> {
                 m => Some(m.parse().ok()?),
             },
             last_operational: time(f.next()?)?,
+            lease_table_lost: match f.next() {
+                None => false,
+                Some("lost") => true,
+                Some(_) => return None,
+            },
         }),
         "recv" => {
             let b = decode_binding(&mut f)?;
@@ -644,6 +651,14 @@ mod tests {
                 since: UnixTime(5),
                 mclt: Some(60),
                 last_operational: None,
+                lease_table_lost: false,
+            }),
+            Record::State(Persisted {
+                state: ServerState::Recover,
+                since: UnixTime(7),
+                mclt: None,
+                last_operational: Some(UnixTime(6)),
+                lease_table_lost: true,
             }),
             Record::Received(b.clone(), v),
             Record::Local(b.clone()),

@@ -902,6 +902,7 @@ struct Harness<const Q: usize, const C: usize, const E: usize> {
     persisted: Option<Persisted>,
     persisted_mclt: Option<u32>,
     persisted_last_operational: Option<UnixTime>,
+    persisted_lost: bool,
     /// Every state persisted since the engine started (STATE may announce only these).
     ever_persisted: Vec<ServerState>,
     /// The state according to the `StateChanged` events.
@@ -965,12 +966,13 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
             mclt: (setup.persisted_mclt != 0).then_some(u32::from(setup.persisted_mclt)),
             last_operational: (setup.last_operational_age != 0)
                 .then(|| UnixTime(BASE_WALL).minus(u32::from(setup.last_operational_age))),
+            lease_table_lost: false,
         })
     }
 
     fn new(setup: Setup) -> Self {
         let persisted = Self::initial_persisted(&setup);
-        let engine = Engine::new(
+        let mut engine = Engine::new(
             Self::config(&setup),
             persisted,
             Instant::ZERO,
@@ -978,6 +980,11 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
             1,
         )
         .unwrap_or_else(|e| panic!("Engine::new refused a valid configuration: {e}"));
+        // Without persisted state the age means nothing: an odd one says the lease table was
+        // lost or restored from an older copy.
+        if persisted.is_none() && setup.persisted_age % 2 == 1 {
+            engine.lease_table_lost();
+        }
         let name = engine.config().relationship_name.to_vec();
         Harness {
             db: Db(setup.db),
@@ -990,6 +997,7 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
             restarts: 0,
             persisted_mclt: persisted.and_then(|p| p.mclt),
             persisted_last_operational: persisted.and_then(|p| p.last_operational),
+            persisted_lost: false,
             ever_persisted: persisted.iter().map(|p| p.state).collect(),
             persisted,
             tracked_state: ServerState::Startup,
@@ -1354,6 +1362,7 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
         let persisted = self.persisted.map(|p| Persisted {
             mclt: self.persisted_mclt,
             last_operational: self.persisted_last_operational,
+            lease_table_lost: self.persisted_lost,
             ..p
         });
         self.restarts += 1;
@@ -1365,6 +1374,10 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
             self.restarts.wrapping_mul(7919),
         )
         .unwrap_or_else(|e| panic!("Engine::new refused a valid configuration: {e}"));
+        // A refresh cut short before any state was saved is asked for again.
+        if persisted.is_none() && self.persisted_lost {
+            self.engine.lease_table_lost();
+        }
         self.ever_persisted = persisted.iter().map(|p| p.state).collect();
         self.tracked_state = ServerState::Startup;
         self.close_requested = false;
@@ -1424,6 +1437,7 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
                     since,
                     mclt: None,
                     last_operational: None,
+                    lease_table_lost: false,
                 });
                 if !self.ever_persisted.contains(&state) {
                     self.ever_persisted.push(state);
@@ -1440,6 +1454,7 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
             }
             Event::PersistMclt { mclt } => self.persisted_mclt = Some(mclt),
             Event::PersistLastOperational { at } => self.persisted_last_operational = Some(at),
+            Event::PersistLeaseTableLost { lost } => self.persisted_lost = lost,
             Event::CloseConnection => self.close_requested = true,
             Event::CommitBinding { token, binding, .. } => {
                 let xid = self

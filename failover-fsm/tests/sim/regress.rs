@@ -491,3 +491,11 @@ fn extra_seed_777085_isc_restored_copy_partner_down_exempt() {
 fn extra_seed_944702_isc() {
     extra_seed_passes(944702);
 }
+
+/// Restored from an older copy, P crashed before the partner's UPDDONE and came back judging
+/// the partner's PARTNER-DOWN lease against its stale copy (rejected, then renewed to the old
+/// client): the refresh under way is now persisted (`Persisted::lease_table_lost`).
+#[test]
+fn extra_seed_348627_draft_refresh_survives_a_restart() {
+    extra_seed_passes(348627);
+}

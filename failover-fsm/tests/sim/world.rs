@@ -178,6 +178,8 @@ pub(crate) struct Node {
     pub(crate) pstate: Option<(ServerState, UnixTime)>,
     pub(crate) pmclt: Option<u32>,
     pub(crate) plast: Option<UnixTime>,
+    /// Persisted `lease_table_lost` (a refresh from the partner not yet done).
+    pub(crate) plost: bool,
     /// This server's wall clock minus the simulation's, seconds.
     pub(crate) skew: i64,
     pub(crate) good_skew: i64,
@@ -254,6 +256,7 @@ impl Node {
             pstate: None,
             pmclt: None,
             plast: None,
+            plost: false,
             skew,
             good_skew: skew,
             epoch: 0,
@@ -301,6 +304,7 @@ impl Node {
             since,
             mclt: self.pmclt,
             last_operational: self.plast,
+            lease_table_lost: self.plost,
         })
     }
 }
@@ -904,6 +908,7 @@ impl World {
             Event::PersistState { state, since } => self.nodes[i].pstate = Some((state, since)),
             Event::PersistMclt { mclt } => self.nodes[i].pmclt = Some(mclt),
             Event::PersistLastOperational { at } => self.nodes[i].plast = Some(at),
+            Event::PersistLeaseTableLost { lost } => self.nodes[i].plost = lost,
             Event::StateChanged { from, to } => {
                 *self.stats.states.entry(to.name()).or_default() += 1;
                 if matches!(to, ServerState::Shutdown | ServerState::Paused)
@@ -1614,8 +1619,10 @@ impl World {
                 ""
             }
         );
+        // A refresh cut short before any failover state was saved must be asked for again.
+        let unfinished = self.nodes[i].plost && self.nodes[i].pstate.is_none();
         self.boot(i);
-        if restore || lose {
+        if restore || lose || unfinished {
             // The operator knows: the lease table is gone or an older copy (draft §9.5.2).
             if let Some(e) = self.nodes[i].engine.as_mut() {
                 e.lease_table_lost();

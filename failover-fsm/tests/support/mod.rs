@@ -225,6 +225,7 @@ impl Node {
                         since: *since,
                         mclt: None,
                         last_operational: None,
+                        lease_table_lost: false,
                     });
                     p.state = *state;
                     p.since = *since;
@@ -237,6 +238,11 @@ impl Node {
                 Event::PersistLastOperational { at } => {
                     if let Some(p) = self.persisted.as_mut() {
                         p.last_operational = Some(*at);
+                    }
+                }
+                Event::PersistLeaseTableLost { lost } => {
+                    if let Some(p) = self.persisted.as_mut() {
+                        p.lease_table_lost = *lost;
                     }
                 }
                 Event::CommitBinding {
