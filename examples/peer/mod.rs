@@ -370,7 +370,11 @@ impl Storage for PeerStore {
         self.inner().persist_state(state)
     }
 
-    fn commit_binding(&self, binding: &BindingData, verdict: &Verdict) -> io::Result<()> {
+    fn commit_binding(
+        &self,
+        binding: &BindingData,
+        verdict: &Verdict,
+    ) -> io::Result<Option<BindingData>> {
         self.inner().commit_binding(binding, verdict)
     }
 

@@ -304,6 +304,8 @@ pub struct Status {
 struct Outgoing {
     seq: u64,
     xid: Option<u32>,
+    /// Our wall time when it was sent (with `xid`): its BNDACK bounds the skew from below.
+    sent: u32,
     binding: BindingData,
     /// The partner sent a binding for this address that we accepted after this one was sent:
     /// it is stale and is not sent again after a reconnect.
@@ -896,6 +898,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             .push_back(Outgoing {
                 seq,
                 xid: None,
+                sent: 0,
                 binding,
                 superseded: false,
             })
@@ -1080,6 +1083,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             let wire = o.binding.to_wire();
             let n = BndUpd::single(wall, xid, &wire).emit(buf).ok()?;
             o.xid = Some(xid);
+            o.sent = wall;
             self.in_flight += 1;
             self.last_tx = Some(now);
             return Some(n);
@@ -1331,6 +1335,19 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             self.skew_floor = Some(i64::from(sent) - i64::from(header_time));
         }
         skew
+    }
+
+    /// Refines the lower skew bound with an answer (header time `answered_at`) to a message of
+    /// ours sent at `sent` (§5.10: "upon receipt of each message, the delta time ... is used
+    /// to refine"). A latency spike during the handshake leaves a floor far below the skew,
+    /// so 0 fitted between the bounds and no correction was applied; the lease of a partner
+    /// whose clock was 10 s behind then ended 10 s early here (simulator, seed 767018). Kept
+    /// at most the upper bound, so a clock stepped mid-connection cannot cross the bounds.
+    fn raise_skew_floor(&mut self, sent: u32, answered_at: u32) {
+        if let (Some(lo), Some(hi)) = (self.skew_floor, self.skew) {
+            let measured = i64::from(sent) - i64::from(answered_at);
+            self.skew_floor = Some(lo.max(measured.min(hi)));
+        }
     }
 
     /// The correction for the partner's times (§5.10): our clock minus the partner's, as far
@@ -1862,6 +1879,9 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             else {
                 continue; // unknown or stale xid: ignored, as ISC does
             };
+            if let Some(o) = self.outgoing.iter().nth(idx) {
+                self.raise_skew_floor(o.sent, a.time);
+            }
             let Some(o) = self.remove_outgoing(idx) else {
                 continue;
             };

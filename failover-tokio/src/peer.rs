@@ -933,8 +933,12 @@ impl<S: Storage> Task<S> {
                     binding,
                     verdict,
                 } => match self.storage.commit_binding(binding, verdict) {
-                    Ok(()) => {
+                    Ok(kept) => {
                         let _ = self.engine.binding_committed(*token);
+                        if let Some(ours) = kept {
+                            // Full queue: it goes with the next backlog instead.
+                            let _ = self.engine.send_binding(ours);
+                        }
                     }
                     Err(e) => {
                         warn!(error = %e, "could not store a binding; rejecting it");

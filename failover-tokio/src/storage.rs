@@ -26,8 +26,15 @@ pub trait Storage: LeaseLookup + Send + Sync + 'static {
     fn load_state(&self) -> Option<Persisted>;
     /// Persists the failover state.
     fn persist_state(&self, state: &Persisted) -> io::Result<()>;
-    /// Stores a binding received from the partner as `verdict` says.
-    fn commit_binding(&self, binding: &BindingData, verdict: &Verdict) -> io::Result<()>;
+    /// Stores a binding received from the partner as `verdict` says. Returns the store's own
+    /// record when it kept that instead: the partner sent again an update applied already
+    /// (its BNDACK was lost with a connection) after our record changed. The engine took the
+    /// update as newer and dropped our queued copy, so the task queues the record again.
+    fn commit_binding(
+        &self,
+        binding: &BindingData,
+        verdict: &Verdict,
+    ) -> io::Result<Option<BindingData>>;
     /// Records a change made by this server (a lease granted, released, expired...), to be sent
     /// to the partner.
     fn record_local(&self, binding: &BindingData) -> io::Result<()>;
@@ -149,7 +156,8 @@ impl MemoryStore {
         }
     }
 
-    fn apply(inner: &mut Inner, role: Role, record: &Record) {
+    /// Applies one change; returns our record when it stays over a re-sent update.
+    fn apply(inner: &mut Inner, role: Role, record: &Record) -> Option<BindingData> {
         match record {
             Record::State(p) => inner.state = Some(*p),
             Record::Received(b, v) => {
@@ -162,7 +170,7 @@ impl MemoryStore {
                     // The partner sent again an update we applied already, and we have
                     // changed the record since: ours is newer and stays (the acceptance
                     // rules cannot tell when the times tie; found by the pair fuzz target).
-                    return;
+                    return Some(e.data.clone());
                 }
                 e.last_received = Some(b.clone());
                 let mut data = b.clone();
@@ -202,7 +210,7 @@ impl MemoryStore {
             Record::Acked(address, status, pet) => {
                 if let Some(e) = inner.leases.get_mut(address) {
                     if e.data.status != *status {
-                        return; // a later change is waiting to be sent
+                        return None; // a later change is waiting to be sent
                     }
                     e.local.acked_pet = pet.or(e.local.acked_pet);
                     e.local.partner_status = Some(*status);
@@ -220,6 +228,7 @@ impl MemoryStore {
                 }
             }
         }
+        None
     }
 }
 
@@ -257,10 +266,13 @@ impl Storage for MemoryStore {
         Ok(())
     }
 
-    fn commit_binding(&self, binding: &BindingData, verdict: &Verdict) -> io::Result<()> {
+    fn commit_binding(
+        &self,
+        binding: &BindingData,
+        verdict: &Verdict,
+    ) -> io::Result<Option<BindingData>> {
         let r = Record::Received(binding.clone(), *verdict);
-        Self::apply(&mut self.lock(), self.role, &r);
-        Ok(())
+        Ok(Self::apply(&mut self.lock(), self.role, &r))
     }
 
     fn record_local(&self, binding: &BindingData) -> io::Result<()> {
@@ -405,14 +417,17 @@ impl FileStore {
         &self.path
     }
 
-    fn append(&self, r: &Record) -> io::Result<()> {
+    fn append(&self, r: &Record) -> io::Result<Option<BindingData>> {
         let mut line = encode_record(r);
         line.push('\n');
         let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
         f.write_all(line.as_bytes())?;
         f.sync_data()?;
-        MemoryStore::apply(&mut self.memory.lock(), self.memory.role, r);
-        Ok(())
+        Ok(MemoryStore::apply(
+            &mut self.memory.lock(),
+            self.memory.role,
+            r,
+        ))
     }
 }
 
@@ -428,15 +443,19 @@ impl Storage for FileStore {
     }
 
     fn persist_state(&self, state: &Persisted) -> io::Result<()> {
-        self.append(&Record::State(*state))
+        self.append(&Record::State(*state)).map(drop)
     }
 
-    fn commit_binding(&self, binding: &BindingData, verdict: &Verdict) -> io::Result<()> {
+    fn commit_binding(
+        &self,
+        binding: &BindingData,
+        verdict: &Verdict,
+    ) -> io::Result<Option<BindingData>> {
         self.append(&Record::Received(binding.clone(), *verdict))
     }
 
     fn record_local(&self, binding: &BindingData) -> io::Result<()> {
-        self.append(&Record::Local(binding.clone()))
+        self.append(&Record::Local(binding.clone())).map(drop)
     }
 
     fn binding_acked(
@@ -445,7 +464,7 @@ impl Storage for FileStore {
         status: BindingStatus,
         pet: Option<UnixTime>,
     ) -> io::Result<()> {
-        self.append(&Record::Acked(address, status, pet))
+        self.append(&Record::Acked(address, status, pet)).map(drop)
     }
 
     fn bindings(&self, unacked_only: bool) -> Vec<BindingData> {
@@ -690,13 +709,14 @@ mod tests {
             client_changed: false,
             superseded_xid: None,
         };
-        store.commit_binding(&released, &v).unwrap();
+        assert_eq!(store.commit_binding(&released, &v).unwrap(), None);
         assert_eq!(store.get(a).unwrap().local.status, BindingStatus::Free);
         // Our change after it: the address goes to the secondary's pool.
         let backup = BindingData::new(a, BindingStatus::Backup);
         store.record_local(&backup).unwrap();
-        // The partner's BNDACK for its RELEASED was lost; it sends it again.
-        store.commit_binding(&released, &v).unwrap();
+        // The partner's BNDACK for its RELEASED was lost; it sends it again. Ours is handed
+        // back to be queued again (the engine dropped its copy as older).
+        assert_eq!(store.commit_binding(&released, &v).unwrap(), Some(backup));
         let l = store.get(a).unwrap();
         assert_eq!(
             (l.local.status, l.data.status),
@@ -706,7 +726,7 @@ mod tests {
         // A different update from the partner is applied as usual.
         let mut again = released.clone();
         again.client_last_transaction_time = Some(UnixTime(60));
-        store.commit_binding(&again, &v).unwrap();
+        assert_eq!(store.commit_binding(&again, &v).unwrap(), None);
         assert_eq!(store.get(a).unwrap().local.status, BindingStatus::Free);
     }
 

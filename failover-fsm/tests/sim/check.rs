@@ -135,8 +135,8 @@ impl World {
                 .is_some_and(|(c, until)| c == holder && self.now < *until)
     }
 
-    /// Clears the taint of addresses whose records agree again on both (running) servers and
-    /// whose holders, if any, both servers record as ACTIVE for them.
+    /// Clears the taint of addresses whose stable records agree again on both (running)
+    /// servers and whose holders, if any, both servers record as ACTIVE for them.
     pub(crate) fn untaint(&mut self) {
         if self.tainted.is_empty()
             || !self.nodes.iter().all(|n| n.alive())
@@ -160,8 +160,11 @@ impl World {
             .iter()
             .copied()
             .filter(|addr| {
+                // On stable storage: a record still being written is lost in a crash (seed
+                // 871436: the primary crashed between taking the partner's lease and
+                // committing it, and came back with the address FREE).
                 let [p, s] = &self.nodes;
-                let (Some(a), Some(b)) = (p.store.leases.get(addr), s.store.leases.get(addr))
+                let (Some(a), Some(b)) = (p.durable.leases.get(addr), s.durable.leases.get(addr))
                 else {
                     return false;
                 };
@@ -184,6 +187,7 @@ impl World {
             })
             .collect();
         for a in clean {
+            crate::world::slog!(self, "{} untainted: both records agree", Ipv4Addr::from(a));
             self.tainted.remove(&a);
         }
     }

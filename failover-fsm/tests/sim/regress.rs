@@ -499,3 +499,34 @@ fn extra_seed_944702_isc() {
 fn extra_seed_348627_draft_refresh_survives_a_restart() {
     extra_seed_passes(348627);
 }
+
+/// A latency spike during the handshake left the lower skew bound 11 s under the skew, so no
+/// correction was applied and the partner's lease ended 10 s early on the primary, which
+/// freed the address while the client held it: BNDACKs now raise the lower bound (§5.10).
+#[test]
+fn extra_seed_767018_draft_skew_floor_refined_by_acks() {
+    extra_seed_passes(767018);
+}
+
+/// An address tainted by ISC's acceptance of a RELEASED over a newer ACTIVE was cleared while
+/// the primary's copy of the lease was still being written; the primary crashed and came back
+/// with the address FREE. The harness now clears a taint only on agreeing stable records.
+#[test]
+fn extra_seed_871436_isc_taint_cleared_on_stable_records() {
+    extra_seed_passes(871436);
+}
+
+/// A re-sent RELEASED (its BNDACK lost with a duplicate connection) arrived after the primary
+/// had moved the address to BACKUP in the same second: the store kept its newer BACKUP, the
+/// engine dropped the queued copy as older, and the secondary never heard of it. A store that
+/// keeps its record over a re-sent update now queues it again at once.
+#[test]
+fn extra_seed_466447_draft_kept_record_is_sent_again() {
+    extra_seed_passes(466447);
+}
+
+/// The same with a secondary's FREE against the primary's BACKUP.
+#[test]
+fn extra_seed_277136_draft_kept_record_is_sent_again() {
+    extra_seed_passes(277136);
+}

@@ -1138,6 +1138,12 @@ impl World {
     }
 
     fn queue_binding(&mut self, i: usize, data: BindingData, vid: u64) {
+        self.queue_binding_as(i, data, vid, true);
+    }
+
+    /// `note_sent`: record the status as the one the partner may know; not for a record sent
+    /// again after we acknowledged the partner's own update (that one the partner holds).
+    fn queue_binding_as(&mut self, i: usize, data: BindingData, vid: u64, note_sent: bool) {
         let n = &mut self.nodes[i];
         if let Some(e) = n.store.leases.get_mut(&data.address) {
             // ISC's dueling-update rule needs to know that an update of ours is outstanding
@@ -1145,9 +1151,13 @@ impl World {
             e.local.in_flight = Some(1);
             // "The binding-status the partner may know: the last one we sent it" — the
             // draft's rewind of EXPIRED/RELEASED (§5.2.2) ends once it is sent.
-            e.local.partner_status = Some(data.status);
+            if note_sent {
+                e.local.partner_status = Some(data.status);
+            }
         }
-        if let Some(e) = n.durable.leases.get_mut(&data.address) {
+        if let Some(e) = n.durable.leases.get_mut(&data.address)
+            && note_sent
+        {
             e.local.partner_status = Some(data.status);
         }
         let Some(e) = n.engine.as_mut() else { return };
@@ -1239,8 +1249,7 @@ impl World {
         let n = &mut self.nodes[i];
         n.applied.insert(addr, binding.clone());
         if duplicate {
-            // Acknowledged all the same, so the partner holds its status; our record goes out
-            // again with the backlog.
+            // Acknowledged all the same, so the partner holds its status.
             // (As in `apply_received`: not while our own record is on its way, unless it is a
             // running lease, seed 7880.)
             for store in [&mut n.store, &mut n.durable] {
@@ -1265,6 +1274,18 @@ impl World {
         });
         if delay == 0 {
             self.flush(i, now);
+        }
+        if duplicate {
+            // The engine took the partner's update as newer and dropped our queued copy:
+            // queue ours again now, not at the next connection's backlog (seed 466447: a
+            // pool-balancing BACKUP queued in the same second stayed unsent, and the tables
+            // differed for good). The partner holds its own status, which stays the one it
+            // may know (seed 266106: noting ours let us renew a lease the partner frees).
+            if let Some(e) = self.nodes[i].store.leases.get(&addr) {
+                let data = e.data.clone();
+                let vid = self.nodes[i].vid.get(&addr).copied().unwrap_or(INITIAL_VID);
+                self.queue_binding_as(i, data, vid, false);
+            }
         }
     }
 
