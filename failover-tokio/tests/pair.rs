@@ -172,3 +172,72 @@ async fn a_burst_of_strangers_never_reaches_the_engine_and_normal_holds() {
     p.shutdown().await;
     s.shutdown().await;
 }
+
+/// A secondary whose lease table was restored from an older copy (`lease_table_lost`): the
+/// store records the refresh under way at once (its old failover state ignored), a restart
+/// before the partner is reachable keeps it, and the partner's UPDDONE ends it, with the
+/// partner's leases in the store.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_lease_table_is_refreshed_across_a_restart() {
+    use failover_fsm::{Persisted, UnixTime};
+    use failover_tokio::Storage;
+    let (pp, sp) = (free_port(), free_port());
+    let first = Ipv4Addr::new(198, 18, 3, 0);
+    let addr = |p| SocketAddr::from(([127, 0, 0, 1], p));
+    let ss = Arc::new(MemoryStore::new(Role::Secondary, first, 8));
+    // The restored copy's own failover state says NORMAL.
+    ss.persist_state(&Persisted {
+        state: ServerState::Normal,
+        since: UnixTime(1_700_000_000),
+        mclt: Some(5),
+        last_operational: None,
+        lease_table_lost: false,
+    })
+    .unwrap();
+    let (s, se) = PeerBuilder::new(config(Role::Secondary), addr(pp), ss.clone())
+        .listen(addr(sp))
+        .reconnect(Duration::from_millis(100), Duration::from_millis(500))
+        .lease_table_lost()
+        .start()
+        .await
+        .unwrap();
+    drain(se);
+    within(10, async {
+        while !ss.load_state().is_some_and(|p| p.lease_table_lost) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(ss.load_state().unwrap().state, ServerState::Recover);
+    // Stopped before the partner was ever reached: the refresh is still owed.
+    within(15, s.shutdown()).await;
+    assert!(ss.load_state().unwrap().lease_table_lost);
+
+    // The primary, with a lease the secondary's table lacks.
+    let ps = Arc::new(MemoryStore::new(Role::Primary, first, 8));
+    let a = ps.free_address().unwrap();
+    let wall = wall_clock();
+    let mut lease = BindingData::new(a, BindingStatus::Active)
+        .with_client(None, 1, &[2, 0, 0, 0, 0, 7])
+        .unwrap();
+    lease.lease_expiration_time = Some(wall.plus(300));
+    lease.potential_expiration_time = Some(wall.plus(450));
+    lease.client_last_transaction_time = Some(wall);
+    lease.start_time_of_state = Some(wall);
+    ps.record_local(&lease).unwrap();
+    let (p, pe) = start(Role::Primary, pp, sp, ps.clone()).await;
+    drain(pe);
+    // Restarted without being told again.
+    let (s, se) = start(Role::Secondary, sp, pp, ss.clone()).await;
+    drain(se);
+    within(30, s.wait_for_state(ServerState::Normal))
+        .await
+        .unwrap();
+    let persisted = ss.load_state().unwrap();
+    assert!(!persisted.lease_table_lost, "{persisted:?}");
+    let got = ss.get(a).unwrap();
+    assert_eq!(got.local.status, BindingStatus::Active);
+    assert_eq!(got.data.hardware_address, lease.hardware_address);
+    p.shutdown().await;
+    s.shutdown().await;
+}
