@@ -135,8 +135,8 @@ impl World {
                 .is_some_and(|(c, until)| c == holder && self.now < *until)
     }
 
-    /// Clears the taint of addresses whose stable records agree again on both (running)
-    /// servers and whose holders, if any, both servers record as ACTIVE for them.
+    /// Clears the taint of addresses whose records (in memory and stable) agree again on both
+    /// (running) servers and whose holders, if any, both servers record as ACTIVE for them.
     pub(crate) fn untaint(&mut self) {
         if self.tainted.is_empty()
             || !self.nodes.iter().all(|n| n.alive())
@@ -160,29 +160,37 @@ impl World {
             .iter()
             .copied()
             .filter(|addr| {
-                // On stable storage: a record still being written is lost in a crash (seed
-                // 871436: the primary crashed between taking the partner's lease and
-                // committing it, and came back with the address FREE).
+                // In memory and on stable storage: a record still being written is lost in a
+                // crash (seed 871436: the primary crashed between taking the partner's lease
+                // and committing it, and came back with the address FREE), and one written
+                // already may be replaced in memory (the `pair` target: the secondary's
+                // durable lease agreed while it had just taken the primary's BACKUP).
                 let [p, s] = &self.nodes;
-                let (Some(a), Some(b)) = (p.durable.leases.get(addr), s.durable.leases.get(addr))
-                else {
-                    return false;
-                };
-                let agree = a.local.status == b.local.status
-                    && running(a, walls[0]) == running(b, walls[1])
-                    && (!matches!(
-                        a.local.status,
-                        BindingStatus::Active | BindingStatus::Expired | BindingStatus::Released
-                    ) || a.local.client == b.local.client);
-                agree
-                    && self.clients.iter().all(|c| match c.st {
-                        CState::Bound(l) if l.addr == *addr && l.expiry > now => {
-                            [a, b].iter().all(|e| {
-                                e.local.status == BindingStatus::Active
-                                    && e.local.client.same_client(&c.identity()) == Some(true)
+                [(&p.store, &s.store), (&p.durable, &s.durable)]
+                    .iter()
+                    .all(|(ps, ss)| {
+                        let (Some(a), Some(b)) = (ps.leases.get(addr), ss.leases.get(addr)) else {
+                            return false;
+                        };
+                        let agree = a.local.status == b.local.status
+                            && running(a, walls[0]) == running(b, walls[1])
+                            && (!matches!(
+                                a.local.status,
+                                BindingStatus::Active
+                                    | BindingStatus::Expired
+                                    | BindingStatus::Released
+                            ) || a.local.client == b.local.client);
+                        agree
+                            && self.clients.iter().all(|c| match c.st {
+                                CState::Bound(l) if l.addr == *addr && l.expiry > now => {
+                                    [a, b].iter().all(|e| {
+                                        e.local.status == BindingStatus::Active
+                                            && e.local.client.same_client(&c.identity())
+                                                == Some(true)
+                                    })
+                                }
+                                _ => true,
                             })
-                        }
-                        _ => true,
                     })
             })
             .collect();
