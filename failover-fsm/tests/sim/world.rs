@@ -1173,13 +1173,18 @@ impl World {
 
     /// Queues the current record of `addr` (a backlog or an update request).
     pub(crate) fn send_current(&mut self, i: usize, addr: [u8; 4]) {
+        self.send_current_as(i, addr, true);
+    }
+
+    /// `send_current`, with `note_sent` as for `queue_binding_as`.
+    fn send_current_as(&mut self, i: usize, addr: [u8; 4], note_sent: bool) {
         let n = &self.nodes[i];
         let Some(e) = n.store.leases.get(&addr) else {
             return;
         };
         let data = e.data.clone();
         let vid = n.vid.get(&addr).copied().unwrap_or(INITIAL_VID);
-        self.queue_binding(i, data, vid);
+        self.queue_binding_as(i, data, vid, note_sent);
     }
 
     fn on_commit(&mut self, i: usize, token: CommitToken, binding: BindingData, verdict: Verdict) {
@@ -1281,11 +1286,7 @@ impl World {
             // pool-balancing BACKUP queued in the same second stayed unsent, and the tables
             // differed for good). The partner holds its own status, which stays the one it
             // may know (seed 266106: noting ours let us renew a lease the partner frees).
-            if let Some(e) = self.nodes[i].store.leases.get(&addr) {
-                let data = e.data.clone();
-                let vid = self.nodes[i].vid.get(&addr).copied().unwrap_or(INITIAL_VID);
-                self.queue_binding_as(i, data, vid, false);
-            }
+            self.send_current_as(i, addr, false);
         }
     }
 
