@@ -4,6 +4,8 @@
 //! to two clients, no acknowledged binding lost, the MCLT rule, the pair settling afterwards.
 //! See `pair_checks.rs`.
 #![no_main]
+// As in the simulator's own test crate (failover-fsm/tests/sim.rs).
+#![allow(clippy::needless_range_loop)]
 
 use libfuzzer_sys::fuzz_target;
 
@@ -21,7 +23,7 @@ mod faults;
 #[allow(dead_code)]
 #[path = "../../failover-fsm/tests/sim/rng.rs"]
 mod rng;
-#[allow(dead_code)]
+// (Its own inner attribute allows dead code.)
 #[path = "../../failover-fsm/tests/support/mod.rs"]
 mod support;
 #[allow(dead_code)]
