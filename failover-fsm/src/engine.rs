@@ -1879,12 +1879,10 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             else {
                 continue; // unknown or stale xid: ignored, as ISC does
             };
-            if let Some(o) = self.outgoing.iter().nth(idx) {
-                self.raise_skew_floor(o.sent, a.time);
-            }
             let Some(o) = self.remove_outgoing(idx) else {
                 continue;
             };
+            self.raise_skew_floor(o.sent, a.time);
             self.in_flight = self.in_flight.saturating_sub(1);
             match ack.reject_reason {
                 None => self.push_event(Event::BindingAcked {
