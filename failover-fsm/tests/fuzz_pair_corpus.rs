@@ -1,8 +1,8 @@
 //! Replays the committed corpus and crash artifacts of the `pair` fuzz target
 //! (`fuzz/corpus/pair/**`, `fuzz/artifacts/pair/**`): each file is a tape of choices for one
 //! run of the simulator (see `fuzz/fuzz_targets/pair_checks.rs`), with the simulator's
-//! invariants checked after every step. The simulator's files and the target's are compiled
-//! in here unchanged, on stable Rust.
+//! invariants checked after every step. The simulator comes from failover-testkit and the
+//! target's file is compiled in here unchanged, on stable Rust.
 //!
 //! * `cargo test -p failover-fsm --test fuzz_pair_corpus`: every file.
 //! * `PAIR_INPUT=fuzz/artifacts/pair/crash-... cargo test -p failover-fsm --test
@@ -19,25 +19,8 @@
     missing_docs
 )]
 
-mod support;
-
-// The simulator, under the module names its files use (`crate::world`, ...). `regress.rs`
-// (its regression tests) is not needed here.
-#[allow(dead_code)]
-#[path = "sim/check.rs"]
-mod check;
-#[allow(dead_code)]
-#[path = "sim/client.rs"]
-mod client;
-#[allow(dead_code)]
-#[path = "sim/faults.rs"]
-mod faults;
-#[allow(dead_code)]
-#[path = "sim/rng.rs"]
-mod rng;
-#[allow(dead_code)]
-#[path = "sim/world.rs"]
-mod world;
+// The simulator, under the module names `pair_checks.rs` uses (`crate::rng`, `crate::world`).
+use failover_testkit::{rng, world};
 
 #[path = "../../fuzz/fuzz_targets/pair_checks.rs"]
 mod pair_checks;

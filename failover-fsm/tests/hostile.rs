@@ -8,8 +8,6 @@
     missing_docs
 )]
 
-mod support;
-
 use std::net::Ipv4Addr;
 
 use failover_fsm::{
@@ -18,7 +16,7 @@ use failover_fsm::{
 use failover_proto::{
     Binding, BindingAck, BindingList, BndAck, BndUpd, Connect, ConnectAck, Hba, Repr, State, Text,
 };
-use support::{Node, Store, T0, TestEngine};
+use failover_testkit::support::{Node, Store, T0, TestEngine};
 
 fn node(role: Role) -> Node {
     let mut config = Config::new(role, "fo-test", 60);

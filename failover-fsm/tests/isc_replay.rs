@@ -9,14 +9,12 @@
     missing_docs
 )]
 
-mod support;
-
 use std::collections::BTreeSet;
 use std::net::Ipv4Addr;
 
 use failover_fsm::{Config, Event, Instant, Role, ServerState, UnixTime};
 use failover_proto::{Message, MessageType, Repr};
-use support::{Node, Store};
+use failover_testkit::support::{Node, Store};
 
 enum Item {
     Msg {

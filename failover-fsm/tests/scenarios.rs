@@ -8,12 +8,10 @@
     missing_docs
 )]
 
-mod support;
-
 use std::net::Ipv4Addr;
 
 use failover_fsm::{BindingStatus, Event, ServerState};
-use support::Pair;
+use failover_testkit::support::{self, Pair};
 
 #[test]
 fn cold_start_both_recover_then_normal() {

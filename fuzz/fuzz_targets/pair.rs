@@ -4,31 +4,12 @@
 //! to two clients, no acknowledged binding lost, the MCLT rule, the pair settling afterwards.
 //! See `pair_checks.rs`.
 #![no_main]
-// As in the simulator's own test crate (failover-fsm/tests/sim.rs).
-#![allow(clippy::needless_range_loop)]
 
 use libfuzzer_sys::fuzz_target;
 
-// The simulator's files, under the module names they refer to each other by (`crate::world`,
-// `crate::support`, ...). Its regression tests (`regress.rs`) are left out.
-#[allow(dead_code)]
-#[path = "../../failover-fsm/tests/sim/check.rs"]
-mod check;
-#[allow(dead_code)]
-#[path = "../../failover-fsm/tests/sim/client.rs"]
-mod client;
-#[allow(dead_code)]
-#[path = "../../failover-fsm/tests/sim/faults.rs"]
-mod faults;
-#[allow(dead_code)]
-#[path = "../../failover-fsm/tests/sim/rng.rs"]
-mod rng;
-// (Its own inner attribute allows dead code.)
-#[path = "../../failover-fsm/tests/support/mod.rs"]
-mod support;
-#[allow(dead_code)]
-#[path = "../../failover-fsm/tests/sim/world.rs"]
-mod world;
+// The simulator (failover-testkit), under the module names `pair_checks.rs` uses
+// (`crate::rng`, `crate::world`).
+use failover_testkit::{rng, world};
 
 #[path = "pair_checks.rs"]
 mod pair_checks;

@@ -1,11 +1,11 @@
 //! The `pair` fuzz target: one run of the deterministic two-server simulator whose every
 //! choice is read from the input.
 //!
-//! Plain Rust over the simulator's own files (`failover-fsm/tests/sim/*.rs` and the harness
-//! `failover-fsm/tests/support/mod.rs`), so that the same file is compiled into the fuzz target
-//! and into failover-fsm's replay test `tests/fuzz_pair_corpus.rs`. Both include the simulator
-//! modules at their crate root under the names the simulator uses (`check`, `client`,
-//! `faults`, `rng`, `world`, `support`), and this file next to them.
+//! Plain Rust over the simulator of failover-testkit (`failover-testkit/src/`), so that the
+//! same file is compiled into the fuzz target and into failover-fsm's replay test
+//! `tests/fuzz_pair_corpus.rs`. Both import the kit's modules at their crate root under the
+//! names this file uses (`use failover_testkit::{rng, world};`), and include this file next to
+//! them.
 //!
 //! The input is a tape ([`Rng::from_tape`]): the run's choices — the configuration (dialect,
 //! MCLT, lease time, pool, clients, timers, windows, load balancing, auto-partner-down,
@@ -16,7 +16,7 @@
 //! SplitMix64 seeded with a hash of the input makes the rest, so every input is a complete
 //! run. The fault phase is [`FAULT_SECS`] virtual seconds (the simulator's tests run 900),
 //! then the quiet tail and the settling phase as usual; the simulator's invariants are
-//! checked after every step and a violation panics (see `failover-fsm/tests/sim/check.rs`:
+//! checked after every step and a violation panics (see `failover-testkit/src/check.rs`:
 //! no address bound to two clients, no acknowledged binding lost, the MCLT rule, the pair
 //! settling in NORMAL with agreeing lease tables).
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used, clippy::expect_used)]

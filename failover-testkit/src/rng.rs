@@ -10,10 +10,10 @@
 //! the tape that replays a seeded run's choices.
 
 /// The most of a fuzz input that is read as a tape.
-pub(crate) const MAX_TAPE: usize = 4096;
+pub const MAX_TAPE: usize = 4096;
 
 #[derive(Debug, Clone)]
-pub(crate) struct Rng {
+pub struct Rng {
     state: u64,
     /// Tape mode: the input, and how much of it has been read.
     tape: Vec<u8>,
@@ -52,7 +52,7 @@ impl Rng {
 
     /// Choices read from `bytes` (at most [`MAX_TAPE`] of them), then from SplitMix64 seeded
     /// with [`Rng::tape_hash`] of them.
-    pub(crate) fn from_tape(bytes: &[u8]) -> Self {
+    pub fn from_tape(bytes: &[u8]) -> Self {
         let tape = bytes[..bytes.len().min(MAX_TAPE)].to_vec();
         let mut r = Rng::new(fnv(&tape));
         r.tape = tape;
@@ -60,24 +60,24 @@ impl Rng {
     }
 
     /// The hash of a tape: it seeds the choices after the tape, and names the run.
-    pub(crate) fn tape_hash(bytes: &[u8]) -> u64 {
+    pub fn tape_hash(bytes: &[u8]) -> u64 {
         fnv(&bytes[..bytes.len().min(MAX_TAPE)])
     }
 
     /// `Rng::new(seed)` that also writes down its choices (see [`Rng::take_record`]).
-    pub(crate) fn recording(seed: u64) -> Self {
+    pub fn recording(seed: u64) -> Self {
         let mut r = Rng::new(seed);
         r.record = Some(Vec::new());
         r
     }
 
     /// The tape that replays the choices made so far (empty unless [`Rng::recording`]).
-    pub(crate) fn take_record(&mut self) -> Vec<u8> {
+    pub fn take_record(&mut self) -> Vec<u8> {
         self.record.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// How many tape bytes have been read.
-    pub(crate) fn tape_used(&self) -> usize {
+    pub fn tape_used(&self) -> usize {
         self.pos
     }
 

@@ -6,9 +6,10 @@
 //! a fault phase (`SIM_SECS`, default 900 virtual seconds) where DHCP clients come and go while
 //! connections break, the network partitions and stalls, servers crash (sometimes losing their
 //! storage), shut down, get a wrong clock, and operators declare PARTNER-DOWN; then a quiet
-//! tail; then the clients stop and the pair must settle. See `sim/check.rs` for the
-//! invariants, `sim/faults.rs` for the faults and the assumptions they respect,
-//! `sim/world.rs` for time, storage and the connection, `sim/client.rs` for the DHCP side.
+//! tail; then the clients stop and the pair must settle. The simulator is failover-testkit's
+//! (`failover-testkit/src/`): see `check.rs` for the invariants, `faults.rs` for the faults
+//! and the assumptions they respect, `world.rs` for time, storage and the connection,
+//! `client.rs` for the DHCP side. `regress.rs` next to this file pins the engine bugs it found.
 //!
 //! * `cargo test -p failover-fsm --test sim`: 1,000 seeds.
 //! * `SIM_SEEDS=100000 SIM_FIRST=0 cargo test --release -p failover-fsm --test sim`: more.
@@ -27,24 +28,13 @@
     missing_docs
 )]
 
-mod support;
-
-#[path = "sim/check.rs"]
-mod check;
-#[path = "sim/client.rs"]
-mod client;
-#[path = "sim/faults.rs"]
-mod faults;
-#[path = "sim/regress.rs"]
 mod regress;
-#[path = "sim/rng.rs"]
-mod rng;
-#[path = "sim/world.rs"]
-mod world;
 
 use std::io::{BufRead, BufReader, BufWriter};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+// The kit's modules, under the names `regress.rs` uses (`crate::support`, `crate::world`).
+use failover_testkit::{support, world};
 use world::{Stats, World};
 
 const DEFAULT_SEEDS: u64 = 1000;

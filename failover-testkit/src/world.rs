@@ -61,14 +61,14 @@ pub(crate) fn secs(x: u64) -> Duration {
 
 /// What a seed draws once: the configuration of the pair and the shape of the run.
 #[derive(Debug, Clone)]
-pub(crate) struct Params {
-    pub(crate) dialect: Dialect,
+pub struct Params {
+    pub dialect: Dialect,
     /// The primary's MCLT (the relationship's).
-    pub(crate) mclt: u32,
+    pub mclt: u32,
     /// Desired lease time for clients.
     pub(crate) desired: u32,
     pub(crate) pool: u32,
-    pub(crate) clients: usize,
+    pub clients: usize,
     /// Largest delay before a received binding is durable (0 = synchronous).
     pub(crate) commit_delay_ms: u64,
     /// Largest one-way latency in normal operation.
@@ -354,34 +354,34 @@ pub(crate) enum Action {
 }
 
 #[derive(Debug, Default, Clone)]
-pub(crate) struct Stats {
-    pub(crate) steps: u64,
-    pub(crate) delivered: u64,
-    pub(crate) grants: u64,
-    pub(crate) naks: u64,
-    pub(crate) acked: u64,
-    pub(crate) rejected: u64,
-    pub(crate) faults: BTreeMap<&'static str, u64>,
-    pub(crate) states: BTreeMap<&'static str, u64>,
-    pub(crate) partner_down_grants: u64,
-    pub(crate) alarms: u64,
+pub struct Stats {
+    pub steps: u64,
+    pub delivered: u64,
+    pub grants: u64,
+    pub naks: u64,
+    pub acked: u64,
+    pub rejected: u64,
+    pub faults: BTreeMap<&'static str, u64>,
+    pub states: BTreeMap<&'static str, u64>,
+    pub partner_down_grants: u64,
+    pub alarms: u64,
     /// ISC-dialect acceptances the draft's rules reject, by (local <- received (reason)).
-    pub(crate) isc_only: BTreeMap<String, u64>,
+    pub isc_only: BTreeMap<String, u64>,
     /// At the final check: addresses ended on one side, available on the other.
-    pub(crate) ended_vs_available: u64,
+    pub ended_vs_available: u64,
     /// Leases granted beyond the MCLT limit in PARTNER-DOWN (unrestricted).
-    pub(crate) overcap: u64,
+    pub overcap: u64,
     /// SHUTDOWN or PAUSED entered by the engine itself (then restarted).
-    pub(crate) self_shutdowns: u64,
+    pub self_shutdowns: u64,
     /// ISC-dialect moves from a recovery state to PARTNER-DOWN.
-    pub(crate) isc_recover_to_pd: u64,
+    pub isc_recover_to_pd: u64,
 }
 
-pub(crate) struct World {
+pub struct World {
     pub(crate) seed: u64,
-    pub(crate) rng: Rng,
-    pub(crate) p: Params,
-    pub(crate) now: Instant,
+    pub rng: Rng,
+    pub p: Params,
+    pub now: Instant,
     pub(crate) nodes: [Node; 2],
     pub(crate) clients: Vec<crate::client::Client>,
     pub(crate) conn: Option<Conn>,
@@ -396,11 +396,11 @@ pub(crate) struct World {
     pub(crate) next_vid: u64,
     pub(crate) log: Option<Box<dyn std::io::Write>>,
     /// FNV hash over everything that happened (determinism check).
-    pub(crate) digest: u64,
-    pub(crate) stats: Stats,
+    pub digest: u64,
+    pub stats: Stats,
     /// Addresses where ISC's rules accepted an update the draft's rules reject (see
     /// `check.rs`): exempt from the address checks until both servers agree again.
-    pub(crate) tainted: std::collections::BTreeSet<[u8; 4]>,
+    pub tainted: std::collections::BTreeSet<[u8; 4]>,
     /// (server, address) whose current record the partner rejected: whatever the partner sends
     /// next for the address answers ours, whatever the times say (ISC too takes it as it comes;
     /// keeping our refused record left it BACKUP on one side and FREE on the other, seed 79652).
@@ -408,7 +408,7 @@ pub(crate) struct World {
     /// The fault kinds added after the first long runs (half-open and duplicate connections,
     /// restores from an older copy of the lease table, MCLT changes). Off for the regression
     /// seeds, which replay runs recorded before them.
-    pub(crate) extra_faults: bool,
+    pub extra_faults: bool,
     /// Every draw of the extra faults comes from here, so that with them off a seed replays
     /// exactly as before they existed.
     pub(crate) rng2: Rng,
@@ -440,12 +440,12 @@ macro_rules! slog {
 pub(crate) use slog;
 
 impl World {
-    pub(crate) fn new(seed: u64, fault_secs: u64, log: Option<Box<dyn std::io::Write>>) -> World {
+    pub fn new(seed: u64, fault_secs: u64, log: Option<Box<dyn std::io::Write>>) -> World {
         World::with_rng(seed, Rng::new(seed), fault_secs, log)
     }
 
     /// A run whose every choice comes from `rng`; `seed` only names it (log, failures).
-    pub(crate) fn with_rng(
+    pub fn with_rng(
         seed: u64,
         mut rng: Rng,
         fault_secs: u64,
@@ -587,7 +587,7 @@ impl World {
     // ----- the loop -----
 
     /// Runs the seed to the end; panics on a violated invariant.
-    pub(crate) fn run(&mut self, max_steps: u64) {
+    pub fn run(&mut self, max_steps: u64) {
         while self.phase != Phase::Done {
             let (t, action) = self.next_action();
             self.now = self.now.max(t);
@@ -1664,12 +1664,7 @@ impl World {
 /// BACKUP) and the records would swap; keeping the newer one makes both sides converge.
 ///
 /// Returns whether our record was kept.
-pub(crate) fn apply_received(
-    store: &mut Store,
-    b: &BindingData,
-    v: &Verdict,
-    ours_refused: bool,
-) -> bool {
+pub fn apply_received(store: &mut Store, b: &BindingData, v: &Verdict, ours_refused: bool) -> bool {
     let before = store.leases.get(&b.address).cloned();
     store.commit_received(b, v);
     let (Some(before), Some(e)) = (before, store.leases.get_mut(&b.address)) else {

@@ -1,0 +1,68 @@
+//! The test kit of the DHCP failover workspace: the in-memory harness and the deterministic
+//! two-server simulator that failover-fsm's tests and the fuzz targets share. Not published;
+//! the tests depend on it as a dev-dependency, the fuzz package by path.
+//!
+//! # The harness: [`support`]
+//!
+//! A failover endpoint with an in-memory lease store ([`support::Node`]: a
+//! [`support::TestEngine`] and its [`support::Store`], with the DHCP server's side of the events
+//! — persisting state, committing received bindings, balancing pools, granting leases), and
+//! [`support::Pair`], two of them wired together in memory with a virtual clock that tests
+//! advance step by step. failover-fsm's scenario, hostile-partner and ISC-replay tests are
+//! written against it, and the simulator builds its servers from the same store.
+//!
+//! # The simulator: [`world`], [`check`], [`client`], [`faults`], [`rng`]
+//!
+//! Two failover engines, the TCP connection between them, DHCP clients, stable storage with
+//! write delays, one virtual clock that jumps to the next thing due, and a fault injector. Every
+//! choice of a run comes from one [`rng::Rng`] — seeded (SplitMix64), or read from a fuzz input
+//! as a tape — so a seed, or an input, replays exactly. The invariants are checked after every
+//! step and a violation panics with the seed, the step and the invariant.
+//!
+//! * [`world`]: time, storage, the connection and the main loop ([`world::World::run`]);
+//! * [`check`]: the invariants (no address bound to two clients, nothing acknowledged lost,
+//!   the MCLT rule, the pair settling in NORMAL with agreeing lease tables afterwards);
+//! * [`client`]: the DHCP clients and the DHCP-server side of the two servers;
+//! * [`faults`]: the seeded faults and the assumptions they respect;
+//! * [`rng`]: the deterministic choices, seeded or from a tape.
+//!
+//! The modules refer to each other as `crate::world`, `crate::support`, ...: their internals
+//! are `pub(crate)`; what the tests and fuzz targets outside use is `pub` (a [`world::World`]
+//! made with [`world::World::new`] or [`world::World::with_rng`], run with
+//! [`world::World::run`], and what it reports in [`world::World::stats`] and
+//! [`world::World::digest`]).
+//!
+//! # Running it
+//!
+//! The simulator's tests are failover-fsm's `tests/sim/main.rs` (with the regression tests of
+//! the engine bugs it found, `tests/sim/regress.rs`):
+//!
+//! * `cargo test -p failover-fsm --test sim`: 1,000 seeds (every CI run);
+//! * `SIM_SEEDS=100000 SIM_FIRST=0 cargo test --release -p failover-fsm --test sim`: more seeds
+//!   (`SIM_FIRST` is the first); `SIM_KEEP_GOING=1` runs every seed and lists the failures at
+//!   the end; `SIM_SECS` sets the fault phase (default 900 virtual seconds);
+//! * `SIM_SEED=123 cargo test -p failover-fsm --test sim -- --nocapture`: one seed with the full
+//!   event log on stderr (a failing seed is replayed at once with its log in
+//!   `$TMPDIR/failover-sim-<seed>.log`, and the panic message names this command).
+//!
+//! The `pair` fuzz target (`fuzz/fuzz_targets/pair.rs`, `pair_checks.rs`) runs the simulator
+//! with every choice read from the input; `cargo test -p failover-fsm --test fuzz_pair_corpus`
+//! replays its committed corpus and crash artifacts on stable Rust (see `fuzz/README.md`).
+//! `cargo test -p failover-testkit` runs the kit's own tests (the tape and seed PRNG).
+// Test code: it panics on purpose when an invariant fails, indexes its own tables, and
+// documents its modules rather than every field.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    clippy::needless_range_loop,
+    missing_docs
+)]
+
+pub mod check;
+pub mod client;
+pub mod faults;
+pub mod rng;
+pub mod support;
+pub mod world;
