@@ -32,6 +32,15 @@
 //! [`world::World::run`], and what it reports in [`world::World::stats`] and
 //! [`world::World::digest`]).
 //!
+//! # The ISC dhcpd harness: [`isc`]
+//!
+//! Runs real ISC dhcpd 4.4 processes (Debian's isc-dhcp-server) as failover peers on the
+//! loopback: their configuration, the port-less bridge each needs as its DHCP interface, their
+//! stamped logs and lease files, network namespaces for serving real DHCP clients, and
+//! hand-made failover messages for probing. Used by failover-tokio's `isc_interop` tests. Linux
+//! only in practice (`ip`, bridges, namespaces; run as root); callers skip when
+//! [`isc::tools_available`] says the tools are missing.
+//!
 //! # Running it
 //!
 //! The simulator's tests are failover-fsm's `tests/sim/main.rs` (with the regression tests of
@@ -63,6 +72,7 @@
 pub mod check;
 pub mod client;
 pub mod faults;
+pub mod isc;
 pub mod rng;
 pub mod support;
 pub mod world;

@@ -26,8 +26,6 @@
     unreachable_pub
 )]
 
-mod isc;
-
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -39,10 +37,11 @@ use failover_proto::Repr;
 use failover_tokio::{FileStore, Handle, MemoryStore, PeerBuilder, PeerEvent, Storage, wall_clock};
 use tokio::sync::mpsc;
 
-use isc::dhcpd::{Dhcpd, IscConfig, IscRole, free_port, stamp};
-use isc::leases::unix_time;
-use isc::netns::{self, ChildProc, Netns};
-use isc::wire;
+use failover_testkit::isc;
+use failover_testkit::isc::dhcpd::{Dhcpd, IscConfig, IscRole, free_port, stamp};
+use failover_testkit::isc::leases::unix_time;
+use failover_testkit::isc::netns::{self, ChildProc, Netns};
+use failover_testkit::isc::wire;
 
 const NAME: &str = "fo-interop";
 /// ISC's failover address; ours is [`OURS`]. ISC accepts connections only from its

@@ -87,7 +87,7 @@ impl IscConfig {
 
     fn render(&self, iface: &Iface) -> String {
         let mut c = String::new();
-        let _ = writeln!(c, "# written by failover-tokio/tests/isc_interop.rs");
+        let _ = writeln!(c, "# written by failover_testkit::isc");
         let _ = writeln!(c, "authoritative;");
         let _ = writeln!(c, "ddns-update-style none;");
         let _ = writeln!(c, "ping-check false;");
