@@ -11,9 +11,9 @@ use std::io::{self, BufRead, BufReader, Write as _};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::leases::Leases;
 
@@ -319,6 +319,8 @@ pub struct Dhcpd {
     config: IscConfig,
     dir: PathBuf,
     child: Option<Child>,
+    /// Every stderr line (all starts), with the monotonic time it was read: for timings.
+    timed: Arc<Mutex<Vec<(Instant, String)>>>,
     udp_port: u16,
     starts: u32,
     // Dropped after the child is killed.
@@ -337,6 +339,7 @@ impl Dhcpd {
             config,
             dir,
             child: None,
+            timed: Arc::default(),
             udp_port: free_udp_port(),
             starts: 0,
             iface: Iface::Bridge(bridge),
@@ -358,6 +361,7 @@ impl Dhcpd {
             config,
             dir,
             child: None,
+            timed: Arc::default(),
             udp_port: 67,
             starts: 0,
             iface: Iface::Netns {
@@ -445,10 +449,16 @@ impl Dhcpd {
             .stderr(Stdio::piped());
         let mut child = cmd.spawn()?;
         if let Some(err) = child.stderr.take() {
+            let timed = self.timed.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(err).lines() {
                     let Ok(line) = line else { break };
+                    let at = Instant::now();
                     let _ = writeln!(log, "{} {line}", stamp());
+                    timed
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .push((at, line));
                 }
             });
         }
@@ -495,6 +505,19 @@ impl Dhcpd {
         if let Ok(mut f) = OpenOptions::new().append(true).open(self.log_path()) {
             let _ = writeln!(f, "{} === {what} ===", stamp());
         }
+    }
+
+    /// When dhcpd first wrote a line containing `needle` to stderr (in any start so far): the
+    /// monotonic time the reader thread took the line from the pipe (dhcpd's stderr is
+    /// unbuffered, so that is as soon as this thread runs). For timings finer than the log
+    /// file's wall-clock millisecond stamps.
+    pub fn first_line_at(&self, needle: &str) -> Option<Instant> {
+        self.timed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|(_, line)| line.contains(needle))
+            .map(|(at, _)| *at)
     }
 
     /// The whole log.

@@ -37,6 +37,31 @@ pub fn unix_time(date: &str) -> Option<u32> {
     u32::try_from(days * 86_400 + h * 3600 + mi * 60 + s).ok()
 }
 
+/// A lease-file date, `W YYYY/MM/DD HH:MM:SS` (UTC, `W` the weekday, 0 = Sunday), of a Unix
+/// time: the inverse of [`unix_time`], for writing lease files.
+pub fn lease_date(unix: u64) -> String {
+    let days = i64::try_from(unix / 86_400).unwrap_or(i64::MAX / 2);
+    let secs = unix % 86_400;
+    // Civil date of a day count from 1970-01-01 (proleptic Gregorian).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    // 1970-01-01 was a Thursday.
+    let weekday = (days + 4).rem_euclid(7);
+    format!(
+        "{weekday} {y:04}/{m:02}/{d:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
 /// The lease file, replayed.
 #[derive(Debug, Clone, Default)]
 pub struct Leases {
@@ -174,6 +199,11 @@ failover peer "fo-interop" state {
     assert_eq!(unix_time("0 2026/11/29 06:45:06"), Some(1_795_934_706));
     assert_eq!(unix_time("4 1970/01/01 00:00:00"), Some(0));
     assert_eq!(unix_time("never"), None);
+    assert_eq!(lease_date(1_795_934_706), "0 2026/11/29 06:45:06");
+    assert_eq!(lease_date(0), "4 1970/01/01 00:00:00");
+    for t in (0..4_000_000_000u32).step_by(9_999_991) {
+        assert_eq!(unix_time(&lease_date(u64::from(t))), Some(t), "{t}");
+    }
     assert_eq!(l.count("backup"), 1);
     assert_eq!(l.my_state.as_deref(), Some("normal"));
     assert_eq!(l.partner_state.as_deref(), Some("normal"));
