@@ -7,7 +7,7 @@ use failover_proto::{
 };
 
 use super::incoming::AckOut;
-use super::{Control, Engine, Event, Link, Timer, wrong_type};
+use super::{Action, Control, Engine, Event, Link, Timer, wrong_type};
 use crate::dialect::Dialect;
 use crate::time::{Instant, UnixTime};
 use crate::transition::StateEvent;
@@ -107,7 +107,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     /// The agreed MCLT changed to ours: persist it.
     fn mclt_agreed(&mut self, wall: UnixTime) {
         if let Some(mclt) = self.mclt.agree(wall) {
-            self.push_event(Event::PersistMclt { mclt });
+            self.persist.set_mclt(mclt);
         }
     }
 
@@ -172,7 +172,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             self.request_updates_once();
             // What we changed and the partner has not acknowledged (a restart in RECOVER
             // after a SHUTDOWN in PARTNER-DOWN) goes out now, not only on reaching NORMAL.
-            self.push_event(Event::SendBacklog);
+            self.push_action(Action::SendBacklog);
         }
         if self.state == ServerState::RecoverWait && self.recover_wait_over {
             self.recover_wait_over = false;
@@ -189,6 +189,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         self.link = Link::Closing;
         self.stop_link_timers();
         let _ = self.control.push_back(Control::Close);
+        self.push_action(Action::CloseConnection);
         if was_up {
             self.comm_failed(now);
         }
@@ -197,8 +198,11 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     /// Drops the connection at once: the partner is not reading (a queue is full).
     pub(super) fn abort_connection(&mut self) {
         let _ = self.control.push_back(Control::Close);
-        self.link = Link::Closing;
-        self.stop_link_timers();
+        if self.link != Link::Closing {
+            self.link = Link::Closing;
+            self.stop_link_timers();
+            self.push_action(Action::CloseConnection);
+        }
     }
 
     pub(super) fn protocol_error(

@@ -44,8 +44,10 @@ use control::{CONTROL_CAPACITY, Control};
 use incoming::IncomingQueue;
 use mclt::Mclt;
 use outgoing::OutgoingQueue;
-pub use output::{CommitToken, Event};
-pub use persist::Persisted;
+use output::Outputs;
+pub use output::{Action, CommitToken, Event, UpdateId};
+use persist::Persistence;
+pub use persist::{PersistToken, Persisted};
 use recovery::{PdHold, Requests};
 use skew::Skew;
 pub use status::{Link, Status};
@@ -53,8 +55,8 @@ use timer::{Timer, TimerTable};
 
 /// Most binding transactions accepted in one received BNDUPD (ISC sends one).
 pub const MAX_BATCH: usize = 8;
-/// Events an input may produce at most; inputs are refused while fewer slots are free.
-const EVENT_HEADROOM: usize = MAX_BATCH + 8;
+/// How long after [`Engine::persist_failed`] the engine asks again.
+pub const PERSIST_RETRY: Duration = Duration::from_secs(1);
 
 /// Answers the engine needs from the caller's lease database to judge a received BNDUPD
 /// (§7.1.3).
@@ -71,7 +73,7 @@ pub trait LeaseLookup {
 pub enum EngineError {
     /// The binding queue is full: retry after acknowledgements free space (back-pressure).
     QueueFull,
-    /// Poll events first: too few event slots are free to process more input.
+    /// Poll actions and events first: too few output slots are free to process more input.
     EventsPending,
     /// A connection is already up: refuse the new one as a duplicate (reject-reason 7).
     AlreadyConnected,
@@ -88,10 +90,10 @@ impl core::fmt::Display for EngineError {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
         f.write_str(match self {
             EngineError::QueueFull => "binding queue full",
-            EngineError::EventsPending => "poll events before giving more input",
+            EngineError::EventsPending => "poll actions and events before giving more input",
             EngineError::AlreadyConnected => "a connection is already up",
             EngineError::NotConnected => "no connection",
-            EngineError::UnknownToken => "unknown commit token",
+            EngineError::UnknownToken => "unknown or already used token",
             EngineError::IncompleteBinding => "binding lacks the options its status requires",
         })
     }
@@ -102,9 +104,43 @@ impl core::error::Error for EngineError {}
 /// A failover endpoint (§5.1): the state machine, the connection protocol and binding-update
 /// flow control for one relationship.
 ///
-/// Capacities are const generics: `QUEUE` bindings queued to send (in flight included),
-/// `COMMITS` received BNDUPDs awaiting the caller's commit (at least the advertised
-/// max-unacked-bndupd), `EVENTS` undelivered events (at least 32).
+/// # API groups
+///
+/// * **Inputs** — what happened: [`connection_up`](Engine::connection_up) /
+///   [`connection_down`](Engine::connection_down), [`handle_message`](Engine::handle_message),
+///   [`handle_timeout`](Engine::handle_timeout), and the confirmations of actions:
+///   [`persist_complete`](Engine::persist_complete) / [`persist_failed`](Engine::persist_failed),
+///   [`binding_committed`](Engine::binding_committed) /
+///   [`binding_commit_failed`](Engine::binding_commit_failed).
+/// * **Commands** — what the DHCP server or an operator wants:
+///   [`send_binding`](Engine::send_binding), [`end_of_updates`](Engine::end_of_updates),
+///   [`partner_down`](Engine::partner_down), [`shutdown`](Engine::shutdown),
+///   [`pause`](Engine::pause), [`disconnect`](Engine::disconnect),
+///   [`pool_response`](Engine::pool_response), [`balance_pools`](Engine::balance_pools),
+///   [`request_pool_balance`](Engine::request_pool_balance),
+///   [`lease_table_lost`](Engine::lease_table_lost).
+/// * **Queries**: [`state`](Engine::state), [`partner_state`](Engine::partner_state),
+///   [`status`](Engine::status), [`link`](Engine::link),
+///   [`is_communicating`](Engine::is_communicating), [`mclt`](Engine::mclt),
+///   [`endpoint`](Engine::endpoint), [`hba`](Engine::hba), [`config`](Engine::config),
+///   [`send_queue_space`](Engine::send_queue_space), [`wall_at`](Engine::wall_at).
+/// * **Outputs**, polled after every input or command, in this order:
+///   1. [`poll_action`](Engine::poll_action) until `None`, carrying out each [`Action`]
+///      before polling the next (persist, commit, queue bindings, close...);
+///   2. [`poll_event`](Engine::poll_event) until `None` ([`Event`]s are informational);
+///   3. [`poll_transmit`](Engine::poll_transmit) until `None`, writing each message to the
+///      connection (then close it if [`Action::CloseConnection`] said so);
+///   4. [`poll_timeout`](Engine::poll_timeout): when to call `handle_timeout` next.
+///
+///   Only `poll_action` and `poll_event` hand out actions and events; `poll_transmit` and
+///   `poll_timeout` never create any. Inputs are refused with [`EngineError::EventsPending`]
+///   while too few output slots are free.
+///
+/// # Capacities
+///
+/// Const generics: `QUEUE` bindings queued to send (in flight included), `COMMITS` received
+/// BNDUPDs awaiting the caller's commit (at least the advertised max-unacked-bndupd),
+/// `EVENTS` undelivered actions, and as many undelivered events (at least 32).
 #[derive(Debug)]
 pub struct Engine<const QUEUE: usize = 256, const COMMITS: usize = 128, const EVENTS: usize = 64> {
     config: Config,
@@ -138,8 +174,9 @@ pub struct Engine<const QUEUE: usize = 256, const COMMITS: usize = 128, const EV
     control: Deque<Control, CONTROL_CAPACITY>,
     incoming: IncomingQueue<COMMITS>,
     outgoing: OutgoingQueue<QUEUE>,
-    events: Deque<Event, EVENTS>,
-    persist_pending: usize,
+    outputs: Outputs<EVENTS>,
+    /// What must survive a restart, and how far the caller has written it.
+    persist: Persistence,
     // Update requests and the holds that follow them.
     requests: Requests,
     /// Left PARTNER-DOWN for NORMAL with bindings still to send (see [`PdHold`]).
@@ -180,14 +217,24 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         let previous = transition::startup_previous(persisted.map(|p| p.state), config.dialect);
         let mut timers = TimerTable::default();
         timers.set(Timer::Startup, now + secs(config.startup_delay));
+        // A start time in the future means the clock was set back since it was saved: count
+        // from now (RECOVER-WAIT then lasts a full MCLT from now, on the safe side).
+        let state_since = persisted.map_or(wall, |p| p.since.min(wall));
+        // A new server has nothing on stable storage: its first snapshot says what a restart
+        // would assume anyway (the remembered state, RECOVER, §9.3.2 step 1).
+        let base = Persisted {
+            state: previous,
+            since: state_since,
+            mclt: None,
+            last_operational: None,
+            lease_table_lost: false,
+        };
         Ok(Engine {
             hba: config.hba,
             mclt: Mclt::new(config.role, config.mclt, persisted.and_then(|p| p.mclt)),
             config,
             state: ServerState::Startup,
-            // A start time in the future means the clock was set back since it was saved:
-            // count from now (RECOVER-WAIT then lasts a full MCLT from now, on the safe side).
-            state_since: persisted.map_or(wall, |p| p.since.min(wall)),
+            state_since,
             previous,
             partner_state: None,
             partner_since: None,
@@ -208,8 +255,8 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             control: Deque::new(),
             incoming: IncomingQueue::new(),
             outgoing: OutgoingQueue::new(),
-            events: Deque::new(),
-            persist_pending: 0,
+            outputs: Outputs::new(),
+            persist: Persistence::new(persisted, base),
             requests: Requests::default(),
             pd_hold: PdHold::Off,
             recover_wait_over: false,
@@ -349,9 +396,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         bytes: &[u8],
         db: &impl LeaseLookup,
     ) -> Result<(), EngineError> {
-        if EVENTS - self.events.len() < EVENT_HEADROOM.min(EVENTS) {
-            return Err(EngineError::EventsPending);
-        }
+        self.outputs.check_room()?;
         if matches!(self.link, Link::Down | Link::Closing) {
             return Ok(());
         }
@@ -418,6 +463,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             }
             Timer::SafePeriod => self.run(now, wall, StateEvent::SafePeriodExpired),
             Timer::Linger => self.close(now),
+            // Nothing to do here: `poll_action` hands the snapshot out again.
             Timer::PersistRetry => {}
         }
     }
@@ -430,20 +476,29 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     /// bindings are judged as an empty table would judge them, and the partner's own update
     /// requests are answered at once, since nothing of ours is worth sending. Call it right
     /// after [`Engine::new`] (without persisted state), before the first connection. A server
-    /// that is new to failover but holds a current lease table must not call it. It raises
-    /// [`Event::PersistLeaseTableLost`]: persist it, so that a restart before the refresh is
-    /// done goes on refreshing (found by the simulator, seed 348627 of the million-seed run).
+    /// that is new to failover but holds a current lease table must not call it. The next
+    /// [`Action::Persist`] snapshot records it ([`Persisted::lease_table_lost`]), so that a
+    /// restart before the refresh is done goes on refreshing (found by the simulator, seed
+    /// 348627 of the million-seed run).
     pub fn lease_table_lost(&mut self) {
         self.refresh_from_partner = true;
         self.lost_storage = true;
-        self.push_event(Event::PersistLeaseTableLost { lost: true });
+        self.persist.set_lease_table_lost(true);
     }
 
-    /// Queues a binding to send to the partner (lazy update, §5.1). A binding already queued and
-    /// not yet sent for the same address is replaced; one in flight is followed by this one.
+    /// Queues a binding to send to the partner (lazy update, §5.1) and returns the id that
+    /// [`Action::BindingAcked`] or [`Action::BindingRejected`] will carry.
+    ///
+    /// * A copy of the same address queued and not yet sent is replaced: the queue keeps its
+    ///   place, the returned id is a new one, and the acknowledgement carries the new id (the
+    ///   replaced id is never acknowledged).
+    /// * The same data already queued or in flight is not queued twice: its id is returned.
+    /// * A copy in flight is followed by this one. Should the connection drop before it is
+    ///   acknowledged, only the newest copy is sent again, with the newest id.
+    ///
     /// A binding missing what its status requires is refused with
-    /// [`EngineError::IncompleteBinding`].
-    pub fn send_binding(&mut self, binding: BindingData) -> Result<(), EngineError> {
+    /// [`EngineError::IncompleteBinding`]; a full queue with [`EngineError::QueueFull`].
+    pub fn send_binding(&mut self, binding: BindingData) -> Result<UpdateId, EngineError> {
         // What the partner would reject as missing binding information (§7.1, reason 3).
         let status = binding.status;
         if (status.requires_client() && binding.hardware_address.is_none())
@@ -456,8 +511,8 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         self.outgoing.push(binding)
     }
 
-    /// After [`Event::SendAllBindings`] / [`Event::SendUnackedBindings`]: everything asked for is
-    /// queued. UPDDONE goes out once all of it is acknowledged (§7.5).
+    /// After [`Action::SendAllBindings`] / [`Action::SendUnackedBindings`]: everything asked
+    /// for is queued. UPDDONE goes out once all of it is acknowledged (§7.5).
     pub fn end_of_updates(&mut self) {
         let last = self.outgoing.last_seq();
         if let Some(r) = self.requests.partner.as_mut() {
@@ -466,7 +521,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         self.check_upddone();
     }
 
-    /// The binding of [`Event::CommitBinding`] `token` is on stable storage: acknowledge it.
+    /// The binding of [`Action::CommitBinding`] `token` is on stable storage: acknowledge it.
     pub fn binding_committed(&mut self, token: CommitToken) -> Result<(), EngineError> {
         self.resolve(token, None)
     }
@@ -507,7 +562,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         self.close(now);
     }
 
-    /// Answers the partner's POOLREQ (after [`Event::PoolRequested`]) with the number of
+    /// Answers the partner's POOLREQ (after [`Action::PoolRequested`]) with the number of
     /// addresses moved to its pool; the caller then sends them as BNDUPDs (§7.7).
     pub fn pool_response(&mut self, addresses_transferred: u32) {
         if let Some(xid) = self.pending_pool_xid.take()
@@ -522,7 +577,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
 
     /// Pool balancing (§5.4, §7.6, §7.7) with ISC's thresholds: given this server's counts of
     /// available addresses, decides how many to move to the partner and whether to ask the
-    /// partner with POOLREQ. After [`Event::PoolRequested`], call it with
+    /// partner with POOLREQ. After [`Action::PoolRequested`], call it with
     /// [`BalanceTrigger::PoolReq`]: the POOLRESP carries the number to move. The caller then
     /// moves `plan.to_move()` addresses (walk them with `plan.cursor()` for ISC's choice) and
     /// sends each with [`Engine::send_binding`] as `plan.give_as`.
@@ -557,38 +612,78 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         }
     }
 
+    // ----- confirmations -----
+
+    /// The snapshot of [`Action::Persist`] `token` is on stable storage. A STATE held for it
+    /// goes out at the next [`Engine::poll_transmit`]; changes made meanwhile come as the next
+    /// [`Action::Persist`]. `Err(UnknownToken)` for a token not outstanding (already confirmed
+    /// or failed).
+    pub fn persist_complete(&mut self, token: PersistToken) -> Result<(), EngineError> {
+        self.persist.complete(token)
+    }
+
+    /// The snapshot of [`Action::Persist`] `token` could not be written. Nothing that depends
+    /// on it is announced: a STATE holding a state change stays unsent (as does everything
+    /// queued behind it), [`Event::PersistFailed`] says so, and after [`PERSIST_RETRY`] (a
+    /// deadline of [`Engine::poll_timeout`]) the engine hands out the snapshot again — with
+    /// whatever changed meanwhile — as a new [`Action::Persist`]. A partner left without our
+    /// STATE for its receive timer closes the connection; that is the safe outcome while our
+    /// state cannot be recorded.
+    pub fn persist_failed(&mut self, now: Instant, token: PersistToken) -> Result<(), EngineError> {
+        self.persist.failed(token)?;
+        self.timers.set(Timer::PersistRetry, now + PERSIST_RETRY);
+        self.push_event(Event::PersistFailed { token });
+        Ok(())
+    }
+
     // ----- outputs -----
 
-    /// The next event, if any. Poll until `None` after every input, before `poll_transmit`.
+    /// The next thing the caller must do, if any. Poll until `None` after every input,
+    /// carrying out each action before polling the next (see [`Action`]); then poll events.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        if let Some(a) = self.issue_persist() {
+            return Some(a);
+        }
+        if let Some(a) = self.outputs.pop_action() {
+            return Some(a);
+        }
+        // Every action is carried out, so the backlog asked for on entering NORMAL is queued:
+        // the PARTNER-DOWN hold can be fixed (possibly releasing it, a state change to persist).
+        self.fix_pd_hold();
+        self.issue_persist().or_else(|| self.outputs.pop_action())
+    }
+
+    /// The snapshot to write, if one is due and no failed write waits for its retry.
+    fn issue_persist(&mut self) -> Option<Action> {
+        if self.timers.is_set(Timer::PersistRetry) {
+            return None;
+        }
+        let (token, snapshot) = self.persist.issue()?;
+        Some(Action::Persist { token, snapshot })
+    }
+
+    /// The next informational event, if any. Poll until `None` after the actions.
     #[must_use]
     pub fn poll_event(&mut self) -> Option<Event> {
-        let e = self.events.pop_front()?;
-        if matches!(e, Event::PersistState { .. }) {
-            self.persist_pending = self.persist_pending.saturating_sub(1);
-        }
-        Some(e)
+        self.outputs.pop_event()
     }
 
     /// Writes the next message to send into `buf` (2048 bytes always suffice) and returns its
-    /// length. Nothing is sent while a [`Event::PersistState`] is unpolled (§9.2: persist before
-    /// announcing).
+    /// length. Poll until `None` after actions and events. Produces no action or event.
+    ///
+    /// A STATE announcing a state change is held, with everything queued after it, until the
+    /// [`Action::Persist`] snapshot holding that state is confirmed (§9.2: persist before
+    /// announcing); messages queued before it go out.
     #[must_use]
     pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
-        if self.persist_pending > 0 || matches!(self.link, Link::Down) {
+        if self.link == Link::Down || self.state_held() {
             return None;
-        }
-        if let PdHold::Armed(_) = self.pd_hold {
-            // The caller has queued its backlog by now (events come before transmits).
-            self.fix_pd_hold();
-            if self.persist_pending > 0 {
-                return None; // persist NORMAL before announcing it
-            }
         }
         let wall = self.wall_at(now).0;
         let n = if let Some(c) = self.control.pop_front() {
             if c == Control::Close {
                 self.control.clear();
-                self.push_event(Event::CloseConnection);
                 return None;
             }
             self.emit_control(c, wall, buf)
@@ -603,6 +698,18 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             self.sent(now);
         }
         n
+    }
+
+    /// Whether the next message is a STATE whose state is not on stable storage yet. On a
+    /// closing connection such a STATE is dropped instead (the rest, a DISCONNECT, goes).
+    fn state_held(&mut self) -> bool {
+        while self.control.front() == Some(&Control::State) && !self.persist.state_durable() {
+            if self.link != Link::Closing {
+                return true;
+            }
+            self.control.pop_front();
+        }
+        false
     }
 
     /// The next BNDUPD within the partner's window: `None` when there is none to send,
@@ -658,11 +765,11 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     }
 
     fn push_event(&mut self, e: Event) {
-        if matches!(e, Event::PersistState { .. }) {
-            self.persist_pending += 1;
-        }
-        // Inputs are refused without EVENT_HEADROOM free slots, so this cannot overflow.
-        let _ = self.events.push_back(e);
+        self.outputs.push_event(e);
+    }
+
+    fn push_action(&mut self, a: Action) {
+        self.outputs.push_action(a);
     }
 
     fn handle_repr(&mut self, now: Instant, wall: UnixTime, repr: Repr<'_>, db: &impl LeaseLookup) {
@@ -704,7 +811,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             (Repr::UpdDone(_), Link::Up) => self.on_upddone(now, wall),
             (Repr::PoolReq(r), Link::Up) => {
                 // ISC balances from both roles; the caller decides how many to move.
-                self.push_event(Event::PoolRequested);
+                self.push_action(Action::PoolRequested);
                 self.pending_pool_xid = Some(r.xid);
             }
             (Repr::PoolResp(p), Link::Up) => self.push_event(Event::PoolResponse {

@@ -4,7 +4,7 @@
 use failover_proto::{BindingStatus, BndUpd};
 use heapless::Deque;
 
-use super::EngineError;
+use super::{EngineError, UpdateId};
 use crate::binding::BindingData;
 
 /// Buckets of the filter that tells whether an address may be queued.
@@ -16,6 +16,9 @@ pub(super) struct Outgoing {
     /// Position in the queue's order: what an UPDDONE or a hold waits for is "everything up to
     /// this sequence number".
     pub(super) seq: u64,
+    /// The [`UpdateId`] of the data held: the sequence number given to the `push` that
+    /// supplied it.
+    pub(super) id: u64,
     pub(super) xid: Option<u32>,
     /// Our wall time when it was sent (with `xid`): its BNDACK bounds the skew from below.
     pub(super) sent: u32,
@@ -89,20 +92,21 @@ impl<const N: usize> OutgoingQueue<N> {
     }
 
     /// Queues `binding` (see [`super::Engine::send_binding`]).
-    pub(super) fn push(&mut self, binding: BindingData) -> Result<(), EngineError> {
+    pub(super) fn push(&mut self, binding: BindingData) -> Result<UpdateId, EngineError> {
         if !self.may_hold(&binding.address) {
             return self.push_new(binding);
         }
         // The same data already queued or in flight: its acknowledgement covers this one.
-        if self
+        if let Some(o) = self
             .queue
             .iter()
             .rev()
             .find(|o| o.binding.address == binding.address)
-            .is_some_and(|o| o.binding == binding && !o.superseded)
+            .filter(|o| o.binding == binding && !o.superseded)
         {
-            return Ok(());
+            return Ok(UpdateId(o.id));
         }
+        let id = self.next_seq;
         if let Some(o) = self
             .queue
             .iter_mut()
@@ -110,17 +114,23 @@ impl<const N: usize> OutgoingQueue<N> {
             .take_while(|o| o.xid.is_none())
             .find(|o| o.binding.address == binding.address)
         {
+            // Replaced in place (its turn and its sequence number stay); the new data has a
+            // new id.
             o.binding = binding;
-            return Ok(());
+            o.id = id;
+            self.next_seq += 1;
+            return Ok(UpdateId(id));
         }
         self.push_new(binding)
     }
 
-    fn push_new(&mut self, binding: BindingData) -> Result<(), EngineError> {
+    fn push_new(&mut self, binding: BindingData) -> Result<UpdateId, EngineError> {
         let bucket = presence_bucket(&binding.address);
+        let seq = self.next_seq;
         self.queue
             .push_back(Outgoing {
-                seq: self.next_seq,
+                seq,
+                id: seq,
                 xid: None,
                 sent: 0,
                 binding,
@@ -131,7 +141,20 @@ impl<const N: usize> OutgoingQueue<N> {
             *n = n.saturating_add(1);
         }
         self.next_seq += 1;
-        Ok(())
+        Ok(UpdateId(seq))
+    }
+
+    /// What ISC's dueling-update rule needs to know (`LocalBinding::in_flight`): for an update
+    /// of ours for `address` queued or sent and not yet acknowledged, rejected or superseded
+    /// by the partner's, the xid of the last one sent, or 0 if none is sent yet.
+    pub(super) fn in_flight_for(&self, address: &[u8; 4]) -> Option<u32> {
+        if !self.may_hold(address) {
+            return None;
+        }
+        self.queue
+            .iter()
+            .filter(|o| o.binding.address == *address && !o.superseded)
+            .fold(None, |found, o| o.xid.or(found).or(Some(0)))
     }
 
     /// The first binding not in flight. Bindings are sent in queue order and acknowledged ones
@@ -233,8 +256,8 @@ impl<const N: usize> OutgoingQueue<N> {
         }
         // One copy per address, with the newest data: an older one was in flight when a newer
         // change was queued behind it (`push` replaces only unsent copies); sending it again
-        // would put an outdated binding before the current one. The newest data takes the
-        // place (and sequence number) of the oldest copy, so that what an UPDDONE or the
+        // would put an outdated binding before the current one. The newest data (with its id)
+        // takes the place (and sequence number) of the oldest copy, so that what an UPDDONE or the
         // PARTNER-DOWN hold waits for still waits for it (found by the simulator: the hold was
         // released with the newer copy of a PARTNER-DOWN lease still unsent).
         let mut idx = 0;
@@ -249,6 +272,7 @@ impl<const N: usize> OutgoingQueue<N> {
                 Some(newer) => {
                     if let Some(o) = self.queue.iter_mut().nth(idx) {
                         o.binding = newer.binding;
+                        o.id = newer.id;
                     }
                 }
                 None => idx += 1,

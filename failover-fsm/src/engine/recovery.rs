@@ -3,7 +3,7 @@
 
 use failover_proto::ServerState;
 
-use super::{Control, Engine, Event, Link};
+use super::{Action, Control, Engine, Event, Link};
 use crate::dialect::Dialect;
 use crate::time::{Instant, UnixTime};
 use crate::transition::StateEvent;
@@ -75,10 +75,10 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             xid,
             until_seq: None,
         });
-        self.push_event(if all {
-            Event::SendAllBindings
+        self.push_action(if all {
+            Action::SendAllBindings
         } else {
-            Event::SendUnackedBindings
+            Action::SendUnackedBindings
         });
     }
 
@@ -106,7 +106,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             self.lost_storage = false;
             if self.refresh_from_partner {
                 self.refresh_from_partner = false;
-                self.push_event(Event::PersistLeaseTableLost { lost: false });
+                self.persist.set_lease_table_lost(false);
             }
         }
         self.push_event(Event::UpdatesReceived);
@@ -166,10 +166,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             && self.outgoing.done_through(until)
         {
             self.pd_hold = PdHold::Off;
-            self.push_event(Event::PersistState {
-                state: self.state,
-                since: self.state_since,
-            });
+            self.persist.set_state(self.state, self.state_since);
             if matches!(self.link, Link::AwaitingState | Link::Up) {
                 self.push_control(Control::State);
             }

@@ -4,7 +4,7 @@ use core::time::Duration;
 
 use failover_proto::ServerState;
 
-use super::{Control, Engine, Event, Link, PdHold, Timer, secs};
+use super::{Action, Control, Engine, Event, Link, PdHold, Timer, secs};
 use crate::time::{Instant, UnixTime};
 use crate::transition::{self, Actions, Context, StateEvent};
 
@@ -91,10 +91,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             }
             _ => (next, self.state_since),
         };
-        self.push_event(Event::PersistState {
-            state: persist,
-            since: persist_since,
-        });
+        self.persist.set_state(persist, persist_since);
         self.push_event(Event::StateChanged { from, to: next });
         if matches!(self.link, Link::AwaitingState | Link::Up) {
             self.push_control(Control::State);
@@ -129,13 +126,13 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             });
         }
         if actions.contains(Actions::SEND_BACKLOG) {
-            self.push_event(Event::SendBacklog);
+            self.push_action(Action::SendBacklog);
         }
         if actions.contains(Actions::SEND_POOLREQ) && up {
             self.push_control(Control::PoolReq);
         }
         if actions.contains(Actions::POOL_CHECK) {
-            self.push_event(Event::PoolCheck);
+            self.push_action(Action::PoolCheck);
         }
         if actions.contains(Actions::ALARM) {
             self.push_event(Event::Alarm {
@@ -164,20 +161,14 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             } else {
                 from
             };
-            self.push_event(Event::PersistState {
-                state: restart,
-                since: self.state_since,
-            });
+            self.persist.set_state(restart, self.state_since);
         }
         if actions.contains(Actions::RESTART_IN_RECOVER) {
-            self.push_event(Event::PersistState {
-                state: ServerState::Recover,
-                since: wall,
-            });
+            self.persist.set_state(ServerState::Recover, wall);
         }
         if actions.contains(Actions::RECORD_LAST_OPERATIONAL) {
             self.last_operational = Some(wall);
-            self.push_event(Event::PersistLastOperational { at: wall });
+            self.persist.set_last_operational(wall);
         }
     }
 

@@ -5,7 +5,10 @@ use failover_proto::{BindingStatus, BndAck, BndUpd, RejectReason};
 use heapless::Vec;
 
 use super::incoming::Incoming;
-use super::{CommitToken, Engine, EngineError, Event, LeaseLookup, Link, MAX_BATCH, wrong_type};
+use super::{
+    Action, CommitToken, Engine, EngineError, Event, LeaseLookup, Link, MAX_BATCH, UpdateId,
+    wrong_type,
+};
 use crate::accept::{ClientIdentity, LocalBinding, Verdict, judge_update};
 use crate::binding::BindingData;
 use crate::dialect::Dialect;
@@ -52,7 +55,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                     self.supersede(&binding);
                     let token = self.incoming.token();
                     pending += 1;
-                    self.push_event(Event::CommitBinding {
+                    self.push_action(Action::CommitBinding {
                         token: CommitToken(token),
                         binding,
                         verdict,
@@ -112,6 +115,8 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         let Some(mut local) = local else {
             return Err(RejectReason::IllegalIpAddress);
         };
+        // What is outstanding is the engine's to know, not the store's.
+        local.in_flight = self.outgoing.in_flight_for(&received.address);
         let ours_in_flight = local.in_flight;
         if self.config.dialect == Dialect::Draft && !self.refresh_from_partner {
             self.order_crossing_updates(&mut local, received, wall);
@@ -142,6 +147,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         let refreshed = ours_in_flight.filter(|_| self.refresh_from_partner);
         Ok(Verdict {
             superseded_xid: verdict.superseded_xid.or(refreshed),
+            ours_in_flight: ours_in_flight.is_some(),
             ..verdict
         })
     }
@@ -221,15 +227,23 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 continue; // unknown or stale xid: ignored, as ISC does
             };
             self.skew.raise_floor(o.sent, a.time);
+            let (update, xid) = (UpdateId(o.id), a.xid);
             match ack.reject_reason {
-                None => self.push_event(Event::BindingAcked {
+                None => self.push_action(Action::BindingAcked {
+                    update,
+                    xid,
                     address,
                     status: o.binding.status,
                     potential_expiration_time: o.binding.potential_expiration_time,
                 }),
                 Some(reason) => {
                     self.last_reject = Some(reason);
-                    self.push_event(Event::BindingRejected { address, reason });
+                    self.push_action(Action::BindingRejected {
+                        update,
+                        xid,
+                        address,
+                        reason,
+                    });
                 }
             }
         }
