@@ -7,7 +7,7 @@
 //! the partner counted a given number of acknowledgements, or a while into the stream. After
 //! each kill (the child is dead, its store file final) the file is read with
 //! [`FileStore::open`] and every binding the partner saw acknowledged (BNDACK, i.e.
-//! `Event::BindingAcked`) must be there: the acknowledged version or a later one the partner
+//! `Action::BindingAcked`) must be there: the acknowledged version or a later one the partner
 //! sent for the same address (status, client hardware address, lease expiration). Before one
 //! restart in five the file also gets what a power loss in the middle of an append would leave
 //! (half a record, then bytes that are not text). The child is then restarted on the same file.
@@ -33,7 +33,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use failover_fsm::{BindingData, BindingStatus, Config, Event, Link, Role, ServerState, UnixTime};
+use failover_fsm::{
+    Action, BindingData, BindingStatus, Config, Event, Link, Role, ServerState, UnixTime,
+};
 use failover_tokio::{FileStore, Handle, MemoryStore, PeerBuilder, PeerEvent, wall_clock};
 use tokio::sync::{Notify, mpsc};
 
@@ -154,17 +156,23 @@ struct Model {
 
 impl Model {
     fn on_event(&mut self, event: &PeerEvent) {
-        let PeerEvent::Engine(e) = event else {
-            if let PeerEvent::StorageError(e) = event {
+        match event {
+            PeerEvent::StorageError(e) => {
                 self.rejected.push(format!("partner storage error: {e}"));
             }
-            return;
-        };
-        match e {
-            Event::BindingAcked {
+            PeerEvent::Action(a) => self.on_action(a),
+            PeerEvent::Engine(e) => self.on_engine_event(e),
+            _ => {}
+        }
+    }
+
+    fn on_action(&mut self, a: &Action) {
+        match a {
+            Action::BindingAcked {
                 address,
                 status,
                 potential_expiration_time,
+                ..
             } => {
                 self.acks += 1;
                 self.acks_since_start += 1;
@@ -199,10 +207,18 @@ impl Model {
                     }
                 }
             }
-            Event::BindingRejected { address, reason } => self.rejected.push(format!(
+            Action::BindingRejected {
+                address, reason, ..
+            } => self.rejected.push(format!(
                 "the child rejected {}: {reason}",
                 Ipv4Addr::from(*address)
             )),
+            _ => {}
+        }
+    }
+
+    fn on_engine_event(&mut self, e: &Event) {
+        match e {
             Event::RejectedPartnerBinding { address, reason } => self.rejected.push(format!(
                 "the partner rejected the child's {}: {reason}",
                 Ipv4Addr::from(*address)
@@ -466,7 +482,7 @@ impl Partner {
     fn take(&mut self, e: &PeerEvent) {
         let mut m = self.model.lock().unwrap();
         m.on_event(e);
-        if matches!(e, PeerEvent::Engine(Event::BindingAcked { .. })) {
+        if matches!(e, PeerEvent::Action(Action::BindingAcked { .. })) {
             self.acked.notify_one();
         }
     }
