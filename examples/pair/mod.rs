@@ -34,7 +34,9 @@ use failover_fsm::policy::{
     AllocRefusal, AllocationRequest, ClientMessage, Endpoint, LeaseRequest, LeaseTimes,
     MessageKind, PartnerDownLeases, PartnerPool, may_allocate,
 };
-use failover_fsm::{Action, BindingData, BindingStatus, Config, Event, Role, ServerState};
+use failover_fsm::{
+    Action, BindingData, BindingStatus, Config, Event, RejectReason, Role, ServerState,
+};
 use failover_tokio::{Handle, Lease, MemoryStore, PeerBuilder, PeerEvent, Storage, wall_clock};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -332,6 +334,18 @@ fn spawn_listener(
                         "connection rejected by {}: {reason}",
                         if by_partner { "the partner" } else { "us" }
                     )),
+                    // Both sent an update of the address at once (both resynchronising after a
+                    // start): ISC's dueling rule keeps one. Expected, not a problem.
+                    Event::RejectedPartnerBinding {
+                        address,
+                        reason: RejectReason::LessCriticalBindingInformation,
+                    } => say(console.paint(
+                        Style::Dim,
+                        format!(
+                            "crossing updates of {}: ours stands (dueling rule)",
+                            Ipv4Addr::from(address)
+                        ),
+                    )),
                     Event::RejectedPartnerBinding { address, reason } => warn(format!(
                         "we rejected the partner's binding of {}: {reason}",
                         Ipv4Addr::from(address)
@@ -370,6 +384,17 @@ fn spawn_listener(
                     Action::PoolRequested => {
                         say(console.paint(Style::Dim, "partner asks for addresses (POOLREQ)"))
                     }
+                    Action::BindingRejected {
+                        address,
+                        reason: RejectReason::LessCriticalBindingInformation,
+                        ..
+                    } => say(console.paint(
+                        Style::Dim,
+                        format!(
+                            "crossing updates of {}: the partner's stands (dueling rule)",
+                            Ipv4Addr::from(address)
+                        ),
+                    )),
                     Action::BindingRejected {
                         address, reason, ..
                     } => warn(format!(

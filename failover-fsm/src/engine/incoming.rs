@@ -8,7 +8,7 @@ use super::{CommitToken, EngineError, MAX_BATCH};
 
 /// The outcome of one binding of a received BNDUPD: `None` while its commit is awaited,
 /// `Some(None)` committed, `Some(Some(reason))` rejected.
-type Outcome = Option<Option<RejectReason>>;
+pub(super) type Outcome = Option<Option<RejectReason>>;
 
 /// A received BNDUPD whose transactions wait for commits.
 #[derive(Debug, Clone)]

@@ -136,6 +136,18 @@ impl core::error::Error for EngineError {}
 ///   `poll_timeout` never create any. Inputs are refused with [`EngineError::EventsPending`]
 ///   while too few output slots are free.
 ///
+/// # Persistence
+///
+/// Whenever a field of [`Persisted`] changes, the engine hands out the whole snapshot as
+/// [`Action::Persist`]; changes made by one input, or while a write is outstanding, are
+/// coalesced into one snapshot, and only one write is outstanding at a time. The caller
+/// answers with [`persist_complete`](Engine::persist_complete) — possibly several inputs
+/// later — or [`persist_failed`](Engine::persist_failed). No STATE announcing a state goes out
+/// before the snapshot holding that state is confirmed (§9.2), and what was queued after that
+/// STATE waits behind it, so the partner hears everything in the order it was decided. After a
+/// failure the STATE stays unsent, [`Event::PersistFailed`] says so, and the snapshot (with
+/// whatever changed meanwhile) is asked for again [`PERSIST_RETRY`] later.
+///
 /// # Capacities
 ///
 /// Const generics: `QUEUE` bindings queued to send (in flight included), `COMMITS` received

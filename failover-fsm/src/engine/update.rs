@@ -1,10 +1,10 @@
 //! Binding updates: judging and committing the partner's (BNDUPD in, §7.1), and the answers
 //! to ours (BNDACK in, §7.2).
 
-use failover_proto::{BindingStatus, BndAck, BndUpd, RejectReason};
+use failover_proto::{Binding, BindingStatus, BndAck, BndUpd, RejectReason};
 use heapless::Vec;
 
-use super::incoming::Incoming;
+use super::incoming::{Incoming, Outcome};
 use super::{
     Action, CommitToken, Engine, EngineError, Event, LeaseLookup, Link, MAX_BATCH, UpdateId,
     wrong_type,
@@ -35,47 +35,60 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             generation: self.generation,
             items: Vec::new(),
         };
-        let mut pending = 0;
         for b in u.bindings.iter() {
-            let address = b.address.octets();
-            let result = match BindingData::from_wire(&b) {
-                // ISC rejects over-long client data with reason 6.
-                Err(_) => Err(RejectReason::UnknownConnectionReason),
-                Ok(data) => {
-                    let data = match (self.config.dialect, self.skew.correction()) {
-                        (Dialect::Draft, Some(skew)) => data.shifted(skew),
-                        _ => data,
-                    };
-                    self.judge(db.lookup(b.address), &data, wall)
-                        .map(|verdict| (data, verdict))
-                }
-            };
-            let item = match result {
-                Ok((binding, verdict)) => {
-                    self.supersede(&binding);
-                    let token = self.incoming.token();
-                    pending += 1;
-                    self.push_action(Action::CommitBinding {
-                        token: CommitToken(token),
-                        binding,
-                        verdict,
-                    });
-                    (address, token, None)
-                }
-                Err(reason) => {
-                    self.last_reject = Some(reason);
-                    self.push_event(Event::RejectedPartnerBinding { address, reason });
-                    (address, 0, Some(Some(reason)))
-                }
-            };
+            let item = self.receive_binding(&b, wall, db);
             // The codec and the check above bound the batch to MAX_BATCH.
             let _ = incoming.items.push(item);
         }
-        if pending == 0 {
+        if incoming
+            .items
+            .iter()
+            .all(|(_, _, outcome)| outcome.is_some())
+        {
             self.finish_incoming(&incoming);
         } else {
             // Room was checked above (flow control: at most max-unacked in flight).
             self.incoming.wait(incoming);
+        }
+    }
+
+    /// One binding of a received BNDUPD: handed to the caller to commit (with its token), or
+    /// rejected at once (with the reason).
+    fn receive_binding(
+        &mut self,
+        b: &Binding<'_>,
+        wall: UnixTime,
+        db: &impl LeaseLookup,
+    ) -> ([u8; 4], u64, Outcome) {
+        let address = b.address.octets();
+        let result = match BindingData::from_wire(b) {
+            // ISC rejects over-long client data with reason 6.
+            Err(_) => Err(RejectReason::UnknownConnectionReason),
+            Ok(data) => {
+                let data = match (self.config.dialect, self.skew.correction()) {
+                    (Dialect::Draft, Some(skew)) => data.shifted(skew),
+                    _ => data,
+                };
+                self.judge(db.lookup(b.address), &data, wall)
+                    .map(|verdict| (data, verdict))
+            }
+        };
+        match result {
+            Ok((binding, verdict)) => {
+                self.supersede(&binding);
+                let token = self.incoming.token();
+                self.push_action(Action::CommitBinding {
+                    token: CommitToken(token),
+                    binding,
+                    verdict,
+                });
+                (address, token, None)
+            }
+            Err(reason) => {
+                self.last_reject = Some(reason);
+                self.push_event(Event::RejectedPartnerBinding { address, reason });
+                (address, 0, Some(Some(reason)))
+            }
         }
     }
 
