@@ -13,7 +13,7 @@ use std::net::Ipv4Addr;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use failover_fsm::accept::LocalBinding;
 use failover_fsm::{
-    BindingData, BindingStatus, Config, Engine, Event, Instant, LeaseLookup, Role, ServerState,
+    Action, BindingData, BindingStatus, Config, Engine, Instant, LeaseLookup, Role, ServerState,
     UnixTime,
 };
 
@@ -46,14 +46,16 @@ fn side(role: Role, mud: u32) -> Side {
 }
 
 fn drain(s: &mut Side) {
-    while let Some(ev) = s.e.poll_event() {
-        match ev {
-            Event::CommitBinding { token, .. } => s.e.binding_committed(token).unwrap(),
-            Event::SendAllBindings | Event::SendUnackedBindings => s.e.end_of_updates(),
-            Event::BindingAcked { .. } => s.acked += 1,
+    while let Some(a) = s.e.poll_action() {
+        match a {
+            Action::Persist { token, .. } => s.e.persist_complete(token).unwrap(),
+            Action::CommitBinding { token, .. } => s.e.binding_committed(token).unwrap(),
+            Action::SendAllBindings | Action::SendUnackedBindings => s.e.end_of_updates(),
+            Action::BindingAcked { .. } => s.acked += 1,
             _ => {}
         }
     }
+    while s.e.poll_event().is_some() {}
 }
 
 fn flush(from: &mut Side, to: &mut Side, buf: &mut [u8; 2048]) -> bool {

@@ -34,7 +34,9 @@ use failover_fsm::policy::{
     AllocRefusal, AllocationRequest, ClientMessage, Endpoint, LeaseRequest, LeaseTimes,
     MessageKind, PartnerDownLeases, PartnerPool, may_allocate,
 };
-use failover_fsm::{BindingData, BindingStatus, Config, Event, Role, ServerState};
+use failover_fsm::{
+    Action, BindingData, BindingStatus, Config, Event, RejectReason, Role, ServerState,
+};
 use failover_tokio::{Handle, Lease, MemoryStore, PeerBuilder, PeerEvent, Storage, wall_clock};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -313,29 +315,10 @@ fn spawn_listener(
                             format!("partner reports {}{s}", crate::console::state_name(state)),
                         ));
                     }
-                    Event::CommitBinding { binding, .. } => {
-                        log.received.fetch_add(1, Ordering::Relaxed);
-                        if binding.status == BindingStatus::Active {
-                            log.received_active.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
-                    Event::BindingAcked { .. } => {
-                        log.acked.fetch_add(1, Ordering::Relaxed);
-                    }
-                    Event::SendAllBindings => {
-                        say(console.paint(Style::Dim, "partner asks for every binding (UPDREQALL)"))
-                    }
-                    Event::SendUnackedBindings => say(console.paint(
-                        Style::Dim,
-                        "partner asks for the bindings it has not acknowledged (UPDREQ)",
-                    )),
                     Event::UpdatesReceived => say(console.paint(
                         Style::Dim,
                         "partner has sent everything we asked for (UPDDONE)",
                     )),
-                    Event::PoolRequested => {
-                        say(console.paint(Style::Dim, "partner asks for addresses (POOLREQ)"))
-                    }
                     Event::PoolResponse {
                         addresses_transferred,
                     } => say(console.paint(
@@ -351,9 +334,17 @@ fn spawn_listener(
                         "connection rejected by {}: {reason}",
                         if by_partner { "the partner" } else { "us" }
                     )),
-                    Event::BindingRejected { address, reason } => warn(format!(
-                        "partner rejected our binding of {}: {reason}",
-                        Ipv4Addr::from(address)
+                    // Both sent an update of the address at once (both resynchronising after a
+                    // start): ISC's dueling rule keeps one. Expected, not a problem.
+                    Event::RejectedPartnerBinding {
+                        address,
+                        reason: RejectReason::LessCriticalBindingInformation,
+                    } => say(console.paint(
+                        Style::Dim,
+                        format!(
+                            "crossing updates of {}: ours stands (dueling rule)",
+                            Ipv4Addr::from(address)
+                        ),
                     )),
                     Event::RejectedPartnerBinding { address, reason } => warn(format!(
                         "we rejected the partner's binding of {}: {reason}",
@@ -370,6 +361,45 @@ fn spawn_listener(
                             "operator alarm: we are {state}, partner last seen {}",
                             partner_state.map_or_else(|| "never".to_string(), |s| s.to_string())
                         ),
+                    )),
+                    _ => {}
+                },
+                PeerEvent::Action(a) => match a {
+                    Action::CommitBinding { binding, .. } => {
+                        log.received.fetch_add(1, Ordering::Relaxed);
+                        if binding.status == BindingStatus::Active {
+                            log.received_active.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                    Action::BindingAcked { .. } => {
+                        log.acked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Action::SendAllBindings => {
+                        say(console.paint(Style::Dim, "partner asks for every binding (UPDREQALL)"))
+                    }
+                    Action::SendUnackedBindings => say(console.paint(
+                        Style::Dim,
+                        "partner asks for the bindings it has not acknowledged (UPDREQ)",
+                    )),
+                    Action::PoolRequested => {
+                        say(console.paint(Style::Dim, "partner asks for addresses (POOLREQ)"))
+                    }
+                    Action::BindingRejected {
+                        address,
+                        reason: RejectReason::LessCriticalBindingInformation,
+                        ..
+                    } => say(console.paint(
+                        Style::Dim,
+                        format!(
+                            "crossing updates of {}: the partner's stands (dueling rule)",
+                            Ipv4Addr::from(address)
+                        ),
+                    )),
+                    Action::BindingRejected {
+                        address, reason, ..
+                    } => warn(format!(
+                        "partner rejected our binding of {}: {reason}",
+                        Ipv4Addr::from(address)
                     )),
                     _ => {}
                 },

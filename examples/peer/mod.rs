@@ -28,7 +28,8 @@ use std::time::Duration;
 use failover_fsm::accept::{LocalBinding, Verdict};
 use failover_fsm::policy::{BalancePlan, PoolCounts};
 use failover_fsm::{
-    BindingData, BindingStatus, Config, Event, Hba, LeaseLookup, Persisted, Role, Status, UnixTime,
+    Action, BindingData, BindingStatus, Config, Event, Hba, LeaseLookup, Persisted, Role, Status,
+    UnixTime,
 };
 use failover_tokio::{FileStore, Handle, MemoryStore, PeerBuilder, PeerEvent, Storage, wall_clock};
 use tokio::sync::mpsc;
@@ -477,6 +478,8 @@ struct Printer<'a> {
     /// Bindings received / acknowledged since the last count line (`--quiet`).
     received: u64,
     acked: u64,
+    /// The MCLT of the last persisted snapshot (shown when it changes).
+    mclt: Option<u32>,
 }
 
 const ME: &str = "peer";
@@ -530,51 +533,13 @@ impl Printer<'_> {
                 }
                 Event::CommunicationsOk => self.say("communications OK"),
                 Event::CommunicationsFailed => self.say("communications failed"),
-                Event::PersistMclt { mclt } => self.say(format!("MCLT from the primary: {mclt} s")),
-                Event::CommitBinding {
-                    binding, verdict, ..
-                } => {
-                    if self.quiet {
-                        self.received += 1;
-                    } else {
-                        let stored = if verdict.store_as == binding.status {
-                            String::new()
-                        } else {
-                            format!(" (stored as {})", verdict.store_as)
-                        };
-                        self.say(format!("← {}{stored}", describe_binding(&binding)));
-                    }
-                }
-                Event::BindingAcked {
-                    address, status, ..
-                } => {
-                    if self.quiet {
-                        self.acked += 1;
-                    } else {
-                        self.say(c.paint(
-                            Style::Dim,
-                            format!("→ {} {status} acknowledged", Ipv4Addr::from(address)),
-                        ));
-                    }
-                }
-                Event::BindingRejected { address, reason } => self.warn(format!(
-                    "partner rejected our binding of {}: {reason}",
-                    Ipv4Addr::from(address)
-                )),
                 Event::RejectedPartnerBinding { address, reason } => self.warn(format!(
                     "rejected the partner's binding of {}: {reason}",
                     Ipv4Addr::from(address)
                 )),
-                Event::SendAllBindings => {
-                    self.say("partner asks for every binding (UPDREQALL)");
-                }
-                Event::SendUnackedBindings => {
-                    self.say("partner asks for the bindings it has not acknowledged (UPDREQ)");
-                }
                 Event::UpdatesReceived => {
                     self.say("partner has sent every binding we asked for (UPDDONE)");
                 }
-                Event::PoolRequested => self.say("partner asks for addresses (POOLREQ)"),
                 Event::PoolResponse {
                     addresses_transferred,
                 } => self.say(format!(
@@ -597,6 +562,54 @@ impl Printer<'_> {
                     "operator alarm: we are {state}, partner {}",
                     partner_state.map_or_else(|| "unknown".to_string(), state_name)
                 )),
+                _ => {}
+            },
+            PeerEvent::Action(a) => match a {
+                Action::Persist { snapshot, .. } if snapshot.mclt != self.mclt => {
+                    self.mclt = snapshot.mclt;
+                    if let Some(mclt) = snapshot.mclt {
+                        self.say(format!("MCLT agreed with the partner: {mclt} s"));
+                    }
+                }
+                Action::CommitBinding {
+                    binding, verdict, ..
+                } => {
+                    if self.quiet {
+                        self.received += 1;
+                    } else {
+                        let stored = if verdict.store_as == binding.status {
+                            String::new()
+                        } else {
+                            format!(" (stored as {})", verdict.store_as)
+                        };
+                        self.say(format!("← {}{stored}", describe_binding(&binding)));
+                    }
+                }
+                Action::BindingAcked {
+                    address, status, ..
+                } => {
+                    if self.quiet {
+                        self.acked += 1;
+                    } else {
+                        self.say(c.paint(
+                            Style::Dim,
+                            format!("→ {} {status} acknowledged", Ipv4Addr::from(address)),
+                        ));
+                    }
+                }
+                Action::BindingRejected {
+                    address, reason, ..
+                } => self.warn(format!(
+                    "partner rejected our binding of {}: {reason}",
+                    Ipv4Addr::from(address)
+                )),
+                Action::SendAllBindings => {
+                    self.say("partner asks for every binding (UPDREQALL)");
+                }
+                Action::SendUnackedBindings => {
+                    self.say("partner asks for the bindings it has not acknowledged (UPDREQ)");
+                }
+                Action::PoolRequested => self.say("partner asks for addresses (POOLREQ)"),
                 _ => {}
             },
             _ => {}
@@ -677,6 +690,7 @@ pub async fn run(
         quiet: opts.quiet,
         received: 0,
         acked: 0,
+        mclt: None,
     };
     let every = opts.status_every.map(|s| Duration::from_secs(u64::from(s)));
     let mut status_tick = tokio::time::interval(every.unwrap_or(Duration::from_secs(3600)));

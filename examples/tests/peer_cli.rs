@@ -285,7 +285,10 @@ async fn two_peers_reach_normal_and_stop_gracefully() {
         "{ptext}"
     );
     let stext = secondary.out.text();
-    assert!(stext.contains("MCLT from the primary: 5 s"), "{stext}");
+    assert!(
+        stext.contains("MCLT agreed with the partner: 5 s"),
+        "{stext}"
+    );
     assert!(stext.contains("← 10.9.0.20 BACKUP"), "{stext}");
     assert!(
         stext.contains("learning addresses from the partner"),

@@ -130,7 +130,12 @@ pub struct LocalBinding {
     /// FREE, §5.16). ISC calls it the "rewind" state.
     pub partner_status: Option<BindingStatus>,
     /// The xid of a BNDUPD of ours for this address that the partner has not acknowledged yet
-    /// (ISC's dueling-update rule, §7 Q2 of the ISC notes).
+    /// (ISC's dueling-update rule, §7 Q2 of the ISC notes); 0 for one queued and not sent yet.
+    ///
+    /// The engine fills it in itself, from its own queue, before it judges a received update
+    /// ([`crate::Engine::handle_message`]): whatever a [`crate::LeaseLookup`] returns here is
+    /// overridden, and a store need not track it. Set it only when calling
+    /// [`judge_update`] directly.
     pub in_flight: Option<u32>,
     /// The address is reserved for one client on this server (§5.13).
     pub reserved: bool,
@@ -179,6 +184,11 @@ pub struct Verdict {
     /// Our unacknowledged BNDUPD for this address that this update supersedes: ignore a later
     /// BNDACK with this xid (ISC's dueling-update rule).
     pub superseded_xid: Option<u32>,
+    /// An update of ours for this address was queued or in flight (not yet acknowledged,
+    /// rejected or superseded) when this one was judged: [`LocalBinding::in_flight`] as the
+    /// engine knew it. A store applying the verdict can use it instead of tracking its own
+    /// outstanding updates.
+    pub ours_in_flight: bool,
 }
 
 /// The status an address takes when a partner accepts our EXPIRED, RELEASED or RESET, or when
@@ -252,6 +262,7 @@ pub fn judge_update(
         client_changed: received.status == BindingStatus::Active
             && local.client != ClientIdentity::of(received),
         superseded_xid,
+        ours_in_flight: local.in_flight.is_some(),
     })
 }
 

@@ -4,19 +4,28 @@
 //!
 //! # The four API groups of [`Engine`]
 //!
-//! * **Getters**: [`Engine::state`], [`Engine::partner_state`], [`Engine::status`],
-//!   [`Engine::mclt`], [`Engine::is_communicating`].
-//! * **Inputs**: [`Engine::connection_up`] / [`Engine::connection_down`] from the transport,
-//!   [`Engine::handle_message`] for every message framed off the TCP stream,
-//!   [`Engine::handle_timeout`] when the deadline of [`Engine::poll_timeout`] is reached.
-//! * **Commands** from the DHCP server: [`Engine::send_binding`] (lazy update, §5.1),
-//!   [`Engine::end_of_updates`], [`Engine::binding_committed`], [`Engine::partner_down`],
-//!   [`Engine::shutdown`], [`Engine::pause`], [`Engine::pool_response`].
-//! * **Outputs**, polled after every input in this order:
-//!   1. [`Engine::poll_event`] until `None`: persist what it says to persist, commit received
-//!      bindings, close the connection when told;
-//!   2. [`Engine::poll_transmit`] until `None`: write each message to the TCP connection;
-//!   3. [`Engine::poll_timeout`]: when to call [`Engine::handle_timeout`] next.
+//! * **Inputs** — what happened: [`Engine::connection_up`] / [`Engine::connection_down`]
+//!   from the transport, [`Engine::handle_message`] for every message framed off the TCP
+//!   stream, [`Engine::handle_timeout`] when the deadline of [`Engine::poll_timeout`] is
+//!   reached, and the caller's confirmations of what it was asked to do:
+//!   [`Engine::persist_complete`] / [`Engine::persist_failed`],
+//!   [`Engine::binding_committed`] / [`Engine::binding_commit_failed`].
+//! * **Commands** from the DHCP server or an operator: [`Engine::send_binding`] (lazy
+//!   update, §5.1), [`Engine::end_of_updates`], [`Engine::partner_down`],
+//!   [`Engine::shutdown`], [`Engine::pause`], [`Engine::disconnect`],
+//!   [`Engine::pool_response`], [`Engine::balance_pools`], [`Engine::request_pool_balance`],
+//!   [`Engine::lease_table_lost`].
+//! * **Queries**: [`Engine::state`], [`Engine::partner_state`], [`Engine::status`],
+//!   [`Engine::mclt`], [`Engine::is_communicating`], [`Engine::endpoint`], ...
+//! * **Outputs**, polled after every input and command in this order:
+//!   1. [`Engine::poll_action`] until `None`: each [`Action`] must be carried out (persist a
+//!      snapshot, commit a received binding, queue bindings, record an acknowledgement, close
+//!      the connection once the last messages are written) before the next is polled;
+//!   2. [`Engine::poll_event`] until `None`: [`Event`]s are informational (log, count);
+//!   3. [`Engine::poll_transmit`] until `None`: write each message to the TCP connection;
+//!   4. [`Engine::poll_timeout`]: when to call [`Engine::handle_timeout`] next.
+//!
+//!   `poll_transmit` and `poll_timeout` never produce actions or events.
 //!
 //! Time comes in as arguments: a monotonic [`Instant`] for timers and the wall-clock
 //! [`UnixTime`] for the draft's absolute times. Same inputs, same outputs.
@@ -24,13 +33,22 @@
 //! # Durability
 //!
 //! The engine tells the caller what must reach stable storage and waits for it:
-//! * [`Event::PersistState`] comes before the STATE message that announces the change (§9.2);
-//!   `poll_transmit` sends nothing while such an event is unpolled.
-//! * A binding from the partner is handed over as [`Event::CommitBinding`] and acknowledged
+//! * Its own state (failover state, agreed MCLT, last-operational time, an unfinished
+//!   refresh) comes as one whole [`Persisted`] snapshot in [`Action::Persist`] whenever
+//!   something in it changed — one write at a time, changes made meanwhile coalesced into the
+//!   next. A STATE message announcing a state change goes out only after
+//!   [`Engine::persist_complete`] confirmed the snapshot holding it (§9.2), and everything
+//!   queued after that STATE waits behind it. After [`Engine::persist_failed`] the STATE stays
+//!   unsent, [`Event::PersistFailed`] says so, and the snapshot is asked for again after
+//!   [`PERSIST_RETRY`].
+//! * A binding from the partner is handed over as [`Action::CommitBinding`] and acknowledged
 //!   (BNDACK) only after [`Engine::binding_committed`] (§7.2): nothing is acknowledged that is
 //!   not durable. A commit confirmed after the connection dropped is not acknowledged on the
 //!   next connection; the partner sends the binding again.
-//! * Our own bindings stay queued until the partner acknowledges them, across reconnects.
+//! * Our own bindings stay queued until the partner acknowledges them, across reconnects;
+//!   [`Action::BindingAcked`] names the [`UpdateId`] that [`Engine::send_binding`] returned.
+//!   The engine knows which of ours are outstanding and uses that itself when it judges the
+//!   partner's updates ([`accept::LocalBinding::in_flight`]).
 //!
 //! # Example: two engines in memory
 //!
@@ -38,7 +56,7 @@
 //! use core::net::Ipv4Addr;
 //! use failover_fsm::accept::LocalBinding;
 //! use failover_fsm::{
-//!     BindingData, BindingStatus, Config, Engine, Event, Instant, LeaseLookup, Role,
+//!     Action, BindingData, BindingStatus, Config, Engine, Instant, LeaseLookup, Role,
 //!     ServerState, UnixTime,
 //! };
 //!
@@ -55,17 +73,20 @@
 //! let mut p: Engine = Engine::new(Config::new(Role::Primary, "pair", 3600), None, now, wall, 1)?;
 //! let mut s: Engine = Engine::new(Config::new(Role::Secondary, "pair", 0), None, now, wall, 2)?;
 //!
-//! // The DHCP server's side: act on events (a real one persists state and commits bindings to
-//! // disk before confirming), then move messages (a real one writes them to TCP).
+//! // The DHCP server's side: carry out actions (a real one writes the snapshot and commits
+//! // bindings to disk before confirming), skim events, then move messages (a real one writes
+//! // them to TCP).
 //! fn serve(e: &mut Engine, acked: &mut u32) {
-//!     while let Some(event) = e.poll_event() {
-//!         match event {
-//!             Event::CommitBinding { token, .. } => e.binding_committed(token).unwrap(),
-//!             Event::SendAllBindings | Event::SendUnackedBindings => e.end_of_updates(),
-//!             Event::BindingAcked { .. } => *acked += 1,
+//!     while let Some(action) = e.poll_action() {
+//!         match action {
+//!             Action::Persist { token, .. } => e.persist_complete(token).unwrap(),
+//!             Action::CommitBinding { token, .. } => e.binding_committed(token).unwrap(),
+//!             Action::SendAllBindings | Action::SendUnackedBindings => e.end_of_updates(),
+//!             Action::BindingAcked { .. } => *acked += 1,
 //!             _ => {}
 //!         }
 //!     }
+//!     while let Some(_event) = e.poll_event() {}
 //! }
 //! let mut buf = [0u8; 2048];
 //! let mut acked = 0;
@@ -133,7 +154,8 @@ pub use binding::BindingData;
 pub use config::{Config, ConfigError};
 pub use dialect::Dialect;
 pub use engine::{
-    CommitToken, Engine, EngineError, Event, LeaseLookup, Link, MAX_BATCH, Persisted, Status,
+    Action, CommitToken, Engine, EngineError, Event, LeaseLookup, Link, MAX_BATCH, PERSIST_RETRY,
+    PersistToken, Persisted, Status, UpdateId,
 };
 pub use failover_proto::{BindingStatus, Hba, HbaPolarity, RejectReason, Role, ServerState};
 pub use time::{Instant, UnixTime};

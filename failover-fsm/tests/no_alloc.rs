@@ -12,7 +12,7 @@ use std::net::Ipv4Addr;
 
 use failover_fsm::accept::LocalBinding;
 use failover_fsm::{
-    BindingData, BindingStatus, Config, Engine, Event, Instant, LeaseLookup, Role, ServerState,
+    Action, BindingData, BindingStatus, Config, Engine, Instant, LeaseLookup, Role, ServerState,
     UnixTime,
 };
 
@@ -65,9 +65,10 @@ impl Side {
     }
 
     fn drain(&mut self) {
-        while let Some(e) = self.engine.poll_event() {
-            match e {
-                Event::CommitBinding {
+        while let Some(a) = self.engine.poll_action() {
+            match a {
+                Action::Persist { token, .. } => self.engine.persist_complete(token).unwrap(),
+                Action::CommitBinding {
                     token,
                     binding,
                     verdict,
@@ -77,14 +78,15 @@ impl Side {
                     self.engine.binding_committed(token).unwrap();
                     self.committed += 1;
                 }
-                Event::BindingAcked { .. } => self.acked += 1,
-                Event::SendAllBindings | Event::SendUnackedBindings => {
+                Action::BindingAcked { .. } => self.acked += 1,
+                Action::SendAllBindings | Action::SendUnackedBindings => {
                     self.engine.end_of_updates();
                 }
-                Event::CloseConnection => self.close = true,
+                Action::CloseConnection => self.close = true,
                 _ => {}
             }
         }
+        while self.engine.poll_event().is_some() {}
     }
 }
 

@@ -16,8 +16,8 @@ use std::net::Ipv4Addr;
 use failover_fsm::accept::{ClientIdentity, LocalBinding, freed_status, own_free_status};
 use failover_fsm::policy::{BalanceTrigger, PoolCounts};
 use failover_fsm::{
-    BindingData, BindingStatus, Config, Engine, Event, Instant, LeaseLookup, Persisted, Role,
-    ServerState, UnixTime,
+    Action, BindingData, BindingStatus, Config, Engine, Event, Instant, LeaseLookup, Persisted,
+    Role, ServerState, UnixTime,
 };
 use failover_proto::HardwareAddress;
 
@@ -160,6 +160,7 @@ pub struct Node {
     pub engine: TestEngine,
     pub store: Store,
     pub persisted: Option<Persisted>,
+    pub actions: Vec<Action>,
     pub events: Vec<Event>,
     /// This node's wall clock minus the simulation's (clock skew).
     pub skew: i64,
@@ -185,6 +186,7 @@ impl Node {
             engine,
             store,
             persisted: None,
+            actions: Vec::new(),
             events: Vec::new(),
             skew: 0,
             acked: Vec::new(),
@@ -215,37 +217,15 @@ impl Node {
         self.engine.config().role
     }
 
-    /// Drains events, acting on each as a DHCP server would.
+    /// Drains actions and events, acting on each action as a DHCP server would.
     pub fn drain_events(&mut self) {
-        while let Some(e) = self.engine.poll_event() {
+        while let Some(e) = self.engine.poll_action() {
             match &e {
-                Event::PersistState { state, since } => {
-                    let p = self.persisted.get_or_insert(Persisted {
-                        state: *state,
-                        since: *since,
-                        mclt: None,
-                        last_operational: None,
-                        lease_table_lost: false,
-                    });
-                    p.state = *state;
-                    p.since = *since;
+                Action::Persist { token, snapshot } => {
+                    self.persisted = Some(*snapshot);
+                    self.engine.persist_complete(*token).unwrap();
                 }
-                Event::PersistMclt { mclt } => {
-                    if let Some(p) = self.persisted.as_mut() {
-                        p.mclt = Some(*mclt);
-                    }
-                }
-                Event::PersistLastOperational { at } => {
-                    if let Some(p) = self.persisted.as_mut() {
-                        p.last_operational = Some(*at);
-                    }
-                }
-                Event::PersistLeaseTableLost { lost } => {
-                    if let Some(p) = self.persisted.as_mut() {
-                        p.lease_table_lost = *lost;
-                    }
-                }
-                Event::CommitBinding {
+                Action::CommitBinding {
                     token,
                     binding,
                     verdict,
@@ -257,16 +237,17 @@ impl Node {
                         self.pending_commits.push(*token);
                     }
                 }
-                Event::BindingAcked {
+                Action::BindingAcked {
                     address,
                     status,
                     potential_expiration_time,
+                    ..
                 } => {
                     self.acked.push((*address, *status));
                     self.store
                         .acked(*address, *status, *potential_expiration_time, self.role());
                 }
-                Event::SendAllBindings => {
+                Action::SendAllBindings => {
                     let all: Vec<BindingData> =
                         self.store.leases.values().map(|s| s.data.clone()).collect();
                     for b in all {
@@ -274,7 +255,7 @@ impl Node {
                     }
                     self.engine.end_of_updates();
                 }
-                Event::SendUnackedBindings | Event::SendBacklog => {
+                Action::SendUnackedBindings | Action::SendBacklog => {
                     let unacked: Vec<BindingData> = self
                         .store
                         .leases
@@ -285,15 +266,18 @@ impl Node {
                     for b in unacked {
                         self.engine.send_binding(b).unwrap();
                     }
-                    if matches!(e, Event::SendUnackedBindings) {
+                    if matches!(e, Action::SendUnackedBindings) {
                         self.engine.end_of_updates();
                     }
                 }
-                Event::PoolRequested => self.balance(BalanceTrigger::PoolReq),
-                Event::PoolCheck => self.balance(BalanceTrigger::Manual),
-                Event::CloseConnection => self.close_requested = true,
+                Action::PoolRequested => self.balance(BalanceTrigger::PoolReq),
+                Action::PoolCheck => self.balance(BalanceTrigger::Manual),
+                Action::CloseConnection => self.close_requested = true,
                 _ => {}
             }
+            self.actions.push(e);
+        }
+        while let Some(e) = self.engine.poll_event() {
             self.events.push(e);
         }
     }
@@ -345,6 +329,10 @@ impl Node {
 
     pub fn saw(&self, f: impl Fn(&Event) -> bool) -> bool {
         self.events.iter().any(f)
+    }
+
+    pub fn did(&self, f: impl Fn(&Action) -> bool) -> bool {
+        self.actions.iter().any(f)
     }
 
     pub fn hardware(mac: &[u8; 6]) -> HardwareAddress<'_> {

@@ -35,8 +35,8 @@ use std::time::Duration;
 use failover_fsm::accept::{ClientIdentity, Verdict, freed_status, judge_update};
 use failover_fsm::policy::PartnerDownLeases;
 use failover_fsm::{
-    BindingData, BindingStatus, CommitToken, Config, Dialect, EngineError, Event, Instant,
-    Persisted, RejectReason, Role, ServerState, UnixTime,
+    Action as EngineAction, BindingData, BindingStatus, CommitToken, Config, Dialect, EngineError,
+    Event, Instant, Persisted, RejectReason, Role, ServerState, UnixTime,
 };
 use failover_proto::{Repr, ServerFlags};
 
@@ -892,9 +892,13 @@ impl World {
         self.fail("pump did not settle");
     }
 
-    /// Polls every event of node `i`.
+    /// Polls every action and event of node `i`.
     pub(crate) fn drain(&mut self, i: usize) -> bool {
         let mut any = false;
+        while let Some(a) = self.nodes[i].engine.as_mut().and_then(|e| e.poll_action()) {
+            any = true;
+            self.on_action(i, a);
+        }
         while let Some(e) = self.nodes[i].engine.as_mut().and_then(|e| e.poll_event()) {
             any = true;
             self.on_event(i, e);
@@ -902,13 +906,110 @@ impl World {
         any
     }
 
+    fn on_action(&mut self, i: usize, a: EngineAction) {
+        slog!(self, "{} action {:?}", NAMES[i], a);
+        match a {
+            EngineAction::Persist { token, snapshot } => {
+                // Written at once: the whole snapshot replaces what was there.
+                let n = &mut self.nodes[i];
+                n.pstate = Some((snapshot.state, snapshot.since));
+                n.pmclt = snapshot.mclt;
+                n.plast = snapshot.last_operational;
+                n.plost = snapshot.lease_table_lost;
+                if let Some(Err(e)) = n.engine.as_mut().map(|e| e.persist_complete(token)) {
+                    self.fail(&format!("persist_complete failed: {e}"));
+                }
+            }
+            EngineAction::CommitBinding {
+                token,
+                binding,
+                verdict,
+            } => self.on_commit(i, token, binding, verdict),
+            EngineAction::BindingAcked {
+                address,
+                status,
+                potential_expiration_time,
+                ..
+            } => self.on_acked(i, address, status, potential_expiration_time),
+            EngineAction::BindingRejected { address, .. } => {
+                self.stats.rejected += 1;
+                // The update is answered (the engine no longer counts it as outstanding),
+                // unless a newer one is queued.
+                let n = &mut self.nodes[i];
+                let vid = n.rx.and_then(|k| n.tx.get(&k)).map(|x| x.1);
+                if vid.is_some()
+                    && n.vid.get(&address).copied() == vid
+                    && n.store.leases.contains_key(&address)
+                {
+                    self.refused.insert((i, address));
+                }
+            }
+            EngineAction::SendAllBindings => {
+                // Every record we have. A never-touched pool address (a fresh store, or one
+                // that lost its storage) is no record at all: sending it as FREE would
+                // overwrite what the partner knows (the acceptance rules take FREE over
+                // BACKUP, and over EXPIRED or RELEASED).
+                let n = &self.nodes[i];
+                let addrs: Vec<[u8; 4]> = n
+                    .store
+                    .leases
+                    .keys()
+                    .copied()
+                    .filter(|a| n.vid.get(a).is_some_and(|v| *v != INITIAL_VID))
+                    .collect();
+                // The partner asks for everything: it has lost (or restored an older copy of)
+                // what it had acknowledged, so our records count as unacknowledged until it
+                // acknowledges them again (the older of two crossing updates then yields,
+                // `apply_received`; found with restores from an older copy).
+                let n = &mut self.nodes[i];
+                for store in [&mut n.store, &mut n.durable] {
+                    for a in &addrs {
+                        if let Some(e) = store.leases.get_mut(a) {
+                            e.partner_has_it = false;
+                        }
+                    }
+                }
+                for a in addrs {
+                    self.send_current(i, a);
+                }
+                if let Some(e) = self.nodes[i].engine.as_mut() {
+                    e.end_of_updates();
+                }
+            }
+            EngineAction::SendUnackedBindings | EngineAction::SendBacklog => {
+                let addrs: Vec<[u8; 4]> = self.nodes[i]
+                    .store
+                    .leases
+                    .iter()
+                    .filter(|(_, s)| !s.partner_has_it)
+                    .map(|(a, _)| *a)
+                    .collect();
+                for a in addrs {
+                    self.send_current(i, a);
+                }
+                if matches!(a, EngineAction::SendUnackedBindings)
+                    && let Some(e) = self.nodes[i].engine.as_mut()
+                {
+                    e.end_of_updates();
+                }
+            }
+            EngineAction::PoolRequested => {
+                let moved = self.balance(i);
+                if let Some(e) = self.nodes[i].engine.as_mut() {
+                    e.pool_response(moved);
+                }
+            }
+            EngineAction::PoolCheck => {
+                self.balance(i);
+            }
+            EngineAction::CloseConnection => self.nodes[i].close_requested = true,
+            _ => {}
+        }
+    }
+
     fn on_event(&mut self, i: usize, e: Event) {
         slog!(self, "{} event {:?}", NAMES[i], e);
         match e {
-            Event::PersistState { state, since } => self.nodes[i].pstate = Some((state, since)),
-            Event::PersistMclt { mclt } => self.nodes[i].pmclt = Some(mclt),
-            Event::PersistLastOperational { at } => self.nodes[i].plast = Some(at),
-            Event::PersistLeaseTableLost { lost } => self.nodes[i].plost = lost,
             Event::StateChanged { from, to } => {
                 *self.stats.states.entry(to.name()).or_default() += 1;
                 if matches!(to, ServerState::Shutdown | ServerState::Paused)
@@ -952,89 +1053,6 @@ impl World {
                     self.nodes[i].served_incomplete = !self.nodes[i].complete;
                 }
             }
-            Event::CommitBinding {
-                token,
-                binding,
-                verdict,
-            } => self.on_commit(i, token, binding, verdict),
-            Event::BindingAcked {
-                address,
-                status,
-                potential_expiration_time,
-            } => self.on_acked(i, address, status, potential_expiration_time),
-            Event::BindingRejected { address, .. } => {
-                self.stats.rejected += 1;
-                // The update is answered: no longer outstanding (ISC clears its ack-queue
-                // flag on any BNDACK), unless a newer one is queued.
-                let n = &mut self.nodes[i];
-                let vid = n.rx.and_then(|k| n.tx.get(&k)).map(|x| x.1);
-                if vid.is_some()
-                    && n.vid.get(&address).copied() == vid
-                    && let Some(e) = n.store.leases.get_mut(&address)
-                {
-                    e.local.in_flight = None;
-                    self.refused.insert((i, address));
-                }
-            }
-            Event::SendAllBindings => {
-                // Every record we have. A never-touched pool address (a fresh store, or one
-                // that lost its storage) is no record at all: sending it as FREE would
-                // overwrite what the partner knows (the acceptance rules take FREE over
-                // BACKUP, and over EXPIRED or RELEASED).
-                let n = &self.nodes[i];
-                let addrs: Vec<[u8; 4]> = n
-                    .store
-                    .leases
-                    .keys()
-                    .copied()
-                    .filter(|a| n.vid.get(a).is_some_and(|v| *v != INITIAL_VID))
-                    .collect();
-                // The partner asks for everything: it has lost (or restored an older copy of)
-                // what it had acknowledged, so our records count as unacknowledged until it
-                // acknowledges them again (the older of two crossing updates then yields,
-                // `apply_received`; found with restores from an older copy).
-                let n = &mut self.nodes[i];
-                for store in [&mut n.store, &mut n.durable] {
-                    for a in &addrs {
-                        if let Some(e) = store.leases.get_mut(a) {
-                            e.partner_has_it = false;
-                        }
-                    }
-                }
-                for a in addrs {
-                    self.send_current(i, a);
-                }
-                if let Some(e) = self.nodes[i].engine.as_mut() {
-                    e.end_of_updates();
-                }
-            }
-            Event::SendUnackedBindings | Event::SendBacklog => {
-                let addrs: Vec<[u8; 4]> = self.nodes[i]
-                    .store
-                    .leases
-                    .iter()
-                    .filter(|(_, s)| !s.partner_has_it)
-                    .map(|(a, _)| *a)
-                    .collect();
-                for a in addrs {
-                    self.send_current(i, a);
-                }
-                if matches!(e, Event::SendUnackedBindings)
-                    && let Some(e) = self.nodes[i].engine.as_mut()
-                {
-                    e.end_of_updates();
-                }
-            }
-            Event::PoolRequested => {
-                let moved = self.balance(i);
-                if let Some(e) = self.nodes[i].engine.as_mut() {
-                    e.pool_response(moved);
-                }
-            }
-            Event::PoolCheck => {
-                self.balance(i);
-            }
-            Event::CloseConnection => self.nodes[i].close_requested = true,
             Event::ProtocolError { error } => {
                 self.fail(&format!(
                     "invariant 0: protocol error between two engines at {}: {error}",
@@ -1146,9 +1164,8 @@ impl World {
     fn queue_binding_as(&mut self, i: usize, data: BindingData, vid: u64, note_sent: bool) {
         let n = &mut self.nodes[i];
         if let Some(e) = n.store.leases.get_mut(&data.address) {
-            // ISC's dueling-update rule needs to know that an update of ours is outstanding
-            // (in memory only, like ISC's ack queue).
-            e.local.in_flight = Some(1);
+            // (ISC's dueling-update rule needs to know that an update of ours is outstanding:
+            // the engine knows, from its queue.)
             // "The binding-status the partner may know: the last one we sent it" — the
             // draft's rewind of EXPIRED/RELEASED (§5.2.2) ends once it is sent.
             if note_sent {
@@ -1259,7 +1276,7 @@ impl World {
             // running lease, seed 7880.)
             for store in [&mut n.store, &mut n.durable] {
                 if let Some(e) = store.leases.get_mut(&addr)
-                    && (e.local.in_flight.is_none() || e.local.status == BindingStatus::Active)
+                    && (!verdict.ours_in_flight || e.local.status == BindingStatus::Active)
                 {
                     e.local.partner_status = Some(verdict.store_as);
                 }
@@ -1315,7 +1332,6 @@ impl World {
             };
             if current {
                 e.partner_has_it = true;
-                e.local.in_flight = None;
                 e.local.partner_status = Some(status);
                 e.local.acked_pet = pet.or(e.local.acked_pet);
                 if matches!(
@@ -1601,7 +1617,6 @@ impl World {
             n.applied.clear();
             for e in store.leases.values_mut() {
                 e.partner_has_it = true;
-                e.local.in_flight = None;
             }
             n.durable = store.clone();
             n.store = store;
@@ -1715,7 +1730,7 @@ pub fn apply_received(store: &mut Store, b: &BindingData, v: &Verdict, ours_refu
         // before our renewal reaches it (seed 52843 of the extra faults), so it counts as ended
         // for the partner (`may_allocate`).
         let ours_running = e.local.status == BindingStatus::Active;
-        if e.local.in_flight.is_none() || ours_running {
+        if !v.ours_in_flight || ours_running {
             e.local.partner_status = Some(b.status);
         }
     }

@@ -12,8 +12,8 @@ use failover_fsm::policy::{
     LeaseRequest, LoadBalance, PartnerPool, lease_time, may_answer,
 };
 use failover_fsm::{
-    BindingData, Config, Engine, EngineError, Event, Instant, Link, RejectReason, ServerState,
-    Status, UnixTime,
+    Action, BindingData, Config, Engine, EngineError, Event, Instant, Link, PersistToken,
+    Persisted, RejectReason, ServerState, Status, UnixTime,
 };
 use failover_proto::Framer;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -25,7 +25,8 @@ use tracing::{Instrument, debug, info, info_span, warn};
 use crate::storage::Storage;
 
 /// The engine as the binding sizes it: 256 bindings queued (more wait in the task), 128
-/// received updates awaiting commit (so max-unacked-bndupd up to 128), 128 events.
+/// received updates awaiting commit (so max-unacked-bndupd up to 128), 128 actions and as many
+/// events.
 type PeerEngine = Engine<256, 128, 128>;
 
 /// Bytes read from the socket at a time (bounded; the framer holds at most one message).
@@ -194,7 +195,7 @@ impl<S: Storage> PeerBuilder<S> {
             rng: u64::from(seed) | 1,
             shutting_down: None,
             wbuf: Vec::with_capacity(WRITE_BATCH + failover_proto::MAX_MESSAGE_LEN),
-            unsaved: (None, None),
+            close_pending: false,
         };
         let span = info_span!(
             "failover",
@@ -220,8 +221,11 @@ impl<S: Storage> PeerBuilder<S> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PeerEvent {
-    /// An engine event, after the task acted on it (state persisted, binding committed).
+    /// An informational engine event.
     Engine(Event),
+    /// An engine action, after the task carried it out (snapshot persisted, binding committed,
+    /// acknowledgement recorded...).
+    Action(Action),
     /// A TCP connection to the partner is up.
     Connected {
         /// The partner's address and port.
@@ -484,10 +488,8 @@ struct Task<S: Storage> {
     rng: u64,
     shutting_down: Option<(tokio::time::Instant, oneshot::Sender<()>)>,
     wbuf: Vec<u8>,
-    /// MCLT and last-operational time the engine asked to persist before any state was saved
-    /// (a new secondary learns the MCLT from CONNECT before its first state): written with
-    /// the first state.
-    unsaved: (Option<u32>, Option<failover_fsm::UnixTime>),
+    /// The engine asked to close the connection: done once its last messages are written.
+    close_pending: bool,
 }
 
 impl<S: Storage> Task<S> {
@@ -805,7 +807,6 @@ impl<S: Storage> Task<S> {
                 wrote = true;
                 out.extend_from_slice(buf.get(..n).unwrap_or_default());
                 self.counters.messages_out.fetch_add(1, Ordering::Relaxed);
-                self.drain_events().await?;
             }
             if !out.is_empty()
                 && let Some(conn) = self.conn.as_mut()
@@ -817,10 +818,13 @@ impl<S: Storage> Task<S> {
                 }
             }
             self.wbuf = out;
-            // The last `poll_transmit` may itself have queued events: CloseConnection for a
-            // close with nothing to send (handshake timeout, SHUTDOWN linger), PersistState
-            // on entering NORMAL from PARTNER-DOWN. Act on them and go round again, or they
-            // wait for the next input (forever, from a silent partner).
+            // The engine's last messages are written: now the close it asked for.
+            if self.close_pending && !wrote {
+                self.close_pending = false;
+                self.drop_conn().await;
+            }
+            // Dropping the connection is an input (communications failed): act on its
+            // outputs and go round again.
             let late = self.drain_events().await?;
             if !wrote && !fed && !late {
                 break;
@@ -841,7 +845,7 @@ impl<S: Storage> Task<S> {
             let mut result = Ok(());
             while let Some(b) = list.pop_front() {
                 match self.engine.send_binding(b.clone()) {
-                    Ok(()) => {}
+                    Ok(_) => {}
                     Err(EngineError::QueueFull) => {
                         // Keep the rest; retry once acknowledgements free room.
                         list.push_front(b);
@@ -868,156 +872,151 @@ impl<S: Storage> Task<S> {
         }
     }
 
-    /// Acts on every pending engine event; `Ok(true)` if there was any.
+    /// Carries out every pending engine action, then forwards the events; `Ok(true)` if there
+    /// was any.
     async fn drain_events(&mut self) -> Result<bool, ()> {
         let mut any = false;
+        while let Some(action) = self.engine.poll_action() {
+            any = true;
+            self.act(&action);
+            self.forward(PeerEvent::Action(action)).await;
+        }
         while let Some(event) = self.engine.poll_event() {
             any = true;
-            let now = self.now();
-            match &event {
-                Event::PersistState { state, since } => {
-                    let mut p = self
-                        .storage
-                        .load_state()
-                        .unwrap_or(failover_fsm::Persisted {
-                            state: *state,
-                            since: *since,
-                            mclt: self.unsaved.0.take(),
-                            last_operational: self.unsaved.1.take(),
-                            lease_table_lost: false,
-                        });
-                    p.state = *state;
-                    p.since = *since;
-                    self.persist(&p);
-                }
-                Event::PersistMclt { mclt } => match self.storage.load_state() {
-                    Some(mut p) => {
-                        p.mclt = Some(*mclt);
-                        self.persist(&p);
-                    }
-                    None => self.unsaved.0 = Some(*mclt),
-                },
-                Event::PersistLastOperational { at } => match self.storage.load_state() {
-                    Some(mut p) => {
-                        p.last_operational = Some(*at);
-                        self.persist(&p);
-                    }
-                    None => self.unsaved.1 = Some(*at),
-                },
-                Event::PersistLeaseTableLost { lost: true } => {
-                    // Saved at once, over the old copy's state (ignored at start): a restart
-                    // before the first state change must go on refreshing. RECOVER is where a
-                    // server without failover state starts anyway (§9.3.2).
-                    self.persist(&failover_fsm::Persisted {
-                        state: ServerState::Recover,
-                        since: wall_clock(),
-                        mclt: None,
-                        last_operational: None,
-                        lease_table_lost: true,
-                    });
-                }
-                Event::PersistLeaseTableLost { lost: false } => {
-                    if let Some(mut p) = self.storage.load_state() {
-                        p.lease_table_lost = false;
-                        self.persist(&p);
-                    }
-                }
-                Event::StateChanged { from, to } => {
-                    info!(from = %from, to = %to, "failover state changed");
-                }
-                Event::PartnerStateChanged { state, .. } => {
-                    info!(partner = %state, "partner state");
-                }
-                Event::CommitBinding {
-                    token,
-                    binding,
-                    verdict,
-                } => match self.storage.commit_binding(binding, verdict) {
-                    Ok(kept) => {
-                        let _ = self.engine.binding_committed(*token);
-                        if let Some(ours) = kept {
-                            // Full queue: it goes with the next backlog instead.
-                            let _ = self.engine.send_binding(ours);
-                        }
-                    }
-                    Err(e) => {
-                        warn!(error = %e, "could not store a binding; rejecting it");
-                        let _ = self
-                            .engine
-                            .binding_commit_failed(*token, RejectReason::UnknownConnectionReason);
-                        let _ = self
-                            .event_tx
-                            .try_send(PeerEvent::StorageError(e.to_string()));
-                    }
-                },
-                Event::BindingAcked {
-                    address,
-                    status,
-                    potential_expiration_time,
-                } => {
-                    if let Err(e) =
-                        self.storage
-                            .binding_acked(*address, *status, *potential_expiration_time)
-                    {
-                        warn!(error = %e, "storage failed recording an ack");
-                    }
-                }
-                Event::BindingRejected { address, reason } => {
-                    warn!(address = %std::net::Ipv4Addr::from(*address), %reason, "partner rejected a binding");
-                }
-                Event::SendAllBindings | Event::SendUnackedBindings | Event::SendBacklog => {
-                    let unacked = !matches!(event, Event::SendAllBindings);
-                    let list = self.storage.bindings(unacked);
-                    debug!(count = list.len(), all = !unacked, "sending bindings");
-                    if !matches!(event, Event::SendBacklog) {
-                        self.resync.clear();
-                        self.resync_end = true;
-                    }
-                    self.resync.extend(list);
-                }
-                Event::PoolRequested => {
-                    let _ = self.balance(BalanceTrigger::PoolReq);
-                }
-                Event::PoolCheck => {
-                    let _ = self.balance(BalanceTrigger::Manual);
-                }
-                Event::CloseConnection => {
-                    self.drop_conn().await;
-                }
-                Event::ConnectionRejected { reason, by_partner } => {
-                    warn!(%reason, by_partner, "connection rejected");
-                }
-                Event::PartnerDisconnected { reason } => {
-                    info!(%reason, "partner sent DISCONNECT");
-                }
-                Event::ProtocolError { error } => {
-                    warn!(%error, "protocol error from the partner");
-                }
-                Event::Alarm {
-                    state,
-                    partner_state,
-                } => {
-                    warn!(%state, partner = ?partner_state, "failover alarm");
-                }
-                _ => {}
-            }
-            let _ = now;
-            // Bounded: when the application does not keep up, we wait (and stop reading).
-            if self.event_tx.send(PeerEvent::Engine(event)).await.is_err() {
-                // The application dropped its receiver; keep running without events.
-                self.event_tx = mpsc::channel(1).0;
-            }
+            log_event(&event);
+            self.forward(PeerEvent::Engine(event)).await;
         }
         Ok(any)
     }
 
-    fn persist(&mut self, p: &failover_fsm::Persisted) {
-        if let Err(e) = self.storage.persist_state(p) {
-            warn!(error = %e, "could not persist the failover state");
-            let _ = self
-                .event_tx
-                .try_send(PeerEvent::StorageError(e.to_string()));
+    /// Carries out one engine action.
+    fn act(&mut self, action: &Action) {
+        match action {
+            Action::Persist { token, snapshot } => self.persist(*token, snapshot),
+            Action::CommitBinding {
+                token,
+                binding,
+                verdict,
+            } => match self.storage.commit_binding(binding, verdict) {
+                Ok(kept) => {
+                    let _ = self.engine.binding_committed(*token);
+                    if let Some(ours) = kept {
+                        // Full queue: it goes with the next backlog instead.
+                        let _ = self.engine.send_binding(ours);
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "could not store a binding; rejecting it");
+                    let _ = self
+                        .engine
+                        .binding_commit_failed(*token, RejectReason::UnknownConnectionReason);
+                    let _ = self
+                        .event_tx
+                        .try_send(PeerEvent::StorageError(e.to_string()));
+                }
+            },
+            Action::BindingAcked {
+                address,
+                status,
+                potential_expiration_time,
+                ..
+            } => {
+                if let Err(e) =
+                    self.storage
+                        .binding_acked(*address, *status, *potential_expiration_time)
+                {
+                    warn!(error = %e, "storage failed recording an ack");
+                }
+            }
+            Action::BindingRejected {
+                address, reason, ..
+            } => {
+                warn!(address = %std::net::Ipv4Addr::from(*address), %reason, "partner rejected a binding");
+            }
+            Action::SendAllBindings | Action::SendUnackedBindings | Action::SendBacklog => {
+                let unacked = !matches!(action, Action::SendAllBindings);
+                let list = self.storage.bindings(unacked);
+                debug!(count = list.len(), all = !unacked, "sending bindings");
+                if !matches!(action, Action::SendBacklog) {
+                    self.resync.clear();
+                    self.resync_end = true;
+                }
+                self.resync.extend(list);
+                // Queued before the next `poll_action`, as far as the queue has room: on
+                // leaving PARTNER-DOWN, NORMAL is announced once that much is acknowledged.
+                self.feed_queue();
+            }
+            Action::PoolRequested => {
+                let _ = self.balance(BalanceTrigger::PoolReq);
+            }
+            Action::PoolCheck => {
+                let _ = self.balance(BalanceTrigger::Manual);
+            }
+            Action::CloseConnection => self.close_pending = true,
+            _ => {}
         }
+    }
+
+    /// Hands an event to the application.
+    async fn forward(&mut self, event: PeerEvent) {
+        // Bounded: when the application does not keep up, we wait (and stop reading).
+        if self.event_tx.send(event).await.is_err() {
+            // The application dropped its receiver; keep running without events.
+            self.event_tx = mpsc::channel(1).0;
+        }
+    }
+
+    /// Writes the engine's snapshot (synchronously: the store fsyncs before it returns) and
+    /// tells the engine how it went.
+    fn persist(&mut self, token: PersistToken, snapshot: &Persisted) {
+        let r = match self.storage.persist_state(snapshot) {
+            Ok(()) => self.engine.persist_complete(token),
+            Err(e) => {
+                warn!(error = %e, "could not persist the failover state");
+                let _ = self
+                    .event_tx
+                    .try_send(PeerEvent::StorageError(e.to_string()));
+                let now = self.now();
+                self.engine.persist_failed(now, token)
+            }
+        };
+        if let Err(e) = r {
+            warn!(error = %e, "the engine refused a persist confirmation");
+        }
+    }
+}
+
+/// Logs an informational engine event.
+fn log_event(event: &Event) {
+    match event {
+        Event::StateChanged { from, to } => {
+            info!(from = %from, to = %to, "failover state changed");
+        }
+        Event::PartnerStateChanged { state, .. } => {
+            info!(partner = %state, "partner state");
+        }
+        Event::ConnectionRejected { reason, by_partner } => {
+            warn!(%reason, by_partner, "connection rejected");
+        }
+        Event::PartnerDisconnected { reason } => {
+            info!(%reason, "partner sent DISCONNECT");
+        }
+        Event::ProtocolError { error } => {
+            warn!(%error, "protocol error from the partner");
+        }
+        Event::Alarm {
+            state,
+            partner_state,
+        } => {
+            warn!(%state, partner = ?partner_state, "failover alarm");
+        }
+        Event::PersistFailed { token } => {
+            warn!(
+                ?token,
+                "failover state not persisted; its announcement waits"
+            );
+        }
+        _ => {}
     }
 }
 

@@ -629,6 +629,8 @@ fn decode_record(line: &str) -> Option<Record> {
                     "-" => None,
                     x => Some(x.parse().ok()?),
                 },
+                // Not logged: what was outstanding matters only when the verdict is applied.
+                ours_in_flight: false,
             };
             (f.next()? == "end").then_some(())?;
             Record::Received(b, v)
@@ -663,6 +665,7 @@ mod tests {
             received_pet: None,
             client_changed: false,
             superseded_xid: Some(9),
+            ours_in_flight: false,
         };
         for r in [
             Record::State(Persisted {
@@ -708,6 +711,7 @@ mod tests {
             received_pet: None,
             client_changed: false,
             superseded_xid: None,
+            ours_in_flight: false,
         };
         assert_eq!(store.commit_binding(&released, &v).unwrap(), None);
         assert_eq!(store.get(a).unwrap().local.status, BindingStatus::Free);
@@ -746,6 +750,7 @@ mod tests {
             received_pet: None,
             client_changed: false,
             superseded_xid: None,
+            ours_in_flight: false,
         };
         let store = FileStore::open(&path, Role::Secondary, first, 4).unwrap();
         store.commit_binding(&a, &verdict(&a)).unwrap();

@@ -31,7 +31,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use failover_fsm::{
-    BindingData, BindingStatus, Config, Event, Link, RejectReason, Role, ServerState,
+    Action, BindingData, BindingStatus, Config, Event, Link, RejectReason, Role, ServerState,
 };
 use failover_proto::Repr;
 use failover_tokio::{FileStore, Handle, MemoryStore, PeerBuilder, PeerEvent, Storage, wall_clock};
@@ -516,7 +516,7 @@ async fn active_bindings_reach_isc() {
         );
     }
     assert_eq!(leases.count("backup"), 64, "{}", leases.summary());
-    assert!(!peer.saw(|e| matches!(e, PeerEvent::Engine(Event::BindingRejected { .. }))));
+    assert!(!peer.saw(|e| matches!(e, PeerEvent::Action(Action::BindingRejected { .. }))));
 }
 
 /// 5. Faults: ISC crashes (SIGKILL); we notice at once (the kernel sends the FIN) and queue

@@ -10,8 +10,9 @@
 //! time passing, and messages from a partner, built from arbitrary typed values of every
 //! message type (emitted with failover-proto), mutated, or raw bytes. A few scripted steps
 //! play a well-behaved partner (handshake, acknowledge everything, commit everything) so that
-//! short inputs reach the deep states. After every step the harness polls events and messages
-//! as the crate documentation prescribes and checks:
+//! short inputs reach the deep states. After every step the harness polls actions, events and
+//! messages as the crate documentation prescribes (writing every persist snapshot at once)
+//! and checks:
 //!
 //! * nothing panics, and the engine's outputs run dry (no endless stream of events/messages);
 //! * `state()` is a draft state (never `Unknown`) and agrees with the `StateChanged` events;
@@ -19,7 +20,8 @@
 //!   counts add up;
 //! * every message from `poll_transmit` parses with `Repr::parse`, its length field is its
 //!   length, BNDUPD and BNDACK go out only with communications OK, and STATE announces the
-//!   current state (or PARTNER-DOWN while NORMAL is held back) that was persisted before;
+//!   current state (or PARTNER-DOWN while NORMAL is held back) that was persisted before
+//!   (SHUTDOWN and PAUSED: the state to restart from was);
 //! * every `BindingAcked`/`BindingRejected` answers a BNDUPD of ours that is outstanding on this
 //!   connection, with that xid, at most once;
 //! * every BNDACK accepting a partner's binding follows `binding_committed` of that binding
@@ -47,8 +49,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use failover_fsm::accept::LocalBinding;
 use failover_fsm::policy::{BalanceTrigger, PoolCounts};
 use failover_fsm::{
-    BindingData, CommitToken, Config, Dialect, Engine, EngineError, Event, Instant, LeaseLookup,
-    Link, Persisted, UnixTime,
+    Action, BindingData, CommitToken, Config, Dialect, Engine, EngineError, Event, Instant,
+    LeaseLookup, Link, Persisted, UnixTime,
 };
 use failover_proto::{
     Binding, BindingAck, BindingList, BindingStatus, BndAck, BndUpd, Connect, ConnectAck, Contact,
@@ -252,7 +254,8 @@ arb_struct! {
         pub draft: bool,
         /// Small capacities (`Engine<8, 4, 32>`) instead of the defaults, to fill the queues.
         pub small: bool,
-        /// Call `connection_down` as soon as `Event::CloseConnection` is polled.
+        /// Call `connection_down` as soon as `Action::CloseConnection` is polled (and the last
+        /// messages are sent).
         pub auto_close: bool,
         /// max-unacked-bndupd we advertise (0: 10), capped by the commit capacity.
         pub max_unacked: u8,
@@ -1106,7 +1109,7 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
                     return;
                 }
                 match self.engine.send_binding(data) {
-                    Ok(()) => {}
+                    Ok(_) => {}
                     Err(EngineError::QueueFull) => assert_eq!(
                         self.engine.send_queue_space(),
                         0,
@@ -1418,6 +1421,10 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
 
     fn drain_events(&mut self) -> bool {
         let mut any = false;
+        while let Some(a) = self.engine.poll_action() {
+            any = true;
+            self.on_action(a);
+        }
         while let Some(e) = self.engine.poll_event() {
             any = true;
             self.on_event(e);
@@ -1425,38 +1432,34 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
         any
     }
 
-    fn on_event(&mut self, e: Event) {
-        match e {
-            Event::PersistState { state, since } => {
+    fn on_action(&mut self, a: Action) {
+        match a {
+            Action::Persist { token, snapshot } => {
+                let state = snapshot.state;
                 assert!(
                     STATES.contains(&state),
                     "asked to persist a non-draft state {state:?}"
                 );
-                self.persisted = Some(Persisted {
-                    state,
-                    since,
-                    mclt: None,
-                    last_operational: None,
-                    lease_table_lost: false,
-                });
+                self.persisted = Some(snapshot);
+                self.persisted_mclt = snapshot.mclt;
+                self.persisted_last_operational = snapshot.last_operational;
+                self.persisted_lost = snapshot.lease_table_lost;
                 if !self.ever_persisted.contains(&state) {
                     self.ever_persisted.push(state);
                 }
-            }
-            Event::StateChanged { from, to } => {
                 assert_eq!(
-                    from, self.tracked_state,
-                    "StateChanged from {from:?}, but the last change was to {:?}",
-                    self.tracked_state
+                    self.engine.persist_complete(token),
+                    Ok(()),
+                    "persist token refused"
                 );
-                assert!(STATES.contains(&to), "changed to a non-draft state {to:?}");
-                self.tracked_state = to;
+                assert_eq!(
+                    self.engine.persist_complete(token),
+                    Err(EngineError::UnknownToken),
+                    "persist token accepted twice"
+                );
             }
-            Event::PersistMclt { mclt } => self.persisted_mclt = Some(mclt),
-            Event::PersistLastOperational { at } => self.persisted_last_operational = Some(at),
-            Event::PersistLeaseTableLost { lost } => self.persisted_lost = lost,
-            Event::CloseConnection => self.close_requested = true,
-            Event::CommitBinding { token, binding, .. } => {
+            Action::CloseConnection => self.close_requested = true,
+            Action::CommitBinding { token, binding, .. } => {
                 let xid = self
                     .fed_xid
                     .expect("CommitBinding without a BNDUPD being handled");
@@ -1469,15 +1472,13 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
                 self.last_token = token.0;
                 self.pending.push((token.0, xid, binding.address));
             }
-            Event::RejectedPartnerBinding { address, .. } => {
-                let xid = self
-                    .fed_xid
-                    .expect("RejectedPartnerBinding without a BNDUPD being handled");
-                self.rejected.push((xid, address));
-            }
-            Event::BindingAcked {
-                address, status, ..
+            Action::BindingAcked {
+                address,
+                status,
+                xid,
+                ..
             } => {
+                assert_eq!(Some(xid), self.fed_xid, "BindingAcked with another xid");
                 let o = self.answered(address);
                 assert_eq!(
                     o.status, status,
@@ -1485,8 +1486,31 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
                 );
                 self.outcome.acked += 1;
             }
-            Event::BindingRejected { address, .. } => {
+            Action::BindingRejected { address, xid, .. } => {
+                assert_eq!(Some(xid), self.fed_xid, "BindingRejected with another xid");
                 self.answered(address);
+            }
+            _ => {}
+        }
+    }
+
+    fn on_event(&mut self, e: Event) {
+        match e {
+            Event::StateChanged { from, to } => {
+                assert_eq!(
+                    from, self.tracked_state,
+                    "StateChanged from {from:?}, but the last change was to {:?}",
+                    self.tracked_state
+                );
+                assert!(STATES.contains(&to), "changed to a non-draft state {to:?}");
+                self.tracked_state = to;
+            }
+            Event::PersistFailed { .. } => panic!("PersistFailed without a failed write"),
+            Event::RejectedPartnerBinding { address, .. } => {
+                let xid = self
+                    .fed_xid
+                    .expect("RejectedPartnerBinding without a BNDUPD being handled");
+                self.rejected.push((xid, address));
             }
             _ => {}
         }
@@ -1588,8 +1612,11 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
                     announced,
                     ServerState::Normal | ServerState::CommunicationsInterrupted
                 ) && self.persisted.map(|p| p.state) == Some(ServerState::PartnerDown);
+                // SHUTDOWN and PAUSED persist the state to restart from instead (§9.13.1,
+                // §9.14.1).
+                let stop = matches!(announced, ServerState::Shutdown | ServerState::Paused);
                 assert!(
-                    self.ever_persisted.contains(&announced) || held,
+                    self.ever_persisted.contains(&announced) || held || stop,
                     "STATE announces {announced:?}, never persisted ({:?})",
                     self.ever_persisted
                 );

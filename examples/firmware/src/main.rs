@@ -9,7 +9,7 @@ use core::net::Ipv4Addr;
 
 use failover_fsm::accept::LocalBinding;
 use failover_fsm::{
-    BindingData, BindingStatus, Config, Engine, Event, Instant, LeaseLookup, Role, UnixTime,
+    Action, BindingData, BindingStatus, Config, Engine, Instant, LeaseLookup, Role, UnixTime,
 };
 use failover_proto::Framer;
 
@@ -60,20 +60,32 @@ pub extern "C" fn _start() -> ! {
             }
         }
         engine.handle_timeout(now);
-        while let Some(event) = engine.poll_event() {
-            match event {
-                Event::CommitBinding { token, .. } => {
+        let mut close = false;
+        while let Some(action) = engine.poll_action() {
+            match action {
+                // Flash written (here: pretend), then confirmed.
+                Action::Persist { token, snapshot } => {
+                    black_box(&snapshot);
+                    let _ = engine.persist_complete(token);
+                }
+                Action::CommitBinding { token, .. } => {
                     let _ = engine.binding_committed(token);
                 }
-                Event::SendAllBindings | Event::SendUnackedBindings => engine.end_of_updates(),
-                Event::CloseConnection => engine.connection_down(now),
+                Action::SendAllBindings | Action::SendUnackedBindings => engine.end_of_updates(),
+                Action::CloseConnection => close = true,
                 other => {
                     black_box(&other);
                 }
             }
         }
+        while let Some(event) = engine.poll_event() {
+            black_box(&event);
+        }
         while let Some(n) = engine.poll_transmit(now, &mut tx) {
             black_box(&tx[..n.min(tx.len())]);
+        }
+        if close {
+            engine.connection_down(now);
         }
         if black_box(ticks % 1000 == 0) {
             let mut b = BindingData::new(Ipv4Addr::new(192, 0, 2, 10), BindingStatus::Active);

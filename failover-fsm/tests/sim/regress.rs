@@ -328,6 +328,7 @@ fn an_acknowledged_record_does_not_outrank_the_partners_next_update() {
         received_pet: Some(UnixTime(T0 + 72)),
         client_changed: true,
         superseded_xid: None,
+        ours_in_flight: false,
     };
     // Our BACKUP was acknowledged: the partner's later update wins whatever the times say.
     let mut store = ours(true);

@@ -1,0 +1,872 @@
+//! The failover endpoint: one relationship, one role, driven by the caller.
+//!
+//! See the crate documentation for the four API groups and the polling order.
+//!
+//! [`Engine`] is the hub: it keeps the public API and dispatches inputs. Each piece of its
+//! state lives in a module of its own: `timer` (every deadline), `outgoing` (our binding
+//! updates and flow control), `incoming` (the partner's updates awaiting commit, and their
+//! BNDACKs), `control` (the other messages), `skew` (§5.10), `mclt` (§5.2.1), `persist`
+//! (what survives a restart), `recovery` (update requests and the holds that order state
+//! announcements after them). `handshake` handles the connection messages, `update` the
+//! binding updates, `state` runs the state machine of [`crate::transition`].
+
+use core::net::Ipv4Addr;
+use core::time::Duration;
+
+use failover_proto::{
+    BindingAck, BindingList, BndAck, DecodeError, DecodeErrorKind, Hba, MessageType, RejectReason,
+    Repr, Role, ServerState,
+};
+use heapless::{Deque, Vec};
+
+use crate::accept::LocalBinding;
+use crate::binding::BindingData;
+use crate::config::{Config, ConfigError};
+use crate::policy::{BalancePlan, BalanceSkipped, BalanceTrigger, PoolCounts, plan_balance};
+use crate::time::{Instant, UnixTime};
+use crate::transition::{self, StateEvent};
+
+mod control;
+mod handshake;
+mod incoming;
+mod mclt;
+mod outgoing;
+mod output;
+mod persist;
+mod recovery;
+mod skew;
+mod state;
+mod status;
+mod timer;
+mod update;
+
+use control::{CONTROL_CAPACITY, Control};
+use incoming::IncomingQueue;
+use mclt::Mclt;
+use outgoing::OutgoingQueue;
+use output::Outputs;
+pub use output::{Action, CommitToken, Event, UpdateId};
+use persist::Persistence;
+pub use persist::{PersistToken, Persisted};
+use recovery::{PdHold, Requests};
+use skew::Skew;
+pub use status::{Link, Status};
+use timer::{Timer, TimerTable};
+
+/// Most binding transactions accepted in one received BNDUPD (ISC sends one).
+pub const MAX_BATCH: usize = 8;
+/// How long after [`Engine::persist_failed`] the engine asks again.
+pub const PERSIST_RETRY: Duration = Duration::from_secs(1);
+
+/// Answers the engine needs from the caller's lease database to judge a received BNDUPD
+/// (§7.1.3).
+pub trait LeaseLookup {
+    /// The local binding of `address`, or `None` when the address is not in any pool of this
+    /// relationship (answered with reject-reason 1).
+    fn lookup(&self, address: Ipv4Addr) -> Option<LocalBinding>;
+}
+
+/// A command or input the engine refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum EngineError {
+    /// The binding queue is full: retry after acknowledgements free space (back-pressure).
+    QueueFull,
+    /// Poll actions and events first: too few output slots are free to process more input.
+    EventsPending,
+    /// A connection is already up: refuse the new one as a duplicate (reject-reason 7).
+    AlreadyConnected,
+    /// No connection is up.
+    NotConnected,
+    /// The token is unknown or was already used.
+    UnknownToken,
+    /// The binding lacks what its status requires (ACTIVE: hardware address, lease- and
+    /// potential-expiration-time; EXPIRED, RELEASED: hardware address; §7.1).
+    IncompleteBinding,
+}
+
+impl core::fmt::Display for EngineError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            EngineError::QueueFull => "binding queue full",
+            EngineError::EventsPending => "poll actions and events before giving more input",
+            EngineError::AlreadyConnected => "a connection is already up",
+            EngineError::NotConnected => "no connection",
+            EngineError::UnknownToken => "unknown or already used token",
+            EngineError::IncompleteBinding => "binding lacks the options its status requires",
+        })
+    }
+}
+
+impl core::error::Error for EngineError {}
+
+/// A failover endpoint (§5.1): the state machine, the connection protocol and binding-update
+/// flow control for one relationship.
+///
+/// # API groups
+///
+/// * **Inputs** — what happened: [`connection_up`](Engine::connection_up) /
+///   [`connection_down`](Engine::connection_down), [`handle_message`](Engine::handle_message),
+///   [`handle_timeout`](Engine::handle_timeout), and the confirmations of actions:
+///   [`persist_complete`](Engine::persist_complete) / [`persist_failed`](Engine::persist_failed),
+///   [`binding_committed`](Engine::binding_committed) /
+///   [`binding_commit_failed`](Engine::binding_commit_failed).
+/// * **Commands** — what the DHCP server or an operator wants:
+///   [`send_binding`](Engine::send_binding), [`end_of_updates`](Engine::end_of_updates),
+///   [`partner_down`](Engine::partner_down), [`shutdown`](Engine::shutdown),
+///   [`pause`](Engine::pause), [`disconnect`](Engine::disconnect),
+///   [`pool_response`](Engine::pool_response), [`balance_pools`](Engine::balance_pools),
+///   [`request_pool_balance`](Engine::request_pool_balance),
+///   [`lease_table_lost`](Engine::lease_table_lost).
+/// * **Queries**: [`state`](Engine::state), [`partner_state`](Engine::partner_state),
+///   [`status`](Engine::status), [`link`](Engine::link),
+///   [`is_communicating`](Engine::is_communicating), [`mclt`](Engine::mclt),
+///   [`endpoint`](Engine::endpoint), [`hba`](Engine::hba), [`config`](Engine::config),
+///   [`send_queue_space`](Engine::send_queue_space), [`wall_at`](Engine::wall_at).
+/// * **Outputs**, polled after every input or command, in this order:
+///   1. [`poll_action`](Engine::poll_action) until `None`, carrying out each [`Action`]
+///      before polling the next (persist, commit, queue bindings, close...);
+///   2. [`poll_event`](Engine::poll_event) until `None` ([`Event`]s are informational);
+///   3. [`poll_transmit`](Engine::poll_transmit) until `None`, writing each message to the
+///      connection (then close it if [`Action::CloseConnection`] said so);
+///   4. [`poll_timeout`](Engine::poll_timeout): when to call `handle_timeout` next.
+///
+///   Only `poll_action` and `poll_event` hand out actions and events; `poll_transmit` and
+///   `poll_timeout` never create any. Inputs are refused with [`EngineError::EventsPending`]
+///   while too few output slots are free.
+///
+/// # Persistence
+///
+/// Whenever a field of [`Persisted`] changes, the engine hands out the whole snapshot as
+/// [`Action::Persist`]; changes made by one input, or while a write is outstanding, are
+/// coalesced into one snapshot, and only one write is outstanding at a time. The caller
+/// answers with [`persist_complete`](Engine::persist_complete) — possibly several inputs
+/// later — or [`persist_failed`](Engine::persist_failed). No STATE announcing a state goes out
+/// before the snapshot holding that state is confirmed (§9.2), and what was queued after that
+/// STATE waits behind it, so the partner hears everything in the order it was decided. After a
+/// failure the STATE stays unsent, [`Event::PersistFailed`] says so, and the snapshot (with
+/// whatever changed meanwhile) is asked for again [`PERSIST_RETRY`] later.
+///
+/// # Capacities
+///
+/// Const generics: `QUEUE` bindings queued to send (in flight included), `COMMITS` received
+/// BNDUPDs awaiting the caller's commit (at least the advertised max-unacked-bndupd),
+/// `EVENTS` undelivered actions, and as many undelivered events (at least 32).
+#[derive(Debug)]
+pub struct Engine<const QUEUE: usize = 256, const COMMITS: usize = 128, const EVENTS: usize = 64> {
+    config: Config,
+    // Failover state (§9).
+    state: ServerState,
+    state_since: UnixTime,
+    previous: ServerState,
+    partner_state: Option<ServerState>,
+    partner_since: Option<UnixTime>,
+    /// The partner announced STARTUP (server-flags S) in its last STATE.
+    partner_startup: bool,
+    last_operational: Option<UnixTime>,
+    mclt: Mclt,
+    hba: Hba,
+    // Clock: wall time anchored to a monotonic instant.
+    anchor: (Instant, UnixTime),
+    // Connection.
+    link: Link,
+    generation: u32,
+    next_xid: u32,
+    partner_max_unacked: u32,
+    partner_receive_timer: u32,
+    last_rx: Option<Instant>,
+    last_tx: Option<Instant>,
+    /// A STATE arrived on the current connection.
+    state_seen: bool,
+    skew: Skew,
+    last_reject: Option<RejectReason>,
+    timers: TimerTable,
+    // Queues.
+    control: Deque<Control, CONTROL_CAPACITY>,
+    incoming: IncomingQueue<COMMITS>,
+    outgoing: OutgoingQueue<QUEUE>,
+    outputs: Outputs<EVENTS>,
+    /// What must survive a restart, and how far the caller has written it.
+    persist: Persistence,
+    // Update requests and the holds that follow them.
+    requests: Requests,
+    /// Left PARTNER-DOWN for NORMAL with bindings still to send (see [`PdHold`]).
+    pd_hold: PdHold,
+    /// RECOVER-WAIT's time ran out while communications were not OK: RECOVER-DONE waits for
+    /// them (04 §3.2 allows deferring it). In RECOVER-DONE we renew leases (§9.7.1), which is
+    /// safe only once the partner — possibly in PARTNER-DOWN, reclaiming addresses on the
+    /// strength of what it knows — can hear of it.
+    recover_wait_over: bool,
+    /// The partner's POOLREQ we have not answered yet.
+    pending_pool_xid: Option<u32>,
+    /// No complete lease table yet: started without persisted state (brand-new, or stable
+    /// storage lost) or restarted in RECOVER (a recovery that never finished). Every update
+    /// request is then an UPDREQALL until one has been answered (§9.5.2).
+    lost_storage: bool,
+    /// The caller said its lease table is lost or an older copy ([`Engine::lease_table_lost`]):
+    /// the partner's bindings are taken as they come until the UPDDONE that answers our
+    /// UPDREQALL, in whatever state we are by then (RECOVER, or POTENTIAL-CONFLICT if the
+    /// partner was in conflict resolution; see `judge`).
+    refresh_from_partner: bool,
+    /// Started with persisted state (not a new server).
+    had_persisted: bool,
+}
+
+impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
+    /// Starts an endpoint in STARTUP (§9.3) at monotonic `now` and wall-clock `wall`.
+    ///
+    /// `persisted` is what the engine last asked to persist (`None` for a brand-new server,
+    /// which starts as if in RECOVER, §9.3.2 step 1). `xid_seed` varies the first xid.
+    pub fn new(
+        config: Config,
+        persisted: Option<Persisted>,
+        now: Instant,
+        wall: UnixTime,
+        xid_seed: u32,
+    ) -> Result<Self, ConfigError> {
+        config.validate(COMMITS)?;
+        let previous = transition::startup_previous(persisted.map(|p| p.state), config.dialect);
+        let mut timers = TimerTable::default();
+        timers.set(Timer::Startup, now + secs(config.startup_delay));
+        // A start time in the future means the clock was set back since it was saved: count
+        // from now (RECOVER-WAIT then lasts a full MCLT from now, on the safe side).
+        let state_since = persisted.map_or(wall, |p| p.since.min(wall));
+        // A new server has nothing on stable storage: its first snapshot says what a restart
+        // would assume anyway (the remembered state, RECOVER, §9.3.2 step 1).
+        let base = Persisted {
+            state: previous,
+            since: state_since,
+            mclt: None,
+            last_operational: None,
+            lease_table_lost: false,
+        };
+        Ok(Engine {
+            hba: config.hba,
+            mclt: Mclt::new(config.role, config.mclt, persisted.and_then(|p| p.mclt)),
+            config,
+            state: ServerState::Startup,
+            state_since,
+            previous,
+            partner_state: None,
+            partner_since: None,
+            partner_startup: false,
+            last_operational: persisted.and_then(|p| p.last_operational),
+            anchor: (now, wall),
+            link: Link::Down,
+            generation: 0,
+            next_xid: xid_seed,
+            partner_max_unacked: 1,
+            partner_receive_timer: 0,
+            last_rx: None,
+            last_tx: None,
+            state_seen: false,
+            skew: Skew::default(),
+            last_reject: None,
+            timers,
+            control: Deque::new(),
+            incoming: IncomingQueue::new(),
+            outgoing: OutgoingQueue::new(),
+            outputs: Outputs::new(),
+            persist: Persistence::new(persisted, base),
+            requests: Requests::default(),
+            pd_hold: PdHold::Off,
+            recover_wait_over: false,
+            pending_pool_xid: None,
+            lost_storage: persisted
+                .is_none_or(|p| p.state == ServerState::Recover || p.lease_table_lost),
+            // A refresh cut short by a restart goes on: the table is still the old copy.
+            refresh_from_partner: persisted.is_some_and(|p| p.lease_table_lost),
+            had_persisted: persisted.is_some(),
+        })
+    }
+
+    // ----- getters -----
+
+    /// Our failover state.
+    pub fn state(&self) -> ServerState {
+        self.state
+    }
+
+    /// The partner's last reported state.
+    pub fn partner_state(&self) -> Option<ServerState> {
+        self.partner_state
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The MCLT in force (a secondary's is the primary's, once learned). See
+    /// [`Status::mclt`] and [`Status::lease_mclt`] for the values the lease rules use while an
+    /// MCLT change settles, and [`Engine::endpoint`].
+    pub fn mclt(&self) -> u32 {
+        self.mclt.current()
+    }
+
+    /// This server's situation as the lease rules of [`crate::policy`] need it, at `now`.
+    pub fn endpoint(&self, now: Instant) -> crate::policy::Endpoint {
+        crate::policy::Endpoint {
+            dialect: self.config.dialect,
+            role: self.config.role,
+            state: self.state,
+            state_since: self.state_since,
+            partner_state: self.partner_state,
+            mclt: self.mclt.wait(self.wall_at(now)),
+            lease_mclt: self.mclt.lease(),
+        }
+    }
+
+    /// The hash bucket assignment in force (a secondary's is the primary's, once learned).
+    pub fn hba(&self) -> Hba {
+        self.hba
+    }
+
+    /// The connection state.
+    pub fn link(&self) -> Link {
+        self.link
+    }
+
+    /// Whether communications are OK (§8.3).
+    pub fn is_communicating(&self) -> bool {
+        self.link == Link::Up
+    }
+
+    /// Free slots in the binding queue.
+    pub fn send_queue_space(&self) -> usize {
+        self.outgoing.space()
+    }
+
+    /// The wall clock at monotonic `now`, from the last wall time given.
+    pub fn wall_at(&self, now: Instant) -> UnixTime {
+        let (at, wall) = self.anchor;
+        let delta = now.saturating_duration_since(at).as_secs();
+        wall.plus(u32::try_from(delta).unwrap_or(u32::MAX))
+    }
+
+    // ----- connection inputs -----
+
+    /// A TCP connection to the partner is up (either direction). A primary sends CONNECT on it
+    /// (ISC sends CONNECT on accepted connections too); a secondary waits for one.
+    pub fn connection_up(&mut self, now: Instant) -> Result<(), EngineError> {
+        if self.link != Link::Down {
+            return Err(EngineError::AlreadyConnected);
+        }
+        self.generation = self.generation.wrapping_add(1);
+        self.state_seen = false;
+        self.last_rx = Some(now);
+        self.last_tx = None;
+        self.skew.reset();
+        self.control.clear();
+        self.incoming.clear();
+        self.timers
+            .set(Timer::Handshake, now + secs(self.config.connect_timeout));
+        self.timers
+            .set(Timer::Receive, now + secs(self.config.receive_timer));
+        match self.config.role {
+            Role::Primary => {
+                self.link = Link::AwaitingConnectAck;
+                self.push_control(Control::Connect);
+            }
+            Role::Secondary => self.link = Link::AwaitingConnect,
+        }
+        Ok(())
+    }
+
+    /// The TCP connection is gone. Unacknowledged bindings are sent again on the next one.
+    pub fn connection_down(&mut self, now: Instant) {
+        if self.link == Link::Down {
+            return;
+        }
+        // A link we were closing already counted its failure in `close` (if it was up); one
+        // that never finished its handshake never had communications to lose (§8.3).
+        let was_up = self.link == Link::Up;
+        self.link = Link::Down;
+        self.stop_link_timers();
+        self.control.clear();
+        // Received updates not yet acked are dropped: their BNDACK belongs to the dead
+        // connection (§8.6); the partner sends them again.
+        self.incoming.clear();
+        self.requeue_unacked();
+        self.requests.connection_lost();
+        if was_up {
+            self.comm_failed(now);
+        }
+    }
+
+    /// Handles one whole message from the partner (as framed by `failover_proto::Framer`).
+    ///
+    /// Malformed or out-of-place messages never corrupt state: they get the draft's answer
+    /// (a rejecting BNDACK or CONNECTACK, or DISCONNECT and close) and an
+    /// [`Event::ProtocolError`]. Returns `Err(EventsPending)` without consuming the message
+    /// when events must be polled first.
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        wall: UnixTime,
+        bytes: &[u8],
+        db: &impl LeaseLookup,
+    ) -> Result<(), EngineError> {
+        self.outputs.check_room()?;
+        if matches!(self.link, Link::Down | Link::Closing) {
+            return Ok(());
+        }
+        self.anchor = (now, wall);
+        self.last_rx = Some(now);
+        self.timers
+            .set(Timer::Receive, now + secs(self.config.receive_timer));
+        if self.link == Link::Up && self.last_tx.is_none() {
+            // Nothing sent on this connection yet: CONTACT counts from what we heard.
+            self.timers
+                .set(Timer::Contact, now + self.contact_interval());
+        }
+        match Repr::parse(bytes) {
+            Ok(repr) => self.handle_repr(now, wall, repr, db),
+            Err(error) => self.malformed(now, bytes, error),
+        }
+        self.release_upddone_hold(now, wall);
+        Ok(())
+    }
+
+    /// Handles expired timers at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for timer in Timer::ORDER {
+            if self.timers.expire(timer, now) {
+                self.on_timer(timer, now);
+            }
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer, now: Instant) {
+        let wall = self.wall_at(now);
+        match timer {
+            Timer::Handshake => {
+                if matches!(
+                    self.link,
+                    Link::AwaitingConnect | Link::AwaitingConnectAck | Link::AwaitingState
+                ) {
+                    self.close(now);
+                }
+            }
+            Timer::Receive => {
+                // tReceive expired (§8.3): DISCONNECT(17), then close (§7.12).
+                self.last_reject = Some(RejectReason::NoTraffic);
+                self.push_control(Control::Disconnect(RejectReason::NoTraffic));
+                self.close(now);
+            }
+            Timer::Contact => {
+                // Nothing else about to go out (it would do as well).
+                if self.link == Link::Up && self.control.is_empty() {
+                    self.push_control(Control::Contact);
+                }
+            }
+            Timer::Startup => {
+                if self.state == ServerState::Startup {
+                    self.run(now, wall, StateEvent::StartupExpired);
+                }
+            }
+            Timer::RecoverWait => {
+                if self.link == Link::Up {
+                    self.run(now, wall, StateEvent::RecoverWaitExpired);
+                } else {
+                    self.recover_wait_over = true;
+                }
+            }
+            Timer::SafePeriod => self.run(now, wall, StateEvent::SafePeriodExpired),
+            Timer::Linger => self.close(now),
+            // Nothing to do here: `poll_action` hands the snapshot out again.
+            Timer::PersistRetry => {}
+        }
+    }
+
+    // ----- commands -----
+
+    /// Tells a new engine that the caller's lease table is lost or is an older copy restored
+    /// from a backup (draft §9.5.2: the server "has been instructed ... that it has lost its
+    /// stable storage"): until the partner's UPDDONE answers our UPDREQALL, the partner's
+    /// bindings are judged as an empty table would judge them, and the partner's own update
+    /// requests are answered at once, since nothing of ours is worth sending. Call it right
+    /// after [`Engine::new`] (without persisted state), before the first connection. A server
+    /// that is new to failover but holds a current lease table must not call it. The next
+    /// [`Action::Persist`] snapshot records it ([`Persisted::lease_table_lost`]), so that a
+    /// restart before the refresh is done goes on refreshing (found by the simulator, seed
+    /// 348627 of the million-seed run).
+    pub fn lease_table_lost(&mut self) {
+        self.refresh_from_partner = true;
+        self.lost_storage = true;
+        self.persist.set_lease_table_lost(true);
+    }
+
+    /// Queues a binding to send to the partner (lazy update, §5.1) and returns the id that
+    /// [`Action::BindingAcked`] or [`Action::BindingRejected`] will carry.
+    ///
+    /// * A copy of the same address queued and not yet sent is replaced: the queue keeps its
+    ///   place, the returned id is a new one, and the acknowledgement carries the new id (the
+    ///   replaced id is never acknowledged).
+    /// * The same data already queued or in flight is not queued twice: its id is returned.
+    /// * A copy in flight is followed by this one. Should the connection drop before it is
+    ///   acknowledged, only the newest copy is sent again, with the newest id.
+    ///
+    /// A binding missing what its status requires is refused with
+    /// [`EngineError::IncompleteBinding`]; a full queue with [`EngineError::QueueFull`].
+    pub fn send_binding(&mut self, binding: BindingData) -> Result<UpdateId, EngineError> {
+        // What the partner would reject as missing binding information (§7.1, reason 3).
+        let status = binding.status;
+        if (status.requires_client() && binding.hardware_address.is_none())
+            || (status == failover_proto::BindingStatus::Active
+                && (binding.lease_expiration_time.is_none()
+                    || binding.potential_expiration_time.is_none()))
+        {
+            return Err(EngineError::IncompleteBinding);
+        }
+        self.outgoing.push(binding)
+    }
+
+    /// After [`Action::SendAllBindings`] / [`Action::SendUnackedBindings`]: everything asked
+    /// for is queued. UPDDONE goes out once all of it is acknowledged (§7.5).
+    pub fn end_of_updates(&mut self) {
+        let last = self.outgoing.last_seq();
+        if let Some(r) = self.requests.partner.as_mut() {
+            r.until_seq = Some(last);
+        }
+        self.check_upddone();
+    }
+
+    /// The binding of [`Action::CommitBinding`] `token` is on stable storage: acknowledge it.
+    pub fn binding_committed(&mut self, token: CommitToken) -> Result<(), EngineError> {
+        self.resolve(token, None)
+    }
+
+    /// The binding of `token` could not be stored: reject it with `reason`.
+    pub fn binding_commit_failed(
+        &mut self,
+        token: CommitToken,
+        reason: RejectReason,
+    ) -> Result<(), EngineError> {
+        self.resolve(token, Some(reason))
+    }
+
+    /// The operator declares the partner down (§9.4).
+    pub fn partner_down(&mut self, now: Instant) {
+        let wall = self.wall_at(now);
+        self.run(now, wall, StateEvent::AdminPartnerDown);
+    }
+
+    /// Long stop (§9.14): SHUTDOWN is announced to the partner.
+    pub fn shutdown(&mut self, now: Instant) {
+        let wall = self.wall_at(now);
+        self.run(now, wall, StateEvent::AdminShutdown);
+    }
+
+    /// Short stop (§9.13): PAUSED is announced to the partner.
+    pub fn pause(&mut self, now: Instant) {
+        let wall = self.wall_at(now);
+        self.run(now, wall, StateEvent::AdminPause);
+    }
+
+    /// Closes the connection in an orderly way: DISCONNECT with `reason`, then close (§7.12).
+    pub fn disconnect(&mut self, now: Instant, reason: RejectReason) {
+        if matches!(self.link, Link::Down | Link::Closing) {
+            return;
+        }
+        self.push_control(Control::Disconnect(reason));
+        self.close(now);
+    }
+
+    /// Answers the partner's POOLREQ (after [`Action::PoolRequested`]) with the number of
+    /// addresses moved to its pool; the caller then sends them as BNDUPDs (§7.7).
+    pub fn pool_response(&mut self, addresses_transferred: u32) {
+        if let Some(xid) = self.pending_pool_xid.take()
+            && self.link == Link::Up
+        {
+            self.push_control(Control::PoolResp {
+                xid,
+                count: addresses_transferred,
+            });
+        }
+    }
+
+    /// Pool balancing (§5.4, §7.6, §7.7) with ISC's thresholds: given this server's counts of
+    /// available addresses, decides how many to move to the partner and whether to ask the
+    /// partner with POOLREQ. After [`Action::PoolRequested`], call it with
+    /// [`BalanceTrigger::PoolReq`]: the POOLRESP carries the number to move. The caller then
+    /// moves `plan.to_move()` addresses (walk them with `plan.cursor()` for ISC's choice) and
+    /// sends each with [`Engine::send_binding`] as `plan.give_as`.
+    pub fn balance_pools(
+        &mut self,
+        counts: PoolCounts,
+        trigger: BalanceTrigger,
+    ) -> Result<BalancePlan, BalanceSkipped> {
+        let plan = plan_balance(
+            self.config.role,
+            self.state,
+            counts,
+            &self.config.balance,
+            trigger,
+        );
+        if trigger == BalanceTrigger::PoolReq {
+            let n = plan.map_or(0, |p| p.to_move());
+            self.pool_response(n);
+        }
+        if let Ok(p) = plan
+            && p.send_poolreq
+        {
+            self.request_pool_balance();
+        }
+        plan
+    }
+
+    /// Asks the partner to balance the pools (POOLREQ, §7.6).
+    pub fn request_pool_balance(&mut self) {
+        if self.link == Link::Up {
+            self.push_control(Control::PoolReq);
+        }
+    }
+
+    // ----- confirmations -----
+
+    /// The snapshot of [`Action::Persist`] `token` is on stable storage. A STATE held for it
+    /// goes out at the next [`Engine::poll_transmit`]; changes made meanwhile come as the next
+    /// [`Action::Persist`]. `Err(UnknownToken)` for a token not outstanding (already confirmed
+    /// or failed).
+    pub fn persist_complete(&mut self, token: PersistToken) -> Result<(), EngineError> {
+        self.persist.complete(token)
+    }
+
+    /// The snapshot of [`Action::Persist`] `token` could not be written. Nothing that depends
+    /// on it is announced: a STATE holding a state change stays unsent (as does everything
+    /// queued behind it), [`Event::PersistFailed`] says so, and after [`PERSIST_RETRY`] (a
+    /// deadline of [`Engine::poll_timeout`]) the engine hands out the snapshot again — with
+    /// whatever changed meanwhile — as a new [`Action::Persist`]. A partner left without our
+    /// STATE for its receive timer closes the connection; that is the safe outcome while our
+    /// state cannot be recorded.
+    pub fn persist_failed(&mut self, now: Instant, token: PersistToken) -> Result<(), EngineError> {
+        self.persist.failed(token)?;
+        self.timers.set(Timer::PersistRetry, now + PERSIST_RETRY);
+        self.push_event(Event::PersistFailed { token });
+        Ok(())
+    }
+
+    // ----- outputs -----
+
+    /// The next thing the caller must do, if any. Poll until `None` after every input,
+    /// carrying out each action before polling the next (see [`Action`]); then poll events.
+    #[must_use]
+    pub fn poll_action(&mut self) -> Option<Action> {
+        if let Some(a) = self.issue_persist() {
+            return Some(a);
+        }
+        if let Some(a) = self.outputs.pop_action() {
+            return Some(a);
+        }
+        // Every action is carried out, so the backlog asked for on entering NORMAL is queued:
+        // the PARTNER-DOWN hold can be fixed (possibly releasing it, a state change to persist).
+        self.fix_pd_hold();
+        self.issue_persist().or_else(|| self.outputs.pop_action())
+    }
+
+    /// The snapshot to write, if one is due and no failed write waits for its retry.
+    fn issue_persist(&mut self) -> Option<Action> {
+        if self.timers.is_set(Timer::PersistRetry) {
+            return None;
+        }
+        let (token, snapshot) = self.persist.issue()?;
+        Some(Action::Persist { token, snapshot })
+    }
+
+    /// The next informational event, if any. Poll until `None` after the actions.
+    #[must_use]
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.outputs.pop_event()
+    }
+
+    /// Writes the next message to send into `buf` (2048 bytes always suffice) and returns its
+    /// length. Poll until `None` after actions and events. Produces no action or event.
+    ///
+    /// A STATE announcing a state change is held, with everything queued after it, until the
+    /// [`Action::Persist`] snapshot holding that state is confirmed (§9.2: persist before
+    /// announcing); messages queued before it go out.
+    #[must_use]
+    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+        if self.link == Link::Down || self.state_held() {
+            return None;
+        }
+        let wall = self.wall_at(now).0;
+        let n = if let Some(c) = self.control.pop_front() {
+            if c == Control::Close {
+                self.control.clear();
+                return None;
+            }
+            self.emit_control(c, wall, buf)
+        } else if self.link != Link::Up {
+            return None;
+        } else if let Some(ack) = self.incoming.pop_ack() {
+            emit_ack(&ack, wall, buf)
+        } else {
+            self.emit_next_binding(wall, buf)?
+        };
+        if n.is_some() {
+            self.sent(now);
+        }
+        n
+    }
+
+    /// Whether the next message is a STATE whose state is not on stable storage yet. On a
+    /// closing connection such a STATE is dropped instead (the rest, a DISCONNECT, goes).
+    fn state_held(&mut self) -> bool {
+        while self.control.front() == Some(&Control::State) && !self.persist.state_durable() {
+            if self.link != Link::Closing {
+                return true;
+            }
+            self.control.pop_front();
+        }
+        false
+    }
+
+    /// The next BNDUPD within the partner's window: `None` when there is none to send,
+    /// `Some(None)` when it did not fit into the buffer.
+    fn emit_next_binding(&mut self, wall: u32, buf: &mut [u8]) -> Option<Option<usize>> {
+        if self.state == ServerState::Startup || self.outgoing.in_flight() >= self.window() {
+            return None;
+        }
+        let idx = self.outgoing.first_unsent()?;
+        let xid = self.take_xid();
+        Some(self.outgoing.send(idx, xid, wall, buf))
+    }
+
+    /// A message went out at `now`: the partner hears from us, CONTACT can wait.
+    fn sent(&mut self, now: Instant) {
+        self.last_tx = Some(now);
+        if self.link == Link::Up {
+            self.timers
+                .set(Timer::Contact, now + self.contact_interval());
+        }
+    }
+
+    /// When [`Engine::handle_timeout`] must next be called.
+    #[must_use]
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        self.timers.next_timeout()
+    }
+
+    // ----- internals -----
+
+    fn window(&self) -> usize {
+        usize::try_from(self.partner_max_unacked.max(1)).unwrap_or(usize::MAX)
+    }
+
+    /// CONTACT after ⌊partner receive-timer / 3⌋ s of silence (§7.9.1; ISC the same).
+    fn contact_interval(&self) -> Duration {
+        secs((self.partner_receive_timer / 3).max(1))
+    }
+
+    fn stop_link_timers(&mut self) {
+        for t in [Timer::Handshake, Timer::Receive, Timer::Contact] {
+            self.timers.stop(t);
+        }
+    }
+
+    fn take_xid(&mut self) -> u32 {
+        // ISC never uses xid 0 for a BNDUPD; skip it for every message.
+        self.next_xid = self.next_xid.wrapping_add(1);
+        if self.next_xid == 0 {
+            self.next_xid = 1;
+        }
+        self.next_xid
+    }
+
+    fn push_event(&mut self, e: Event) {
+        self.outputs.push_event(e);
+    }
+
+    fn push_action(&mut self, a: Action) {
+        self.outputs.push_action(a);
+    }
+
+    fn handle_repr(&mut self, now: Instant, wall: UnixTime, repr: Repr<'_>, db: &impl LeaseLookup) {
+        match (repr, self.link) {
+            (Repr::Connect(c), Link::AwaitingConnect) => self.on_connect(now, wall, &c),
+            (Repr::Connect(c), _) => {
+                // A second CONNECT on a live link (ISC: reject 7 and close), or a CONNECT to a
+                // primary (roles do not match: invalid partner).
+                let reason = if self.config.role == Role::Secondary {
+                    RejectReason::DuplicateConnection
+                } else {
+                    RejectReason::InvalidPartner
+                };
+                self.reject_connect(now, c.xid, reason);
+            }
+            (Repr::ConnectAck(a), Link::AwaitingConnectAck) => self.on_connectack(now, wall, &a),
+            (Repr::ConnectAck(_), _) => {
+                let reason = if self.config.role == Role::Primary {
+                    RejectReason::DuplicateConnection
+                } else {
+                    RejectReason::InvalidPartner
+                };
+                self.out_of_place(now, MessageType::ConnectAck, reason);
+            }
+            (Repr::Disconnect(d), _) => {
+                self.last_reject = Some(d.reject_reason);
+                self.push_event(Event::PartnerDisconnected {
+                    reason: d.reject_reason,
+                });
+                self.close(now);
+            }
+            (Repr::Optional(_), _) => {} // §6.1: optional types are ignored.
+            (Repr::Contact(_), Link::AwaitingState | Link::Up) => {}
+            (Repr::State(s), Link::AwaitingState | Link::Up) => self.on_state(now, wall, &s),
+            (Repr::BndUpd(u), Link::Up) => self.on_bndupd(now, wall, &u, db),
+            (Repr::BndAck(a), Link::Up) => self.on_bndack(&a),
+            (Repr::UpdReq(r), Link::Up) => self.on_update_request(r.xid, false),
+            (Repr::UpdReqAll(r), Link::Up) => self.on_update_request(r.xid, true),
+            (Repr::UpdDone(_), Link::Up) => self.on_upddone(now, wall),
+            (Repr::PoolReq(r), Link::Up) => {
+                // ISC balances from both roles; the caller decides how many to move.
+                self.push_action(Action::PoolRequested);
+                self.pending_pool_xid = Some(r.xid);
+            }
+            (Repr::PoolResp(p), Link::Up) => self.push_event(Event::PoolResponse {
+                addresses_transferred: p.addresses_transferred,
+            }),
+            (repr, _) => {
+                // Anything else before communications are OK is out of place (§8.2: CONNECT
+                // first, then STATE).
+                self.out_of_place(
+                    now,
+                    repr.message_type(),
+                    RejectReason::UnknownConnectionReason,
+                );
+            }
+        }
+    }
+}
+
+/// Writes a BNDACK.
+fn emit_ack(ack: &incoming::AckOut, wall: u32, buf: &mut [u8]) -> Option<usize> {
+    let mut list: Vec<BindingAck<'_>, MAX_BATCH> = Vec::new();
+    for (addr, reason) in &ack.items {
+        let _ = list.push(BindingAck {
+            reject_reason: *reason,
+            ..BindingAck::accept(Ipv4Addr::from(*addr))
+        });
+    }
+    BndAck {
+        time: wall,
+        xid: ack.xid,
+        acks: BindingList::from_slice(&list),
+        extra: Default::default(),
+        digest: None,
+    }
+    .emit(buf)
+    .ok()
+}
+
+/// An out-of-place message type, as a decode error (for [`Event::ProtocolError`]).
+fn wrong_type(expected: u8, found: u8) -> DecodeError {
+    DecodeError::new(DecodeErrorKind::WrongMessageType { expected, found }, 2)
+}
+
+fn secs(s: u32) -> Duration {
+    Duration::from_secs(u64::from(s))
+}

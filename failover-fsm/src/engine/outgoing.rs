@@ -1,0 +1,328 @@
+//! Our binding updates to the partner: the queue, what is in flight, and flow control (§5.1,
+//! §8.4).
+
+use failover_proto::{BindingStatus, BndUpd};
+use heapless::Deque;
+
+use super::{EngineError, UpdateId};
+use crate::binding::BindingData;
+
+/// Buckets of the filter that tells whether an address may be queued.
+const PRESENCE: usize = 1024;
+
+/// One of our bindings, queued or in flight.
+#[derive(Debug, Clone)]
+pub(super) struct Outgoing {
+    /// Position in the queue's order: what an UPDDONE or a hold waits for is "everything up to
+    /// this sequence number".
+    pub(super) seq: u64,
+    /// The [`UpdateId`] of the data held: the sequence number given to the `push` that
+    /// supplied it.
+    pub(super) id: u64,
+    pub(super) xid: Option<u32>,
+    /// Our wall time when it was sent (with `xid`): its BNDACK bounds the skew from below.
+    pub(super) sent: u32,
+    pub(super) binding: BindingData,
+    /// The partner sent a binding for this address that we accepted after this one was sent:
+    /// it is stale and is not sent again after a reconnect.
+    superseded: bool,
+}
+
+/// The queue of our bindings, in the order they are sent.
+#[derive(Debug)]
+pub(super) struct OutgoingQueue<const N: usize> {
+    queue: Deque<Outgoing, N>,
+    /// How many of the queue are sent and not yet acknowledged (always the first ones).
+    in_flight: usize,
+    /// How many queued bindings fall in each address bucket (0: none of that address queued).
+    presence: [u16; PRESENCE],
+    next_seq: u64,
+}
+
+impl<const N: usize> OutgoingQueue<N> {
+    pub(super) fn new() -> Self {
+        OutgoingQueue {
+            queue: Deque::new(),
+            in_flight: 0,
+            presence: [0; PRESENCE],
+            next_seq: 1,
+        }
+    }
+
+    /// Bindings queued (in flight included).
+    pub(super) fn len(&self) -> usize {
+        self.queue.len()
+    }
+
+    pub(super) fn is_empty(&self) -> bool {
+        self.queue.is_empty()
+    }
+
+    /// Free slots.
+    pub(super) fn space(&self) -> usize {
+        N - self.queue.len()
+    }
+
+    /// Sent and not yet acknowledged.
+    pub(super) fn in_flight(&self) -> usize {
+        self.in_flight
+    }
+
+    /// The sequence number of the last binding queued so far.
+    pub(super) fn last_seq(&self) -> u64 {
+        self.next_seq - 1
+    }
+
+    /// Whether every binding queued up to sequence number `until` is gone (acknowledged,
+    /// rejected or dropped).
+    pub(super) fn done_through(&self, until: u64) -> bool {
+        self.queue.iter().all(|o| o.seq > until)
+    }
+
+    /// Whether a binding for `address` may be queued (a cheap filter: `false` is certain).
+    fn may_hold(&self, address: &[u8; 4]) -> bool {
+        self.presence
+            .get(presence_bucket(address))
+            .is_some_and(|n| *n > 0)
+    }
+
+    /// Whether a binding for `address` is queued or in flight.
+    pub(super) fn holds(&self, address: &[u8; 4]) -> bool {
+        self.may_hold(address) && self.queue.iter().any(|o| o.binding.address == *address)
+    }
+
+    /// Queues `binding` (see [`super::Engine::send_binding`]).
+    pub(super) fn push(&mut self, binding: BindingData) -> Result<UpdateId, EngineError> {
+        if !self.may_hold(&binding.address) {
+            return self.push_new(binding);
+        }
+        // The same data already queued or in flight: its acknowledgement covers this one.
+        if let Some(o) = self
+            .queue
+            .iter()
+            .rev()
+            .find(|o| o.binding.address == binding.address)
+            .filter(|o| o.binding == binding && !o.superseded)
+        {
+            return Ok(UpdateId(o.id));
+        }
+        let id = self.next_seq;
+        if let Some(o) = self
+            .queue
+            .iter_mut()
+            .rev()
+            .take_while(|o| o.xid.is_none())
+            .find(|o| o.binding.address == binding.address)
+        {
+            // Replaced in place (its turn and its sequence number stay); the new data has a
+            // new id.
+            o.binding = binding;
+            o.id = id;
+            self.next_seq += 1;
+            return Ok(UpdateId(id));
+        }
+        self.push_new(binding)
+    }
+
+    fn push_new(&mut self, binding: BindingData) -> Result<UpdateId, EngineError> {
+        let bucket = presence_bucket(&binding.address);
+        let seq = self.next_seq;
+        self.queue
+            .push_back(Outgoing {
+                seq,
+                id: seq,
+                xid: None,
+                sent: 0,
+                binding,
+                superseded: false,
+            })
+            .map_err(|_| EngineError::QueueFull)?;
+        if let Some(n) = self.presence.get_mut(bucket) {
+            *n = n.saturating_add(1);
+        }
+        self.next_seq += 1;
+        Ok(UpdateId(seq))
+    }
+
+    /// What ISC's dueling-update rule needs to know (`LocalBinding::in_flight`): for an update
+    /// of ours for `address` queued or sent and not yet acknowledged, rejected or superseded
+    /// by the partner's, the xid of the last one sent, or 0 if none is sent yet.
+    pub(super) fn in_flight_for(&self, address: &[u8; 4]) -> Option<u32> {
+        if !self.may_hold(address) {
+            return None;
+        }
+        self.queue
+            .iter()
+            .filter(|o| o.binding.address == *address && !o.superseded)
+            .fold(None, |found, o| o.xid.or(found).or(Some(0)))
+    }
+
+    /// The first binding not in flight. Bindings are sent in queue order and acknowledged ones
+    /// removed, so the ones in flight are the first `in_flight`: look there first.
+    pub(super) fn first_unsent(&self) -> Option<usize> {
+        match self.queue.iter().nth(self.in_flight) {
+            Some(o) if o.xid.is_none() => Some(self.in_flight),
+            _ => self.queue.iter().position(|o| o.xid.is_none()),
+        }
+    }
+
+    /// Writes the binding at `idx` as a BNDUPD with `xid` at our wall time `wall` and marks it
+    /// in flight.
+    pub(super) fn send(
+        &mut self,
+        idx: usize,
+        xid: u32,
+        wall: u32,
+        buf: &mut [u8],
+    ) -> Option<usize> {
+        let o = self.queue.iter_mut().nth(idx)?;
+        let wire = o.binding.to_wire();
+        let n = BndUpd::single(wall, xid, &wire).emit(buf).ok()?;
+        o.xid = Some(xid);
+        o.sent = wall;
+        self.in_flight += 1;
+        Some(n)
+    }
+
+    /// Takes the binding for `address` sent with `xid` out of the queue (its BNDACK came);
+    /// `None` for an unknown or stale xid.
+    pub(super) fn take_answered(&mut self, xid: u32, address: &[u8; 4]) -> Option<Outgoing> {
+        let idx = self
+            .queue
+            .iter()
+            .position(|o| o.xid == Some(xid) && o.binding.address == *address)?;
+        let o = self.remove(idx)?;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        Some(o)
+    }
+
+    /// We accept the partner's `received` binding: our queued copies of that address that are
+    /// not more recent than it (client-last-transaction-time, else start-time-of-state) are
+    /// stale. One not sent yet is dropped; one in flight is left to its BNDACK but not sent
+    /// again after a reconnect. (The queue holds copies, not the current record: sending a
+    /// stale one would overwrite the partner's newer binding.) A more recent copy of ours
+    /// stays queued: the acceptance rules can take an older binding (same-client ACTIVE), and
+    /// dropping ours would lose the newer lease. If the commit fails, the caller queues its
+    /// record again.
+    ///
+    /// Under ISC's rules (`isc`) the partner's binding was accepted over ours (its dueling
+    /// rule, Q2 of the ISC notes): our record is now theirs, and ISC's queue sends a lease's
+    /// current state, so none of our copies stands — except the same client's longer lease,
+    /// which the partner must still hear of. (Found by the simulator: a queued RELEASED sent
+    /// after we took the primary's BACKUP made the primary free an address we were leasing.)
+    ///
+    /// Returns whether a copy was dropped.
+    pub(super) fn supersede(&mut self, received: &BindingData, isc: bool) -> bool {
+        if !self.may_hold(&received.address) {
+            return false;
+        }
+        let recency = |b: &BindingData| b.client_last_transaction_time.or(b.start_time_of_state);
+        let theirs = recency(received);
+        let stale = |o: &Outgoing| {
+            o.binding.address == received.address
+                && if isc {
+                    !longer_lease(&o.binding, received)
+                } else {
+                    match (recency(&o.binding), theirs) {
+                        (Some(ours), Some(theirs)) => {
+                            ours < theirs || (ours == theirs && !longer_lease(&o.binding, received))
+                        }
+                        (None, _) => true,
+                        (Some(_), None) => false,
+                    }
+                }
+        };
+        let mut dropped = false;
+        while let Some(idx) = self.queue.iter().position(|o| o.xid.is_none() && stale(o)) {
+            let _ = self.remove(idx);
+            dropped = true;
+        }
+        for o in self.queue.iter_mut() {
+            if stale(o) {
+                o.superseded = true;
+            }
+        }
+        dropped
+    }
+
+    /// Everything sent and not acknowledged goes back to the queue (a new connection, or ISC's
+    /// re-queue on leaving some states), except what a partner's binding superseded.
+    pub(super) fn requeue_unacked(&mut self) {
+        while let Some(idx) = self.queue.iter().position(|o| o.superseded) {
+            let _ = self.remove(idx);
+        }
+        for o in self.queue.iter_mut() {
+            o.xid = None;
+        }
+        // One copy per address, with the newest data: an older one was in flight when a newer
+        // change was queued behind it (`push` replaces only unsent copies); sending it again
+        // would put an outdated binding before the current one. The newest data (with its id)
+        // takes the place (and sequence number) of the oldest copy, so that what an UPDDONE or the
+        // PARTNER-DOWN hold waits for still waits for it (found by the simulator: the hold was
+        // released with the newer copy of a PARTNER-DOWN lease still unsent).
+        let mut idx = 0;
+        while let Some(o) = self.queue.iter().nth(idx) {
+            let address = o.binding.address;
+            let later = self
+                .queue
+                .iter()
+                .skip(idx + 1)
+                .position(|n| n.binding.address == address);
+            match later.and_then(|k| self.remove(idx + 1 + k)) {
+                Some(newer) => {
+                    if let Some(o) = self.queue.iter_mut().nth(idx) {
+                        o.binding = newer.binding;
+                        o.id = newer.id;
+                    }
+                }
+                None => idx += 1,
+            }
+        }
+        self.in_flight = 0;
+    }
+
+    fn remove(&mut self, idx: usize) -> Option<Outgoing> {
+        let removed = self.take(idx)?;
+        if let Some(n) = self
+            .presence
+            .get_mut(presence_bucket(&removed.binding.address))
+        {
+            *n = n.saturating_sub(1);
+        }
+        Some(removed)
+    }
+
+    fn take(&mut self, idx: usize) -> Option<Outgoing> {
+        if idx == 0 {
+            return self.queue.pop_front();
+        }
+        // Rotate once through the queue, keeping order, leaving out `idx`.
+        let n = self.queue.len();
+        let mut removed = None;
+        for i in 0..n {
+            let o = self.queue.pop_front()?;
+            if i == idx {
+                removed = Some(o);
+            } else {
+                let _ = self.queue.push_back(o);
+            }
+        }
+        removed
+    }
+}
+
+/// `ours` is the same client's running lease as `theirs`, with a later lease-expiration-time:
+/// both servers answered the client within the same second (a broadcast REQUEST), and the
+/// partner must hear of the longer lease (the merged record keeps the later time, §7.1.5).
+fn longer_lease(ours: &BindingData, theirs: &BindingData) -> bool {
+    ours.status == BindingStatus::Active
+        && theirs.status == BindingStatus::Active
+        && ours.hardware_address == theirs.hardware_address
+        && ours.client_identifier == theirs.client_identifier
+        && ours.lease_expiration_time > theirs.lease_expiration_time
+}
+
+/// The filter bucket of an address (Fibonacci hashing: sequential pools spread evenly).
+fn presence_bucket(address: &[u8; 4]) -> usize {
+    (u32::from_be_bytes(*address).wrapping_mul(0x9E37_79B1) >> 22) as usize % PRESENCE
+}

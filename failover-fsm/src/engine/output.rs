@@ -1,0 +1,232 @@
+//! What the engine hands to the caller: [`Action`]s it must carry out and [`Event`]s it may
+//! observe, each in a bounded queue.
+
+use failover_proto::{BindingStatus, DecodeError, RejectReason, ServerState};
+use heapless::Deque;
+
+use super::persist::{PersistToken, Persisted};
+use super::{EngineError, MAX_BATCH};
+use crate::accept::Verdict;
+use crate::binding::BindingData;
+use crate::time::UnixTime;
+
+#[cfg(doc)]
+use super::Engine;
+
+/// Identifies a received binding handed to the caller to commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct CommitToken(pub u64);
+
+/// Identifies one of our binding updates: what [`Engine::send_binding`] returns and what
+/// [`Action::BindingAcked`] and [`Action::BindingRejected`] carry back.
+///
+/// Ids grow with every call of one engine instance that changes what goes out (they are the
+/// engine's queue sequence numbers); a restarted engine starts again from 1. A store that
+/// remembers the id of the version it last queued for an address can tell whether an
+/// acknowledgement is for that version (equal ids) or for an older one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct UpdateId(pub u64);
+
+/// Something the caller must act on before it polls the next output (see [`Engine`] for the
+/// order). Nothing here may be skipped: the engine's guarantees — nothing acknowledged that is
+/// not durable, no state announced that is not persisted — hold only if each is carried out.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Action {
+    /// Write `snapshot` to stable storage, replacing what was there (§9.2: the state "MUST be
+    /// recorded in stable storage"), then call [`Engine::persist_complete`] with `token` — or
+    /// [`Engine::persist_failed`] if the write failed. One snapshot at a time: the next one
+    /// (holding every change made meanwhile) comes after the confirmation. A STATE message
+    /// announcing a new state goes out only once the snapshot holding it is confirmed. Hand
+    /// the last confirmed snapshot to [`Engine::new`] at the next start.
+    Persist {
+        /// Pass back to `persist_complete` / `persist_failed`.
+        token: PersistToken,
+        /// Everything that must survive a restart.
+        snapshot: Persisted,
+    },
+    /// Commit this binding received from the partner to stable storage, then call
+    /// [`Engine::binding_committed`]: only then is it acknowledged (§7.2).
+    CommitBinding {
+        /// Pass back to `binding_committed`.
+        token: CommitToken,
+        /// The binding, with times in our clock.
+        binding: BindingData,
+        /// What to store: `verdict.store_as` is the binding-status (EXPIRED, RELEASED and RESET
+        /// become FREE on receipt, §5.11), with the times to record.
+        verdict: Verdict,
+    },
+    /// Close the TCP connection once [`Engine::poll_transmit`] has returned `None` (the last
+    /// messages — a DISCONNECT, a rejecting CONNECTACK — go first), then call
+    /// [`Engine::connection_down`].
+    CloseConnection,
+    /// The partner sent UPDREQALL: queue every binding with [`Engine::send_binding`], then call
+    /// [`Engine::end_of_updates`] (§7.4).
+    SendAllBindings,
+    /// The partner sent UPDREQ: queue every binding it has not acknowledged, then call
+    /// [`Engine::end_of_updates`] (§7.3).
+    SendUnackedBindings,
+    /// Queue every binding change the partner has not acknowledged with
+    /// [`Engine::send_binding`] (entering NORMAL, §9.8.1, and on every connection in RECOVER).
+    /// Bindings still in the engine's queue need not be queued again. Queue them before the
+    /// next `poll_action`: after PARTNER-DOWN, NORMAL is announced only once what was queued
+    /// by then is acknowledged (§9.4.3).
+    SendBacklog,
+    /// The partner asks for pool balancing (POOLREQ, §7.6); call
+    /// [`Engine::pool_response`] (or [`Engine::balance_pools`]) with the number of addresses
+    /// moved to it.
+    PoolRequested,
+    /// Run pool balancing now (ISC on entering NORMAL): compare FREE and BACKUP counts and move
+    /// addresses with BNDUPDs, or ask with [`Engine::request_pool_balance`].
+    PoolCheck,
+    /// The partner acknowledged one of our bindings: record that it knows it (acked
+    /// potential-expiration-time, §7.1.5; an acknowledged EXPIRED or RELEASED frees the
+    /// address, §5.11).
+    BindingAcked {
+        /// The update acknowledged (the id [`Engine::send_binding`] returned for this data).
+        update: UpdateId,
+        /// The xid of the BNDUPD that carried it.
+        xid: u32,
+        /// The address.
+        address: [u8; 4],
+        /// Its status in the update.
+        status: BindingStatus,
+        /// The potential-expiration-time the partner now knows (acked PET, §7.1.5).
+        potential_expiration_time: Option<UnixTime>,
+    },
+    /// The partner rejected one of our bindings: record that it does not know it (§7.2.2: do
+    /// not resend it right away).
+    BindingRejected {
+        /// The update rejected.
+        update: UpdateId,
+        /// The xid of the BNDUPD that carried it.
+        xid: u32,
+        /// The address.
+        address: [u8; 4],
+        /// Why.
+        reason: RejectReason,
+    },
+}
+
+/// Something the caller may want to know (log it, show it, count it); nothing to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+#[non_exhaustive]
+pub enum Event {
+    /// The failover state changed. The partner hears of it once the [`Action::Persist`]
+    /// snapshot holding it is confirmed.
+    StateChanged {
+        /// Previous state.
+        from: ServerState,
+        /// New state.
+        to: ServerState,
+    },
+    /// The partner reported a state (STATE message).
+    PartnerStateChanged {
+        /// The partner's state.
+        state: ServerState,
+        /// Its start-time-of-state, in our clock.
+        since: UnixTime,
+        /// Whether the partner is in STARTUP (server-flags S).
+        startup: bool,
+    },
+    /// Communications are OK: CONNECT/CONNECTACK done and the partner's STATE received (§8.3).
+    CommunicationsOk,
+    /// Communications failed: the connection is gone or silent (§8.3).
+    CommunicationsFailed,
+    /// A received binding was rejected with this reason (a BNDACK says so).
+    RejectedPartnerBinding {
+        /// The address.
+        address: [u8; 4],
+        /// Why.
+        reason: RejectReason,
+    },
+    /// The partner finished sending what we asked for (UPDDONE).
+    UpdatesReceived,
+    /// The partner answered our POOLREQ (§7.7).
+    PoolResponse {
+        /// Addresses it moved to our pool.
+        addresses_transferred: u32,
+    },
+    /// The partner rejected our CONNECT, or we rejected its CONNECT/CONNECTACK.
+    ConnectionRejected {
+        /// Why.
+        reason: RejectReason,
+        /// Whether the partner (not us) rejected.
+        by_partner: bool,
+    },
+    /// The partner sent DISCONNECT.
+    PartnerDisconnected {
+        /// Its reason.
+        reason: RejectReason,
+    },
+    /// Something an operator should look at (§9.9.1, §9.11.1), or a partner state change the
+    /// protocol forbids.
+    Alarm {
+        /// Our state.
+        state: ServerState,
+        /// The partner's.
+        partner_state: Option<ServerState>,
+    },
+    /// A message from the partner was malformed or out of place; the draft's answer was queued.
+    ProtocolError {
+        /// What was wrong (for an out-of-place message: kind `WrongMessageType`).
+        error: DecodeError,
+    },
+    /// The snapshot of [`Action::Persist`] `token` could not be written
+    /// ([`Engine::persist_failed`]). A state change it holds stays unannounced; the engine asks
+    /// again with a new [`Action::Persist`] after a short delay (see
+    /// [`Engine::persist_failed`]).
+    PersistFailed {
+        /// The failed snapshot's token.
+        token: PersistToken,
+    },
+}
+
+/// Output slots one input may fill at most; inputs are refused while fewer are free.
+const HEADROOM: usize = MAX_BATCH + 8;
+
+/// The two output queues.
+#[derive(Debug)]
+pub(super) struct Outputs<const N: usize> {
+    actions: Deque<Action, N>,
+    events: Deque<Event, N>,
+}
+
+impl<const N: usize> Outputs<N> {
+    pub(super) fn new() -> Self {
+        Outputs {
+            actions: Deque::new(),
+            events: Deque::new(),
+        }
+    }
+
+    /// Refuses input while either queue has fewer than the slots one input may fill.
+    pub(super) fn check_room(&self) -> Result<(), EngineError> {
+        let need = HEADROOM.min(N);
+        if N - self.actions.len() < need || N - self.events.len() < need {
+            return Err(EngineError::EventsPending);
+        }
+        Ok(())
+    }
+
+    pub(super) fn push_action(&mut self, a: Action) {
+        // Inputs are refused without HEADROOM free slots, so this cannot overflow.
+        let _ = self.actions.push_back(a);
+    }
+
+    pub(super) fn push_event(&mut self, e: Event) {
+        let _ = self.events.push_back(e);
+    }
+
+    pub(super) fn pop_action(&mut self) -> Option<Action> {
+        self.actions.pop_front()
+    }
+
+    pub(super) fn pop_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+}

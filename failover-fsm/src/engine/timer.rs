@@ -1,0 +1,117 @@
+//! The engine's timers: one enum and one table of deadlines.
+//!
+//! [`super::Engine::poll_timeout`] is the earliest deadline of the table;
+//! [`super::Engine::handle_timeout`] walks [`Timer::ORDER`] and handles each one that expired.
+
+use crate::time::Instant;
+
+/// Everything the engine waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Timer {
+    /// The connection handshake (CONNECT / CONNECTACK / first STATE) must finish by then.
+    Handshake,
+    /// tReceive (§8.3): nothing heard from the partner for our receive timer.
+    Receive,
+    /// Send CONTACT: the partner's receive timer would run out otherwise (§7.9.1).
+    Contact,
+    /// STARTUP ends (§9.3).
+    Startup,
+    /// RECOVER-WAIT ends (§9.6).
+    RecoverWait,
+    /// The safe period ends: COMMUNICATIONS-INTERRUPTED moves to PARTNER-DOWN (§10).
+    SafePeriod,
+    /// SHUTDOWN stops waiting to see the partner enter PARTNER-DOWN (§9.14.2).
+    Linger,
+    /// Ask again to persist after a failed write.
+    PersistRetry,
+}
+
+impl Timer {
+    /// How many kinds there are.
+    const COUNT: usize = 8;
+
+    /// The order `handle_timeout` handles expired timers in: the connection first (a
+    /// connection that timed out is closed before anything is decided on it), then the
+    /// failover state.
+    pub(super) const ORDER: [Timer; Timer::COUNT] = [
+        Timer::Handshake,
+        Timer::Receive,
+        Timer::Contact,
+        Timer::Startup,
+        Timer::RecoverWait,
+        Timer::SafePeriod,
+        Timer::Linger,
+        Timer::PersistRetry,
+    ];
+
+    const fn index(self) -> usize {
+        self as usize
+    }
+}
+
+/// One optional deadline per [`Timer`].
+#[derive(Debug, Clone, Default)]
+pub(super) struct TimerTable {
+    deadlines: [Option<Instant>; Timer::COUNT],
+}
+
+impl TimerTable {
+    /// Arms `timer` for `at` (replacing its deadline).
+    pub(super) fn set(&mut self, timer: Timer, at: Instant) {
+        if let Some(d) = self.deadlines.get_mut(timer.index()) {
+            *d = Some(at);
+        }
+    }
+
+    /// Disarms `timer`.
+    pub(super) fn stop(&mut self, timer: Timer) {
+        if let Some(d) = self.deadlines.get_mut(timer.index()) {
+            *d = None;
+        }
+    }
+
+    /// The deadline of `timer`, if armed.
+    pub(super) fn get(&self, timer: Timer) -> Option<Instant> {
+        self.deadlines.get(timer.index()).copied().flatten()
+    }
+
+    /// Whether `timer` is armed.
+    pub(super) fn is_set(&self, timer: Timer) -> bool {
+        self.get(timer).is_some()
+    }
+
+    /// Disarms `timer` and returns `true` if it expired by `now`.
+    pub(super) fn expire(&mut self, timer: Timer, now: Instant) -> bool {
+        if self.get(timer).is_some_and(|d| d <= now) {
+            self.stop(timer);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The earliest deadline.
+    pub(super) fn next_timeout(&self) -> Option<Instant> {
+        self.deadlines.iter().flatten().min().copied()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn earliest_deadline_and_expiry() {
+        let mut t = TimerTable::default();
+        assert_eq!(t.next_timeout(), None);
+        t.set(Timer::Linger, Instant::from_secs(5));
+        t.set(Timer::Startup, Instant::from_secs(3));
+        assert_eq!(t.next_timeout(), Some(Instant::from_secs(3)));
+        assert!(!t.expire(Timer::Linger, Instant::from_secs(4)));
+        assert!(t.expire(Timer::Startup, Instant::from_secs(4)));
+        assert!(!t.is_set(Timer::Startup));
+        assert_eq!(t.next_timeout(), Some(Instant::from_secs(5)));
+        t.stop(Timer::Linger);
+        assert_eq!(t.next_timeout(), None);
+    }
+}

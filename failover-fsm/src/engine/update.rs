@@ -1,0 +1,266 @@
+//! Binding updates: judging and committing the partner's (BNDUPD in, §7.1), and the answers
+//! to ours (BNDACK in, §7.2).
+
+use failover_proto::{Binding, BindingStatus, BndAck, BndUpd, RejectReason};
+use heapless::Vec;
+
+use super::incoming::{Incoming, Outcome};
+use super::{
+    Action, CommitToken, Engine, EngineError, Event, LeaseLookup, Link, MAX_BATCH, UpdateId,
+    wrong_type,
+};
+use crate::accept::{ClientIdentity, LocalBinding, Verdict, judge_update};
+use crate::binding::BindingData;
+use crate::dialect::Dialect;
+use crate::time::{Instant, UnixTime};
+
+impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
+    /// A BNDUPD from the partner: each binding is judged; the accepted ones go to the caller
+    /// to commit, and the BNDACK waits for those commits (§7.2).
+    pub(super) fn on_bndupd(
+        &mut self,
+        now: Instant,
+        wall: UnixTime,
+        u: &BndUpd<'_>,
+        db: &impl LeaseLookup,
+    ) {
+        if u.bindings.len() > MAX_BATCH || self.incoming.unacked() >= COMMITS {
+            // More than we advertised in flight (§8.4), or a batch we cannot hold.
+            let error = wrong_type(4, 3);
+            self.protocol_error(now, error, RejectReason::UnknownConnectionReason);
+            return;
+        }
+        let mut incoming = Incoming {
+            xid: u.xid,
+            generation: self.generation,
+            items: Vec::new(),
+        };
+        for b in u.bindings.iter() {
+            let item = self.receive_binding(&b, wall, db);
+            // The codec and the check above bound the batch to MAX_BATCH.
+            let _ = incoming.items.push(item);
+        }
+        if incoming
+            .items
+            .iter()
+            .all(|(_, _, outcome)| outcome.is_some())
+        {
+            self.finish_incoming(&incoming);
+        } else {
+            // Room was checked above (flow control: at most max-unacked in flight).
+            self.incoming.wait(incoming);
+        }
+    }
+
+    /// One binding of a received BNDUPD: handed to the caller to commit (with its token), or
+    /// rejected at once (with the reason).
+    fn receive_binding(
+        &mut self,
+        b: &Binding<'_>,
+        wall: UnixTime,
+        db: &impl LeaseLookup,
+    ) -> ([u8; 4], u64, Outcome) {
+        let address = b.address.octets();
+        let result = match BindingData::from_wire(b) {
+            // ISC rejects over-long client data with reason 6.
+            Err(_) => Err(RejectReason::UnknownConnectionReason),
+            Ok(data) => {
+                let data = match (self.config.dialect, self.skew.correction()) {
+                    (Dialect::Draft, Some(skew)) => data.shifted(skew),
+                    _ => data,
+                };
+                self.judge(db.lookup(b.address), &data, wall)
+                    .map(|verdict| (data, verdict))
+            }
+        };
+        match result {
+            Ok((binding, verdict)) => {
+                self.supersede(&binding);
+                let token = self.incoming.token();
+                self.push_action(Action::CommitBinding {
+                    token: CommitToken(token),
+                    binding,
+                    verdict,
+                });
+                (address, token, None)
+            }
+            Err(reason) => {
+                self.last_reject = Some(reason);
+                self.push_event(Event::RejectedPartnerBinding { address, reason });
+                (address, 0, Some(Some(reason)))
+            }
+        }
+    }
+
+    /// Every binding of `inc` is settled: its BNDACK goes out.
+    fn finish_incoming(&mut self, inc: &Incoming) {
+        if inc.generation != self.generation || self.link != Link::Up {
+            return; // its BNDACK belongs to a dead connection (§8.6)
+        }
+        if self.incoming.answer(inc).is_err() {
+            self.abort_connection();
+        }
+    }
+
+    /// The caller committed (`reason` `None`) or failed to commit the binding of `token`.
+    pub(super) fn resolve(
+        &mut self,
+        token: CommitToken,
+        reason: Option<RejectReason>,
+    ) -> Result<(), EngineError> {
+        let done = self.incoming.resolve(token, reason)?;
+        if let Some(r) = reason {
+            self.last_reject = Some(r);
+        }
+        if let Some(inc) = done {
+            self.finish_incoming(&inc);
+        }
+        Ok(())
+    }
+
+    /// Judges a received binding against our record of the address (§7.1.3).
+    fn judge(
+        &self,
+        local: Option<LocalBinding>,
+        received: &BindingData,
+        wall: UnixTime,
+    ) -> Result<Verdict, RejectReason> {
+        let Some(mut local) = local else {
+            return Err(RejectReason::IllegalIpAddress);
+        };
+        // What is outstanding is the engine's to know, not the store's.
+        local.in_flight = self.outgoing.in_flight_for(&received.address);
+        let ours_in_flight = local.in_flight;
+        if self.config.dialect == Dialect::Draft && !self.refresh_from_partner {
+            self.order_crossing_updates(&mut local, received, wall);
+        }
+        if self.refresh_from_partner {
+            // Refreshing a lost lease table from the partner (§9.5: "refresh its stable
+            // storage from the other server"). Whatever we hold is a restored older copy at
+            // best; the partner's table is the reference, so judge as an empty store would
+            // (found by the simulator: a restored lease that had since ended refused the
+            // partner's BACKUP, and both then served the address).
+            local = LocalBinding {
+                reserved: local.reserved,
+                bootp: local.bootp,
+                ..LocalBinding::new(BindingStatus::Free)
+            };
+        }
+        let verdict = judge_update(
+            self.config.dialect,
+            self.config.role,
+            self.state,
+            Some(&local),
+            &received.to_wire(),
+            wall,
+        )?;
+        // Taken over ours in a refresh, whatever of ours is in flight is superseded (the
+        // caller clears its outstanding flag on that; a stale one made ISC's dueling rule
+        // refuse the partner's later updates, seed 503470).
+        let refreshed = ours_in_flight.filter(|_| self.refresh_from_partner);
+        Ok(Verdict {
+            superseded_xid: verdict.superseded_xid.or(refreshed),
+            ours_in_flight: ours_in_flight.is_some(),
+            ..verdict
+        })
+    }
+
+    /// Crossing updates of one client's lease (ours still queued or in flight) whose
+    /// client-last-transaction-times are closer than the clocks can tell apart: a release or
+    /// expiry at one server and a renewal at the other a second or two apart. Their order is
+    /// unknowable, so both servers keep the lease (draft time rule (1), §7.1.3, read with the
+    /// clock uncertainty of §5.10): the address then ends with the lease instead of being
+    /// freed on one side while the client holds it (found by the `pair` fuzz target, with a
+    /// latency spike at connection time inflating the measured skew).
+    fn order_crossing_updates(
+        &self,
+        local: &mut LocalBinding,
+        received: &BindingData,
+        now: UnixTime,
+    ) {
+        use BindingStatus::{Active, Expired, Released};
+        let (Some(ours), Some(theirs)) = (local.cltt, received.client_last_transaction_time) else {
+            return;
+        };
+        let uncertainty = self.skew.uncertainty();
+        if !self.outgoing.holds(&received.address)
+            || local
+                .client
+                .same_client(&ClientIdentity::of(&received.to_wire()))
+                != Some(true)
+            || ours.0.abs_diff(theirs.0) > uncertainty
+        {
+            return;
+        }
+        let margin = uncertainty.saturating_add(1);
+        // Only a lease still running is kept: an ended ACTIVE and an EXPIRED of the same lease
+        // say the same, and the draft settles those by the expiry time (time(2)).
+        let running = |t: Option<UnixTime>| t.is_some_and(|t| t > now);
+        match (local.status, received.status) {
+            // Theirs ends our running lease: take it as older than ours.
+            (Active, Expired | Released) if running(local.lease_expiration) => {
+                local.cltt = Some(theirs.plus(margin));
+            }
+            // Theirs renews it: take it as newer than ours.
+            (Expired | Released, Active) if running(received.lease_expiration_time) => {
+                local.cltt = Some(UnixTime(theirs.0.saturating_sub(margin)));
+            }
+            _ => {}
+        }
+    }
+
+    /// We accept the partner's `received` binding: our stale copies of it go (see
+    /// `OutgoingQueue::supersede`).
+    fn supersede(&mut self, received: &BindingData) {
+        let isc = self.config.dialect == Dialect::Isc;
+        if self.outgoing.supersede(received, isc) {
+            // A dropped binding may have been the last one an UPDDONE or the PARTNER-DOWN
+            // hold waited for: no BNDACK will come for it to trigger them.
+            self.check_upddone();
+            self.release_pd_hold();
+        }
+    }
+
+    /// A time from the partner, in our clock: corrected by the skew under the draft (§5.10),
+    /// taken as is under ISC rules (ISC does not correct, D27).
+    pub(super) fn partner_time(&self, t: u32) -> UnixTime {
+        match (self.config.dialect, self.skew.correction()) {
+            (Dialect::Draft, Some(skew)) if t != 0 => {
+                UnixTime(u32::try_from((i64::from(t) + skew).max(0)).unwrap_or(u32::MAX))
+            }
+            _ => UnixTime(t),
+        }
+    }
+
+    /// The partner's BNDACK for our bindings.
+    pub(super) fn on_bndack(&mut self, a: &BndAck<'_>) {
+        for ack in a.acks.iter() {
+            let address = ack.address.octets();
+            let Some(o) = self.outgoing.take_answered(a.xid, &address) else {
+                continue; // unknown or stale xid: ignored, as ISC does
+            };
+            self.skew.raise_floor(o.sent, a.time);
+            let (update, xid) = (UpdateId(o.id), a.xid);
+            match ack.reject_reason {
+                None => self.push_action(Action::BindingAcked {
+                    update,
+                    xid,
+                    address,
+                    status: o.binding.status,
+                    potential_expiration_time: o.binding.potential_expiration_time,
+                }),
+                Some(reason) => {
+                    self.last_reject = Some(reason);
+                    self.push_action(Action::BindingRejected {
+                        update,
+                        xid,
+                        address,
+                        reason,
+                    });
+                }
+            }
+        }
+        self.release_pd_hold();
+        self.check_upddone();
+    }
+}
