@@ -147,6 +147,7 @@ pub mod config;
 pub mod dialect;
 pub mod engine;
 pub mod policy;
+pub mod record;
 pub mod time;
 pub mod transition;
 

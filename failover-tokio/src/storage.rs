@@ -2,77 +2,95 @@
 //! trait, an in-memory store and an append-only file store that is fsync'd before anything is
 //! acknowledged.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use failover_fsm::accept::{ClientIdentity, LocalBinding, Verdict, freed_status, own_free_status};
+use failover_fsm::accept::{ClientIdentity, LocalBinding, Verdict, own_free_status};
 use failover_fsm::policy::{BalancePlan, PoolCounts};
+use failover_fsm::record::{Ack, LeaseRecord, Received};
 use failover_fsm::{
-    BindingData, BindingStatus, LeaseLookup, Persisted, Role, ServerState, UnixTime,
+    BindingData, BindingStatus, LeaseLookup, Persisted, Role, ServerState, UnixTime, UpdateId,
 };
 use failover_proto::IpFlags;
 
 /// The lease database and failover state of one peer, as the failover task needs them.
 ///
-/// Every method that changes something must have made the change durable when it returns
-/// `Ok`: the task acknowledges a partner's binding (BNDACK) and announces a state (STATE) only
-/// after that (draft §7.2, §9.2).
+/// Every change is applied in memory at once, by the rules of
+/// [`failover_fsm::record::LeaseRecord`] (the one contract every store follows), and becomes
+/// durable at the next [`Storage::sync`]. The task acknowledges a partner's binding (BNDACK)
+/// and announces a state (STATE) only after the `sync` that covers it returned `Ok` (draft
+/// §7.2, §9.2); the changes made while one batch of input is handled share one `sync` (group
+/// commit).
 pub trait Storage: LeaseLookup + Send + Sync + 'static {
     /// The failover state persisted last, if any (read at start).
     fn load_state(&self) -> Option<Persisted>;
-    /// Persists the failover state.
+    /// Records the failover state (durable at the next [`Storage::sync`]).
     fn persist_state(&self, state: &Persisted) -> io::Result<()>;
-    /// Stores a binding received from the partner as `verdict` says. Returns the store's own
-    /// record when it kept that instead: the partner sent again an update applied already
-    /// (its BNDACK was lost with a connection) after our record changed. The engine took the
-    /// update as newer and dropped our queued copy, so the task queues the record again.
-    fn commit_binding(
-        &self,
-        binding: &BindingData,
-        verdict: &Verdict,
-    ) -> io::Result<Option<BindingData>>;
+    /// Applies a binding received from the partner as `verdict` says
+    /// ([`LeaseRecord::apply_received`]). On [`Received::KeptOurs`] the task queues our record
+    /// again.
+    fn commit_binding(&self, binding: &BindingData, verdict: &Verdict) -> io::Result<Received>;
     /// Records a change made by this server (a lease granted, released, expired...), to be sent
-    /// to the partner.
+    /// to the partner ([`LeaseRecord::apply_local`]).
     fn record_local(&self, binding: &BindingData) -> io::Result<()>;
-    /// The partner acknowledged our update of `address` carrying `status`.
-    fn binding_acked(
-        &self,
-        address: [u8; 4],
-        status: BindingStatus,
-        potential_expiration: Option<UnixTime>,
-    ) -> io::Result<()>;
-    /// Every binding (for UPDREQALL), or only those the partner has not acknowledged (UPDREQ,
-    /// the backlog on entering NORMAL).
-    fn bindings(&self, unacked_only: bool) -> Vec<BindingData>;
+    /// The current record of `address` was queued to the partner as `update`
+    /// ([`LeaseRecord::queued`]; with `again`, [`LeaseRecord::queued_again`]).
+    fn binding_queued(&self, address: [u8; 4], update: UpdateId, again: bool) -> io::Result<()>;
+    /// The partner acknowledged our update of `address` ([`LeaseRecord::apply_ack`]).
+    fn binding_acked(&self, address: [u8; 4], ack: &Ack) -> io::Result<()>;
+    /// The partner refused our update of `address` ([`LeaseRecord::apply_reject`]).
+    fn binding_rejected(&self, address: [u8; 4], update: UpdateId);
+    /// The bindings to send: with [`Backlog::All`] (UPDREQALL) every record exchanged or used,
+    /// each then counting as unacknowledged ([`LeaseRecord::partner_lost_table`]); with
+    /// [`Backlog::Unacked`] (UPDREQ, entering NORMAL) those the partner has not acknowledged.
+    fn bindings(&self, which: Backlog) -> Vec<BindingData>;
     /// Available addresses per pool, for balancing.
     fn pool_counts(&self) -> PoolCounts;
     /// Moves `plan.to_move()` of our available addresses to the partner's pool and returns the
     /// bindings to send.
     fn move_to_partner(&self, plan: &BalancePlan) -> io::Result<Vec<BindingData>>;
+    /// Makes every change recorded so far durable (one fsync for all of them). Blocking: the
+    /// task runs it off the async runtime's workers.
+    fn sync(&self) -> io::Result<()>;
 }
 
-/// What the store keeps per address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Lease {
-    /// The inputs of the acceptance and MCLT rules.
-    pub local: LocalBinding,
-    /// The binding as last stored.
-    pub data: BindingData,
-    /// The partner has this version (it acknowledged it, or sent it).
-    pub partner_has_it: bool,
-    /// The last binding received from the partner for the address and applied, to recognise
-    /// it when the partner sends it again (its BNDACK was lost with a connection).
-    pub last_received: Option<BindingData>,
+/// Which bindings [`Storage::bindings`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backlog {
+    /// Every record the partner may need (UPDREQALL, draft §7.4).
+    All,
+    /// Those the partner has not acknowledged (UPDREQ §7.3, entering NORMAL §9.8.1).
+    Unacked,
 }
+
+/// What the store keeps per address: the library's lease record.
+pub type Lease = LeaseRecord;
 
 #[derive(Debug, Default)]
 struct Inner {
     leases: BTreeMap<[u8; 4], Lease>,
     state: Option<Persisted>,
+    /// Addresses changed since the last sync (the file store writes their records then).
+    dirty: BTreeSet<[u8; 4]>,
+    state_dirty: bool,
+}
+
+impl Inner {
+    fn mark_all_dirty(&mut self) {
+        self.dirty = self.leases.keys().copied().collect();
+        self.state_dirty = self.state.is_some();
+    }
+
+    fn record(&mut self, address: [u8; 4]) -> &mut Lease {
+        self.dirty.insert(address);
+        self.leases
+            .entry(address)
+            .or_insert_with(|| LeaseRecord::fresh(Ipv4Addr::from(address)))
+    }
 }
 
 /// A lease store in memory: the reference for tests and examples. Not durable across
@@ -90,7 +108,7 @@ impl MemoryStore {
         let mut inner = Inner::default();
         for i in 0..count {
             let a = Ipv4Addr::from(u32::from(first).wrapping_add(i));
-            inner.leases.insert(a.octets(), fresh(a));
+            inner.leases.insert(a.octets(), LeaseRecord::fresh(a));
         }
         MemoryStore {
             role,
@@ -152,102 +170,23 @@ impl MemoryStore {
         let mut g = self.lock();
         g.state = None;
         for (a, l) in g.leases.iter_mut() {
-            *l = fresh(Ipv4Addr::from(*a));
+            *l = LeaseRecord::fresh(Ipv4Addr::from(*a));
         }
     }
 
-    /// Applies one change; returns our record when it stays over a re-sent update.
-    fn apply(inner: &mut Inner, role: Role, record: &Record) -> Option<BindingData> {
-        match record {
-            Record::State(p) => inner.state = Some(*p),
-            Record::Received(b, v) => {
-                let wire = b.to_wire();
-                let e = inner
-                    .leases
-                    .entry(b.address)
-                    .or_insert_with(|| fresh(b.ip()));
-                if e.last_received.as_ref() == Some(b) && !e.partner_has_it {
-                    // The partner sent again an update we applied already, and we have
-                    // changed the record since: ours is newer and stays (the acceptance
-                    // rules cannot tell when the times tie; found by the pair fuzz target).
-                    return Some(e.data.clone());
-                }
-                e.last_received = Some(b.clone());
-                let mut data = b.clone();
-                data.status = v.store_as;
-                // Re-sent later (UPDREQALL): carry the merged expiry, which may be a longer
-                // lease we granted the same client than the one the partner reported (§7.1.5).
-                data.lease_expiration_time = v.lease_expiration.or(data.lease_expiration_time);
-                e.local.status = v.store_as;
-                e.local.client = ClientIdentity::of(&wire);
-                e.local.cltt = b.client_last_transaction_time.or(e.local.cltt);
-                e.local.lease_expiration = v.lease_expiration;
-                e.local.start_time_of_state = b.start_time_of_state;
-                e.local.received_pet = v.received_pet;
-                e.local.partner_status = Some(v.store_as);
-                e.local.reserved = b.ip_flags.contains(IpFlags::RESERVED);
-                if v.superseded_xid.is_some() {
-                    e.local.in_flight = None;
-                }
-                e.data = data;
-                e.partner_has_it = true;
-            }
-            Record::Local(b) => {
-                let wire = b.to_wire();
-                let e = inner
-                    .leases
-                    .entry(b.address)
-                    .or_insert_with(|| fresh(b.ip()));
-                e.local.status = b.status;
-                e.local.client = ClientIdentity::new(wire.client_identifier, wire.hardware_address);
-                e.local.cltt = b.client_last_transaction_time.or(e.local.cltt);
-                e.local.lease_expiration = b.lease_expiration_time;
-                e.local.start_time_of_state = b.start_time_of_state;
-                e.local.sent_pet = b.potential_expiration_time.or(e.local.sent_pet);
-                e.data = b.clone();
-                e.partner_has_it = false;
-            }
-            Record::Acked(address, status, pet) => {
-                if let Some(e) = inner.leases.get_mut(address) {
-                    if e.data.status != *status {
-                        return None; // a later change is waiting to be sent
-                    }
-                    e.local.acked_pet = pet.or(e.local.acked_pet);
-                    e.local.partner_status = Some(*status);
-                    e.local.in_flight = None;
-                    e.partner_has_it = true;
-                    if matches!(
-                        status,
-                        BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
-                    ) {
-                        // The partner knows it is gone: the address is free again (§5.11).
-                        let freed = freed_status(role, e.local.reserved);
-                        e.local.status = freed;
-                        e.data.status = freed;
-                    }
-                }
-            }
-        }
-        None
+    /// The addresses changed and whether the state changed since the last call.
+    fn take_dirty(&self) -> (Vec<([u8; 4], Lease)>, Option<Persisted>) {
+        let mut g = self.lock();
+        let dirty = std::mem::take(&mut g.dirty);
+        let records = dirty
+            .into_iter()
+            .filter_map(|a| g.leases.get(&a).map(|l| (a, l.clone())))
+            .collect();
+        let state = std::mem::take(&mut g.state_dirty)
+            .then_some(g.state)
+            .flatten();
+        (records, state)
     }
-}
-
-fn fresh(a: Ipv4Addr) -> Lease {
-    Lease {
-        local: LocalBinding::new(BindingStatus::Free),
-        data: BindingData::new(a, BindingStatus::Free),
-        partner_has_it: false,
-        last_received: None,
-    }
-}
-
-/// One change to the store, as kept in the file store's log.
-#[derive(Debug, Clone)]
-enum Record {
-    State(Persisted),
-    Received(BindingData, Verdict),
-    Local(BindingData),
-    Acked([u8; 4], BindingStatus, Option<UnixTime>),
 }
 
 impl LeaseLookup for MemoryStore {
@@ -262,45 +201,69 @@ impl Storage for MemoryStore {
     }
 
     fn persist_state(&self, state: &Persisted) -> io::Result<()> {
-        Self::apply(&mut self.lock(), self.role, &Record::State(*state));
+        let mut g = self.lock();
+        g.state = Some(*state);
+        g.state_dirty = true;
         Ok(())
     }
 
-    fn commit_binding(
-        &self,
-        binding: &BindingData,
-        verdict: &Verdict,
-    ) -> io::Result<Option<BindingData>> {
-        let r = Record::Received(binding.clone(), *verdict);
-        Ok(Self::apply(&mut self.lock(), self.role, &r))
+    fn commit_binding(&self, binding: &BindingData, verdict: &Verdict) -> io::Result<Received> {
+        Ok(self
+            .lock()
+            .record(binding.address)
+            .apply_received(binding, verdict))
     }
 
     fn record_local(&self, binding: &BindingData) -> io::Result<()> {
-        Self::apply(&mut self.lock(), self.role, &Record::Local(binding.clone()));
-        Ok(())
-    }
-
-    fn binding_acked(
-        &self,
-        address: [u8; 4],
-        status: BindingStatus,
-        pet: Option<UnixTime>,
-    ) -> io::Result<()> {
-        Self::apply(
-            &mut self.lock(),
-            self.role,
-            &Record::Acked(address, status, pet),
-        );
-        Ok(())
-    }
-
-    fn bindings(&self, unacked_only: bool) -> Vec<BindingData> {
         self.lock()
-            .leases
-            .values()
-            .filter(|l| !unacked_only || !l.partner_has_it)
-            .map(|l| l.data.clone())
-            .collect()
+            .record(binding.address)
+            .apply_local(binding.clone(), true);
+        Ok(())
+    }
+
+    fn binding_queued(&self, address: [u8; 4], update: UpdateId, again: bool) -> io::Result<()> {
+        let mut g = self.lock();
+        let r = g.record(address);
+        if again {
+            r.queued_again(update);
+        } else {
+            r.queued(update);
+        }
+        Ok(())
+    }
+
+    fn binding_acked(&self, address: [u8; 4], ack: &Ack) -> io::Result<()> {
+        let role = self.role;
+        let mut g = self.lock();
+        if g.leases.contains_key(&address) {
+            g.record(address).apply_ack(ack, role);
+        }
+        Ok(())
+    }
+
+    fn binding_rejected(&self, address: [u8; 4], update: UpdateId) {
+        if let Some(r) = self.lock().leases.get_mut(&address) {
+            r.apply_reject(update);
+        }
+    }
+
+    fn bindings(&self, which: Backlog) -> Vec<BindingData> {
+        let mut g = self.lock();
+        let Inner { leases, dirty, .. } = &mut *g;
+        let mut out = Vec::new();
+        for (a, l) in leases.iter_mut() {
+            match which {
+                Backlog::Unacked if l.partner_has_it => continue,
+                Backlog::All if l.is_untouched() => continue,
+                Backlog::All => {
+                    l.partner_lost_table();
+                    dirty.insert(*a);
+                }
+                Backlog::Unacked => {}
+            }
+            out.push(l.data.clone());
+        }
+        out
     }
 
     fn pool_counts(&self) -> PoolCounts {
@@ -333,22 +296,26 @@ impl Storage for MemoryStore {
             .collect();
         let mut out = Vec::with_capacity(chosen.len());
         for a in chosen {
-            if let Some(l) = g.leases.get(&a) {
-                let mut b = l.data.clone();
-                b.status = plan.give_as;
-                out.push(b);
-            }
-        }
-        for b in &out {
-            Self::apply(&mut g, self.role, &Record::Local(b.clone()));
+            let r = g.record(a);
+            let mut b = r.data.clone();
+            b.status = plan.give_as;
+            r.apply_local(b.clone(), true);
+            out.push(b);
         }
         Ok(out)
     }
+
+    fn sync(&self) -> io::Result<()> {
+        let mut g = self.lock();
+        g.dirty.clear();
+        g.state_dirty = false;
+        Ok(())
+    }
 }
 
-/// A [`MemoryStore`] backed by an append-only log file: every change is appended and the file
-/// is fsync'd before the call returns, so "acknowledged" means "on disk". Reopening the file
-/// replays the log.
+/// A [`MemoryStore`] backed by an append-only log file: [`Storage::sync`] appends the record of
+/// every address changed since the last sync, and the failover state if it changed, then
+/// fsyncs once, so "acknowledged" means "on disk". Reopening the file replays the log.
 #[derive(Debug)]
 pub struct FileStore {
     memory: MemoryStore,
@@ -360,7 +327,9 @@ impl FileStore {
     /// Opens (or creates) the log at `path` for a pool of `count` addresses from `first`.
     ///
     /// The log is replayed; lines that are not records are skipped, and a torn last line (a
-    /// crash in the middle of an append, so never acknowledged) is cut off the file.
+    /// crash in the middle of an append, so never acknowledged) is cut off the file. What
+    /// belonged to the last conversation with the partner is forgotten
+    /// ([`LeaseRecord::restarted`]).
     pub fn open(
         path: impl AsRef<Path>,
         role: Role,
@@ -391,9 +360,14 @@ impl FileStore {
                     .ok()
                     .and_then(|l| decode_record(l.trim_end_matches('\n')))
                 {
-                    MemoryStore::apply(&mut g, role, &r);
+                    replay(&mut g, role, r);
                 }
             }
+            for l in g.leases.values_mut() {
+                l.restarted();
+            }
+            g.dirty.clear();
+            g.state_dirty = false;
         }
         let file = OpenOptions::new().create(true).append(true).open(&path)?;
         if file.metadata()?.len() > whole {
@@ -416,18 +390,34 @@ impl FileStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
 
-    fn append(&self, r: &Record) -> io::Result<Option<BindingData>> {
-        let mut line = encode_record(r);
-        line.push('\n');
-        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        f.write_all(line.as_bytes())?;
-        f.sync_data()?;
-        Ok(MemoryStore::apply(
-            &mut self.memory.lock(),
-            self.memory.role,
-            r,
-        ))
+/// Applies one log line at start.
+fn replay(g: &mut Inner, role: Role, r: Record) {
+    match r {
+        Record::State(p) => g.state = Some(p),
+        Record::Lease(l) => {
+            g.leases.insert(l.data.address, l);
+        }
+        // The first log format recorded operations; they replay through the same rules.
+        Record::Received(b, v) => {
+            g.record(b.address).apply_received(&b, &v);
+        }
+        Record::Local(b) => g.record(b.address).apply_local(b, true),
+        Record::Acked(a, status, pet) => {
+            let l = g.record(a);
+            if l.data.status == status {
+                let update = UpdateId(u64::MAX);
+                l.queued_again(update);
+                let ack = Ack {
+                    update,
+                    status,
+                    client: l.local.client,
+                    potential_expiration_time: pet,
+                };
+                l.apply_ack(&ack, role);
+            }
+        }
     }
 }
 
@@ -443,32 +433,31 @@ impl Storage for FileStore {
     }
 
     fn persist_state(&self, state: &Persisted) -> io::Result<()> {
-        self.append(&Record::State(*state)).map(drop)
+        self.memory.persist_state(state)
     }
 
-    fn commit_binding(
-        &self,
-        binding: &BindingData,
-        verdict: &Verdict,
-    ) -> io::Result<Option<BindingData>> {
-        self.append(&Record::Received(binding.clone(), *verdict))
+    fn commit_binding(&self, binding: &BindingData, verdict: &Verdict) -> io::Result<Received> {
+        self.memory.commit_binding(binding, verdict)
     }
 
     fn record_local(&self, binding: &BindingData) -> io::Result<()> {
-        self.append(&Record::Local(binding.clone())).map(drop)
+        self.memory.record_local(binding)
     }
 
-    fn binding_acked(
-        &self,
-        address: [u8; 4],
-        status: BindingStatus,
-        pet: Option<UnixTime>,
-    ) -> io::Result<()> {
-        self.append(&Record::Acked(address, status, pet)).map(drop)
+    fn binding_queued(&self, address: [u8; 4], update: UpdateId, again: bool) -> io::Result<()> {
+        self.memory.binding_queued(address, update, again)
     }
 
-    fn bindings(&self, unacked_only: bool) -> Vec<BindingData> {
-        self.memory.bindings(unacked_only)
+    fn binding_acked(&self, address: [u8; 4], ack: &Ack) -> io::Result<()> {
+        self.memory.binding_acked(address, ack)
+    }
+
+    fn binding_rejected(&self, address: [u8; 4], update: UpdateId) {
+        self.memory.binding_rejected(address, update);
+    }
+
+    fn bindings(&self, which: Backlog) -> Vec<BindingData> {
+        self.memory.bindings(which)
     }
 
     fn pool_counts(&self) -> PoolCounts {
@@ -476,17 +465,49 @@ impl Storage for FileStore {
     }
 
     fn move_to_partner(&self, plan: &BalancePlan) -> io::Result<Vec<BindingData>> {
-        let moved = self.memory.move_to_partner(plan)?;
-        // Log them too (the memory view already has them).
-        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
-        for b in &moved {
-            let mut line = encode_record(&Record::Local(b.clone()));
-            line.push('\n');
-            f.write_all(line.as_bytes())?;
-        }
-        f.sync_data()?;
-        Ok(moved)
+        self.memory.move_to_partner(plan)
     }
+
+    fn sync(&self) -> io::Result<()> {
+        // One writer at a time, so that records reach the file in the order they were taken.
+        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let (records, state) = self.memory.take_dirty();
+        if records.is_empty() && state.is_none() {
+            return Ok(());
+        }
+        let mut out = String::new();
+        if let Some(p) = state {
+            out.push_str(&encode_record(&Record::State(p)));
+            out.push('\n');
+        }
+        for (_, l) in records {
+            out.push_str(&encode_record(&Record::Lease(l)));
+            out.push('\n');
+        }
+        let len = f.metadata()?.len();
+        let written = f.write_all(out.as_bytes()).and_then(|()| f.sync_data());
+        if written.is_err() {
+            // Not durable: no torn line stays in the middle of the log, and every record is
+            // written again at the next attempt.
+            let _ = f.set_len(len);
+            self.memory.lock().mark_all_dirty();
+        }
+        written
+    }
+}
+
+/// One line of the file store's log.
+#[derive(Debug, Clone)]
+enum Record {
+    State(Persisted),
+    /// The whole record of one address, as it stands after a change.
+    Lease(Lease),
+    /// First format: a binding received and its verdict.
+    Received(BindingData, Verdict),
+    /// First format: a change of our own.
+    Local(BindingData),
+    /// First format: an acknowledgement.
+    Acked([u8; 4], BindingStatus, Option<UnixTime>),
 }
 
 // ----- the log format: one record per line, space-separated fields, '-' for none -----
@@ -547,6 +568,23 @@ fn encode_record(r: &Record) -> String {
             v.superseded_xid
                 .map_or_else(|| "-".to_string(), |x| x.to_string()),
         ),
+        Record::Lease(l) => format!(
+            "lease {} {} {} {} {} {} {} {} {} {} {} {} end",
+            binding_fields(&l.data),
+            u8::from(l.local.status),
+            opt_u32(l.local.cltt),
+            opt_u32(l.local.lease_expiration),
+            opt_u32(l.local.start_time_of_state),
+            opt_u32(l.local.sent_pet),
+            opt_u32(l.local.acked_pet),
+            opt_u32(l.local.received_pet),
+            l.local
+                .partner_status
+                .map_or_else(|| "-".to_string(), |p| u8::from(p).to_string()),
+            u8::from(l.local.reserved),
+            u8::from(l.local.bootp),
+            u8::from(l.partner_has_it),
+        ),
         Record::Local(b) => format!("local {}", binding_fields(b)),
         Record::Acked(a, s, pet) => format!(
             "acked {} {} {}",
@@ -601,6 +639,14 @@ fn decode_binding<'a>(f: &mut impl Iterator<Item = &'a str>) -> Option<BindingDa
     (f.next()? == "end").then_some(b)
 }
 
+fn flag(s: &str) -> Option<bool> {
+    match s {
+        "0" => Some(false),
+        "1" => Some(true),
+        _ => None,
+    }
+}
+
 fn decode_record(line: &str) -> Option<Record> {
     let mut f = line.split(' ');
     let r = match f.next()? {
@@ -625,6 +671,7 @@ fn decode_record(line: &str) -> Option<Record> {
                 lease_expiration: time(f.next()?)?,
                 received_pet: time(f.next()?)?,
                 client_changed: false,
+                ours_in_flight: false,
                 superseded_xid: match f.next()? {
                     "-" => None,
                     x => Some(x.parse().ok()?),
@@ -634,6 +681,26 @@ fn decode_record(line: &str) -> Option<Record> {
             };
             (f.next()? == "end").then_some(())?;
             Record::Received(b, v)
+        }
+        "lease" => {
+            let data = decode_binding(&mut f)?;
+            let mut local = LocalBinding::new(BindingStatus::from(f.next()?.parse::<u8>().ok()?));
+            local.client = ClientIdentity::of(&data.to_wire());
+            local.cltt = time(f.next()?)?;
+            local.lease_expiration = time(f.next()?)?;
+            local.start_time_of_state = time(f.next()?)?;
+            local.sent_pet = time(f.next()?)?;
+            local.acked_pet = time(f.next()?)?;
+            local.received_pet = time(f.next()?)?;
+            local.partner_status = match f.next()? {
+                "-" => None,
+                p => Some(BindingStatus::from(p.parse::<u8>().ok()?)),
+            };
+            local.reserved = flag(f.next()?)?;
+            local.bootp = flag(f.next()?)?;
+            let partner_has_it = flag(f.next()?)?;
+            (f.next()? == "end").then_some(())?;
+            Record::Lease(LeaseRecord::stored(local, data, partner_has_it))
         }
         "local" => Record::Local(decode_binding(&mut f)?),
         "acked" => Record::Acked(

@@ -6,8 +6,9 @@ use heapless::Deque;
 
 use super::persist::{PersistToken, Persisted};
 use super::{EngineError, MAX_BATCH};
-use crate::accept::Verdict;
+use crate::accept::{ClientIdentity, Verdict};
 use crate::binding::BindingData;
+use crate::record::Ack;
 use crate::time::UnixTime;
 
 #[cfg(doc)]
@@ -94,6 +95,8 @@ pub enum Action {
         address: [u8; 4],
         /// Its status in the update.
         status: BindingStatus,
+        /// The client the update named.
+        client: ClientIdentity,
         /// The potential-expiration-time the partner now knows (acked PET, §7.1.5).
         potential_expiration_time: Option<UnixTime>,
     },
@@ -109,6 +112,32 @@ pub enum Action {
         /// Why.
         reason: RejectReason,
     },
+}
+
+impl Action {
+    /// For [`Action::BindingAcked`]: the address and what
+    /// [`LeaseRecord::apply_ack`](crate::record::LeaseRecord::apply_ack) needs.
+    pub fn ack(&self) -> Option<([u8; 4], Ack)> {
+        match *self {
+            Action::BindingAcked {
+                update,
+                address,
+                status,
+                client,
+                potential_expiration_time,
+                ..
+            } => Some((
+                address,
+                Ack {
+                    update,
+                    status,
+                    client,
+                    potential_expiration_time,
+                },
+            )),
+            _ => None,
+        }
+    }
 }
 
 /// Something the caller may want to know (log it, show it, count it); nothing to do.

@@ -247,6 +247,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                     xid,
                     address,
                     status: o.binding.status,
+                    client: ClientIdentity::of(&o.binding.to_wire()),
                     potential_expiration_time: o.binding.potential_expiration_time,
                 }),
                 Some(reason) => {

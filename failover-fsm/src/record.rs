@@ -1,0 +1,301 @@
+//! The lease record: what a server keeps per address, and the rules by which it changes when
+//! the partner sends a binding, when this server changes it, and when the partner
+//! acknowledges or refuses our update (§5.11, §7.1.5, §7.2).
+//!
+//! These rules are the contract every store follows — the in-memory and file stores of
+//! failover-tokio, the test harness and the simulator call the same functions, so the
+//! simulation proves the code that users run. The engine judges a received update
+//! ([`crate::accept::judge_update`]); [`LeaseRecord`] applies the verdict.
+//!
+//! # What a store does, in order
+//!
+//! | the engine says | the store calls | then |
+//! | --- | --- | --- |
+//! | `CommitBinding { binding, verdict, .. }` | [`LeaseRecord::apply_received`] | make it durable, `binding_committed`; on [`Received::KeptOurs`] send ours again |
+//! | (the DHCP server changed a lease) | [`LeaseRecord::apply_local`] | make it durable, `send_binding`, [`LeaseRecord::queued`] |
+//! | `BindingAcked` | [`LeaseRecord::apply_ack`] | make it durable |
+//! | `BindingRejected` | [`LeaseRecord::apply_reject`] | |
+//! | (restart, from stable storage) | [`LeaseRecord::restarted`] | |
+//!
+//! Some fields live in memory only ([`LeaseRecord::last_received`], [`LeaseRecord::refused`],
+//! [`LeaseRecord::queued`]): they describe this process's conversation with the partner and
+//! are cleared by [`LeaseRecord::restarted`].
+
+use core::net::Ipv4Addr;
+
+use failover_proto::{BindingStatus, Role};
+
+use crate::accept::{ClientIdentity, LocalBinding, Verdict, freed_status};
+use crate::binding::BindingData;
+use crate::engine::UpdateId;
+use crate::time::UnixTime;
+
+/// What a server keeps per address of its pools.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LeaseRecord {
+    /// The inputs of the acceptance, MCLT and reuse rules ([`crate::LeaseLookup`] returns it).
+    pub local: LocalBinding,
+    /// The binding as last stored: what is sent to the partner.
+    pub data: BindingData,
+    /// The partner has this version: it acknowledged it, or sent it to us (§7.1.5). A record
+    /// without it is part of the backlog sent on entering NORMAL (§9.8.1) and on UPDREQ.
+    pub partner_has_it: bool,
+    /// Memory only: the last binding received from the partner and applied, to recognise the
+    /// same update sent again after its BNDACK was lost with a connection.
+    pub last_received: Option<BindingData>,
+    /// Memory only: the partner refused our current version (§7.2.2); the next update it sends
+    /// for the address is taken as it is, however our times compare.
+    pub refused: bool,
+    /// Memory only: the engine's id of the update carrying the current version, once queued.
+    pub queued: Option<UpdateId>,
+}
+
+/// What [`LeaseRecord::apply_received`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Received {
+    /// The partner's binding is now the record.
+    Stored,
+    /// Our record was newer than the partner's (by client-last-transaction-time, else
+    /// start-time-of-state) and the partner had not acknowledged it: we keep ours, which stays
+    /// in the backlog. (The acceptance rules judge an update against our record alone, so two
+    /// crossing updates can each be accepted; keeping the newer makes both sides converge.)
+    KeptNewer,
+    /// The partner sent again an update applied already, and our record changed since: ours
+    /// stays, and must be queued again at once with [`LeaseRecord::queued_again`] (the engine
+    /// took the partner's update as newer and dropped its queued copy of ours).
+    KeptOurs(BindingData),
+}
+
+/// A BNDACK for one of our updates, as the engine reports it (`Action::BindingAcked`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Ack {
+    /// The update acknowledged.
+    pub update: UpdateId,
+    /// The binding-status it carried.
+    pub status: BindingStatus,
+    /// The client it named.
+    pub client: ClientIdentity,
+    /// The potential-expiration-time it carried: now the acked PET (§7.1.5).
+    pub potential_expiration_time: Option<UnixTime>,
+}
+
+impl LeaseRecord {
+    /// A pool address never used: FREE, never exchanged with the partner (§5.4, §5.16).
+    pub fn fresh(address: Ipv4Addr) -> Self {
+        LeaseRecord {
+            local: LocalBinding::new(BindingStatus::Free),
+            data: BindingData::new(address, BindingStatus::Free),
+            partner_has_it: false,
+            last_received: None,
+            refused: false,
+            queued: None,
+        }
+    }
+
+    /// A record read back from stable storage: the durable fields as written, nothing of the
+    /// conversation with the partner.
+    pub fn stored(local: LocalBinding, data: BindingData, partner_has_it: bool) -> Self {
+        let mut r = LeaseRecord {
+            local,
+            data,
+            partner_has_it,
+            last_received: None,
+            refused: false,
+            queued: None,
+        };
+        r.restarted();
+        r
+    }
+
+    /// Never used nor exchanged with the partner: no record at all. Sent on UPDREQALL as FREE it
+    /// would overwrite what the partner knows (the acceptance rules take FREE over BACKUP,
+    /// EXPIRED or RELEASED), so it is not sent.
+    pub fn is_untouched(&self) -> bool {
+        let fresh = LeaseRecord::fresh(self.data.ip());
+        self.local == fresh.local && self.data == fresh.data
+    }
+
+    /// The process restarted: forget what belonged to the last conversation with the partner.
+    pub fn restarted(&mut self) {
+        self.last_received = None;
+        self.refused = false;
+        self.queued = None;
+        self.local.in_flight = None;
+    }
+
+    /// Applies a binding received from the partner and accepted with `verdict` (§7.1.4).
+    ///
+    /// The verdict's `store_as` is stored (EXPIRED, RELEASED and RESET become FREE, §5.11),
+    /// with the later lease-expiration-time of one lease (§7.1.5) and the received PET.
+    /// client-last-transaction-time only moves forward. An update older than our record that
+    /// the partner has not acknowledged does not replace it ([`Received::KeptNewer`]); one
+    /// applied already and sent again does not undo a newer change ([`Received::KeptOurs`]).
+    pub fn apply_received(&mut self, binding: &BindingData, verdict: &Verdict) -> Received {
+        let duplicate = self.last_received.as_ref() == Some(binding) && !self.partner_has_it;
+        self.last_received = Some(binding.clone());
+        let refused = core::mem::take(&mut self.refused);
+        if duplicate {
+            // Acknowledged all the same, so the partner holds its status — unless our own
+            // record is on its way (the partner takes it after its own), except a running
+            // lease of ours, which the partner frees on our BNDACK before our renewal lands.
+            if !verdict.ours_in_flight || self.local.status == BindingStatus::Active {
+                self.local.partner_status = Some(verdict.store_as);
+            }
+            return Received::KeptOurs(self.data.clone());
+        }
+        let before = self.clone();
+        self.store_received(binding, verdict);
+        if let (Some(old), Some(new)) = (before.local.cltt, self.local.cltt)
+            && old > new
+        {
+            self.local.cltt = Some(old);
+        }
+        // The verdict keeps the later expiry of ours and the partner's (§7.1.5): right within
+        // one lease. For a new lease our old time belongs to the previous one and would
+        // outlive it (we would then refuse the partner's correct EXPIRED).
+        let same_lease = matches!(
+            before.local.status,
+            BindingStatus::Active | BindingStatus::Expired | BindingStatus::Released
+        ) && before.local.client.same_client(&client_of(binding)) == Some(true);
+        if !same_lease && binding.lease_expiration_time.is_some_and(|t| t.0 != 0) {
+            self.local.lease_expiration = binding.lease_expiration_time;
+        }
+        // Once the partner acknowledged our record, whatever it sends next was made after it
+        // stored ours (TCP keeps its BNDACK and BNDUPD in order), whatever the clocks say.
+        let ours = before.local.cltt.or(before.local.start_time_of_state);
+        let theirs = binding
+            .client_last_transaction_time
+            .or(binding.start_time_of_state);
+        let older = !before.partner_has_it
+            && !refused
+            && matches!((ours, theirs), (Some(o), Some(t)) if o > t);
+        if !older {
+            return Received::Stored;
+        }
+        let received_pet = self.local.received_pet;
+        let last_received = self.last_received.take();
+        *self = before;
+        self.last_received = last_received;
+        self.local.received_pet = received_pet.max(self.local.received_pet);
+        self.partner_has_it = false;
+        // We acknowledge the partner's update all the same: it now holds that status, so the
+        // rewind of EXPIRED / RELEASED to the same client (§5.2.2) is over — unless ours is
+        // on its way, except a running lease of ours (see the duplicate case).
+        if !verdict.ours_in_flight || self.local.status == BindingStatus::Active {
+            self.local.partner_status = Some(binding.status);
+        }
+        Received::KeptNewer
+    }
+
+    fn store_received(&mut self, binding: &BindingData, verdict: &Verdict) {
+        let mut data = binding.clone();
+        data.status = verdict.store_as;
+        // Sent on later (UPDREQALL) with the merged expiry: a longer lease we granted the same
+        // client than the one the partner reported (§7.1.5).
+        data.lease_expiration_time = verdict.lease_expiration.or(data.lease_expiration_time);
+        self.local.status = verdict.store_as;
+        self.local.client = client_of(binding);
+        self.local.cltt = binding.client_last_transaction_time.or(self.local.cltt);
+        self.local.lease_expiration = verdict.lease_expiration;
+        self.local.start_time_of_state = binding.start_time_of_state;
+        self.local.received_pet = verdict.received_pet;
+        self.local.partner_status = Some(verdict.store_as);
+        self.data = data;
+        self.partner_has_it = true;
+        self.queued = None;
+    }
+
+    /// Applies a change made by this server: a lease granted, renewed, released, expired, an
+    /// address moved between pools. `send`: the change goes to the partner (then queue it and
+    /// call [`LeaseRecord::queued`]); without it the partner already knows (an acknowledged
+    /// EXPIRED freed on both sides, §5.11).
+    ///
+    /// A new lease (ACTIVE for a client that did not hold the address, or after FREE/BACKUP)
+    /// forgets the potential-expiration-times of the previous one (§7.1.5).
+    pub fn apply_local(&mut self, data: BindingData, send: bool) {
+        let client = client_of(&data);
+        let continued = matches!(
+            self.local.status,
+            BindingStatus::Active | BindingStatus::Expired | BindingStatus::Released
+        ) && self.local.client.same_client(&client) == Some(true);
+        if data.status == BindingStatus::Active && !continued {
+            self.local.acked_pet = None;
+            self.local.received_pet = None;
+        }
+        self.local.status = data.status;
+        self.local.client = client;
+        self.local.cltt = data.client_last_transaction_time;
+        self.local.lease_expiration = data.lease_expiration_time;
+        self.local.start_time_of_state = data.start_time_of_state;
+        self.local.sent_pet = data.potential_expiration_time;
+        self.data = data;
+        self.refused = false;
+        self.queued = None;
+        if send {
+            self.partner_has_it = false;
+        }
+    }
+
+    /// The current version was queued to the partner as `update`: the partner may now know
+    /// its status (the rewind of EXPIRED / RELEASED ends once it is sent, §5.2.2).
+    pub fn queued(&mut self, update: UpdateId) {
+        self.queued = Some(update);
+        self.local.partner_status = Some(self.data.status);
+    }
+
+    /// Our record was queued again after [`Received::KeptOurs`]: the partner holds its own
+    /// status until it takes ours, so that stays the status it may know.
+    pub fn queued_again(&mut self, update: UpdateId) {
+        self.queued = Some(update);
+    }
+
+    /// The partner asked for every binding (UPDREQALL, §7.4): it lost or restored what it had
+    /// acknowledged, so our record counts as unacknowledged until it acknowledges it again.
+    pub fn partner_lost_table(&mut self) {
+        self.partner_has_it = false;
+    }
+
+    /// The partner acknowledged one of our updates (§7.2). An acknowledged EXPIRED, RELEASED
+    /// or RESET frees the address (§5.11): returns `true` when it did.
+    pub fn apply_ack(&mut self, ack: &Ack, role: Role) -> bool {
+        if self.queued != Some(ack.update) {
+            // An older version: the partner knows its PET if it was the same client's lease
+            // in the same status.
+            if self.data.status == ack.status
+                && self.local.client.is_known()
+                && self.local.client.same_client(&ack.client) == Some(true)
+            {
+                self.local.acked_pet = ack.potential_expiration_time.or(self.local.acked_pet);
+            }
+            return false;
+        }
+        self.partner_has_it = true;
+        self.local.partner_status = Some(ack.status);
+        self.local.acked_pet = ack.potential_expiration_time.or(self.local.acked_pet);
+        if !matches!(
+            ack.status,
+            BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
+        ) {
+            return false;
+        }
+        let mut freed = self.data.clone();
+        freed.status = freed_status(role, self.local.reserved);
+        self.apply_local(freed, false);
+        true
+    }
+
+    /// The partner refused our update (§7.2.2): if it carried the current version, its next
+    /// update of the address is taken as it is.
+    pub fn apply_reject(&mut self, update: UpdateId) {
+        if self.queued == Some(update) {
+            self.refused = true;
+        }
+    }
+}
+
+fn client_of(b: &BindingData) -> ClientIdentity {
+    ClientIdentity::of(&b.to_wire())
+}

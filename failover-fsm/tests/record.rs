@@ -1,0 +1,223 @@
+//! The lease record contract (`failover_fsm::record`): every rule by which a stored record
+//! changes, one test per rule.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, missing_docs)]
+
+use std::net::Ipv4Addr;
+
+use failover_fsm::accept::{ClientIdentity, Verdict};
+use failover_fsm::record::{Ack, LeaseRecord, Received};
+use failover_fsm::{BindingData, BindingStatus, Role, UnixTime, UpdateId};
+
+const A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
+
+fn lease(mac: u8, status: BindingStatus, cltt: u32) -> BindingData {
+    let mut b = BindingData::new(A, status)
+        .with_client(None, 1, &[2, 0, 0, 0, 0, mac])
+        .unwrap();
+    b.client_last_transaction_time = Some(UnixTime(cltt));
+    b.start_time_of_state = Some(UnixTime(cltt));
+    b.lease_expiration_time = Some(UnixTime(cltt + 600));
+    b.potential_expiration_time = Some(UnixTime(cltt + 900));
+    b
+}
+
+fn verdict(b: &BindingData, store_as: BindingStatus) -> Verdict {
+    Verdict {
+        store_as,
+        lease_expiration: b.lease_expiration_time,
+        received_pet: b.potential_expiration_time,
+        client_changed: false,
+        superseded_xid: None,
+        ours_in_flight: false,
+    }
+}
+
+fn ack(update: UpdateId, b: &BindingData) -> Ack {
+    Ack {
+        update,
+        status: b.status,
+        client: ClientIdentity::of(&b.to_wire()),
+        potential_expiration_time: b.potential_expiration_time,
+    }
+}
+
+#[test]
+fn a_received_binding_is_stored_as_the_verdict_says() {
+    let mut r = LeaseRecord::fresh(A);
+    let b = lease(1, BindingStatus::Expired, 100);
+    assert_eq!(
+        r.apply_received(&b, &verdict(&b, BindingStatus::Free)),
+        Received::Stored
+    );
+    assert_eq!(r.local.status, BindingStatus::Free);
+    assert_eq!(r.data.status, BindingStatus::Free);
+    assert_eq!(r.local.partner_status, Some(BindingStatus::Free));
+    assert_eq!(r.local.received_pet, b.potential_expiration_time);
+    assert!(r.partner_has_it);
+    assert!(!r.is_untouched());
+}
+
+#[test]
+fn client_last_transaction_time_only_moves_forward() {
+    let mut r = LeaseRecord::fresh(A);
+    let ours = lease(1, BindingStatus::Active, 200);
+    r.apply_local(ours.clone(), true);
+    r.partner_has_it = true; // acknowledged
+    let mut theirs = lease(1, BindingStatus::Active, 150);
+    theirs.start_time_of_state = Some(UnixTime(150));
+    assert_eq!(
+        r.apply_received(&theirs, &verdict(&theirs, BindingStatus::Active)),
+        Received::Stored
+    );
+    assert_eq!(r.local.cltt, Some(UnixTime(200)));
+}
+
+#[test]
+fn an_older_update_does_not_replace_our_unacknowledged_record() {
+    let mut r = LeaseRecord::fresh(A);
+    let ours = lease(1, BindingStatus::Active, 200);
+    r.apply_local(ours.clone(), true);
+    r.queued(UpdateId(1));
+    let theirs = lease(2, BindingStatus::Released, 150);
+    let mut v = verdict(&theirs, BindingStatus::Free);
+    v.ours_in_flight = true;
+    assert_eq!(r.apply_received(&theirs, &v), Received::KeptNewer);
+    assert_eq!(r.data, ours);
+    assert!(!r.partner_has_it, "ours still goes out");
+    // Our running lease: the partner frees the address on our BNDACK.
+    assert_eq!(r.local.partner_status, Some(BindingStatus::Released));
+    // Unless ours is on its way and not a running lease.
+    let mut r = LeaseRecord::fresh(A);
+    let ours = lease(1, BindingStatus::Expired, 200);
+    r.apply_local(ours.clone(), true);
+    r.queued(UpdateId(1));
+    assert_eq!(r.apply_received(&theirs, &v), Received::KeptNewer);
+    assert_eq!(r.local.partner_status, Some(BindingStatus::Expired));
+}
+
+#[test]
+fn a_refused_record_yields_to_the_partners_next_update() {
+    let mut r = LeaseRecord::fresh(A);
+    r.apply_local(lease(1, BindingStatus::Active, 200), true);
+    r.queued(UpdateId(4));
+    r.apply_reject(UpdateId(3)); // an older update: nothing
+    assert!(!r.refused);
+    r.apply_reject(UpdateId(4));
+    assert!(r.refused);
+    let theirs = lease(2, BindingStatus::Active, 150);
+    assert_eq!(
+        r.apply_received(&theirs, &verdict(&theirs, BindingStatus::Active)),
+        Received::Stored
+    );
+    assert_eq!(r.data.hardware_address, theirs.hardware_address);
+    assert!(!r.refused, "taken once");
+}
+
+#[test]
+fn an_update_sent_again_does_not_undo_a_newer_change() {
+    let mut r = LeaseRecord::fresh(A);
+    let released = lease(1, BindingStatus::Released, 50);
+    let v = verdict(&released, BindingStatus::Free);
+    assert_eq!(r.apply_received(&released, &v), Received::Stored);
+    let backup = BindingData::new(A, BindingStatus::Backup);
+    r.apply_local(backup.clone(), true);
+    assert_eq!(
+        r.apply_received(&released, &v),
+        Received::KeptOurs(backup.clone())
+    );
+    assert_eq!(r.data, backup);
+    assert!(!r.partner_has_it);
+    // Queued again: the partner still holds its own status.
+    r.queued_again(UpdateId(9));
+    assert_eq!(r.local.partner_status, Some(BindingStatus::Free));
+    // A different update is applied as usual.
+    let again = lease(1, BindingStatus::Released, 60);
+    assert_eq!(r.apply_received(&again, &v), Received::Stored);
+    assert_eq!(r.local.status, BindingStatus::Free);
+}
+
+#[test]
+fn an_acknowledged_expiry_frees_the_address() {
+    for (role, reserved, freed) in [
+        (Role::Primary, false, BindingStatus::Free),
+        (Role::Secondary, false, BindingStatus::Free),
+        (Role::Secondary, true, BindingStatus::Backup),
+    ] {
+        let mut r = LeaseRecord::fresh(A);
+        r.local.reserved = reserved;
+        let expired = lease(1, BindingStatus::Expired, 100);
+        r.apply_local(expired.clone(), true);
+        r.queued(UpdateId(2));
+        assert_eq!(r.local.partner_status, Some(BindingStatus::Expired));
+        assert!(r.apply_ack(&ack(UpdateId(2), &expired), role));
+        assert_eq!((r.local.status, r.data.status), (freed, freed));
+        assert!(r.partner_has_it, "the partner freed it too");
+    }
+}
+
+#[test]
+fn an_ack_of_an_older_version_only_notes_its_pet() {
+    let mut r = LeaseRecord::fresh(A);
+    let first = lease(1, BindingStatus::Active, 100);
+    r.apply_local(first.clone(), true);
+    r.queued(UpdateId(1));
+    let renewed = lease(1, BindingStatus::Active, 200);
+    r.apply_local(renewed.clone(), true);
+    r.queued(UpdateId(2));
+    assert!(!r.apply_ack(&ack(UpdateId(1), &first), Role::Primary));
+    assert_eq!(r.local.acked_pet, first.potential_expiration_time);
+    assert!(!r.partner_has_it, "the renewal is not acknowledged yet");
+    // Another client's older lease tells nothing about this one.
+    let other = lease(2, BindingStatus::Active, 50);
+    r.local.acked_pet = None;
+    r.apply_ack(&ack(UpdateId(0), &other), Role::Primary);
+    assert_eq!(r.local.acked_pet, None);
+    assert!(!r.apply_ack(&ack(UpdateId(2), &renewed), Role::Primary));
+    assert!(r.partner_has_it);
+    assert_eq!(r.local.acked_pet, renewed.potential_expiration_time);
+}
+
+#[test]
+fn a_new_lease_forgets_the_previous_ones_pets_and_a_renewal_keeps_them() {
+    let mut r = LeaseRecord::fresh(A);
+    let first = lease(1, BindingStatus::Active, 100);
+    r.apply_local(first.clone(), true);
+    r.queued(UpdateId(1));
+    r.apply_ack(&ack(UpdateId(1), &first), Role::Primary);
+    let pet = first.potential_expiration_time;
+    r.apply_local(lease(1, BindingStatus::Active, 150), true);
+    assert_eq!(
+        r.local.acked_pet, pet,
+        "a renewal builds on what the partner knows"
+    );
+    r.apply_local(lease(2, BindingStatus::Active, 300), true);
+    assert_eq!(r.local.acked_pet, None, "another client's lease");
+}
+
+#[test]
+fn a_restart_forgets_the_conversation() {
+    let mut r = LeaseRecord::fresh(A);
+    let b = lease(1, BindingStatus::Active, 100);
+    r.apply_received(&b, &verdict(&b, BindingStatus::Active));
+    r.apply_local(lease(1, BindingStatus::Active, 110), true);
+    r.queued(UpdateId(1));
+    r.apply_reject(UpdateId(1));
+    r.restarted();
+    assert_eq!(
+        (r.last_received.as_ref(), r.refused, r.queued),
+        (None, false, None)
+    );
+    // So a re-sent update after a restart is judged by the times alone.
+    assert_eq!(
+        r.apply_received(&b, &verdict(&b, BindingStatus::Active)),
+        Received::KeptNewer
+    );
+}
+
+#[test]
+fn untouched_records_are_not_sent_on_updreqall() {
+    let mut r = LeaseRecord::fresh(A);
+    assert!(r.is_untouched());
+    r.apply_local(BindingData::new(A, BindingStatus::Backup), true);
+    assert!(!r.is_untouched());
+}
