@@ -274,22 +274,7 @@ impl World {
             ep.state
         );
         self.local_change(i, data, true);
-        let continued = same
-            && matches!(
-                local.status,
-                BindingStatus::Active | BindingStatus::Expired | BindingStatus::Released
-            );
-        if !continued {
-            // A new binding: the PETs recorded for the address belonged to the previous one
-            // (`Store::update_local` keeps them); a later renewal must not build on them.
-            let n = &mut self.nodes[i];
-            for store in [&mut n.store, &mut n.durable] {
-                if let Some(e) = store.leases.get_mut(&addr) {
-                    e.local.acked_pet = None;
-                    e.local.received_pet = None;
-                }
-            }
-        }
+        // A new binding forgets the previous one's PETs: `LeaseRecord::apply_local` does it.
         g.granted
     }
 

@@ -13,32 +13,26 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::net::Ipv4Addr;
 
-use failover_fsm::accept::{ClientIdentity, LocalBinding, freed_status, own_free_status};
+use failover_fsm::accept::{LocalBinding, Verdict, own_free_status};
 use failover_fsm::policy::{BalanceTrigger, PoolCounts};
+use failover_fsm::record::{Ack, LeaseRecord, Received};
 use failover_fsm::{
     Action, BindingData, BindingStatus, Config, Engine, Event, Instant, LeaseLookup, Persisted,
-    Role, ServerState, UnixTime,
+    Role, ServerState, UnixTime, UpdateId,
 };
 use failover_proto::HardwareAddress;
 
 /// The engine type the tests use.
 pub type TestEngine = Engine<512, 128, 128>;
 
-/// What a server keeps per address.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Stored {
-    /// What the acceptance rules look at.
-    pub local: LocalBinding,
-    /// The binding as last stored (what we send the partner).
-    pub data: BindingData,
-    /// The partner acknowledged `data` (or sent it to us).
-    pub partner_has_it: bool,
-}
+/// What a server keeps per address: the library's lease record.
+pub type Stored = LeaseRecord;
 
-/// A lease store: address → binding. Stands for stable storage.
+/// A lease store: address → record. Stands for stable storage. Every change goes through the
+/// record contract of `failover_fsm::record`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Store {
-    pub leases: BTreeMap<[u8; 4], Stored>,
+    pub leases: BTreeMap<[u8; 4], LeaseRecord>,
 }
 
 impl LeaseLookup for Store {
@@ -51,18 +45,12 @@ impl Store {
     /// A pool of `n` addresses starting at `first`, all FREE (all addresses start on the
     /// primary, §5.4).
     pub fn pool(first: Ipv4Addr, n: u32) -> Self {
-        let mut leases = BTreeMap::new();
-        for i in 0..n {
-            let a = Ipv4Addr::from(u32::from(first) + i);
-            leases.insert(
-                a.octets(),
-                Stored {
-                    local: LocalBinding::new(BindingStatus::Free),
-                    data: BindingData::new(a, BindingStatus::Free),
-                    partner_has_it: false,
-                },
-            );
-        }
+        let leases = (0..n)
+            .map(|i| {
+                let a = Ipv4Addr::from(u32::from(first) + i);
+                (a.octets(), LeaseRecord::fresh(a))
+            })
+            .collect();
         Store { leases }
     }
 
@@ -74,83 +62,51 @@ impl Store {
             .count()
     }
 
+    pub fn record(&mut self, address: [u8; 4]) -> &mut LeaseRecord {
+        self.leases
+            .entry(address)
+            .or_insert_with(|| LeaseRecord::fresh(Ipv4Addr::from(address)))
+    }
+
     /// Stores a binding received from the partner with the engine's verdict.
-    pub fn commit_received(
-        &mut self,
-        binding: &BindingData,
-        verdict: &failover_fsm::accept::Verdict,
-    ) {
-        let wire = binding.to_wire();
-        let entry = self
-            .leases
-            .entry(binding.address)
-            .or_insert_with(|| Stored {
-                local: LocalBinding::new(BindingStatus::Free),
-                data: binding.clone(),
-                partner_has_it: true,
-            });
-        let mut data = binding.clone();
-        data.status = verdict.store_as;
-        // The copy we may send later carries the merged expiry: the partner may have told us
-        // of a shorter lease than one we granted the same client (both answered it at once).
-        data.lease_expiration_time = verdict.lease_expiration.or(data.lease_expiration_time);
-        entry.local.status = verdict.store_as;
-        entry.local.client = ClientIdentity::of(&wire);
-        entry.local.cltt = binding.client_last_transaction_time.or(entry.local.cltt);
-        entry.local.lease_expiration = verdict.lease_expiration;
-        entry.local.start_time_of_state = binding.start_time_of_state;
-        entry.local.received_pet = verdict.received_pet;
-        entry.local.partner_status = Some(verdict.store_as);
-        if verdict.superseded_xid.is_some() {
-            entry.local.in_flight = None;
+    pub fn commit_received(&mut self, binding: &BindingData, verdict: &Verdict) -> Received {
+        self.record(binding.address)
+            .apply_received(binding, verdict)
+    }
+
+    /// A local change of our own (a lease granted, released, ...); `send`: it goes to the
+    /// partner.
+    pub fn update_local(&mut self, data: BindingData, send: bool) {
+        self.record(data.address).apply_local(data, send);
+    }
+
+    /// The current record of `address` was queued as `update`.
+    pub fn queued(&mut self, address: [u8; 4], update: UpdateId, again: bool) {
+        let r = self.record(address);
+        if again {
+            r.queued_again(update);
+        } else {
+            r.queued(update);
         }
-        entry.data = data;
-        entry.partner_has_it = true;
     }
 
-    /// A local change of our own (a lease granted, released, ...), to be sent to the partner.
-    pub fn update_local(&mut self, data: BindingData) {
-        let wire = data.to_wire();
-        let entry = self.leases.entry(data.address).or_insert_with(|| Stored {
-            local: LocalBinding::new(BindingStatus::Free),
-            data: data.clone(),
-            partner_has_it: false,
-        });
-        entry.local.status = data.status;
-        entry.local.client = ClientIdentity::new(wire.client_identifier, wire.hardware_address);
-        entry.local.cltt = data.client_last_transaction_time;
-        entry.local.lease_expiration = data.lease_expiration_time;
-        entry.local.start_time_of_state = data.start_time_of_state;
-        entry.local.sent_pet = data.potential_expiration_time;
-        entry.data = data;
-        entry.partner_has_it = false;
+    /// The partner acknowledged our update of `address`; whether it freed the address.
+    pub fn acked(&mut self, address: [u8; 4], ack: &Ack, role: Role) -> bool {
+        self.leases
+            .get_mut(&address)
+            .is_some_and(|e| e.apply_ack(ack, role))
     }
 
-    /// The partner acknowledged our update of `address` with `status`.
-    pub fn acked(
-        &mut self,
-        address: [u8; 4],
-        status: BindingStatus,
-        pet: Option<UnixTime>,
-        role: Role,
-    ) {
+    /// The partner refused our update of `address`.
+    pub fn rejected(&mut self, address: [u8; 4], update: UpdateId) {
         if let Some(e) = self.leases.get_mut(&address) {
-            if e.data.status != status {
-                return; // a later change is already queued
-            }
-            e.local.acked_pet = pet.or(e.local.acked_pet);
-            e.local.partner_status = Some(status);
-            e.local.in_flight = None;
-            e.partner_has_it = true;
-            if matches!(
-                status,
-                BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
-            ) {
-                let freed = freed_status(role, e.local.reserved);
-                e.local.status = freed;
-                e.data.status = freed;
-            }
+            e.apply_reject(update);
         }
+    }
+
+    /// A restart: what belonged to the conversation with the partner is gone.
+    pub fn restarted(&mut self) {
+        self.leases.values_mut().for_each(LeaseRecord::restarted);
     }
 }
 
@@ -204,6 +160,7 @@ impl Node {
             let n = self.store.leases.len() as u32;
             self.store = Store::pool(Ipv4Addr::from(first), n);
         }
+        self.store.restarted();
         self.engine = TestEngine::new(config, self.persisted, now, self.wall(wall), 7).unwrap();
         self.close_requested = false;
         self.pending_commits.clear();
@@ -230,28 +187,34 @@ impl Node {
                     binding,
                     verdict,
                 } => {
-                    self.store.commit_received(binding, verdict);
+                    if let Received::KeptOurs(ours) = self.store.commit_received(binding, verdict) {
+                        self.send(ours, true);
+                    }
                     if self.auto_commit {
                         let _ = self.engine.binding_committed(*token);
                     } else {
                         self.pending_commits.push(*token);
                     }
                 }
-                Action::BindingAcked {
-                    address,
-                    status,
-                    potential_expiration_time,
-                    ..
-                } => {
-                    self.acked.push((*address, *status));
-                    self.store
-                        .acked(*address, *status, *potential_expiration_time, self.role());
+                Action::BindingAcked { .. } => {
+                    let (address, ack) = e.ack().unwrap();
+                    self.acked.push((address, ack.status));
+                    let role = self.role();
+                    self.store.acked(address, &ack, role);
                 }
+                Action::BindingRejected {
+                    address, update, ..
+                } => self.store.rejected(*address, *update),
                 Action::SendAllBindings => {
-                    let all: Vec<BindingData> =
-                        self.store.leases.values().map(|s| s.data.clone()).collect();
+                    let mut all = Vec::new();
+                    for r in self.store.leases.values_mut() {
+                        if !r.is_untouched() {
+                            r.partner_lost_table();
+                            all.push(r.data.clone());
+                        }
+                    }
                     for b in all {
-                        self.engine.send_binding(b).unwrap();
+                        self.send(b, false);
                     }
                     self.engine.end_of_updates();
                 }
@@ -264,7 +227,7 @@ impl Node {
                         .map(|s| s.data.clone())
                         .collect();
                     for b in unacked {
-                        self.engine.send_binding(b).unwrap();
+                        self.send(b, false);
                     }
                     if matches!(e, Action::SendUnackedBindings) {
                         self.engine.end_of_updates();
@@ -297,9 +260,16 @@ impl Node {
         for a in moving.split_off(keep) {
             let mut data = self.store.leases[&a.octets()].data.clone();
             data.status = plan.give_as;
-            self.store.update_local(data.clone());
-            self.engine.send_binding(data).unwrap();
+            self.store.update_local(data.clone(), true);
+            self.send(data, false);
         }
+    }
+
+    /// Queues `data` (the current record of its address) and notes it in the store.
+    pub fn send(&mut self, data: BindingData, again: bool) {
+        let address = data.address;
+        let update = self.engine.send_binding(data).unwrap();
+        self.store.queued(address, update, again);
     }
 
     /// Grants `address` to a client as the DHCP server would (own pool), and queues the BNDUPD.
@@ -312,8 +282,8 @@ impl Node {
         data.potential_expiration_time = Some(pet);
         data.start_time_of_state = Some(now);
         data.client_last_transaction_time = Some(now);
-        self.store.update_local(data.clone());
-        self.engine.send_binding(data).unwrap();
+        self.store.update_local(data.clone(), true);
+        self.send(data, false);
     }
 
     /// The addresses available to this server for new clients.

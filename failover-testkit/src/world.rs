@@ -32,8 +32,9 @@ use std::io::Write as _;
 use std::net::Ipv4Addr;
 use std::time::Duration;
 
-use failover_fsm::accept::{ClientIdentity, Verdict, freed_status, judge_update};
+use failover_fsm::accept::{ClientIdentity, Verdict, judge_update};
 use failover_fsm::policy::PartnerDownLeases;
+use failover_fsm::record::{Ack, Received};
 use failover_fsm::{
     Action as EngineAction, BindingData, BindingStatus, CommitToken, Config, Dialect, EngineError,
     Event, Instant, Persisted, RejectReason, Role, ServerState, UnixTime,
@@ -215,8 +216,6 @@ pub(crate) struct Node {
     /// older copy): records that look alike may still differ in time, so nothing is untainted
     /// until the table is complete again.
     pub(crate) served_incomplete: bool,
-    /// The last update from the partner applied per address (to recognise one sent again).
-    pub(crate) applied: BTreeMap<[u8; 4], BindingData>,
     pub(crate) next_scan: Instant,
     pub(crate) next_balance: Instant,
     pub(crate) close_requested: bool,
@@ -275,7 +274,6 @@ impl Node {
             restart_restore: false,
             restart_mclt: None,
             served_incomplete: false,
-            applied: BTreeMap::new(),
             next_scan: Instant::ZERO,
             next_balance: Instant::ZERO,
             close_requested: false,
@@ -401,10 +399,6 @@ pub struct World {
     /// Addresses where ISC's rules accepted an update the draft's rules reject (see
     /// `check.rs`): exempt from the address checks until both servers agree again.
     pub tainted: std::collections::BTreeSet<[u8; 4]>,
-    /// (server, address) whose current record the partner rejected: whatever the partner sends
-    /// next for the address answers ours, whatever the times say (ISC too takes it as it comes;
-    /// keeping our refused record left it BACKUP on one side and FREE on the other, seed 79652).
-    pub(crate) refused: std::collections::BTreeSet<(usize, [u8; 4])>,
     /// The fault kinds added after the first long runs (half-open and duplicate connections,
     /// restores from an older copy of the lease table, MCLT changes). Off for the regression
     /// seeds, which replay runs recorded before them.
@@ -480,7 +474,6 @@ impl World {
             digest: 0xcbf2_9ce4_8422_2325,
             stats: Stats::default(),
             tainted: std::collections::BTreeSet::new(),
-            refused: std::collections::BTreeSet::new(),
             extra_faults: true,
             rng2: Rng::new(seed ^ 0x0EF0_FA17_5EED_0001),
             tie_break: None,
@@ -925,24 +918,17 @@ impl World {
                 binding,
                 verdict,
             } => self.on_commit(i, token, binding, verdict),
-            EngineAction::BindingAcked {
-                address,
-                status,
-                potential_expiration_time,
-                ..
-            } => self.on_acked(i, address, status, potential_expiration_time),
-            EngineAction::BindingRejected { address, .. } => {
-                self.stats.rejected += 1;
-                // The update is answered (the engine no longer counts it as outstanding),
-                // unless a newer one is queued.
-                let n = &mut self.nodes[i];
-                let vid = n.rx.and_then(|k| n.tx.get(&k)).map(|x| x.1);
-                if vid.is_some()
-                    && n.vid.get(&address).copied() == vid
-                    && n.store.leases.contains_key(&address)
-                {
-                    self.refused.insert((i, address));
+            EngineAction::BindingAcked { .. } => {
+                if let Some((address, ack)) = a.ack() {
+                    self.on_acked(i, address, ack);
                 }
+            }
+            EngineAction::BindingRejected {
+                address, update, ..
+            } => {
+                self.stats.rejected += 1;
+                // Taken by the record only for its current version (`apply_reject`).
+                self.nodes[i].store.rejected(address, update);
             }
             EngineAction::SendAllBindings => {
                 // Every record we have. A never-touched pool address (a fresh store, or one
@@ -953,9 +939,9 @@ impl World {
                 let addrs: Vec<[u8; 4]> = n
                     .store
                     .leases
-                    .keys()
-                    .copied()
-                    .filter(|a| n.vid.get(a).is_some_and(|v| *v != INITIAL_VID))
+                    .iter()
+                    .filter(|(_, r)| !r.is_untouched())
+                    .map(|(a, _)| *a)
                     .collect();
                 // The partner asks for everything: it has lost (or restored an older copy of)
                 // what it had acknowledged, so our records count as unacknowledged until it
@@ -965,7 +951,7 @@ impl World {
                 for store in [&mut n.store, &mut n.durable] {
                     for a in &addrs {
                         if let Some(e) = store.leases.get_mut(a) {
-                            e.partner_has_it = false;
+                            e.partner_lost_table();
                         }
                     }
                 }
@@ -1097,8 +1083,14 @@ impl World {
             let Some(w) = n.writes.pop_front() else { break };
             if w.duplicate {
                 // nothing to write: our newer record stays
-            } else if !apply_received(&mut n.durable, &w.binding, &w.verdict, w.refused) {
-                n.durable_vid.insert(w.binding.address, w.vid);
+            } else {
+                // The same rules on the durable copy, with what the record knew at commit time.
+                let d = n.durable.record(w.binding.address);
+                d.last_received = None;
+                d.refused = w.refused;
+                if d.apply_received(&w.binding, &w.verdict) == Received::Stored {
+                    n.durable_vid.insert(w.binding.address, w.vid);
+                }
             }
             n.history
                 .entry(w.binding.address)
@@ -1125,16 +1117,9 @@ impl World {
         let vid = self.new_vid();
         self.flush(i, Instant::from_millis(u64::MAX));
         let addr = data.address;
-        self.refused.remove(&(i, addr));
         let n = &mut self.nodes[i];
         for store in [&mut n.store, &mut n.durable] {
-            let keep = store.leases.get(&addr).map(|e| e.partner_has_it);
-            store.update_local(data.clone());
-            if let Some(e) = store.leases.get_mut(&addr)
-                && !send
-            {
-                e.partner_has_it = keep.unwrap_or(true);
-            }
+            store.update_local(data.clone(), send);
         }
         n.vid.insert(addr, vid);
         n.durable_vid.insert(addr, vid);
@@ -1163,23 +1148,16 @@ impl World {
     /// again after we acknowledged the partner's own update (that one the partner holds).
     fn queue_binding_as(&mut self, i: usize, data: BindingData, vid: u64, note_sent: bool) {
         let n = &mut self.nodes[i];
-        if let Some(e) = n.store.leases.get_mut(&data.address) {
-            // (ISC's dueling-update rule needs to know that an update of ours is outstanding:
-            // the engine knows, from its queue.)
-            // "The binding-status the partner may know: the last one we sent it" — the
-            // draft's rewind of EXPIRED/RELEASED (§5.2.2) ends once it is sent.
-            if note_sent {
-                e.local.partner_status = Some(data.status);
-            }
-        }
-        if let Some(e) = n.durable.leases.get_mut(&data.address)
-            && note_sent
-        {
-            e.local.partner_status = Some(data.status);
-        }
         let Some(e) = n.engine.as_mut() else { return };
-        if let Err(err) = e.send_binding(data.clone()) {
-            self.fail(&format!("send_binding refused: {err}"));
+        let update = match e.send_binding(data.clone()) {
+            Ok(update) => update,
+            Err(err) => self.fail(&format!("send_binding refused: {err}")),
+        };
+        // The record notes it (`LeaseRecord::queued`), in memory and on stable storage.
+        for store in [&mut n.store, &mut n.durable] {
+            if store.leases.contains_key(&data.address) {
+                store.queued(data.address, update, !note_sent);
+            }
         }
         let sent = n.sent.entry(data.address).or_default();
         sent.push_back((data, vid));
@@ -1252,14 +1230,27 @@ impl World {
                 self.tainted.insert(addr);
             }
         }
-        let refused = self.refused.remove(&(i, addr));
         let n = &mut self.nodes[i];
-        // The partner sends again an update we applied already (its BNDACK was lost with a
-        // connection) after we changed the record: a store that remembers the last update it
-        // applied per address keeps its newer change (the times cannot tell them apart when
-        // they tie; found by the pair fuzz target).
-        let duplicate = n.applied.get(&addr) == Some(&binding)
-            && n.store.leases.get(&addr).is_some_and(|e| !e.partner_has_it);
+        // The record contract decides (`LeaseRecord::apply_received`): an update sent again
+        // after we changed the record keeps ours, an older one yields to our unacknowledged
+        // record, otherwise the partner's is stored.
+        let refused = n.store.leases.get(&addr).is_some_and(|e| e.refused);
+        let outcome = n.store.commit_received(&binding, &verdict);
+        let duplicate = matches!(outcome, Received::KeptOurs(_));
+        if duplicate {
+            // Acknowledged all the same: the partner-status the record noted goes to stable
+            // storage too.
+            let noted = n
+                .store
+                .leases
+                .get(&addr)
+                .and_then(|e| e.local.partner_status);
+            if let Some(e) = n.durable.leases.get_mut(&addr) {
+                e.local.partner_status = noted;
+            }
+        } else if outcome == Received::Stored {
+            n.vid.insert(addr, vid);
+        }
         if duplicate {
             slog!(
                 self,
@@ -1269,21 +1260,6 @@ impl World {
             );
         }
         let n = &mut self.nodes[i];
-        n.applied.insert(addr, binding.clone());
-        if duplicate {
-            // Acknowledged all the same, so the partner holds its status.
-            // (As in `apply_received`: not while our own record is on its way, unless it is a
-            // running lease, seed 7880.)
-            for store in [&mut n.store, &mut n.durable] {
-                if let Some(e) = store.leases.get_mut(&addr)
-                    && (!verdict.ours_in_flight || e.local.status == BindingStatus::Active)
-                {
-                    e.local.partner_status = Some(verdict.store_as);
-                }
-            }
-        } else if !apply_received(&mut n.store, &binding, &verdict, refused) {
-            n.vid.insert(addr, vid);
-        }
         let due = n.writes.back().map_or(now, |w| w.due).max(now + ms(delay));
         n.writes.push_back(PendingWrite {
             due,
@@ -1307,7 +1283,7 @@ impl World {
         }
     }
 
-    fn on_acked(&mut self, i: usize, addr: [u8; 4], status: BindingStatus, pet: Option<UnixTime>) {
+    fn on_acked(&mut self, i: usize, addr: [u8; 4], ack: Ack) {
         self.stats.acked += 1;
         let j = 1 - i;
         let Some((conn, xid)) = self.nodes[i].rx else {
@@ -1324,35 +1300,19 @@ impl World {
         self.flush(i, Instant::from_millis(u64::MAX));
         let role = self.nodes[i].role();
         let n = &mut self.nodes[i];
-        let current = n.vid.get(&addr) == Some(&vid);
-        let mut freed = None;
+        let mut freed = false;
         for store in [&mut n.store, &mut n.durable] {
-            let Some(e) = store.leases.get_mut(&addr) else {
-                continue;
-            };
-            if current {
-                e.partner_has_it = true;
-                e.local.partner_status = Some(status);
-                e.local.acked_pet = pet.or(e.local.acked_pet);
-                if matches!(
-                    status,
-                    BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
-                ) {
-                    let mut d = e.data.clone();
-                    d.status = freed_status(role, e.local.reserved);
-                    freed = Some(d);
-                }
-            } else if e.data.status == status
-                && ClientIdentity::of(&e.data.to_wire()).is_known()
-                && self_same_client(&e.data, status, &n.sent, addr, vid)
-            {
-                // An older update of the same lease: the partner knows this PET.
-                e.local.acked_pet = pet.or(e.local.acked_pet);
-            }
+            freed |= store.acked(addr, &ack, role);
         }
-        if let Some(d) = freed {
-            // Acknowledged EXPIRED/RELEASED/RESET makes the address FREE on both sides (§5.11).
-            self.local_change(i, d, false);
+        if freed {
+            // Acknowledged EXPIRED/RELEASED/RESET made the address FREE on both sides (§5.11):
+            // a new version of the record.
+            let vid = self.new_vid();
+            let n = &mut self.nodes[i];
+            n.vid.insert(addr, vid);
+            n.durable_vid.insert(addr, vid);
+            n.history.entry(addr).or_default().push((vid, n.epoch));
+            slog!(self, "{} frees {} v{vid}", NAMES[i], Ipv4Addr::from(addr));
         }
     }
 
@@ -1560,13 +1520,12 @@ impl World {
     pub(crate) fn crash(&mut self, i: usize, rst: bool) {
         let now = self.now;
         let lat = self.latency();
-        self.refused.retain(|(k, _)| *k != i);
         let n = &mut self.nodes[i];
         n.engine = None;
         // What was applied but not yet durable is gone, and so is the memory of having applied
         // it (kept in memory only here: a store that remembers it durably is no worse).
-        n.applied.clear();
         n.store = n.durable.clone();
+        n.store.restarted();
         n.vid = n.durable_vid.clone();
         n.writes.clear();
         n.close_requested = false;
@@ -1614,7 +1573,7 @@ impl World {
             // without its failover state: it recovers (UPDREQALL) over that table. Whatever
             // the copy holds the partner has since acknowledged newer versions of.
             n.epoch += 1;
-            n.applied.clear();
+            store.restarted();
             for e in store.leases.values_mut() {
                 e.partner_has_it = true;
             }
@@ -1628,7 +1587,6 @@ impl World {
             n.complete = false;
         } else if lose {
             n.epoch += 1;
-            n.applied.clear();
             n.store = fresh_store(pool);
             n.durable = n.store.clone();
             for v in n.vid.values_mut() {
@@ -1641,6 +1599,7 @@ impl World {
             n.complete = false;
         } else {
             n.store = n.durable.clone();
+            n.store.restarted();
             n.vid = n.durable_vid.clone();
         }
         let mclt = self.nodes[i].config.mclt;
@@ -1666,95 +1625,6 @@ impl World {
             }
         }
     }
-}
-
-/// Stores a binding received from the partner (`Store::commit_received`), with two rules a
-/// DHCP server keeps: client-last-transaction-time only moves forward, and an update older
-/// than our record (by client-last-transaction-time, else start-time-of-state — the order the
-/// engine's queue also uses), unless the partner has acknowledged our record, does not
-/// replace it — we keep ours, note the partner's PET, and
-/// send ours again. The acceptance rules judge each update against our record alone, so two
-/// crossing updates can both be accepted (our ACTIVE whose lease ended vs the partner's older
-/// EXPIRED: time-B on one side, time-A on the other; a re-sent RELEASED vs our newer move to
-/// BACKUP) and the records would swap; keeping the newer one makes both sides converge.
-///
-/// Returns whether our record was kept.
-pub fn apply_received(store: &mut Store, b: &BindingData, v: &Verdict, ours_refused: bool) -> bool {
-    let before = store.leases.get(&b.address).cloned();
-    store.commit_received(b, v);
-    let (Some(before), Some(e)) = (before, store.leases.get_mut(&b.address)) else {
-        return false;
-    };
-    if let (Some(old), Some(new)) = (before.local.cltt, e.local.cltt)
-        && old > new
-    {
-        e.local.cltt = Some(old);
-    }
-    // The verdict keeps the later of our and the received lease-expiration-time (§7.1.5).
-    // That is right within one lease; for a new lease (our record was not this client's
-    // running or ended lease) our old time belongs to a previous lease and would outlive the
-    // new one: we would then refuse the partner's correct EXPIRED (time-B).
-    let same_lease = matches!(
-        before.local.status,
-        BindingStatus::Active | BindingStatus::Expired | BindingStatus::Released
-    ) && before
-        .local
-        .client
-        .same_client(&ClientIdentity::of(&b.to_wire()))
-        == Some(true);
-    if !same_lease && b.lease_expiration_time.is_some_and(|t| t.0 != 0) {
-        e.local.lease_expiration = b.lease_expiration_time;
-    }
-    let ours = before.local.cltt.or(before.local.start_time_of_state);
-    let theirs = b.client_last_transaction_time.or(b.start_time_of_state);
-    // Once the partner has acknowledged our record, whatever it sends next was made after it
-    // had stored ours (TCP keeps the order of its BNDACK and its BNDUPD), even if our times
-    // are later — written by a clock that was ahead and has been set right since (seed
-    // 42862). Only a record the partner has not acknowledged is ordered by time.
-    let older = !before.partner_has_it
-        && !ours_refused
-        && matches!((ours, theirs), (Some(o), Some(t)) if o > t);
-    if older {
-        let received_pet = e.local.received_pet;
-        *e = before;
-        e.local.received_pet = received_pet.max(e.local.received_pet);
-        e.partner_has_it = false;
-        // We acknowledge the partner's update all the same: it now holds that status (an
-        // acknowledged EXPIRED or RELEASED frees the address on its side), so the draft's
-        // rewind of EXPIRED / RELEASED to the same client is over — unless our record is
-        // queued or in flight: the partner will take it after its own, so it may know ours
-        // (seed 7880: a RELEASED already sent was rewound to its client while the partner
-        // freed the address).
-        // A running lease of ours facing the partner's EXPIRED / RELEASED (it ended on the
-        // partner's clock) is another matter: the partner frees the address on our BNDACK,
-        // before our renewal reaches it (seed 52843 of the extra faults), so it counts as ended
-        // for the partner (`may_allocate`).
-        let ours_running = e.local.status == BindingStatus::Active;
-        if !v.ours_in_flight || ours_running {
-            e.local.partner_status = Some(b.status);
-        }
-    }
-    older
-}
-
-/// Whether `data` (our current record) is the lease of the same client as the version `vid`
-/// we sent earlier.
-fn self_same_client(
-    data: &BindingData,
-    status: BindingStatus,
-    sent: &BTreeMap<[u8; 4], VecDeque<(BindingData, u64)>>,
-    addr: [u8; 4],
-    vid: u64,
-) -> bool {
-    let Some(old) = sent
-        .get(&addr)
-        .and_then(|v| v.iter().find(|(_, v)| *v == vid))
-    else {
-        return false;
-    };
-    old.0.status == status
-        && ClientIdentity::of(&old.0.to_wire()).same_client(&ClientIdentity::of(&data.to_wire()))
-            == Some(true)
 }
 
 /// One line describing a message, for the log.

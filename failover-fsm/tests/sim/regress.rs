@@ -302,16 +302,16 @@ fn an_acknowledged_record_does_not_outrank_the_partners_next_update() {
     // RELEASED) carried client-last-transaction-times earlier than that start-time-of-state,
     // so the store kept BACKUP over what the engine had accepted and acknowledged, and never
     // sent it again. A record the partner has acknowledged is not ordered by time.
-    use crate::world::apply_received;
     use failover_fsm::BindingData;
     use failover_fsm::accept::Verdict;
+    use failover_fsm::record::Received;
 
     let a = Ipv4Addr::new(198, 18, 1, 2);
     let ours = |acked: bool| {
         let mut store = support::Store::pool(a, 1);
         let mut data = BindingData::new(a, BindingStatus::Backup);
         data.start_time_of_state = Some(UnixTime(T0 + 100));
-        store.update_local(data);
+        store.update_local(data, true);
         store.leases.get_mut(&a.octets()).unwrap().partner_has_it = acked;
         store
     };
@@ -332,14 +332,17 @@ fn an_acknowledged_record_does_not_outrank_the_partners_next_update() {
     };
     // Our BACKUP was acknowledged: the partner's later update wins whatever the times say.
     let mut store = ours(true);
-    assert!(!apply_received(&mut store, &theirs, &verdict, false));
+    assert_eq!(store.commit_received(&theirs, &verdict), Received::Stored);
     assert_eq!(
         store.leases[&a.octets()].local.status,
         BindingStatus::Active
     );
     // Not acknowledged (crossing updates): the one with the later time is kept.
     let mut store = ours(false);
-    assert!(apply_received(&mut store, &theirs, &verdict, false));
+    assert_eq!(
+        store.commit_received(&theirs, &verdict),
+        Received::KeptNewer
+    );
     assert_eq!(
         store.leases[&a.octets()].local.status,
         BindingStatus::Backup
