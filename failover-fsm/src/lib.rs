@@ -50,6 +50,15 @@
 //!   The engine knows which of ours are outstanding and uses that itself when it judges the
 //!   partner's updates ([`accept::LocalBinding::in_flight`]).
 //!
+//! # The lease record
+//!
+//! How a stored record changes — a received binding applied with the engine's verdict, a
+//! change of our own, an acknowledgement (§5.11 frees an acknowledged EXPIRED), a refusal, a
+//! restart — is one contract, [`record::LeaseRecord`]: a store keeps one per address and calls
+//! its methods for the actions above, in the order the table in [`record`] gives. The stores of
+//! failover-tokio, the test harness and the simulator all do, so the simulation proves the
+//! rules users run.
+//!
 //! # Example: two engines in memory
 //!
 //! ```
