@@ -27,11 +27,14 @@ use std::time::Duration;
 
 use failover_fsm::accept::{LocalBinding, Verdict};
 use failover_fsm::policy::{BalancePlan, PoolCounts};
+use failover_fsm::record::{Ack, Received};
 use failover_fsm::{
     Action, BindingData, BindingStatus, Config, Event, Hba, LeaseLookup, Persisted, Role, Status,
-    UnixTime,
+    UnixTime, UpdateId,
 };
-use failover_tokio::{FileStore, Handle, MemoryStore, PeerBuilder, PeerEvent, Storage, wall_clock};
+use failover_tokio::{
+    Backlog, FileStore, Handle, MemoryStore, PeerBuilder, PeerEvent, Storage, wall_clock,
+};
 use tokio::sync::mpsc;
 
 use crate::console::{ArgError, Args, Console, Style, mac, state_name, thousands};
@@ -371,11 +374,7 @@ impl Storage for PeerStore {
         self.inner().persist_state(state)
     }
 
-    fn commit_binding(
-        &self,
-        binding: &BindingData,
-        verdict: &Verdict,
-    ) -> io::Result<Option<BindingData>> {
+    fn commit_binding(&self, binding: &BindingData, verdict: &Verdict) -> io::Result<Received> {
         self.inner().commit_binding(binding, verdict)
     }
 
@@ -383,18 +382,20 @@ impl Storage for PeerStore {
         self.inner().record_local(binding)
     }
 
-    fn binding_acked(
-        &self,
-        address: [u8; 4],
-        status: BindingStatus,
-        potential_expiration: Option<UnixTime>,
-    ) -> io::Result<()> {
-        self.inner()
-            .binding_acked(address, status, potential_expiration)
+    fn binding_queued(&self, address: [u8; 4], update: UpdateId, again: bool) -> io::Result<()> {
+        self.inner().binding_queued(address, update, again)
     }
 
-    fn bindings(&self, unacked_only: bool) -> Vec<BindingData> {
-        self.inner().bindings(unacked_only)
+    fn binding_acked(&self, address: [u8; 4], ack: &Ack) -> io::Result<()> {
+        self.inner().binding_acked(address, ack)
+    }
+
+    fn binding_rejected(&self, address: [u8; 4], update: UpdateId) {
+        self.inner().binding_rejected(address, update);
+    }
+
+    fn bindings(&self, which: Backlog) -> Vec<BindingData> {
+        self.inner().bindings(which)
     }
 
     fn pool_counts(&self) -> PoolCounts {
@@ -403,6 +404,10 @@ impl Storage for PeerStore {
 
     fn move_to_partner(&self, plan: &BalancePlan) -> io::Result<Vec<BindingData>> {
         self.inner().move_to_partner(plan)
+    }
+
+    fn sync(&self) -> io::Result<()> {
+        self.inner().sync()
     }
 }
 

@@ -51,6 +51,17 @@ pub struct LeaseRecord {
     pub queued: Option<UpdateId>,
 }
 
+/// Which records a request for bindings covers ([`LeaseRecord::sent_for`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Backlog {
+    /// Every record the partner may need: UPDREQALL (§7.4).
+    All,
+    /// Those the partner has not acknowledged: UPDREQ (§7.3), the backlog on entering NORMAL
+    /// (§9.8.1) and in RECOVER.
+    Unacked,
+}
+
 /// What [`LeaseRecord::apply_received`] did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -256,6 +267,23 @@ impl LeaseRecord {
     /// acknowledged, so our record counts as unacknowledged until it acknowledges it again.
     pub fn partner_lost_table(&mut self) {
         self.partner_has_it = false;
+    }
+
+    /// Whether this record goes to the partner for `which`. An untouched record never does
+    /// ([`LeaseRecord::is_untouched`]). With [`Backlog::All`] every other record does, and
+    /// counts as unacknowledged from now on ([`LeaseRecord::partner_lost_table`]); with
+    /// [`Backlog::Unacked`] those the partner has not acknowledged.
+    pub fn sent_for(&mut self, which: Backlog) -> bool {
+        if self.is_untouched() {
+            return false;
+        }
+        match which {
+            Backlog::All => {
+                self.partner_lost_table();
+                true
+            }
+            Backlog::Unacked => !self.partner_has_it,
+        }
     }
 
     /// The partner acknowledged one of our updates (§7.2). An acknowledged EXPIRED, RELEASED

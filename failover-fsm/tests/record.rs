@@ -5,7 +5,7 @@
 use std::net::Ipv4Addr;
 
 use failover_fsm::accept::{ClientIdentity, Verdict};
-use failover_fsm::record::{Ack, LeaseRecord, Received};
+use failover_fsm::record::{Ack, Backlog, LeaseRecord, Received};
 use failover_fsm::{BindingData, BindingStatus, Role, UnixTime, UpdateId};
 
 const A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
@@ -215,9 +215,29 @@ fn a_restart_forgets_the_conversation() {
 }
 
 #[test]
-fn untouched_records_are_not_sent_on_updreqall() {
+fn untouched_records_are_never_sent() {
     let mut r = LeaseRecord::fresh(A);
     assert!(r.is_untouched());
+    assert!(!r.sent_for(Backlog::All));
+    assert!(!r.sent_for(Backlog::Unacked));
     r.apply_local(BindingData::new(A, BindingStatus::Backup), true);
     assert!(!r.is_untouched());
+    assert!(r.sent_for(Backlog::Unacked), "not acknowledged yet");
+}
+
+#[test]
+fn updreqall_sends_acknowledged_records_and_marks_them_unacknowledged() {
+    let mut r = LeaseRecord::fresh(A);
+    let b = lease(1, BindingStatus::Active, 100);
+    r.apply_local(b.clone(), true);
+    r.queued(UpdateId(3));
+    r.apply_ack(&ack(UpdateId(3), &b), Role::Primary);
+    assert!(r.partner_has_it);
+    assert!(!r.sent_for(Backlog::Unacked), "UPDREQ: the partner has it");
+    assert!(r.sent_for(Backlog::All), "UPDREQALL: the partner lost it");
+    assert!(!r.partner_has_it);
+    assert!(
+        r.sent_for(Backlog::Unacked),
+        "until it acknowledges it again"
+    );
 }

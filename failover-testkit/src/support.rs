@@ -15,7 +15,7 @@ use std::net::Ipv4Addr;
 
 use failover_fsm::accept::{LocalBinding, Verdict, own_free_status};
 use failover_fsm::policy::{BalanceTrigger, PoolCounts};
-use failover_fsm::record::{Ack, LeaseRecord, Received};
+use failover_fsm::record::{Ack, Backlog, LeaseRecord, Received};
 use failover_fsm::{
     Action, BindingData, BindingStatus, Config, Engine, Event, Instant, LeaseLookup, Persisted,
     Role, ServerState, UnixTime, UpdateId,
@@ -208,8 +208,7 @@ impl Node {
                 Action::SendAllBindings => {
                     let mut all = Vec::new();
                     for r in self.store.leases.values_mut() {
-                        if !r.is_untouched() {
-                            r.partner_lost_table();
+                        if r.sent_for(Backlog::All) {
                             all.push(r.data.clone());
                         }
                     }
@@ -222,9 +221,8 @@ impl Node {
                     let unacked: Vec<BindingData> = self
                         .store
                         .leases
-                        .values()
-                        .filter(|s| !s.partner_has_it)
-                        .map(|s| s.data.clone())
+                        .values_mut()
+                        .filter_map(|s| s.sent_for(Backlog::Unacked).then(|| s.data.clone()))
                         .collect();
                     for b in unacked {
                         self.send(b, false);

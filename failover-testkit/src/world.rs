@@ -34,7 +34,7 @@ use std::time::Duration;
 
 use failover_fsm::accept::{ClientIdentity, Verdict, judge_update};
 use failover_fsm::policy::PartnerDownLeases;
-use failover_fsm::record::{Ack, Received};
+use failover_fsm::record::{Ack, Backlog, Received};
 use failover_fsm::{
     Action as EngineAction, BindingData, BindingStatus, CommitToken, Config, Dialect, EngineError,
     Event, Instant, Persisted, RejectReason, Role, ServerState, UnixTime,
@@ -935,24 +935,20 @@ impl World {
                 // that lost its storage) is no record at all: sending it as FREE would
                 // overwrite what the partner knows (the acceptance rules take FREE over
                 // BACKUP, and over EXPIRED or RELEASED).
-                let n = &self.nodes[i];
-                let addrs: Vec<[u8; 4]> = n
-                    .store
-                    .leases
-                    .iter()
-                    .filter(|(_, r)| !r.is_untouched())
-                    .map(|(a, _)| *a)
-                    .collect();
                 // The partner asks for everything: it has lost (or restored an older copy of)
                 // what it had acknowledged, so our records count as unacknowledged until it
                 // acknowledges them again (the older of two crossing updates then yields,
                 // `apply_received`; found with restores from an older copy).
                 let n = &mut self.nodes[i];
-                for store in [&mut n.store, &mut n.durable] {
-                    for a in &addrs {
-                        if let Some(e) = store.leases.get_mut(a) {
-                            e.partner_lost_table();
-                        }
+                let addrs: Vec<[u8; 4]> = n
+                    .store
+                    .leases
+                    .iter_mut()
+                    .filter_map(|(a, r)| r.sent_for(Backlog::All).then_some(*a))
+                    .collect();
+                for a in &addrs {
+                    if let Some(e) = n.durable.leases.get_mut(a) {
+                        e.partner_lost_table();
                     }
                 }
                 for a in addrs {
@@ -966,9 +962,8 @@ impl World {
                 let addrs: Vec<[u8; 4]> = self.nodes[i]
                     .store
                     .leases
-                    .iter()
-                    .filter(|(_, s)| !s.partner_has_it)
-                    .map(|(a, _)| *a)
+                    .iter_mut()
+                    .filter_map(|(a, r)| r.sent_for(Backlog::Unacked).then_some(*a))
                     .collect();
                 for a in addrs {
                     self.send_current(i, a);

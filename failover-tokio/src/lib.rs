@@ -17,9 +17,10 @@
 
 pub mod peer;
 pub mod storage;
+mod task;
 
 pub use peer::{Counters, Handle, PeerBuilder, PeerError, PeerEvent, wall_clock};
-pub use storage::{FileStore, Lease, MemoryStore, Storage};
+pub use storage::{Backlog, FileStore, Lease, MemoryStore, Storage};
 
 /// The README's code examples, compiled and run as doctests.
 #[cfg(doctest)]

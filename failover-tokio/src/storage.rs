@@ -44,9 +44,7 @@ pub trait Storage: LeaseLookup + Send + Sync + 'static {
     fn binding_acked(&self, address: [u8; 4], ack: &Ack) -> io::Result<()>;
     /// The partner refused our update of `address` ([`LeaseRecord::apply_reject`]).
     fn binding_rejected(&self, address: [u8; 4], update: UpdateId);
-    /// The bindings to send: with [`Backlog::All`] (UPDREQALL) every record exchanged or used,
-    /// each then counting as unacknowledged ([`LeaseRecord::partner_lost_table`]); with
-    /// [`Backlog::Unacked`] (UPDREQ, entering NORMAL) those the partner has not acknowledged.
+    /// The bindings to send for `which` ([`LeaseRecord::sent_for`]).
     fn bindings(&self, which: Backlog) -> Vec<BindingData>;
     /// Available addresses per pool, for balancing.
     fn pool_counts(&self) -> PoolCounts;
@@ -59,13 +57,7 @@ pub trait Storage: LeaseLookup + Send + Sync + 'static {
 }
 
 /// Which bindings [`Storage::bindings`] returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backlog {
-    /// Every record the partner may need (UPDREQALL, draft §7.4).
-    All,
-    /// Those the partner has not acknowledged (UPDREQ §7.3, entering NORMAL §9.8.1).
-    Unacked,
-}
+pub use failover_fsm::record::Backlog;
 
 /// What the store keeps per address: the library's lease record.
 pub type Lease = LeaseRecord;
@@ -252,16 +244,12 @@ impl Storage for MemoryStore {
         let Inner { leases, dirty, .. } = &mut *g;
         let mut out = Vec::new();
         for (a, l) in leases.iter_mut() {
-            match which {
-                Backlog::Unacked if l.partner_has_it => continue,
-                Backlog::All if l.is_untouched() => continue,
-                Backlog::All => {
-                    l.partner_lost_table();
+            if l.sent_for(which) {
+                if which == Backlog::All {
                     dirty.insert(*a);
                 }
-                Backlog::Unacked => {}
+                out.push(l.data.clone());
             }
-            out.push(l.data.clone());
         }
         out
     }
@@ -397,7 +385,7 @@ fn replay(g: &mut Inner, role: Role, r: Record) {
     match r {
         Record::State(p) => g.state = Some(p),
         Record::Lease(l) => {
-            g.leases.insert(l.data.address, l);
+            g.leases.insert(l.data.address, *l);
         }
         // The first log format recorded operations; they replay through the same rules.
         Record::Received(b, v) => {
@@ -481,7 +469,7 @@ impl Storage for FileStore {
             out.push('\n');
         }
         for (_, l) in records {
-            out.push_str(&encode_record(&Record::Lease(l)));
+            out.push_str(&encode_record(&Record::Lease(Box::new(l))));
             out.push('\n');
         }
         let len = f.metadata()?.len();
@@ -501,7 +489,7 @@ impl Storage for FileStore {
 enum Record {
     State(Persisted),
     /// The whole record of one address, as it stands after a change.
-    Lease(Lease),
+    Lease(Box<Lease>),
     /// First format: a binding received and its verdict.
     Received(BindingData, Verdict),
     /// First format: a change of our own.
@@ -671,7 +659,6 @@ fn decode_record(line: &str) -> Option<Record> {
                 lease_expiration: time(f.next()?)?,
                 received_pet: time(f.next()?)?,
                 client_changed: false,
-                ours_in_flight: false,
                 superseded_xid: match f.next()? {
                     "-" => None,
                     x => Some(x.parse().ok()?),
@@ -700,7 +687,7 @@ fn decode_record(line: &str) -> Option<Record> {
             local.bootp = flag(f.next()?)?;
             let partner_has_it = flag(f.next()?)?;
             (f.next()? == "end").then_some(())?;
-            Record::Lease(LeaseRecord::stored(local, data, partner_has_it))
+            Record::Lease(Box::new(LeaseRecord::stored(local, data, partner_has_it)))
         }
         "local" => Record::Local(decode_binding(&mut f)?),
         "acked" => Record::Acked(
@@ -780,14 +767,20 @@ mod tests {
             superseded_xid: None,
             ours_in_flight: false,
         };
-        assert_eq!(store.commit_binding(&released, &v).unwrap(), None);
+        assert_eq!(
+            store.commit_binding(&released, &v).unwrap(),
+            Received::Stored
+        );
         assert_eq!(store.get(a).unwrap().local.status, BindingStatus::Free);
         // Our change after it: the address goes to the secondary's pool.
         let backup = BindingData::new(a, BindingStatus::Backup);
         store.record_local(&backup).unwrap();
         // The partner's BNDACK for its RELEASED was lost; it sends it again. Ours is handed
         // back to be queued again (the engine dropped its copy as older).
-        assert_eq!(store.commit_binding(&released, &v).unwrap(), Some(backup));
+        assert_eq!(
+            store.commit_binding(&released, &v).unwrap(),
+            Received::KeptOurs(backup)
+        );
         let l = store.get(a).unwrap();
         assert_eq!(
             (l.local.status, l.data.status),
@@ -797,7 +790,7 @@ mod tests {
         // A different update from the partner is applied as usual.
         let mut again = released.clone();
         again.client_last_transaction_time = Some(UnixTime(60));
-        assert_eq!(store.commit_binding(&again, &v).unwrap(), None);
+        assert_eq!(store.commit_binding(&again, &v).unwrap(), Received::Stored);
         assert_eq!(store.get(a).unwrap().local.status, BindingStatus::Free);
     }
 
@@ -821,6 +814,7 @@ mod tests {
         };
         let store = FileStore::open(&path, Role::Secondary, first, 4).unwrap();
         store.commit_binding(&a, &verdict(&a)).unwrap();
+        store.sync().unwrap();
         drop(store);
         // The crash: half of the next record reached the file, and some bytes that are not
         // even text.
@@ -842,6 +836,7 @@ mod tests {
         let mut c = a.clone();
         c.address = [192, 0, 2, 3];
         store.commit_binding(&c, &verdict(&c)).unwrap();
+        store.sync().unwrap();
         drop(store);
         // The next restart still has it.
         let store = FileStore::open(&path, Role::Secondary, first, 4).unwrap();

@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use failover_fsm::{
-    BindingData, BindingStatus, Config, Dialect, Event, RejectReason, Role, ServerState,
+    Action, BindingData, BindingStatus, Config, Dialect, Event, RejectReason, Role, ServerState,
 };
 use failover_proto::{Framer, Message, MessageType};
 use failover_tokio::{Handle, MemoryStore, PeerBuilder, PeerEvent, wall_clock};
@@ -325,54 +325,63 @@ impl Peer {
     }
 }
 
-/// The engine events about `address` among `events`.
-fn about(events: &[PeerEvent], address: [u8; 4]) -> Vec<Event> {
+/// What the engine said (an action carried out, or an event).
+#[derive(Debug, Clone)]
+enum Seen {
+    Did(Action),
+    Told(Event),
+}
+
+/// The engine outputs about `address` among `events`.
+fn about(events: &[PeerEvent], address: [u8; 4]) -> Vec<Seen> {
     events
         .iter()
         .filter_map(|e| match e {
-            PeerEvent::Engine(ev) => Some(ev.clone()),
+            PeerEvent::Engine(ev) => Some(Seen::Told(ev.clone())),
+            PeerEvent::Action(a) => Some(Seen::Did(a.clone())),
             _ => None,
         })
-        .filter(|ev| match ev {
-            Event::RejectedPartnerBinding { address: a, .. }
-            | Event::BindingAcked { address: a, .. }
-            | Event::BindingRejected { address: a, .. } => *a == address,
-            Event::CommitBinding { binding, .. } => binding.address == address,
+        .filter(|seen| match seen {
+            Seen::Told(Event::RejectedPartnerBinding { address: a, .. })
+            | Seen::Did(Action::BindingAcked { address: a, .. })
+            | Seen::Did(Action::BindingRejected { address: a, .. }) => *a == address,
+            Seen::Did(Action::CommitBinding { binding, .. }) => binding.address == address,
             _ => false,
         })
         .collect()
 }
 
 /// Our own update of `address` was answered (acknowledged or rejected).
-fn answered(events: &[Event]) -> bool {
+fn answered(events: &[Seen]) -> bool {
     events.iter().any(|e| {
         matches!(
             e,
-            Event::BindingAcked { .. } | Event::BindingRejected { .. }
+            Seen::Did(Action::BindingAcked { .. } | Action::BindingRejected { .. })
         )
     })
 }
 
 /// The partner's update of `address` was judged (refused, or committed).
-fn judged(events: &[Event]) -> bool {
+fn judged(events: &[Seen]) -> bool {
     events.iter().any(|e| {
         matches!(
             e,
-            Event::RejectedPartnerBinding { .. } | Event::CommitBinding { .. }
+            Seen::Told(Event::RejectedPartnerBinding { .. })
+                | Seen::Did(Action::CommitBinding { .. })
         )
     })
 }
 
-fn refused_16(events: &[Event]) -> usize {
+fn refused_16(events: &[Seen]) -> usize {
     events
         .iter()
         .filter(|e| {
             matches!(
                 e,
-                Event::RejectedPartnerBinding {
+                Seen::Told(Event::RejectedPartnerBinding {
                     reason: RejectReason::LessCriticalBindingInformation,
                     ..
-                }
+                })
             )
         })
         .count()
@@ -548,10 +557,10 @@ async fn crossing_updates_for_one_address_settle_on_the_later_binding() {
     assert!(
         pe.iter().any(|e| matches!(
             e,
-            Event::BindingRejected {
+            Seen::Did(Action::BindingRejected {
                 reason: RejectReason::LessCriticalBindingInformation,
                 ..
-            }
+            })
         )),
         "the primary did not see its update rejected with reason 16{summary}"
     );
@@ -583,15 +592,15 @@ async fn crossing_updates_for_one_address_settle_on_the_later_binding() {
     assert!(
         se.iter().any(|e| matches!(
             e,
-            Event::BindingAcked {
+            Seen::Did(Action::BindingAcked {
                 status: BindingStatus::Active,
                 ..
-            }
+            })
         )) && s_lease.partner_has_it,
         "the secondary's update was not acknowledged{summary}"
     );
     assert!(
-        pe.iter().any(|e| matches!(e, Event::CommitBinding { binding, .. } if fields(binding) == fields(&secondary_grant)))
+        pe.iter().any(|e| matches!(e, Seen::Did(Action::CommitBinding { binding, .. }) if fields(binding) == fields(&secondary_grant)))
             && p_lease.partner_has_it,
         "the primary did not commit the secondary's binding{summary}"
     );

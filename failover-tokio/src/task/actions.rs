@@ -1,0 +1,190 @@
+//! Carrying out the engine's actions on the store, in memory. What must wait for the store's
+//! next sync before the engine hears of it (a commit, a persist) goes to the group commit.
+
+use std::collections::VecDeque;
+
+use failover_fsm::policy::BalanceTrigger;
+use failover_fsm::record::Received;
+use failover_fsm::{Action, BindingData, EngineError, RejectReason};
+use tracing::{debug, warn};
+
+use super::Core;
+use crate::peer::{PeerError, PeerEvent, Reply};
+use crate::storage::{Backlog, Storage};
+
+/// Bindings waiting for room in the engine's queue.
+#[derive(Default)]
+pub(super) struct Feed {
+    /// The application's bindings, and where their outcome goes; no other command is taken
+    /// while they wait (back-pressure).
+    parked: Option<(VecDeque<BindingData>, Reply)>,
+    /// Bindings for the partner's UPDREQ / UPDREQALL, the backlog, balancing moves; `true`
+    /// marks our record queued again after [`Received::KeptOurs`].
+    resync: VecDeque<(BindingData, bool)>,
+    /// Call `end_of_updates` once `resync` is queued.
+    resync_end: bool,
+}
+
+impl Feed {
+    pub(super) fn accepts_commands(&self) -> bool {
+        self.parked.is_none()
+    }
+
+    pub(super) fn park(&mut self, list: Vec<BindingData>, reply: Reply) {
+        self.parked = Some((list.into(), reply));
+    }
+
+    pub(super) fn resync_more(&mut self, list: Vec<BindingData>) {
+        self.resync.extend(list.into_iter().map(|b| (b, false)));
+    }
+}
+
+impl<S: Storage> Core<S> {
+    /// Carries out every pending action and collects the events; `true` if there was any.
+    pub(super) fn carry_out(&mut self) -> bool {
+        let mut any = false;
+        while let Some(action) = self.engine.poll_action() {
+            any = true;
+            self.act(&action);
+            self.out.push(PeerEvent::Action(action));
+        }
+        while let Some(event) = self.engine.poll_event() {
+            any = true;
+            super::forward::log_event(&event);
+            self.out.push(PeerEvent::Engine(event));
+        }
+        any
+    }
+
+    /// Carries out one action.
+    fn act(&mut self, action: &Action) {
+        match action {
+            Action::Persist { token, snapshot } => match self.store.persist_state(snapshot) {
+                Ok(()) => self.commit.wait_persist(*token),
+                Err(e) => {
+                    warn!(error = %e, "could not record the failover state");
+                    self.out.push(PeerEvent::StorageError(e.to_string()));
+                    let now = self.clock.now();
+                    let _ = self.engine.persist_failed(now, *token);
+                }
+            },
+            Action::CommitBinding {
+                token,
+                binding,
+                verdict,
+            } => match self.store.commit_binding(binding, verdict) {
+                Ok(received) => {
+                    self.commit.wait_commit(*token);
+                    if let Received::KeptOurs(ours) = received {
+                        // The engine dropped its queued copy of ours: queue it again at once.
+                        self.feed.resync.push_front((ours, true));
+                    }
+                }
+                Err(e) => {
+                    warn!(error = %e, "could not store a binding; rejecting it");
+                    let _ = self
+                        .engine
+                        .binding_commit_failed(*token, RejectReason::UnknownError);
+                    self.out.push(PeerEvent::StorageError(e.to_string()));
+                }
+            },
+            Action::BindingAcked { .. } => {
+                if let Some((address, ack)) = action.ack() {
+                    self.commit.touched();
+                    if let Err(e) = self.store.binding_acked(address, &ack) {
+                        warn!(error = %e, "storage failed recording an ack");
+                    }
+                }
+            }
+            Action::BindingRejected {
+                address,
+                reason,
+                update,
+                ..
+            } => {
+                self.store.binding_rejected(*address, *update);
+                warn!(address = %std::net::Ipv4Addr::from(*address), %reason, "partner rejected a binding");
+            }
+            Action::SendAllBindings | Action::SendUnackedBindings | Action::SendBacklog => {
+                let which = match action {
+                    Action::SendAllBindings => Backlog::All,
+                    _ => Backlog::Unacked,
+                };
+                let list = self.store.bindings(which);
+                self.commit.touched();
+                debug!(count = list.len(), ?which, "sending bindings");
+                if !matches!(action, Action::SendBacklog) {
+                    self.feed.resync.clear();
+                    self.feed.resync_end = true;
+                }
+                self.feed.resync_more(list);
+                // Queued before the next `poll_action`, as far as the queue has room: on
+                // leaving PARTNER-DOWN, NORMAL is announced once that much is acknowledged.
+                self.feed_queue();
+            }
+            Action::PoolRequested => {
+                let _ = self.balance(BalanceTrigger::PoolReq);
+            }
+            Action::PoolCheck => {
+                let _ = self.balance(BalanceTrigger::Manual);
+            }
+            Action::CloseConnection => self.close_pending = true,
+            _ => {}
+        }
+    }
+
+    /// Moves parked and resync bindings into the engine as room allows, telling the store the
+    /// id each was queued as; `true` if any moved.
+    pub(super) fn feed_queue(&mut self) -> bool {
+        let mut moved = false;
+        if let Some((mut list, reply)) = self.feed.parked.take() {
+            let mut result = Ok(());
+            while let Some(b) = list.pop_front() {
+                match self.queue(&b, false) {
+                    Ok(()) => moved = true,
+                    Err(EngineError::QueueFull) => {
+                        // Keep the rest; retry once acknowledgements free room.
+                        list.push_front(b);
+                        self.feed.parked = Some((list, reply));
+                        return moved;
+                    }
+                    Err(e) => {
+                        result = Err(PeerError::Engine(e));
+                        break;
+                    }
+                }
+            }
+            // Answered once the sync covering the bindings returned.
+            self.commit.wait_reply(reply, result);
+            moved = true;
+        }
+        while let Some((b, again)) = self.feed.resync.pop_front() {
+            match self.queue(&b, again) {
+                Ok(()) => moved = true,
+                Err(EngineError::QueueFull) => {
+                    self.feed.resync.push_front((b, again));
+                    return moved;
+                }
+                Err(e) => {
+                    warn!(error = %e, address = %std::net::Ipv4Addr::from(b.address), "binding not sent");
+                }
+            }
+        }
+        if self.feed.resync_end {
+            self.feed.resync_end = false;
+            self.engine.end_of_updates();
+            moved = true;
+        }
+        moved
+    }
+
+    /// Queues one binding and records the update id on its lease record.
+    fn queue(&mut self, b: &BindingData, again: bool) -> Result<(), EngineError> {
+        let id = self.engine.send_binding(b.clone())?;
+        self.commit.touched();
+        if let Err(e) = self.store.binding_queued(b.address, id, again) {
+            warn!(error = %e, "storage failed recording a queued update");
+        }
+        Ok(())
+    }
+}
