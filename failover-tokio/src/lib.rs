@@ -8,10 +8,12 @@
 //! (`send_binding`, policy queries, `partner_down`, `shutdown`, `status`, `watch`) and receives
 //! [`PeerEvent`]s.
 //!
-//! Durability is the [`Storage`]'s: the task persists each state change and commits each binding
-//! from the partner through it before the engine may announce or acknowledge them.
-//! [`MemoryStore`] is the in-memory reference; [`FileStore`] an append-only log fsync'd before
-//! every acknowledgement.
+//! Durability is the [`Storage`]'s: every change is applied to the store at once, by the rules
+//! of [`failover_fsm::record::LeaseRecord`], and made durable by [`Storage::sync`]. The task
+//! syncs once for everything one batch of input changed (group commit), on tokio's blocking
+//! pool, and only then lets the engine acknowledge the partner's bindings (BNDACK), announce a
+//! new state (STATE) or tell the application its bindings are recorded. [`MemoryStore`] is the
+//! in-memory reference; [`FileStore`] an append-only log whose `sync` is one fsync.
 //!
 //! All protocol decisions are the engine's; this crate only moves bytes, time and events.
 
