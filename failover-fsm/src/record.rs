@@ -23,7 +23,7 @@
 
 use core::net::Ipv4Addr;
 
-use failover_proto::{BindingStatus, Role};
+use failover_proto::{BindingStatus, IpFlags, Role};
 
 use crate::accept::{ClientIdentity, LocalBinding, Verdict, freed_status};
 use crate::binding::BindingData;
@@ -214,6 +214,8 @@ impl LeaseRecord {
         self.local.start_time_of_state = binding.start_time_of_state;
         self.local.received_pet = verdict.received_pet;
         self.local.partner_status = Some(verdict.store_as);
+        // The partner says whether the address is reserved for its client (§5.13).
+        self.local.reserved = binding.ip_flags.contains(IpFlags::RESERVED);
         self.data = data;
         self.partner_has_it = true;
         self.queued = None;
@@ -225,7 +227,9 @@ impl LeaseRecord {
     /// EXPIRED freed on both sides, §5.11).
     ///
     /// A new lease (ACTIVE for a client that did not hold the address, or after FREE/BACKUP)
-    /// forgets the potential-expiration-times of the previous one (§7.1.5).
+    /// forgets the potential-expiration-times of the previous one (§7.1.5). The reservation
+    /// (§5.13) is the RESERVED bit of `data.ip_flags`, as for a received binding: keep it in
+    /// every change of a reserved address.
     pub fn apply_local(&mut self, data: BindingData, send: bool) {
         let client = client_of(&data);
         let continued = matches!(
@@ -242,6 +246,7 @@ impl LeaseRecord {
         self.local.lease_expiration = data.lease_expiration_time;
         self.local.start_time_of_state = data.start_time_of_state;
         self.local.sent_pet = data.potential_expiration_time;
+        self.local.reserved = data.ip_flags.contains(IpFlags::RESERVED);
         self.data = data;
         self.refused = false;
         self.queued = None;

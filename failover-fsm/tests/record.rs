@@ -7,6 +7,7 @@ use std::net::Ipv4Addr;
 use failover_fsm::accept::{ClientIdentity, Verdict};
 use failover_fsm::record::{Ack, Backlog, LeaseRecord, Received};
 use failover_fsm::{BindingData, BindingStatus, Role, UnixTime, UpdateId};
+use failover_proto::IpFlags;
 
 const A: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 7);
 
@@ -144,9 +145,12 @@ fn an_acknowledged_expiry_frees_the_address() {
         (Role::Secondary, true, BindingStatus::Backup),
     ] {
         let mut r = LeaseRecord::fresh(A);
-        r.local.reserved = reserved;
-        let expired = lease(1, BindingStatus::Expired, 100);
+        let mut expired = lease(1, BindingStatus::Expired, 100);
+        if reserved {
+            expired.ip_flags = IpFlags::RESERVED;
+        }
         r.apply_local(expired.clone(), true);
+        assert_eq!(r.local.reserved, reserved);
         r.queued(UpdateId(2));
         assert_eq!(r.local.partner_status, Some(BindingStatus::Expired));
         assert!(r.apply_ack(&ack(UpdateId(2), &expired), role));
@@ -240,4 +244,24 @@ fn updreqall_sends_acknowledged_records_and_marks_them_unacknowledged() {
         r.sent_for(Backlog::Unacked),
         "until it acknowledges it again"
     );
+}
+
+#[test]
+fn the_reserved_flag_is_kept_from_either_side() {
+    let mut r = LeaseRecord::fresh(A);
+    let mut b = lease(1, BindingStatus::Active, 100);
+    b.ip_flags = IpFlags::RESERVED;
+    r.apply_received(&b, &verdict(&b, BindingStatus::Active));
+    assert!(r.local.reserved, "the partner reserved it (§5.13)");
+    // Released by its client: on the secondary a reserved address goes back as BACKUP.
+    let mut released = b.clone();
+    released.status = BindingStatus::Released;
+    r.apply_local(released.clone(), true);
+    assert!(r.local.reserved);
+    r.queued(UpdateId(1));
+    assert!(r.apply_ack(&ack(UpdateId(1), &released), Role::Secondary));
+    assert_eq!(r.local.status, BindingStatus::Backup);
+    // A change without the flag ends the reservation.
+    r.apply_local(lease(2, BindingStatus::Active, 200), true);
+    assert!(!r.local.reserved);
 }
