@@ -464,11 +464,17 @@ fn check_acked(
         let have = lease.map(|l| l.data.status);
         // The acknowledged status; or a newer one the partner holds (and may have sent); or a
         // change the child made since to what it had accepted (pool balancing on the secondary
-        // gives BACKUP addresses back as FREE): its own record, which keeps the status it last
-        // accepted from the partner as the partner's.
+        // gives BACKUP addresses back as FREE): its own record, not acknowledged yet, which
+        // keeps the status it last accepted from the partner as the partner's until it is
+        // queued, and the status it sent once it is (`LeaseRecord::queued`).
         let newer = partner.get(ip).map(|l| l.data.status);
-        let own_change =
-            lease.is_some_and(|l| !l.partner_has_it && l.local.partner_status == Some(*status));
+        let own_change = lease.is_some_and(|l| {
+            !l.partner_has_it
+                && (l.local.partner_status == Some(*status)
+                    || (*status == BindingStatus::Backup
+                        && l.data.status == BindingStatus::Free
+                        && l.local.partner_status == Some(BindingStatus::Free)))
+        });
         if have != Some(*status) && have != newer && !own_change {
             failures.push(format!(
                 "{ip}: {status} acknowledged, the store has {} (partner {newer:?})",
