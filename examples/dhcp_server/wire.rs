@@ -109,6 +109,7 @@ pub fn parse(datagram: &[u8]) -> Result<ClientRequest, BadRequest> {
     if hlen == 0 || usize::from(hlen) > MAX_CHADDR {
         return Err(BadRequest::HardwareAddressLength(hlen));
     }
+    check_options(datagram.get(HEADER_LEN + 4..).unwrap_or_default())?;
     let msg = Message::decode(&mut Decoder::new(datagram))
         .map_err(|e| BadRequest::Malformed(e.to_string()))?;
     match msg.opcode() {
@@ -145,6 +146,41 @@ pub fn parse(datagram: &[u8]) -> Result<ClientRequest, BadRequest> {
         requested,
         server_id,
     })
+}
+
+/// Walks the options area: every option within the datagram, the options the server reads
+/// of the right length, and an END (RFC 2131 §4.1:
+/// "the options field MUST be well formed"). The decoder forgives an option cut short, which
+/// would let a damaged REQUEST renew a lease.
+fn check_options(mut area: &[u8]) -> Result<(), BadRequest> {
+    loop {
+        match area {
+            [] => return Err(BadRequest::Malformed("no END option".into())),
+            [255, ..] => return Ok(()),
+            [0, rest @ ..] => area = rest,
+            [code, len, rest @ ..] if rest.len() >= usize::from(*len) => {
+                // The options the server reads must have their RFC 2132 lengths; the decoder
+                // would take a bad one as unknown and serve the message without it.
+                let fits = match code {
+                    53 => *len == 1,
+                    50 | 54 => *len == 4,
+                    61 => *len >= 2,
+                    _ => true,
+                };
+                if !fits {
+                    return Err(BadRequest::Malformed(format!(
+                        "option {code} of length {len}"
+                    )));
+                }
+                area = rest.get(usize::from(*len)..).unwrap_or_default();
+            }
+            [code, ..] => {
+                return Err(BadRequest::Malformed(format!(
+                    "option {code} runs past the end"
+                )));
+            }
+        }
+    }
 }
 
 /// The network parameters every reply carries.

@@ -1,0 +1,373 @@
+//! Bad input to the `dhcp-server`'s request handling: truncated packets, wrong op, bad
+//! hardware-address lengths, malformed and oversized options, message types a client does not
+//! send, requests for addresses outside the pool or held by another client. Each gets no
+//! answer or a DHCPNAK, never a panic and never a lease change. A primary and a secondary run
+//! in-process (memory stores) and reach NORMAL; the primary's server is fed datagrams the way
+//! its UDP loop feeds them.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+use std::net::{Ipv4Addr, TcpListener};
+use std::sync::Arc;
+use std::time::Duration;
+
+use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode};
+use dhcproto::{Decodable, Decoder, Encodable};
+use failover_examples::dhcp_server::serve::{Ports, Server};
+use failover_examples::dhcp_server::wire::{BadRequest, ClientKind, Network, parse};
+use failover_examples::dhcp_server::{Parsed, ServerOptions, parse_args};
+use failover_examples::peer::{PeerStore, start_peer};
+use failover_fsm::{Dialect, ServerState};
+use failover_proto::hash::client_bucket;
+use failover_tokio::Handle;
+
+const SERVER_ID: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
+const RELAY: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 9);
+/// Random mutations of good messages tried.
+const MUTATIONS: usize = 2000;
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn options(role: &str, peer: u16, partner: u16) -> ServerOptions {
+    let args = [
+        "--listen",
+        "127.0.0.1:0",
+        "--pool",
+        "10.88.0.10-10.88.0.40",
+        "--role",
+        role,
+        "--peer-listen",
+        &format!("127.0.0.1:{peer}"),
+        "--partner",
+        &format!("127.0.0.1:{partner}"),
+        "--name",
+        "bad-input",
+        "--mclt",
+        "60",
+    ];
+    match parse_args(args.iter().map(|s| s.to_string())) {
+        Ok(Parsed::Run(o)) => o,
+        other => panic!("{other:?}"),
+    }
+}
+
+async fn start(o: &ServerOptions) -> (Handle, Arc<PeerStore>) {
+    let store = Arc::new(PeerStore::open(&o.peer).unwrap());
+    let (handle, mut events) = start_peer(&o.peer, o.config(), store.clone())
+        .await
+        .unwrap();
+    tokio::spawn(async move { while events.recv().await.is_some() {} });
+    (handle, store)
+}
+
+/// A MAC whose RFC 3074 bucket is the primary's (split 128), after `skip` others.
+fn primary_mac(skip: usize) -> [u8; 6] {
+    (0u16..)
+        .map(|i| [0x02, 0x11, 0x22, 0x33, (i >> 8) as u8, i as u8])
+        .filter(|m| client_bucket(None, m) < 128)
+        .nth(skip)
+        .unwrap()
+}
+
+fn message(
+    mac: &[u8; 6],
+    kind: MessageType,
+    ciaddr: Ipv4Addr,
+    requested: Option<Ipv4Addr>,
+    server_id: Option<Ipv4Addr>,
+) -> Message {
+    let mut m = Message::new_with_id(
+        0x1234_5678,
+        ciaddr,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        RELAY,
+        mac,
+    );
+    m.set_opcode(Opcode::BootRequest).set_htype(HType::Eth);
+    m.opts_mut().insert(DhcpOption::MessageType(kind));
+    if let Some(a) = requested {
+        m.opts_mut().insert(DhcpOption::RequestedIpAddress(a));
+    }
+    if let Some(s) = server_id {
+        m.opts_mut().insert(DhcpOption::ServerIdentifier(s));
+    }
+    m
+}
+
+fn bytes(m: &Message) -> Vec<u8> {
+    m.to_vec().unwrap()
+}
+
+/// The reply's message type and yiaddr.
+fn reply_of(out: &[u8]) -> (MessageType, Ipv4Addr) {
+    let m = Message::decode(&mut Decoder::new(out)).unwrap();
+    (m.opts().msg_type().unwrap(), m.yiaddr())
+}
+
+/// Waits until the primary has nothing outstanding with the partner (its records then stay
+/// put while no client talks).
+async fn settle(handle: &Handle) {
+    for _ in 0..200 {
+        let s = handle.status();
+        if s.queued == 0 && s.unacked_sent == 0 && s.awaiting_commit == 0 {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    panic!("the primary's updates were not acknowledged");
+}
+
+/// A tiny deterministic generator (xorshift) for the mutation loop.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n as u64) as usize
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_no_answer_or_a_nak_and_changes_no_lease() {
+    let (pp, sp) = (free_port(), free_port());
+    let (po, so) = (options("primary", pp, sp), options("secondary", sp, pp));
+    let (ph, pstore) = start(&po).await;
+    let (sh, _sstore) = start(&so).await;
+    tokio::time::timeout(Duration::from_secs(40), async {
+        ph.wait_for_state(ServerState::Normal).await.unwrap();
+        sh.wait_for_state(ServerState::Normal).await.unwrap();
+    })
+    .await
+    .expect("both NORMAL");
+    let mut server = Server::new(
+        ph.clone(),
+        pstore.clone(),
+        Dialect::Isc,
+        Network {
+            server_id: SERVER_ID,
+            subnet_mask: None,
+            router: None,
+        },
+        Ports {
+            client: 68,
+            relay: 67,
+        },
+        600,
+    );
+
+    // A client A with a lease, the baseline.
+    let a = primary_mac(0);
+    let b = primary_mac(1);
+    let unspec = Ipv4Addr::UNSPECIFIED;
+    let discover = bytes(&message(&a, MessageType::Discover, unspec, None, None));
+    let offer = server.handle_datagram(&discover).await.unwrap().unwrap();
+    let (kind, addr) = reply_of(&offer.bytes);
+    assert_eq!(kind, MessageType::Offer);
+    assert_eq!(offer.to.ip(), RELAY, "relayed: the reply goes to giaddr");
+    assert_eq!(offer.to.port(), 67);
+    let select = message(
+        &a,
+        MessageType::Request,
+        unspec,
+        Some(addr),
+        Some(SERVER_ID),
+    );
+    let ack = server
+        .handle_datagram(&bytes(&select))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply_of(&ack.bytes), (MessageType::Ack, addr));
+    settle(&ph).await;
+    let before = pstore.memory().snapshot();
+
+    // Every case: (what, datagram, whether a NAK is the right answer).
+    let mut cases: Vec<(String, Vec<u8>, bool)> = Vec::new();
+    let renew = bytes(&message(&a, MessageType::Request, addr, None, None));
+    for len in [0, 1, 100, 235, 236, 239] {
+        cases.push((format!("truncated to {len}"), renew[..len].to_vec(), false));
+    }
+    let mut wrong_op = renew.clone();
+    wrong_op[0] = 2;
+    cases.push(("op BOOTREPLY".into(), wrong_op.clone(), false));
+    wrong_op[0] = 7;
+    cases.push(("op 7".into(), wrong_op, false));
+    for hlen in [0u8, 17, 255] {
+        let mut d = renew.clone();
+        d[2] = hlen;
+        cases.push((format!("hlen {hlen}"), d, false));
+    }
+    let mut cookie = renew.clone();
+    cookie[236] = 0;
+    cases.push(("no magic cookie (BOOTP)".into(), cookie, false));
+    // The option cases ride on B renewing A's address: a message that got through would be
+    // NAKed, never ACKed.
+    let b_renew = bytes(&message(&b, MessageType::Request, addr, None, None));
+    let header = &b_renew[..240];
+    let with_options = |opts: &[u8]| [header, opts].concat();
+    for (what, opts) in [
+        ("no options at all", vec![255]),
+        ("message type of length 0", vec![53, 0, 255]),
+        ("message type running past the end", vec![53, 5, 3]),
+        (
+            "an option length past the end",
+            vec![53, 1, 3, 50, 200, 10, 88],
+        ),
+        (
+            "requested address of 3 bytes",
+            vec![53, 1, 3, 50, 3, 10, 88, 0, 255],
+        ),
+        ("message type 0", vec![53, 1, 0, 255]),
+        ("unknown message type 200", vec![53, 1, 200, 255]),
+        ("DHCPOFFER from a client", vec![53, 1, 2, 255]),
+        ("DHCPACK from a client", vec![53, 1, 5, 255]),
+        ("DHCPNAK from a client", vec![53, 1, 6, 255]),
+        ("DHCPLEASEQUERY", vec![53, 1, 10, 255]),
+    ] {
+        cases.push((what.into(), with_options(&opts), false));
+    }
+    // Oversized but well-formed: an option of 255 bytes of garbage, a hostname of invalid
+    // UTF-8. Read past, and the request judged on what it asks: B may not renew A's lease.
+    let mut big = vec![53, 1, 3, 43, 255];
+    big.extend([0xee; 255]);
+    big.extend([12, 4, 0xff, 0xfe, 0xfd, 0xfc, 255]);
+    cases.push((
+        "oversized and invalid options".into(),
+        with_options(&big),
+        true,
+    ));
+    // Well-formed, but not the client's to have.
+    let outside = Ipv4Addr::new(192, 0, 2, 1);
+    let m = message(&b, MessageType::Request, unspec, Some(outside), None);
+    cases.push(("INIT-REBOOT outside the pool".into(), bytes(&m), true));
+    let m = message(
+        &b,
+        MessageType::Request,
+        unspec,
+        Some(outside),
+        Some(SERVER_ID),
+    );
+    cases.push(("SELECTING outside the pool".into(), bytes(&m), true));
+    let m = message(&b, MessageType::Request, unspec, Some(addr), None);
+    cases.push(("INIT-REBOOT for A's lease by B".into(), bytes(&m), true));
+    let m = message(&b, MessageType::Request, addr, None, None);
+    cases.push(("RENEWING A's lease by B".into(), bytes(&m), true));
+    let m = message(&b, MessageType::Release, addr, None, None);
+    cases.push(("RELEASE of A's lease by B".into(), bytes(&m), false));
+    let m = message(&b, MessageType::Decline, unspec, Some(addr), None);
+    cases.push(("DECLINE of A's lease by B".into(), bytes(&m), false));
+    let m = message(&a, MessageType::Release, outside, None, None);
+    cases.push(("RELEASE outside the pool".into(), bytes(&m), false));
+    let m = message(&b, MessageType::Request, unspec, None, None);
+    cases.push(("REQUEST without any address".into(), bytes(&m), false));
+    let m = message(
+        &b,
+        MessageType::Request,
+        unspec,
+        Some(addr),
+        Some(Ipv4Addr::new(127, 0, 0, 3)),
+    );
+    cases.push(("SELECTING another server".into(), bytes(&m), false));
+
+    for (what, datagram, nak) in &cases {
+        let got = server.handle_datagram(datagram).await;
+        match got {
+            Ok(Some(out)) => {
+                assert!(*nak, "{what}: answered {:?}", reply_of(&out.bytes));
+                assert_eq!(reply_of(&out.bytes).0, MessageType::Nak, "{what}");
+                assert_eq!(out.to.ip(), RELAY, "{what}: a relayed NAK goes to giaddr");
+            }
+            Ok(None) => assert!(!nak, "{what}: no NAK"),
+            Err(e) => {
+                assert!(!nak, "{what}: refused ({e}) instead of a NAK");
+                eprintln!("{what}: {e}");
+            }
+        }
+        assert!(
+            pstore.memory().snapshot() == before,
+            "{what}: a lease changed"
+        );
+    }
+    // The typed reasons name the fault.
+    assert!(matches!(
+        server.handle_datagram(&renew[..10]).await,
+        Err(BadRequest::Truncated(10))
+    ));
+
+    // Random mutations of good messages: never a panic, and no lease changes but by an ACK or
+    // by what still parses as A's RELEASE or DECLINE (after each legitimate change the
+    // baseline is taken again once the partner acknowledged it).
+    let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+    let seeds = [
+        discover.clone(),
+        bytes(&select),
+        renew.clone(),
+        b_renew.clone(),
+    ];
+    let (mut answered, mut refused_n, mut changed) = (0, 0, 0);
+    let mut base = pstore.memory().snapshot();
+    for _ in 0..MUTATIONS {
+        let mut d = seeds[rng.below(seeds.len())].clone();
+        for _ in 0..1 + rng.below(8) {
+            match rng.below(4) {
+                0 => d.truncate(rng.below(d.len() + 1)),
+                1 => d.extend((0..rng.below(300)).map(|_| rng.next() as u8)),
+                _ if !d.is_empty() => {
+                    let i = rng.below(d.len());
+                    d[i] = rng.next() as u8;
+                }
+                _ => {}
+            }
+        }
+        let kind = parse(&d).ok().map(|r| r.kind);
+        let result = server.handle_datagram(&d).await;
+        let acked = match &result {
+            Ok(Some(out)) => {
+                answered += 1;
+                reply_of(&out.bytes).0 == MessageType::Ack
+            }
+            Ok(None) => false,
+            Err(_) => {
+                refused_n += 1;
+                false
+            }
+        };
+        if pstore.memory().snapshot() != base {
+            assert!(
+                acked || matches!(kind, Some(ClientKind::Release | ClientKind::Decline)),
+                "a lease changed by {kind:?} answered {result:?}"
+            );
+            changed += 1;
+            settle(&ph).await;
+            base = pstore.memory().snapshot();
+        }
+    }
+    eprintln!(
+        "{MUTATIONS} mutated datagrams: {refused_n} refused, {answered} answered, {changed} \
+         legitimate lease changes, no panic"
+    );
+    // The server still serves A's renewal with the same address.
+    let again = server.handle_datagram(&renew).await.unwrap().unwrap();
+    assert_eq!(reply_of(&again.bytes), (MessageType::Ack, addr));
+    ph.abort().await;
+    sh.abort().await;
+}
