@@ -120,7 +120,7 @@ pub struct ServerOptions {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Parsed {
     /// Run the server.
-    Run(ServerOptions),
+    Run(Box<ServerOptions>),
     /// Print [`USAGE`].
     Help,
 }
@@ -212,7 +212,7 @@ where
     if lease_time == 0 {
         return Err(ArgError("--lease-time must be above 0".into()));
     }
-    Ok(Parsed::Run(ServerOptions {
+    Ok(Parsed::Run(Box::new(ServerOptions {
         peer,
         listen,
         server_id,
@@ -222,7 +222,7 @@ where
         lb_max_secs,
         ports,
         status_every,
-    }))
+    })))
 }
 
 impl ServerOptions {

@@ -192,8 +192,7 @@ fn count(status: &str, word: &str) -> Option<usize> {
     let i = words.iter().position(|w| *w == word)?;
     words
         .get(i.checked_sub(1)?)?
-        .replace('\u{202f}', "")
-        .replace(',', "")
+        .replace(['\u{202f}', ','], "")
         .parse()
         .ok()
 }
@@ -214,6 +213,15 @@ struct Client {
     /// Every lease this client was granted, with the server.
     history: Vec<(Ipv4Addr, Ipv4Addr)>,
 }
+
+/// One client message: the client, its type, ciaddr, requested address, server id.
+type Ask = (
+    usize,
+    MessageType,
+    Ipv4Addr,
+    Option<Ipv4Addr>,
+    Option<Ipv4Addr>,
+);
 
 struct Fleet {
     socket: UdpSocket,
@@ -324,17 +332,7 @@ impl Fleet {
 
     /// Sends each client's message to every server (as a relay does) and collects the replies
     /// for `window` or until each client has `wanted` of them.
-    fn exchange(
-        &mut self,
-        messages: Vec<(
-            usize,
-            MessageType,
-            Ipv4Addr,
-            Option<Ipv4Addr>,
-            Option<Ipv4Addr>,
-        )>,
-        window: Duration,
-    ) -> HashMap<usize, Vec<Reply>> {
+    fn exchange(&mut self, messages: Vec<Ask>, window: Duration) -> HashMap<usize, Vec<Reply>> {
         self.round += 1;
         let mut expected = HashMap::new();
         for (i, kind, ciaddr, requested, server_id) in messages {

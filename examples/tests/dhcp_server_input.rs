@@ -57,7 +57,7 @@ fn options(role: &str, peer: u16, partner: u16) -> ServerOptions {
         "60",
     ];
     match parse_args(args.iter().map(|s| s.to_string())) {
-        Ok(Parsed::Run(o)) => o,
+        Ok(Parsed::Run(o)) => *o,
         other => panic!("{other:?}"),
     }
 }

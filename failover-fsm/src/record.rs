@@ -221,7 +221,7 @@ impl LeaseRecord {
     /// acknowledgement frees the address. Ask [`crate::policy::expires_leases`] first.
     pub fn expired(&self, now: UnixTime) -> Option<BindingData> {
         if self.local.status != BindingStatus::Active
-            || !self.local.lease_expiration.is_some_and(|t| t < now)
+            || self.local.lease_expiration.is_none_or(|t| t >= now)
         {
             return None;
         }
