@@ -114,16 +114,7 @@ impl Server {
     }
 
     fn endpoint(&self) -> Endpoint {
-        let s = self.handle.status();
-        Endpoint {
-            dialect: self.dialect,
-            role: s.role,
-            state: s.state,
-            state_since: s.state_since,
-            partner_state: s.partner_state,
-            mclt: s.mclt,
-            lease_mclt: s.lease_mclt,
-        }
+        Endpoint::of(&self.handle.status(), self.dialect)
     }
 
     /// Whether the partner holds available addresses (ISC answers the partner's DISCOVERs

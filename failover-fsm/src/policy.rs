@@ -55,6 +55,23 @@ pub struct Endpoint {
     pub lease_mclt: u32,
 }
 
+impl Endpoint {
+    /// The situation as a [`Status`](crate::Status) reports it, for a server that reads the
+    /// engine's status (failover-tokio's `Handle::status`) rather than the engine itself.
+    /// `dialect` is the configuration's ([`crate::Config::dialect`]).
+    pub fn of(status: &crate::Status, dialect: Dialect) -> Endpoint {
+        Endpoint {
+            dialect,
+            role: status.role,
+            state: status.state,
+            state_since: status.state_since,
+            partner_state: status.partner_state,
+            mclt: status.mclt,
+            lease_mclt: status.lease_mclt,
+        }
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // may_answer
 // ---------------------------------------------------------------------------------------------

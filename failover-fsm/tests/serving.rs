@@ -215,3 +215,17 @@ fn an_isc_secondary_leaves_expiry_to_the_primary_in_normal() {
     draft.dialect = Dialect::Draft;
     assert!(expires_leases(&draft));
 }
+
+#[test]
+fn the_endpoint_of_a_status_is_the_engines() {
+    use failover_fsm::{Config, Engine, Instant};
+    let now = Instant::ZERO;
+    for role in [Role::Primary, Role::Secondary] {
+        let e: Engine = Engine::new(Config::new(role, "pair", 600), None, now, NOW, 7).unwrap();
+        assert_eq!(
+            Endpoint::of(&e.status(now), Dialect::Isc),
+            e.endpoint(now),
+            "{role:?}"
+        );
+    }
+}
