@@ -253,6 +253,16 @@ impl Server {
             }
         }
         let record = record?;
+        let verifying = matches!(
+            kind,
+            MessageKind::Request(RequestKind::InitReboot | RequestKind::Renewing)
+        );
+        if verifying && !record.holds(&me) {
+            // RFC 2131 §4.3.2: a client verifying or extending a lease we have no record of
+            // gets no answer (its lease may be the partner's news we have not had yet).
+            self.counters.silent += 1;
+            return None;
+        }
         // 3. The lease time under the MCLT rules.
         let grant = self.handle.lease_time(&LeaseRequest {
             now,
@@ -268,7 +278,6 @@ impl Server {
         if !self.record(binding).await {
             return None;
         }
-        let _ = kind;
         self.offers.remove(&address);
         self.counters.acks += 1;
         self.send(

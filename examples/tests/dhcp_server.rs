@@ -28,7 +28,6 @@ use failover_proto::hash::client_bucket;
 const PRIMARY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 const SECONDARY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 const RELAY: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
-const POOL: &str = "10.77.0.10-10.77.0.249";
 const SPLIT: u8 = 128;
 
 fn free_tcp_port() -> u16 {
@@ -171,6 +170,14 @@ impl Proc {
         );
     }
 
+    /// One operator command on the server's stdin.
+    fn command(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.child.as_mut().unwrap().stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
     /// SIGKILL, then reap.
     fn kill(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -214,21 +221,39 @@ struct Client {
     history: Vec<(Ipv4Addr, Ipv4Addr)>,
 }
 
-/// One client message: the client, its type, ciaddr, requested address, server id.
-type Ask = (
-    usize,
-    MessageType,
-    Ipv4Addr,
-    Option<Ipv4Addr>,
-    Option<Ipv4Addr>,
-);
+/// One client message.
+#[derive(Debug, Clone, Copy)]
+struct Ask {
+    client: usize,
+    kind: MessageType,
+    ciaddr: Ipv4Addr,
+    requested: Option<Ipv4Addr>,
+    server_id: Option<Ipv4Addr>,
+    /// Unicast to this server (a RENEWING client); else to every server, as a relay does.
+    only: Option<Ipv4Addr>,
+}
+
+impl Ask {
+    fn new(client: usize, kind: MessageType) -> Ask {
+        Ask {
+            client,
+            kind,
+            ciaddr: Ipv4Addr::UNSPECIFIED,
+            requested: None,
+            server_id: None,
+            only: None,
+        }
+    }
+}
 
 struct Fleet {
     socket: UdpSocket,
     servers: Vec<SocketAddr>,
     clients: Vec<Client>,
     round: u32,
-    acks: HashMap<Ipv4Addr, usize>,
+    /// Addresses declined: not to be leased again while others are free (ABANDONED is the
+    /// last resort).
+    declined: Vec<Ipv4Addr>,
 }
 
 fn mac(i: usize) -> [u8; 6] {
@@ -236,28 +261,21 @@ fn mac(i: usize) -> [u8; 6] {
 }
 
 /// A client message relayed from 127.0.0.1.
-fn message(
-    mac: &[u8; 6],
-    kind: MessageType,
-    xid: u32,
-    ciaddr: Ipv4Addr,
-    requested: Option<Ipv4Addr>,
-    server_id: Option<Ipv4Addr>,
-) -> Vec<u8> {
+fn message(mac: &[u8; 6], ask: &Ask, xid: u32) -> Vec<u8> {
     let mut m = Message::new_with_id(
         xid,
-        ciaddr,
+        ask.ciaddr,
         Ipv4Addr::UNSPECIFIED,
         Ipv4Addr::UNSPECIFIED,
         RELAY,
         mac,
     );
     m.set_opcode(Opcode::BootRequest).set_htype(HType::Eth);
-    m.opts_mut().insert(DhcpOption::MessageType(kind));
-    if let Some(a) = requested {
+    m.opts_mut().insert(DhcpOption::MessageType(ask.kind));
+    if let Some(a) = ask.requested {
         m.opts_mut().insert(DhcpOption::RequestedIpAddress(a));
     }
-    if let Some(s) = server_id {
+    if let Some(s) = ask.server_id {
         m.opts_mut().insert(DhcpOption::ServerIdentifier(s));
     }
     m.opts_mut().insert(DhcpOption::ParameterRequestList(vec![
@@ -267,11 +285,13 @@ fn message(
     m.to_vec().unwrap()
 }
 
+#[derive(Debug)]
 struct Reply {
     kind: MessageType,
     yiaddr: Ipv4Addr,
     server: Ipv4Addr,
-    lease_time: u32,
+    /// Option 51, if present.
+    lease_time: Option<u32>,
 }
 
 fn decode_reply(bytes: &[u8]) -> Option<(u32, Reply)> {
@@ -284,8 +304,8 @@ fn decode_reply(bytes: &[u8]) -> Option<(u32, Reply)> {
         _ => return None,
     };
     let lease_time = match m.opts().get(OptionCode::AddressLeaseTime) {
-        Some(DhcpOption::AddressLeaseTime(t)) => *t,
-        _ => 0,
+        Some(DhcpOption::AddressLeaseTime(t)) => Some(*t),
+        _ => None,
     };
     Some((
         m.xid(),
@@ -299,22 +319,16 @@ fn decode_reply(bytes: &[u8]) -> Option<(u32, Reply)> {
 }
 
 impl Fleet {
-    fn new(socket: UdpSocket, servers: Vec<SocketAddr>, n: usize) -> Fleet {
+    fn new(socket: UdpSocket, servers: Vec<SocketAddr>) -> Fleet {
         socket
             .set_read_timeout(Some(Duration::from_millis(100)))
             .unwrap();
         Fleet {
             socket,
             servers,
-            clients: (0..n)
-                .map(|i| Client {
-                    mac: mac(i),
-                    lease: None,
-                    history: Vec::new(),
-                })
-                .collect(),
+            clients: Vec::new(),
             round: 0,
-            acks: HashMap::new(),
+            declined: Vec::new(),
         }
     }
 
@@ -330,25 +344,24 @@ impl Fleet {
         first..first + n
     }
 
-    /// Sends each client's message to every server (as a relay does) and collects the replies
-    /// for `window` or until each client has `wanted` of them.
-    fn exchange(&mut self, messages: Vec<Ask>, window: Duration) -> HashMap<usize, Vec<Reply>> {
+    fn held(&self, i: usize) -> Option<Held> {
+        self.clients[i].lease
+    }
+
+    /// Sends the messages and collects the replies for `window` or until every client asked
+    /// has one.
+    fn exchange(&mut self, asks: &[Ask], window: Duration) -> HashMap<usize, Vec<Reply>> {
         self.round += 1;
         let mut expected = HashMap::new();
-        for (i, kind, ciaddr, requested, server_id) in messages {
-            let xid = (self.round << 12) | i as u32;
-            expected.insert(xid, i);
-            let bytes = message(
-                &self.clients[i].mac,
-                kind,
-                xid,
-                ciaddr,
-                requested,
-                server_id,
-            );
+        for ask in asks {
+            let xid = (self.round << 12) | ask.client as u32;
+            expected.insert(xid, ask.client);
+            let bytes = message(&self.clients[ask.client].mac, ask, xid);
             for s in &self.servers {
-                // A dead server's port may refuse; the fleet goes on.
-                let _ = self.socket.send_to(&bytes, s);
+                if ask.only.is_none_or(|ip| s.ip() == ip) {
+                    // A dead server's port may refuse; the fleet goes on.
+                    let _ = self.socket.send_to(&bytes, s);
+                }
             }
         }
         let mut replies: HashMap<usize, Vec<Reply>> = HashMap::new();
@@ -358,20 +371,22 @@ impl Fleet {
             let Ok((n, _)) = self.socket.recv_from(&mut buf) else {
                 continue;
             };
+            // Replies of earlier rounds carry other xids and are dropped.
             if let Some((xid, r)) = decode_reply(&buf[..n])
                 && let Some(&i) = expected.get(&xid)
             {
                 replies.entry(i).or_default().push(r);
             }
         }
-        // Late replies of this round are dropped with the next rounds' xids.
         replies
     }
 
     /// The oracle, on every ACK: the address is nobody else's running lease (from the
-    /// clients' own records).
+    /// clients' own records), and never one a client declined.
     fn bind(&mut self, i: usize, r: &Reply) {
         let now = Instant::now();
+        let lease_time = r.lease_time.expect("an ACK with a lease carries option 51");
+        assert!(lease_time > 0);
         for (j, other) in self.clients.iter().enumerate() {
             if j != i
                 && let Some(h) = other.lease
@@ -385,76 +400,80 @@ impl Fleet {
                 );
             }
         }
+        assert!(
+            !self.declined.contains(&r.yiaddr),
+            "{} leased the declined {}",
+            r.server,
+            r.yiaddr
+        );
         let c = &mut self.clients[i];
         c.lease = Some(Held {
             address: r.yiaddr,
             server: r.server,
-            until: now + Duration::from_secs(u64::from(r.lease_time)),
+            until: now + Duration::from_secs(u64::from(lease_time)),
         });
         c.history.push((r.yiaddr, r.server));
-        *self.acks.entry(r.server).or_default() += 1;
     }
 
-    /// DISCOVER, then REQUEST the first offer, until each of `who` is bound (bounded rounds).
-    fn acquire(&mut self, who: std::ops::Range<usize>) -> usize {
-        for _ in 0..8 {
-            let todo: Vec<usize> = who
+    /// DISCOVER, then REQUEST the first offer, until each of `who` is bound or `rounds` are
+    /// spent. Returns how many of `who` are bound.
+    fn acquire(&mut self, who: std::ops::Range<usize>, rounds: usize) -> usize {
+        for _ in 0..rounds {
+            let todo: Vec<Ask> = who
                 .clone()
-                .filter(|&i| self.clients[i].lease.is_none())
+                .filter(|&i| self.held(i).is_none())
+                .map(|i| Ask::new(i, MessageType::Discover))
                 .collect();
             if todo.is_empty() {
                 break;
             }
-            let discovers = todo
-                .iter()
-                .map(|&i| (i, MessageType::Discover, Ipv4Addr::UNSPECIFIED, None, None))
-                .collect();
-            let offers = self.exchange(discovers, Duration::from_secs(2));
-            let requests = offers
+            let offers = self.exchange(&todo, Duration::from_secs(2));
+            let requests: Vec<Ask> = offers
                 .iter()
                 .filter_map(|(&i, rs)| {
                     let o = rs.iter().find(|r| r.kind == MessageType::Offer)?;
-                    Some((
-                        i,
-                        MessageType::Request,
-                        Ipv4Addr::UNSPECIFIED,
-                        Some(o.yiaddr),
-                        Some(o.server),
-                    ))
+                    Some(Ask {
+                        requested: Some(o.yiaddr),
+                        server_id: Some(o.server),
+                        ..Ask::new(i, MessageType::Request)
+                    })
                 })
                 .collect();
-            let acks = self.exchange(requests, Duration::from_secs(3));
-            for (i, rs) in acks {
+            for (i, rs) in self.exchange(&requests, Duration::from_secs(3)) {
                 if let Some(r) = rs.iter().find(|r| r.kind == MessageType::Ack) {
                     self.bind(i, r);
                 }
             }
         }
-        who.filter(|&i| self.clients[i].lease.is_some()).count()
+        who.filter(|&i| self.held(i).is_some()).count()
     }
 
-    /// REQUEST/REBINDING (ciaddr, no server id) to every server until each bound client of
-    /// `who` is ACKed again; returns the clients ACKed with the same address, and those NAKed.
-    fn rebind(&mut self, who: std::ops::Range<usize>) -> (usize, usize) {
+    /// DHCPREQUEST with ciaddr (no server id) for each bound client of `who`: RENEWING, unicast
+    /// to the server of its lease, or REBINDING, to every server. Returns the clients ACKed
+    /// with their address, and those NAKed (which drop it).
+    fn extend(&mut self, who: std::ops::Range<usize>, rebinding: bool) -> (usize, usize) {
         let mut kept = vec![false; self.clients.len()];
         let mut naks = 0;
-        for _ in 0..8 {
-            let todo: Vec<(usize, Ipv4Addr)> = who
+        for _ in 0..5 {
+            let todo: Vec<Ask> = who
                 .clone()
                 .filter(|&i| !kept[i])
-                .filter_map(|i| Some((i, self.clients[i].lease?.address)))
+                .filter_map(|i| {
+                    let h = self.held(i)?;
+                    Some(Ask {
+                        ciaddr: h.address,
+                        only: (!rebinding).then_some(h.server),
+                        ..Ask::new(i, MessageType::Request)
+                    })
+                })
                 .collect();
             if todo.is_empty() {
                 break;
             }
-            let msgs = todo
-                .iter()
-                .map(|&(i, a)| (i, MessageType::Request, a, None, None))
-                .collect();
-            for (i, rs) in self.exchange(msgs, Duration::from_secs(3)) {
-                let held = self.clients[i].lease.unwrap().address;
+            for (i, rs) in self.exchange(&todo, Duration::from_secs(3)) {
+                let held = self.held(i).unwrap().address;
                 if let Some(r) = rs.iter().find(|r| r.kind == MessageType::Ack) {
-                    assert_eq!(r.yiaddr, held, "client {i} rebound to another address");
+                    assert_eq!(r.yiaddr, held, "client {i} extended to another address");
                     self.bind(i, r);
                     kept[i] = true;
                 } else if rs.iter().any(|r| r.kind == MessageType::Nak) {
@@ -466,7 +485,33 @@ impl Fleet {
         (kept.iter().filter(|k| **k).count(), naks)
     }
 
-    /// No address held by two clients at once, over the whole run.
+    /// DHCPRELEASE to the lease's server (no answer expected).
+    fn release(&mut self, i: usize) {
+        let h = self.held(i).unwrap();
+        let ask = Ask {
+            ciaddr: h.address,
+            only: Some(h.server),
+            ..Ask::new(i, MessageType::Release)
+        };
+        let _ = self.exchange(&[ask], Duration::from_millis(300));
+        self.clients[i].lease = None;
+    }
+
+    /// DHCPDECLINE of the client's address (to every server: it may be either's news).
+    fn decline(&mut self, i: usize) -> Ipv4Addr {
+        let h = self.held(i).unwrap();
+        let ask = Ask {
+            requested: Some(h.address),
+            server_id: Some(h.server),
+            ..Ask::new(i, MessageType::Decline)
+        };
+        let _ = self.exchange(&[ask], Duration::from_millis(300));
+        self.clients[i].lease = None;
+        self.declined.push(h.address);
+        h.address
+    }
+
+    /// No address held by two clients at once.
     fn check_no_double_holding(&self) {
         let now = Instant::now();
         let mut holder: HashMap<Ipv4Addr, usize> = HashMap::new();
@@ -478,21 +523,35 @@ impl Fleet {
             }
         }
     }
+
+    fn served_by(&self, who: std::ops::Range<usize>, server: Ipv4Addr) -> usize {
+        who.filter(|&i| self.held(i).is_some_and(|h| h.server == server))
+            .count()
+    }
 }
 
-fn server_args(
-    role: &str,
+/// One server of a pair: its DHCP address, its failover port and its partner's.
+struct Side {
+    role: &'static str,
     dhcp: SocketAddr,
     peer: u16,
     partner: u16,
+    store: PathBuf,
+}
+
+/// A pair's settings.
+struct PairSpec {
+    pool: &'static str,
+    mclt: u32,
     relay_port: u16,
-    store: &Path,
-) -> Vec<String> {
+}
+
+fn server_args(side: &Side, spec: &PairSpec) -> Vec<String> {
     [
         "--listen",
-        &dhcp.to_string(),
+        &side.dhcp.to_string(),
         "--pool",
-        POOL,
+        spec.pool,
         "--subnet",
         "16",
         "--router",
@@ -500,75 +559,125 @@ fn server_args(
         "--lease-time",
         "600",
         "--relay-port",
-        &relay_port.to_string(),
+        &spec.relay_port.to_string(),
         "--status-every",
         "1",
         "--role",
-        role,
+        side.role,
         "--peer-listen",
-        &format!("127.0.0.1:{peer}"),
+        &format!("127.0.0.1:{}", side.peer),
         "--partner",
-        &format!("127.0.0.1:{partner}"),
+        &format!("127.0.0.1:{}", side.partner),
         "--name",
         "dhcp-test",
         "--mclt",
-        "60",
+        &spec.mclt.to_string(),
         "--mrd",
         "3",
         "--split",
         &SPLIT.to_string(),
         "--store",
-        &store.to_string_lossy(),
+        &side.store.to_string_lossy(),
     ]
     .iter()
     .map(|s| s.to_string())
     .collect()
 }
 
-/// Cold start, the split, the primary killed: its clients keep their addresses on the
-/// secondary and new clients are served.
-#[test]
-fn a_pair_serves_a_fleet_and_survives_the_primary_killed() {
-    let bin = server_binary();
-    let dir = std::env::temp_dir().join(format!("dhcp-server-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
-    let fleet_socket = UdpSocket::bind((RELAY, 0)).unwrap();
-    let relay_port = fleet_socket.local_addr().unwrap().port();
-    let p_dhcp = SocketAddr::from((PRIMARY_IP, free_udp_port(PRIMARY_IP)));
-    let s_dhcp = SocketAddr::from((SECONDARY_IP, free_udp_port(SECONDARY_IP)));
-    let (pp, sp) = (free_tcp_port(), free_tcp_port());
-    let (p_store, s_store) = (dir.join("primary.log"), dir.join("secondary.log"));
-    let _ = std::fs::remove_file(&p_store);
-    let _ = std::fs::remove_file(&s_store);
-    let mut primary = Proc::spawn(
-        &bin,
-        &server_args("primary", p_dhcp, pp, sp, relay_port, &p_store),
-        "primary",
-    );
-    let secondary = Proc::spawn(
-        &bin,
-        &server_args("secondary", s_dhcp, sp, pp, relay_port, &s_store),
-        "secondary",
-    );
+/// A pair's setup: a temporary directory for the stores, the fleet's socket, the two sides.
+struct Lab {
+    dir: PathBuf,
+    bin: PathBuf,
+    spec: PairSpec,
+    primary: Side,
+    secondary: Side,
+    fleet: Fleet,
+}
 
-    // Cold start: both NORMAL, and the primary gave the secondary its share (BACKUP).
+impl Lab {
+    fn new(name: &str, pool: &'static str, mclt: u32) -> Lab {
+        let dir = std::env::temp_dir().join(format!("dhcp-server-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = UdpSocket::bind((RELAY, 0)).unwrap();
+        let relay_port = socket.local_addr().unwrap().port();
+        let (pp, sp) = (free_tcp_port(), free_tcp_port());
+        let primary = Side {
+            role: "primary",
+            dhcp: SocketAddr::from((PRIMARY_IP, free_udp_port(PRIMARY_IP))),
+            peer: pp,
+            partner: sp,
+            store: dir.join("primary.log"),
+        };
+        let secondary = Side {
+            role: "secondary",
+            dhcp: SocketAddr::from((SECONDARY_IP, free_udp_port(SECONDARY_IP))),
+            peer: sp,
+            partner: pp,
+            store: dir.join("secondary.log"),
+        };
+        let fleet = Fleet::new(socket, vec![primary.dhcp, secondary.dhcp]);
+        Lab {
+            dir,
+            bin: server_binary(),
+            spec: PairSpec {
+                pool,
+                mclt,
+                relay_port,
+            },
+            primary,
+            secondary,
+            fleet,
+        }
+    }
+
+    fn start(&self, side: &Side, name: &'static str) -> Proc {
+        Proc::spawn(&self.bin, &server_args(side, &self.spec), name)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Both NORMAL, and the primary gave the secondary its share of the pool (BACKUP).
+fn cold_start(primary: &Proc, secondary: &Proc) {
     primary.wait_status("NORMAL", 40, |s| s.contains("status: NORMAL"));
     secondary.wait_status("NORMAL with BACKUP addresses", 40, |s| {
         s.contains("status: NORMAL") && count(s, "BACKUP").is_some_and(|n| n > 0)
     });
+}
+
+/// Waits until `p` holds `n` ACTIVE leases and nothing waits for the partner.
+fn settled(p: &Proc, n: usize) {
+    p.wait_status(&format!("holding {n} leases, all acknowledged"), 30, |s| {
+        count(s, "ACTIVE") == Some(n) && s.contains("queued 0, unacked 0")
+    });
+}
+
+/// Cold start and the split; INFORM, RELEASE and DECLINE; the primary killed (SIGKILL): its
+/// clients keep their addresses on the secondary and new clients are served; the primary
+/// restarted from its store: back to NORMAL with every lease, serving again.
+#[test]
+fn a_pair_serves_a_fleet_and_survives_the_primary_killed() {
+    let mut lab = Lab::new("primary-killed", "10.77.0.10-10.77.0.249", 60);
+    let mut primary = lab.start(&lab.primary, "primary");
+    let secondary = lab.start(&lab.secondary, "secondary");
+    cold_start(&primary, &secondary);
 
     let n = 100;
-    let mut fleet = Fleet::new(fleet_socket, vec![p_dhcp, s_dhcp], n);
-    let bound = fleet.acquire(0..n);
-    assert_eq!(bound, n, "every client gets a lease");
+    let fleet = &mut lab.fleet;
+    let all = fleet.add_clients(n);
+    assert_eq!(
+        fleet.acquire(all.clone(), 8),
+        n,
+        "every client gets a lease"
+    );
     fleet.check_no_double_holding();
-    let by_primary = fleet
-        .clients
-        .iter()
-        .filter(|c| c.lease.unwrap().server == PRIMARY_IP)
-        .count();
-    let hashed_primary = fleet
-        .clients
+    let by_primary = fleet.served_by(all.clone(), PRIMARY_IP);
+    let hashed_primary = fleet.clients[all.clone()]
         .iter()
         .filter(|c| client_bucket(None, &c.mac) < SPLIT)
         .count();
@@ -582,12 +691,11 @@ fn a_pair_serves_a_fleet_and_survives_the_primary_killed() {
         by_primary.abs_diff(hashed_primary) <= n / 20,
         "measured {by_primary} by the primary, hash says {hashed_primary}"
     );
-    // Each client was served by the server its hash names.
-    let misplaced = fleet
-        .clients
-        .iter()
-        .filter(|c| {
-            (client_bucket(None, &c.mac) < SPLIT) != (c.lease.unwrap().server == PRIMARY_IP)
+    let misplaced = all
+        .clone()
+        .filter(|&i| {
+            (client_bucket(None, &fleet.clients[i].mac) < SPLIT)
+                != (fleet.held(i).unwrap().server == PRIMARY_IP)
         })
         .count();
     eprintln!("clients served by the other server than their hash names: {misplaced}");
@@ -595,43 +703,154 @@ fn a_pair_serves_a_fleet_and_survives_the_primary_killed() {
         misplaced, 0,
         "load balancing sends each client to its hash's server"
     );
+    // New clients' first leases are at most the MCLT (§5.2.1); the renewal at T1, once the
+    // partner acknowledged the potential-expiration-time, gets the desired time.
+    let first = fleet.held(0).unwrap();
+    assert!(first.until <= Instant::now() + Duration::from_secs(60));
+    assert_eq!(
+        fleet.extend(all.clone(), false),
+        (n, 0),
+        "every renewal ACKed"
+    );
+    let renewed = fleet.held(0).unwrap();
+    assert!(
+        renewed.until > Instant::now() + Duration::from_secs(300),
+        "the renewal gets the desired lease time"
+    );
 
-    // Both servers hold every lease and nothing is waiting for the partner: the primary may
-    // die now without a client losing its address.
-    for p in [&primary, &secondary] {
-        p.wait_status("holding every lease", 30, |s| {
-            count(s, "ACTIVE") == Some(n) && s.contains("queued 0, unacked 0")
-        });
-    }
+    // INFORM: an ACK without a lease; RELEASE and DECLINE: no answer, the lease ends.
+    let ask = Ask {
+        ciaddr: fleet.held(0).unwrap().address,
+        ..Ask::new(0, MessageType::Inform)
+    };
+    let replies = fleet.exchange(&[ask], Duration::from_secs(2));
+    let inform = replies
+        .get(&0)
+        .and_then(|r| r.first())
+        .expect("INFORM answered");
+    assert_eq!(
+        (inform.kind, inform.yiaddr, inform.lease_time),
+        (MessageType::Ack, Ipv4Addr::UNSPECIFIED, None)
+    );
+    fleet.release(1);
+    let declined = fleet.decline(2);
+    eprintln!("client 1 released its lease, client 2 declined {declined}");
+    let held = n - 2;
+    // Both servers hold every lease and nothing waits for the partner: the primary may die
+    // now without a client losing its address.
+    settled(&primary, held);
+    settled(&secondary, held);
 
     primary.kill();
-    let (kept, naks) = fleet.rebind(0..n);
+    let (kept, naks) = fleet.extend(3..n, true);
     eprintln!(
-        "after SIGKILL of the primary: {kept} of {n} clients rebound to the secondary with their address, {naks} NAKs"
+        "after SIGKILL of the primary: {kept} of {} clients rebound to the secondary with \
+         their address, {naks} NAKs",
+        n - 3
     );
-    assert_eq!((kept, naks), (n, 0), "{}", secondary.text());
-    assert!(
-        fleet.clients[..n]
-            .iter()
-            .all(|c| c.lease.unwrap().server == SECONDARY_IP),
-        "the secondary answered every rebind"
-    );
+    assert_eq!((kept, naks), (n - 3, 0), "{}", secondary.text());
+    assert_eq!(fleet.served_by(3..n, SECONDARY_IP), n - 3);
     secondary.wait_status("COMMUNICATIONS-INTERRUPTED", 20, |s| {
         s.contains("status: COMMUNICATIONS-INTERRUPTED")
     });
-
     // New clients get addresses from the secondary's own (BACKUP) pool.
     let new = fleet.add_clients(20);
-    let got = fleet.acquire(new.clone());
+    let got = fleet.acquire(new.clone(), 8);
     eprintln!("new clients while the primary is down: {got} of 20 served");
     assert_eq!(got, 20, "{}", secondary.text());
-    assert!(
-        fleet.clients[new]
-            .iter()
-            .all(|c| c.lease.unwrap().server == SECONDARY_IP)
-    );
+    assert_eq!(fleet.served_by(new.clone(), SECONDARY_IP), 20);
     fleet.check_no_double_holding();
-    drop(secondary);
-    drop(primary);
-    let _ = std::fs::remove_dir_all(&dir);
+
+    // The primary restarts from its store: NORMAL again, and it learns the secondary's news.
+    let primary = lab.start(&lab.primary, "primary (restarted)");
+    primary.wait_status("NORMAL after the restart", 60, |s| {
+        s.contains("status: NORMAL")
+    });
+    secondary.wait_status("NORMAL after the restart", 60, |s| {
+        s.contains("status: NORMAL")
+    });
+    let fleet = &mut lab.fleet;
+    let held = held + 20;
+    settled(&primary, held);
+    settled(&secondary, held);
+    eprintln!("the primary restarted from its store: NORMAL, both servers hold {held} leases");
+    let (kept, naks) = fleet.extend(0..fleet.clients.len(), false);
+    assert_eq!(
+        (kept, naks),
+        (held, 0),
+        "every lease renewed after the restart"
+    );
+    // New clients hashing to the primary are its again.
+    let later = fleet.add_clients(20);
+    assert_eq!(fleet.acquire(later.clone(), 8), 20);
+    let hashed = fleet.clients[later.clone()]
+        .iter()
+        .filter(|c| client_bucket(None, &c.mac) < SPLIT)
+        .count();
+    assert_eq!(fleet.served_by(later, PRIMARY_IP), hashed);
+    fleet.check_no_double_holding();
+}
+
+/// The secondary killed: its clients keep their addresses on the primary, which serves new
+/// clients only from its own FREE addresses — until the operator's `partner-down` (stdin)
+/// and the MCLT after it, when the whole pool is the primary's.
+#[test]
+fn the_secondary_killed_then_partner_down_by_command_opens_the_whole_pool() {
+    let pool_size = 24;
+    let mclt = 8;
+    let mut lab = Lab::new("partner-down", "10.77.1.10-10.77.1.33", mclt);
+    let mut primary = lab.start(&lab.primary, "primary");
+    let mut secondary = lab.start(&lab.secondary, "secondary");
+    cold_start(&primary, &secondary);
+    let fleet = &mut lab.fleet;
+    let first = fleet.add_clients(8);
+    assert_eq!(fleet.acquire(first.clone(), 8), 8);
+    // Renewed once so that the leases outlive the test (first leases are at most the MCLT).
+    assert_eq!(fleet.extend(first.clone(), false), (8, 0));
+    settled(&primary, 8);
+    settled(&secondary, 8);
+    let on_secondary = fleet.served_by(first.clone(), SECONDARY_IP);
+
+    secondary.kill();
+    assert_eq!(
+        fleet.extend(first.clone(), true),
+        (8, 0),
+        "{}",
+        primary.text()
+    );
+    eprintln!("after SIGKILL of the secondary: its {on_secondary} clients rebound to the primary");
+    primary.wait_status("COMMUNICATIONS-INTERRUPTED", 20, |s| {
+        s.contains("status: COMMUNICATIONS-INTERRUPTED")
+    });
+    let own_free = count(&primary.status().unwrap(), "FREE").unwrap();
+    let backup = count(&primary.status().unwrap(), "BACKUP").unwrap();
+    assert_eq!(own_free + backup + 8, pool_size);
+    let more = fleet.add_clients(pool_size);
+    let got = fleet.acquire(more.clone(), 3);
+    eprintln!(
+        "COMMUNICATIONS-INTERRUPTED: {got} new clients served = the primary's {own_free} FREE \
+         addresses; the {backup} BACKUP ones stay the secondary's"
+    );
+    assert_eq!(got, own_free);
+
+    primary.command("partner-down");
+    primary.wait_status("PARTNER-DOWN", 10, |s| s.contains("status: PARTNER-DOWN"));
+    let since = Instant::now();
+    // Within the MCLT the partner's addresses stay untouched.
+    let early = fleet.acquire(more.clone(), 1);
+    assert_eq!(
+        early, got,
+        "nothing of the partner's pool before the MCLT has passed"
+    );
+    // After the MCLT (and the library's clock margin), the whole pool.
+    let wait = Duration::from_secs(u64::from(mclt) + 4);
+    std::thread::sleep(wait.saturating_sub(since.elapsed()));
+    let all = fleet.acquire(more.clone(), 4);
+    eprintln!(
+        "PARTNER-DOWN after the MCLT: {all} new clients served; {} of the {pool_size} \
+         addresses leased",
+        all + 8
+    );
+    assert_eq!(all + 8, pool_size, "the whole pool, {}", primary.text());
+    fleet.check_no_double_holding();
 }

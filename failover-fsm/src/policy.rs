@@ -558,8 +558,10 @@ pub fn may_allocate_to(
 
 /// The address to offer a client (DHCPDISCOVER), from the records of the pool in `pool`:
 /// the address the client holds or held last if [`may_allocate_to`] allows it, else the
-/// address it asked for (option 50) if allowed, else the first address allowed. `None` when
-/// nothing may be allocated (the server stays silent).
+/// address it asked for (option 50) if allowed, else the first address allowed. An ABANDONED
+/// address (declined by a client: someone else may use it) only as the last resort, when the
+/// dialect allows it at all (ISC's `allocate_lease`). `None` when nothing may be allocated
+/// (the server stays silent).
 ///
 /// The caller leaves out of `pool` what it must not offer for reasons of its own (an address
 /// offered to another client a moment ago).
@@ -573,11 +575,13 @@ pub fn choose_address<I>(
 where
     I: IntoIterator<Item = (Ipv4Addr, LocalBinding)>,
 {
-    // 0: the client's own, 1: the requested one, 2: any other.
+    // 0: the client's own, 1: the requested one, 2: any other, 3: ABANDONED.
     let mut best: Option<(u8, Ipv4Addr)> = None;
     for (address, binding) in pool {
         let same = binding.client.same_client(client) == Some(true);
-        let rank = if same {
+        let rank = if binding.status == BindingStatus::Abandoned {
+            3
+        } else if same {
             0
         } else if Some(address) == requested {
             1

@@ -229,3 +229,35 @@ fn the_endpoint_of_a_status_is_the_engines() {
         );
     }
 }
+
+#[test]
+fn an_abandoned_address_is_the_last_resort() {
+    let a = client(&MAC_A).identity();
+    let b = client(&MAC_B).identity();
+    let p = ep(Role::Primary, ServerState::Normal);
+    // A declined its lease of .1: ABANDONED.
+    let mut declined = leased(1, &MAC_A, NOW.plus(100));
+    let d = declined.declined(&a, NOW).unwrap();
+    declined.apply_local(d, true);
+    let records = vec![declined, LeaseRecord::fresh(addr(2))];
+    // Neither A (its last address) nor B (asking for it) gets it while .2 is FREE.
+    assert_eq!(
+        choose_address(&p, pool(&records), &a, None, NOW),
+        Some(addr(2))
+    );
+    assert_eq!(
+        choose_address(&p, pool(&records), &b, Some(addr(1)), NOW),
+        Some(addr(2))
+    );
+    // ISC's primary takes it as FREE when nothing else is left; the draft never.
+    assert_eq!(
+        choose_address(&p, pool(&records[..1]), &b, None, NOW),
+        Some(addr(1))
+    );
+    let mut draft = p;
+    draft.dialect = Dialect::Draft;
+    assert_eq!(
+        choose_address(&draft, pool(&records[..1]), &b, None, NOW),
+        None
+    );
+}
