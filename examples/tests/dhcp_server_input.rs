@@ -1,4 +1,7 @@
-//! Bad input to the `dhcp-server`'s request handling: truncated packets, wrong op, bad
+//! The `dhcp-server`'s request handling in-process, as its UDP loop calls it: bad input, and a
+//! direct client whose lease expires.
+//!
+//! Bad input: truncated packets, wrong op, bad
 //! hardware-address lengths, malformed and oversized options, message types a client does not
 //! send, requests for addresses outside the pool or held by another client. Each gets no
 //! answer or a DHCPNAK, never a panic and never a lease change. A primary and a secondary run
@@ -22,7 +25,7 @@ use failover_examples::dhcp_server::serve::{Ports, Server};
 use failover_examples::dhcp_server::wire::{BadRequest, ClientKind, Network, parse};
 use failover_examples::dhcp_server::{Parsed, ServerOptions, parse_args};
 use failover_examples::peer::{PeerStore, start_peer};
-use failover_fsm::{Dialect, ServerState};
+use failover_fsm::{BindingStatus, Dialect, ServerState};
 use failover_proto::hash::client_bucket;
 use failover_tokio::Handle;
 
@@ -39,7 +42,7 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn options(role: &str, peer: u16, partner: u16) -> ServerOptions {
+fn options(role: &str, peer: u16, partner: u16, mclt: u32) -> ServerOptions {
     let args = [
         "--listen",
         "127.0.0.1:0",
@@ -54,7 +57,7 @@ fn options(role: &str, peer: u16, partner: u16) -> ServerOptions {
         "--name",
         "bad-input",
         "--mclt",
-        "60",
+        &mclt.to_string(),
     ];
     match parse_args(args.iter().map(|s| s.to_string())) {
         Ok(Parsed::Run(o)) => *o,
@@ -69,6 +72,43 @@ async fn start(o: &ServerOptions) -> (Handle, Arc<PeerStore>) {
         .unwrap();
     tokio::spawn(async move { while events.recv().await.is_some() {} });
     (handle, store)
+}
+
+/// A primary and a secondary in-process, both NORMAL.
+async fn pair(mclt: u32) -> (Handle, Arc<PeerStore>, Handle, Arc<PeerStore>) {
+    let (pp, sp) = (free_port(), free_port());
+    let (po, so) = (
+        options("primary", pp, sp, mclt),
+        options("secondary", sp, pp, mclt),
+    );
+    let (ph, pstore) = start(&po).await;
+    let (sh, sstore) = start(&so).await;
+    tokio::time::timeout(Duration::from_secs(40), async {
+        ph.wait_for_state(ServerState::Normal).await.unwrap();
+        sh.wait_for_state(ServerState::Normal).await.unwrap();
+    })
+    .await
+    .expect("both NORMAL");
+    (ph, pstore, sh, sstore)
+}
+
+/// The primary's DHCP side, replying to relays on port 67 and clients on 68.
+fn relay_server(ph: &Handle, pstore: &Arc<PeerStore>) -> Server {
+    Server::new(
+        ph.clone(),
+        pstore.clone(),
+        Dialect::Isc,
+        Network {
+            server_id: SERVER_ID,
+            subnet_mask: None,
+            router: None,
+        },
+        Ports {
+            client: 68,
+            relay: 67,
+        },
+        600,
+    )
 }
 
 /// A MAC whose RFC 3074 bucket is the primary's (split 128), after `skip` others.
@@ -148,31 +188,8 @@ impl Rng {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_no_answer_or_a_nak_and_changes_no_lease() {
-    let (pp, sp) = (free_port(), free_port());
-    let (po, so) = (options("primary", pp, sp), options("secondary", sp, pp));
-    let (ph, pstore) = start(&po).await;
-    let (sh, _sstore) = start(&so).await;
-    tokio::time::timeout(Duration::from_secs(40), async {
-        ph.wait_for_state(ServerState::Normal).await.unwrap();
-        sh.wait_for_state(ServerState::Normal).await.unwrap();
-    })
-    .await
-    .expect("both NORMAL");
-    let mut server = Server::new(
-        ph.clone(),
-        pstore.clone(),
-        Dialect::Isc,
-        Network {
-            server_id: SERVER_ID,
-            subnet_mask: None,
-            router: None,
-        },
-        Ports {
-            client: 68,
-            relay: 67,
-        },
-        600,
-    );
+    let (ph, pstore, sh, _sstore) = pair(60).await;
+    let mut server = relay_server(&ph, &pstore);
 
     // A client A with a lease, the baseline.
     let a = primary_mac(0);
@@ -368,6 +385,94 @@ async fn bad_input_gets_no_answer_or_a_nak_and_changes_no_lease() {
     // The server still serves A's renewal with the same address.
     let again = server.handle_datagram(&renew).await.unwrap().unwrap();
     assert_eq!(reply_of(&again.bytes), (MessageType::Ack, addr));
+    ph.abort().await;
+    sh.abort().await;
+}
+
+/// A direct client (no relay): replies are broadcast to port 68 until it has an address, and
+/// go to ciaddr after. Its lease (the MCLT, 3 s, for a new client) ends: the primary records
+/// EXPIRED, the secondary acknowledges it, both hold the address FREE, and it is offered to
+/// the next client.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_direct_clients_lease_expires_and_its_address_is_reused() {
+    let (ph, pstore, sh, sstore) = pair(3).await;
+    let mut server = relay_server(&ph, &pstore);
+    let unspec = Ipv4Addr::UNSPECIFIED;
+    let direct = |mut m: Message| {
+        m.set_giaddr(unspec);
+        bytes(&m)
+    };
+    let a = primary_mac(0);
+    let offer = server
+        .handle_datagram(&direct(message(
+            &a,
+            MessageType::Discover,
+            unspec,
+            None,
+            None,
+        )))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(offer.to, "255.255.255.255:68".parse().unwrap());
+    let (_, addr) = reply_of(&offer.bytes);
+    let select = message(
+        &a,
+        MessageType::Request,
+        unspec,
+        Some(addr),
+        Some(SERVER_ID),
+    );
+    let ack = server
+        .handle_datagram(&direct(select))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply_of(&ack.bytes), (MessageType::Ack, addr));
+    let lease = Message::decode(&mut Decoder::new(&ack.bytes)).unwrap();
+    let granted = match lease.opts().get(dhcproto::v4::OptionCode::AddressLeaseTime) {
+        Some(DhcpOption::AddressLeaseTime(t)) => *t,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        granted, 3,
+        "a new client's lease is at most the MCLT (§5.2.1)"
+    );
+    let inform = direct(message(&a, MessageType::Inform, addr, None, None));
+    let out = server.handle_datagram(&inform).await.unwrap().unwrap();
+    assert_eq!(out.to, std::net::SocketAddr::from((addr, 68)));
+    settle(&ph).await;
+    assert_eq!(server.expire().await, 0, "the lease runs");
+
+    tokio::time::sleep(Duration::from_millis(u64::from(granted) * 1000 + 1100)).await;
+    assert_eq!(server.expire().await, 1, "the lease ended");
+    assert_eq!(
+        pstore.memory().get(addr).unwrap().local.status,
+        BindingStatus::Expired
+    );
+    settle(&ph).await;
+    // The partner's acknowledgement frees it on both sides (§5.11).
+    assert_eq!(
+        pstore.memory().get(addr).unwrap().local.status,
+        BindingStatus::Free
+    );
+    assert_eq!(
+        sstore.memory().get(addr).unwrap().local.status,
+        BindingStatus::Free
+    );
+    let b = primary_mac(1);
+    let offer = server
+        .handle_datagram(&direct(message(
+            &b,
+            MessageType::Discover,
+            unspec,
+            None,
+            None,
+        )))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(reply_of(&offer.bytes), (MessageType::Offer, addr), "reused");
     ph.abort().await;
     sh.abort().await;
 }
