@@ -28,7 +28,7 @@
 
 use core::net::Ipv4Addr;
 
-use failover_proto::{BindingStatus, HardwareAddress, Role};
+use failover_proto::{BindingStatus, HardwareAddress, IpFlags, Role};
 
 use crate::accept::{ClientIdentity, LocalBinding, Verdict, freed_status};
 use crate::binding::{BindingData, BindingTooLong};
@@ -159,8 +159,9 @@ impl LeaseRecord {
 
     /// The binding of a lease `grant`ed to `client` (the DHCPACK): ACTIVE, with the grant's
     /// lease-expiration-time and potential-expiration-time (§7.1.5),
-    /// client-last-transaction-time `now`, and start-time-of-state kept while the same
-    /// client's ACTIVE lease goes on (a renewal), else `now`. Send it to the partner and
+    /// client-last-transaction-time `now`, start-time-of-state kept while the same client's
+    /// ACTIVE lease goes on (a renewal), else `now`, and IP-flags R if the address is
+    /// reserved. Send it to the partner and
     /// wait until it is recorded before the DHCPACK goes out (§5.1).
     pub fn granted(
         &self,
@@ -174,7 +175,12 @@ impl LeaseRecord {
             client.htype,
             client.chaddr,
         )?;
-        b.ip_flags = self.data.ip_flags;
+        // A DHCP lease: never BOOTP (§5.14); the reservation belongs to the address (§5.13).
+        b.ip_flags = if self.local.reserved {
+            IpFlags::RESERVED
+        } else {
+            IpFlags::EMPTY
+        };
         b.lease_expiration_time = Some(grant.lease_expiration);
         b.potential_expiration_time = Some(grant.potential_expiration);
         b.start_time_of_state = Some(if renewal {
