@@ -239,6 +239,10 @@ pub fn reply(
     if let Some(id) = &req.client_id {
         opts.insert(DhcpOption::ClientIdentifier(id.clone()));
     }
+    // A relay's agent information goes back to it unchanged (RFC 3046 §2.2).
+    if let Some(agent) = m.opts().get(OptionCode::RelayAgentInformation) {
+        opts.insert(agent.clone());
+    }
     if kind != MessageType::Nak {
         if let Some(l) = lease {
             opts.insert(DhcpOption::AddressLeaseTime(l.lease_time));

@@ -19,7 +19,7 @@ use std::net::{Ipv4Addr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
 
-use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode};
+use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable};
 use failover_examples::dhcp_server::serve::{Ports, Server};
 use failover_examples::dhcp_server::wire::{BadRequest, ClientKind, Network, parse};
@@ -199,6 +199,16 @@ async fn bad_input_gets_no_answer_or_a_nak_and_changes_no_lease() {
     let offer = server.handle_datagram(&discover).await.unwrap().unwrap();
     let (kind, addr) = reply_of(&offer.bytes);
     assert_eq!(kind, MessageType::Offer);
+    // The relay's agent information (option 82: circuit id "port-7") comes back unchanged.
+    let mut with_agent = discover.clone();
+    let end = with_agent.len() - 1;
+    with_agent.splice(end..end, [82, 8, 1, 6, b'p', b'o', b'r', b't', b'-', b'7']);
+    let out = server.handle_datagram(&with_agent).await.unwrap().unwrap();
+    let reply = Message::decode(&mut Decoder::new(&out.bytes)).unwrap();
+    let sent = Message::decode(&mut Decoder::new(&with_agent)).unwrap();
+    let agent = sent.opts().get(OptionCode::RelayAgentInformation);
+    assert!(agent.is_some());
+    assert_eq!(reply.opts().get(OptionCode::RelayAgentInformation), agent);
     assert_eq!(offer.to.ip(), RELAY, "relayed: the reply goes to giaddr");
     assert_eq!(offer.to.port(), 67);
     let select = message(
@@ -430,7 +440,7 @@ async fn a_direct_clients_lease_expires_and_its_address_is_reused() {
         .unwrap();
     assert_eq!(reply_of(&ack.bytes), (MessageType::Ack, addr));
     let lease = Message::decode(&mut Decoder::new(&ack.bytes)).unwrap();
-    let granted = match lease.opts().get(dhcproto::v4::OptionCode::AddressLeaseTime) {
+    let granted = match lease.opts().get(OptionCode::AddressLeaseTime) {
         Some(DhcpOption::AddressLeaseTime(t)) => *t,
         other => panic!("{other:?}"),
     };
