@@ -170,6 +170,24 @@ async fn settle(handle: &Handle) {
     panic!("the primary's updates were not acknowledged");
 }
 
+/// The `dhcp_request` fuzz target's properties, run here on stable Rust over its corpus and
+/// every mutated datagram.
+#[path = "../../fuzz/fuzz_targets/dhcp_checks.rs"]
+mod dhcp_checks;
+
+#[test]
+fn the_fuzz_corpus_passes_the_fuzz_targets_checks() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/corpus/dhcp_request");
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(parse(&data).is_ok(), "a seed the parser refuses");
+        dhcp_checks::check_dhcp_request(&data);
+        n += 1;
+    }
+    assert!(n >= 5);
+}
+
 /// A tiny deterministic generator (xorshift) for the mutation loop.
 struct Rng(u64);
 
@@ -365,6 +383,7 @@ async fn bad_input_gets_no_answer_or_a_nak_and_changes_no_lease() {
                 _ => {}
             }
         }
+        dhcp_checks::check_dhcp_request(&d);
         let kind = parse(&d).ok().map(|r| r.kind);
         let result = server.handle_datagram(&d).await;
         let acked = match &result {
