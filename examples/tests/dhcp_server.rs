@@ -13,7 +13,7 @@
     missing_docs
 )]
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -23,7 +23,11 @@ use std::time::{Duration, Instant};
 
 use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable};
+use failover_fsm::accept::ClientIdentity;
+use failover_fsm::record::LeaseClient;
+use failover_fsm::{BindingStatus, Role};
 use failover_proto::hash::client_bucket;
+use failover_tokio::FileStore;
 
 const PRIMARY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 const SECONDARY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
@@ -789,6 +793,49 @@ fn a_pair_serves_a_fleet_and_survives_the_primary_killed() {
         .count();
     assert_eq!(fleet.served_by(later, PRIMARY_IP), hashed);
     fleet.check_no_double_holding();
+
+    // The two lease databases agree with each other and with the clients: read back from the
+    // stores' files after SIGKILL (what was acknowledged is on disk).
+    let held = held + 20;
+    settled(&primary, held);
+    settled(&secondary, held);
+    drop(primary);
+    drop(secondary);
+    let fleet = &lab.fleet;
+    let expected: BTreeMap<Ipv4Addr, ClientIdentity> = fleet
+        .clients
+        .iter()
+        .filter_map(|c| {
+            let client = LeaseClient {
+                client_identifier: None,
+                htype: 1,
+                chaddr: &c.mac,
+            };
+            Some((c.lease?.address, client.identity()))
+        })
+        .collect();
+    assert_eq!(expected.len(), held);
+    for (side, role) in [
+        (&lab.primary, Role::Primary),
+        (&lab.secondary, Role::Secondary),
+    ] {
+        let store = FileStore::open(&side.store, role, Ipv4Addr::new(10, 77, 0, 10), 240).unwrap();
+        let active: BTreeMap<Ipv4Addr, ClientIdentity> = store
+            .memory()
+            .snapshot()
+            .values()
+            .filter(|r| r.local.status == BindingStatus::Active)
+            .map(|r| (r.data.ip(), r.local.client))
+            .collect();
+        assert!(
+            active == expected,
+            "{}'s store: {} ACTIVE, the clients hold {}",
+            side.role,
+            active.len(),
+            expected.len()
+        );
+    }
+    eprintln!("both stores, read back after SIGKILL, hold exactly the clients' {held} leases");
 }
 
 /// The secondary killed: its clients keep their addresses on the primary, which serves new
