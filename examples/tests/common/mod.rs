@@ -107,8 +107,19 @@ impl Proc {
     }
 
     pub(crate) fn spawn(bin: &Path, args: &[String], name: &'static str) -> Proc {
+        Proc::spawn_with_env(bin, args, name, &[])
+    }
+
+    /// [`Proc::spawn`] with `env` added to the child's environment.
+    pub(crate) fn spawn_with_env(
+        bin: &Path,
+        args: &[String],
+        name: &'static str,
+        env: &[(&str, &str)],
+    ) -> Proc {
         let child = Command::new(bin)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
