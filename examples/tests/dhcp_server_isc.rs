@@ -1,11 +1,11 @@
-//! The `dhcp-server` paired with ISC dhcpd 4.4: ISC the primary, ours the secondary, serving a
-//! client fleet relayed over a veth pair between two network namespaces (addresses from
-//! 198.18.0.0/15). Skipped with a note when dhcpd, iproute2 or the right to create namespaces
+//! The `dhcp-server` paired with ISC dhcpd 4.4, in either role, serving a client fleet relayed
+//! over a veth pair between two network namespaces (addresses from 198.18.0.0/15). Skipped with a note when dhcpd, iproute2 or the right to create namespaces
 //! is missing (`FAILOVER_REQUIRE_TOOLS=1` makes that a failure).
 //!
-//! * `fo<pid>-s`: ISC on `fo0` 198.18.0.1:67, our server on 198.18.0.2:6767 (a second address
-//!   of `fo0`, and a port of its own: dhcpd holds 0.0.0.0:67), failover over the namespace's
-//!   loopback (ISC 127.0.0.1:647, ours 127.0.0.2:647).
+//! * `fo<pid>-s`: ISC on `fo0` 198.18.0.1:67, our server on 198.18.0.2:6767 (an address on
+//!   the namespace's loopback — dhcpd takes every address of `fo0` as its own server
+//!   identifier — and a port of its own: dhcpd holds 0.0.0.0:67), failover over the
+//!   namespace's loopback (ISC 127.0.0.1:647, ours 127.0.0.2:647).
 //! * `fo<pid>-c`: the fleet, the relay at 198.18.0.254:67 (`cli0`): this test binary
 //!   re-executed under `ip netns exec` ([`fleet_child`]), driven by commands on its stdin.
 #![allow(
@@ -20,6 +20,7 @@ mod common;
 
 use std::io::BufRead;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{Fleet, Proc, count, server_binary};
@@ -31,7 +32,6 @@ use failover_testkit::isc::dhcpd::{Dhcpd, IP, IscConfig, IscRole};
 use failover_testkit::isc::netns::{self, Netns};
 use failover_tokio::FileStore;
 
-const T: &str = "isc_primary_and_our_secondary_serve_a_fleet_and_ours_takes_over";
 const NAME: &str = "dhcp-isc";
 const ISC_DHCP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
 const OUR_DHCP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
@@ -88,9 +88,23 @@ fn leases(lines: &[String]) -> Vec<(usize, Ipv4Addr, Ipv4Addr)> {
 
 #[test]
 fn isc_primary_and_our_secondary_serve_a_fleet_and_ours_takes_over() {
-    if !failover_testkit::isc::netns_available(T) {
+    pair_with_isc(IscRole::Primary, "isc_primary_and_our_secondary");
+}
+
+#[test]
+fn our_primary_and_isc_secondary_serve_a_fleet_and_ours_takes_over() {
+    pair_with_isc(IscRole::Secondary, "our_primary_and_isc_secondary");
+}
+
+/// ISC in `isc_role`, ours in the other: cold start and the split, both databases, ISC
+/// SIGKILLed and its clients rebinding to us, new clients, our store read back.
+fn pair_with_isc(isc_role: IscRole, test: &str) {
+    if !failover_testkit::isc::netns_available(test) {
         return;
     }
+    // One at a time: the namespaces are named after this process (`fo<pid>-s`, `-c`).
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let bin = server_binary();
     let t0 = Instant::now();
     let server_ns = Netns::create("s").expect("server namespace");
@@ -104,17 +118,19 @@ fn isc_primary_and_our_secondary_serve_a_fleet_and_ours_takes_over() {
         &format!("{RELAY}/16"),
     )
     .expect("veth pair");
+    // Our address on the namespace's loopback, not on `fo0`: dhcpd takes every address of its
+    // interface as its own server identifier, and would ACK requests meant for us.
     let status = std::process::Command::new(IP)
         .args(["-n", server_ns.name(), "addr", "add"])
-        .arg(format!("{OUR_DHCP}/16"))
-        .args(["dev", "fo0"])
+        .arg(format!("{OUR_DHCP}/32"))
+        .args(["dev", "lo"])
         .status()
         .unwrap();
-    assert!(status.success(), "a second address on fo0");
+    assert!(status.success(), "our address in the server namespace");
 
     let isc_fo: SocketAddr = "127.0.0.1:647".parse().unwrap();
     let our_fo: SocketAddr = "127.0.0.2:647".parse().unwrap();
-    let mut c = IscConfig::new(IscRole::Primary, NAME, isc_fo, our_fo);
+    let mut c = IscConfig::new(isc_role, NAME, isc_fo, our_fo);
     c.mclt = 60;
     c.split = u16::from(SPLIT);
     c.lbms = 3;
@@ -122,7 +138,14 @@ fn isc_primary_and_our_secondary_serve_a_fleet_and_ours_takes_over() {
     let mut dhcpd = Dhcpd::new_in_netns(c, server_ns.name(), "fo0").expect("prepare dhcpd");
     dhcpd.start().unwrap();
 
-    let store = std::env::temp_dir().join(format!("dhcp-server-isc-{}.log", std::process::id()));
+    let (our_role, role) = match isc_role {
+        IscRole::Primary => ("secondary", Role::Secondary),
+        IscRole::Secondary => ("primary", Role::Primary),
+    };
+    let store = std::env::temp_dir().join(format!(
+        "dhcp-server-isc-{}-{our_role}.log",
+        std::process::id()
+    ));
     let _ = std::fs::remove_file(&store);
     let mut args: Vec<String> = ["netns", "exec", server_ns.name()]
         .iter()
@@ -142,7 +165,11 @@ fn isc_primary_and_our_secondary_serve_a_fleet_and_ours_takes_over() {
             "--status-every",
             "1",
             "--role",
-            "secondary",
+            our_role,
+            "--mclt",
+            "60",
+            "--split",
+            &SPLIT.to_string(),
             "--peer-listen",
             &our_fo.to_string(),
             "--partner",
@@ -157,8 +184,9 @@ fn isc_primary_and_our_secondary_serve_a_fleet_and_ours_takes_over() {
         .iter()
         .map(|s| s.to_string()),
     );
-    let ours = Proc::spawn(std::path::Path::new(IP), &args, "our secondary");
-    ours.wait_status("NORMAL with addresses of its own (BACKUP)", 90, |s| {
+    let ours = Proc::spawn(std::path::Path::new(IP), &args, "our server");
+    // NORMAL, and the pool split between the two (the secondary's share is BACKUP).
+    ours.wait_status("NORMAL with the pool balanced", 90, |s| {
         s.contains("status: NORMAL") && count(s, "BACKUP").is_some_and(|n| n > 0)
     });
     assert_eq!(
@@ -167,7 +195,7 @@ fn isc_primary_and_our_secondary_serve_a_fleet_and_ours_takes_over() {
         "{}",
         dhcpd.log_tail(30)
     );
-    eprintln!("{T}: ISC and ours NORMAL after {:?}", t0.elapsed());
+    eprintln!("{test}: ISC and ours NORMAL after {:?}", t0.elapsed());
 
     let exe = std::env::current_exe().unwrap();
     let child_args: Vec<String> = [
@@ -197,19 +225,35 @@ fn isc_primary_and_our_secondary_serve_a_fleet_and_ours_takes_over() {
     let bound = leases(&got);
     assert_eq!(bound.len(), CLIENTS, "{}", fleet.text());
     let by_isc = bound.iter().filter(|(_, _, s)| *s == ISC_DHCP).count();
-    let hashed_isc = (0..CLIENTS)
-        .filter(|&i| client_bucket(None, &common::mac(i)) < SPLIT)
-        .count();
+    // The primary serves the buckets below the split (ISC's polarity).
+    let isc_serves =
+        |i: usize| (client_bucket(None, &common::mac(i)) < SPLIT) == (isc_role == IscRole::Primary);
+    let hashed_isc = (0..CLIENTS).filter(|&i| isc_serves(i)).count();
     eprintln!(
-        "{T}: split: ISC {by_isc} / ours {} of {CLIENTS} clients; the hash gives {hashed_isc} / {}",
+        "{test}: split: ISC {by_isc} / ours {} of {CLIENTS} clients; the hash gives {hashed_isc} / {}",
         CLIENTS - by_isc,
         CLIENTS - hashed_isc
     );
     let misplaced = bound
         .iter()
-        .filter(|(i, _, s)| (client_bucket(None, &common::mac(*i)) < SPLIT) != (*s == ISC_DHCP))
+        .filter(|(i, _, s)| isc_serves(*i) != (*s == ISC_DHCP))
         .count();
-    assert_eq!(misplaced, 0, "each client served by its hash's server");
+    assert_eq!(
+        misplaced,
+        0,
+        "each client served by its hash's server: {:?}\nISC:\n{}\nours:\n{}",
+        bound
+            .iter()
+            .filter(|(i, _, s)| isc_serves(*i) != (*s == ISC_DHCP))
+            .collect::<Vec<_>>(),
+        dhcpd
+            .log()
+            .lines()
+            .filter(|l| !l.contains("reuse_lease"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        ours.text()
+    );
 
     // Both lease databases hold every lease: ISC's file, and ours (every ISC lease
     // acknowledged, nothing of ours waiting).
@@ -239,13 +283,13 @@ fn isc_primary_and_our_secondary_serve_a_fleet_and_ours_takes_over() {
             "{addr} in ISC's file"
         );
     }
-    eprintln!("{T}: ISC's lease file and our store hold the {CLIENTS} leases");
+    eprintln!("{test}: ISC's lease file and our store hold the {CLIENTS} leases");
 
     // ISC killed: its clients rebind to us and keep their addresses; new clients are ours.
     dhcpd.kill();
     let got = ask(&mut fleet, &format!("rebind 0 {CLIENTS}"), 90);
     let done = got.iter().find(|l| l.starts_with("done rebind")).unwrap();
-    eprintln!("{T}: after SIGKILL of ISC: {done}");
+    eprintln!("{test}: after SIGKILL of ISC: {done}");
     assert_eq!(done, &format!("done rebind {CLIENTS} 0"), "{}", ours.text());
     assert!(leases(&got).iter().all(|(_, _, s)| *s == OUR_DHCP));
     let got = ask(
@@ -255,7 +299,7 @@ fn isc_primary_and_our_secondary_serve_a_fleet_and_ours_takes_over() {
     );
     let new = leases(&got);
     eprintln!(
-        "{T}: new clients while ISC is down: {} of 10 served by us",
+        "{test}: new clients while ISC is down: {} of 10 served by us",
         new.len()
     );
     assert_eq!(new.len(), 10, "{}", ours.text());
@@ -269,7 +313,7 @@ fn isc_primary_and_our_secondary_serve_a_fleet_and_ours_takes_over() {
     });
     drop(fleet);
     drop(ours);
-    let file = FileStore::open(&store, Role::Secondary, POOL_FIRST, POOL_LEN).unwrap();
+    let file = FileStore::open(&store, role, POOL_FIRST, POOL_LEN).unwrap();
     let holders: Vec<(Ipv4Addr, ClientIdentity)> = bound
         .iter()
         .chain(new.iter())
@@ -294,7 +338,7 @@ fn isc_primary_and_our_secondary_serve_a_fleet_and_ours_takes_over() {
     drop(server_ns);
 }
 
-/// Not a test: the fleet, run by [`isc_primary_and_our_secondary_serve_a_fleet_and_ours_takes_over`]
+/// Not a test: the fleet, run by [`pair_with_isc`]
 /// inside the client namespace (this binary re-executed with `DHCP_FLEET_CHILD` set). Reads
 /// commands from stdin — `acquire A B`, `rebind A B`, `check` — and answers each with
 /// `lease I ADDRESS SERVER` lines and a `done …` line. Without the variable it does nothing.

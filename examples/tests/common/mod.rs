@@ -354,7 +354,8 @@ impl Fleet {
     }
 
     /// Sends the messages and collects the replies for `window` or until every client asked
-    /// has one.
+    /// has one — from the server its message names (option 54), if it names one: another
+    /// server that knows the lease from its partner may answer too, and first.
     pub(crate) fn exchange(
         &mut self,
         asks: &[Ask],
@@ -362,9 +363,11 @@ impl Fleet {
     ) -> HashMap<usize, Vec<Reply>> {
         self.round += 1;
         let mut expected = HashMap::new();
+        let mut named = HashMap::new();
         for ask in asks {
             let xid = (self.round << 12) | ask.client as u32;
             expected.insert(xid, ask.client);
+            named.insert(ask.client, ask.server_id);
             let bytes = message(&self.clients[ask.client].mac, self.relay, ask, xid);
             for s in &self.servers {
                 if ask.only.is_none_or(|ip| s.ip() == ip) {
@@ -376,7 +379,8 @@ impl Fleet {
         let mut replies: HashMap<usize, Vec<Reply>> = HashMap::new();
         let deadline = Instant::now() + window;
         let mut buf = [0u8; 1500];
-        while Instant::now() < deadline && replies.len() < expected.len() {
+        let mut done = std::collections::HashSet::new();
+        while Instant::now() < deadline && done.len() < expected.len() {
             let Ok((n, _)) = self.socket.recv_from(&mut buf) else {
                 continue;
             };
@@ -384,6 +388,14 @@ impl Fleet {
             if let Some((xid, r)) = decode_reply(&buf[..n])
                 && let Some(&i) = expected.get(&xid)
             {
+                if named
+                    .get(&i)
+                    .copied()
+                    .flatten()
+                    .is_none_or(|s| s == r.server)
+                {
+                    done.insert(i);
+                }
                 replies.entry(i).or_default().push(r);
             }
         }
@@ -449,7 +461,17 @@ impl Fleet {
                 })
                 .collect();
             for (i, rs) in self.exchange(&requests, Duration::from_secs(3)) {
-                if let Some(r) = rs.iter().find(|r| r.kind == MessageType::Ack) {
+                // The selected server's ACK; another's (it knows the lease from the partner)
+                // only without one.
+                let selected = requests
+                    .iter()
+                    .find(|a| a.client == i)
+                    .and_then(|a| a.server_id);
+                let ack = rs
+                    .iter()
+                    .find(|r| r.kind == MessageType::Ack && Some(r.server) == selected)
+                    .or_else(|| rs.iter().find(|r| r.kind == MessageType::Ack));
+                if let Some(r) = ack {
                     self.bind(i, r);
                 }
             }
