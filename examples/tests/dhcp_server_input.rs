@@ -1,5 +1,5 @@
 //! The `dhcp-server`'s request handling in-process, as its UDP loop calls it: bad input, and a
-//! direct client whose lease expires.
+//! direct client whose lease expires; and its command line.
 //!
 //! Bad input: truncated packets, wrong op, bad
 //! hardware-address lengths, malformed and oversized options, message types a client does not
@@ -504,4 +504,80 @@ async fn a_direct_clients_lease_expires_and_its_address_is_reused() {
     assert_eq!(reply_of(&offer.bytes), (MessageType::Offer, addr), "reused");
     ph.abort().await;
     sh.abort().await;
+}
+
+/// The command line: DHCP options, the failover options passed to the peer's parser
+/// (`--peer-listen` as its `--listen`), and the typed errors.
+#[test]
+fn command_line() {
+    let parse = |extra: &[&str]| {
+        let mut args: Vec<String> = [
+            "--pool",
+            "10.0.0.10-10.0.0.20",
+            "--role",
+            "primary",
+            "--peer-listen",
+            "127.0.0.1:6647",
+            "--partner",
+            "127.0.0.2:6647",
+            "--name",
+            "dhcp",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        parse_args(args).map_err(|e| e.to_string())
+    };
+    let Ok(Parsed::Run(o)) = parse(&[
+        "--listen",
+        "192.0.2.1:67",
+        "--subnet",
+        "24",
+        "--router",
+        "192.0.2.254",
+        "--lb-max-secs",
+        "5",
+        "--auto-partner-down",
+        "600",
+        "--mclt",
+        "120",
+    ]) else {
+        panic!()
+    };
+    assert_eq!(
+        o.server_id,
+        Ipv4Addr::new(192, 0, 2, 1),
+        "the --listen address"
+    );
+    assert_eq!(o.subnet_mask, Some(Ipv4Addr::new(255, 255, 255, 0)));
+    assert_eq!(o.router, Some(Ipv4Addr::new(192, 0, 2, 254)));
+    assert_eq!((o.lease_time, o.status_every), (3600, 10));
+    assert_eq!((o.ports.client, o.ports.relay), (68, 67));
+    assert_eq!(o.peer.listen, "127.0.0.1:6647".parse().unwrap());
+    let c = o.config();
+    assert_eq!(c.load_balance_max_seconds, 5);
+    assert_eq!((c.auto_partner_down, c.mclt), (Some(600), 120));
+    assert_eq!(parse(&["--help"]), Ok(Parsed::Help));
+    for (extra, needle) in [
+        (
+            &["--subnet", "255.0.255.0", "--listen", "192.0.2.1:67"][..],
+            "--subnet",
+        ),
+        (
+            &["--subnet", "33", "--listen", "192.0.2.1:67"][..],
+            "--subnet",
+        ),
+        (&[][..], "--server-id"),
+        (
+            &["--listen", "192.0.2.1:67", "--lease-time", "0"][..],
+            "--lease-time",
+        ),
+        (&["--listen", "192.0.2.1:67", "--bogus", "1"][..], "--bogus"),
+    ] {
+        let e = parse(extra).unwrap_err();
+        assert!(e.contains(needle), "{extra:?}: {e}");
+    }
+    let e = parse_args(["--role", "primary"].map(String::from)).unwrap_err();
+    assert!(e.to_string().contains("--pool"), "{e}");
 }
