@@ -9,12 +9,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use dhcproto::v4::MessageType;
-use failover_fsm::accept::{ClientIdentity, own_free_status};
+use failover_fsm::accept::ClientIdentity;
 use failover_fsm::policy::{
     Answer, ClientMessage, Endpoint, LeaseRequest, LeaseTimes, MessageKind, PartnerDownLeases,
     PartnerPool, RequestAnswer, RequestKind, choose_address, expires_leases, judge_request,
 };
-use failover_fsm::{BindingData, Dialect, Role, UnixTime};
+use failover_fsm::{BindingData, Dialect, UnixTime};
 use failover_tokio::{Handle, Storage, wall_clock};
 
 use super::wire::{BadRequest, ClientKind, ClientRequest, Network, Offered, parse, reply};
@@ -117,21 +117,6 @@ impl Server {
         Endpoint::of(&self.handle.status(), self.dialect)
     }
 
-    /// Whether the partner holds available addresses (ISC answers the partner's DISCOVERs
-    /// when it has none).
-    fn partner_pool(&self, role: Role) -> PartnerPool {
-        let counts = self.store.pool_counts();
-        let theirs = match own_free_status(role) {
-            failover_fsm::BindingStatus::Free => counts.backup,
-            _ => counts.free,
-        };
-        if theirs == 0 {
-            PartnerPool::Empty
-        } else {
-            PartnerPool::HasFree
-        }
-    }
-
     /// Handles one datagram; returns the reply to send, if any. Never panics on input: what
     /// [`parse`] refuses is counted and dropped.
     pub async fn handle_datagram(
@@ -175,7 +160,9 @@ impl Server {
             chaddr: req.chaddr(),
             secs: req.msg.secs(),
         };
-        let answer = self.handle.may_answer(&msg, self.partner_pool(ep.role));
+        // ISC answers the partner's DISCOVERs too when the partner has no address left.
+        let partner_pool = PartnerPool::of(self.store.pool_counts(), ep.role);
+        let answer = self.handle.may_answer(&msg, partner_pool);
         if answer != Answer::Serve {
             self.counters.not_ours += 1;
             return None;

@@ -176,6 +176,23 @@ pub enum PartnerPool {
     Empty,
 }
 
+impl PartnerPool {
+    /// From this server's counts of the pool the client would be served from: the partner's
+    /// available addresses are BACKUP when we are the primary, FREE when we are the secondary
+    /// (§5.4).
+    pub const fn of(counts: PoolCounts, role: Role) -> PartnerPool {
+        let partners = match role {
+            Role::Primary => counts.backup,
+            Role::Secondary => counts.free,
+        };
+        if partners == 0 {
+            PartnerPool::Empty
+        } else {
+            PartnerPool::HasFree
+        }
+    }
+}
+
 /// Whether to answer a client message, and why not.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

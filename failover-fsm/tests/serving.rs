@@ -261,3 +261,26 @@ fn an_abandoned_address_is_the_last_resort() {
         None
     );
 }
+
+#[test]
+fn the_partners_pool_is_backup_on_a_primary_and_free_on_a_secondary() {
+    use failover_fsm::policy::{PartnerPool, PoolCounts};
+    let only_free = PoolCounts { free: 5, backup: 0 };
+    assert_eq!(
+        PartnerPool::of(only_free, Role::Primary),
+        PartnerPool::Empty
+    );
+    assert_eq!(
+        PartnerPool::of(only_free, Role::Secondary),
+        PartnerPool::HasFree
+    );
+    let only_backup = PoolCounts { free: 0, backup: 5 };
+    assert_eq!(
+        PartnerPool::of(only_backup, Role::Primary),
+        PartnerPool::HasFree
+    );
+    assert_eq!(
+        PartnerPool::of(only_backup, Role::Secondary),
+        PartnerPool::Empty
+    );
+}

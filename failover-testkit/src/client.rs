@@ -15,14 +15,14 @@
 
 use std::net::Ipv4Addr;
 
-use failover_fsm::accept::{ClientIdentity, LocalBinding, own_free_status};
+use failover_fsm::accept::{ClientIdentity, LocalBinding};
 use failover_fsm::policy::{
     AllocRefusal, ClientMessage, Endpoint, LeaseRequest, LeaseTimes, LoadBalance, MessageKind,
-    PartnerPool, RequestAnswer, RequestKind, expires_leases, judge_request, lease_time,
+    PartnerPool, PoolCounts, RequestAnswer, RequestKind, expires_leases, judge_request, lease_time,
     may_allocate_to, may_answer,
 };
 use failover_fsm::record::LeaseClient;
-use failover_fsm::{BindingData, BindingStatus, Instant, Role, ServerState};
+use failover_fsm::{BindingData, BindingStatus, Instant, ServerState};
 use failover_proto::HardwareAddress;
 
 use crate::world::{NAMES, PRIMARY, World, ms, secs, slog};
@@ -125,15 +125,11 @@ impl World {
             chaddr: mac,
             secs,
         };
-        let partners = own_free_status(match n.role() {
-            Role::Primary => Role::Secondary,
-            Role::Secondary => Role::Primary,
-        });
-        let pool = if n.store.count(partners) == 0 {
-            PartnerPool::Empty
-        } else {
-            PartnerPool::HasFree
+        let counts = PoolCounts {
+            free: n.store.count(BindingStatus::Free) as u32,
+            backup: n.store.count(BindingStatus::Backup) as u32,
         };
+        let pool = PartnerPool::of(counts, n.role());
         may_answer(&ep, &lb, &msg, pool).is_serve()
     }
 
