@@ -200,10 +200,14 @@ impl LeaseRecord {
     }
 
     /// The binding after `client` declined the address (DHCPDECLINE, RFC 2131 §4.3.3: someone
-    /// else uses it): ABANDONED since `now`, out of use until an operator resets it (§5.11).
-    /// `None` unless the record is `client`'s ACTIVE lease.
+    /// else uses it): ABANDONED since `now`, out of use until an operator resets it (§5.11),
+    /// and nobody's: an ABANDONED binding names no client (ISC refuses one that does, with
+    /// reject reason 6). `None` unless the record is `client`'s ACTIVE lease.
     pub fn declined(&self, client: &ClientIdentity, now: UnixTime) -> Option<BindingData> {
-        self.ended_by_client(client, BindingStatus::Abandoned, now)
+        let mut b = self.ended_by_client(client, BindingStatus::Abandoned, now)?;
+        b.client_identifier = None;
+        b.hardware_address = None;
+        Some(b)
     }
 
     fn ended_by_client(

@@ -188,9 +188,12 @@ fn release_decline_and_expiry_touch_only_the_holders_running_lease() {
         (rel.status, rel.start_time_of_state),
         (BindingStatus::Released, Some(NOW))
     );
+    let abandoned = r.declined(&a, NOW).unwrap();
+    assert_eq!(abandoned.status, BindingStatus::Abandoned);
     assert_eq!(
-        r.declined(&a, NOW).unwrap().status,
-        BindingStatus::Abandoned
+        (abandoned.client_identifier, abandoned.hardware_address),
+        (None, None),
+        "an ABANDONED binding names no client"
     );
     assert_eq!(r.expired(NOW), None);
     let end = NOW.plus(101);

@@ -349,8 +349,9 @@ impl Fleet {
         first..first + n
     }
 
+    /// Client `i`'s lease, while it runs (a client whose lease ended is back to INIT).
     pub(crate) fn held(&self, i: usize) -> Option<Held> {
-        self.clients[i].lease
+        self.clients[i].lease.filter(|h| h.until > Instant::now())
     }
 
     /// Sends the messages and collects the replies for `window` or until every client asked
@@ -506,7 +507,7 @@ impl Fleet {
                 break;
             }
             for (i, rs) in self.exchange(&todo, Duration::from_secs(3)) {
-                let held = self.held(i).unwrap().address;
+                let held = self.clients[i].lease.unwrap().address;
                 if let Some(r) = rs.iter().find(|r| r.kind == MessageType::Ack) {
                     assert_eq!(r.yiaddr, held, "client {i} extended to another address");
                     self.bind(i, r);
