@@ -9,6 +9,13 @@
 //! ([`failover_fsm::record::LeaseRecord::granted`] and its siblings, then
 //! [`failover_tokio::Handle::send_binding`], awaited before the DHCPACK goes out).
 //!
+//! Limits: one pool (the stores of failover-tokio hold one contiguous range); replies to a
+//! direct client without an address are broadcast (a UDP socket cannot add the ARP entry a
+//! unicast to `yiaddr` needs); the DHCP messages are handled one at a time, each ACK waiting
+//! for its binding to be durable; while the partner is away, failover-tokio's
+//! `send_binding` waits for room once 256 updates are queued, so a long outage with many
+//! changes stalls the ACKs ([`serve::RECORD_TIMEOUT`] bounds each wait: no ACK then).
+//!
 //! ```
 //! use failover_examples::dhcp_server::{Parsed, parse_args};
 //! let args = ["--listen", "127.0.0.1:6767", "--pool", "10.0.0.10-10.0.0.20",

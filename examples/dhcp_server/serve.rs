@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use dhcproto::v4::MessageType;
 use failover_fsm::accept::ClientIdentity;
 use failover_fsm::policy::{
-    Answer, ClientMessage, Endpoint, LeaseRequest, LeaseTimes, MessageKind, PartnerDownLeases,
-    PartnerPool, RequestAnswer, RequestKind, choose_address, expires_leases, judge_request,
+    ClientMessage, Endpoint, LeaseRequest, LeaseTimes, MessageKind, PartnerDownLeases, PartnerPool,
+    RequestAnswer, RequestKind, choose_address, expires_leases, judge_request,
 };
 use failover_fsm::{BindingData, Dialect, UnixTime};
 use failover_tokio::{Handle, Storage, wall_clock};
@@ -163,7 +163,7 @@ impl Server {
         // ISC answers the partner's DISCOVERs too when the partner has no address left.
         let partner_pool = PartnerPool::of(self.store.pool_counts(), ep.role);
         let answer = self.handle.may_answer(&msg, partner_pool);
-        if answer != Answer::Serve {
+        if !answer.is_serve() {
             self.counters.not_ours += 1;
             return None;
         }
