@@ -477,7 +477,7 @@ pub fn status_line(status: &Status, handle: &Handle, store: &PeerStore) -> Strin
 }
 
 /// Prints events as they come (one peer).
-struct Printer<'a> {
+pub struct Printer<'a> {
     console: &'a Console,
     quiet: bool,
     /// Bindings received / acknowledged since the last count line (`--quiet`).
@@ -489,7 +489,19 @@ struct Printer<'a> {
 
 const ME: &str = "peer";
 
-impl Printer<'_> {
+impl<'a> Printer<'a> {
+    /// A printer on `console`; `quiet`: a count line per [`Printer::flush_counts`] instead of
+    /// a line per binding.
+    pub fn new(console: &'a Console, quiet: bool) -> Self {
+        Printer {
+            console,
+            quiet,
+            received: 0,
+            acked: 0,
+            mclt: None,
+        }
+    }
+
     fn say(&self, text: impl AsRef<str>) {
         self.console.line(ME, text);
     }
@@ -499,7 +511,8 @@ impl Printer<'_> {
             .line(ME, self.console.paint(Style::Yellow, text.as_ref()));
     }
 
-    fn flush_counts(&mut self) {
+    /// Prints the counts of bindings since the last call (`quiet`).
+    pub fn flush_counts(&mut self) {
         if self.received + self.acked > 0 {
             self.say(format!(
                 "bindings: {} received, {} acknowledged by the partner",
@@ -511,7 +524,8 @@ impl Printer<'_> {
         }
     }
 
-    fn event(&mut self, event: PeerEvent) {
+    /// Prints one event.
+    pub fn event(&mut self, event: PeerEvent) {
         let c = self.console;
         match event {
             PeerEvent::Connected { peer, outgoing } => self.say(if outgoing {
@@ -622,6 +636,23 @@ impl Printer<'_> {
     }
 }
 
+/// Starts the failover task for `opts` with `config` (`opts.config()`, perhaps adjusted) on
+/// `store`: the `peer` program's and the `dhcp-server`'s.
+pub async fn start_peer(
+    opts: &PeerOptions,
+    config: Config,
+    store: Arc<PeerStore>,
+) -> io::Result<(Handle, mpsc::Receiver<PeerEvent>)> {
+    let mut builder = PeerBuilder::new(config, opts.partner, store)
+        .listen(opts.listen)
+        .reconnect(Duration::from_secs(1), Duration::from_secs(30))
+        .reject_backoff(Duration::from_secs(30));
+    if let Some(ip) = opts.bind {
+        builder = builder.bind_address(ip);
+    }
+    builder.start().await
+}
+
 /// Runs the peer until `stop` completes, then shuts it down gracefully. Each message on
 /// `status_requests` prints a status line (the program sends one per SIGUSR1). `started` gets
 /// the handle once the peer listens (tests use it to watch the state).
@@ -634,14 +665,7 @@ pub async fn run(
 ) -> io::Result<()> {
     let store = Arc::new(PeerStore::open(opts)?);
     let persisted = store.load_state();
-    let mut builder = PeerBuilder::new(opts.config(), opts.partner, store.clone())
-        .listen(opts.listen)
-        .reconnect(Duration::from_secs(1), Duration::from_secs(30))
-        .reject_backoff(Duration::from_secs(30));
-    if let Some(ip) = opts.bind {
-        builder = builder.bind_address(ip);
-    }
-    let (handle, mut events) = builder.start().await?;
+    let (handle, mut events) = start_peer(opts, opts.config(), store.clone()).await?;
     let counts = store.counts();
     console.line(
         ME,
@@ -690,13 +714,7 @@ pub async fn run(
     );
     started(&handle);
 
-    let mut printer = Printer {
-        console,
-        quiet: opts.quiet,
-        received: 0,
-        acked: 0,
-        mclt: None,
-    };
+    let mut printer = Printer::new(console, opts.quiet);
     let every = opts.status_every.map(|s| Duration::from_secs(u64::from(s)));
     let mut status_tick = tokio::time::interval(every.unwrap_or(Duration::from_secs(3600)));
     status_tick.tick().await;

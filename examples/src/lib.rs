@@ -4,6 +4,8 @@
 //!   FILE [--json]`), reading hex vector files and pcap/pcapng captures.
 //! * [`pair`]: the two-peer failover demo (`cargo run --example pair`).
 //! * [`peer`]: a standalone failover peer (`cargo run --example peer -- --help`).
+//! * [`dhcp_server`]: a DHCPv4 server with failover (`cargo run --example dhcp-server --
+//!   --help`).
 //! * [`console`]: timestamped output and argument parsing shared by `pair` and `peer`.
 
 #[path = "../decode/mod.rs"]
@@ -11,6 +13,8 @@ pub mod decode;
 
 #[path = "../console/mod.rs"]
 pub mod console;
+#[path = "../dhcp_server/mod.rs"]
+pub mod dhcp_server;
 #[path = "../pair/mod.rs"]
 pub mod pair;
 #[path = "../peer/mod.rs"]

@@ -6,6 +6,9 @@
 //! * [`may_allocate`]: whether an address may go to a client now — own pool (§5.4), the
 //!   partner's pool in PARTNER-DOWN after entry + MCLT (§9.4.2), reuse of EXPIRED / RELEASED /
 //!   RESET (§5.2.2, §9.4.2, §7.1.5).
+//! * [`choose_address`], [`judge_request`], [`may_allocate_to`]: the address to offer a
+//!   client and the answer to its DHCPREQUEST, from the records of the pool; [`as_of`],
+//!   [`expires_leases`]: when a lease has ended and who records it.
 //! * [`lease_time`]: the lease time to grant and the potential-expiration-time to send, under
 //!   the MCLT rule (§5.2.1, §7.1.5, §9.9.2).
 //! * Pool balancing with ISC's rules ([`plan_balance`], [`BalanceCursor`], [`next_rebalance`]):
@@ -16,10 +19,12 @@
 //! Every function follows [`Dialect::Draft`] or [`Dialect::Isc`] where the two disagree; the
 //! differences are listed on each function.
 
+use core::net::Ipv4Addr;
+
 use failover_proto::hash::client_bucket;
 use failover_proto::{BindingStatus, Hba, HbaPolarity, Role, ServerState};
 
-use crate::accept::{LocalBinding, own_free_status};
+use crate::accept::{ClientIdentity, LocalBinding, own_free_status};
 use crate::dialect::Dialect;
 use crate::time::UnixTime;
 
@@ -48,6 +53,23 @@ pub struct Endpoint {
     /// The MCLT that bounds the leases this server grants now, at most `mclt`
     /// ([`crate::Status::lease_mclt`]; the same value unless the MCLT is changing).
     pub lease_mclt: u32,
+}
+
+impl Endpoint {
+    /// The situation as a [`Status`](crate::Status) reports it, for a server that reads the
+    /// engine's status (failover-tokio's `Handle::status`) rather than the engine itself.
+    /// `dialect` is the configuration's ([`crate::Config::dialect`]).
+    pub fn of(status: &crate::Status, dialect: Dialect) -> Endpoint {
+        Endpoint {
+            dialect,
+            role: status.role,
+            state: status.state,
+            state_since: status.state_since,
+            partner_state: status.partner_state,
+            mclt: status.mclt,
+            lease_mclt: status.lease_mclt,
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -152,6 +174,23 @@ pub enum PartnerPool {
     HasFree,
     /// The partner's available pool is empty.
     Empty,
+}
+
+impl PartnerPool {
+    /// From this server's counts of the pool the client would be served from: the partner's
+    /// available addresses are BACKUP when we are the primary, FREE when we are the secondary
+    /// (§5.4).
+    pub const fn of(counts: PoolCounts, role: Role) -> PartnerPool {
+        let partners = match role {
+            Role::Primary => counts.backup,
+            Role::Secondary => counts.free,
+        };
+        if partners == 0 {
+            PartnerPool::Empty
+        } else {
+            PartnerPool::HasFree
+        }
+    }
 }
 
 /// Whether to answer a client message, and why not.
@@ -489,6 +528,143 @@ fn later_of(a: Option<UnixTime>, b: Option<UnixTime>) -> Option<UnixTime> {
 }
 
 // ---------------------------------------------------------------------------------------------
+// serving one client: which address, what to answer a DHCPREQUEST
+// ---------------------------------------------------------------------------------------------
+
+/// The record as the allocation and MCLT rules see it at `now`: an ACTIVE lease past its
+/// lease-expiration-time is EXPIRED, even before the server's expiry scan has recorded it (or
+/// while an ISC secondary in NORMAL leaves expiry to its primary, [`expires_leases`]). It is not
+/// renewed as if it were running.
+pub fn as_of(binding: &LocalBinding, now: UnixTime) -> LocalBinding {
+    let mut b = *binding;
+    if b.status == BindingStatus::Active && b.lease_expiration.is_some_and(|t| t < now) {
+        b.status = BindingStatus::Expired;
+    }
+    b
+}
+
+/// [`may_allocate`] as a DHCP server applies it to one client: `last_client` is whether the
+/// record names this client ([`ClientIdentity::same_client`](crate::accept::ClientIdentity::same_client)),
+/// and the record is taken [`as_of`] `now`. Two choices on top of [`may_allocate`]:
+///
+/// * In PARTNER-DOWN the draft's reuse rules apply whatever the dialect: ISC's (D46) do not add
+///   the MCLT to a lease's own times and may give an address to a second client while the
+///   first still holds it.
+/// * In RESOLUTION-INTERRUPTED only the last client gets its address again: after the partner
+///   ran in PARTNER-DOWN our table may lack the leases it granted from our pool until the
+///   interrupted conflict resolution brings them (ISC allocates nothing there either).
+pub fn may_allocate_to(
+    endpoint: &Endpoint,
+    binding: &LocalBinding,
+    last_client: bool,
+    now: UnixTime,
+) -> Result<(), AllocRefusal> {
+    let mut ep = *endpoint;
+    if ep.state == ServerState::PartnerDown {
+        ep.dialect = Dialect::Draft;
+    }
+    if ep.state == ServerState::ResolutionInterrupted && !last_client {
+        return Err(AllocRefusal::NotServing(ep.state));
+    }
+    let request = AllocationRequest {
+        last_client,
+        ..AllocationRequest::default()
+    };
+    may_allocate(&ep, &as_of(binding, now), request, now)
+}
+
+/// The address to offer a client (DHCPDISCOVER), from the records of the pool in `pool`:
+/// the address the client holds or held last if [`may_allocate_to`] allows it, else the
+/// address it asked for (option 50) if allowed, else the first address allowed. An ABANDONED
+/// address (declined by a client: someone else may use it) only as the last resort, when the
+/// dialect allows it at all (ISC's `allocate_lease`). `None` when nothing may be allocated
+/// (the server stays silent).
+///
+/// The caller leaves out of `pool` what it must not offer for reasons of its own (an address
+/// offered to another client a moment ago).
+pub fn choose_address<I>(
+    endpoint: &Endpoint,
+    pool: I,
+    client: &ClientIdentity,
+    requested: Option<Ipv4Addr>,
+    now: UnixTime,
+) -> Option<Ipv4Addr>
+where
+    I: IntoIterator<Item = (Ipv4Addr, LocalBinding)>,
+{
+    // 0: the client's own, 1: the requested one, 2: any other, 3: ABANDONED.
+    let mut best: Option<(u8, Ipv4Addr)> = None;
+    for (address, binding) in pool {
+        let same = binding.client.same_client(client) == Some(true);
+        let rank = if binding.status == BindingStatus::Abandoned {
+            3
+        } else if same {
+            0
+        } else if Some(address) == requested {
+            1
+        } else {
+            2
+        };
+        if best.is_some_and(|(r, _)| r <= rank) {
+            continue;
+        }
+        if may_allocate_to(endpoint, &binding, same, now).is_ok() {
+            if rank == 0 {
+                return Some(address);
+            }
+            best = Some((rank, address));
+        }
+    }
+    best.map(|(_, a)| a)
+}
+
+/// What to answer a DHCPREQUEST for one address (RFC 2131 §4.3.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum RequestAnswer {
+    /// Grant the lease ([`lease_time`], then the BNDUPD, then DHCPACK).
+    Ack,
+    /// DHCPNAK: the address is not the client's to have (outside the pools, another client's
+    /// lease, unusable).
+    Nak,
+    /// No answer: the address may become the client's, but not from us now (the partner's,
+    /// or waiting for an acknowledgement or the MCLT). The partner, or a later retry, answers.
+    Silent(AllocRefusal),
+}
+
+/// What to answer a DHCPREQUEST from `client` for an address whose record is `binding`
+/// (`None`: not in any pool of ours). Renewals go through [`may_allocate_to`] too: it refuses
+/// a lease the partner records as ended (the partner may hand it out meanwhile).
+pub fn judge_request(
+    endpoint: &Endpoint,
+    binding: Option<&LocalBinding>,
+    client: &ClientIdentity,
+    now: UnixTime,
+) -> RequestAnswer {
+    let Some(binding) = binding else {
+        return RequestAnswer::Nak;
+    };
+    let b = as_of(binding, now);
+    let same = b.client.same_client(client) == Some(true);
+    if b.status == BindingStatus::Active && !same {
+        return RequestAnswer::Nak;
+    }
+    match may_allocate_to(endpoint, &b, same, now) {
+        Ok(()) => RequestAnswer::Ack,
+        Err(AllocRefusal::Unavailable(_) | AllocRefusal::Reserved) => RequestAnswer::Nak,
+        Err(why) => RequestAnswer::Silent(why),
+    }
+}
+
+/// Whether this server records the end of its leases (EXPIRED, and a BNDUPD) now. ISC's
+/// secondary in NORMAL leaves that to the primary (D47); the draft has either server do it.
+pub fn expires_leases(endpoint: &Endpoint) -> bool {
+    !(endpoint.dialect == Dialect::Isc
+        && endpoint.role == Role::Secondary
+        && endpoint.state == ServerState::Normal)
+}
+
+// ---------------------------------------------------------------------------------------------
 // lease_time
 // ---------------------------------------------------------------------------------------------
 
@@ -540,6 +716,25 @@ impl LeaseTimes {
                 }
             }
             _ => LeaseTimes::NONE,
+        }
+    }
+
+    /// The times to pass to [`lease_time`] for a lease to `binding`'s address: those of
+    /// [`LeaseTimes::of`] when the record names the same client (`same_client`), without the
+    /// lease-expiration-time; [`LeaseTimes::NONE`] for a new client. In
+    /// COMMUNICATIONS-INTERRUPTED `lease_time` adds the recorded expiry to the cap (§9.9.2), so
+    /// each renewal could extend the last by another MCLT, beyond anything the partner knows —
+    /// and the partner, once in PARTNER-DOWN, takes over our pool after entry + MCLT while the
+    /// lease runs (the simulator, seed 19170). The cap stays MCLT + max(now, acked PET,
+    /// received PET).
+    pub fn for_client(binding: &LocalBinding, same_client: bool) -> LeaseTimes {
+        if same_client {
+            LeaseTimes {
+                lease_expiration: None,
+                ..LeaseTimes::of(binding)
+            }
+        } else {
+            LeaseTimes::NONE
         }
     }
 }

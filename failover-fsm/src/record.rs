@@ -17,17 +17,23 @@
 //! | `BindingRejected` | [`LeaseRecord::apply_reject`] | |
 //! | (restart, from stable storage) | [`LeaseRecord::restarted`] | |
 //!
+//! A DHCP server makes its own changes with [`LeaseRecord::granted`] (DHCPACK),
+//! [`LeaseRecord::released`] (DHCPRELEASE), [`LeaseRecord::declined`] (DHCPDECLINE) and
+//! [`LeaseRecord::expired`] (the lease ended): each returns the binding to hand to the failover
+//! peer (`send_binding`), whose store applies it with [`LeaseRecord::apply_local`].
+//!
 //! Some fields live in memory only ([`LeaseRecord::last_received`], [`LeaseRecord::refused`],
 //! [`LeaseRecord::queued`]): they describe this process's conversation with the partner and
 //! are cleared by [`LeaseRecord::restarted`].
 
 use core::net::Ipv4Addr;
 
-use failover_proto::{BindingStatus, IpFlags, Role};
+use failover_proto::{BindingStatus, HardwareAddress, IpFlags, Role};
 
 use crate::accept::{ClientIdentity, LocalBinding, Verdict, freed_status};
-use crate::binding::BindingData;
+use crate::binding::{BindingData, BindingTooLong};
 use crate::engine::UpdateId;
+use crate::policy::LeaseGrant;
 use crate::time::UnixTime;
 
 /// What a server keeps per address of its pools.
@@ -93,6 +99,31 @@ pub struct Ack {
     pub potential_expiration_time: Option<UnixTime>,
 }
 
+/// The DHCP client a server changes a lease for: what identifies it in a binding (§7.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LeaseClient<'a> {
+    /// DHCP option 61 data, if the client sent it.
+    pub client_identifier: Option<&'a [u8]>,
+    /// The `htype` field.
+    pub htype: u8,
+    /// `chaddr[..hlen]`.
+    pub chaddr: &'a [u8],
+}
+
+impl LeaseClient<'_> {
+    /// The identity the records compare ([`ClientIdentity::same_client`]).
+    pub fn identity(&self) -> ClientIdentity {
+        ClientIdentity::new(
+            self.client_identifier,
+            Some(HardwareAddress {
+                htype: self.htype,
+                address: self.chaddr,
+            }),
+        )
+    }
+}
+
 impl LeaseRecord {
     /// A pool address never used: FREE, never exchanged with the partner (§5.4, §5.16).
     pub fn fresh(address: Ipv4Addr) -> Self {
@@ -119,6 +150,95 @@ impl LeaseRecord {
         };
         r.restarted();
         r
+    }
+
+    /// Whether the record names `client` as its (last) client.
+    pub fn holds(&self, client: &ClientIdentity) -> bool {
+        self.local.client.same_client(client) == Some(true)
+    }
+
+    /// The binding of a lease `grant`ed to `client` (the DHCPACK): ACTIVE, with the grant's
+    /// lease-expiration-time and potential-expiration-time (§7.1.5),
+    /// client-last-transaction-time `now`, start-time-of-state kept while the same client's
+    /// ACTIVE lease goes on (a renewal), else `now`, and IP-flags R if the address is
+    /// reserved. Send it to the partner and
+    /// wait until it is recorded before the DHCPACK goes out (§5.1).
+    pub fn granted(
+        &self,
+        client: &LeaseClient<'_>,
+        grant: &LeaseGrant,
+        now: UnixTime,
+    ) -> Result<BindingData, BindingTooLong> {
+        let renewal = self.local.status == BindingStatus::Active && self.holds(&client.identity());
+        let mut b = BindingData::new(self.data.ip(), BindingStatus::Active).with_client(
+            client.client_identifier,
+            client.htype,
+            client.chaddr,
+        )?;
+        // A DHCP lease: never BOOTP (§5.14); the reservation belongs to the address (§5.13).
+        b.ip_flags = if self.local.reserved {
+            IpFlags::RESERVED
+        } else {
+            IpFlags::EMPTY
+        };
+        b.lease_expiration_time = Some(grant.lease_expiration);
+        b.potential_expiration_time = Some(grant.potential_expiration);
+        b.start_time_of_state = Some(if renewal {
+            self.local.start_time_of_state.unwrap_or(now)
+        } else {
+            now
+        });
+        b.client_last_transaction_time = Some(now);
+        Ok(b)
+    }
+
+    /// The binding after `client` released its lease (DHCPRELEASE): RELEASED since `now`; the
+    /// partner's acknowledgement frees the address (§5.11). `None` unless the record is
+    /// `client`'s ACTIVE lease (a release for anything else changes nothing).
+    pub fn released(&self, client: &ClientIdentity, now: UnixTime) -> Option<BindingData> {
+        self.ended_by_client(client, BindingStatus::Released, now)
+    }
+
+    /// The binding after `client` declined the address (DHCPDECLINE, RFC 2131 §4.3.3: someone
+    /// else uses it): ABANDONED since `now`, out of use until an operator resets it (§5.11),
+    /// and nobody's: an ABANDONED binding names no client (ISC refuses one that does, with
+    /// reject reason 6). `None` unless the record is `client`'s ACTIVE lease.
+    pub fn declined(&self, client: &ClientIdentity, now: UnixTime) -> Option<BindingData> {
+        let mut b = self.ended_by_client(client, BindingStatus::Abandoned, now)?;
+        b.client_identifier = None;
+        b.hardware_address = None;
+        Some(b)
+    }
+
+    fn ended_by_client(
+        &self,
+        client: &ClientIdentity,
+        status: BindingStatus,
+        now: UnixTime,
+    ) -> Option<BindingData> {
+        if self.local.status != BindingStatus::Active || !self.holds(client) {
+            return None;
+        }
+        let mut b = self.data.clone();
+        b.status = status;
+        b.start_time_of_state = Some(now);
+        b.client_last_transaction_time = Some(now);
+        Some(b)
+    }
+
+    /// The binding after the lease ended: EXPIRED since `now` (§5.11), when the record is an
+    /// ACTIVE lease whose lease-expiration-time has passed; else `None`. The partner's
+    /// acknowledgement frees the address. Ask [`crate::policy::expires_leases`] first.
+    pub fn expired(&self, now: UnixTime) -> Option<BindingData> {
+        if self.local.status != BindingStatus::Active
+            || self.local.lease_expiration.is_none_or(|t| t >= now)
+        {
+            return None;
+        }
+        let mut b = self.data.clone();
+        b.status = BindingStatus::Expired;
+        b.start_time_of_state = Some(now);
+        Some(b)
     }
 
     /// Never used nor exchanged with the partner: no record at all. Sent on UPDREQALL as FREE it

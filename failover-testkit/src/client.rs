@@ -1,6 +1,8 @@
 //! DHCP clients, and the DHCP-server side of the two servers: what a server answers, which
-//! address it picks, how long a lease it grants (the failover rules of `failover_fsm::policy`),
-//! lease expiry and pool balancing.
+//! address it picks, how long a lease it grants, lease expiry and pool balancing. The rules are
+//! the library's (`failover_fsm::policy::{may_answer, may_allocate_to, judge_request,
+//! lease_time, expires_leases}`, `LeaseRecord::{granted, released, expired}`): the calls the
+//! `dhcp-server` example makes, so the simulation proves them.
 //!
 //! A client DISCOVERs (the first server willing to answer and with an address to offer gets
 //! its REQUEST), RENEWs with its server at T1, REBINDs with both at T2 (each willing server
@@ -13,12 +15,14 @@
 
 use std::net::Ipv4Addr;
 
-use failover_fsm::accept::{ClientIdentity, LocalBinding, own_free_status};
+use failover_fsm::accept::{ClientIdentity, LocalBinding};
 use failover_fsm::policy::{
-    AllocRefusal, AllocationRequest, ClientMessage, Endpoint, LeaseRequest, LeaseTimes,
-    LoadBalance, MessageKind, PartnerPool, RequestKind, lease_time, may_allocate, may_answer,
+    AllocRefusal, ClientMessage, Endpoint, LeaseRequest, LeaseTimes, LoadBalance, MessageKind,
+    PartnerPool, PoolCounts, RequestAnswer, RequestKind, expires_leases, judge_request, lease_time,
+    may_allocate_to, may_answer,
 };
-use failover_fsm::{BindingData, BindingStatus, Dialect, Instant, Role, ServerState};
+use failover_fsm::record::LeaseClient;
+use failover_fsm::{BindingData, BindingStatus, Instant, ServerState};
 use failover_proto::HardwareAddress;
 
 use crate::world::{NAMES, PRIMARY, World, ms, secs, slog};
@@ -77,17 +81,6 @@ pub(crate) fn identity(mac: &[u8; 6]) -> ClientIdentity {
     )
 }
 
-/// The record as the allocation rules see it: an ACTIVE lease past its lease-expiration-time
-/// is EXPIRED (the expiry scan has not run yet, or an ISC secondary in NORMAL leaves expiry
-/// to the primary, D47) — it is not renewed as if it were running.
-pub(crate) fn effective(local: &LocalBinding, wall: failover_fsm::UnixTime) -> LocalBinding {
-    let mut l = *local;
-    if l.status == BindingStatus::Active && l.lease_expiration.is_some_and(|t| t < wall) {
-        l.status = BindingStatus::Expired;
-    }
-    l
-}
-
 /// What a server answers a DHCPREQUEST with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Reply {
@@ -132,47 +125,27 @@ impl World {
             chaddr: mac,
             secs,
         };
-        let partners = own_free_status(match n.role() {
-            Role::Primary => Role::Secondary,
-            Role::Secondary => Role::Primary,
-        });
-        let pool = if n.store.count(partners) == 0 {
-            PartnerPool::Empty
-        } else {
-            PartnerPool::HasFree
+        let counts = PoolCounts {
+            free: n.store.count(BindingStatus::Free) as u32,
+            backup: n.store.count(BindingStatus::Backup) as u32,
         };
+        let pool = PartnerPool::of(counts, n.role());
         may_answer(&ep, &lb, &msg, pool).is_serve()
     }
 
-    /// `may_allocate` as this server applies it. In PARTNER-DOWN the draft's reuse rules are
-    /// applied whatever the dialect: ISC's (D46) do not add the MCLT to a lease's own times
-    /// and may hand an address to a second client while the first still holds it; our notes
-    /// (05 §3.4) say to follow the draft.
+    /// `may_allocate` as this server applies it: the library's
+    /// [`may_allocate_to`] (the draft's reuse rules in PARTNER-DOWN, no new clients in
+    /// RESOLUTION-INTERRUPTED).
     pub(crate) fn allocatable(
         &self,
         i: usize,
         local: &LocalBinding,
         last_client: bool,
     ) -> Result<(), AllocRefusal> {
-        let Some(mut ep) = self.endpoint(i) else {
+        let Some(ep) = self.endpoint(i) else {
             return Err(AllocRefusal::NotServing(ServerState::Startup));
         };
-        if ep.state == ServerState::PartnerDown {
-            ep.dialect = Dialect::Draft;
-        }
-        if ep.state == ServerState::ResolutionInterrupted && !last_client {
-            // The draft serves new clients from our own pool here (§9.11.2), but after the
-            // partner ran in PARTNER-DOWN our table may lack the addresses of our pool it
-            // leased (the conflict resolution that brings them was interrupted). We do as
-            // ISC: no new allocations until the conflict is resolved.
-            return Err(AllocRefusal::NotServing(ep.state));
-        }
-        let req = AllocationRequest {
-            last_client,
-            ..AllocationRequest::default()
-        };
-        let wall = self.wall(i);
-        may_allocate(&ep, &effective(local, wall), req, wall)
+        may_allocate_to(&ep, local, last_client, self.wall(i))
     }
 
     /// The address server `i` offers `mac`: its last one if it may, else an available one.
@@ -198,23 +171,17 @@ impl World {
             })
     }
 
-    /// A DHCPREQUEST for `addr` (renewing, rebinding).
+    /// A DHCPREQUEST for `addr` (renewing, rebinding): the library's [`judge_request`] (a
+    /// renewal too asks `may_allocate`: it refuses a lease the partner records as ended).
     fn request(&mut self, i: usize, addr: [u8; 4], mac: &[u8; 6]) -> Reply {
-        let Some(e) = self.nodes[i].store.leases.get(&addr) else {
-            return Reply::Nak;
+        let Some(ep) = self.endpoint(i) else {
+            return Reply::Silent;
         };
-        let local = effective(&e.local, self.wall(i));
-        let same = local.client.same_client(&identity(mac)) == Some(true);
-        if local.status == BindingStatus::Active && !same {
-            return Reply::Nak;
-        }
-        // A renewal too asks `may_allocate`: it refuses a lease the partner records as ended
-        // (we acknowledged its EXPIRED under ISC's 65-second rule, or while our renewal was on
-        // the way), which the partner may hand out meanwhile.
-        match self.allocatable(i, &local, same) {
-            Ok(()) => Reply::Ack(self.grant(i, addr, mac)),
-            Err(AllocRefusal::Unavailable(_) | AllocRefusal::Reserved) => Reply::Nak,
-            Err(_) => Reply::Silent,
+        let local = self.nodes[i].store.leases.get(&addr).map(|e| e.local);
+        match judge_request(&ep, local.as_ref(), &identity(mac), self.wall(i)) {
+            RequestAnswer::Ack => Reply::Ack(self.grant(i, addr, mac)),
+            RequestAnswer::Nak => Reply::Nak,
+            RequestAnswer::Silent(_) => Reply::Silent,
         }
     }
 
@@ -224,20 +191,8 @@ impl World {
         let Some(ep) = self.endpoint(i) else { return 0 };
         let local = self.nodes[i].store.leases[&addr].local;
         let same = local.client.same_client(&identity(mac)) == Some(true);
-        let times = if same {
-            // Without the lease-expiration-time: in COMMUNICATIONS-INTERRUPTED (and
-            // RESOLUTION-INTERRUPTED, CONFLICT-DONE) `lease_time` adds it to the cap (§9.9.2
-            // as our notes read it), so each renewal could extend the last by another MCLT,
-            // beyond anything the partner knows — which then takes over our pool in
-            // PARTNER-DOWN after entry + MCLT while the lease runs (seed 19170 of the runs
-            // that found it). The cap stays MCLT + max(now, acked PET, received PET).
-            LeaseTimes {
-                lease_expiration: None,
-                ..LeaseTimes::of(&local)
-            }
-        } else {
-            LeaseTimes::NONE
-        };
+        // Without the lease-expiration-time for a renewal (seed 19170): the library's rule.
+        let times = LeaseTimes::for_client(&local, same);
         let g = lease_time(
             &ep,
             &LeaseRequest {
@@ -249,17 +204,14 @@ impl World {
         );
         self.grant_client = Some(identity(mac));
         self.check_mclt(i, addr, &local, &ep, &g);
-        let mut data = BindingData::new(Ipv4Addr::from(addr), BindingStatus::Active)
-            .with_client(None, 1, mac)
+        let client = LeaseClient {
+            client_identifier: None,
+            htype: 1,
+            chaddr: mac,
+        };
+        let data = self.nodes[i].store.leases[&addr]
+            .granted(&client, &g, wall)
             .unwrap();
-        data.lease_expiration_time = Some(g.lease_expiration);
-        data.potential_expiration_time = Some(g.potential_expiration);
-        data.start_time_of_state = Some(if same && local.status == BindingStatus::Active {
-            local.start_time_of_state.unwrap_or(wall)
-        } else {
-            wall
-        });
-        data.client_last_transaction_time = Some(wall);
         self.stats.grants += 1;
         if ep.state == ServerState::PartnerDown {
             self.stats.partner_down_grants += 1;
@@ -280,37 +232,26 @@ impl World {
 
     fn release(&mut self, i: usize, addr: [u8; 4], mac: &[u8; 6]) {
         let wall = self.wall(i);
-        let Some(e) = self.nodes[i].store.leases.get(&addr) else {
-            return;
-        };
-        if e.local.status != BindingStatus::Active
-            || e.local.client.same_client(&identity(mac)) != Some(true)
-        {
-            return;
+        let released = self.nodes[i]
+            .store
+            .leases
+            .get(&addr)
+            .and_then(|e| e.released(&identity(mac), wall));
+        if let Some(data) = released {
+            self.local_change(i, data, true);
         }
-        let mut data = e.data.clone();
-        data.status = BindingStatus::Released;
-        data.start_time_of_state = Some(wall);
-        data.client_last_transaction_time = Some(wall);
-        self.local_change(i, data, true);
     }
 
     /// Expires the leases of server `i` that ended (ISC's secondary leaves that to the
     /// primary while in NORMAL).
     pub(crate) fn scan(&mut self, i: usize) {
-        let Some(state) = self.nodes[i].state() else {
+        let Some(ep) = self.endpoint(i) else {
             return;
         };
         // A table being refreshed from the partner (storage lost, or restored from an older
         // copy) is no ground for expiring anything: its leases may have ended or moved long
         // ago, and an EXPIRED from it crosses the partner's current record.
-        if !self.nodes[i].complete {
-            return;
-        }
-        if self.p.dialect == Dialect::Isc
-            && self.nodes[i].role() == Role::Secondary
-            && state == ServerState::Normal
-        {
+        if !self.nodes[i].complete || !expires_leases(&ep) {
             return;
         }
         let wall = self.wall(i);
@@ -318,15 +259,9 @@ impl World {
             .store
             .leases
             .values()
-            .filter(|e| {
-                e.local.status == BindingStatus::Active
-                    && e.local.lease_expiration.is_some_and(|l| wall > l)
-            })
-            .map(|e| e.data.clone())
+            .filter_map(|e| e.expired(wall))
             .collect();
-        for mut data in ended {
-            data.status = BindingStatus::Expired;
-            data.start_time_of_state = Some(wall);
+        for data in ended {
             self.local_change(i, data, true);
         }
     }

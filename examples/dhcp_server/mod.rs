@@ -1,0 +1,390 @@
+//! A DHCPv4 server on the failover library: the code behind `cargo run --example dhcp-server`.
+//!
+//! It serves clients on UDP (port 67; direct and relayed), from one pool, and pairs with a
+//! failover partner (ISC dhcpd or another `dhcp-server`) through failover-tokio. Every failover
+//! decision is a library call ([`serve`]): whom to answer ([`failover_tokio::Handle::may_answer`],
+//! RFC 3074 load balancing), which address
+//! ([`failover_fsm::policy::choose_address`], [`failover_fsm::policy::judge_request`]), for
+//! how long ([`failover_tokio::Handle::lease_time`]), what to tell the partner
+//! ([`failover_fsm::record::LeaseRecord::granted`] and its siblings, then
+//! [`failover_tokio::Handle::send_binding`], awaited before the DHCPACK goes out).
+//!
+//! Limits: one pool (the stores of failover-tokio hold one contiguous range); replies to a
+//! direct client without an address are broadcast (a UDP socket cannot add the ARP entry a
+//! unicast to `yiaddr` needs); the DHCP messages are handled one at a time, each ACK waiting
+//! for its binding to be durable; while the partner is away, failover-tokio's
+//! `send_binding` waits for room once 256 updates are queued, so a long outage with many
+//! changes stalls the ACKs ([`serve::RECORD_TIMEOUT`] bounds each wait: no ACK then).
+//!
+//! ```
+//! use failover_examples::dhcp_server::{Parsed, parse_args};
+//! let args = ["--listen", "127.0.0.1:6767", "--pool", "10.0.0.10-10.0.0.20",
+//!             "--role", "primary", "--peer-listen", "127.0.0.1:6647",
+//!             "--partner", "127.0.0.2:6647", "--name", "dhcp"];
+//! let Ok(Parsed::Run(o)) = parse_args(args) else { panic!() };
+//! assert_eq!(o.listen.port(), 6767);
+//! assert_eq!(o.peer.listen.port(), 6647);
+//! ```
+
+pub mod serve;
+pub mod wire;
+
+use std::future::Future;
+use std::io;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use failover_fsm::{BindingStatus, Config};
+use failover_tokio::Handle;
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+
+use crate::console::{ArgError, Args, Console, Style, thousands};
+use crate::peer::{PeerOptions, PeerStore, Printer, start_peer, status_line};
+use serve::{Ports, Server};
+use wire::Network;
+
+/// `--help`.
+pub const USAGE: &str = "\
+dhcp-server — a DHCPv4 server with failover (draft-ietf-dhc-failover-12)
+
+USAGE:
+    cargo run --example dhcp-server -- --pool FIRST-LAST --role primary|secondary
+        --peer-listen IP:PORT --partner IP:PORT --name NAME [OPTIONS]
+
+Serves DHCP clients (DISCOVER, REQUEST, RELEASE, DECLINE, INFORM; direct and relayed) from one
+pool, in a failover pair with ISC dhcpd or another dhcp-server. Whom it answers, which address,
+for how long and what the partner is told are the failover library's rules.
+
+DHCP:
+    --listen IP:PORT           where clients and relays send (default 0.0.0.0:67; below 1024
+                               needs root or CAP_NET_BIND_SERVICE)
+    --pool FIRST-LAST          the pool, e.g. 10.0.0.10-10.0.0.250 (required; the same on
+                               both servers)
+    --server-id IP             option 54, an address of ours clients can reach (default: the
+                               --listen address; required when that is 0.0.0.0)
+    --subnet MASK|PREFIX       option 1, e.g. 255.255.255.0 or 24
+    --router IP                option 3
+    --lease-time S             the lease time we want to grant (default 3600); the MCLT rules
+                               may shorten it
+    --lb-max-secs N            clients whose `secs` exceed N are answered by both servers
+                               (ISC `load balance max seconds`, default 3; 0: no load balancing)
+    --relay-port N             port replies to relayed messages go to, at giaddr (default 67)
+    --client-port N            port replies to clients go to (default 68)
+    --status-every S           a status line every S seconds (default 10; 0: only on request)
+
+FAILOVER (as the `peer` example):
+    --role primary|secondary   our role
+    --peer-listen IP:PORT      where the partner connects to us (ISC: 647)
+    --partner IP:PORT          the partner's failover address
+    --name NAME                relationship name (ISC's `failover peer \"NAME\"`)
+    --bind IP                  source address of our connections to the partner
+    --mclt S                   maximum client lead time (default 3600)
+    --split N                  hash buckets 0..N-1 of 256 served by the primary (default 128)
+    --mud N, --mrd S           max-unacked-bndupd, max-response-delay
+    --auto-partner-down S      COMMUNICATIONS-INTERRUPTED → PARTNER-DOWN after S seconds
+    --store FILE               leases in FILE (fsync'd append-only log; default: memory)
+    -h, --help                 this text
+
+COMMANDS (one a line on stdin) AND SIGNALS:
+    partner-down, SIGUSR2      the operator declares the partner down (PARTNER-DOWN, §9.4)
+    status, SIGUSR1            print a status line
+    SIGINT, SIGTERM            graceful shutdown (SHUTDOWN to the partner, then DISCONNECT)
+
+EXAMPLE (a pair on one machine, clients relayed to 127.0.0.1 and 127.0.0.2):
+    cargo run --example dhcp-server -- --listen 127.0.0.1:6767 --pool 10.0.0.10-10.0.0.250 \\
+        --role primary --peer-listen 127.0.0.1:6647 --partner 127.0.0.2:6647 --name demo \\
+        --mclt 60
+    cargo run --example dhcp-server -- --listen 127.0.0.2:6767 --pool 10.0.0.10-10.0.0.250 \\
+        --role secondary --peer-listen 127.0.0.2:6647 --partner 127.0.0.1:6647 --name demo
+";
+
+/// Everything the command line sets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerOptions {
+    /// The failover side (`--peer-listen` is its `listen`).
+    pub peer: PeerOptions,
+    /// `--listen`.
+    pub listen: SocketAddr,
+    /// `--server-id`, or the `--listen` address.
+    pub server_id: Ipv4Addr,
+    /// `--subnet`.
+    pub subnet_mask: Option<Ipv4Addr>,
+    /// `--router`.
+    pub router: Option<Ipv4Addr>,
+    /// `--lease-time`.
+    pub lease_time: u32,
+    /// `--lb-max-secs`.
+    pub lb_max_secs: u16,
+    /// `--relay-port`, `--client-port`.
+    pub ports: Ports,
+    /// `--status-every` (0: off).
+    pub status_every: u32,
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// Run the server.
+    Run(Box<ServerOptions>),
+    /// Print [`USAGE`].
+    Help,
+}
+
+/// `255.255.255.0` or `24`.
+fn parse_mask(s: &str) -> Result<Ipv4Addr, ArgError> {
+    let bad = || ArgError(format!("--subnet {s}: expected a mask or a prefix length"));
+    if let Ok(mask) = s.parse::<Ipv4Addr>() {
+        let m = u32::from(mask);
+        // Contiguous ones, then zeros.
+        return if m.leading_ones() + m.trailing_zeros() == 32 {
+            Ok(mask)
+        } else {
+            Err(bad())
+        };
+    }
+    let len: u32 = s.trim_start_matches('/').parse().map_err(|_| bad())?;
+    match len {
+        0 => Ok(Ipv4Addr::UNSPECIFIED),
+        1..=32 => Ok(Ipv4Addr::from(u32::MAX << (32 - len))),
+        _ => Err(bad()),
+    }
+}
+
+/// Parses the arguments after the program name. The failover options go to
+/// [`crate::peer::parse_args`] (`--peer-listen` as its `--listen`).
+pub fn parse_args<I, S>(args: I) -> Result<Parsed, ArgError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut args = Args::new(args);
+    let mut peer_args: Vec<String> = Vec::new();
+    let mut listen = SocketAddr::from(([0, 0, 0, 0], 67));
+    let mut server_id = None;
+    let (mut subnet_mask, mut router) = (None, None);
+    let (mut lease_time, mut lb_max_secs, mut status_every) = (3600u32, 3u16, 10u32);
+    let mut ports = Ports {
+        client: 68,
+        relay: 67,
+    };
+    let mut pool_given = false;
+    while let Some(flag) = args.next_flag()? {
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "--listen" => listen = args.value(&flag)?,
+            "--server-id" => server_id = Some(args.value(&flag)?),
+            "--subnet" => subnet_mask = Some(parse_mask(&args.value::<String>(&flag)?)?),
+            "--router" => router = Some(args.value(&flag)?),
+            "--lease-time" => lease_time = args.value(&flag)?,
+            "--lb-max-secs" => lb_max_secs = args.value(&flag)?,
+            "--relay-port" => ports.relay = args.value(&flag)?,
+            "--client-port" => ports.client = args.value(&flag)?,
+            "--status-every" => status_every = args.value(&flag)?,
+            "--peer-listen" => {
+                peer_args.push("--listen".into());
+                peer_args.push(args.value(&flag)?);
+            }
+            "--quiet" | "-q" => {}
+            "--listen-peer" => return Err(ArgError("did you mean --peer-listen?".into())),
+            other => {
+                pool_given |= other == "--pool";
+                peer_args.push(other.into());
+                peer_args.push(args.value(&flag)?);
+            }
+        }
+    }
+    if !pool_given {
+        return Err(ArgError("--pool is required (see --help)".into()));
+    }
+    if !peer_args.iter().any(|a| a == "--listen") {
+        return Err(ArgError("--peer-listen is required (see --help)".into()));
+    }
+    let mut peer = match crate::peer::parse_args(peer_args)? {
+        crate::peer::Parsed::Run(p) => p,
+        crate::peer::Parsed::Help => return Ok(Parsed::Help),
+    };
+    // A line per binding would drown the DHCP traffic: counts per status line instead.
+    peer.quiet = true;
+    let server_id = match (server_id, listen.ip()) {
+        (Some(id), _) => id,
+        (None, IpAddr::V4(ip)) if !ip.is_unspecified() => ip,
+        _ => {
+            return Err(ArgError(
+                "--server-id is required when --listen is not one IPv4 address".into(),
+            ));
+        }
+    };
+    if lease_time == 0 {
+        return Err(ArgError("--lease-time must be above 0".into()));
+    }
+    Ok(Parsed::Run(Box::new(ServerOptions {
+        peer,
+        listen,
+        server_id,
+        subnet_mask,
+        router,
+        lease_time,
+        lb_max_secs,
+        ports,
+        status_every,
+    })))
+}
+
+impl ServerOptions {
+    /// The engine configuration: the peer's, with load balancing on.
+    pub fn config(&self) -> Config {
+        let mut c = self.peer.config();
+        c.load_balance_max_seconds = self.lb_max_secs;
+        c
+    }
+}
+
+/// An operator's command (stdin or a signal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Command {
+    /// Print a status line.
+    Status,
+    /// Declare the partner down.
+    PartnerDown,
+}
+
+const ME: &str = "dhcp";
+
+/// The status line: the DHCP side, then the failover side.
+pub fn dhcp_status(server: &Server, handle: &Handle, store: &PeerStore) -> String {
+    let c = &server.counters;
+    format!(
+        "dhcp: {} offers, {} acks, {} naks, {} silent, {} not ours, {} without address, {} \
+         released, {} expired, {} bad · {}",
+        thousands(c.offers),
+        thousands(c.acks),
+        thousands(c.naks),
+        thousands(c.silent),
+        thousands(c.not_ours),
+        thousands(c.no_address),
+        thousands(c.releases),
+        thousands(c.expired),
+        thousands(c.bad),
+        status_line(&handle.status(), handle, store)
+    )
+}
+
+/// Runs the server until `stop` completes, then shuts the failover peer down gracefully.
+/// `started` gets the handle and the DHCP socket's address once both listen.
+pub async fn run(
+    opts: &ServerOptions,
+    console: &Console,
+    stop: impl Future<Output = ()>,
+    mut commands: mpsc::Receiver<Command>,
+    started: impl FnOnce(&Handle, SocketAddr),
+) -> io::Result<()> {
+    let store = Arc::new(PeerStore::open(&opts.peer)?);
+    let socket = UdpSocket::bind(opts.listen).await?;
+    socket.set_broadcast(true)?;
+    let config = opts.config();
+    let dialect = config.dialect;
+    let (handle, mut events) = start_peer(&opts.peer, config, store.clone()).await?;
+    let local = socket.local_addr()?;
+    console.line(
+        ME,
+        console.paint(
+            Style::Bold,
+            format!(
+                "DHCP on {local} (server id {}), pool {} addresses, failover {} on {} with {}",
+                opts.server_id,
+                thousands(store.counts().known as u64),
+                match opts.peer.role {
+                    failover_fsm::Role::Primary => "primary",
+                    failover_fsm::Role::Secondary => "secondary",
+                },
+                handle.local_addr(),
+                opts.peer.partner
+            ),
+        ),
+    );
+    console.line(ME, format!("store: {}", store.describe()));
+    started(&handle, local);
+    let mut server = Server::new(
+        handle.clone(),
+        store.clone(),
+        dialect,
+        Network {
+            server_id: opts.server_id,
+            subnet_mask: opts.subnet_mask,
+            router: opts.router,
+        },
+        opts.ports,
+        opts.lease_time,
+    );
+    let mut printer = Printer::new(console, true);
+    let every = Duration::from_secs(u64::from(opts.status_every.max(1)));
+    let mut status_tick = tokio::time::interval(every);
+    status_tick.tick().await;
+    let mut expiry_tick = tokio::time::interval(Duration::from_secs(1));
+    let mut commands_open = true;
+    let mut buf = vec![0u8; 4096];
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            () = &mut stop => break,
+            event = events.recv() => match event {
+                Some(e) => printer.event(e),
+                None => return Err(io::Error::other("the failover task stopped")),
+            },
+            got = socket.recv_from(&mut buf) => {
+                let (n, _from) = match got {
+                    Ok(x) => x,
+                    // ICMP port unreachable from an earlier reply, and the like: not fatal.
+                    Err(_) => continue,
+                };
+                let datagram = buf.get(..n).unwrap_or_default();
+                match server.handle_datagram(datagram).await {
+                    Ok(Some(out)) => {
+                        let _ = socket.send_to(&out.bytes, out.to).await;
+                    }
+                    Ok(None) => {}
+                    // Counted (`bad` in the status line); a client's garbage is no news.
+                    Err(_) => {}
+                }
+            }
+            _ = expiry_tick.tick() => {
+                let n = server.expire().await;
+                if n > 0 {
+                    console.line(ME, format!("{n} leases expired"));
+                }
+            }
+            _ = status_tick.tick(), if opts.status_every > 0 => {
+                printer.flush_counts();
+                console.line(ME, dhcp_status(&server, &handle, &store));
+            }
+            cmd = commands.recv(), if commands_open => match cmd {
+                Some(Command::Status) => console.line(ME, dhcp_status(&server, &handle, &store)),
+                Some(Command::PartnerDown) => {
+                    console.line(ME, console.paint(Style::Yellow, "operator: partner down"));
+                    if handle.partner_down().await.is_err() {
+                        return Err(io::Error::other("the failover task stopped"));
+                    }
+                }
+                None => commands_open = false,
+            },
+        }
+    }
+    console.line(ME, "shutting down");
+    {
+        let shutdown = handle.shutdown();
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                () = &mut shutdown => break,
+                Some(e) = events.recv() => printer.event(e),
+            }
+        }
+    }
+    printer.flush_counts();
+    console.line(ME, dhcp_status(&server, &handle, &store));
+    let active = store.memory().count(BindingStatus::Active);
+    console.line(ME, format!("stopped with {active} ACTIVE leases"));
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! The lease path: one client message in, at most one reply out. Every failover decision is a
+//! library call — `Handle::may_answer`, `policy::choose_address`, `policy::judge_request`,
+//! `Handle::lease_time`, `LeaseRecord::{granted, released, declined, expired}`,
+//! `Handle::send_binding` — in the order a server makes them.
+
+use std::collections::HashMap;
+use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use dhcproto::v4::MessageType;
+use failover_fsm::accept::ClientIdentity;
+use failover_fsm::policy::{
+    ClientMessage, Endpoint, LeaseRequest, LeaseTimes, MessageKind, PartnerDownLeases, PartnerPool,
+    RequestAnswer, RequestKind, choose_address, expires_leases, judge_request,
+};
+use failover_fsm::{BindingData, Dialect, UnixTime};
+use failover_tokio::{Handle, Storage, wall_clock};
+
+use super::wire::{BadRequest, ClientKind, ClientRequest, Network, Offered, parse, reply};
+use crate::peer::PeerStore;
+
+/// How long an offered address is kept for the client it was offered to.
+pub const OFFER_HOLD: Duration = Duration::from_secs(30);
+/// Longest wait for the failover peer to record a binding before the client goes unanswered
+/// (the peer's queue waits for room while the partner is away).
+pub const RECORD_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Where DHCP replies go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ports {
+    /// Clients' port (68).
+    pub client: u16,
+    /// Relay agents' port (67): replies to a relayed message go to giaddr here.
+    pub relay: u16,
+}
+
+/// What the server counts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Datagrams refused by [`parse`].
+    pub bad: u64,
+    /// Messages for the partner (load balancing) or not answered in our state.
+    pub not_ours: u64,
+    /// DISCOVERs without an address to offer.
+    pub no_address: u64,
+    /// OFFERs sent.
+    pub offers: u64,
+    /// ACKs sent (leases and INFORMs).
+    pub acks: u64,
+    /// NAKs sent.
+    pub naks: u64,
+    /// REQUESTs left unanswered (another server's, or allowed later).
+    pub silent: u64,
+    /// RELEASEs and DECLINEs recorded.
+    pub releases: u64,
+    /// Leases expired.
+    pub expired: u64,
+    /// Bindings the peer did not record (no ACK went out).
+    pub record_failures: u64,
+}
+
+/// A reply to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// The datagram.
+    pub bytes: Vec<u8>,
+    /// Where to.
+    pub to: SocketAddr,
+}
+
+/// The DHCP server: its network, its failover peer, its store, the offers it made.
+pub struct Server {
+    handle: Handle,
+    store: Arc<PeerStore>,
+    dialect: Dialect,
+    net: Network,
+    ports: Ports,
+    desired: u32,
+    offers: HashMap<Ipv4Addr, (ClientIdentity, Instant)>,
+    /// What happened so far.
+    pub counters: Counters,
+}
+
+impl std::fmt::Debug for Server {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Server")
+            .field("net", &self.net)
+            .field("counters", &self.counters)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Server {
+    /// A server answering with `net`, granting leases of `desired` seconds at most.
+    pub fn new(
+        handle: Handle,
+        store: Arc<PeerStore>,
+        dialect: Dialect,
+        net: Network,
+        ports: Ports,
+        desired: u32,
+    ) -> Self {
+        Server {
+            handle,
+            store,
+            dialect,
+            net,
+            ports,
+            desired,
+            offers: HashMap::new(),
+            counters: Counters::default(),
+        }
+    }
+
+    fn endpoint(&self) -> Endpoint {
+        Endpoint::of(&self.handle.status(), self.dialect)
+    }
+
+    /// Handles one datagram; returns the reply to send, if any. Never panics on input: what
+    /// [`parse`] refuses is counted and dropped.
+    pub async fn handle_datagram(
+        &mut self,
+        datagram: &[u8],
+    ) -> Result<Option<Outgoing>, BadRequest> {
+        let req = match parse(datagram) {
+            Ok(r) => r,
+            Err(e) => {
+                self.counters.bad += 1;
+                return Err(e);
+            }
+        };
+        Ok(self.handle_request(&req).await)
+    }
+
+    async fn handle_request(&mut self, req: &ClientRequest) -> Option<Outgoing> {
+        let now = wall_clock();
+        let ep = self.endpoint();
+        let (kind, address) = match req.kind {
+            ClientKind::Discover => (MessageKind::Discover, None),
+            ClientKind::Request => {
+                let (rk, a) = request_kind(req)?;
+                if rk == RequestKind::Selecting && req.server_id != Some(self.net.server_id) {
+                    // The client took another server's offer: ours is free again.
+                    let me = req.lease_client().identity();
+                    self.offers
+                        .retain(|_, (c, _)| c.same_client(&me) != Some(true));
+                    return None;
+                }
+                (MessageKind::Request(rk), Some(a))
+            }
+            ClientKind::Release => (MessageKind::Release, Some(req.msg.ciaddr())),
+            ClientKind::Decline => (MessageKind::Decline, req.requested),
+            ClientKind::Inform => (MessageKind::Inform, None),
+        };
+        // 1. Who answers this client (state, RFC 3074 load balancing).
+        let msg = ClientMessage {
+            kind,
+            client_id: req.client_id.as_deref(),
+            chaddr: req.chaddr(),
+            secs: req.msg.secs(),
+        };
+        // ISC answers the partner's DISCOVERs too when the partner has no address left.
+        let partner_pool = PartnerPool::of(self.store.pool_counts(), ep.role);
+        let answer = self.handle.may_answer(&msg, partner_pool);
+        if !answer.is_serve() {
+            self.counters.not_ours += 1;
+            return None;
+        }
+        match req.kind {
+            ClientKind::Discover => self.discover(req, &ep, now),
+            ClientKind::Request => self.request(req, &ep, address?, kind, now).await,
+            ClientKind::Release | ClientKind::Decline => {
+                self.release(req, address?, req.kind, now).await;
+                None
+            }
+            ClientKind::Inform => self.send(req, MessageType::Ack, None),
+        }
+    }
+
+    fn discover(&mut self, req: &ClientRequest, ep: &Endpoint, now: UnixTime) -> Option<Outgoing> {
+        let me = req.lease_client().identity();
+        let clock = Instant::now();
+        self.offers.retain(|_, (_, until)| *until > clock);
+        let snapshot = self.store.memory().snapshot();
+        let offers = &self.offers;
+        // 2. An address the failover state lets us give this client.
+        let pool = snapshot
+            .values()
+            .filter(|r| {
+                offers
+                    .get(&r.data.ip())
+                    .is_none_or(|(c, _)| c.same_client(&me) == Some(true))
+            })
+            .map(|r| (r.data.ip(), r.local));
+        let Some(address) = choose_address(ep, pool, &me, req.requested, now) else {
+            self.counters.no_address += 1;
+            return None;
+        };
+        let record = snapshot.get(&address.octets())?;
+        // 3. The lease time the MCLT rules allow (what the ACK will grant, if nothing moves).
+        let grant = self.handle.lease_time(&LeaseRequest {
+            now,
+            desired: self.desired,
+            times: LeaseTimes::for_client(&record.local, record.holds(&me)),
+            partner_down: PartnerDownLeases::KeepMclt,
+        });
+        self.offers.insert(address, (me, clock + OFFER_HOLD));
+        self.counters.offers += 1;
+        self.send(
+            req,
+            MessageType::Offer,
+            Some(Offered {
+                address,
+                lease_time: grant.granted,
+            }),
+        )
+    }
+
+    async fn request(
+        &mut self,
+        req: &ClientRequest,
+        ep: &Endpoint,
+        address: Ipv4Addr,
+        kind: MessageKind,
+        now: UnixTime,
+    ) -> Option<Outgoing> {
+        let me = req.lease_client().identity();
+        let record = self.store.memory().get(address);
+        // 2. What the failover state lets us answer for this address.
+        match judge_request(ep, record.as_ref().map(|r| &r.local), &me, now) {
+            RequestAnswer::Ack => {}
+            RequestAnswer::Nak => {
+                self.counters.naks += 1;
+                return self.send(req, MessageType::Nak, None);
+            }
+            RequestAnswer::Silent(_) => {
+                self.counters.silent += 1;
+                return None;
+            }
+        }
+        let record = record?;
+        let verifying = matches!(
+            kind,
+            MessageKind::Request(RequestKind::InitReboot | RequestKind::Renewing)
+        );
+        if verifying && !record.holds(&me) {
+            // RFC 2131 §4.3.2: a client verifying or extending a lease we have no record of
+            // gets no answer (its lease may be the partner's news we have not had yet).
+            self.counters.silent += 1;
+            return None;
+        }
+        // 3. The lease time under the MCLT rules.
+        let grant = self.handle.lease_time(&LeaseRequest {
+            now,
+            desired: self.desired,
+            times: LeaseTimes::for_client(&record.local, record.holds(&me)),
+            partner_down: PartnerDownLeases::KeepMclt,
+        });
+        // 4. The binding, recorded durably and queued for the partner before the ACK (§5.1).
+        let Ok(binding) = record.granted(&req.lease_client(), &grant, now) else {
+            self.counters.record_failures += 1;
+            return None;
+        };
+        if !self.record(binding).await {
+            return None;
+        }
+        self.offers.remove(&address);
+        self.counters.acks += 1;
+        self.send(
+            req,
+            MessageType::Ack,
+            Some(Offered {
+                address,
+                lease_time: grant.granted,
+            }),
+        )
+    }
+
+    async fn release(
+        &mut self,
+        req: &ClientRequest,
+        address: Ipv4Addr,
+        kind: ClientKind,
+        now: UnixTime,
+    ) {
+        let me = req.lease_client().identity();
+        let Some(record) = self.store.memory().get(address) else {
+            return;
+        };
+        let binding = if kind == ClientKind::Decline {
+            record.declined(&me, now)
+        } else {
+            record.released(&me, now)
+        };
+        if let Some(b) = binding
+            && self.record(b).await
+        {
+            self.counters.releases += 1;
+        }
+    }
+
+    /// Ends the leases whose time is up (EXPIRED, sent to the partner). Returns how many.
+    pub async fn expire(&mut self) -> usize {
+        let now = wall_clock();
+        if !expires_leases(&self.endpoint()) {
+            return 0;
+        }
+        let ended: Vec<BindingData> = self
+            .store
+            .memory()
+            .snapshot()
+            .values()
+            .filter_map(|r| r.expired(now))
+            .collect();
+        let n = ended.len();
+        if n > 0 && self.record_all(ended).await {
+            self.counters.expired += n as u64;
+            return n;
+        }
+        0
+    }
+
+    async fn record(&mut self, binding: BindingData) -> bool {
+        self.record_all(vec![binding]).await
+    }
+
+    async fn record_all(&mut self, bindings: Vec<BindingData>) -> bool {
+        match tokio::time::timeout(RECORD_TIMEOUT, self.handle.send_bindings(bindings)).await {
+            Ok(Ok(())) => true,
+            _ => {
+                self.counters.record_failures += 1;
+                false
+            }
+        }
+    }
+
+    fn send(
+        &self,
+        req: &ClientRequest,
+        kind: MessageType,
+        lease: Option<Offered>,
+    ) -> Option<Outgoing> {
+        let bytes = reply(req, kind, lease, &self.net).ok()?;
+        Some(Outgoing {
+            bytes,
+            to: destination(req, kind, self.ports),
+        })
+    }
+}
+
+/// The kind of a DHCPREQUEST and the address it is about (RFC 2131 §4.3.2). A renewal and a
+/// rebinding look alike but for the destination address; both are served alike (§5.5).
+fn request_kind(req: &ClientRequest) -> Option<(RequestKind, Ipv4Addr)> {
+    let ciaddr = req.msg.ciaddr();
+    match (req.server_id, req.requested) {
+        (Some(_), Some(a)) => Some((RequestKind::Selecting, a)),
+        (None, Some(a)) if ciaddr.is_unspecified() => Some((RequestKind::InitReboot, a)),
+        (None, _) if !ciaddr.is_unspecified() => Some((RequestKind::Renewing, ciaddr)),
+        _ => None,
+    }
+}
+
+/// Where a reply goes (RFC 2131 §4.1): to the relay at giaddr; else to ciaddr when the client
+/// has one (not for a NAK); else broadcast (the server sends no unicast to an address the
+/// client does not have yet: that needs an ARP entry a UDP socket cannot make).
+fn destination(req: &ClientRequest, kind: MessageType, ports: Ports) -> SocketAddr {
+    let m = &req.msg;
+    let to = if !m.giaddr().is_unspecified() {
+        SocketAddrV4::new(m.giaddr(), ports.relay)
+    } else if !m.ciaddr().is_unspecified() && kind != MessageType::Nak {
+        SocketAddrV4::new(m.ciaddr(), ports.client)
+    } else {
+        SocketAddrV4::new(Ipv4Addr::BROADCAST, ports.client)
+    };
+    SocketAddr::V4(to)
+}

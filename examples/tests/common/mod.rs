@@ -1,0 +1,567 @@
+//! The DHCP client fleet and child-process helpers shared by the `dhcp-server` tests.
+//!
+//! The fleet pretends to be a relay: every message carries giaddr = the address its socket is
+//! bound to, and goes to every server (or, for a RENEWING client, to its server only); the
+//! replies come back to the socket. Each client records the lease it holds and from whom; the
+//! oracle checks on every ACK that no address is held by two clients at once.
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::io::{BufRead, BufReader, Read};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode, OptionCode};
+use dhcproto::{Decodable, Decoder, Encodable};
+
+pub(crate) fn free_tcp_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub(crate) fn free_udp_port(ip: Ipv4Addr) -> u16 {
+    UdpSocket::bind((ip, 0))
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// The `dhcp-server` example next to this test's executable, built by cargo (a no-op when up
+/// to date): `cargo test --test dhcp_server` does not build examples itself.
+pub(crate) fn server_binary() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
+    let target_dir = profile_dir.parent().unwrap();
+    let profile = profile_dir
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.args([
+        "build",
+        "--quiet",
+        "-p",
+        "failover-examples",
+        "--example",
+        "dhcp-server",
+    ])
+    .current_dir(env!("CARGO_MANIFEST_DIR"))
+    .env("CARGO_TARGET_DIR", target_dir)
+    .stdin(Stdio::null());
+    match profile.as_str() {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    let mut build = Proc::new(cmd.spawn().expect("cargo runs"), "cargo");
+    let deadline = Instant::now() + Duration::from_secs(600);
+    let status = loop {
+        if let Some(s) = build.child.as_mut().unwrap().try_wait().unwrap() {
+            build.child = None;
+            break s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "building the example took too long"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(
+        status.success(),
+        "cargo build --example dhcp-server: {status}"
+    );
+    let bin = profile_dir
+        .join("examples")
+        .join(format!("dhcp-server{}", std::env::consts::EXE_SUFFIX));
+    assert!(bin.is_file(), "no example at {}", bin.display());
+    bin
+}
+
+/// A child process, SIGKILLed by its PID and reaped on every way out; its output collected.
+pub(crate) struct Proc {
+    pub(crate) child: Option<Child>,
+    pub(crate) name: &'static str,
+    pub(crate) out: Arc<Mutex<Vec<String>>>,
+}
+
+impl Proc {
+    pub(crate) fn new(child: Child, name: &'static str) -> Proc {
+        Proc {
+            child: Some(child),
+            name,
+            out: Arc::default(),
+        }
+    }
+
+    pub(crate) fn spawn(bin: &Path, args: &[String], name: &'static str) -> Proc {
+        Proc::spawn_with_env(bin, args, name, &[])
+    }
+
+    /// [`Proc::spawn`] with `env` added to the child's environment.
+    pub(crate) fn spawn_with_env(
+        bin: &Path,
+        args: &[String],
+        name: &'static str,
+        env: &[(&str, &str)],
+    ) -> Proc {
+        let child = Command::new(bin)
+            .args(args)
+            .envs(env.iter().copied())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the server starts");
+        let mut p = Proc::new(child, name);
+        let c = p.child.as_mut().unwrap();
+        for stream in [
+            Box::new(c.stdout.take().unwrap()) as Box<dyn Read + Send>,
+            Box::new(c.stderr.take().unwrap()),
+        ] {
+            let out = p.out.clone();
+            std::thread::spawn(move || {
+                for line in BufReader::new(stream).lines() {
+                    let Ok(line) = line else { break };
+                    out.lock().unwrap().push(line);
+                }
+            });
+        }
+        p
+    }
+
+    pub(crate) fn text(&self) -> String {
+        self.out.lock().unwrap().join("\n")
+    }
+
+    /// The last status line.
+    pub(crate) fn status(&self) -> Option<String> {
+        let out = self.out.lock().unwrap();
+        out.iter().rev().find(|l| l.contains("status: ")).cloned()
+    }
+
+    /// Waits (bounded) until the last status line satisfies `ok`.
+    pub(crate) fn wait_status(&self, what: &str, secs: u64, ok: impl Fn(&str) -> bool) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        while Instant::now() < deadline {
+            if self.status().is_some_and(|s| ok(&s)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "{}: not {what} within {secs} s:\n{}",
+            self.name,
+            self.text()
+        );
+    }
+
+    /// One operator command on the server's stdin.
+    pub(crate) fn command(&mut self, line: &str) {
+        use std::io::Write;
+        let stdin = self.child.as_mut().unwrap().stdin.as_mut().unwrap();
+        writeln!(stdin, "{line}").unwrap();
+        stdin.flush().unwrap();
+    }
+
+    /// SIGKILL, then reap.
+    pub(crate) fn kill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// `N WORD` in a status line (`12 ACTIVE`).
+pub(crate) fn count(status: &str, word: &str) -> Option<usize> {
+    let words: Vec<&str> = status.split([' ', ',']).filter(|w| !w.is_empty()).collect();
+    let i = words.iter().position(|w| *w == word)?;
+    words
+        .get(i.checked_sub(1)?)?
+        .replace(['\u{202f}', ','], "")
+        .parse()
+        .ok()
+}
+
+// ----- the client fleet -----
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Held {
+    pub(crate) address: Ipv4Addr,
+    pub(crate) server: Ipv4Addr,
+    pub(crate) until: Instant,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Client {
+    pub(crate) mac: [u8; 6],
+    pub(crate) lease: Option<Held>,
+    /// Every lease this client was granted, with the server.
+    pub(crate) history: Vec<(Ipv4Addr, Ipv4Addr)>,
+}
+
+/// One client message.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Ask {
+    pub(crate) client: usize,
+    pub(crate) kind: MessageType,
+    pub(crate) ciaddr: Ipv4Addr,
+    pub(crate) requested: Option<Ipv4Addr>,
+    pub(crate) server_id: Option<Ipv4Addr>,
+    /// Unicast to this server (a RENEWING client); else to every server, as a relay does.
+    pub(crate) only: Option<Ipv4Addr>,
+}
+
+impl Ask {
+    pub(crate) fn new(client: usize, kind: MessageType) -> Ask {
+        Ask {
+            client,
+            kind,
+            ciaddr: Ipv4Addr::UNSPECIFIED,
+            requested: None,
+            server_id: None,
+            only: None,
+        }
+    }
+}
+
+pub(crate) struct Fleet {
+    pub(crate) socket: UdpSocket,
+    pub(crate) servers: Vec<SocketAddr>,
+    pub(crate) clients: Vec<Client>,
+    pub(crate) round: u32,
+    /// Addresses declined: not to be leased again while others are free (ABANDONED is the
+    /// last resort).
+    pub(crate) declined: Vec<Ipv4Addr>,
+    /// giaddr of every message: the address the fleet's socket is bound to.
+    pub(crate) relay: Ipv4Addr,
+}
+
+pub(crate) fn mac(i: usize) -> [u8; 6] {
+    [0x02, 0x5e, 0x00, 0x31, (i >> 8) as u8, i as u8]
+}
+
+/// A client message relayed from 127.0.0.1.
+pub(crate) fn message(mac: &[u8; 6], relay: Ipv4Addr, ask: &Ask, xid: u32) -> Vec<u8> {
+    let mut m = Message::new_with_id(
+        xid,
+        ask.ciaddr,
+        Ipv4Addr::UNSPECIFIED,
+        Ipv4Addr::UNSPECIFIED,
+        relay,
+        mac,
+    );
+    m.set_opcode(Opcode::BootRequest).set_htype(HType::Eth);
+    m.opts_mut().insert(DhcpOption::MessageType(ask.kind));
+    if let Some(a) = ask.requested {
+        m.opts_mut().insert(DhcpOption::RequestedIpAddress(a));
+    }
+    if let Some(s) = ask.server_id {
+        m.opts_mut().insert(DhcpOption::ServerIdentifier(s));
+    }
+    m.opts_mut().insert(DhcpOption::ParameterRequestList(vec![
+        OptionCode::SubnetMask,
+        OptionCode::Router,
+    ]));
+    m.to_vec().unwrap()
+}
+
+#[derive(Debug)]
+pub(crate) struct Reply {
+    pub(crate) kind: MessageType,
+    pub(crate) yiaddr: Ipv4Addr,
+    pub(crate) server: Ipv4Addr,
+    /// Option 51, if present.
+    pub(crate) lease_time: Option<u32>,
+}
+
+pub(crate) fn decode_reply(bytes: &[u8]) -> Option<(u32, Reply)> {
+    let m = Message::decode(&mut Decoder::new(bytes)).ok()?;
+    if m.opcode() != Opcode::BootReply {
+        return None;
+    }
+    let server = match m.opts().get(OptionCode::ServerIdentifier) {
+        Some(DhcpOption::ServerIdentifier(s)) => *s,
+        _ => return None,
+    };
+    let lease_time = match m.opts().get(OptionCode::AddressLeaseTime) {
+        Some(DhcpOption::AddressLeaseTime(t)) => Some(*t),
+        _ => None,
+    };
+    Some((
+        m.xid(),
+        Reply {
+            kind: m.opts().msg_type()?,
+            yiaddr: m.yiaddr(),
+            server,
+            lease_time,
+        },
+    ))
+}
+
+impl Fleet {
+    pub(crate) fn new(socket: UdpSocket, servers: Vec<SocketAddr>) -> Fleet {
+        socket
+            .set_read_timeout(Some(Duration::from_millis(100)))
+            .unwrap();
+        let relay = match socket.local_addr().unwrap().ip() {
+            std::net::IpAddr::V4(ip) => ip,
+            other => panic!("an IPv4 relay, not {other}"),
+        };
+        Fleet {
+            relay,
+            socket,
+            servers,
+            clients: Vec::new(),
+            round: 0,
+            declined: Vec::new(),
+        }
+    }
+
+    pub(crate) fn add_clients(&mut self, n: usize) -> std::ops::Range<usize> {
+        let first = self.clients.len();
+        for i in first..first + n {
+            self.clients.push(Client {
+                mac: mac(i),
+                lease: None,
+                history: Vec::new(),
+            });
+        }
+        first..first + n
+    }
+
+    /// Client `i`'s lease, while it runs (a client whose lease ended is back to INIT).
+    pub(crate) fn held(&self, i: usize) -> Option<Held> {
+        self.clients[i].lease.filter(|h| h.until > Instant::now())
+    }
+
+    /// Sends the messages and collects the replies for `window` or until every client asked
+    /// has one — from the server its message names (option 54), if it names one: another
+    /// server that knows the lease from its partner may answer too, and first.
+    pub(crate) fn exchange(
+        &mut self,
+        asks: &[Ask],
+        window: Duration,
+    ) -> HashMap<usize, Vec<Reply>> {
+        self.round += 1;
+        let mut expected = HashMap::new();
+        let mut named = HashMap::new();
+        for ask in asks {
+            let xid = (self.round << 12) | ask.client as u32;
+            expected.insert(xid, ask.client);
+            named.insert(ask.client, ask.server_id);
+            let bytes = message(&self.clients[ask.client].mac, self.relay, ask, xid);
+            for s in &self.servers {
+                if ask.only.is_none_or(|ip| s.ip() == ip) {
+                    // A dead server's port may refuse; the fleet goes on.
+                    let _ = self.socket.send_to(&bytes, s);
+                }
+            }
+        }
+        let mut replies: HashMap<usize, Vec<Reply>> = HashMap::new();
+        let deadline = Instant::now() + window;
+        let mut buf = [0u8; 1500];
+        let mut done = std::collections::HashSet::new();
+        while Instant::now() < deadline && done.len() < expected.len() {
+            let Ok((n, _)) = self.socket.recv_from(&mut buf) else {
+                continue;
+            };
+            // Replies of earlier rounds carry other xids and are dropped.
+            if let Some((xid, r)) = decode_reply(&buf[..n])
+                && let Some(&i) = expected.get(&xid)
+            {
+                if named
+                    .get(&i)
+                    .copied()
+                    .flatten()
+                    .is_none_or(|s| s == r.server)
+                {
+                    done.insert(i);
+                }
+                replies.entry(i).or_default().push(r);
+            }
+        }
+        replies
+    }
+
+    /// The oracle, on every ACK: the address is nobody else's running lease (from the
+    /// clients' own records), and never one a client declined.
+    pub(crate) fn bind(&mut self, i: usize, r: &Reply) {
+        let now = Instant::now();
+        let lease_time = r.lease_time.expect("an ACK with a lease carries option 51");
+        assert!(lease_time > 0);
+        for (j, other) in self.clients.iter().enumerate() {
+            if j != i
+                && let Some(h) = other.lease
+            {
+                assert!(
+                    !(h.address == r.yiaddr && h.until > now),
+                    "{} ACKed {} to client {i} while client {j} holds it from {}",
+                    r.server,
+                    r.yiaddr,
+                    h.server
+                );
+            }
+        }
+        assert!(
+            !self.declined.contains(&r.yiaddr),
+            "{} leased the declined {}",
+            r.server,
+            r.yiaddr
+        );
+        let c = &mut self.clients[i];
+        c.lease = Some(Held {
+            address: r.yiaddr,
+            server: r.server,
+            until: now + Duration::from_secs(u64::from(lease_time)),
+        });
+        c.history.push((r.yiaddr, r.server));
+    }
+
+    /// DISCOVER, then REQUEST the first offer, until each of `who` is bound or `rounds` are
+    /// spent. Returns how many of `who` are bound.
+    pub(crate) fn acquire(&mut self, who: std::ops::Range<usize>, rounds: usize) -> usize {
+        for _ in 0..rounds {
+            let todo: Vec<Ask> = who
+                .clone()
+                .filter(|&i| self.held(i).is_none())
+                .map(|i| Ask::new(i, MessageType::Discover))
+                .collect();
+            if todo.is_empty() {
+                break;
+            }
+            let offers = self.exchange(&todo, Duration::from_secs(2));
+            let requests: Vec<Ask> = offers
+                .iter()
+                .filter_map(|(&i, rs)| {
+                    let o = rs.iter().find(|r| r.kind == MessageType::Offer)?;
+                    Some(Ask {
+                        requested: Some(o.yiaddr),
+                        server_id: Some(o.server),
+                        ..Ask::new(i, MessageType::Request)
+                    })
+                })
+                .collect();
+            for (i, rs) in self.exchange(&requests, Duration::from_secs(3)) {
+                // The selected server's ACK; another's (it knows the lease from the partner)
+                // only without one.
+                let selected = requests
+                    .iter()
+                    .find(|a| a.client == i)
+                    .and_then(|a| a.server_id);
+                let ack = rs
+                    .iter()
+                    .find(|r| r.kind == MessageType::Ack && Some(r.server) == selected)
+                    .or_else(|| rs.iter().find(|r| r.kind == MessageType::Ack));
+                if let Some(r) = ack {
+                    self.bind(i, r);
+                }
+            }
+        }
+        who.filter(|&i| self.held(i).is_some()).count()
+    }
+
+    /// DHCPREQUEST with ciaddr (no server id) for each bound client of `who`: RENEWING, unicast
+    /// to the server of its lease, or REBINDING, to every server. Returns the clients ACKed
+    /// with their address, and those NAKed (which drop it).
+    pub(crate) fn extend(
+        &mut self,
+        who: std::ops::Range<usize>,
+        rebinding: bool,
+    ) -> (usize, usize) {
+        let mut kept = vec![false; self.clients.len()];
+        let mut naks = 0;
+        for _ in 0..5 {
+            let todo: Vec<Ask> = who
+                .clone()
+                .filter(|&i| !kept[i])
+                .filter_map(|i| {
+                    let h = self.held(i)?;
+                    Some(Ask {
+                        ciaddr: h.address,
+                        only: (!rebinding).then_some(h.server),
+                        ..Ask::new(i, MessageType::Request)
+                    })
+                })
+                .collect();
+            if todo.is_empty() {
+                break;
+            }
+            for (i, rs) in self.exchange(&todo, Duration::from_secs(3)) {
+                let held = self.clients[i].lease.unwrap().address;
+                if let Some(r) = rs.iter().find(|r| r.kind == MessageType::Ack) {
+                    assert_eq!(r.yiaddr, held, "client {i} extended to another address");
+                    self.bind(i, r);
+                    kept[i] = true;
+                } else if rs.iter().any(|r| r.kind == MessageType::Nak) {
+                    naks += 1;
+                    self.clients[i].lease = None;
+                }
+            }
+        }
+        (kept.iter().filter(|k| **k).count(), naks)
+    }
+
+    /// DHCPRELEASE to the lease's server (no answer expected).
+    pub(crate) fn release(&mut self, i: usize) {
+        let h = self.held(i).unwrap();
+        let ask = Ask {
+            ciaddr: h.address,
+            only: Some(h.server),
+            ..Ask::new(i, MessageType::Release)
+        };
+        let _ = self.exchange(&[ask], Duration::from_millis(300));
+        self.clients[i].lease = None;
+    }
+
+    /// DHCPDECLINE of the client's address (to every server: it may be either's news).
+    pub(crate) fn decline(&mut self, i: usize) -> Ipv4Addr {
+        let h = self.held(i).unwrap();
+        let ask = Ask {
+            requested: Some(h.address),
+            server_id: Some(h.server),
+            ..Ask::new(i, MessageType::Decline)
+        };
+        let _ = self.exchange(&[ask], Duration::from_millis(300));
+        self.clients[i].lease = None;
+        self.declined.push(h.address);
+        h.address
+    }
+
+    /// No address held by two clients at once.
+    pub(crate) fn check_no_double_holding(&self) {
+        let now = Instant::now();
+        let mut holder: HashMap<Ipv4Addr, usize> = HashMap::new();
+        for (i, c) in self.clients.iter().enumerate() {
+            if let Some(h) = c.lease.filter(|h| h.until > now)
+                && let Some(j) = holder.insert(h.address, i)
+            {
+                panic!("{} held by clients {j} and {i}", h.address);
+            }
+        }
+    }
+
+    pub(crate) fn served_by(&self, who: std::ops::Range<usize>, server: Ipv4Addr) -> usize {
+        who.filter(|&i| self.held(i).is_some_and(|h| h.server == server))
+            .count()
+    }
+}

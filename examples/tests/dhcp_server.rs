@@ -1,0 +1,461 @@
+//! The `dhcp-server` example with DHCP clients: a fleet written with dhcproto on loopback, two
+//! servers as failover partners (child processes, stopped by PID). The fleet is in
+//! `common/mod.rs`; bad input is `dhcp_server_input.rs`.
+//!
+//! The fleet pretends to be a relay: every message carries giaddr 127.0.0.1 and goes to both
+//! servers (127.0.0.1 and 127.0.0.2, unprivileged ports), and the replies come back to the
+//! fleet's socket (`--relay-port`). Each client records the leases it holds and from whom; the
+//! oracle checks on every ACK that no address is held by two clients at once.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+use std::collections::BTreeMap;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use dhcproto::v4::MessageType;
+use failover_fsm::accept::ClientIdentity;
+use failover_fsm::record::LeaseClient;
+use failover_fsm::{BindingStatus, Role};
+use failover_proto::hash::client_bucket;
+use failover_tokio::FileStore;
+
+const PRIMARY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
+const SECONDARY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
+const RELAY: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
+
+mod common;
+use common::{Ask, Fleet, Proc, count, free_tcp_port, free_udp_port, server_binary};
+const SPLIT: u8 = 128;
+
+/// One server of a pair: its DHCP address, its failover port and its partner's.
+struct Side {
+    role: &'static str,
+    dhcp: SocketAddr,
+    peer: u16,
+    partner: u16,
+    store: PathBuf,
+}
+
+/// A pair's settings.
+struct PairSpec {
+    pool: &'static str,
+    mclt: u32,
+    relay_port: u16,
+}
+
+fn server_args(side: &Side, spec: &PairSpec) -> Vec<String> {
+    [
+        "--listen",
+        &side.dhcp.to_string(),
+        "--pool",
+        spec.pool,
+        "--subnet",
+        "16",
+        "--router",
+        "10.77.0.1",
+        "--lease-time",
+        "600",
+        "--relay-port",
+        &spec.relay_port.to_string(),
+        "--status-every",
+        "1",
+        "--role",
+        side.role,
+        "--peer-listen",
+        &format!("127.0.0.1:{}", side.peer),
+        "--partner",
+        &format!("127.0.0.1:{}", side.partner),
+        "--name",
+        "dhcp-test",
+        "--mclt",
+        &spec.mclt.to_string(),
+        "--mrd",
+        "3",
+        "--split",
+        &SPLIT.to_string(),
+        "--store",
+        &side.store.to_string_lossy(),
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+/// A pair's setup: a temporary directory for the stores, the fleet's socket, the two sides.
+struct Lab {
+    dir: PathBuf,
+    bin: PathBuf,
+    spec: PairSpec,
+    primary: Side,
+    secondary: Side,
+    fleet: Fleet,
+}
+
+impl Lab {
+    fn new(name: &str, pool: &'static str, mclt: u32) -> Lab {
+        let dir = std::env::temp_dir().join(format!("dhcp-server-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let socket = UdpSocket::bind((RELAY, 0)).unwrap();
+        let relay_port = socket.local_addr().unwrap().port();
+        let (pp, sp) = (free_tcp_port(), free_tcp_port());
+        let primary = Side {
+            role: "primary",
+            dhcp: SocketAddr::from((PRIMARY_IP, free_udp_port(PRIMARY_IP))),
+            peer: pp,
+            partner: sp,
+            store: dir.join("primary.log"),
+        };
+        let secondary = Side {
+            role: "secondary",
+            dhcp: SocketAddr::from((SECONDARY_IP, free_udp_port(SECONDARY_IP))),
+            peer: sp,
+            partner: pp,
+            store: dir.join("secondary.log"),
+        };
+        let fleet = Fleet::new(socket, vec![primary.dhcp, secondary.dhcp]);
+        Lab {
+            dir,
+            bin: server_binary(),
+            spec: PairSpec {
+                pool,
+                mclt,
+                relay_port,
+            },
+            primary,
+            secondary,
+            fleet,
+        }
+    }
+
+    fn start(&self, side: &Side, name: &'static str) -> Proc {
+        Proc::spawn(&self.bin, &server_args(side, &self.spec), name)
+    }
+}
+
+impl Drop for Lab {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Both NORMAL, and the primary gave the secondary its share of the pool (BACKUP).
+fn cold_start(primary: &Proc, secondary: &Proc) {
+    primary.wait_status("NORMAL", 40, |s| s.contains("status: NORMAL"));
+    secondary.wait_status("NORMAL with BACKUP addresses", 40, |s| {
+        s.contains("status: NORMAL") && count(s, "BACKUP").is_some_and(|n| n > 0)
+    });
+}
+
+/// Waits until `p` holds `n` ACTIVE leases and nothing waits for the partner.
+fn settled(p: &Proc, n: usize) {
+    p.wait_status(&format!("holding {n} leases, all acknowledged"), 30, |s| {
+        count(s, "ACTIVE") == Some(n) && s.contains("queued 0, unacked 0")
+    });
+}
+
+/// Both stores, read back from their files (the servers stopped), hold exactly the leases
+/// the clients hold: the same addresses ACTIVE for the same clients; and the addresses
+/// clients declined ABANDONED, nobody's.
+fn stores_hold_the_clients_leases(lab: &Lab, first: Ipv4Addr, count: u32, held: usize) {
+    let expected: BTreeMap<Ipv4Addr, ClientIdentity> = lab
+        .fleet
+        .clients
+        .iter()
+        .filter_map(|c| {
+            let client = LeaseClient {
+                client_identifier: None,
+                htype: 1,
+                chaddr: &c.mac,
+            };
+            Some((c.lease?.address, client.identity()))
+        })
+        .collect();
+    assert_eq!(expected.len(), held);
+    for (side, role) in [
+        (&lab.primary, Role::Primary),
+        (&lab.secondary, Role::Secondary),
+    ] {
+        let store = FileStore::open(&side.store, role, first, count).unwrap();
+        let active: BTreeMap<Ipv4Addr, ClientIdentity> = store
+            .memory()
+            .snapshot()
+            .values()
+            .filter(|r| r.local.status == BindingStatus::Active)
+            .map(|r| (r.data.ip(), r.local.client))
+            .collect();
+        assert!(
+            active == expected,
+            "{}'s store: {} ACTIVE, the clients hold {}",
+            side.role,
+            active.len(),
+            expected.len()
+        );
+        for a in &lab.fleet.declined {
+            let r = store.memory().get(*a).unwrap();
+            assert_eq!(
+                (r.local.status, r.local.client.is_known()),
+                (BindingStatus::Abandoned, false),
+                "{}'s store: the declined {a}",
+                side.role
+            );
+        }
+    }
+}
+
+/// Cold start and the split; INFORM, RELEASE and DECLINE; the primary killed (SIGKILL): its
+/// clients keep their addresses on the secondary and new clients are served; the primary
+/// restarted from its store: back to NORMAL with every lease, serving again; the secondary
+/// restarted without its store: it recovers every lease; both stores equal the clients'.
+#[test]
+fn a_pair_serves_a_fleet_and_survives_the_primary_killed() {
+    let mclt = 20;
+    let mut lab = Lab::new("primary-killed", "10.77.0.10-10.77.0.249", mclt);
+    let mut primary = lab.start(&lab.primary, "primary");
+    let secondary = lab.start(&lab.secondary, "secondary");
+    cold_start(&primary, &secondary);
+
+    let n = 100;
+    let fleet = &mut lab.fleet;
+    let all = fleet.add_clients(n);
+    assert_eq!(
+        fleet.acquire(all.clone(), 8),
+        n,
+        "every client gets a lease"
+    );
+    fleet.check_no_double_holding();
+    let by_primary = fleet.served_by(all.clone(), PRIMARY_IP);
+    let hashed_primary = fleet.clients[all.clone()]
+        .iter()
+        .filter(|c| client_bucket(None, &c.mac) < SPLIT)
+        .count();
+    eprintln!(
+        "split: primary {by_primary} / secondary {} of {n} clients; the RFC 3074 hash \
+         (split {SPLIT}) gives {hashed_primary} / {}",
+        n - by_primary,
+        n - hashed_primary
+    );
+    assert!(
+        by_primary.abs_diff(hashed_primary) <= n / 20,
+        "measured {by_primary} by the primary, hash says {hashed_primary}"
+    );
+    let misplaced = all
+        .clone()
+        .filter(|&i| {
+            (client_bucket(None, &fleet.clients[i].mac) < SPLIT)
+                != (fleet.held(i).unwrap().server == PRIMARY_IP)
+        })
+        .count();
+    eprintln!("clients served by the other server than their hash names: {misplaced}");
+    assert_eq!(
+        misplaced, 0,
+        "load balancing sends each client to its hash's server"
+    );
+    // New clients' first leases are at most the MCLT (§5.2.1); the renewal at T1, once the
+    // partner acknowledged the potential-expiration-time, gets the desired time.
+    let first = fleet.held(0).unwrap();
+    assert!(first.until <= Instant::now() + Duration::from_secs(u64::from(mclt)));
+    assert_eq!(
+        fleet.extend(all.clone(), false),
+        (n, 0),
+        "every renewal ACKed"
+    );
+    let renewed = fleet.held(0).unwrap();
+    assert!(
+        renewed.until > Instant::now() + Duration::from_secs(300),
+        "the renewal gets the desired lease time"
+    );
+
+    // INFORM: an ACK without a lease; RELEASE and DECLINE: no answer, the lease ends.
+    let ask = Ask {
+        ciaddr: fleet.held(0).unwrap().address,
+        ..Ask::new(0, MessageType::Inform)
+    };
+    let replies = fleet.exchange(&[ask], Duration::from_secs(2));
+    let inform = replies
+        .get(&0)
+        .and_then(|r| r.first())
+        .expect("INFORM answered");
+    assert_eq!(
+        (inform.kind, inform.yiaddr, inform.lease_time),
+        (MessageType::Ack, Ipv4Addr::UNSPECIFIED, None)
+    );
+    fleet.release(1);
+    let declined = fleet.decline(2);
+    eprintln!("client 1 released its lease, client 2 declined {declined}");
+    let held = n - 2;
+    // Both servers hold every lease and nothing waits for the partner: the primary may die
+    // now without a client losing its address.
+    settled(&primary, held);
+    settled(&secondary, held);
+
+    primary.kill();
+    let (kept, naks) = fleet.extend(3..n, true);
+    eprintln!(
+        "after SIGKILL of the primary: {kept} of {} clients rebound to the secondary with \
+         their address, {naks} NAKs",
+        n - 3
+    );
+    assert_eq!((kept, naks), (n - 3, 0), "{}", secondary.text());
+    assert_eq!(fleet.served_by(3..n, SECONDARY_IP), n - 3);
+    secondary.wait_status("COMMUNICATIONS-INTERRUPTED", 20, |s| {
+        s.contains("status: COMMUNICATIONS-INTERRUPTED")
+    });
+    // New clients get addresses from the secondary's own (BACKUP) pool.
+    let new = fleet.add_clients(20);
+    let got = fleet.acquire(new.clone(), 8);
+    eprintln!("new clients while the primary is down: {got} of 20 served");
+    assert_eq!(got, 20, "{}", secondary.text());
+    assert_eq!(fleet.served_by(new.clone(), SECONDARY_IP), 20);
+    fleet.check_no_double_holding();
+
+    // The primary restarts from its store: NORMAL again, and it learns the secondary's news.
+    let primary = lab.start(&lab.primary, "primary (restarted)");
+    primary.wait_status("NORMAL after the restart", 60, |s| {
+        s.contains("status: NORMAL")
+    });
+    secondary.wait_status("NORMAL after the restart", 60, |s| {
+        s.contains("status: NORMAL")
+    });
+    let fleet = &mut lab.fleet;
+    let held = held + 20;
+    settled(&primary, held);
+    settled(&secondary, held);
+    eprintln!("the primary restarted from its store: NORMAL, both servers hold {held} leases");
+    let (kept, naks) = fleet.extend(0..fleet.clients.len(), false);
+    assert_eq!(
+        (kept, naks),
+        (held, 0),
+        "every lease renewed after the restart"
+    );
+    // The secondary comes back without its lease file: a new server to the primary (which
+    // goes PARTNER-DOWN), it recovers every binding (RECOVER, UPDREQALL), waits the MCLT
+    // (RECOVER-WAIT) and both return to NORMAL.
+    drop(secondary);
+    std::fs::remove_file(&lab.secondary.store).unwrap();
+    let since = Instant::now();
+    let secondary = lab.start(&lab.secondary, "secondary (store lost)");
+    let normal = |s: &str| s.contains("status: NORMAL") && s.contains("partner NORMAL");
+    secondary.wait_status("NORMAL again", 90, normal);
+    primary.wait_status("NORMAL again", 30, normal);
+    settled(&secondary, held);
+    settled(&primary, held);
+    eprintln!(
+        "the secondary back without its store: NORMAL after {:.1} s, holding all {held} leases",
+        since.elapsed().as_secs_f64()
+    );
+    let fleet = &mut lab.fleet;
+    let everyone = 0..fleet.clients.len();
+    assert_eq!(
+        fleet.extend(everyone, false),
+        (held, 0),
+        "every lease renewed"
+    );
+
+    // New clients hashing to the primary are its again.
+    let later = fleet.add_clients(20);
+    assert_eq!(fleet.acquire(later.clone(), 8), 20);
+    let hashed = fleet.clients[later.clone()]
+        .iter()
+        .filter(|c| client_bucket(None, &c.mac) < SPLIT)
+        .count();
+    assert_eq!(fleet.served_by(later, PRIMARY_IP), hashed);
+    fleet.check_no_double_holding();
+
+    // The two lease databases agree with each other and with the clients: read back from the
+    // stores' files after SIGKILL (what was acknowledged is on disk).
+    let held = held + 20;
+    settled(&primary, held);
+    settled(&secondary, held);
+    drop(primary);
+    drop(secondary);
+    stores_hold_the_clients_leases(&lab, Ipv4Addr::new(10, 77, 0, 10), 240, held);
+    eprintln!("both stores, read back after SIGKILL, hold exactly the clients' {held} leases");
+}
+
+/// The secondary killed: its clients keep their addresses on the primary, which serves new
+/// clients only from its own FREE addresses — until the operator's `partner-down` (stdin)
+/// and the MCLT after it, when the whole pool is the primary's.
+#[test]
+fn the_secondary_killed_then_partner_down_by_command_opens_the_whole_pool() {
+    let pool_size = 24;
+    let mclt = 8;
+    let mut lab = Lab::new("partner-down", "10.77.1.10-10.77.1.33", mclt);
+    let mut primary = lab.start(&lab.primary, "primary");
+    let mut secondary = lab.start(&lab.secondary, "secondary");
+    cold_start(&primary, &secondary);
+    let fleet = &mut lab.fleet;
+    let first = fleet.add_clients(8);
+    assert_eq!(fleet.acquire(first.clone(), 8), 8);
+    // Renewed once so that the leases outlive the test (first leases are at most the MCLT).
+    assert_eq!(fleet.extend(first.clone(), false), (8, 0));
+    settled(&primary, 8);
+    settled(&secondary, 8);
+    let on_secondary = fleet.served_by(first.clone(), SECONDARY_IP);
+
+    secondary.kill();
+    assert_eq!(
+        fleet.extend(first.clone(), true),
+        (8, 0),
+        "{}",
+        primary.text()
+    );
+    eprintln!("after SIGKILL of the secondary: its {on_secondary} clients rebound to the primary");
+    primary.wait_status("COMMUNICATIONS-INTERRUPTED", 20, |s| {
+        s.contains("status: COMMUNICATIONS-INTERRUPTED")
+    });
+    let own_free = count(&primary.status().unwrap(), "FREE").unwrap();
+    let backup = count(&primary.status().unwrap(), "BACKUP").unwrap();
+    assert_eq!(own_free + backup + 8, pool_size);
+    let more = fleet.add_clients(pool_size);
+    let got = fleet.acquire(more.clone(), 3);
+    eprintln!(
+        "COMMUNICATIONS-INTERRUPTED: {got} new clients served = the primary's {own_free} FREE \
+         addresses; the {backup} BACKUP ones stay the secondary's"
+    );
+    assert_eq!(got, own_free);
+
+    // Their leases are the MCLT at most while the partner cannot be told (§5.2.1): they renew
+    // at T1 to keep them.
+    let keep = |fleet: &mut Fleet| {
+        let bound: Vec<usize> = more.clone().filter(|&i| fleet.held(i).is_some()).collect();
+        for i in bound {
+            assert_eq!(fleet.extend(i..i + 1, false), (1, 0), "client {i} renews");
+        }
+    };
+    primary.command("partner-down");
+    primary.wait_status("PARTNER-DOWN", 10, |s| s.contains("status: PARTNER-DOWN"));
+    let since = Instant::now();
+    keep(fleet);
+    // Within the MCLT the partner's addresses stay untouched.
+    let early = fleet.acquire(more.clone(), 1);
+    assert_eq!(
+        early, got,
+        "nothing of the partner's pool before the MCLT has passed"
+    );
+    // After the MCLT (and the library's clock margin), the whole pool.
+    let wait = Duration::from_secs(u64::from(mclt) + 4);
+    while since.elapsed() < wait {
+        keep(fleet);
+        std::thread::sleep(Duration::from_secs(2).min(wait.saturating_sub(since.elapsed())));
+    }
+    keep(fleet);
+    // Two rounds: the clients that find no address wait out each round's window, and the
+    // renewed leases run only the MCLT.
+    let all = fleet.acquire(more.clone(), 2);
+    eprintln!(
+        "PARTNER-DOWN after the MCLT: {} more clients served; {} of the {pool_size} \
+         addresses leased",
+        all - got,
+        all + 8
+    );
+    assert_eq!(all + 8, pool_size, "the whole pool, {}", primary.text());
+    fleet.check_no_double_holding();
+}

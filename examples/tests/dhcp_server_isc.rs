@@ -1,0 +1,399 @@
+//! The `dhcp-server` paired with ISC dhcpd 4.4, in either role, serving a client fleet relayed
+//! over a veth pair between two network namespaces (addresses from 198.18.0.0/15). Skipped with a note when dhcpd, iproute2 or the right to create namespaces
+//! is missing (`FAILOVER_REQUIRE_TOOLS=1` makes that a failure).
+//!
+//! * `fo<pid>-s`: ISC on `fo0` 198.18.0.1:67, our server on 198.18.0.2:6767 (an address on
+//!   the namespace's loopback — dhcpd takes every address of `fo0` as its own server
+//!   identifier — and a port of its own: dhcpd holds 0.0.0.0:67), failover over the
+//!   namespace's loopback (ISC 127.0.0.1:647, ours 127.0.0.2:647).
+//! * `fo<pid>-c`: the fleet, the relay at 198.18.0.254:67 (`cli0`): this test binary
+//!   re-executed under `ip netns exec` ([`fleet_child`]), driven by commands on its stdin.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    missing_docs
+)]
+
+mod common;
+
+use std::io::BufRead;
+use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::{Fleet, Proc, count, server_binary};
+use failover_fsm::accept::ClientIdentity;
+use failover_fsm::record::LeaseClient;
+use failover_fsm::{BindingStatus, Role};
+use failover_proto::hash::client_bucket;
+use failover_testkit::isc::dhcpd::{Dhcpd, IP, IscConfig, IscRole};
+use failover_testkit::isc::netns::{self, Netns};
+use failover_tokio::FileStore;
+
+const NAME: &str = "dhcp-isc";
+const ISC_DHCP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 1);
+const OUR_DHCP: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 2);
+const OUR_DHCP_PORT: u16 = 6767;
+const RELAY: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 254);
+const POOL_FIRST: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
+const POOL_LEN: u32 = 100;
+const CLIENTS: usize = 40;
+const SPLIT: u8 = 128;
+/// Set in the re-executed child: the fleet's commands come on stdin.
+const FLEET_ENV: &str = "DHCP_FLEET_CHILD";
+
+fn pool_last() -> Ipv4Addr {
+    Ipv4Addr::from(u32::from(POOL_FIRST) + POOL_LEN - 1)
+}
+
+/// Sends one command to the fleet child and waits (bounded) for its `done` line; returns the
+/// lines it printed for the command.
+fn ask(fleet: &mut Proc, command: &str, secs: u64) -> Vec<String> {
+    let mark = fleet.out.lock().unwrap().len();
+    fleet.command(command);
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    loop {
+        {
+            let out = fleet.out.lock().unwrap();
+            let new: Vec<String> = out[mark..].to_vec();
+            if new.iter().any(|l| l.starts_with("done ")) {
+                return new;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the fleet did not finish `{command}` within {secs} s:\n{}",
+            fleet.text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// `lease I ADDRESS SERVER` lines.
+fn leases(lines: &[String]) -> Vec<(usize, Ipv4Addr, Ipv4Addr)> {
+    lines
+        .iter()
+        .filter_map(|l| {
+            let mut w = l.strip_prefix("lease ")?.split(' ');
+            Some((
+                w.next()?.parse().ok()?,
+                w.next()?.parse().ok()?,
+                w.next()?.parse().ok()?,
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn isc_primary_and_our_secondary_serve_a_fleet_and_ours_takes_over() {
+    pair_with_isc(IscRole::Primary, "isc_primary_and_our_secondary");
+}
+
+#[test]
+fn our_primary_and_isc_secondary_serve_a_fleet_and_ours_takes_over() {
+    pair_with_isc(IscRole::Secondary, "our_primary_and_isc_secondary");
+}
+
+/// ISC in `isc_role`, ours in the other: cold start and the split, both databases, ISC
+/// SIGKILLed and its clients rebinding to us, new clients, our store read back.
+fn pair_with_isc(isc_role: IscRole, test: &str) {
+    if !failover_testkit::isc::netns_available(test) {
+        return;
+    }
+    // One at a time: the namespaces are named after this process (`fo<pid>-s`, `-c`).
+    static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
+    let bin = server_binary();
+    let t0 = Instant::now();
+    let server_ns = Netns::create("s").expect("server namespace");
+    let client_ns = Netns::create("c").expect("client namespace");
+    netns::veth(
+        &server_ns,
+        "fo0",
+        &format!("{ISC_DHCP}/16"),
+        &client_ns,
+        "cli0",
+        &format!("{RELAY}/16"),
+    )
+    .expect("veth pair");
+    // Our address on the namespace's loopback, not on `fo0`: dhcpd takes every address of its
+    // interface as its own server identifier, and would ACK requests meant for us.
+    let status = std::process::Command::new(IP)
+        .args(["-n", server_ns.name(), "addr", "add"])
+        .arg(format!("{OUR_DHCP}/32"))
+        .args(["dev", "lo"])
+        .status()
+        .unwrap();
+    assert!(status.success(), "our address in the server namespace");
+
+    let isc_fo: SocketAddr = "127.0.0.1:647".parse().unwrap();
+    let our_fo: SocketAddr = "127.0.0.2:647".parse().unwrap();
+    let mut c = IscConfig::new(isc_role, NAME, isc_fo, our_fo);
+    c.mclt = 60;
+    c.split = u16::from(SPLIT);
+    c.lbms = 3;
+    c.pool = (POOL_FIRST, pool_last());
+    let mut dhcpd = Dhcpd::new_in_netns(c, server_ns.name(), "fo0").expect("prepare dhcpd");
+    dhcpd.start().unwrap();
+
+    let (our_role, role) = match isc_role {
+        IscRole::Primary => ("secondary", Role::Secondary),
+        IscRole::Secondary => ("primary", Role::Primary),
+    };
+    let store = std::env::temp_dir().join(format!(
+        "dhcp-server-isc-{}-{our_role}.log",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&store);
+    let mut args: Vec<String> = ["netns", "exec", server_ns.name()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.push(bin.display().to_string());
+    args.extend(
+        [
+            "--listen",
+            &format!("{OUR_DHCP}:{OUR_DHCP_PORT}"),
+            "--pool",
+            &format!("{POOL_FIRST}-{}", pool_last()),
+            "--subnet",
+            "16",
+            "--lease-time",
+            "600",
+            "--status-every",
+            "1",
+            "--role",
+            our_role,
+            "--mclt",
+            "60",
+            "--split",
+            &SPLIT.to_string(),
+            "--peer-listen",
+            &our_fo.to_string(),
+            "--partner",
+            &isc_fo.to_string(),
+            "--bind",
+            "127.0.0.2",
+            "--name",
+            NAME,
+            "--store",
+            &store.display().to_string(),
+        ]
+        .iter()
+        .map(|s| s.to_string()),
+    );
+    let ours = Proc::spawn(std::path::Path::new(IP), &args, "our server");
+    // NORMAL, and the pool split between the two (the secondary's share is BACKUP).
+    ours.wait_status("NORMAL with the pool balanced", 90, |s| {
+        s.contains("status: NORMAL") && count(s, "BACKUP").is_some_and(|n| n > 0)
+    });
+    assert_eq!(
+        dhcpd.state().as_deref(),
+        Some("normal"),
+        "{}",
+        dhcpd.log_tail(30)
+    );
+    eprintln!("{test}: ISC and ours NORMAL after {:?}", t0.elapsed());
+
+    let exe = std::env::current_exe().unwrap();
+    let child_args: Vec<String> = [
+        "netns",
+        "exec",
+        client_ns.name(),
+        &exe.display().to_string(),
+        "fleet_child",
+        "--exact",
+        "--ignored",
+        "--nocapture",
+        "--test-threads=1",
+        "--quiet",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut fleet = Proc::spawn_with_env(
+        std::path::Path::new(IP),
+        &child_args,
+        "fleet",
+        &[(FLEET_ENV, "1")],
+    );
+
+    // Cold start: the split the hash assigns.
+    let got = ask(&mut fleet, &format!("acquire 0 {CLIENTS}"), 90);
+    let bound = leases(&got);
+    assert_eq!(bound.len(), CLIENTS, "{}", fleet.text());
+    let by_isc = bound.iter().filter(|(_, _, s)| *s == ISC_DHCP).count();
+    // The primary serves the buckets below the split (ISC's polarity).
+    let isc_serves =
+        |i: usize| (client_bucket(None, &common::mac(i)) < SPLIT) == (isc_role == IscRole::Primary);
+    let hashed_isc = (0..CLIENTS).filter(|&i| isc_serves(i)).count();
+    eprintln!(
+        "{test}: split: ISC {by_isc} / ours {} of {CLIENTS} clients; the hash gives {hashed_isc} / {}",
+        CLIENTS - by_isc,
+        CLIENTS - hashed_isc
+    );
+    let misplaced = bound
+        .iter()
+        .filter(|(i, _, s)| isc_serves(*i) != (*s == ISC_DHCP))
+        .count();
+    assert_eq!(
+        misplaced,
+        0,
+        "each client served by its hash's server: {:?}\nISC:\n{}\nours:\n{}",
+        bound
+            .iter()
+            .filter(|(i, _, s)| isc_serves(*i) != (*s == ISC_DHCP))
+            .collect::<Vec<_>>(),
+        dhcpd
+            .log()
+            .lines()
+            .filter(|l| !l.contains("reuse_lease"))
+            .collect::<Vec<_>>()
+            .join("\n"),
+        ours.text()
+    );
+
+    // Both lease databases hold every lease: ISC's file, and ours (every ISC lease
+    // acknowledged, nothing of ours waiting).
+    ours.wait_status("holding every lease", 30, |s| {
+        count(s, "ACTIVE") == Some(CLIENTS) && s.contains("queued 0, unacked 0")
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while dhcpd.leases().count("active") < CLIENTS {
+        assert!(
+            Instant::now() < deadline,
+            "ISC's lease file: {}",
+            dhcpd.leases().summary()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let isc_leases = dhcpd.leases();
+    for (i, addr, _) in &bound {
+        let l = isc_leases.get(*addr).expect("in ISC's lease file");
+        let m = common::mac(*i);
+        let mac = format!(
+            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
+            m[0], m[1], m[2], m[3], m[4], m[5]
+        );
+        assert_eq!(
+            (l.binding_state.as_str(), l.hardware_ethernet.as_deref()),
+            ("active", Some(mac.as_str())),
+            "{addr} in ISC's file"
+        );
+    }
+    eprintln!("{test}: ISC's lease file and our store hold the {CLIENTS} leases");
+
+    // ISC killed: its clients rebind to us and keep their addresses; new clients are ours.
+    dhcpd.kill();
+    let got = ask(&mut fleet, &format!("rebind 0 {CLIENTS}"), 90);
+    let done = got.iter().find(|l| l.starts_with("done rebind")).unwrap();
+    eprintln!("{test}: after SIGKILL of ISC: {done}");
+    assert_eq!(done, &format!("done rebind {CLIENTS} 0"), "{}", ours.text());
+    assert!(leases(&got).iter().all(|(_, _, s)| *s == OUR_DHCP));
+    let got = ask(
+        &mut fleet,
+        &format!("acquire {CLIENTS} {}", CLIENTS + 10),
+        90,
+    );
+    let new = leases(&got);
+    eprintln!(
+        "{test}: new clients while ISC is down: {} of 10 served by us",
+        new.len()
+    );
+    assert_eq!(new.len(), 10, "{}", ours.text());
+    assert!(new.iter().all(|(_, _, s)| *s == OUR_DHCP));
+    let got = ask(&mut fleet, "check", 10);
+    assert!(got.iter().any(|l| l == "done check"), "{}", fleet.text());
+
+    // Our store, read back after SIGKILL, holds the clients' leases.
+    ours.wait_status("holding every lease", 30, |s| {
+        count(s, "ACTIVE") == Some(CLIENTS + 10)
+    });
+    drop(fleet);
+    drop(ours);
+    let file = FileStore::open(&store, role, POOL_FIRST, POOL_LEN).unwrap();
+    let holders: Vec<(Ipv4Addr, ClientIdentity)> = bound
+        .iter()
+        .chain(new.iter())
+        .map(|(i, a, _)| {
+            let m = common::mac(*i);
+            let c = LeaseClient {
+                client_identifier: None,
+                htype: 1,
+                chaddr: &m,
+            };
+            (*a, c.identity())
+        })
+        .collect();
+    for (addr, who) in holders {
+        let r = file.memory().get(addr).unwrap();
+        assert_eq!(r.local.status, BindingStatus::Active, "{addr}");
+        assert_eq!(r.local.client.same_client(&who), Some(true), "{addr}");
+    }
+    let _ = std::fs::remove_file(&store);
+    drop(dhcpd);
+    drop(client_ns);
+    drop(server_ns);
+}
+
+/// Not a test: the fleet, run by [`pair_with_isc`]
+/// inside the client namespace (this binary re-executed with `DHCP_FLEET_CHILD` set). Reads
+/// commands from stdin — `acquire A B`, `rebind A B`, `check` — and answers each with
+/// `lease I ADDRESS SERVER` lines and a `done …` line. Without the variable it does nothing.
+#[test]
+#[ignore = "child process of the ISC pairing test"]
+fn fleet_child() {
+    if std::env::var(FLEET_ENV).is_err() {
+        return;
+    }
+    let socket = UdpSocket::bind((RELAY, 67)).expect("the relay port in the client namespace");
+    let servers = vec![
+        SocketAddr::from((ISC_DHCP, 67)),
+        SocketAddr::from((OUR_DHCP, OUR_DHCP_PORT)),
+    ];
+    let mut fleet = Fleet::new(socket, servers);
+    let say = |line: String| {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{line}");
+        let _ = out.flush();
+    };
+    for line in std::io::stdin().lock().lines() {
+        let Ok(line) = line else { break };
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let range =
+            |w: &[&str]| -> std::ops::Range<usize> { w[1].parse().unwrap()..w[2].parse().unwrap() };
+        match words.first().copied() {
+            Some("acquire") => {
+                let who = range(&words);
+                if fleet.clients.len() < who.end {
+                    fleet.add_clients(who.end - fleet.clients.len());
+                }
+                let n = fleet.acquire(who.clone(), 8);
+                for i in who {
+                    if let Some(h) = fleet.held(i) {
+                        say(format!("lease {i} {} {}", h.address, h.server));
+                    }
+                }
+                say(format!("done acquire {n}"));
+            }
+            Some("rebind") => {
+                let who = range(&words);
+                let (kept, naks) = fleet.extend(who.clone(), true);
+                for i in who {
+                    if let Some(h) = fleet.held(i) {
+                        say(format!("lease {i} {} {}", h.address, h.server));
+                    }
+                }
+                say(format!("done rebind {kept} {naks}"));
+            }
+            Some("check") => {
+                fleet.check_no_double_holding();
+                say("done check".into());
+            }
+            _ => say(format!("done unknown {line}")),
+        }
+    }
+}
