@@ -12,9 +12,7 @@
 //! Limits: one pool (the stores of failover-tokio hold one contiguous range); replies to a
 //! direct client without an address are broadcast (a UDP socket cannot add the ARP entry a
 //! unicast to `yiaddr` needs); the DHCP messages are handled one at a time, each ACK waiting
-//! for its binding to be durable; while the partner is away, failover-tokio's
-//! `send_binding` waits for room once 256 updates are queued, so a long outage with many
-//! changes stalls the ACKs ([`serve::RECORD_TIMEOUT`] bounds each wait: no ACK then).
+//! for its binding to be durable ([`serve::RECORD_TIMEOUT`] bounds each wait: no ACK then).
 //!
 //! ```
 //! use failover_examples::dhcp_server::{Parsed, parse_args};

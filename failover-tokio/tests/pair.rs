@@ -241,3 +241,72 @@ async fn a_lost_lease_table_is_refreshed_across_a_restart() {
     p.shutdown().await;
     s.shutdown().await;
 }
+
+/// While the partner is away, the application's bindings beyond the engine's queue (256) are
+/// recorded and answered at once; they reach the partner with the backlog when it is back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bindings_made_while_the_partner_is_away_do_not_wait_and_reach_it_later() {
+    const N: usize = 400;
+    let (pp, sp) = (free_port(), free_port());
+    let first = Ipv4Addr::new(198, 18, 4, 0);
+    let ps = Arc::new(MemoryStore::new(Role::Primary, first, 1024));
+    let ss = Arc::new(MemoryStore::new(Role::Secondary, first, 1024));
+    let (p, pe) = start(Role::Primary, pp, sp, ps.clone()).await;
+    let (s, se) = start(Role::Secondary, sp, pp, ss.clone()).await;
+    drain(pe);
+    drain(se);
+    within(20, p.wait_for_state(ServerState::Normal))
+        .await
+        .unwrap();
+    within(20, s.wait_for_state(ServerState::Normal))
+        .await
+        .unwrap();
+    within(10, async {
+        while ss.count(BindingStatus::Backup) != 512 || p.status().queued != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    // The secondary goes away.
+    s.abort().await;
+    within(20, p.wait_for_state(ServerState::CommunicationsInterrupted))
+        .await
+        .unwrap();
+    let wall = wall_clock();
+    let free: Vec<Ipv4Addr> = ps
+        .snapshot()
+        .iter()
+        .filter(|(_, l)| l.local.status == BindingStatus::Free)
+        .map(|(a, _)| Ipv4Addr::from(*a))
+        .take(N)
+        .collect();
+    assert_eq!(free.len(), N);
+    let bindings: Vec<BindingData> = free
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let mut b = BindingData::new(*a, BindingStatus::Active)
+                .with_client(None, 1, &[2, 0, 0, 0, (i >> 8) as u8, i as u8])
+                .unwrap();
+            b.lease_expiration_time = Some(wall.plus(300));
+            b.potential_expiration_time = Some(wall.plus(450));
+            b.client_last_transaction_time = Some(wall);
+            b
+        })
+        .collect();
+    // More than the engine's queue holds: answered without waiting for the partner.
+    within(10, p.send_bindings(bindings)).await.unwrap();
+    assert_eq!(ps.count(BindingStatus::Active), N);
+    // The secondary is back with its table: every one of them reaches it.
+    let (s, se) = start(Role::Secondary, sp, pp, ss.clone()).await;
+    drain(se);
+    within(30, async {
+        while ss.count(BindingStatus::Active) != N || p.status().queued != 0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert_eq!(p.status().state, ServerState::Normal);
+    p.shutdown().await;
+    s.shutdown().await;
+}

@@ -142,6 +142,12 @@ impl<S: Storage> Core<S> {
             while let Some(b) = list.pop_front() {
                 match self.queue(&b, false) {
                     Ok(()) => moved = true,
+                    Err(EngineError::QueueFull) if !self.engine.is_communicating() => {
+                        // The partner is away: the rest is recorded in the store as not
+                        // acknowledged and goes with the backlog once it is back (§9.8.1), so
+                        // the caller need not wait for an outage to end.
+                        break;
+                    }
                     Err(EngineError::QueueFull) => {
                         // Keep the rest; retry once acknowledgements free room.
                         list.push_front(b);
