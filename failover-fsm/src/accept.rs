@@ -189,6 +189,10 @@ pub struct Verdict {
     /// engine knew it. A store applying the verdict can use it instead of tracking its own
     /// outstanding updates.
     pub ours_in_flight: bool,
+    /// Seconds the engine added to the partner's times to bring them into our clock (the skew
+    /// correction, §5.10; 0 without one). The same update sent again over a later connection
+    /// may be corrected differently; this tells the store it is the same.
+    pub partner_time_shift: i64,
 }
 
 /// The status an address takes when a partner accepts our EXPIRED, RELEASED or RESET, or when
@@ -263,6 +267,7 @@ pub fn judge_update(
             && local.client != ClientIdentity::of(received),
         superseded_xid,
         ours_in_flight: local.in_flight.is_some(),
+        partner_time_shift: 0,
     })
 }
 

@@ -47,8 +47,9 @@ pub struct LeaseRecord {
     /// The partner has this version: it acknowledged it, or sent it to us (§7.1.5). A record
     /// without it is part of the backlog sent on entering NORMAL (§9.8.1) and on UPDREQ.
     pub partner_has_it: bool,
-    /// Memory only: the last binding received from the partner and applied, to recognise the
-    /// same update sent again after its BNDACK was lost with a connection.
+    /// Memory only: the last binding received from the partner and applied, with its times as
+    /// the partner sent them, to recognise the same update sent again after its BNDACK was
+    /// lost with a connection.
     pub last_received: Option<BindingData>,
     /// Memory only: the partner refused our current version (§7.2.2); the next update it sends
     /// for the address is taken as it is, however our times compare.
@@ -265,8 +266,12 @@ impl LeaseRecord {
     /// the partner has not acknowledged does not replace it ([`Received::KeptNewer`]); one
     /// applied already and sent again does not undo a newer change ([`Received::KeptOurs`]).
     pub fn apply_received(&mut self, binding: &BindingData, verdict: &Verdict) -> Received {
-        let duplicate = self.last_received.as_ref() == Some(binding) && !self.partner_has_it;
-        self.last_received = Some(binding.clone());
+        // Compared in the partner's clock: sent again over a later connection, the same update
+        // may be corrected by another skew estimate (seed 30564403: a re-sent RELEASED,
+        // shifted 19 s, looked newer than the lease we granted since).
+        let as_sent = binding.clone().shifted(-verdict.partner_time_shift);
+        let duplicate = self.last_received.as_ref() == Some(&as_sent) && !self.partner_has_it;
+        self.last_received = Some(as_sent);
         let refused = core::mem::take(&mut self.refused);
         if duplicate {
             // Acknowledged all the same, so the partner holds its status — unless our own

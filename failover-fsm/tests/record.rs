@@ -30,6 +30,7 @@ fn verdict(b: &BindingData, store_as: BindingStatus) -> Verdict {
         client_changed: false,
         superseded_xid: None,
         ours_in_flight: false,
+        partner_time_shift: 0,
     }
 }
 
@@ -264,4 +265,24 @@ fn the_reserved_flag_is_kept_from_either_side() {
     // A change without the flag ends the reservation.
     r.apply_local(lease(2, BindingStatus::Active, 200), true);
     assert!(!r.local.reserved);
+}
+
+#[test]
+fn an_update_sent_again_under_another_skew_is_still_the_same_update() {
+    let mut r = LeaseRecord::fresh(A);
+    let released = lease(1, BindingStatus::Released, 100);
+    let mut v = verdict(&released, BindingStatus::Free);
+    v.partner_time_shift = 5;
+    let first = released.clone().shifted(5);
+    assert_eq!(r.apply_received(&first, &v), Received::Stored);
+    // Our later grant to another client, not acknowledged yet.
+    r.apply_local(lease(2, BindingStatus::Active, 110), true);
+    // The RELEASED again, corrected 19 s more this time: newer-looking, but the same update.
+    v.partner_time_shift = 24;
+    let again = released.shifted(24);
+    assert!(matches!(
+        r.apply_received(&again, &v),
+        Received::KeptOurs(_)
+    ));
+    assert_eq!(r.local.status, BindingStatus::Active);
 }

@@ -665,6 +665,7 @@ fn decode_record(line: &str) -> Option<Record> {
                 },
                 // Not logged: what was outstanding matters only when the verdict is applied.
                 ours_in_flight: false,
+                partner_time_shift: 0,
             };
             (f.next()? == "end").then_some(())?;
             Record::Received(b, v)
@@ -720,6 +721,7 @@ mod tests {
             client_changed: false,
             superseded_xid: Some(9),
             ours_in_flight: false,
+            partner_time_shift: 0,
         };
         for r in [
             Record::State(Persisted {
@@ -766,6 +768,7 @@ mod tests {
             client_changed: false,
             superseded_xid: None,
             ours_in_flight: false,
+            partner_time_shift: 0,
         };
         assert_eq!(
             store.commit_binding(&released, &v).unwrap(),
@@ -811,6 +814,7 @@ mod tests {
             client_changed: false,
             superseded_xid: None,
             ours_in_flight: false,
+            partner_time_shift: 0,
         };
         let store = FileStore::open(&path, Role::Secondary, first, 4).unwrap();
         store.commit_binding(&a, &verdict(&a)).unwrap();

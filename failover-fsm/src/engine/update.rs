@@ -158,9 +158,14 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         // caller clears its outstanding flag on that; a stale one made ISC's dueling rule
         // refuse the partner's later updates, seed 503470).
         let refreshed = ours_in_flight.filter(|_| self.refresh_from_partner);
+        let partner_time_shift = match (self.config.dialect, self.skew.correction()) {
+            (Dialect::Draft, Some(skew)) => skew,
+            _ => 0,
+        };
         Ok(Verdict {
             superseded_xid: verdict.superseded_xid.or(refreshed),
             ours_in_flight: ours_in_flight.is_some(),
+            partner_time_shift,
             ..verdict
         })
     }

@@ -329,6 +329,7 @@ fn an_acknowledged_record_does_not_outrank_the_partners_next_update() {
         client_changed: true,
         superseded_xid: None,
         ours_in_flight: false,
+        partner_time_shift: 0,
     };
     // Our BACKUP was acknowledged: the partner's later update wins whatever the times say.
     let mut store = ours(true);
@@ -533,4 +534,15 @@ fn extra_seed_466447_draft_kept_record_is_sent_again() {
 #[test]
 fn extra_seed_277136_draft_kept_record_is_sent_again() {
     extra_seed_passes(277136);
+}
+
+/// The secondary's RELEASED, its BNDACK lost with the connection, was sent again over the next
+/// connection and corrected by a skew estimate 19 s off the first; it no longer matched the
+/// update applied before and looked newer than the lease the primary had granted since, which
+/// it then freed. The record now compares a re-sent update in the partner's clock
+/// (`Verdict::partner_time_shift`). Found by the million-seed run of 2026-12-03; it failed
+/// before the lease-record contract too.
+#[test]
+fn extra_seed_30564403_draft_resent_update_under_a_new_skew() {
+    extra_seed_passes(30564403);
 }
