@@ -335,6 +335,30 @@ fn a_pair_serves_a_fleet_and_survives_the_primary_killed() {
         (held, 0),
         "every lease renewed after the restart"
     );
+    // Once the partner has acknowledged those renewals' potential-expiration-times, one more
+    // renewal gets the full lease time (§5.2.1: no more than the acknowledged PET plus the
+    // MCLT before): no lease may end during the MCLT-long RECOVER-WAIT below, however slow
+    // the machine (one granted MCLT-short did on a loaded CI run).
+    settled(&primary, held);
+    settled(&secondary, held);
+    assert_eq!(
+        fleet.extend(0..fleet.clients.len(), false),
+        (held, 0),
+        "every lease renewed again"
+    );
+    let shortest = fleet
+        .clients
+        .iter()
+        .filter_map(|c| c.lease.as_ref())
+        .map(|l| l.until.saturating_duration_since(Instant::now()))
+        .min()
+        .unwrap();
+    assert!(
+        shortest > Duration::from_secs(120),
+        "a renewed lease runs only {shortest:?}: it could end during RECOVER-WAIT"
+    );
+    settled(&primary, held);
+    settled(&secondary, held);
     // The secondary comes back without its lease file: a new server to the primary (which
     // goes PARTNER-DOWN), it recovers every binding (RECOVER, UPDREQALL), waits the MCLT
     // (RECOVER-WAIT) and both return to NORMAL.
