@@ -409,6 +409,10 @@ impl Storage for PeerStore {
     fn sync(&self) -> io::Result<()> {
         self.inner().sync()
     }
+
+    fn sync_blocks(&self) -> bool {
+        self.inner().sync_blocks()
+    }
 }
 
 /// `in 3600 s`, `12 s ago`, `never` for a wall-clock time.

@@ -54,6 +54,12 @@ pub trait Storage: LeaseLookup + Send + Sync + 'static {
     /// Makes every change recorded so far durable (one fsync for all of them). Blocking: the
     /// task runs it off the async runtime's workers.
     fn sync(&self) -> io::Result<()>;
+    /// Whether [`Storage::sync`] does I/O that may block. `true` (the default): the task runs it
+    /// on tokio's blocking pool; `false` (a store in memory): it calls it in place, saving two
+    /// thread hand-offs per batch.
+    fn sync_blocks(&self) -> bool {
+        true
+    }
 }
 
 /// Which bindings [`Storage::bindings`] returns.
@@ -298,6 +304,10 @@ impl Storage for MemoryStore {
         g.dirty.clear();
         g.state_dirty = false;
         Ok(())
+    }
+
+    fn sync_blocks(&self) -> bool {
+        false
     }
 }
 

@@ -81,10 +81,14 @@ impl<S: Storage> Core<S> {
         let commits = std::mem::take(&mut commit.commits);
         let persists = std::mem::take(&mut commit.persists);
         let replies = std::mem::take(&mut commit.replies);
-        let store = self.store.clone();
-        let synced = match tokio::task::spawn_blocking(move || store.sync()).await {
-            Ok(r) => r,
-            Err(e) => Err(std::io::Error::other(e.to_string())),
+        let synced = if self.store.sync_blocks() {
+            let store = self.store.clone();
+            match tokio::task::spawn_blocking(move || store.sync()).await {
+                Ok(r) => r,
+                Err(e) => Err(std::io::Error::other(e.to_string())),
+            }
+        } else {
+            self.store.sync()
         };
         match synced {
             Ok(()) => {
