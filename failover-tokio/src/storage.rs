@@ -328,6 +328,10 @@ impl FileStore {
     /// crash in the middle of an append, so never acknowledged) is cut off the file. What
     /// belonged to the last conversation with the partner is forgotten
     /// ([`LeaseRecord::restarted`]).
+    ///
+    /// Blocking (it reads the log and may fsync a cut-back): call it before the runtime starts
+    /// or inside `tokio::task::spawn_blocking`. [`Storage::sync`], the store's only other
+    /// fsync, is run by the task on tokio's blocking pool ([`Storage::sync_blocks`]).
     pub fn open(
         path: impl AsRef<Path>,
         role: Role,

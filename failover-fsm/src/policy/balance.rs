@@ -1,0 +1,324 @@
+//! Pool balancing with ISC's rules: how many available addresses to hand to the partner, when
+//! to send POOLREQ, when to run again (draft §7.6, §7.7; ISC `dhcp_failover_pool_balance`).
+
+use failover_proto::{BindingStatus, Role, ServerState};
+
+use super::clamp_u32;
+use crate::time::UnixTime;
+
+/// ISC's pool-balancing knobs (`failover peer` statements; defaults as ISC's).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BalanceConfig {
+    /// `max-lease-misbalance`, percent of the pool's available addresses (default 15).
+    pub max_lease_misbalance: u32,
+    /// `max-lease-ownership`, percent (default 10).
+    pub max_lease_ownership: u32,
+    /// `min-balance`: least seconds between two runs (default 60).
+    pub min_balance: u32,
+    /// `max-balance`: most seconds between two runs (default 3600).
+    pub max_balance: u32,
+}
+
+impl Default for BalanceConfig {
+    fn default() -> Self {
+        BalanceConfig {
+            max_lease_misbalance: 15,
+            max_lease_ownership: 10,
+            min_balance: 60,
+            max_balance: 3600,
+        }
+    }
+}
+
+/// Available addresses of one pool, as this server counts them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct PoolCounts {
+    /// FREE addresses (the primary's), reserved ones not counted.
+    pub free: u32,
+    /// BACKUP addresses (the secondary's), reserved ones not counted.
+    pub backup: u32,
+}
+
+/// What started a balancing run; only timer runs may send POOLREQ (ISC
+/// `dhcp_failover_pool_rebalance` vs `..._reqbalance` / `..._balance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum BalanceTrigger {
+    /// The rebalance timer ([`next_rebalance`]).
+    Timer,
+    /// A POOLREQ from the partner: answer POOLRESP with the number of addresses moved, and
+    /// never a POOLREQ back (§7.6.2, §7.7.1).
+    PoolReq,
+    /// Entry to NORMAL or an operator.
+    Manual,
+}
+
+/// Why no balancing run happens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum BalanceSkipped {
+    /// ISC balances only in NORMAL.
+    NotNormal(ServerState),
+}
+
+/// The outcome of ISC's balance computation for one pool (`dhcp_failover_pool_dobalance`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BalancePlan {
+    /// The status moved addresses get: BACKUP when the primary gives, FREE when the secondary
+    /// gives back (ISC; the draft only has the primary give).
+    pub give_as: BindingStatus,
+    /// "Leases to send": half our excess over the partner, negative when we are short —
+    /// `(free − backup) / 2` on the primary, `(backup − free) / 2` on the secondary, rounded
+    /// towards zero.
+    pub lts: i64,
+    /// `max-lease-misbalance` of the total, rounded: above this excess the pool is logged
+    /// "IMBALANCED".
+    pub threshold: i64,
+    /// `max-lease-ownership` of the total, rounded: the excess either side may keep.
+    pub hold: i64,
+    /// `−2 × threshold` (−1 if that is 0): below this `lts` the run sends POOLREQ.
+    pub panic: i64,
+    /// Send POOLREQ (timer runs only, `lts < panic`).
+    pub send_poolreq: bool,
+}
+
+impl BalancePlan {
+    /// Addresses to move to even the pool out with never-used addresses (ISC's second pass
+    /// stops at `lts ≤ 0` for those): `max(lts, 0)`.
+    pub fn to_move(&self) -> u32 {
+        clamp_i64(self.lts)
+    }
+
+    /// Most addresses moved when every candidate's last client hashes to the partner (the
+    /// first pass runs until `lts ≤ −hold`): `max(lts + hold, 0)`.
+    pub fn max_affine(&self) -> u32 {
+        clamp_i64(self.lts.saturating_add(self.hold))
+    }
+
+    /// Addresses moved when all candidates were used before and none is affine to the partner
+    /// (second pass stops at `lts ≤ hold`): `max(lts − hold, 0)`.
+    pub fn min_used(&self) -> u32 {
+        clamp_i64(self.lts.saturating_sub(self.hold))
+    }
+
+    /// Whether the pool is still "IMBALANCED" after moving `moved` addresses.
+    pub fn imbalanced_after(&self, moved: u32) -> bool {
+        self.lts - i64::from(moved) > self.threshold
+    }
+
+    /// A cursor to walk our available addresses, oldest first, deciding for each.
+    pub fn cursor(&self) -> BalanceCursor {
+        BalanceCursor {
+            lts: self.lts,
+            hold: self.hold,
+            second_pass: false,
+            done: false,
+            moved: 0,
+        }
+    }
+}
+
+fn clamp_i64(x: i64) -> u32 {
+    u32::try_from(x.max(0)).unwrap_or(u32::MAX)
+}
+
+/// `(x × percent + 50) / 100`, ISC's rounding.
+fn percent(x: u64, pct: u32) -> i64 {
+    i64::try_from((x * u64::from(pct) + 50) / 100).unwrap_or(i64::MAX)
+}
+
+/// ISC's balance computation for one pool (03 §10 of the ISC notes; §5.4 asks for "some
+/// threshold mechanism"): how far this server's available addresses exceed the partner's,
+/// what may move and whether to ask the partner with POOLREQ.
+///
+/// ISC runs it in both roles, only in NORMAL. The primary gives FREE addresses as BACKUP; the
+/// secondary gives BACKUP addresses back as FREE (D48).
+pub fn plan_balance(
+    role: Role,
+    state: ServerState,
+    counts: PoolCounts,
+    config: &BalanceConfig,
+    trigger: BalanceTrigger,
+) -> Result<BalancePlan, BalanceSkipped> {
+    if state != ServerState::Normal {
+        return Err(BalanceSkipped::NotNormal(state));
+    }
+    let free = i64::from(counts.free);
+    let backup = i64::from(counts.backup);
+    let (lts, give_as) = match role {
+        Role::Primary => ((free - backup) / 2, BindingStatus::Backup),
+        Role::Secondary => ((backup - free) / 2, BindingStatus::Free),
+    };
+    let total = u64::from(counts.free) + u64::from(counts.backup);
+    let threshold = percent(total, config.max_lease_misbalance);
+    let hold = percent(total, config.max_lease_ownership);
+    let panic = match -2 * threshold {
+        0 => -1,
+        p => p,
+    };
+    Ok(BalancePlan {
+        give_as,
+        lts,
+        threshold,
+        hold,
+        panic,
+        send_poolreq: trigger == BalanceTrigger::Timer && lts < panic,
+    })
+}
+
+/// ISC's `secondary_not_hoarding`, asked by the primary before sending a freed address to the
+/// secondary because its last client hashes there (MAC affinity, §5.4): whether
+/// `(free − backup) / 2 > −hold`.
+pub fn secondary_not_hoarding(counts: PoolCounts, config: &BalanceConfig) -> bool {
+    let total = u64::from(counts.free) + u64::from(counts.backup);
+    let hold = percent(total, config.max_lease_ownership);
+    (i64::from(counts.free) - i64::from(counts.backup)) / 2 > -hold
+}
+
+/// One of our available addresses, as the balancing walk sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BalanceCandidate {
+    /// The address was leased before (ISC: `ends ≠ 0`).
+    pub used: bool,
+    /// Its last client hashes to the partner (ISC `peer_wants_lease`).
+    pub partner_affine: bool,
+}
+
+/// What to do with a [`BalanceCandidate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum BalanceStep {
+    /// Give it to the partner (store [`BalancePlan::give_as`] and send a BNDUPD).
+    Move,
+    /// Keep it and look at the next one.
+    Keep,
+    /// The pool is balanced enough: stop the walk.
+    Stop,
+}
+
+/// ISC's two-pass walk over our available addresses (FREE queue on the primary, BACKUP on the
+/// secondary), oldest first.
+///
+/// Pass 1 moves addresses whose last client hashes to the partner until `lts ≤ −hold`; at the
+/// end of the queue call [`BalanceCursor::end_of_queue`] and, if it says so, walk the queue
+/// again from the head, skipping what was moved. Pass 2 moves any address, stopping at the
+/// first never-used one once `lts ≤ 0` or the first used one once `lts ≤ hold`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct BalanceCursor {
+    lts: i64,
+    hold: i64,
+    second_pass: bool,
+    done: bool,
+    moved: u32,
+}
+
+impl BalanceCursor {
+    /// Decides for the next address of the queue.
+    pub fn consider(&mut self, candidate: BalanceCandidate) -> BalanceStep {
+        if self.done {
+            return BalanceStep::Stop;
+        }
+        let stop = if self.second_pass {
+            if candidate.used {
+                self.lts <= self.hold
+            } else {
+                self.lts <= 0
+            }
+        } else {
+            self.lts <= -self.hold
+        };
+        if stop {
+            self.done = true;
+            return BalanceStep::Stop;
+        }
+        if self.second_pass || candidate.partner_affine {
+            self.lts -= 1;
+            self.moved = self.moved.saturating_add(1);
+            BalanceStep::Move
+        } else {
+            BalanceStep::Keep
+        }
+    }
+
+    /// The queue ran out: `true` to walk it again (second pass), `false` when the run is over.
+    pub fn end_of_queue(&mut self) -> bool {
+        if self.done || self.second_pass {
+            self.done = true;
+            false
+        } else {
+            self.second_pass = true;
+            true
+        }
+    }
+
+    /// Addresses moved so far (the addresses-transferred of a POOLRESP, §7.7.1).
+    pub const fn moved(&self) -> u32 {
+        self.moved
+    }
+
+    /// The remaining excess (`lts` after the moves).
+    pub const fn lts(&self) -> i64 {
+        self.lts
+    }
+
+    /// Whether the walk is over.
+    pub const fn is_done(&self) -> bool {
+        self.done
+    }
+}
+
+/// When to run the balancer next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum Reschedule {
+    /// Keep the run already scheduled (ISC only ever moves it earlier).
+    Keep,
+    /// Run at this time.
+    At(UnixTime),
+}
+
+/// ISC's `dhcp_failover_pool_check`: the next balancing run, called whenever the FREE or
+/// BACKUP counts change (NORMAL only).
+///
+/// `oldest_free` / `oldest_backup` are the lease-expiration-times of the oldest address of
+/// each queue (`None` = queue empty, `UnixTime(0)` = never used). For each, the time since it
+/// expired × `max-lease-misbalance` % estimates when the imbalance will matter; our own queue
+/// (FREE on the primary, BACKUP on the secondary) counts double. The earlier estimate, at most
+/// `max-balance` from now, not before `last_balance + min-balance`. ISC adds `random() % 5`
+/// seconds; add your own jitter.
+pub fn next_rebalance(
+    role: Role,
+    now: UnixTime,
+    oldest_free: Option<UnixTime>,
+    oldest_backup: Option<UnixTime>,
+    last_balance: Option<UnixTime>,
+    scheduled: Option<UnixTime>,
+    config: &BalanceConfig,
+) -> Reschedule {
+    let estimate = |oldest: Option<UnixTime>| -> u64 {
+        let age = match oldest {
+            Some(ends) if ends < now => u64::from(now.secs_since(ends)),
+            _ => 0,
+        };
+        (age * u64::from(config.max_lease_misbalance) + 50) / 100
+    };
+    let (mut free_est, mut backup_est) = (estimate(oldest_free), estimate(oldest_backup));
+    match role {
+        Role::Primary => free_est *= 2,
+        Role::Secondary => backup_est *= 2,
+    }
+    let delay = free_est.min(backup_est).min(u64::from(config.max_balance));
+    let mut at = now.plus(clamp_u32(delay));
+    if let Some(last) = last_balance {
+        at = at.max(last.plus(config.min_balance));
+    }
+    match scheduled {
+        Some(s) if at >= s => Reschedule::Keep,
+        _ => Reschedule::At(at),
+    }
+}
