@@ -51,12 +51,20 @@ async fn within<T>(secs: u64, f: impl std::future::Future<Output = T>) -> T {
         .expect("timed out")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_peers_reach_normal_and_share_bindings() {
+/// Two peers on fresh in-memory stores of `n` addresses from `first`, both NORMAL.
+struct Pair {
+    p: Handle,
+    s: Handle,
+    ps: Arc<MemoryStore>,
+    ss: Arc<MemoryStore>,
+    /// The primary's and the secondary's listening ports.
+    ports: (u16, u16),
+}
+
+async fn normal_pair(first: Ipv4Addr, n: u32) -> Pair {
     let (pp, sp) = (free_port(), free_port());
-    let first = Ipv4Addr::new(198, 18, 1, 0);
-    let ps = Arc::new(MemoryStore::new(Role::Primary, first, 32));
-    let ss = Arc::new(MemoryStore::new(Role::Secondary, first, 32));
+    let ps = Arc::new(MemoryStore::new(Role::Primary, first, n));
+    let ss = Arc::new(MemoryStore::new(Role::Secondary, first, n));
     let (p, pe) = start(Role::Primary, pp, sp, ps.clone()).await;
     let (s, se) = start(Role::Secondary, sp, pp, ss.clone()).await;
     drain(pe);
@@ -67,6 +75,18 @@ async fn two_peers_reach_normal_and_share_bindings() {
     within(20, s.wait_for_state(ServerState::Normal))
         .await
         .unwrap();
+    Pair {
+        p,
+        s,
+        ps,
+        ss,
+        ports: (pp, sp),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_peers_reach_normal_and_share_bindings() {
+    let Pair { p, s, ps, ss, .. } = normal_pair(Ipv4Addr::new(198, 18, 1, 0), 32).await;
     // Pool balancing gave the secondary half the pool.
     within(10, async {
         while ss.count(BindingStatus::Backup) != 16 {
@@ -247,20 +267,13 @@ async fn a_lost_lease_table_is_refreshed_across_a_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bindings_made_while_the_partner_is_away_do_not_wait_and_reach_it_later() {
     const N: usize = 400;
-    let (pp, sp) = (free_port(), free_port());
-    let first = Ipv4Addr::new(198, 18, 4, 0);
-    let ps = Arc::new(MemoryStore::new(Role::Primary, first, 1024));
-    let ss = Arc::new(MemoryStore::new(Role::Secondary, first, 1024));
-    let (p, pe) = start(Role::Primary, pp, sp, ps.clone()).await;
-    let (s, se) = start(Role::Secondary, sp, pp, ss.clone()).await;
-    drain(pe);
-    drain(se);
-    within(20, p.wait_for_state(ServerState::Normal))
-        .await
-        .unwrap();
-    within(20, s.wait_for_state(ServerState::Normal))
-        .await
-        .unwrap();
+    let Pair {
+        p,
+        s,
+        ps,
+        ss,
+        ports: (pp, sp),
+    } = normal_pair(Ipv4Addr::new(198, 18, 4, 0), 1024).await;
     within(10, async {
         while ss.count(BindingStatus::Backup) != 512 || p.status().queued != 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
