@@ -44,6 +44,12 @@ pub struct Config {
     pub max_clock_skew: u32,
     /// How long STARTUP waits for the partner, seconds (ISC: 15, §9.3.2).
     pub startup_delay: u32,
+    /// How long STARTUP waits instead when this server was down for the MCLT or longer, or
+    /// cannot tell (no recorded time of operation), and would then serve clients: the partner
+    /// may have entered PARTNER-DOWN meanwhile, or may still hold the dead server's last
+    /// connection until its receive timer runs out (§5.9 suggests 30–60 s). Seconds; the
+    /// larger of this and `startup_delay` applies.
+    pub startup_delay_after_long_down: u32,
     /// Deadline for the CONNECT/CONNECTACK exchange on a new connection, seconds (ISC: 15).
     pub connect_timeout: u32,
     /// Which rule book to follow where draft and ISC disagree.
@@ -96,7 +102,8 @@ impl core::error::Error for ConfigError {}
 
 impl Config {
     /// A configuration with ISC dhcpd's defaults (max-response-delay 20 s, max-unacked-updates
-    /// 10, clock skew 60 s, startup 15 s, load balancing off) for `role` and `name`.
+    /// 10, clock skew 60 s, startup 15 s, load balancing off) for `role` and `name`; STARTUP
+    /// after a long time down is 60 s (§5.9; ISC always waits 15 s).
     ///
     /// Panics never; a name longer than [`MAX_NAME`] is cut there.
     pub fn new(role: Role, name: &str, mclt: u32) -> Self {
@@ -116,6 +123,7 @@ impl Config {
             auto_partner_down: None,
             max_clock_skew: 60,
             startup_delay: 15,
+            startup_delay_after_long_down: 60,
             connect_timeout: 15,
             dialect: Dialect::Isc,
             balance: BalanceConfig::default(),

@@ -478,6 +478,22 @@ pub fn entry_actions(entered: ServerState, from: ServerState, ctx: &Context) -> 
     leaving.union(on_entry)
 }
 
+/// The states in which a server answers DHCP clients, in either dialect (§9.4.2, §9.7.1,
+/// §9.8.2, §9.9.2, §9.11.2, §9.12.2; ISC's service states): its time in them is its time of
+/// operation (§9.3.2 step 5), and a restart after long enough out of them waits longer in
+/// STARTUP before entering one (§5.9).
+pub const fn operating(state: ServerState) -> bool {
+    matches!(
+        state,
+        ServerState::Normal
+            | ServerState::CommunicationsInterrupted
+            | ServerState::PartnerDown
+            | ServerState::ResolutionInterrupted
+            | ServerState::ConflictDone
+            | ServerState::RecoverDone
+    )
+}
+
 /// RECOVER and RECOVER-WAIT: states that serve no client (§9.5.1, §9.6.1).
 const fn recovering(state: ServerState) -> bool {
     matches!(state, ServerState::Recover | ServerState::RecoverWait)

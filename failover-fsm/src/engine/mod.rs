@@ -227,8 +227,10 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     ) -> Result<Self, ConfigError> {
         config.validate(COMMITS)?;
         let previous = transition::startup_previous(persisted.map(|p| p.state), config.dialect);
+        let mclt = Mclt::new(config.role, config.mclt, persisted.and_then(|p| p.mclt));
         let mut timers = TimerTable::default();
-        timers.set(Timer::Startup, now + secs(config.startup_delay));
+        let startup = startup_period(&config, persisted.as_ref(), previous, wall, mclt.wait(wall));
+        timers.set(Timer::Startup, now + secs(startup));
         // A start time in the future means the clock was set back since it was saved: count
         // from now (RECOVER-WAIT then lasts a full MCLT from now, on the safe side).
         let state_since = persisted.map_or(wall, |p| p.since.min(wall));
@@ -243,7 +245,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         };
         Ok(Engine {
             hba: config.hba,
-            mclt: Mclt::new(config.role, config.mclt, persisted.and_then(|p| p.mclt)),
+            mclt,
             config,
             state: ServerState::Startup,
             state_since,
@@ -477,6 +479,11 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             Timer::Linger => self.close(now),
             // Nothing to do here: `poll_action` hands the snapshot out again.
             Timer::PersistRetry => {}
+            Timer::Heartbeat => {
+                if transition::operating(self.state) {
+                    self.record_operation(now, wall);
+                }
+            }
         }
     }
 
@@ -865,6 +872,30 @@ fn emit_ack(ack: &incoming::AckOut, wall: u32, buf: &mut [u8]) -> Option<usize> 
 /// An out-of-place message type, as a decode error (for [`Event::ProtocolError`]).
 fn wrong_type(expected: u8, found: u8) -> DecodeError {
     DecodeError::new(DecodeErrorKind::WrongMessageType { expected, found }, 2)
+}
+
+/// How long STARTUP waits (§5.9): longer when this server would then serve clients and has
+/// been down for `mclt` seconds or more, or has no record of when it last operated — the
+/// partner may have entered PARTNER-DOWN meanwhile and still hold our last connection.
+fn startup_period(
+    config: &Config,
+    persisted: Option<&Persisted>,
+    previous: ServerState,
+    wall: UnixTime,
+    mclt: u32,
+) -> u32 {
+    let long = config
+        .startup_delay_after_long_down
+        .max(config.startup_delay);
+    match persisted {
+        // A new server starts as RECOVER and serves nobody until it has met the partner.
+        None => config.startup_delay,
+        Some(_) if !transition::operating(previous) => config.startup_delay,
+        Some(p) => match p.last_operational {
+            Some(t) if wall.secs_since(t) < mclt => config.startup_delay,
+            _ => long,
+        },
+    }
 }
 
 fn secs(s: u32) -> Duration {

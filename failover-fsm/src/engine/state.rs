@@ -43,7 +43,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         if let Some(next) = t.next
             && next != self.state
         {
-            self.set_state(wall, next);
+            self.set_state(now, wall, next);
         }
         self.apply(now, wall, from, t.actions);
     }
@@ -55,7 +55,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         self.run(now, wall, StateEvent::CommFailed);
     }
 
-    fn set_state(&mut self, wall: UnixTime, next: ServerState) {
+    fn set_state(&mut self, now: Instant, wall: UnixTime, next: ServerState) {
         let from = self.state;
         let pd_since = self.state_since;
         // Leaving STARTUP for the remembered state, and entering RECOVER-WAIT, keep the start
@@ -101,6 +101,23 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             self.timers.stop(t);
         }
         self.recover_wait_over = false;
+        // The time of operation is recorded on entry and then every heartbeat (§9.3.2 step 5:
+        // compared with a partner's PARTNER-DOWN; §5.9: how long we were down).
+        if !transition::operating(next) {
+            self.timers.stop(Timer::Heartbeat);
+        } else if !self.timers.is_set(Timer::Heartbeat) {
+            self.record_operation(now, wall);
+        }
+    }
+
+    /// Records `wall` as the last time of operation and arms the next heartbeat.
+    pub(super) fn record_operation(&mut self, now: Instant, wall: UnixTime) {
+        self.last_operational = Some(wall);
+        self.persist.set_last_operational(wall);
+        // A quarter of the MCLT keeps the downtime estimate well within the MCLT it is
+        // compared with, at one small persist every 5–60 s.
+        let every = (self.mclt.wait(wall) / 4).clamp(5, 60);
+        self.timers.set(Timer::Heartbeat, now + secs(every));
     }
 
     fn apply(&mut self, now: Instant, wall: UnixTime, from: ServerState, actions: Actions) {

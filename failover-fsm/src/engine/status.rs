@@ -63,6 +63,8 @@ pub struct Status {
     pub last_received: Option<Instant>,
     /// The last reject-reason sent or received.
     pub last_reject: Option<RejectReason>,
+    /// Time left in STARTUP (longer after a long time down, §5.9).
+    pub startup_left: Option<Duration>,
     /// Time left in RECOVER-WAIT.
     pub recover_wait_left: Option<Duration>,
     /// Time left before the safe period moves us to PARTNER-DOWN.
@@ -92,6 +94,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             last_sent: self.last_tx,
             last_received: self.last_rx,
             last_reject: self.last_reject,
+            startup_left: left(Timer::Startup),
             recover_wait_left: left(Timer::RecoverWait),
             auto_partner_down_left: left(Timer::SafePeriod),
             hba: self.hba,

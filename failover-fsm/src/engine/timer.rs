@@ -24,11 +24,13 @@ pub(super) enum Timer {
     Linger,
     /// Ask again to persist after a failed write.
     PersistRetry,
+    /// Record the time of operation again (§9.3.2 step 5, §5.9).
+    Heartbeat,
 }
 
 impl Timer {
     /// How many kinds there are.
-    const COUNT: usize = 8;
+    const COUNT: usize = 9;
 
     /// The order `handle_timeout` handles expired timers in: the connection first (a
     /// connection that timed out is closed before anything is decided on it), then the
@@ -42,6 +44,7 @@ impl Timer {
         Timer::SafePeriod,
         Timer::Linger,
         Timer::PersistRetry,
+        Timer::Heartbeat,
     ];
 
     const fn index(self) -> usize {

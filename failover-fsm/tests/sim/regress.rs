@@ -546,3 +546,15 @@ fn extra_seed_277136_draft_kept_record_is_sent_again() {
 fn extra_seed_30564403_draft_resent_update_under_a_new_skew() {
     extra_seed_passes(30564403);
 }
+
+/// The primary, down longer than the MCLT while the operator had put the secondary in
+/// PARTNER-DOWN, came back while the secondary still held its previous connection (half-open,
+/// until the secondary's receive timer ran out). Its 15 s of STARTUP ended first, and in
+/// COMMUNICATIONS-INTERRUPTED it counted as its own a FREE address the secondary had leased.
+/// STARTUP now lasts longer after a long time down (§5.9), measured from the time of operation
+/// the engine records every heartbeat (`failover-fsm/tests/startup.rs`). Found by the
+/// million-seed run of 2026-12-03; it failed before the lease-record contract too.
+#[test]
+fn extra_seed_30414378_draft_long_down_restart_meets_the_partner_in_startup() {
+    extra_seed_passes(30414378);
+}
