@@ -314,11 +314,27 @@ impl Storage for MemoryStore {
 /// A [`MemoryStore`] backed by an append-only log file: [`Storage::sync`] appends the record of
 /// every address changed since the last sync, and the failover state if it changed, then
 /// fsyncs once, so "acknowledged" means "on disk". Reopening the file replays the log.
+///
+/// The log is compacted when it holds more than twice the live records (plus
+/// [`FileStore::COMPACT_SLACK`]): the whole table is written to `<path>.compact`, fsync'd and
+/// renamed over the log, so the file stays within a small multiple of the table however long
+/// the server runs. A crash at any point leaves either the old log or the new one, each
+/// complete.
 #[derive(Debug)]
 pub struct FileStore {
     memory: MemoryStore,
-    file: Mutex<File>,
+    log: Mutex<Log>,
     path: PathBuf,
+}
+
+/// The open log and how many records it holds.
+#[derive(Debug)]
+struct Log {
+    file: File,
+    records: u64,
+    compactions: u64,
+    /// After a failed compaction: the record count to reach before the next attempt.
+    retry_after: u64,
 }
 
 impl FileStore {
@@ -341,6 +357,12 @@ impl FileStore {
         let path = path.as_ref().to_path_buf();
         let memory = MemoryStore::new(role, first, count);
         let mut whole = 0u64;
+        let mut records = 0u64;
+        // A compaction cut short: the log itself is still whole.
+        match std::fs::remove_file(compact_path(&path)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
         if let Ok(f) = File::open(&path) {
             let mut g = memory.lock();
             let mut reader = BufReader::new(f);
@@ -357,6 +379,7 @@ impl FileStore {
                     break;
                 }
                 whole += line.len() as u64;
+                records += 1;
                 // Lines that are not records (not even text) are skipped.
                 if let Some(r) = std::str::from_utf8(&line)
                     .ok()
@@ -378,9 +401,82 @@ impl FileStore {
         }
         Ok(FileStore {
             memory,
-            file: Mutex::new(file),
+            log: Mutex::new(Log {
+                file,
+                records,
+                compactions: 0,
+                retry_after: 0,
+            }),
             path,
         })
+    }
+
+    /// Records the log may hold beyond twice the live ones before it is compacted.
+    pub const COMPACT_SLACK: u64 = 1024;
+
+    /// How many times the log was compacted since it was opened.
+    pub fn compactions(&self) -> u64 {
+        self.log
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .compactions
+    }
+
+    /// Writes the whole table and state to `<path>.compact`, fsyncs it, renames it over the
+    /// log and fsyncs the directory; the log then continues in the new file.
+    fn compact(&self, log: &mut Log) -> io::Result<()> {
+        let tmp = compact_path(&self.path);
+        let (records, state) = {
+            let g = self.memory.lock();
+            (g.leases.values().cloned().collect::<Vec<_>>(), g.state)
+        };
+        let mut out = String::new();
+        if let Some(p) = state {
+            out.push_str(&encode_record(&Record::State(p)));
+            out.push('\n');
+        }
+        for l in &records {
+            out.push_str(&encode_record(&Record::Lease(Box::new(l.clone()))));
+            out.push('\n');
+        }
+        let written = (|| {
+            match std::fs::remove_file(&tmp) {
+                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+            let mut f = OpenOptions::new()
+                .append(true)
+                .create_new(true)
+                .open(&tmp)?;
+            f.write_all(out.as_bytes())?;
+            f.sync_all()?;
+            Ok::<File, io::Error>(f)
+        })();
+        let f = match written {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        if let Err(e) = std::fs::rename(&tmp, &self.path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e);
+        }
+        // From here the new file is the log (its handle follows the rename).
+        log.file = f;
+        log.records = records.len() as u64 + u64::from(state.is_some());
+        log.compactions += 1;
+        log.retry_after = 0;
+        if let Some(dir) = self.path.parent() {
+            let dir = if dir.as_os_str().is_empty() {
+                Path::new(".")
+            } else {
+                dir
+            };
+            File::open(dir)?.sync_all()?;
+        }
+        Ok(())
     }
 
     /// The in-memory view.
@@ -392,6 +488,13 @@ impl FileStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+}
+
+/// Where a compaction writes the new log before renaming it over the old one.
+fn compact_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".compact");
+    PathBuf::from(p)
 }
 
 /// Applies one log line at start.
@@ -472,11 +575,12 @@ impl Storage for FileStore {
 
     fn sync(&self) -> io::Result<()> {
         // One writer at a time, so that records reach the file in the order they were taken.
-        let mut f = self.file.lock().unwrap_or_else(|p| p.into_inner());
+        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         let (records, state) = self.memory.take_dirty();
         if records.is_empty() && state.is_none() {
             return Ok(());
         }
+        let appended = records.len() as u64 + u64::from(state.is_some());
         let mut out = String::new();
         if let Some(p) = state {
             out.push_str(&encode_record(&Record::State(p)));
@@ -486,6 +590,7 @@ impl Storage for FileStore {
             out.push_str(&encode_record(&Record::Lease(Box::new(l))));
             out.push('\n');
         }
+        let f = &mut log.file;
         let len = f.metadata()?.len();
         let written = f.write_all(out.as_bytes()).and_then(|()| f.sync_data());
         if written.is_err() {
@@ -493,8 +598,18 @@ impl Storage for FileStore {
             // written again at the next attempt.
             let _ = f.set_len(len);
             self.memory.lock().mark_all_dirty();
+            return written;
         }
-        written
+        log.records += appended;
+        let live = self.memory.lock().leases.len() as u64 + 1;
+        if log.records > (2 * live + Self::COMPACT_SLACK).max(log.retry_after) {
+            // What was just appended is durable either way; a failed compaction leaves the
+            // old log in use and is tried again once as many records again were appended.
+            if self.compact(&mut log).is_err() {
+                log.retry_after = log.records + Self::COMPACT_SLACK;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -860,6 +975,63 @@ mod tests {
         let store = FileStore::open(&path, Role::Secondary, first, 4).unwrap();
         assert_eq!(store.memory().get(a.ip()).unwrap().data, a);
         assert_eq!(store.memory().get(c.ip()).unwrap().data, c);
+        drop(store);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn a_long_running_log_is_compacted_and_replays_to_the_same_table() {
+        let path = std::env::temp_dir().join(format!(
+            "failover-storage-compact-{}.log",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let first = Ipv4Addr::new(192, 0, 2, 0);
+        let lines = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count() as u64;
+        let store = FileStore::open(&path, Role::Primary, first, 8).unwrap();
+        let live = 8 + 1;
+        let bound = 2 * live + FileStore::COMPACT_SLACK;
+        let mut state = Persisted {
+            state: ServerState::Normal,
+            since: UnixTime(1),
+            mclt: Some(3600),
+            last_operational: None,
+            lease_table_lost: false,
+        };
+        // Each round renews one lease and records a heartbeat (two records, one fsync): a
+        // compaction about every 520 rounds.
+        let rounds = 1_300;
+        for i in 0..rounds {
+            let mut b = BindingData::new(
+                Ipv4Addr::new(192, 0, 2, (i % 8) as u8),
+                BindingStatus::Active,
+            )
+            .with_client(None, 1, &[2, 0, 0, 0, 0, (i % 8) as u8])
+            .unwrap();
+            b.lease_expiration_time = Some(UnixTime(10_000 + i));
+            store.record_local(&b).unwrap();
+            state.last_operational = Some(UnixTime(i));
+            store.persist_state(&state).unwrap();
+            store.sync().unwrap();
+            assert!(lines(&path) <= bound, "round {i}: {} lines", lines(&path));
+        }
+        assert!(store.compactions() >= 2, "{}", store.compactions());
+        assert!(!compact_path(&path).exists());
+        let before = store.memory().snapshot();
+        drop(store);
+        let store = FileStore::open(&path, Role::Primary, first, 8).unwrap();
+        assert_eq!(store.load_state(), Some(state));
+        let after = store.memory().snapshot();
+        assert_eq!(before.len(), after.len());
+        for (a, l) in &before {
+            assert_eq!(after.get(a).map(|x| &x.data), Some(&l.data), "{a:?}");
+        }
+        drop(store);
+        // A compaction cut short by a crash leaves its file behind: ignored and removed.
+        std::fs::write(compact_path(&path), b"state 3 garbage\n").unwrap();
+        let store = FileStore::open(&path, Role::Primary, first, 8).unwrap();
+        assert_eq!(store.load_state(), Some(state));
+        assert!(!compact_path(&path).exists());
         drop(store);
         let _ = std::fs::remove_file(&path);
     }
