@@ -5,7 +5,9 @@
 //! The fleet pretends to be a relay: every message carries giaddr 127.0.0.1 and goes to both
 //! servers (127.0.0.1 and 127.0.0.2, unprivileged ports), and the replies come back to the
 //! fleet's socket (`--relay-port`). Each client records the leases it holds and from whom; the
-//! oracle checks on every ACK that no address is held by two clients at once.
+//! oracle checks on every ACK that no address is held by two clients at once, and that the
+//! lease ends no later than the MCLT after what the partner had been told (from the granting
+//! server's lease log).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -120,7 +122,10 @@ impl Lab {
             partner: pp,
             store: dir.join("secondary.log"),
         };
-        let fleet = Fleet::new(socket, vec![primary.dhcp, secondary.dhcp]);
+        let mut fleet = Fleet::new(socket, vec![primary.dhcp, secondary.dhcp]);
+        fleet.logs.insert(PRIMARY_IP, primary.store.clone());
+        fleet.logs.insert(SECONDARY_IP, secondary.store.clone());
+        fleet.mclt = mclt;
         Lab {
             dir,
             bin: server_binary(),
@@ -138,6 +143,15 @@ impl Lab {
     fn start(&self, side: &Side, name: &'static str) -> Proc {
         Proc::spawn(&self.bin, &server_args(side, &self.spec), name)
     }
+}
+
+/// The lease-length oracle ran (on every ACK of our servers): how often, and how close.
+fn lease_lengths_checked(fleet: &Fleet) {
+    eprintln!(
+        "lease-length oracle: {} ACKs checked against their server's log, least slack {:?} s",
+        fleet.length_checks, fleet.least_slack
+    );
+    assert!(fleet.length_checks > 0, "no ACK was checked");
 }
 
 impl Drop for Lab {
@@ -402,6 +416,7 @@ fn a_pair_serves_a_fleet_and_survives_the_primary_killed() {
     drop(secondary);
     stores_hold_the_clients_leases(&lab, Ipv4Addr::new(10, 77, 0, 10), 240, held);
     eprintln!("both stores, read back after SIGKILL, hold exactly the clients' {held} leases");
+    lease_lengths_checked(&lab.fleet);
 }
 
 /// The secondary killed: its clients keep their addresses on the primary, which serves new
@@ -482,4 +497,5 @@ fn the_secondary_killed_then_partner_down_by_command_opens_the_whole_pool() {
     );
     assert_eq!(all + 8, pool_size, "the whole pool, {}", primary.text());
     fleet.check_no_double_holding();
+    lease_lengths_checked(fleet);
 }
