@@ -16,7 +16,7 @@
     missing_docs
 )]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -33,7 +33,7 @@ const SECONDARY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 const RELAY: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 
 mod common;
-use common::{Ask, Fleet, Proc, count, free_tcp_port, free_udp_port, server_binary};
+use common::{Ask, Fleet, Proc, Tick, count, free_tcp_port, free_udp_port, server_binary};
 const SPLIT: u8 = 128;
 
 /// One server of a pair: its DHCP address, its failover port and its partner's.
@@ -50,6 +50,8 @@ struct PairSpec {
     pool: &'static str,
     mclt: u32,
     relay_port: u16,
+    /// `--lease-time`.
+    lease_time: u32,
 }
 
 fn server_args(side: &Side, spec: &PairSpec) -> Vec<String> {
@@ -63,7 +65,7 @@ fn server_args(side: &Side, spec: &PairSpec) -> Vec<String> {
         "--router",
         "10.77.0.1",
         "--lease-time",
-        "600",
+        &spec.lease_time.to_string(),
         "--relay-port",
         &spec.relay_port.to_string(),
         "--status-every",
@@ -133,6 +135,7 @@ impl Lab {
                 pool,
                 mclt,
                 relay_port,
+                lease_time: 600,
             },
             primary,
             secondary,
@@ -497,5 +500,114 @@ fn the_secondary_killed_then_partner_down_by_command_opens_the_whole_pool() {
     );
     assert_eq!(all + 8, pool_size, "the whole pool, {}", primary.text());
     fleet.check_no_double_holding();
+    lease_lengths_checked(fleet);
+}
+
+/// The primary SIGKILLed while the fleet renews at T1 and rebinds at T2, then restarted from its
+/// store while they go on: no client that kept asking loses its address (the secondary knows
+/// every lease the primary granted, or the primary is back before such a lease ends), no
+/// address is held twice, no lease outlives the MCLT rule; the restarted primary serves again.
+#[test]
+fn the_primary_killed_while_clients_renew_and_restarted_from_its_store() {
+    let mclt = 10;
+    let mut lab = Lab::new("kill-renewing", "10.77.2.10-10.77.2.129", mclt);
+    // Short leases, so that renewals run all through: a first lease is the MCLT (T1 after
+    // 5 s, T2 after 8.75 s), a renewed one 20 s (T1 after 10 s, T2 after 17.5 s).
+    lab.spec.lease_time = 20;
+    let primary = lab.start(&lab.primary, "primary");
+    let secondary = lab.start(&lab.secondary, "secondary");
+    cold_start(&primary, &secondary);
+    let n = 60;
+    let all = lab.fleet.add_clients(n);
+    let mut offers = HashMap::new();
+    let t0 = Instant::now();
+    // Clients join over 6 s, so that their T1 and T2 are spread.
+    let joined = |t: Duration| 0..(n * (1 + t.as_secs() as usize) / 6).min(n);
+    // The kill in the middle of the first renewals (at 5 to 11 s); the primary down long
+    // enough that clients reach T2 and rebind with the secondary.
+    let (kill_at, restart_at, end) = (
+        Duration::from_secs(9),
+        Duration::from_secs(24),
+        Duration::from_secs(40),
+    );
+    // The kill lands in the middle of an exchange: from another thread.
+    let killer = std::thread::spawn(move || {
+        let mut primary = primary;
+        std::thread::sleep(kill_at);
+        primary.kill();
+    });
+    let mut restarted: Option<(Proc, Instant)> = None;
+    let mut first_ack_after_restart = None;
+    let (mut during, mut total) = (Tick::default(), Tick::default());
+    let mut ticks = 0;
+    while t0.elapsed() < end {
+        let since = t0.elapsed();
+        if restarted.is_none() && since >= restart_at {
+            restarted = Some((
+                lab.start(&lab.primary, "primary (restarted)"),
+                Instant::now(),
+            ));
+        }
+        let t = lab
+            .fleet
+            .tick(joined(since), &mut offers, Duration::from_secs(1));
+        ticks += 1;
+        assert_eq!(t.lost, 0, "clients lost their address at {since:?}");
+        if (kill_at..restart_at).contains(&since) {
+            during.renewed += t.renewed;
+            during.rebound += t.rebound;
+        }
+        total.bound += t.bound;
+        total.renewed += t.renewed;
+        total.rebound += t.rebound;
+        if first_ack_after_restart.is_none()
+            && let Some((_, at)) = &restarted
+            && lab.fleet.clients.iter().any(|c| {
+                c.lease
+                    .is_some_and(|h| h.server == PRIMARY_IP && h.since > *at)
+            })
+        {
+            first_ack_after_restart = Some(at.elapsed());
+        }
+        lab.fleet.check_no_double_holding();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    killer.join().unwrap();
+    let (primary, _) = restarted.unwrap();
+    let fleet = &mut lab.fleet;
+    eprintln!(
+        "{ticks} steps over {:?}: {} leases taken, {} renewals, {} rebindings; while the \
+         primary was down: {} renewals, {} rebindings; the restarted primary's first ACK \
+         after {first_ack_after_restart:?}",
+        t0.elapsed(),
+        total.bound,
+        total.renewed,
+        total.rebound,
+        during.renewed,
+        during.rebound
+    );
+    assert_eq!(
+        fleet.acquire(all.clone(), 1),
+        n,
+        "every client holds a lease"
+    );
+    assert!(
+        during.rebound > 0,
+        "some of the primary's clients rebound to the secondary"
+    );
+    assert!(
+        first_ack_after_restart.is_some(),
+        "the restarted primary serves again: {}",
+        primary.text()
+    );
+    primary.wait_status("NORMAL after the restart", 30, |s| {
+        s.contains("status: NORMAL")
+    });
+    secondary.wait_status("NORMAL after the restart", 30, |s| {
+        s.contains("status: NORMAL")
+    });
+    // Both lease databases hold the clients' leases, nothing more, nothing unacknowledged.
+    settled(&primary, n);
+    settled(&secondary, n);
     lease_lengths_checked(fleet);
 }

@@ -217,6 +217,31 @@ pub(crate) struct Held {
     pub(crate) address: Ipv4Addr,
     pub(crate) server: Ipv4Addr,
     pub(crate) until: Instant,
+    /// When it was granted, and for how long (T1 and T2 are measured from it).
+    pub(crate) since: Instant,
+    pub(crate) secs: u32,
+}
+
+impl Held {
+    /// RFC 2131 §4.4.5 defaults: T1 at half the lease, T2 at seven eighths.
+    pub(crate) fn t1(&self) -> Instant {
+        self.since + Duration::from_secs(u64::from(self.secs)) / 2
+    }
+
+    pub(crate) fn t2(&self) -> Instant {
+        self.since + Duration::from_secs(u64::from(self.secs)) * 7 / 8
+    }
+}
+
+/// What one [`Fleet::tick`] did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Tick {
+    /// ACKs taken, by the kind of request: SELECTING, RENEWING, REBINDING.
+    pub(crate) bound: usize,
+    pub(crate) renewed: usize,
+    pub(crate) rebound: usize,
+    /// Clients that lost their address: NAKed, or the lease ran out while they asked.
+    pub(crate) lost: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -558,6 +583,8 @@ impl Fleet {
             address: r.yiaddr,
             server: r.server,
             until: now + Duration::from_secs(u64::from(lease_time)),
+            since: now,
+            secs: lease_time,
         });
         c.history.push((r.yiaddr, r.server));
     }
@@ -644,6 +671,85 @@ impl Fleet {
             }
         }
         (kept.iter().filter(|k| **k).count(), naks)
+    }
+
+    /// One step of clients living by the clock (RFC 2131 §4.4): each of `who` without a lease
+    /// DISCOVERs, or REQUESTs the offer it got in the last step; past T1 a client RENEWs with
+    /// its server (unicast), past T2 it REBINDs with every server. One exchange of `window`
+    /// for all. A lease that ran out or was NAKed is lost: the client goes back to INIT.
+    pub(crate) fn tick(
+        &mut self,
+        who: std::ops::Range<usize>,
+        offers: &mut HashMap<usize, (Ipv4Addr, Ipv4Addr)>,
+        window: Duration,
+    ) -> Tick {
+        let now = Instant::now();
+        let mut done = Tick::default();
+        let mut asks = Vec::new();
+        for i in who {
+            match self.clients[i].lease {
+                Some(h) if h.until <= now => {
+                    done.lost += 1;
+                    eprintln!("client {i}: its lease of {} ran out", h.address);
+                    self.clients[i].lease = None;
+                }
+                Some(h) if now >= h.t1() => asks.push(Ask {
+                    ciaddr: h.address,
+                    only: (now < h.t2()).then_some(h.server),
+                    ..Ask::new(i, MessageType::Request)
+                }),
+                Some(_) => {}
+                None => asks.push(match offers.remove(&i) {
+                    Some((address, server)) => Ask {
+                        requested: Some(address),
+                        server_id: Some(server),
+                        ..Ask::new(i, MessageType::Request)
+                    },
+                    None => Ask::new(i, MessageType::Discover),
+                }),
+            }
+        }
+        let replies = self.exchange(&asks, window);
+        for ask in &asks {
+            let i = ask.client;
+            let rs = replies.get(&i).map(Vec::as_slice).unwrap_or_default();
+            let ack = rs
+                .iter()
+                .find(|r| r.kind == MessageType::Ack && ask.server_id.is_none_or(|s| s == r.server))
+                .or_else(|| rs.iter().find(|r| r.kind == MessageType::Ack));
+            match (ask.kind, ack) {
+                (MessageType::Discover, _) => {
+                    if let Some(o) = rs.iter().find(|r| r.kind == MessageType::Offer) {
+                        offers.insert(i, (o.yiaddr, o.server));
+                    }
+                }
+                (_, Some(r)) => {
+                    if !ask.ciaddr.is_unspecified() {
+                        assert_eq!(
+                            r.yiaddr, ask.ciaddr,
+                            "client {i} extended to another address"
+                        );
+                        if ask.only.is_some() {
+                            done.renewed += 1;
+                        } else {
+                            done.rebound += 1;
+                        }
+                    } else {
+                        done.bound += 1;
+                    }
+                    self.bind(i, r);
+                }
+                (_, None) if rs.iter().any(|r| r.kind == MessageType::Nak) => {
+                    if !ask.ciaddr.is_unspecified() {
+                        done.lost += 1;
+                        eprintln!("client {i}: NAK for {}", ask.ciaddr);
+                    }
+                    self.clients[i].lease = None;
+                }
+                (_, None) => {}
+            }
+        }
+        done
     }
 
     /// DHCPRELEASE to the lease's server (no answer expected).
