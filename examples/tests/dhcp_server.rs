@@ -52,6 +52,8 @@ struct PairSpec {
     relay_port: u16,
     /// `--lease-time`.
     lease_time: u32,
+    /// `--auto-partner-down`, on both servers.
+    auto_partner_down: Option<u32>,
 }
 
 fn server_args(side: &Side, spec: &PairSpec) -> Vec<String> {
@@ -89,6 +91,11 @@ fn server_args(side: &Side, spec: &PairSpec) -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
+    .chain(
+        spec.auto_partner_down
+            .iter()
+            .flat_map(|s| ["--auto-partner-down".to_string(), s.to_string()]),
+    )
     .collect()
 }
 
@@ -136,6 +143,7 @@ impl Lab {
                 mclt,
                 relay_port,
                 lease_time: 600,
+                auto_partner_down: None,
             },
             primary,
             secondary,
@@ -609,5 +617,125 @@ fn the_primary_killed_while_clients_renew_and_restarted_from_its_store() {
     // Both lease databases hold the clients' leases, nothing more, nothing unacknowledged.
     settled(&primary, n);
     settled(&secondary, n);
+    lease_lengths_checked(fleet);
+}
+
+/// `STATE for N s` of a status line: N.
+fn seconds_in_state(status: &str) -> Option<u64> {
+    let rest = status.split(" for ").nth(1)?;
+    rest.split(' ').next()?.parse().ok()
+}
+
+/// The secondary killed, the primary started with `--auto-partner-down`: it goes from
+/// COMMUNICATIONS-INTERRUPTED to PARTNER-DOWN by itself once the safe period has passed, and
+/// leases the secondary's addresses (BACKUP, read from its log) only the MCLT after that —
+/// then the whole pool. Clients renew throughout and lose nothing.
+#[test]
+fn the_secondary_killed_then_partner_down_by_timer_opens_the_whole_pool() {
+    let (pool_size, mclt, safe) = (24, 6, 4);
+    let mut lab = Lab::new("auto-partner-down", "10.77.3.10-10.77.3.33", mclt);
+    lab.spec.auto_partner_down = Some(safe);
+    let primary = lab.start(&lab.primary, "primary");
+    let mut secondary = lab.start(&lab.secondary, "secondary");
+    cold_start(&primary, &secondary);
+    let fleet = &mut lab.fleet;
+    let first = fleet.add_clients(8);
+    assert_eq!(fleet.acquire(first.clone(), 8), 8);
+    assert_eq!(fleet.extend(first.clone(), false), (8, 0));
+    settled(&primary, 8);
+    settled(&secondary, 8);
+    // The secondary's addresses, as the primary's log has them last.
+    let mut last = BTreeMap::new();
+    for l in FileStore::history(&lab.primary.store).unwrap() {
+        last.insert(l.data.ip(), l.local.status);
+    }
+    let backup: Vec<Ipv4Addr> = last
+        .iter()
+        .filter(|(_, s)| **s == BindingStatus::Backup)
+        .map(|(a, _)| *a)
+        .collect();
+    assert_eq!(
+        Some(backup.len()),
+        count(&primary.status().unwrap(), "BACKUP"),
+        "the log and the status line agree"
+    );
+    assert!(!backup.is_empty());
+
+    secondary.kill();
+    let killed = Instant::now();
+    let fleet = &mut lab.fleet;
+    assert_eq!(
+        fleet.extend(first.clone(), true),
+        (8, 0),
+        "{}",
+        primary.text()
+    );
+    let more = fleet.add_clients(pool_size);
+    let mut offers = HashMap::new();
+    let (mut interrupted, mut partner_down, mut first_backup) = (None, None, None);
+    let deadline = killed + Duration::from_secs(u64::from(safe + mclt) + 20);
+    while Instant::now() < deadline {
+        let t = fleet.tick(more.clone(), &mut offers, Duration::from_millis(500));
+        assert_eq!(t.lost, 0, "{}", primary.text());
+        let status = primary.status().unwrap();
+        if interrupted.is_none() && status.contains("status: COMMUNICATIONS-INTERRUPTED") {
+            interrupted = Some(killed.elapsed());
+        }
+        if partner_down.is_none() && status.contains("status: PARTNER-DOWN") {
+            // When it entered: now less the time the status line says it has been in it.
+            let n = seconds_in_state(&status).unwrap();
+            partner_down = Some(killed.elapsed().saturating_sub(Duration::from_secs(n)));
+        }
+        if first_backup.is_none()
+            && more
+                .clone()
+                .any(|i| fleet.held(i).is_some_and(|h| backup.contains(&h.address)))
+        {
+            first_backup = Some(killed.elapsed());
+        }
+        let leased = first
+            .clone()
+            .chain(more.clone())
+            .filter(|&i| fleet.held(i).is_some());
+        if leased.count() == pool_size && first_backup.is_some() {
+            break;
+        }
+    }
+    let leased = (0..fleet.clients.len())
+        .filter(|&i| fleet.held(i).is_some())
+        .count();
+    eprintln!(
+        "after SIGKILL of the secondary: COMMUNICATIONS-INTERRUPTED seen at {interrupted:?}, \
+         PARTNER-DOWN entered at {partner_down:?} (auto-partner-down {safe} s), the first of \
+         its {} BACKUP addresses leased at {first_backup:?} (MCLT {mclt} s); {leased} of \
+         {pool_size} addresses leased",
+        backup.len()
+    );
+    assert!(interrupted.is_some(), "{}", primary.text());
+    let entered = partner_down.expect("PARTNER-DOWN by the timer");
+    // The status line counts whole seconds: a second of slack each way.
+    let safe = Duration::from_secs(u64::from(safe));
+    assert!(
+        entered + Duration::from_secs(1) >= safe,
+        "PARTNER-DOWN {entered:?} after the kill, before the safe period {safe:?}"
+    );
+    assert!(
+        entered <= safe + Duration::from_secs(3),
+        "PARTNER-DOWN only {entered:?} after the kill"
+    );
+    let opened = first_backup.expect("the secondary's addresses leased");
+    let mclt = Duration::from_secs(u64::from(mclt));
+    assert!(
+        opened + Duration::from_secs(1) >= entered + mclt,
+        "a BACKUP address leased {opened:?} after the kill, PARTNER-DOWN at {entered:?}"
+    );
+    // And soon after: the MCLT, the library's clock margin, a status line and a DISCOVER.
+    let margin = Duration::from_secs(u64::from(failover_fsm::policy::CLOCK_MARGIN) + 3);
+    assert!(
+        opened <= entered + mclt + margin,
+        "the first BACKUP address leased only {opened:?} after the kill"
+    );
+    assert_eq!(leased, pool_size, "the whole pool, {}", primary.text());
+    fleet.check_no_double_holding();
     lease_lengths_checked(fleet);
 }
