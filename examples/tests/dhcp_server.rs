@@ -713,10 +713,11 @@ fn the_secondary_killed_then_partner_down_by_timer_opens_the_whole_pool() {
     );
     assert!(interrupted.is_some(), "{}", primary.text());
     let entered = partner_down.expect("PARTNER-DOWN by the timer");
-    // The status line counts whole seconds: a second of slack each way.
+    // The engine's timer and the status line both count whole seconds: a second of slack
+    // for each (PARTNER-DOWN at once, without the timer, is still caught).
     let safe = Duration::from_secs(u64::from(safe));
     assert!(
-        entered + Duration::from_secs(1) >= safe,
+        entered + Duration::from_secs(2) >= safe,
         "PARTNER-DOWN {entered:?} after the kill, before the safe period {safe:?}"
     );
     assert!(
