@@ -5,7 +5,9 @@
 //! The fleet pretends to be a relay: every message carries giaddr 127.0.0.1 and goes to both
 //! servers (127.0.0.1 and 127.0.0.2, unprivileged ports), and the replies come back to the
 //! fleet's socket (`--relay-port`). Each client records the leases it holds and from whom; the
-//! oracle checks on every ACK that no address is held by two clients at once.
+//! oracle checks on every ACK that no address is held by two clients at once, and that the
+//! lease ends no later than the MCLT after what the partner had been told (from the granting
+//! server's lease log).
 #![allow(
     clippy::unwrap_used,
     clippy::expect_used,
@@ -14,7 +16,7 @@
     missing_docs
 )]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -31,7 +33,7 @@ const SECONDARY_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 const RELAY: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 
 mod common;
-use common::{Ask, Fleet, Proc, count, free_tcp_port, free_udp_port, server_binary};
+use common::{Ask, Fleet, Proc, Tick, count, free_tcp_port, free_udp_port, server_binary};
 const SPLIT: u8 = 128;
 
 /// One server of a pair: its DHCP address, its failover port and its partner's.
@@ -48,6 +50,10 @@ struct PairSpec {
     pool: &'static str,
     mclt: u32,
     relay_port: u16,
+    /// `--lease-time`.
+    lease_time: u32,
+    /// `--auto-partner-down`, on both servers.
+    auto_partner_down: Option<u32>,
 }
 
 fn server_args(side: &Side, spec: &PairSpec) -> Vec<String> {
@@ -61,7 +67,7 @@ fn server_args(side: &Side, spec: &PairSpec) -> Vec<String> {
         "--router",
         "10.77.0.1",
         "--lease-time",
-        "600",
+        &spec.lease_time.to_string(),
         "--relay-port",
         &spec.relay_port.to_string(),
         "--status-every",
@@ -85,6 +91,11 @@ fn server_args(side: &Side, spec: &PairSpec) -> Vec<String> {
     ]
     .iter()
     .map(|s| s.to_string())
+    .chain(
+        spec.auto_partner_down
+            .iter()
+            .flat_map(|s| ["--auto-partner-down".to_string(), s.to_string()]),
+    )
     .collect()
 }
 
@@ -120,7 +131,10 @@ impl Lab {
             partner: pp,
             store: dir.join("secondary.log"),
         };
-        let fleet = Fleet::new(socket, vec![primary.dhcp, secondary.dhcp]);
+        let mut fleet = Fleet::new(socket, vec![primary.dhcp, secondary.dhcp]);
+        fleet.logs.insert(PRIMARY_IP, primary.store.clone());
+        fleet.logs.insert(SECONDARY_IP, secondary.store.clone());
+        fleet.mclt = mclt;
         Lab {
             dir,
             bin: server_binary(),
@@ -128,6 +142,8 @@ impl Lab {
                 pool,
                 mclt,
                 relay_port,
+                lease_time: 600,
+                auto_partner_down: None,
             },
             primary,
             secondary,
@@ -138,6 +154,15 @@ impl Lab {
     fn start(&self, side: &Side, name: &'static str) -> Proc {
         Proc::spawn(&self.bin, &server_args(side, &self.spec), name)
     }
+}
+
+/// The lease-length oracle ran (on every ACK of our servers): how often, and how close.
+fn lease_lengths_checked(fleet: &Fleet) {
+    eprintln!(
+        "lease-length oracle: {} ACKs checked against their server's log, least slack {:?} s",
+        fleet.length_checks, fleet.least_slack
+    );
+    assert!(fleet.length_checks > 0, "no ACK was checked");
 }
 
 impl Drop for Lab {
@@ -402,6 +427,7 @@ fn a_pair_serves_a_fleet_and_survives_the_primary_killed() {
     drop(secondary);
     stores_hold_the_clients_leases(&lab, Ipv4Addr::new(10, 77, 0, 10), 240, held);
     eprintln!("both stores, read back after SIGKILL, hold exactly the clients' {held} leases");
+    lease_lengths_checked(&lab.fleet);
 }
 
 /// The secondary killed: its clients keep their addresses on the primary, which serves new
@@ -482,4 +508,235 @@ fn the_secondary_killed_then_partner_down_by_command_opens_the_whole_pool() {
     );
     assert_eq!(all + 8, pool_size, "the whole pool, {}", primary.text());
     fleet.check_no_double_holding();
+    lease_lengths_checked(fleet);
+}
+
+/// The primary SIGKILLed while the fleet renews at T1 and rebinds at T2, then restarted from its
+/// store while they go on: no client that kept asking loses its address (the secondary knows
+/// every lease the primary granted, or the primary is back before such a lease ends), no
+/// address is held twice, no lease outlives the MCLT rule; the restarted primary serves again.
+#[test]
+fn the_primary_killed_while_clients_renew_and_restarted_from_its_store() {
+    let mclt = 10;
+    let mut lab = Lab::new("kill-renewing", "10.77.2.10-10.77.2.129", mclt);
+    // Short leases, so that renewals run all through: a first lease is the MCLT (T1 after
+    // 5 s, T2 after 8.75 s), a renewed one 20 s (T1 after 10 s, T2 after 17.5 s).
+    lab.spec.lease_time = 20;
+    let primary = lab.start(&lab.primary, "primary");
+    let secondary = lab.start(&lab.secondary, "secondary");
+    cold_start(&primary, &secondary);
+    let n = 60;
+    let all = lab.fleet.add_clients(n);
+    let mut offers = HashMap::new();
+    let t0 = Instant::now();
+    // Clients join over 6 s, so that their T1 and T2 are spread.
+    let joined = |t: Duration| 0..(n * (1 + t.as_secs() as usize) / 6).min(n);
+    // The kill in the middle of the first renewals (at 5 to 11 s); the primary down long
+    // enough that clients reach T2 and rebind with the secondary.
+    let (kill_at, restart_at, end) = (
+        Duration::from_secs(9),
+        Duration::from_secs(24),
+        Duration::from_secs(40),
+    );
+    // The kill lands in the middle of an exchange: from another thread.
+    let killer = std::thread::spawn(move || {
+        let mut primary = primary;
+        std::thread::sleep(kill_at);
+        primary.kill();
+    });
+    let mut restarted: Option<(Proc, Instant)> = None;
+    let mut first_ack_after_restart = None;
+    let (mut during, mut total) = (Tick::default(), Tick::default());
+    let mut ticks = 0;
+    while t0.elapsed() < end {
+        let since = t0.elapsed();
+        if restarted.is_none() && since >= restart_at {
+            restarted = Some((
+                lab.start(&lab.primary, "primary (restarted)"),
+                Instant::now(),
+            ));
+        }
+        let t = lab
+            .fleet
+            .tick(joined(since), &mut offers, Duration::from_secs(1));
+        ticks += 1;
+        assert_eq!(t.lost, 0, "clients lost their address at {since:?}");
+        if (kill_at..restart_at).contains(&since) {
+            during.renewed += t.renewed;
+            during.rebound += t.rebound;
+        }
+        total.bound += t.bound;
+        total.renewed += t.renewed;
+        total.rebound += t.rebound;
+        if first_ack_after_restart.is_none()
+            && let Some((_, at)) = &restarted
+            && lab.fleet.clients.iter().any(|c| {
+                c.lease
+                    .is_some_and(|h| h.server == PRIMARY_IP && h.since > *at)
+            })
+        {
+            first_ack_after_restart = Some(at.elapsed());
+        }
+        lab.fleet.check_no_double_holding();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    killer.join().unwrap();
+    let (primary, _) = restarted.unwrap();
+    let fleet = &mut lab.fleet;
+    eprintln!(
+        "{ticks} steps over {:?}: {} leases taken, {} renewals, {} rebindings; while the \
+         primary was down: {} renewals, {} rebindings; the restarted primary's first ACK \
+         after {first_ack_after_restart:?}",
+        t0.elapsed(),
+        total.bound,
+        total.renewed,
+        total.rebound,
+        during.renewed,
+        during.rebound
+    );
+    assert_eq!(
+        fleet.acquire(all.clone(), 1),
+        n,
+        "every client holds a lease"
+    );
+    assert!(
+        during.rebound > 0,
+        "some of the primary's clients rebound to the secondary"
+    );
+    assert!(
+        first_ack_after_restart.is_some(),
+        "the restarted primary serves again: {}",
+        primary.text()
+    );
+    primary.wait_status("NORMAL after the restart", 30, |s| {
+        s.contains("status: NORMAL")
+    });
+    secondary.wait_status("NORMAL after the restart", 30, |s| {
+        s.contains("status: NORMAL")
+    });
+    // Both lease databases hold the clients' leases, nothing more, nothing unacknowledged.
+    settled(&primary, n);
+    settled(&secondary, n);
+    lease_lengths_checked(fleet);
+}
+
+/// `STATE for N s` of a status line: N.
+fn seconds_in_state(status: &str) -> Option<u64> {
+    let rest = status.split(" for ").nth(1)?;
+    rest.split(' ').next()?.parse().ok()
+}
+
+/// The secondary killed, the primary started with `--auto-partner-down`: it goes from
+/// COMMUNICATIONS-INTERRUPTED to PARTNER-DOWN by itself once the safe period has passed, and
+/// leases the secondary's addresses (BACKUP, read from its log) only the MCLT after that —
+/// then the whole pool. Clients renew throughout and lose nothing.
+#[test]
+fn the_secondary_killed_then_partner_down_by_timer_opens_the_whole_pool() {
+    let (pool_size, mclt, safe) = (24, 6, 4);
+    let mut lab = Lab::new("auto-partner-down", "10.77.3.10-10.77.3.33", mclt);
+    lab.spec.auto_partner_down = Some(safe);
+    let primary = lab.start(&lab.primary, "primary");
+    let mut secondary = lab.start(&lab.secondary, "secondary");
+    cold_start(&primary, &secondary);
+    let fleet = &mut lab.fleet;
+    let first = fleet.add_clients(8);
+    assert_eq!(fleet.acquire(first.clone(), 8), 8);
+    assert_eq!(fleet.extend(first.clone(), false), (8, 0));
+    settled(&primary, 8);
+    settled(&secondary, 8);
+    // The secondary's addresses, as the primary's log has them last.
+    let mut last = BTreeMap::new();
+    for l in FileStore::history(&lab.primary.store).unwrap() {
+        last.insert(l.data.ip(), l.local.status);
+    }
+    let backup: Vec<Ipv4Addr> = last
+        .iter()
+        .filter(|(_, s)| **s == BindingStatus::Backup)
+        .map(|(a, _)| *a)
+        .collect();
+    assert_eq!(
+        Some(backup.len()),
+        count(&primary.status().unwrap(), "BACKUP"),
+        "the log and the status line agree"
+    );
+    assert!(!backup.is_empty());
+
+    secondary.kill();
+    let killed = Instant::now();
+    let fleet = &mut lab.fleet;
+    assert_eq!(
+        fleet.extend(first.clone(), true),
+        (8, 0),
+        "{}",
+        primary.text()
+    );
+    let more = fleet.add_clients(pool_size);
+    let mut offers = HashMap::new();
+    let (mut interrupted, mut partner_down, mut first_backup) = (None, None, None);
+    let deadline = killed + Duration::from_secs(u64::from(safe + mclt) + 20);
+    while Instant::now() < deadline {
+        let t = fleet.tick(more.clone(), &mut offers, Duration::from_millis(500));
+        assert_eq!(t.lost, 0, "{}", primary.text());
+        let status = primary.status().unwrap();
+        if interrupted.is_none() && status.contains("status: COMMUNICATIONS-INTERRUPTED") {
+            interrupted = Some(killed.elapsed());
+        }
+        if partner_down.is_none() && status.contains("status: PARTNER-DOWN") {
+            // When it entered: now less the time the status line says it has been in it.
+            let n = seconds_in_state(&status).unwrap();
+            partner_down = Some(killed.elapsed().saturating_sub(Duration::from_secs(n)));
+        }
+        if first_backup.is_none()
+            && more
+                .clone()
+                .any(|i| fleet.held(i).is_some_and(|h| backup.contains(&h.address)))
+        {
+            first_backup = Some(killed.elapsed());
+        }
+        let leased = first
+            .clone()
+            .chain(more.clone())
+            .filter(|&i| fleet.held(i).is_some());
+        if leased.count() == pool_size && first_backup.is_some() {
+            break;
+        }
+    }
+    let leased = (0..fleet.clients.len())
+        .filter(|&i| fleet.held(i).is_some())
+        .count();
+    eprintln!(
+        "after SIGKILL of the secondary: COMMUNICATIONS-INTERRUPTED seen at {interrupted:?}, \
+         PARTNER-DOWN entered at {partner_down:?} (auto-partner-down {safe} s), the first of \
+         its {} BACKUP addresses leased at {first_backup:?} (MCLT {mclt} s); {leased} of \
+         {pool_size} addresses leased",
+        backup.len()
+    );
+    assert!(interrupted.is_some(), "{}", primary.text());
+    let entered = partner_down.expect("PARTNER-DOWN by the timer");
+    // The engine's timer and the status line both count whole seconds: a second of slack
+    // for each (PARTNER-DOWN at once, without the timer, is still caught).
+    let safe = Duration::from_secs(u64::from(safe));
+    assert!(
+        entered + Duration::from_secs(2) >= safe,
+        "PARTNER-DOWN {entered:?} after the kill, before the safe period {safe:?}"
+    );
+    assert!(
+        entered <= safe + Duration::from_secs(3),
+        "PARTNER-DOWN only {entered:?} after the kill"
+    );
+    let opened = first_backup.expect("the secondary's addresses leased");
+    let mclt = Duration::from_secs(u64::from(mclt));
+    assert!(
+        opened + Duration::from_secs(1) >= entered + mclt,
+        "a BACKUP address leased {opened:?} after the kill, PARTNER-DOWN at {entered:?}"
+    );
+    // And soon after: the MCLT, the library's clock margin, a status line and a DISCOVER.
+    let margin = Duration::from_secs(u64::from(failover_fsm::policy::CLOCK_MARGIN) + 3);
+    assert!(
+        opened <= entered + mclt + margin,
+        "the first BACKUP address leased only {opened:?} after the kill"
+    );
+    assert_eq!(leased, pool_size, "the whole pool, {}", primary.text());
+    fleet.check_no_double_holding();
+    lease_lengths_checked(fleet);
 }

@@ -488,6 +488,32 @@ impl FileStore {
     pub fn path(&self) -> &Path {
         &self.path
     }
+
+    /// Every lease record in the log at `path`, oldest first: each address's record as it
+    /// stood at each sync since the log was last compacted (a compaction keeps only the
+    /// current record of each address). An audit of what a server knew when it acted — a lease granted is
+    /// on disk, with the acknowledged and received potential-expiration-times it was granted
+    /// under, before its DHCPACK goes out. The file is only read (a live server's log may be
+    /// read while it appends): a torn last line is skipped, not cut off as
+    /// [`FileStore::open`] does. Lines of the first log format (operations, not records) are
+    /// not returned.
+    pub fn history(path: impl AsRef<Path>) -> io::Result<Vec<Lease>> {
+        let mut reader = BufReader::new(File::open(path)?);
+        let mut out = Vec::new();
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 || line.last() != Some(&b'\n') {
+                return Ok(out);
+            }
+            if let Some(Record::Lease(l)) = std::str::from_utf8(&line)
+                .ok()
+                .and_then(|l| decode_record(l.trim_end_matches('\n')))
+            {
+                out.push(*l);
+            }
+        }
+    }
 }
 
 /// Where a compaction writes the new log before renaming it over the old one.
@@ -1032,6 +1058,49 @@ mod tests {
         let store = FileStore::open(&path, Role::Primary, first, 8).unwrap();
         assert_eq!(store.load_state(), Some(state));
         assert!(!compact_path(&path).exists());
+        drop(store);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    #[test]
+    fn the_history_holds_each_version_and_leaves_a_live_log_alone() {
+        let path = std::env::temp_dir().join(format!(
+            "failover-storage-history-{}.log",
+            std::process::id()
+        ));
+        let _ = std::fs::remove_file(&path);
+        let store = FileStore::open(&path, Role::Primary, Ipv4Addr::new(192, 0, 2, 0), 4).unwrap();
+        let mut a = BindingData::new(Ipv4Addr::new(192, 0, 2, 1), BindingStatus::Active)
+            .with_client(None, 1, &[2, 0, 0, 0, 0, 1])
+            .unwrap();
+        a.lease_expiration_time = Some(UnixTime(1000));
+        a.potential_expiration_time = Some(UnixTime(1500));
+        store.record_local(&a).unwrap();
+        store.sync().unwrap();
+        let update = UpdateId(1);
+        store.binding_queued(a.address, update, false).unwrap();
+        let ack = Ack {
+            update,
+            status: BindingStatus::Active,
+            client: store.memory().get(a.ip()).unwrap().local.client,
+            potential_expiration_time: Some(UnixTime(1500)),
+        };
+        store.binding_acked(a.address, &ack).unwrap();
+        store.sync().unwrap();
+        // A write under way: half a line.
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(b"lease 192.0.2.2 1").unwrap();
+        drop(f);
+        let len = std::fs::metadata(&path).unwrap().len();
+        let history = FileStore::history(&path).unwrap();
+        let acked: Vec<Option<UnixTime>> = history
+            .iter()
+            .filter(|l| l.data.address == a.address)
+            .map(|l| l.local.acked_pet)
+            .collect();
+        assert_eq!(acked, [None, Some(UnixTime(1500))]);
+        assert_eq!(history.len(), 2);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "nothing cut");
         drop(store);
         let _ = std::fs::remove_file(&path);
     }

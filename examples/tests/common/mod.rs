@@ -3,7 +3,9 @@
 //! The fleet pretends to be a relay: every message carries giaddr = the address its socket is
 //! bound to, and goes to every server (or, for a RENEWING client, to its server only); the
 //! replies come back to the socket. Each client records the lease it holds and from whom; the
-//! oracle checks on every ACK that no address is held by two clients at once.
+//! oracle checks on every ACK that no address is held by two clients at once, and — for the
+//! servers whose lease logs it knows ([`Fleet::logs`]) — that the lease ends no later than
+//! the MCLT after what the partner had been told.
 #![allow(dead_code)]
 
 use std::collections::HashMap;
@@ -12,10 +14,16 @@ use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable};
+use failover_fsm::policy::{
+    Endpoint, INFINITE, LeaseRequest, LeaseTimes, PartnerDownLeases, lease_time,
+};
+use failover_fsm::record::LeaseClient;
+use failover_fsm::{BindingStatus, Dialect, Role, ServerState, UnixTime};
+use failover_tokio::FileStore;
 
 pub(crate) fn free_tcp_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -209,6 +217,31 @@ pub(crate) struct Held {
     pub(crate) address: Ipv4Addr,
     pub(crate) server: Ipv4Addr,
     pub(crate) until: Instant,
+    /// When it was granted, and for how long (T1 and T2 are measured from it).
+    pub(crate) since: Instant,
+    pub(crate) secs: u32,
+}
+
+impl Held {
+    /// RFC 2131 §4.4.5 defaults: T1 at half the lease, T2 at seven eighths.
+    pub(crate) fn t1(&self) -> Instant {
+        self.since + Duration::from_secs(u64::from(self.secs)) / 2
+    }
+
+    pub(crate) fn t2(&self) -> Instant {
+        self.since + Duration::from_secs(u64::from(self.secs)) * 7 / 8
+    }
+}
+
+/// What one [`Fleet::tick`] did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Tick {
+    /// ACKs taken, by the kind of request: SELECTING, RENEWING, REBINDING.
+    pub(crate) bound: usize,
+    pub(crate) renewed: usize,
+    pub(crate) rebound: usize,
+    /// Clients that lost their address: NAKed, or the lease ran out while they asked.
+    pub(crate) lost: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -254,6 +287,14 @@ pub(crate) struct Fleet {
     pub(crate) declined: Vec<Ipv4Addr>,
     /// giaddr of every message: the address the fleet's socket is bound to.
     pub(crate) relay: Ipv4Addr,
+    /// The lease log of each server (by server id) whose ACKs the lease-length oracle checks.
+    pub(crate) logs: HashMap<Ipv4Addr, PathBuf>,
+    /// The pair's MCLT, for that oracle.
+    pub(crate) mclt: u32,
+    /// ACKs the lease-length oracle checked, and the least slack it found (seconds between
+    /// the lease's end and the MCLT limit).
+    pub(crate) length_checks: usize,
+    pub(crate) least_slack: Option<u32>,
 }
 
 pub(crate) fn mac(i: usize) -> [u8; 6] {
@@ -292,6 +333,17 @@ pub(crate) struct Reply {
     pub(crate) server: Ipv4Addr,
     /// Option 51, if present.
     pub(crate) lease_time: Option<u32>,
+    /// Unix seconds: the exchange began at or after `asked_at` and this reply arrived at or
+    /// before `answered_at` (the server's clock read between the two).
+    pub(crate) asked_at: u32,
+    pub(crate) answered_at: u32,
+}
+
+/// Unix seconds, rounded down or up.
+fn unix_secs(up: bool) -> u32 {
+    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    let s = u32::try_from(d.as_secs()).unwrap();
+    if up && d.subsec_nanos() > 0 { s + 1 } else { s }
 }
 
 pub(crate) fn decode_reply(bytes: &[u8]) -> Option<(u32, Reply)> {
@@ -314,6 +366,8 @@ pub(crate) fn decode_reply(bytes: &[u8]) -> Option<(u32, Reply)> {
             yiaddr: m.yiaddr(),
             server,
             lease_time,
+            asked_at: 0,
+            answered_at: u32::MAX,
         },
     ))
 }
@@ -334,6 +388,92 @@ impl Fleet {
             clients: Vec::new(),
             round: 0,
             declined: Vec::new(),
+            logs: HashMap::new(),
+            mclt: 0,
+            length_checks: 0,
+            least_slack: None,
+        }
+    }
+
+    /// Checks the ACKs of one exchange against the lease logs of the servers that sent them
+    /// (`logs`): the lease ends no later than the MCLT after the latest of the time of the
+    /// grant and the potential-expiration-times the partner had acknowledged for it or sent
+    /// us (§5.2.1, §7.1.5) — the limit [`lease_time`] computes in NORMAL, from the record the
+    /// server wrote for the grant (durable before the ACK; a renewal's record keeps the
+    /// acknowledged and received PETs it was granted under, a new lease has none).
+    fn check_lease_lengths(&mut self, acks: &[(usize, &Reply)]) {
+        let mut histories = HashMap::new();
+        for &(i, r) in acks {
+            let Some(path) = self.logs.get(&r.server) else {
+                continue;
+            };
+            let history = histories
+                .entry(r.server)
+                .or_insert_with(|| FileStore::history(path).unwrap());
+            let granted = r.lease_time.unwrap();
+            let ends = r.asked_at + granted..=r.answered_at.saturating_add(granted);
+            let client = LeaseClient {
+                client_identifier: None,
+                htype: 1,
+                chaddr: &self.clients[i].mac,
+            }
+            .identity();
+            // The first record of this grant: later ones may carry its own acknowledgement.
+            let record = history.iter().find(|l| {
+                l.data.ip() == r.yiaddr
+                    && l.local.status == BindingStatus::Active
+                    && l.local.client.same_client(&client) == Some(true)
+                    && l.local
+                        .lease_expiration
+                        .is_some_and(|e| ends.contains(&e.0))
+            });
+            let Some(record) = record else {
+                panic!(
+                    "{} ACKed {} to client {i} for {granted} s with no such lease in its log",
+                    r.server, r.yiaddr
+                );
+            };
+            let ends_at = record.local.lease_expiration.unwrap();
+            let endpoint = Endpoint {
+                dialect: Dialect::Draft,
+                role: Role::Primary,
+                state: ServerState::Normal,
+                state_since: UnixTime(0),
+                partner_state: None,
+                mclt: self.mclt,
+                lease_mclt: self.mclt,
+            };
+            // The record's sent PET is this grant's own.
+            let times = LeaseTimes {
+                sent_pet: None,
+                ..LeaseTimes::for_client(&record.local, true)
+            };
+            let limit = lease_time(
+                &endpoint,
+                &LeaseRequest {
+                    now: UnixTime(r.answered_at),
+                    desired: INFINITE,
+                    times,
+                    partner_down: PartnerDownLeases::KeepMclt,
+                },
+            )
+            .cap
+            .unwrap();
+            assert!(
+                ends_at <= limit,
+                "{} ACKed {} to client {i} until {} (for {granted} s), beyond the MCLT {} after \
+                 what the partner was told (acked PET {:?}, received PET {:?}): limit {}",
+                r.server,
+                r.yiaddr,
+                ends_at.0,
+                self.mclt,
+                record.local.acked_pet.map(|t| t.0),
+                record.local.received_pet.map(|t| t.0),
+                limit.0
+            );
+            self.length_checks += 1;
+            let slack = limit.0 - ends_at.0;
+            self.least_slack = Some(self.least_slack.map_or(slack, |s| s.min(slack)));
         }
     }
 
@@ -378,6 +518,7 @@ impl Fleet {
             }
         }
         let mut replies: HashMap<usize, Vec<Reply>> = HashMap::new();
+        let asked_at = unix_secs(false);
         let deadline = Instant::now() + window;
         let mut buf = [0u8; 1500];
         let mut done = std::collections::HashSet::new();
@@ -386,9 +527,11 @@ impl Fleet {
                 continue;
             };
             // Replies of earlier rounds carry other xids and are dropped.
-            if let Some((xid, r)) = decode_reply(&buf[..n])
+            if let Some((xid, mut r)) = decode_reply(&buf[..n])
                 && let Some(&i) = expected.get(&xid)
             {
+                r.asked_at = asked_at;
+                r.answered_at = unix_secs(true);
                 if named
                     .get(&i)
                     .copied()
@@ -400,6 +543,13 @@ impl Fleet {
                 replies.entry(i).or_default().push(r);
             }
         }
+        // Every ACK with a lease, whether the client takes it or not.
+        let acks: Vec<(usize, &Reply)> = replies
+            .iter()
+            .flat_map(|(&i, rs)| rs.iter().map(move |r| (i, r)))
+            .filter(|(_, r)| r.kind == MessageType::Ack && r.lease_time.is_some())
+            .collect();
+        self.check_lease_lengths(&acks);
         replies
     }
 
@@ -433,6 +583,8 @@ impl Fleet {
             address: r.yiaddr,
             server: r.server,
             until: now + Duration::from_secs(u64::from(lease_time)),
+            since: now,
+            secs: lease_time,
         });
         c.history.push((r.yiaddr, r.server));
     }
@@ -519,6 +671,85 @@ impl Fleet {
             }
         }
         (kept.iter().filter(|k| **k).count(), naks)
+    }
+
+    /// One step of clients living by the clock (RFC 2131 §4.4): each of `who` without a lease
+    /// DISCOVERs, or REQUESTs the offer it got in the last step; past T1 a client RENEWs with
+    /// its server (unicast), past T2 it REBINDs with every server. One exchange of `window`
+    /// for all. A lease that ran out or was NAKed is lost: the client goes back to INIT.
+    pub(crate) fn tick(
+        &mut self,
+        who: std::ops::Range<usize>,
+        offers: &mut HashMap<usize, (Ipv4Addr, Ipv4Addr)>,
+        window: Duration,
+    ) -> Tick {
+        let now = Instant::now();
+        let mut done = Tick::default();
+        let mut asks = Vec::new();
+        for i in who {
+            match self.clients[i].lease {
+                Some(h) if h.until <= now => {
+                    done.lost += 1;
+                    eprintln!("client {i}: its lease of {} ran out", h.address);
+                    self.clients[i].lease = None;
+                }
+                Some(h) if now >= h.t1() => asks.push(Ask {
+                    ciaddr: h.address,
+                    only: (now < h.t2()).then_some(h.server),
+                    ..Ask::new(i, MessageType::Request)
+                }),
+                Some(_) => {}
+                None => asks.push(match offers.remove(&i) {
+                    Some((address, server)) => Ask {
+                        requested: Some(address),
+                        server_id: Some(server),
+                        ..Ask::new(i, MessageType::Request)
+                    },
+                    None => Ask::new(i, MessageType::Discover),
+                }),
+            }
+        }
+        let replies = self.exchange(&asks, window);
+        for ask in &asks {
+            let i = ask.client;
+            let rs = replies.get(&i).map(Vec::as_slice).unwrap_or_default();
+            let ack = rs
+                .iter()
+                .find(|r| r.kind == MessageType::Ack && ask.server_id.is_none_or(|s| s == r.server))
+                .or_else(|| rs.iter().find(|r| r.kind == MessageType::Ack));
+            match (ask.kind, ack) {
+                (MessageType::Discover, _) => {
+                    if let Some(o) = rs.iter().find(|r| r.kind == MessageType::Offer) {
+                        offers.insert(i, (o.yiaddr, o.server));
+                    }
+                }
+                (_, Some(r)) => {
+                    if !ask.ciaddr.is_unspecified() {
+                        assert_eq!(
+                            r.yiaddr, ask.ciaddr,
+                            "client {i} extended to another address"
+                        );
+                        if ask.only.is_some() {
+                            done.renewed += 1;
+                        } else {
+                            done.rebound += 1;
+                        }
+                    } else {
+                        done.bound += 1;
+                    }
+                    self.bind(i, r);
+                }
+                (_, None) if rs.iter().any(|r| r.kind == MessageType::Nak) => {
+                    if !ask.ciaddr.is_unspecified() {
+                        done.lost += 1;
+                        eprintln!("client {i}: NAK for {}", ask.ciaddr);
+                    }
+                    self.clients[i].lease = None;
+                }
+                (_, None) => {}
+            }
+        }
+        done
     }
 
     /// DHCPRELEASE to the lease's server (no answer expected).
