@@ -475,9 +475,11 @@ async fn a_direct_clients_lease_expires_and_its_address_is_reused() {
 
     tokio::time::sleep(Duration::from_millis(u64::from(granted) * 1000 + 1100)).await;
     assert_eq!(server.expire().await, 1, "the lease ended");
-    assert_eq!(
-        pstore.memory().get(addr).unwrap().local.status,
-        BindingStatus::Expired
+    // EXPIRED, or FREE already if the partner's BNDACK came back that fast (seen under load).
+    let status = pstore.memory().get(addr).unwrap().local.status;
+    assert!(
+        matches!(status, BindingStatus::Expired | BindingStatus::Free),
+        "{status:?}"
     );
     settle(&ph).await;
     // The partner's acknowledgement frees it on both sides (§5.11).
