@@ -503,6 +503,8 @@ impl Fleet {
         window: Duration,
     ) -> HashMap<usize, Vec<Reply>> {
         self.round += 1;
+        // Before the first send: a server may grant while the fleet is still sending.
+        let asked_at = unix_secs(false);
         let mut expected = HashMap::new();
         let mut named = HashMap::new();
         for ask in asks {
@@ -518,7 +520,6 @@ impl Fleet {
             }
         }
         let mut replies: HashMap<usize, Vec<Reply>> = HashMap::new();
-        let asked_at = unix_secs(false);
         let deadline = Instant::now() + window;
         let mut buf = [0u8; 1500];
         let mut done = std::collections::HashSet::new();
