@@ -172,8 +172,9 @@ pub struct Verdict {
     /// are stored as FREE — or as BACKUP on the secondary for a reserved address (§5.11,
     /// §5.13; [`freed_status`]).
     pub store_as: BindingStatus,
-    /// The lease-expiration-time to store: the later of ours and the received one (§7.1.5;
-    /// 0, which ISC sends for never-used addresses, counts as absent).
+    /// The lease-expiration-time to store: within one lease (the same client's, still ACTIVE,
+    /// EXPIRED or RELEASED here) the later of ours and the received one (§7.1.5); otherwise
+    /// the received one (0, which ISC sends for never-used addresses, counts as absent).
     pub lease_expiration: Option<UnixTime>,
     /// The potential-expiration-time to record as received-potential-expiration-time
     /// (§7.1.5); `None` when the update carried none (or 0).
@@ -193,6 +194,11 @@ pub struct Verdict {
     /// correction, §5.10; 0 without one). The same update sent again over a later connection
     /// may be corrected differently; this tells the store it is the same.
     pub partner_time_shift: i64,
+    /// Seconds the partner's lease may run beyond `lease_expiration` in our clock while the
+    /// clock skew is not proven (§5.10): the record's own expiry, which decides when the
+    /// address may be reused here, adds them; the binding data sent on keeps the partner's
+    /// time. 0 once a correction is applied, and under ISC rules (no correction, D27).
+    pub skew_margin: u32,
 }
 
 /// The status an address takes when a partner accepts our EXPIRED, RELEASED or RESET, or when
@@ -255,9 +261,17 @@ pub fn judge_update(
         other => other,
     };
     let received_let = nonzero(received.lease_expiration_time);
+    // Our old time belongs to another client's lease and would outlive it (the partner's
+    // correct EXPIRED of the new one would then be refused; found by the simulator, seed
+    // 32438263).
+    let same_lease = matches!(
+        local.status,
+        BindingStatus::Active | BindingStatus::Expired | BindingStatus::Released
+    ) && local.client.same_client(&ClientIdentity::of(received)) == Some(true);
     let lease_expiration = match (local.lease_expiration, received_let) {
-        (Some(a), Some(b)) => Some(a.max(b)),
-        (a, b) => a.or(b),
+        (Some(a), Some(b)) if same_lease => Some(a.max(b)),
+        (a, None) if same_lease => a,
+        (_, b) => b,
     };
     Ok(Verdict {
         store_as,
@@ -268,6 +282,7 @@ pub fn judge_update(
         superseded_xid,
         ours_in_flight: local.in_flight.is_some(),
         partner_time_shift: 0,
+        skew_margin: 0,
     })
 }
 

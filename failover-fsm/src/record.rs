@@ -296,8 +296,10 @@ impl LeaseRecord {
             before.local.status,
             BindingStatus::Active | BindingStatus::Expired | BindingStatus::Released
         ) && before.local.client.same_client(&client_of(binding)) == Some(true);
-        if !same_lease && binding.lease_expiration_time.is_some_and(|t| t.0 != 0) {
-            self.local.lease_expiration = binding.lease_expiration_time;
+        // (Verdicts judge this themselves now; logs written before may hold merged ones.)
+        if !same_lease && let Some(t) = binding.lease_expiration_time.filter(|t| t.0 != 0) {
+            self.data.lease_expiration_time = Some(t);
+            self.local.lease_expiration = Some(t.plus(verdict.skew_margin));
         }
         // Once the partner acknowledged our record, whatever it sends next was made after it
         // stored ours (TCP keeps its BNDACK and BNDUPD in order), whatever the clocks say.
@@ -335,7 +337,9 @@ impl LeaseRecord {
         self.local.status = verdict.store_as;
         self.local.client = client_of(binding);
         self.local.cltt = binding.client_last_transaction_time.or(self.local.cltt);
-        self.local.lease_expiration = verdict.lease_expiration;
+        self.local.lease_expiration = verdict
+            .lease_expiration
+            .map(|t| t.plus(verdict.skew_margin));
         self.local.start_time_of_state = binding.start_time_of_state;
         self.local.received_pet = verdict.received_pet;
         self.local.partner_status = Some(verdict.store_as);

@@ -681,8 +681,9 @@ fn freed_statuses_and_stored_times() {
             assert_eq!(pri.unwrap().store_as, Free);
         }
     }
-    // lease-expiration-time: the later one (§7.1.5); 0 is "not set"; PET passed through
-    let mut loc = local(Free);
+    // lease-expiration-time: within one lease (the same client's) the later one (§7.1.5); 0
+    // is "not set"; PET passed through
+    let mut loc = local(Active);
     loc.lease_expiration = Some(NOW.plus(50));
     let mut rec = received(Active);
     rec.lease_expiration_time = Some(NOW.0 + 10);
@@ -709,6 +710,28 @@ fn freed_statuses_and_stored_times() {
     )
     .unwrap();
     assert_eq!(v.lease_expiration, Some(NOW.plus(500)));
+    // Another client's lease, or none: ours belongs to the previous lease (seed 32438263).
+    rec.lease_expiration_time = Some(NOW.0 + 10);
+    for mut other in [local(Free), local(Active)] {
+        other.lease_expiration = Some(NOW.plus(50));
+        if other.status != Free {
+            other.client = ClientIdentity::new(None, Some(hw(&MAC_B)));
+        }
+        let v = judge(
+            Dialect::Draft,
+            Role::Secondary,
+            ServerState::Normal,
+            &other,
+            &rec,
+            NOW,
+        );
+        assert_eq!(
+            v.map(|v| v.lease_expiration),
+            Ok(Some(NOW.plus(10))),
+            "{:?}",
+            other.status
+        );
+    }
     let mut isc_free = received(Free);
     isc_free.lease_expiration_time = Some(0);
     isc_free.potential_expiration_time = Some(0);

@@ -31,6 +31,7 @@ fn verdict(b: &BindingData, store_as: BindingStatus) -> Verdict {
         superseded_xid: None,
         ours_in_flight: false,
         partner_time_shift: 0,
+        skew_margin: 0,
     }
 }
 
@@ -285,4 +286,31 @@ fn an_update_sent_again_under_another_skew_is_still_the_same_update() {
         Received::KeptOurs(_)
     ));
     assert_eq!(r.local.status, BindingStatus::Active);
+}
+
+#[test]
+fn an_unproven_skew_holds_the_address_longer_here_and_sends_the_partners_time_on() {
+    let mut r = LeaseRecord::fresh(A);
+    let b = lease(1, BindingStatus::Active, 100);
+    let v = Verdict {
+        skew_margin: 10,
+        ..verdict(&b, BindingStatus::Active)
+    };
+    assert_eq!(r.apply_received(&b, &v), Received::Stored);
+    assert_eq!(r.local.lease_expiration, Some(UnixTime(100 + 600 + 10)));
+    assert_eq!(r.data.lease_expiration_time, Some(UnixTime(100 + 600)));
+    // A new client's lease: the margin too, and none of the previous lease's time.
+    let c = lease(2, BindingStatus::Active, 50);
+    let merged = Verdict {
+        lease_expiration: Some(UnixTime(100 + 600)),
+        skew_margin: 3,
+        ..verdict(&c, BindingStatus::Active)
+    };
+    let mut r = LeaseRecord::fresh(A);
+    let old = lease(1, BindingStatus::Released, 40);
+    r.apply_received(&old, &verdict(&old, BindingStatus::Free));
+    r.local.status = BindingStatus::Released;
+    r.apply_received(&c, &merged);
+    assert_eq!(r.local.lease_expiration, Some(UnixTime(50 + 600 + 3)));
+    assert_eq!(r.data.lease_expiration_time, Some(UnixTime(50 + 600)));
 }

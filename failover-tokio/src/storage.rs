@@ -821,6 +821,7 @@ fn decode_record(line: &str) -> Option<Record> {
                 // Not logged: what was outstanding matters only when the verdict is applied.
                 ours_in_flight: false,
                 partner_time_shift: 0,
+                skew_margin: 0,
             };
             (f.next()? == "end").then_some(())?;
             Record::Received(b, v)
@@ -877,6 +878,7 @@ mod tests {
             superseded_xid: Some(9),
             ours_in_flight: false,
             partner_time_shift: 0,
+            skew_margin: 0,
         };
         for r in [
             Record::State(Persisted {
@@ -924,6 +926,7 @@ mod tests {
             superseded_xid: None,
             ours_in_flight: false,
             partner_time_shift: 0,
+            skew_margin: 0,
         };
         assert_eq!(
             store.commit_binding(&released, &v).unwrap(),
@@ -970,6 +973,7 @@ mod tests {
             superseded_xid: None,
             ours_in_flight: false,
             partner_time_shift: 0,
+            skew_margin: 0,
         };
         let store = FileStore::open(&path, Role::Secondary, first, 4).unwrap();
         store.commit_binding(&a, &verdict(&a)).unwrap();

@@ -84,6 +84,14 @@ impl Skew {
         Some(hi).filter(|s| *s != 0)
     }
 
+    /// How much later than taken the partner's times may fall in our clock, seconds: the
+    /// upper bound beyond the correction applied (none, while 0 fits between the bounds).
+    pub(super) fn unproven_lateness(&self) -> u32 {
+        let applied = self.correction().unwrap_or(0);
+        self.hi
+            .map_or(0, |hi| u32::try_from(hi - applied).unwrap_or(0))
+    }
+
     /// How far the partner's corrected times may still be off ours, seconds: the skew bounds
     /// around the correction applied, plus a second for whole-second times.
     pub(super) fn uncertainty(&self) -> u32 {
@@ -112,5 +120,25 @@ mod tests {
         s.measure(UnixTime(1003), 1001); // bounds -1 ..= 2
         assert_eq!(s.correction(), None);
         assert_eq!(s.uncertainty(), 3);
+        assert_eq!(s.unproven_lateness(), 2);
+    }
+
+    #[test]
+    fn a_slow_handshake_leaves_the_partners_times_up_to_the_upper_bound_late() {
+        // Our CONNECT took 11 s, the answer came at once: skew between -1 and 10, unproven.
+        let mut s = Skew::default();
+        s.handshake_sent(1000);
+        s.measure(UnixTime(1011), 1001);
+        assert_eq!(s.correction(), None);
+        assert_eq!(s.unproven_lateness(), 10);
+        // An answer to one of ours proves it: corrected, nothing left unproven.
+        s.raise_floor(1011, 1001);
+        assert_eq!(s.correction(), Some(10));
+        assert_eq!(s.unproven_lateness(), 0);
+        // A partner ahead of us: its times are early at worst, never late.
+        let mut s = Skew::default();
+        s.handshake_sent(1000);
+        s.measure(UnixTime(1000), 1010);
+        assert_eq!(s.unproven_lateness(), 0);
     }
 }

@@ -162,10 +162,20 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             (Dialect::Draft, Some(skew)) => skew,
             _ => 0,
         };
+        // While the skew is not proven (0 still fits between its bounds, so no correction),
+        // the partner's lease may end as late as its upper bound in our clock: the client
+        // keeps it that long here (§5.10). Found by the simulator (seed 32387201): a
+        // handshake slowed 11 s by a latency spike left a partner 10 s behind uncorrected;
+        // its lease ended 10 s early here and the address was freed under its client.
+        let skew_margin = match self.config.dialect {
+            Dialect::Draft => self.skew.unproven_lateness(),
+            Dialect::Isc => 0,
+        };
         Ok(Verdict {
             superseded_xid: verdict.superseded_xid.or(refreshed),
             ours_in_flight: ours_in_flight.is_some(),
             partner_time_shift,
+            skew_margin,
             ..verdict
         })
     }

@@ -330,6 +330,7 @@ fn an_acknowledged_record_does_not_outrank_the_partners_next_update() {
         superseded_xid: None,
         ours_in_flight: false,
         partner_time_shift: 0,
+        skew_margin: 0,
     };
     // Our BACKUP was acknowledged: the partner's later update wins whatever the times say.
     let mut store = ours(true);
@@ -557,4 +558,23 @@ fn extra_seed_30564403_draft_resent_update_under_a_new_skew() {
 #[test]
 fn extra_seed_30414378_draft_long_down_restart_meets_the_partner_in_startup() {
     extra_seed_passes(30414378);
+}
+
+/// A latency spike slowed the primary's CONNECT by 11 s: the skew bounds were -1 and +10, so
+/// 0 fitted and no correction was applied to a secondary whose clock was 10 s behind; its
+/// lease was recorded 10 s early and the primary freed the address under its client. While
+/// the skew is not proven, a partner's lease now runs to the upper bound here
+/// (`Verdict::skew_margin`). Found by the million-seed run of 2026-12-03 (fails at 607ac21).
+#[test]
+fn extra_seed_32387201_draft_unproven_skew_keeps_the_partners_lease_to_its_upper_bound() {
+    extra_seed_passes(32387201);
+}
+
+/// A new client's lease took the previous client's longer expiry into the record's binding
+/// data (the verdict merged the two); sent on, the partner then refused the secondary's
+/// correct EXPIRED forever and the tables never settled. The verdict merges expiries only
+/// within one lease now. Found by the million-seed run of 2026-12-03 (fails at 607ac21).
+#[test]
+fn extra_seed_32438263_draft_a_new_lease_does_not_inherit_the_old_expiry() {
+    extra_seed_passes(32438263);
 }
