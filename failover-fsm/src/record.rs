@@ -274,12 +274,9 @@ impl LeaseRecord {
         self.last_received = Some(as_sent);
         let refused = core::mem::take(&mut self.refused);
         if duplicate {
-            // Acknowledged all the same, so the partner holds its status — unless our own
-            // record is on its way (the partner takes it after its own), except a running
-            // lease of ours, which the partner frees on our BNDACK before our renewal lands.
-            if !verdict.ours_in_flight || self.local.status == BindingStatus::Active {
-                self.local.partner_status = Some(verdict.store_as);
-            }
+            // Acknowledged all the same, so the partner holds its status (see
+            // `note_partner_status`).
+            self.note_partner_status(verdict.store_as, verdict.ours_in_flight);
             return Received::KeptOurs(self.data.clone());
         }
         let before = self.clone();
@@ -319,13 +316,28 @@ impl LeaseRecord {
         self.last_received = last_received;
         self.local.received_pet = received_pet.max(self.local.received_pet);
         self.partner_has_it = false;
-        // We acknowledge the partner's update all the same: it now holds that status, so the
-        // rewind of EXPIRED / RELEASED to the same client (§5.2.2) is over — unless ours is
-        // on its way, except a running lease of ours (see the duplicate case).
-        if !verdict.ours_in_flight || self.local.status == BindingStatus::Active {
-            self.local.partner_status = Some(binding.status);
-        }
+        // We acknowledge the partner's update all the same: it now holds that status.
+        self.note_partner_status(binding.status, verdict.ours_in_flight);
         Received::KeptNewer
+    }
+
+    /// The partner holds `status` for the address: we acknowledged its update while keeping
+    /// our newer record. An ended or available status (an acknowledged EXPIRED or RELEASED
+    /// frees the address on its side, §5.11) ends the rewind of EXPIRED / RELEASED to the
+    /// same client (§5.2.2), whatever of ours is on its way: the partner may hand the
+    /// address out before ours lands (seed 32561070: our own EXPIRED was queued when we
+    /// acknowledged the partner's, and the rewind gave the address back to its client while
+    /// the primary held it FREE). An ACTIVE would allow the rewind again, so it is noted only
+    /// when nothing of ours is on its way (the partner takes ours after its own, seed 7880),
+    /// or ours is a running lease, which the partner frees on our BNDACK before our renewal
+    /// lands (seed 52843).
+    fn note_partner_status(&mut self, status: BindingStatus, ours_in_flight: bool) {
+        if status != BindingStatus::Active
+            || !ours_in_flight
+            || self.local.status == BindingStatus::Active
+        {
+            self.local.partner_status = Some(status);
+        }
     }
 
     fn store_received(&mut self, binding: &BindingData, verdict: &Verdict) {
@@ -385,10 +397,22 @@ impl LeaseRecord {
     }
 
     /// The current version was queued to the partner as `update`: the partner may now know
-    /// its status (the rewind of EXPIRED / RELEASED ends once it is sent, §5.2.2).
+    /// its status (the rewind of EXPIRED / RELEASED ends once it is sent, §5.2.2). Except an
+    /// ACTIVE lease while the partner holds the address as ended (we acknowledged its
+    /// EXPIRED, RELEASED or RESET and kept our record): the partner frees it on that
+    /// acknowledgement and may hand it out before our lease lands, so the ended status stays
+    /// until the partner acknowledges ours (seed 32561070: our ended lease, sent again, made
+    /// the address look like its client's to the partner and was rewound to the client while
+    /// the primary held it FREE).
     pub fn queued(&mut self, update: UpdateId) {
         self.queued = Some(update);
-        self.local.partner_status = Some(self.data.status);
+        let partner_ended = matches!(
+            self.local.partner_status,
+            Some(BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset)
+        );
+        if !(partner_ended && self.data.status == BindingStatus::Active) {
+            self.local.partner_status = Some(self.data.status);
+        }
     }
 
     /// Our record was queued again after [`Received::KeptOurs`]: the partner holds its own
@@ -446,6 +470,8 @@ impl LeaseRecord {
         let mut freed = self.data.clone();
         freed.status = freed_status(role, self.local.reserved);
         self.apply_local(freed, false);
+        // The partner freed it on its side as well (§5.11).
+        self.local.partner_status = Some(self.data.status);
         true
     }
 

@@ -89,13 +89,45 @@ fn an_older_update_does_not_replace_our_unacknowledged_record() {
     assert!(!r.partner_has_it, "ours still goes out");
     // Our running lease: the partner frees the address on our BNDACK.
     assert_eq!(r.local.partner_status, Some(BindingStatus::Released));
-    // Unless ours is on its way and not a running lease.
+    // An ended status is noted whatever of ours is on its way (it ends the rewind; seed
+    // 32561070).
     let mut r = LeaseRecord::fresh(A);
     let ours = lease(1, BindingStatus::Expired, 200);
     r.apply_local(ours.clone(), true);
     r.queued(UpdateId(1));
     assert_eq!(r.apply_received(&theirs, &v), Received::KeptNewer);
+    assert_eq!(r.local.partner_status, Some(BindingStatus::Released));
+    // An ACTIVE, which would allow the rewind again, is not while ours (not a running lease)
+    // is on its way: the partner takes ours after its own (seed 7880).
+    let mut r = LeaseRecord::fresh(A);
+    r.apply_local(ours.clone(), true);
+    r.queued(UpdateId(1));
+    let active = lease(1, BindingStatus::Active, 150);
+    let mut va = verdict(&active, BindingStatus::Active);
+    va.ours_in_flight = true;
+    assert_eq!(r.apply_received(&active, &va), Received::KeptNewer);
     assert_eq!(r.local.partner_status, Some(BindingStatus::Expired));
+}
+
+#[test]
+fn our_lease_sent_again_does_not_undo_the_partners_ended_status_until_acknowledged() {
+    // We acknowledged the partner's EXPIRED and kept our (older-looking but unacknowledged)
+    // lease; sending it again must not make the address look like the client's to the
+    // partner, which freed it on our BNDACK (seed 32561070).
+    let mut r = LeaseRecord::fresh(A);
+    let ours = lease(1, BindingStatus::Active, 200);
+    r.apply_local(ours.clone(), true);
+    r.queued(UpdateId(1));
+    let theirs = lease(1, BindingStatus::Expired, 150);
+    let mut v = verdict(&theirs, BindingStatus::Free);
+    v.ours_in_flight = true;
+    assert_eq!(r.apply_received(&theirs, &v), Received::KeptNewer);
+    assert_eq!(r.local.partner_status, Some(BindingStatus::Expired));
+    r.queued(UpdateId(2));
+    assert_eq!(r.local.partner_status, Some(BindingStatus::Expired));
+    // Its acknowledgement of ours: the partner holds our lease now.
+    assert!(!r.apply_ack(&ack(UpdateId(2), &ours), Role::Secondary));
+    assert_eq!(r.local.partner_status, Some(BindingStatus::Active));
 }
 
 #[test]

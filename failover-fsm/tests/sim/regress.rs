@@ -578,3 +578,14 @@ fn extra_seed_32387201_draft_unproven_skew_keeps_the_partners_lease_to_its_upper
 fn extra_seed_32438263_draft_a_new_lease_does_not_inherit_the_old_expiry() {
     extra_seed_passes(32438263);
 }
+
+/// The secondary acknowledged the primary's EXPIRED while keeping its own newer lease of the
+/// client, then sent that lease again on the next connection: queueing it noted ACTIVE as
+/// what the partner may hold, and the rewind gave the address back to its client while the
+/// primary held it FREE. The ended status now stays until the partner acknowledges ours
+/// (`LeaseRecord::queued`), and an acknowledged EXPIRED notes the freed status. Found by the
+/// million-seed run of 2026-12-03 (fails at 607ac21).
+#[test]
+fn extra_seed_32561070_draft_lease_sent_again_does_not_reopen_the_rewind() {
+    extra_seed_passes(32561070);
+}
