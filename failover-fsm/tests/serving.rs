@@ -287,3 +287,34 @@ fn the_partners_pool_is_backup_on_a_primary_and_free_on_a_secondary() {
         PartnerPool::Empty
     );
 }
+
+#[test]
+fn resolution_interrupted_renews_only_a_running_lease_for_its_client() {
+    // §9.11.2: "continued renewal of a DHCP client's current lease". An ended lease of ours
+    // may have gone to another client from the partner's PARTNER-DOWN, which our table has
+    // not heard of yet (seed 32569622).
+    let a = client(&MAC_A).identity();
+    let b = client(&MAC_B).identity();
+    let mut ri = ep(Role::Primary, ServerState::ResolutionInterrupted);
+    ri.dialect = Dialect::Draft;
+    let running = leased(3, &MAC_A, NOW.plus(100));
+    assert_eq!(
+        judge_request(&ri, Some(&running.local), &a, NOW),
+        RequestAnswer::Ack
+    );
+    assert_eq!(
+        judge_request(&ri, Some(&running.local), &b, NOW),
+        RequestAnswer::Nak
+    );
+    let ended = leased(4, &MAC_A, UnixTime(NOW.0 - 1));
+    assert_eq!(
+        judge_request(&ri, Some(&ended.local), &a, NOW),
+        RequestAnswer::Silent(AllocRefusal::NotServing(ServerState::ResolutionInterrupted))
+    );
+    // Nothing new either: the offer finds nothing.
+    let free = LeaseRecord::fresh(addr(1));
+    assert_eq!(
+        choose_address(&ri, pool(&[ended, free]), &a, None, NOW),
+        None
+    );
+}

@@ -553,9 +553,10 @@ pub fn as_of(binding: &LocalBinding, now: UnixTime) -> LocalBinding {
 /// * In PARTNER-DOWN the draft's reuse rules apply whatever the dialect: ISC's (D46) do not add
 ///   the MCLT to a lease's own times and may give an address to a second client while the
 ///   first still holds it.
-/// * In RESOLUTION-INTERRUPTED only the last client gets its address again: after the partner
-///   ran in PARTNER-DOWN our table may lack the leases it granted from our pool until the
-///   interrupted conflict resolution brings them (ISC allocates nothing there either).
+/// * In RESOLUTION-INTERRUPTED only a running lease is renewed for its client (§9.11.2's
+///   "current lease"): after the partner ran in PARTNER-DOWN our table may lack the leases it
+///   granted from our pool until the interrupted conflict resolution brings them, and an
+///   ended lease of ours may be among them (ISC allocates nothing there either).
 pub fn may_allocate_to(
     endpoint: &Endpoint,
     binding: &LocalBinding,
@@ -566,14 +567,19 @@ pub fn may_allocate_to(
     if ep.state == ServerState::PartnerDown {
         ep.dialect = Dialect::Draft;
     }
-    if ep.state == ServerState::ResolutionInterrupted && !last_client {
+    let current = as_of(binding, now);
+    // §9.11.2: "continued renewal of a DHCP client's current lease" — a running one. An ended
+    // lease may have gone to another client from the partner's PARTNER-DOWN (seed 32569622).
+    if ep.state == ServerState::ResolutionInterrupted
+        && !(last_client && current.status == BindingStatus::Active)
+    {
         return Err(AllocRefusal::NotServing(ep.state));
     }
     let request = AllocationRequest {
         last_client,
         ..AllocationRequest::default()
     };
-    may_allocate(&ep, &as_of(binding, now), request, now)
+    may_allocate(&ep, &current, request, now)
 }
 
 /// The address to offer a client (DHCPDISCOVER), from the records of the pool in `pool`:

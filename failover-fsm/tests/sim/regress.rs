@@ -589,3 +589,13 @@ fn extra_seed_32438263_draft_a_new_lease_does_not_inherit_the_old_expiry() {
 fn extra_seed_32561070_draft_lease_sent_again_does_not_reopen_the_rewind() {
     extra_seed_passes(32561070);
 }
+
+/// In RESOLUTION-INTERRUPTED the primary gave an address back to the client of its own ended
+/// lease, which the secondary had meanwhile leased to another client in PARTNER-DOWN (the
+/// interrupted conflict resolution had not brought it yet). Only a running lease is renewed
+/// there now (§9.11.2, `policy::may_allocate_to`). Found by the million-seed run of
+/// 2026-12-03 (fails at 607ac21).
+#[test]
+fn extra_seed_32569622_draft_resolution_interrupted_renews_only_running_leases() {
+    extra_seed_passes(32569622);
+}
