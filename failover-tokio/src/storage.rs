@@ -526,14 +526,27 @@ fn opt_u32(v: Option<UnixTime>) -> String {
 
 fn put_opt(out: &mut String, v: Option<UnixTime>) {
     match v {
-        Some(t) => put_num(out, t.0),
+        Some(t) => put_u32(out, t.0),
         None => out.push('-'),
     }
 }
 
-fn put_num(out: &mut String, n: impl std::fmt::Display) {
-    use std::fmt::Write as _;
-    let _ = write!(out, "{n}");
+/// A number in decimal, as `Display` writes it (without the formatter's machinery: the times
+/// are most of a line).
+fn put_u32(out: &mut String, mut n: u32) {
+    let mut digits = [b'0'; 10];
+    let mut start = digits.len();
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+        start -= 1;
+        if n == 0 {
+            break;
+        }
+    }
+    for d in digits.get(start..).unwrap_or_default() {
+        out.push(char::from(*d));
+    }
 }
 
 fn put_hex(out: &mut String, b: &[u8]) {
@@ -557,9 +570,14 @@ fn binding_fields(b: &BindingData) -> String {
 }
 
 fn put_binding_fields(out: &mut String, b: &BindingData) {
-    put_num(out, Ipv4Addr::from(b.address));
+    for (i, octet) in b.address.iter().enumerate() {
+        if i > 0 {
+            out.push('.');
+        }
+        put_u32(out, (*octet).into());
+    }
     out.push(' ');
-    put_num(out, u8::from(b.status));
+    put_u32(out, u8::from(b.status).into());
     out.push(' ');
     match &b.client_identifier {
         Some(c) => put_hex(out, c),
@@ -568,7 +586,7 @@ fn put_binding_fields(out: &mut String, b: &BindingData) {
     match &b.hardware_address {
         Some((t, a)) => {
             out.push(' ');
-            put_num(out, t);
+            put_u32(out, (*t).into());
             out.push(' ');
             put_hex(out, a);
         }
@@ -584,7 +602,7 @@ fn put_binding_fields(out: &mut String, b: &BindingData) {
         put_opt(out, t);
     }
     out.push(' ');
-    put_num(out, b.ip_flags.0);
+    put_u32(out, b.ip_flags.0.into());
     out.push_str(" end");
 }
 
@@ -593,7 +611,7 @@ fn put_lease(out: &mut String, l: &Lease) {
     out.push_str("lease ");
     put_binding_fields(out, &l.data);
     out.push(' ');
-    put_num(out, u8::from(l.local.status));
+    put_u32(out, u8::from(l.local.status).into());
     for t in [
         l.local.cltt,
         l.local.lease_expiration,
@@ -607,12 +625,12 @@ fn put_lease(out: &mut String, l: &Lease) {
     }
     out.push(' ');
     match l.local.partner_status {
-        Some(p) => put_num(out, u8::from(p)),
+        Some(p) => put_u32(out, u8::from(p).into()),
         None => out.push('-'),
     }
     for flag in [l.local.reserved, l.local.bootp, l.partner_has_it] {
         out.push(' ');
-        put_num(out, u8::from(flag));
+        put_u32(out, u8::from(flag).into());
     }
     out.push_str(" end");
 }
@@ -845,6 +863,11 @@ mod tests {
         let mut empty_id = full.clone();
         empty_id.data.client_identifier = Some(heapless::Vec::new());
         empty_id.data.hardware_address = None;
+        for n in [0, 9, 10, 99, 100, 65_535, 1_700_000_000, u32::MAX] {
+            let mut line = String::new();
+            put_u32(&mut line, n);
+            assert_eq!(line, n.to_string());
+        }
         for l in [fresh, full, empty_id] {
             let mut line = String::new();
             put_lease(&mut line, &l);
