@@ -94,12 +94,13 @@ fn fingerprint(tag: u8, prefix: &[u8], data: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let len = u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes();
-    [tag]
-        .iter()
-        .chain(prefix)
-        .chain(&len)
-        .chain(data)
-        .fold(OFFSET, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
+    // One loop per part: a chained iterator's fold costs about twice as many instructions,
+    // and this runs for every acknowledgement.
+    let step = |h: u64, b: &u8| (h ^ u64::from(*b)).wrapping_mul(PRIME);
+    let h = step(OFFSET, &tag);
+    let h = prefix.iter().fold(h, step);
+    let h = len.iter().fold(h, step);
+    data.iter().fold(h, step)
 }
 
 /// What this server has stored for one address: the inputs of the acceptance rules (§7.1.3),

@@ -5,6 +5,7 @@ use core::net::Ipv4Addr;
 use failover_proto::{Binding, BindingStatus, HardwareAddress, IpFlags};
 use heapless::Vec;
 
+use crate::accept::ClientIdentity;
 use crate::time::UnixTime;
 
 /// Longest client-identifier kept (DHCP option 61 data; ISC has no tighter limit, real ones are
@@ -128,13 +129,7 @@ impl BindingData {
     pub fn to_wire(&self) -> Binding<'_> {
         Binding {
             client_identifier: self.client_identifier.as_deref(),
-            hardware_address: self
-                .hardware_address
-                .as_ref()
-                .map(|(htype, a)| HardwareAddress {
-                    htype: *htype,
-                    address: a,
-                }),
+            hardware_address: self.hardware(),
             lease_expiration_time: self.lease_expiration_time.map(|t| t.0),
             potential_expiration_time: self.potential_expiration_time.map(|t| t.0),
             start_time_of_state: self.start_time_of_state.map(|t| t.0),
@@ -142,6 +137,21 @@ impl BindingData {
             ip_flags: (self.ip_flags != IpFlags::EMPTY).then_some(self.ip_flags),
             ..Binding::new(self.ip(), self.status)
         }
+    }
+
+    /// The client it names: `ClientIdentity::of(&self.to_wire())` without building the wire
+    /// form (once per acknowledgement, on the hot path).
+    pub(crate) fn client(&self) -> ClientIdentity {
+        ClientIdentity::new(self.client_identifier.as_deref(), self.hardware())
+    }
+
+    fn hardware(&self) -> Option<HardwareAddress<'_>> {
+        self.hardware_address
+            .as_ref()
+            .map(|(htype, a)| HardwareAddress {
+                htype: *htype,
+                address: a,
+            })
     }
 
     /// The same binding with every absolute time shifted by `skew` seconds (partner clock →

@@ -485,5 +485,5 @@ impl LeaseRecord {
 }
 
 fn client_of(b: &BindingData) -> ClientIdentity {
-    ClientIdentity::of(&b.to_wire())
+    b.client()
 }

@@ -296,6 +296,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    // DURABLE_GROUP_ONLY=1: group commit only, without the slow `each` rows and the ISC pair
+    // (for comparing two builds of the group commit, run after run).
+    let group_only = std::env::var_os("DURABLE_GROUP_ONLY").is_some();
     let mut failed = false;
     for run in 0..runs {
         for (workload, mode) in [
@@ -304,6 +307,9 @@ fn main() -> ExitCode {
             ("resync", Mode::Each),
             ("resync", Mode::Group),
         ] {
+            if group_only && mode == Mode::Each {
+                continue;
+            }
             let load = load1();
             let r = rt.block_on(async {
                 match workload {
@@ -324,7 +330,7 @@ fn main() -> ExitCode {
                 }
             }
         }
-        if isc::tools_available("durable-rate") {
+        if !group_only && isc::tools_available("durable-rate") {
             let load = load1();
             match measure_resync(n as usize) {
                 Ok(r) => println!("run={run} isc-pair {r} load={load}"),

@@ -669,7 +669,11 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         }
         // Every action is carried out, so the backlog asked for on entering NORMAL is queued:
         // the PARTNER-DOWN hold can be fixed (possibly releasing it, a state change to persist).
-        self.fix_pd_hold();
+        // Only that can produce another action here: skip the second look otherwise (this is
+        // the last poll after every input).
+        if !self.fix_pd_hold() {
+            return None;
+        }
         self.issue_persist().or_else(|| self.outputs.pop_action())
     }
 

@@ -160,7 +160,8 @@ impl<const N: usize> OutgoingQueue<N> {
     /// The first binding not in flight. Bindings are sent in queue order and acknowledged ones
     /// removed, so the ones in flight are the first `in_flight`: look there first.
     pub(super) fn first_unsent(&self) -> Option<usize> {
-        match self.queue.iter().nth(self.in_flight) {
+        // `get`, not `iter().nth`: the deque's iterator steps through every element before.
+        match self.queue.get(self.in_flight) {
             Some(o) if o.xid.is_none() => Some(self.in_flight),
             _ => self.queue.iter().position(|o| o.xid.is_none()),
         }
@@ -175,7 +176,7 @@ impl<const N: usize> OutgoingQueue<N> {
         wall: u32,
         buf: &mut [u8],
     ) -> Option<usize> {
-        let o = self.queue.iter_mut().nth(idx)?;
+        let o = self.queue.get_mut(idx)?;
         let wire = o.binding.to_wire();
         let n = BndUpd::single(wall, xid, &wire).emit(buf).ok()?;
         o.xid = Some(xid);
@@ -261,7 +262,7 @@ impl<const N: usize> OutgoingQueue<N> {
         // PARTNER-DOWN hold waits for still waits for it (found by the simulator: the hold was
         // released with the newer copy of a PARTNER-DOWN lease still unsent).
         let mut idx = 0;
-        while let Some(o) = self.queue.iter().nth(idx) {
+        while let Some(o) = self.queue.get(idx) {
             let address = o.binding.address;
             let later = self
                 .queue
@@ -270,7 +271,7 @@ impl<const N: usize> OutgoingQueue<N> {
                 .position(|n| n.binding.address == address);
             match later.and_then(|k| self.remove(idx + 1 + k)) {
                 Some(newer) => {
-                    if let Some(o) = self.queue.iter_mut().nth(idx) {
+                    if let Some(o) = self.queue.get_mut(idx) {
                         o.binding = newer.binding;
                         o.id = newer.id;
                     }

@@ -152,12 +152,14 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     }
 
     /// The caller has queued its backlog: the PARTNER-DOWN hold waits for everything queued so
-    /// far.
-    pub(super) fn fix_pd_hold(&mut self) {
+    /// far. Returns whether it did (only then can it have produced an output).
+    pub(super) fn fix_pd_hold(&mut self) -> bool {
         if let PdHold::Armed(since) = self.pd_hold {
             self.pd_hold = PdHold::Until(self.outgoing.last_seq(), since);
             self.release_pd_hold();
+            return true;
         }
+        false
     }
 
     /// Announces NORMAL once the bindings held back by [`PdHold`] are acknowledged.

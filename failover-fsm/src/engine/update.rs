@@ -9,7 +9,7 @@ use super::{
     Action, CommitToken, Engine, EngineError, Event, LeaseLookup, Link, MAX_BATCH, UpdateId,
     wrong_type,
 };
-use crate::accept::{ClientIdentity, LocalBinding, Verdict, judge_update};
+use crate::accept::{LocalBinding, Verdict, judge_update};
 use crate::binding::BindingData;
 use crate::dialect::Dialect;
 use crate::time::{Instant, UnixTime};
@@ -199,10 +199,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         };
         let uncertainty = self.skew.uncertainty();
         if !self.outgoing.holds(&received.address)
-            || local
-                .client
-                .same_client(&ClientIdentity::of(&received.to_wire()))
-                != Some(true)
+            || local.client.same_client(&received.client()) != Some(true)
             || ours.0.abs_diff(theirs.0) > uncertainty
         {
             return;
@@ -262,7 +259,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                     xid,
                     address,
                     status: o.binding.status,
-                    client: ClientIdentity::of(&o.binding.to_wire()),
+                    client: o.binding.client(),
                     potential_expiration_time: o.binding.potential_expiration_time,
                 }),
                 Some(reason) => {

@@ -2,10 +2,18 @@
 //! [`Storage::sync`], run on tokio's blocking pool so that an fsync never stalls a runtime
 //! worker. Only once it returned are BNDACKs released (§7.2), STATE announced (§9.2) and the
 //! application told its bindings are recorded.
+//!
+//! Pipelined: while one group's sync runs, the task goes on reading and applying input to the
+//! store in memory; what that input waits for forms the next group, whose sync starts as soon
+//! as the running one returns. A confirmation is only given by a sync that started after the
+//! change it covers, so "acknowledged" still means "durable", and the syncs run back to back
+//! with larger groups instead of alternating with the reads.
 
+use std::io;
 use std::time::Duration;
 
 use failover_fsm::{CommitToken, PersistToken, RejectReason};
+use tokio::task::JoinHandle;
 use tracing::warn;
 
 use super::Core;
@@ -16,21 +24,40 @@ use crate::storage::Storage;
 /// only in memory.
 const LAZY_SYNC: Duration = Duration::from_millis(50);
 
-/// What waits for the next sync.
-pub(super) struct GroupCommit {
+/// What waits for one sync.
+#[derive(Default)]
+struct Group {
     commits: Vec<CommitToken>,
     persists: Vec<PersistToken>,
     replies: Vec<(Reply, Result<(), PeerError>)>,
-    /// The store changed since the last sync and nobody waits: sync by then.
+}
+
+impl Group {
+    fn is_empty(&self) -> bool {
+        self.commits.is_empty() && self.persists.is_empty() && self.replies.is_empty()
+    }
+}
+
+/// A sync on the blocking pool and the group it makes durable.
+pub(super) struct Running {
+    sync: JoinHandle<io::Result<()>>,
+    group: Group,
+}
+
+/// What waits for the next sync, and the sync running.
+pub(super) struct GroupCommit {
+    /// Waits for the next sync to start (a running one may not cover it).
+    next: Group,
+    running: Option<Running>,
+    /// The store changed since the last sync started and nobody waits: sync by then.
     lazy: Option<tokio::time::Instant>,
 }
 
 impl GroupCommit {
     pub(super) fn new() -> Self {
         GroupCommit {
-            commits: Vec::new(),
-            persists: Vec::new(),
-            replies: Vec::new(),
+            next: Group::default(),
+            running: None,
             lazy: None,
         }
     }
@@ -44,52 +71,103 @@ impl GroupCommit {
 
     pub(super) fn wait_commit(&mut self, token: CommitToken) {
         self.touched();
-        self.commits.push(token);
+        self.next.commits.push(token);
     }
 
     pub(super) fn wait_persist(&mut self, token: PersistToken) {
         self.touched();
-        self.persists.push(token);
+        self.next.persists.push(token);
     }
 
     pub(super) fn wait_reply(&mut self, reply: Reply, result: Result<(), PeerError>) {
         self.touched();
-        self.replies.push((reply, result));
+        self.next.replies.push((reply, result));
     }
 
-    /// Something waits for a sync.
-    pub(super) fn must_sync_now(&self) -> bool {
-        !self.commits.is_empty() || !self.persists.is_empty() || !self.replies.is_empty()
-    }
-
+    /// When to sync changes nobody waits for; none while a sync runs (its end starts the next).
     pub(super) fn lazy_deadline(&self) -> Option<tokio::time::Instant> {
-        self.lazy
+        self.lazy.filter(|_| self.running.is_none())
+    }
+
+    pub(super) fn running(&mut self) -> &mut Option<Running> {
+        &mut self.running
+    }
+}
+
+/// The end of the running sync (pending forever if none runs). Cancel-safe: the sync's handle
+/// stays in `running` until [`Core::group_synced`] takes it.
+pub(super) async fn sync_done(running: &mut Option<Running>) -> io::Result<()> {
+    match running {
+        Some(r) => match (&mut r.sync).await {
+            Ok(r) => r,
+            Err(e) => Err(io::Error::other(e.to_string())),
+        },
+        None => std::future::pending().await,
     }
 }
 
 impl<S: Storage> Core<S> {
-    /// Syncs the store once for everything changed so far, then confirms what waited: the
-    /// engine's commits and persists, the application's bindings. A failed sync rejects the
-    /// partner's bindings (reason 254, the draft's "unknown reason": the partner sends them
-    /// again later) and fails the persists (the engine retries).
-    pub(super) async fn commit_group(&mut self) {
+    /// Starts the sync of the next group if something waits for it and no sync runs. A store
+    /// whose sync does not block is synced in place and the group confirmed at once: returns
+    /// `true` then.
+    pub(super) fn start_group(&mut self) -> bool {
         let commit = &mut self.commit;
-        if commit.lazy.is_none() && !commit.must_sync_now() {
+        if commit.running.is_some() || commit.next.is_empty() {
+            return false;
+        }
+        self.sync_next()
+    }
+
+    /// Syncs everything changed so far and confirms what waited, waiting for a running sync
+    /// first (a due lazy sync; the task's end).
+    pub(super) async fn commit_group(&mut self) {
+        if self.commit.running.is_some() {
+            let result = sync_done(&mut self.commit.running).await;
+            self.group_synced(result);
+        }
+        if self.commit.lazy.is_none() && self.commit.next.is_empty() {
             return;
         }
+        if !self.sync_next() {
+            let result = sync_done(&mut self.commit.running).await;
+            self.group_synced(result);
+        }
+    }
+
+    /// Starts the sync of everything changed so far for the waiting group; `true` if it ran in
+    /// place (and the group is confirmed).
+    fn sync_next(&mut self) -> bool {
+        let commit = &mut self.commit;
         commit.lazy = None;
-        let commits = std::mem::take(&mut commit.commits);
-        let persists = std::mem::take(&mut commit.persists);
-        let replies = std::mem::take(&mut commit.replies);
-        let synced = if self.store.sync_blocks() {
+        let group = std::mem::take(&mut commit.next);
+        if self.store.sync_blocks() {
             let store = self.store.clone();
-            match tokio::task::spawn_blocking(move || store.sync()).await {
-                Ok(r) => r,
-                Err(e) => Err(std::io::Error::other(e.to_string())),
-            }
+            let sync = tokio::task::spawn_blocking(move || store.sync());
+            self.commit.running = Some(Running { sync, group });
+            false
         } else {
-            self.store.sync()
-        };
+            let synced = self.store.sync();
+            self.confirm(synced, group);
+            true
+        }
+    }
+
+    /// The running sync returned `result`: confirms its group.
+    pub(super) fn group_synced(&mut self, result: io::Result<()>) {
+        if let Some(r) = self.commit.running.take() {
+            self.confirm(result, r.group);
+        }
+    }
+
+    /// Confirms what waited for a sync, or fails it. A failed sync rejects the partner's
+    /// bindings (reason 254, the draft's "unknown reason": the partner sends them again later)
+    /// and fails the persists (the engine retries).
+    fn confirm(&mut self, synced: io::Result<()>, group: Group) {
+        let Group {
+            commits,
+            persists,
+            replies,
+        } = group;
         match synced {
             Ok(()) => {
                 for t in commits {

@@ -17,6 +17,8 @@ use crate::storage::Storage;
 
 /// Bytes read from the socket at a time (bounded; the framer holds at most one message).
 const READ_BUFFER: usize = 16 * 1024;
+/// Further reads of what the socket already holds, after one that woke the task.
+const READ_AHEAD: usize = 7;
 /// Most bytes gathered into one write.
 const WRITE_BATCH: usize = 64 * 1024;
 
@@ -141,9 +143,30 @@ impl Connection {
             NetInput::Read(Ok(n)) if n > 0 => {
                 let bytes = self.rbuf.get(..n).unwrap_or_default();
                 core.deliver(framer, bytes);
+                if !self.read_ready(core, framer) {
+                    self.drop_conn(core, framer).await;
+                }
             }
             NetInput::Read(_) => self.drop_conn(core, framer).await,
         }
+    }
+
+    /// Delivers what else the socket holds already, up to [`READ_AHEAD`] more reads, so that one
+    /// sync covers all of it (the partner's whole window, when it sent it at once) instead of
+    /// one sync per read. `false` if the connection ended.
+    fn read_ready<S: Storage>(&mut self, core: &mut Core<S>, framer: &mut Framer) -> bool {
+        for _ in 0..READ_AHEAD {
+            let Some(c) = self.conn.as_ref() else {
+                return true;
+            };
+            match c.stream.try_read(&mut self.rbuf) {
+                Ok(0) => return false,
+                Ok(n) => core.deliver(framer, self.rbuf.get(..n).unwrap_or_default()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return true,
+                Err(_) => return false,
+            }
+        }
+        true
     }
 
     fn jitter(&mut self, d: Duration) -> Duration {

@@ -6,7 +6,8 @@
 //! 1. carry out the engine's actions on the store, in memory ([`actions`]);
 //! 2. make them durable with one `sync` for the whole batch, off the runtime's workers, and
 //!    only then confirm to the engine what waited for it — BNDACKs, STATE, the application's
-//!    bindings (group commit, [`commit`]);
+//!    bindings (group commit, [`commit`]). The sync runs while the next input is read and
+//!    applied in memory; that input's group gets the next sync;
 //! 3. write what the engine has to send in as few writes as possible ([`connection`]);
 //! 4. hand events to the application ([`forward`]).
 //!
@@ -155,6 +156,7 @@ impl<S: Storage> Task<S> {
             _ = connection::sleep_opt(reconnect) => self.conn.dial(),
             _ = connection::sleep_opt(linger) => {}
             _ = connection::sleep_opt(lazy_sync) => core.commit_group().await,
+            synced = commit::sync_done(core.commit.running()) => core.group_synced(synced),
         }
     }
 
@@ -198,8 +200,9 @@ impl<S: Storage> Task<S> {
         for _ in 0..MAX_ROUNDS {
             let mut moved = self.core.carry_out();
             moved |= self.core.feed_queue();
-            if self.core.commit.must_sync_now() {
-                self.core.commit_group().await;
+            // Started here, the sync runs while the next input is read (pipelined); a store
+            // that syncs in place has confirmed the group already.
+            if self.core.start_group() {
                 moved |= self.core.carry_out();
             }
             let wrote = self.conn.transmit(&mut self.core, &mut self.framer).await;
@@ -211,7 +214,8 @@ impl<S: Storage> Task<S> {
             } else if !self.conn.is_up() {
                 self.core.close_pending = false;
             }
-            moved |= self.core.carry_out();
+            // `poll_transmit` produces no output, so what a write (or a dropped connection)
+            // left behind is carried out at the top of the next round: one pass, not two.
             self.core.out.flush().await;
             if !wrote && !moved {
                 break;
@@ -237,9 +241,10 @@ impl<S: Storage> Task<S> {
 impl<S: Storage> Core<S> {
     /// Hands every whole message in `bytes` to the engine, straight from the framer.
     fn deliver(&mut self, framer: &mut Framer, mut bytes: &[u8]) {
+        // One reading of the clocks for the whole read: its messages arrived together.
+        let now = self.clock.now();
+        let wall = crate::peer::wall_clock();
         loop {
-            let now = self.clock.now();
-            let wall = crate::peer::wall_clock();
             match framer.next_message(&mut bytes) {
                 Ok(Some(msg)) => {
                     self.out.counters.count_in();
