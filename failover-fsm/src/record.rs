@@ -322,20 +322,18 @@ impl LeaseRecord {
     }
 
     /// The partner holds `status` for the address: we acknowledged its update while keeping
-    /// our newer record. An ended or available status (an acknowledged EXPIRED or RELEASED
-    /// frees the address on its side, §5.11) ends the rewind of EXPIRED / RELEASED to the
-    /// same client (§5.2.2), whatever of ours is on its way: the partner may hand the
-    /// address out before ours lands (seed 32561070: our own EXPIRED was queued when we
-    /// acknowledged the partner's, and the rewind gave the address back to its client while
-    /// the primary held it FREE). An ACTIVE would allow the rewind again, so it is noted only
-    /// when nothing of ours is on its way (the partner takes ours after its own, seed 7880),
-    /// or ours is a running lease, which the partner frees on our BNDACK before our renewal
-    /// lands (seed 52843).
+    /// our newer record. Noted when nothing of ours is on its way, or ours is a running
+    /// lease, which the partner frees on our BNDACK before our renewal lands (seed 52843);
+    /// otherwise the partner takes ours after its own, and what it may know stays ours (an
+    /// ACTIVE would allow the draft's rewind, an available status ISC's, seed 7880). An ended
+    /// status (EXPIRED, RELEASED, RESET: freed on our BNDACK, §5.11) allows no rewind in
+    /// either dialect and is always noted.
     fn note_partner_status(&mut self, status: BindingStatus, ours_in_flight: bool) {
-        if status != BindingStatus::Active
-            || !ours_in_flight
-            || self.local.status == BindingStatus::Active
-        {
+        let ended = matches!(
+            status,
+            BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
+        );
+        if ended || !ours_in_flight || self.local.status == BindingStatus::Active {
             self.local.partner_status = Some(status);
         }
     }

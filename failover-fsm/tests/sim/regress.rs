@@ -599,3 +599,19 @@ fn extra_seed_32561070_draft_lease_sent_again_does_not_reopen_the_rewind() {
 fn extra_seed_32569622_draft_resolution_interrupted_renews_only_running_leases() {
     extra_seed_passes(32569622);
 }
+
+/// ISC dialect: the secondary kept its RELEASED (queued) over the primary's BACKUP sent again;
+/// noting BACKUP as the partner's status opened ISC's rewind (RELEASED to anybody while the
+/// partner knows the address as our available one) though the primary would free the address
+/// on our RELEASED. Made to fail by a first version of the seed-32561070 fix, which noted every
+/// non-ACTIVE status; only ended ones are noted whatever of ours is on its way.
+#[test]
+fn extra_seed_32156737_isc_queued_release_keeps_the_rewind_closed() {
+    extra_seed_passes(32156737);
+}
+
+/// The same rule in another ISC seed of the rerun.
+#[test]
+fn extra_seed_32092117_isc_queued_release_keeps_the_rewind_closed() {
+    extra_seed_passes(32092117);
+}
