@@ -155,10 +155,17 @@ impl Connection {
     /// sync covers all of it (the partner's whole window, when it sent it at once) instead of
     /// one sync per read. `false` if the connection ended.
     fn read_ready<S: Storage>(&mut self, core: &mut Core<S>, framer: &mut Framer) -> bool {
+        // No further than the window we advertise: a partner that does not wait for our
+        // BNDACKs would otherwise fill the engine while they wait for the sync (and be
+        // disconnected for it) instead of stalling on our unread socket.
+        let window = core.engine.config().max_unacked_bndupd as usize;
         for _ in 0..READ_AHEAD {
             let Some(c) = self.conn.as_ref() else {
                 return true;
             };
+            if core.engine.status(core.clock.now()).awaiting_commit >= window {
+                return true;
+            }
             match c.stream.try_read(&mut self.rbuf) {
                 Ok(0) => return false,
                 Ok(n) => core.deliver(framer, self.rbuf.get(..n).unwrap_or_default()),
