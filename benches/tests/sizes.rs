@@ -34,3 +34,21 @@ fn type_sizes() {
     // Repr is an enum over the typed messages: it is at least as large as the largest of them.
     assert!(size_of::<Repr<'_>>() >= size_of::<Connect<'_>>());
 }
+
+/// The engine's RAM: queues hold whole bindings today, so its size grows with the capacities
+/// (issue 14 wants `Engine<16, 16, 16>` at 4 KiB or less; not yet).
+#[test]
+fn engine_sizes() {
+    use failover_fsm::Engine;
+    let sizes = [
+        ("Engine<16, 16, 16>", size_of::<Engine<16, 16, 16>>()),
+        ("Engine<64, 32, 32>", size_of::<Engine<64, 32, 32>>()),
+        ("Engine (256, 128, 64)", size_of::<Engine>()),
+    ];
+    for (name, size) in sizes {
+        println!("size_of::<{name}>() = {size}");
+    }
+    // Guards against accidental growth beyond what is recorded in BENCHMARKS.md.
+    assert!(size_of::<Engine<16, 16, 16>>() <= 14 * 1024);
+    assert!(size_of::<Engine>() <= 100 * 1024);
+}
