@@ -37,11 +37,13 @@ OPTIONS:
     --out DIR            results (default target/perfdhcp-lab/<unix time>)
     --systems A,B,..     of isc-pair, isc-single, kea-lb, kea-hs, kea-single, ours-pair,
                          ours-single (default: all)
-    --rates R1,R2,..     offered DORA/s, in increasing order (default 250,500,1000,2000,4000,8000,16000)
+    --rates R1,R2,..     offered DORA/s, in increasing order (default 100,200,400,700,1000,
+                         1500,2000,3000,4000,6000,8000,12000,16000)
     --seconds N          perfdhcp -p, each run (default 10)
     --failover LIST      systems to kill a server of under load (default isc-pair,ours-pair,kea-lb;
                          `none` to skip)
-    --failover-rate R    load during the failover test (default 500)
+    --failover-rate R    load during the failover test (default 100: below every pair's
+                         zero-drop rate, so lost answers are the failure's)
     --server PATH        the dhcp-server binary (default target/release/examples/dhcp-server)
     --smoke              one 3 s run at 200/s against a single Kea, no failover test
     --cleanup            delete the lab's namespaces left by a killed run, then exit
@@ -143,10 +145,12 @@ fn parse_args() -> Result<Parsed, String> {
     let mut o = Options {
         out: PathBuf::from(format!("target/perfdhcp-lab/{now}")),
         systems: System::ALL.to_vec(),
-        rates: vec![250, 500, 1000, 2000, 4000, 8000, 16000],
+        rates: vec![
+            100, 200, 400, 700, 1000, 1500, 2000, 3000, 4000, 6000, 8000, 12000, 16000,
+        ],
         seconds: 10,
         failover: vec![System::IscPair, System::OursPair, System::KeaLb],
-        failover_rate: 500,
+        failover_rate: 100,
         server: PathBuf::from("target/release/examples/dhcp-server"),
     };
     let mut args = std::env::args().skip(1);
@@ -1053,7 +1057,8 @@ fn takeover(o: &Options, sys: System, dir: &Path) -> io::Result<Takeover> {
     let report = parse_report(&fs::read_to_string(&log)?);
     let mut per_second = Vec::new();
     let mut last = 0;
-    for &c in &report.periodic_ra_received {
+    // Only the sending seconds: perfdhcp's last line comes during its -W wait.
+    for &c in report.periodic_ra_received.iter().take(seconds as usize) {
         per_second.push(c.saturating_sub(last));
         last = c;
     }
