@@ -750,7 +750,7 @@ fn start_system(o: &Options, sys: System, dir: &Path) -> io::Result<(Vec<Proc>, 
             // No partner: the operator declares it down, as a lone failover server must be.
             let t0 = Instant::now();
             wait_logs(&mut procs, &["DHCP on"], Duration::from_secs(30))?;
-            if let Some(stdin) = procs[0].stdin.as_mut() {
+            if let Some(stdin) = procs.first_mut().and_then(|p| p.stdin.as_mut()) {
                 stdin.write_all(b"partner-down\n")?;
                 stdin.flush()?;
             }
@@ -1047,8 +1047,10 @@ fn takeover(o: &Options, sys: System, dir: &Path) -> io::Result<Takeover> {
                 .periodic_ra_received
                 .len();
             if n >= kill_at as usize {
-                let _ = procs[0].child.kill();
-                let _ = procs[0].child.wait();
+                if let Some(a) = procs.first_mut() {
+                    let _ = a.child.kill();
+                    let _ = a.child.wait();
+                }
                 killed = true;
             }
         }
@@ -1062,7 +1064,9 @@ fn takeover(o: &Options, sys: System, dir: &Path) -> io::Result<Takeover> {
         per_second.push(c.saturating_sub(last));
         last = c;
     }
-    let survivor_state_after = last_state(sys, &procs[1].log_text());
+    let survivor_state_after = procs
+        .get(1)
+        .map_or_else(|| "?".to_string(), |b| last_state(sys, &b.log_text()));
     for p in procs.iter_mut() {
         p.stop();
     }
