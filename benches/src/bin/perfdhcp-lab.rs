@@ -46,6 +46,7 @@ OPTIONS:
                          zero-drop rate, so lost answers are the failure's)
     --server PATH        the dhcp-server binary (default target/release/examples/dhcp-server)
     --smoke              one 3 s run at 200/s against a single Kea, no failover test
+    --redraw DIR         redraw DIR/chart.svg and print the table from DIR/runs.csv, then exit
     --cleanup            delete the lab's namespaces left by a killed run, then exit
     -h, --help           this text
 ";
@@ -71,12 +72,13 @@ const TPL_KEA_HA: &str = include_str!("../../perfdhcp/kea-ha-hooks.json.in");
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum System {
+    // Declared in table order: pairs first (the derived Ord sorts the summary).
     IscPair,
-    IscSingle,
     KeaLb,
     KeaHs,
-    KeaSingle,
     OursPair,
+    IscSingle,
+    KeaSingle,
     OursSingle,
 }
 
@@ -136,6 +138,7 @@ enum Parsed {
     Run(Options),
     Help,
     Cleanup,
+    Redraw(PathBuf),
 }
 
 fn parse_args() -> Result<Parsed, String> {
@@ -160,6 +163,7 @@ fn parse_args() -> Result<Parsed, String> {
         match flag.as_str() {
             "-h" | "--help" => return Ok(Parsed::Help),
             "--cleanup" => return Ok(Parsed::Cleanup),
+            "--redraw" => return Ok(Parsed::Redraw(PathBuf::from(value()?))),
             "--out" => o.out = PathBuf::from(value()?),
             "--systems" => o.systems = parse_list(&value()?, System::parse)?,
             "--rates" => o.rates = parse_list(&value()?, rate)?,
@@ -1267,24 +1271,42 @@ fn summary_md(machine: &str, sums: &[Summary<'_>], takeovers: &[Takeover]) -> St
     s
 }
 
-/// A bar chart of the summary: zero-drop and saturation DORA/s per system.
+/// A bar chart of the summary on a log scale (the systems span 100 to 10,000 DORA/s):
+/// zero-drop and saturation DORA/s per system.
 fn chart_svg(sums: &[Summary<'_>]) -> String {
-    let (w, row, left) = (760.0, 44.0, 110.0);
-    let h = 40.0 + row * sums.len() as f64 + 30.0;
+    let (w, row, left, right) = (760.0, 44.0, 110.0, 60.0);
+    let top = 44.0;
+    let h = top + row * sums.len() as f64 + 24.0;
     let max = sums
         .iter()
         .filter_map(|x| x.peak.map(Run::dora_per_s))
-        .fold(1.0f64, f64::max);
-    let scale = (w - left - 90.0) / max;
+        .fold(100.0f64, f64::max);
+    // 10/s at the axis, the largest decade boundary above `max` at the right.
+    let decades = max.log10().ceil() - 1.0;
+    let x_of = |v: f64| left + (w - left - right) * ((v.max(10.0)).log10() - 1.0) / decades;
     let mut s = format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n\
          <rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n\
-         <text x=\"10\" y=\"20\" font-size=\"14\">DORA/s (perfdhcp): dark = with 0 drops, light = at saturation</text>\n"
+         <text x=\"10\" y=\"18\" font-size=\"14\">DORA/s under perfdhcp, log scale: dark = with 0 drops, light = at saturation</text>\n"
     );
+    let mut grid = 10.0f64;
+    while grid <= 10f64.powf(decades + 1.0) {
+        let x = x_of(grid);
+        let _ = writeln!(
+            s,
+            "<line x1=\"{x:.1}\" y1=\"{:.0}\" x2=\"{x:.1}\" y2=\"{:.0}\" stroke=\"#ccc\"/>\n\
+             <text x=\"{x:.1}\" y=\"{:.0}\" text-anchor=\"middle\" fill=\"#666\">{grid:.0}</text>",
+            top - 8.0,
+            h - 20.0,
+            h - 6.0
+        );
+        grid *= 10.0;
+    }
     for (i, x) in sums.iter().enumerate() {
-        let y = 36.0 + row * i as f64;
+        let y = top + row * i as f64;
         let peak = x.peak.map_or(0.0, Run::dora_per_s);
         let zero = x.zero.map_or(0.0, Run::dora_per_s);
+        let (xp, xz) = (x_of(peak), x_of(zero));
         let _ = writeln!(
             s,
             "<text x=\"10\" y=\"{:.0}\">{}</text>\n\
@@ -1294,17 +1316,61 @@ fn chart_svg(sums: &[Summary<'_>]) -> String {
              <text x=\"{:.1}\" y=\"{:.0}\">{zero:.0}</text>",
             y + 20.0,
             x.system.name(),
-            peak * scale,
+            xp - left,
             y + 18.0,
-            zero * scale,
-            left + peak * scale + 4.0,
+            xz - left,
+            xp + 4.0,
             y + 13.0,
-            left + zero * scale + 4.0,
+            xz + 4.0,
             y + 31.0,
         );
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// Reads back a `runs.csv` this program wrote (for `--redraw`).
+fn read_runs(path: &Path) -> io::Result<Vec<Run>> {
+    let text = fs::read_to_string(path)?;
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().unwrap_or_default().split(',').collect();
+    let col = |name: &str| header.iter().position(|h| *h == name);
+    let mut runs = Vec::new();
+    for line in lines {
+        let f: Vec<&str> = line.split(',').collect();
+        let get = |name: &str| col(name).and_then(|i| f.get(i)).copied().unwrap_or("");
+        let int = |name: &str| get(name).parse::<u64>().unwrap_or(0);
+        let ms = |name: &str| get(name).parse::<f64>().ok();
+        let Some(system) = System::parse(get("system")) else {
+            continue;
+        };
+        let leg = |p: &str| Leg {
+            sent: int(&format!("{p}_sent")),
+            received: int(&format!("{p}_received")),
+            drops: int(&format!("{p}_drops")),
+            min_ms: ms(&format!("{p}_min_ms")),
+            avg_ms: ms(&format!("{p}_avg_ms")),
+            max_ms: ms(&format!("{p}_max_ms")),
+            std_ms: ms(&format!("{p}_std_ms")),
+        };
+        runs.push(Run {
+            system,
+            offered: u32::try_from(int("offered_per_s")).unwrap_or(0),
+            seconds: u32::try_from(int("seconds")).unwrap_or(1).max(1),
+            report: Report {
+                rate_line: ms("perfdhcp_rate_line"),
+                discover_offer: leg("do"),
+                request_ack: leg("ra"),
+                periodic_ra_received: Vec::new(),
+            },
+            cpu: ["cpu_a_pct", "cpu_b_pct"]
+                .iter()
+                .filter_map(|c| get(c).parse::<f64>().ok())
+                .collect(),
+            load1: get("load1").to_string(),
+        });
+    }
+    Ok(runs)
 }
 
 fn cleanup() {
@@ -1328,6 +1394,25 @@ fn main() -> ExitCode {
         Ok(Parsed::Cleanup) => {
             cleanup();
             return ExitCode::SUCCESS;
+        }
+        Ok(Parsed::Redraw(dir)) => {
+            return match read_runs(&dir.join("runs.csv")) {
+                Ok(runs) => {
+                    let sums = summarize(&runs);
+                    print!("{}", summary_md("(from runs.csv)", &sums, &[]));
+                    match fs::write(dir.join("chart.svg"), chart_svg(&sums)) {
+                        Ok(()) => ExitCode::SUCCESS,
+                        Err(e) => {
+                            eprintln!("perfdhcp-lab: {e}");
+                            ExitCode::FAILURE
+                        }
+                    }
+                }
+                Err(e) => {
+                    eprintln!("perfdhcp-lab: {}: {e}", dir.join("runs.csv").display());
+                    ExitCode::FAILURE
+                }
+            };
         }
         Err(e) => {
             eprintln!("perfdhcp-lab: {e}");
