@@ -771,6 +771,8 @@ struct Leg {
     sent: u64,
     received: u64,
     drops: u64,
+    /// Replies matching no outstanding request: a second server's answer, or a late one.
+    orphans: u64,
     min_ms: Option<f64>,
     avg_ms: Option<f64>,
     max_ms: Option<f64>,
@@ -823,6 +825,8 @@ fn parse_report(text: &str) -> Report {
                 l.received = int(v);
             } else if let Some(v) = line.strip_prefix("drops:") {
                 l.drops = int(v);
+            } else if let Some(v) = line.strip_prefix("orphans:") {
+                l.orphans = int(v);
             } else if let Some(v) = line.strip_prefix("min delay:") {
                 l.min_ms = number(v);
             } else if let Some(v) = line.strip_prefix("avg delay:") {
@@ -1113,7 +1117,7 @@ fn write_csv(out: &Path, runs: &[Run], takeovers: &[Takeover]) -> io::Result<()>
     let mut s = String::from(
         "system,offered_per_s,seconds,do_sent,do_received,do_drops,ra_sent,ra_received,ra_drops,\
          dora_per_s,perfdhcp_rate_line,do_min_ms,do_avg_ms,do_max_ms,do_std_ms,ra_min_ms,\
-         ra_avg_ms,ra_max_ms,ra_std_ms,cpu_a_pct,cpu_b_pct,load1\n",
+         ra_avg_ms,ra_max_ms,ra_std_ms,cpu_a_pct,cpu_b_pct,load1,do_orphans,ra_orphans\n",
     );
     let f = |x: Option<f64>| x.map_or_else(String::new, |v| format!("{v}"));
     for r in runs {
@@ -1121,7 +1125,7 @@ fn write_csv(out: &Path, runs: &[Run], takeovers: &[Takeover]) -> io::Result<()>
         let cpu = |i: usize| r.cpu.get(i).map_or_else(String::new, |c| format!("{c:.1}"));
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.system.name(),
             r.offered,
             r.seconds,
@@ -1143,7 +1147,9 @@ fn write_csv(out: &Path, runs: &[Run], takeovers: &[Takeover]) -> io::Result<()>
             f(a.std_ms),
             cpu(0),
             cpu(1),
-            r.load1
+            r.load1,
+            d.orphans,
+            a.orphans
         );
     }
     fs::write(out.join("runs.csv"), s)?;
@@ -1348,6 +1354,7 @@ fn read_runs(path: &Path) -> io::Result<Vec<Run>> {
             sent: int(&format!("{p}_sent")),
             received: int(&format!("{p}_received")),
             drops: int(&format!("{p}_drops")),
+            orphans: int(&format!("{p}_orphans")),
             min_ms: ms(&format!("{p}_min_ms")),
             avg_ms: ms(&format!("{p}_avg_ms")),
             max_ms: ms(&format!("{p}_max_ms")),
@@ -1499,5 +1506,104 @@ fn lab(o: &Options) -> io::Result<()> {
         Ok(())
     } else {
         Err(io::Error::other(format!("failed: {}", failed.join(", "))))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// perfdhcp 2.2.0's output against the ISC pair at 1,000/s (2026-12-03), cut down.
+    const SAMPLE: &str = "\
+Running: perfdhcp -4 -l br0 -R 10000 -r 1000 -p 10 -W 2000000
+sent: 99/99; received: 99/98; drops: 0/0; rejected: 0/0
+sent: 200/198; received: 198/197; drops: 2/0; rejected: 0/0
+***Rate statistics***
+Rate: 788.166 4-way exchanges/second, expected rate: 1000
+
+***Statistics for: DISCOVER-OFFER***
+sent packets: 9997
+received packets: 9537
+drops: 460
+drops ratio: 4.60138 %
+orphans: 0
+
+min delay: 0.078 ms
+avg delay: 27.879 ms
+max delay: 150.966 ms
+std deviation: 27.058 ms
+
+***Statistics for: REQUEST-ACK***
+sent packets: 9537
+received packets: 9459
+drops: 78
+orphans: 7436
+
+min delay: inf ms
+avg delay: min delay: n/a
+avg delay: n/a
+max delay: 149.576 ms
+std deviation: 22.975 ms
+";
+
+    #[test]
+    fn parses_both_legs_and_the_periodic_lines() {
+        let r = parse_report(SAMPLE);
+        assert_eq!(r.rate_line, Some(788.166));
+        let (d, a) = (&r.discover_offer, &r.request_ack);
+        assert_eq!(
+            (d.sent, d.received, d.drops, d.orphans),
+            (9997, 9537, 460, 0)
+        );
+        assert_eq!(
+            (a.sent, a.received, a.drops, a.orphans),
+            (9537, 9459, 78, 7436)
+        );
+        assert_eq!(
+            (d.min_ms, d.avg_ms, d.max_ms),
+            (Some(0.078), Some(27.879), Some(150.966))
+        );
+        // "inf" and "n/a" are no figures.
+        assert_eq!((a.min_ms, a.avg_ms, a.max_ms), (None, None, Some(149.576)));
+        assert_eq!(r.periodic_ra_received, vec![98, 197]);
+        let run = Run {
+            system: System::IscPair,
+            offered: 1000,
+            seconds: 10,
+            report: r,
+            cpu: vec![28.4, 30.4],
+            load1: "5.0".into(),
+        };
+        // REQUEST-ACK received over the sending time, not perfdhcp's Rate line.
+        assert!((run.dora_per_s() - 945.9).abs() < 1e-9);
+        assert_eq!(run.drops(), 538);
+    }
+
+    #[test]
+    fn runs_csv_reads_back_what_it_wrote() {
+        let dir = std::env::temp_dir().join(format!("perfdhcp-lab-test-{}", std::process::id()));
+        fs::create_dir_all(&dir).unwrap();
+        let run = Run {
+            system: System::OursPair,
+            offered: 400,
+            seconds: 10,
+            report: parse_report(SAMPLE),
+            cpu: vec![36.3, 38.4],
+            load1: "4.9".into(),
+        };
+        write_csv(&dir, std::slice::from_ref(&run), &[]).unwrap();
+        let back = read_runs(&dir.join("runs.csv")).unwrap();
+        fs::remove_dir_all(&dir).unwrap();
+        let b = back.first().unwrap();
+        assert_eq!(back.len(), 1);
+        assert_eq!(
+            (b.system, b.offered, b.seconds),
+            (System::OursPair, 400, 10)
+        );
+        assert_eq!(b.report.request_ack.received, 9459);
+        assert_eq!(b.report.request_ack.orphans, 7436);
+        assert_eq!(b.report.discover_offer.avg_ms, Some(27.879));
+        assert_eq!(b.cpu, vec![36.3, 38.4]);
     }
 }
