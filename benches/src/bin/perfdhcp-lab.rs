@@ -44,6 +44,10 @@ OPTIONS:
                          `none` to skip)
     --failover-rate R    load during the failover test (default 100: below every pair's
                          zero-drop rate, so lost answers are the failure's)
+    --auto-partner-down S
+                         ISC and ours go COMMUNICATIONS-INTERRUPTED → PARTNER-DOWN after S s
+                         (default 10, ISC's shortest useful setting; 0: off). Kea: its
+                         max-response-delay (default 60 s)
     --server PATH        the dhcp-server binary (default target/release/examples/dhcp-server)
     --smoke              one 3 s run at 200/s against a single Kea, no failover test
     --redraw DIR         redraw DIR/chart.svg and print the table from DIR/runs.csv, then exit
@@ -124,6 +128,8 @@ struct Options {
     seconds: u32,
     failover: Vec<System>,
     failover_rate: u32,
+    /// ISC `auto-partner-down`, ours `--auto-partner-down` (0: off).
+    auto_partner_down: u32,
     server: PathBuf,
 }
 
@@ -154,6 +160,7 @@ fn parse_args() -> Result<Parsed, String> {
         seconds: 10,
         failover: vec![System::IscPair, System::OursPair, System::KeaLb],
         failover_rate: 100,
+        auto_partner_down: 10,
         server: PathBuf::from("target/release/examples/dhcp-server"),
     };
     let mut args = std::env::args().skip(1);
@@ -180,6 +187,11 @@ fn parse_args() -> Result<Parsed, String> {
                 o.failover_rate = rate(&value()?).ok_or("--failover-rate: a number above 0")?;
             }
             "--server" => o.server = PathBuf::from(value()?),
+            "--auto-partner-down" => {
+                o.auto_partner_down = value()?
+                    .parse()
+                    .map_err(|_| "--auto-partner-down: seconds, 0 for off")?;
+            }
             "--smoke" => {
                 o.systems = vec![System::KeaSingle];
                 o.rates = vec![200];
@@ -484,7 +496,12 @@ impl Side {
     }
 }
 
-fn start_isc(dir: &Path, side: Side, pair: bool) -> io::Result<Proc> {
+fn start_isc(dir: &Path, side: Side, pair: bool, auto_partner_down: u32) -> io::Result<Proc> {
+    let apd = if auto_partner_down > 0 {
+        format!("  auto-partner-down {auto_partner_down};\n")
+    } else {
+        String::new()
+    };
     let (failover, pool_peer) = if pair {
         let primary = matches!(side, Side::A);
         (
@@ -494,6 +511,7 @@ fn start_isc(dir: &Path, side: Side, pair: bool) -> io::Result<Proc> {
                     ("ROLE", if primary { "primary" } else { "secondary" }),
                     ("ADDR", side.addr()),
                     ("PEER", side.peer()),
+                    ("APD", &apd),
                     (
                         "PRIMARY_ONLY",
                         if primary {
@@ -622,7 +640,7 @@ fn start_kea(dir: &Path, side: Side, mode: KeaMode) -> io::Result<Proc> {
     )
 }
 
-fn start_ours(server: &Path, dir: &Path, side: Side) -> io::Result<Proc> {
+fn start_ours(server: &Path, dir: &Path, side: Side, auto_partner_down: u32) -> io::Result<Proc> {
     let role = match side {
         Side::A => "primary",
         Side::B => "secondary",
@@ -665,6 +683,11 @@ fn start_ours(server: &Path, dir: &Path, side: Side) -> io::Result<Proc> {
     .iter()
     .map(|s| s.to_string())
     .collect();
+    let mut argv = argv;
+    if auto_partner_down > 0 {
+        argv.push("--auto-partner-down".into());
+        argv.push(auto_partner_down.to_string());
+    }
     Proc::spawn(
         &format!("dhcp-server-{}", side.tag()),
         side.ns(),
@@ -714,11 +737,15 @@ fn start_system(o: &Options, sys: System, dir: &Path) -> io::Result<(Vec<Proc>, 
         let d = dir.join(side.tag());
         fs::create_dir_all(&d)?;
         procs.push(match sys {
-            System::IscPair | System::IscSingle => start_isc(&d, side, sys.is_pair())?,
+            System::IscPair | System::IscSingle => {
+                start_isc(&d, side, sys.is_pair(), o.auto_partner_down)?
+            }
             System::KeaLb => start_kea(&d, side, KeaMode::LoadBalancing)?,
             System::KeaHs => start_kea(&d, side, KeaMode::HotStandby)?,
             System::KeaSingle => start_kea(&d, side, KeaMode::Single)?,
-            System::OursPair | System::OursSingle => start_ours(&o.server, &d, side)?,
+            System::OursPair | System::OursSingle => {
+                start_ours(&o.server, &d, side, o.auto_partner_down)?
+            }
         });
     }
     let kea_log = |p: &Proc| p.log.with_file_name("kea.log");
@@ -997,6 +1024,8 @@ struct Takeover {
     /// RA received each second (from perfdhcp's cumulative -t 1 lines).
     per_second: Vec<u64>,
     survivor_state_after: String,
+    /// Seconds from the kill until the survivor's log says PARTNER-DOWN (polled every 250 ms).
+    partner_down_after: Option<f64>,
 }
 
 impl Takeover {
@@ -1022,7 +1051,17 @@ impl Takeover {
 /// Under steady load, SIGKILLs server A (the primary) `kill_at` seconds in.
 fn takeover(o: &Options, sys: System, dir: &Path) -> io::Result<Takeover> {
     let (mut procs, _) = start_system(o, sys, dir)?;
-    let (seconds, kill_at) = (60u32, 10u32);
+    // 80 s after the kill: Kea's PARTNER-DOWN comes after its 60 s max-response-delay.
+    let (seconds, kill_at) = (90u32, 10u32);
+    let needle = match sys {
+        System::IscPair => "to partner-down",
+        System::OursPair => "→ PARTNER-DOWN",
+        _ => "to PARTNER-DOWN state",
+    };
+    let mut killed_at: Option<Instant> = None;
+    let mut partner_down_after = None;
+    let mut seen = 0u64;
+    let mut next_look = Instant::now();
     let log = dir.join("perfdhcp-failover.txt");
     let rate = o.failover_rate;
     let mut cmd_child = {
@@ -1060,6 +1099,16 @@ fn takeover(o: &Options, sys: System, dir: &Path) -> io::Result<Takeover> {
                     let _ = a.child.wait();
                 }
                 killed = true;
+                killed_at = Some(Instant::now());
+            }
+        } else if let (Some(k), None, Some(b)) = (killed_at, partner_down_after, procs.get(1))
+            && Instant::now() >= next_look
+        {
+            next_look = Instant::now() + Duration::from_millis(250);
+            let (found, end) = log_has_since(&b.log, seen, needle);
+            seen = end.saturating_sub(needle.len() as u64);
+            if found {
+                partner_down_after = Some(k.elapsed().as_secs_f64());
             }
         }
         std::thread::sleep(Duration::from_millis(20));
@@ -1084,7 +1133,22 @@ fn takeover(o: &Options, sys: System, dir: &Path) -> io::Result<Takeover> {
         killed_at_s: kill_at,
         per_second,
         survivor_state_after,
+        partner_down_after,
     })
+}
+
+/// Whether `path` holds `needle` after byte `from`; also the file's length (the next `from`).
+fn log_has_since(path: &Path, from: u64, needle: &str) -> (bool, u64) {
+    use std::io::{Read, Seek, SeekFrom};
+    let Ok(mut f) = fs::File::open(path) else {
+        return (false, from);
+    };
+    let mut buf = Vec::new();
+    if f.seek(SeekFrom::Start(from)).is_err() || f.read_to_end(&mut buf).is_err() {
+        return (false, from);
+    }
+    let end = from + buf.len() as u64;
+    (String::from_utf8_lossy(&buf).contains(needle), end)
 }
 
 /// The survivor's last failover/HA state, from its log.
@@ -1257,19 +1321,21 @@ fn summary_md(machine: &str, sums: &[Summary<'_>], takeovers: &[Takeover]) -> St
     }
     if !takeovers.is_empty() {
         s.push_str(
-            "\n| pair (A SIGKILLed) | load DORA/s | first second after the kill with ≥ 90 % answered | fewest answers in a second after the kill | survivor's last state |\n\
-             | --- | --- | --- | --- | --- |\n",
+            "\n| pair (A SIGKILLed) | load DORA/s | first second after the kill with ≥ 90 % answered | fewest answers in a second after the kill | survivor PARTNER-DOWN after | survivor's last state |\n\
+             | --- | --- | --- | --- | --- | --- |\n",
         );
         for k in takeovers {
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {} |",
+                "| {} | {} | {} | {} | {} | {} |",
                 k.system.name(),
                 k.rate,
                 k.full_service_after()
                     .map_or_else(|| "never".to_string(), |t| format!("+{t} s")),
                 k.worst_second_after()
                     .map_or_else(|| "-".to_string(), |n| n.to_string()),
+                k.partner_down_after
+                    .map_or_else(|| "not seen".to_string(), |t| format!("{t:.1} s")),
                 k.survivor_state_after
             );
         }
@@ -1478,10 +1544,11 @@ fn lab(o: &Options) -> io::Result<()> {
         match takeover(o, sys, &dir) {
             Ok(k) => {
                 println!(
-                    "{} failover: per second {:?}, ≥ 90 % after the kill at {:?} s, survivor: {}",
+                    "{} failover: per second {:?}, ≥ 90 % after the kill at {:?} s, PARTNER-DOWN after {:?} s, survivor: {}",
                     sys.name(),
                     k.per_second,
                     k.full_service_after(),
+                    k.partner_down_after,
                     k.survivor_state_after
                 );
                 takeovers.push(k);
