@@ -287,6 +287,19 @@ async fn bad_input_gets_no_answer_or_a_nak_and_changes_no_lease() {
         ("DHCPACK from a client", vec![53, 1, 5, 255]),
         ("DHCPNAK from a client", vec![53, 1, 6, 255]),
         ("DHCPLEASEQUERY", vec![53, 1, 10, 255]),
+        // Lengths dhcproto asserts (a debug build panicked: the `dhcp_request` fuzz target).
+        ("rapid commit with data", vec![53, 1, 3, 80, 1, 0, 255]),
+        ("client FQDN of 2 bytes", vec![53, 1, 3, 81, 2, 0, 0, 255]),
+        ("client NDI of 2 bytes", vec![53, 1, 3, 94, 2, 1, 2, 255]),
+        (
+            "bulk leasequery status of 0 bytes",
+            vec![53, 1, 3, 151, 0, 255],
+        ),
+        (
+            "bulk leasequery base time of 2 bytes",
+            vec![53, 1, 3, 152, 2, 0, 0, 255],
+        ),
+        ("lease time of 2 bytes", vec![53, 1, 3, 51, 2, 0, 9, 255]),
     ] {
         cases.push((what.into(), with_options(&opts), false));
     }
