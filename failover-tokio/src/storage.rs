@@ -126,6 +126,23 @@ impl MemoryStore {
         self.lock().leases.clone()
     }
 
+    /// Runs `f` over every lease, by address, without copying them (the store is locked
+    /// meanwhile: keep `f` short, and do not call the store from it).
+    ///
+    /// ```
+    /// # use std::net::Ipv4Addr;
+    /// # use failover_tokio::MemoryStore;
+    /// # use failover_fsm::{BindingStatus, Role};
+    /// let store = MemoryStore::new(Role::Primary, Ipv4Addr::new(192, 0, 2, 0), 8);
+    /// let free = store.with_leases(|leases| {
+    ///     leases.values().filter(|l| l.local.status == BindingStatus::Free).count()
+    /// });
+    /// assert_eq!(free, 8);
+    /// ```
+    pub fn with_leases<R>(&self, f: impl FnOnce(&BTreeMap<[u8; 4], Lease>) -> R) -> R {
+        f(&self.lock().leases)
+    }
+
     /// The lease of `address`.
     pub fn get(&self, address: Ipv4Addr) -> Option<Lease> {
         self.lock().leases.get(&address.octets()).cloned()
