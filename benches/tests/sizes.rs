@@ -49,6 +49,6 @@ fn engine_sizes() {
         println!("size_of::<{name}>() = {size}");
     }
     // Guards against accidental growth beyond what is recorded in BENCHMARKS.md.
-    assert!(size_of::<Engine<16, 16, 16>>() <= 14 * 1024);
+    assert!(size_of::<Engine<16, 16, 16>>() <= 12 * 1024);
     assert!(size_of::<Engine>() <= 100 * 1024);
 }

@@ -281,12 +281,12 @@ fn address_outside_the_pool_is_rejected_with_1() {
 }
 
 #[test]
-fn a_partner_ignoring_flow_control_is_disconnected_at_capacity() {
+fn a_partner_ignoring_flow_control_is_disconnected_above_what_we_advertised() {
     let mut n = linked_secondary();
     n.auto_commit = false;
-    // We advertised 10 (Config default); the engine holds up to its COMMITS capacity, then the
-    // partner is breaking flow control (§8.4).
-    let mut closed = false;
+    // We advertised 10 (Config default) and hold up to 128 (COMMITS): the 11th unacknowledged
+    // BNDUPD breaks flow control (§8.4, §7.3) and closes the connection.
+    let mut closed = None;
     for i in 0..200u32 {
         let out = feed(
             &mut n,
@@ -296,13 +296,31 @@ fn a_partner_ignoring_flow_control_is_disconnected_at_capacity() {
         );
         if n.close_requested {
             closed_with(&n, &out, RejectReason::UnknownConnectionReason);
-            closed = true;
+            closed = Some(i);
             break;
         }
     }
-    assert!(closed);
+    assert_eq!(closed, Some(10), "the 11th BNDUPD closes");
     // Nothing uncommitted was acknowledged.
-    assert!(n.pending_commits.len() >= 10);
+    assert_eq!(n.pending_commits.len(), 10);
+}
+
+#[test]
+fn bndupds_within_what_we_advertised_are_held_while_commits_are_slow() {
+    let mut n = linked_secondary();
+    n.auto_commit = false;
+    for i in 0..10u32 {
+        let out = feed(
+            &mut n,
+            Instant::ZERO,
+            T0,
+            &bndupd(100 + i, Ipv4Addr::new(198, 18, 1, (i % 8) as u8)),
+        );
+        assert!(out.is_empty(), "nothing acknowledged before its commit");
+        assert!(!n.close_requested);
+    }
+    assert_eq!(n.pending_commits.len(), 10);
+    assert_eq!(n.engine.status(Instant::ZERO).awaiting_commit, 10);
 }
 
 #[test]

@@ -24,8 +24,10 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         u: &BndUpd<'_>,
         db: &impl LeaseLookup,
     ) {
-        if u.bindings.len() > MAX_BATCH || self.incoming.unacked() >= COMMITS {
-            // More than we advertised in flight (§8.4), or a batch we cannot hold.
+        let advertised = usize::try_from(self.config.max_unacked_bndupd).unwrap_or(COMMITS);
+        if u.bindings.len() > MAX_BATCH || self.incoming.unacked() >= advertised.min(COMMITS) {
+            // More BNDUPDs unacknowledged than the max-unacked-bndupd we advertised (§8.4: the
+            // partner MUST NOT send more, §7.3), or a batch we cannot hold.
             let error = wrong_type(4, 3);
             self.protocol_error(now, error, RejectReason::UnknownConnectionReason);
             return;
