@@ -712,7 +712,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             self.emit_control(c, wall, buf)
         } else if self.link != Link::Up {
             return None;
-        } else if let Some(ack) = self.incoming.pop_ack() {
+        } else if let Some(ack) = self.incoming.pop_ack(self.generation) {
             emit_ack(&ack, wall, buf)
         } else {
             self.emit_next_binding(wall, buf)?
@@ -854,11 +854,11 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
 }
 
 /// Writes a BNDACK.
-fn emit_ack(ack: &incoming::AckOut, wall: u32, buf: &mut [u8]) -> Option<usize> {
+fn emit_ack(ack: &incoming::Incoming, wall: u32, buf: &mut [u8]) -> Option<usize> {
     let mut list: Vec<BindingAck<'_>, MAX_BATCH> = Vec::new();
-    for (addr, reason) in &ack.items {
+    for (addr, outcome) in &ack.items {
         let _ = list.push(BindingAck {
-            reject_reason: *reason,
+            reject_reason: outcome.flatten(),
             ..BindingAck::accept(Ipv4Addr::from(*addr))
         });
     }
