@@ -19,8 +19,13 @@ use failover_proto::{
 use failover_testkit::support::{Node, Store, T0, TestEngine};
 
 fn node(role: Role) -> Node {
+    node_with(role, |_| {})
+}
+
+fn node_with(role: Role, adjust: impl FnOnce(&mut Config)) -> Node {
     let mut config = Config::new(role, "fo-test", 60);
     config.receive_timer = 15;
+    adjust(&mut config);
     Node::new(
         "us",
         config,
@@ -95,7 +100,10 @@ fn types(msgs: &[Vec<u8>]) -> Vec<&'static str> {
 
 /// A secondary with an established link (CONNECT accepted, STATE exchanged).
 fn linked_secondary() -> Node {
-    let mut n = node(Role::Secondary);
+    link_secondary(node(Role::Secondary))
+}
+
+fn link_secondary(mut n: Node) -> Node {
     n.engine.connection_up(Instant::ZERO).unwrap();
     let out = feed(&mut n, Instant::ZERO, T0, &connect("fo-test", T0));
     assert_eq!(types(&out), ["CONNECTACK", "STATE"]);
@@ -460,4 +468,114 @@ fn incomplete_bindings_are_refused_before_they_reach_the_wire() {
             .is_ok()
     );
     assert_eq!(n.engine.status(Instant::ZERO).queued, 2);
+}
+
+/// CONTACT with `xid` at partner time `time` (§7.11).
+fn contact(time: u32, xid: u32) -> Vec<u8> {
+    let mut b = vec![0x00, 0x0c, 0x0b, 0x0c];
+    b.extend_from_slice(&time.to_be_bytes());
+    b.extend_from_slice(&xid.to_be_bytes());
+    b
+}
+
+/// Runs the timers at `now` and returns what the engine sends.
+fn tick(n: &mut Node, now: Instant) -> Vec<Vec<u8>> {
+    n.engine.handle_timeout(now);
+    n.drain_events();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Some(len) = n.engine.poll_transmit(now, &mut buf) {
+        out.push(buf[..len].to_vec());
+        n.drain_events();
+    }
+    out
+}
+
+#[test]
+fn a_bndupd_never_acknowledged_closes_the_connection_although_contacts_flow() {
+    let mut n = linked_secondary();
+    assert_eq!(n.engine.config().ack_timeout, 60);
+    let binding = failover_fsm::BindingData::new(Ipv4Addr::new(198, 18, 1, 3), BindingStatus::Free);
+    let mut sent_at = None;
+    let mut closed_at = None;
+    for s in 1..=200u32 {
+        let now = Instant::from_secs(u64::from(s));
+        if s == 30 {
+            n.engine.send_binding(binding.clone()).unwrap();
+        }
+        let mut out = tick(&mut n, now);
+        // The partner is alive: a CONTACT every 5 s keeps tReceive (15 s) from running out.
+        if s % 5 == 0 && !n.close_requested {
+            out.extend(feed(&mut n, now, T0 + s, &contact(T0 + s, 1000 + s)));
+        }
+        if sent_at.is_none() && types(&out).contains(&"BNDUPD") {
+            sent_at = Some(s);
+        }
+        if n.close_requested {
+            closed_with(&n, &out, RejectReason::NoTraffic);
+            closed_at = Some(s);
+            break;
+        }
+    }
+    let sent_at = sent_at.expect("the BNDUPD went out");
+    assert_eq!(
+        closed_at,
+        Some(sent_at + 60),
+        "closed one ack timeout after the BNDUPD"
+    );
+    assert!(
+        n.events
+            .iter()
+            .any(|e| matches!(e, Event::UpdateUnacknowledged { waited: 60 }))
+    );
+}
+
+#[test]
+fn acknowledged_bndupds_keep_the_connection_and_a_zero_ack_timeout_never_closes() {
+    for ack_timeout in [60, 0] {
+        let mut n = link_secondary(node_with(Role::Secondary, |c| c.ack_timeout = ack_timeout));
+        let mut bndupds = 0;
+        for s in 1..=300u32 {
+            let now = Instant::from_secs(u64::from(s));
+            if s % 20 == 0 {
+                let a = Ipv4Addr::new(198, 18, 1, (s / 20 % 8) as u8);
+                n.engine
+                    .send_binding(failover_fsm::BindingData::new(a, BindingStatus::Free))
+                    .unwrap();
+            }
+            let out = tick(&mut n, now);
+            for m in &out {
+                if let Ok(Repr::BndUpd(u)) = Repr::parse(m) {
+                    bndupds += 1;
+                    // Acknowledged at once when the timeout is on; never when it is off.
+                    if ack_timeout > 0 {
+                        let b = u.bindings.iter().next().unwrap();
+                        let acks = [BindingAck::accept(b.address)];
+                        let ack = BndAck {
+                            time: T0 + s,
+                            xid: u.xid,
+                            acks: BindingList::from_slice(&acks),
+                            extra: Default::default(),
+                            digest: None,
+                        };
+                        let mut bytes = vec![0; 512];
+                        let len = ack.emit(&mut bytes).unwrap();
+                        feed(&mut n, now, T0 + s, &bytes[..len]);
+                    }
+                }
+            }
+            if s % 5 == 0 {
+                feed(&mut n, now, T0 + s, &contact(T0 + s, 2000 + s));
+            }
+            assert!(
+                !n.close_requested,
+                "closed at {s} s (ack timeout {ack_timeout}): {:?}",
+                n.events
+            );
+        }
+        assert!(
+            bndupds >= 8,
+            "{bndupds} BNDUPDs (ack timeout {ack_timeout})"
+        );
+    }
 }

@@ -457,6 +457,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 self.push_control(Control::Disconnect(RejectReason::NoTraffic));
                 self.close(now);
             }
+            Timer::AckWait => self.check_ack_wait(now, wall),
             Timer::Contact => {
                 // Nothing else about to go out (it would do as well).
                 if self.link == Link::Up && self.control.is_empty() {
@@ -752,6 +753,36 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         if self.link == Link::Up {
             self.timers
                 .set(Timer::Contact, now + self.contact_interval());
+            if self.config.ack_timeout > 0
+                && self.outgoing.in_flight() > 0
+                && !self.timers.is_set(Timer::AckWait)
+            {
+                self.timers
+                    .set(Timer::AckWait, now + secs(self.config.ack_timeout));
+            }
+        }
+    }
+
+    /// Our oldest BNDUPD in flight waited `Config::ack_timeout` for its BNDACK: the partner
+    /// keeps the connection (and CONTACTs) alive but does not process updates. Close it like a
+    /// silent one (DISCONNECT 17, §9.8.4); the update goes again on the next connection.
+    /// Otherwise look again when the oldest one's time is up.
+    fn check_ack_wait(&mut self, now: Instant, wall: UnixTime) {
+        let Some(oldest) = self.outgoing.oldest_sent() else {
+            return;
+        };
+        if self.link != Link::Up {
+            return;
+        }
+        let waited = wall.0.saturating_sub(oldest);
+        if waited >= self.config.ack_timeout {
+            self.push_event(Event::UpdateUnacknowledged { waited });
+            self.last_reject = Some(RejectReason::NoTraffic);
+            self.push_control(Control::Disconnect(RejectReason::NoTraffic));
+            self.close(now);
+        } else {
+            let left = self.config.ack_timeout - waited;
+            self.timers.set(Timer::AckWait, now + secs(left));
         }
     }
 
@@ -773,7 +804,12 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     }
 
     fn stop_link_timers(&mut self) {
-        for t in [Timer::Handshake, Timer::Receive, Timer::Contact] {
+        for t in [
+            Timer::Handshake,
+            Timer::Receive,
+            Timer::Contact,
+            Timer::AckWait,
+        ] {
             self.timers.stop(t);
         }
     }

@@ -158,6 +158,15 @@ impl<const N: usize> OutgoingQueue<N> {
             .fold(None, |found, o| o.xid.or(found).or(Some(0)))
     }
 
+    /// Our wall time when the oldest binding in flight was sent.
+    pub(super) fn oldest_sent(&self) -> Option<u32> {
+        self.queue
+            .iter()
+            .filter(|o| o.xid.is_some())
+            .map(|o| o.sent)
+            .min()
+    }
+
     /// The first binding not in flight. Bindings are sent in queue order and acknowledged ones
     /// removed, so the ones in flight are the first `in_flight`: look there first.
     pub(super) fn first_unsent(&self) -> Option<usize> {

@@ -205,6 +205,13 @@ pub enum Event {
         /// What was wrong (for an out-of-place message: kind `WrongMessageType`).
         error: DecodeError,
     },
+    /// A BNDUPD of ours waited [`Config::ack_timeout`](crate::Config::ack_timeout) for its
+    /// BNDACK while the partner kept the connection alive: the connection is closed
+    /// (DISCONNECT 17) and the update goes again on the next one (§9.8.4).
+    UpdateUnacknowledged {
+        /// Seconds the oldest update in flight waited.
+        waited: u32,
+    },
     /// The snapshot of [`Action::Persist`] `token` could not be written
     /// ([`Engine::persist_failed`]). A state change it holds stays unannounced; the engine asks
     /// again with a new [`Action::Persist`] after a short delay (see
