@@ -579,3 +579,33 @@ fn acknowledged_bndupds_keep_the_connection_and_a_zero_ack_timeout_never_closes(
         );
     }
 }
+
+#[test]
+fn a_bndupd_waits_until_the_commits_of_the_previous_one_are_polled() {
+    let mut n = linked_secondary();
+    n.auto_commit = false;
+    let wall = UnixTime(T0);
+    let first = bndupd(200, Ipv4Addr::new(198, 18, 1, 1));
+    let second = bndupd(201, Ipv4Addr::new(198, 18, 1, 2));
+    n.engine
+        .handle_message(Instant::ZERO, wall, &first, &n.store)
+        .unwrap();
+    // Its CommitBinding is not polled: the engine holds one batch of received bindings.
+    assert_eq!(
+        n.engine
+            .handle_message(Instant::ZERO, wall, &second, &n.store),
+        Err(failover_fsm::EngineError::EventsPending)
+    );
+    // Other messages still go in.
+    n.engine
+        .handle_message(Instant::ZERO, wall, &contact(T0, 9), &n.store)
+        .unwrap();
+    n.drain_events();
+    assert_eq!(n.pending_commits.len(), 1);
+    n.engine
+        .handle_message(Instant::ZERO, wall, &second, &n.store)
+        .unwrap();
+    n.drain_events();
+    assert_eq!(n.pending_commits.len(), 2);
+    assert!(!n.close_requested);
+}

@@ -134,7 +134,8 @@ impl core::error::Error for EngineError {}
 ///
 ///   Only `poll_action` and `poll_event` hand out actions and events; `poll_transmit` and
 ///   `poll_timeout` never create any. Inputs are refused with [`EngineError::EventsPending`]
-///   while too few output slots are free.
+///   while too few output slots are free, and a BNDUPD while an [`Action::CommitBinding`] of
+///   an earlier one is not polled yet (the engine holds one batch of received bindings).
 ///
 /// # Persistence
 ///
@@ -411,6 +412,9 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         db: &impl LeaseLookup,
     ) -> Result<(), EngineError> {
         self.outputs.check_room()?;
+        if bytes.get(2) == Some(&u8::from(MessageType::BndUpd)) {
+            self.outputs.check_commit_room()?;
+        }
         if matches!(self.link, Link::Down | Link::Closing) {
             return Ok(());
         }
