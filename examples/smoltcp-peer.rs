@@ -777,6 +777,14 @@ fn run(o: &Options) -> Result<(), String> {
         o.pool.1,
         core.table.records.len()
     );
+    // What the protocol path holds, all of it fixed at start.
+    println!(
+        "memory: engine {} B, lease table {} B, framer {} B, TCP buffers 2 x {} B",
+        size_of::<PeerEngine>(),
+        size_of::<Table>(),
+        size_of::<Framer>(),
+        TCP_BUFFER
+    );
     core.carry_out();
 
     loop {

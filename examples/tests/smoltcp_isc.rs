@@ -436,9 +436,19 @@ fn isc_primary_and_our_smoltcp_secondary() {
         .filter(|l| l.starts_with("committed ") && l.contains(" BACKUP (sent as BACKUP)"))
         .collect();
     assert_eq!(committed.len() as u64, half, "{committed:?}");
-    wait_leases(&isc, "32 BACKUP", |l| {
+    // ISC records the move once we acknowledged it: BACKUP, for every address we committed.
+    let leases = wait_leases(&isc, "32 BACKUP", |l| {
         l.count("backup") + l.count("active") == half as usize
     });
+    for l in &committed {
+        let a: Ipv4Addr = l.split(' ').nth(1).unwrap().parse().unwrap();
+        let theirs = leases.get(a).map(|x| x.binding_state.as_str());
+        assert!(
+            matches!(theirs, Some("backup" | "active")),
+            "{a} committed as BACKUP here, {theirs:?} at ISC: {}",
+            leases.summary()
+        );
+    }
     eprintln!(
         "{T}: ISC's 32 BACKUP committed on our side after {:?}",
         t0.elapsed()
@@ -473,6 +483,8 @@ fn isc_primary_and_our_smoltcp_secondary() {
     );
 
     isc_restart(&mut isc, &ours, T);
+    // ISC came back from its lease file: our leases are still there.
+    assert_our_leases_at_isc(&isc, &ours_granted);
     let s = ours.status().unwrap();
     assert_eq!(s.get("rejected"), 0, "{}", ours.text());
     assert!(!isc.log().contains("rejected"), "{}", isc.log_tail(60));
@@ -512,6 +524,8 @@ fn our_smoltcp_primary_and_isc_secondary() {
     );
 
     isc_restart(&mut isc, &ours, T);
+    // ISC came back from its lease file: our leases are still there.
+    assert_our_leases_at_isc(&isc, &ours_granted);
     let s = ours.status().unwrap();
     assert_eq!(s.get("rejected"), 0, "{}", ours.text());
     eprintln!("{T}: done in {:?}", t0.elapsed());
