@@ -504,7 +504,11 @@ impl Core {
                     self.requeue.pop_front();
                     moved = true;
                 }
-                Err(_) => return moved,
+                Err(EngineError::QueueFull) => return moved,
+                Err(e) => {
+                    println!("warning: {} not sent again: {e}", r.data.ip());
+                    self.requeue.pop_front();
+                }
             }
         }
         for slot in [&mut self.resync, &mut self.moves] {
