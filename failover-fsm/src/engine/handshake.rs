@@ -257,6 +257,13 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     fn reject_now(&mut self, xid: u32, address: [u8; 4], reason: RejectReason) {
         self.last_reject = Some(reason);
         self.push_event(Event::RejectedPartnerBinding { address, reason });
-        self.keep_incoming(Incoming::reject(xid, self.generation, address, reason));
+        let token = self.incoming.tokens(1);
+        self.keep_incoming(Incoming::reject(
+            xid,
+            self.generation,
+            token,
+            address,
+            reason,
+        ));
     }
 }

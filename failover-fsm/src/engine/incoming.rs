@@ -25,10 +25,12 @@ pub(super) struct Incoming {
 }
 
 impl Incoming {
-    /// A BNDUPD of one binding rejected at once.
+    /// A BNDUPD of one binding rejected at once (`token` from [`IncomingQueue::tokens`], to
+    /// keep the queue ordered by token).
     pub(super) fn reject(
         xid: u32,
         generation: u32,
+        token: u64,
         address: [u8; 4],
         reason: RejectReason,
     ) -> Self {
@@ -37,7 +39,7 @@ impl Incoming {
         Incoming {
             xid,
             generation,
-            first_token: 0,
+            first_token: token,
             items,
         }
     }
@@ -117,10 +119,11 @@ impl<const N: usize> IncomingQueue<N> {
         token: CommitToken,
         reason: Option<RejectReason>,
     ) -> Result<bool, EngineError> {
+        let idx = self.position_of(token.0).ok_or(EngineError::UnknownToken)?;
         let update = self
             .updates
-            .iter_mut()
-            .find(|u| u.awaits(token.0))
+            .get_mut(idx)
+            .filter(|u| u.awaits(token.0))
             .ok_or(EngineError::UnknownToken)?;
         let idx = update.index_of(token.0);
         if let Some(item) = idx.and_then(|i| update.items.get_mut(i)) {
@@ -129,12 +132,47 @@ impl<const N: usize> IncomingQueue<N> {
         Ok(update.settled())
     }
 
+    /// Where the update holding `token` is. Tokens grow with arrival, so the queue is ordered
+    /// by `first_token`: a binary search (settled updates waiting for their BNDACK stay in
+    /// front of the ones awaiting commits; a search from the front would walk over them).
+    fn position_of(&self, token: u64) -> Option<usize> {
+        // ISC sends one binding per BNDUPD: then the update is `token - first` places in.
+        let first = self.updates.front()?.first_token;
+        if let Some(i) = token
+            .checked_sub(first)
+            .and_then(|i| usize::try_from(i).ok())
+            && self
+                .updates
+                .get(i)
+                .is_some_and(|u| u.index_of(token).is_some())
+        {
+            return Some(i);
+        }
+        let (front, back) = self.updates.as_slices();
+        let holder = |part: &[Incoming]| {
+            let i = part
+                .partition_point(|u| u.first_token <= token)
+                .checked_sub(1)?;
+            part.get(i)
+                .filter(|u| u.index_of(token).is_some())
+                .map(|_| i)
+        };
+        holder(back)
+            .map(|i| front.len() + i)
+            .or_else(|| holder(front))
+    }
+
     /// The next BNDACK to send, for the connection `generation`: the first settled update
     /// (BNDACKs are matched by xid, §7.2, so one may pass another still awaiting its commit).
     /// Updates of an older connection are dropped: their BNDACKs belong to it (§8.6).
     pub(super) fn pop_ack(&mut self, generation: u32) -> Option<Incoming> {
         loop {
-            let idx = self.updates.iter().position(Incoming::settled)?;
+            // Commits mostly settle in order: the oldest is usually the one.
+            let idx = if self.updates.front()?.settled() {
+                0
+            } else {
+                self.updates.iter().position(Incoming::settled)?
+            };
             let update = self.take(idx)?;
             if update.generation == generation {
                 return Some(update);
@@ -158,5 +196,74 @@ impl<const N: usize> IncomingQueue<N> {
             }
         }
         taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(q: &mut IncomingQueue<4>, xid: u32, bindings: usize) -> u64 {
+        let first_token = q.tokens(bindings);
+        let mut items = Vec::new();
+        for i in 0..bindings {
+            let _ = items.push(([10, 0, 0, i as u8], None));
+        }
+        assert!(
+            q.push(Incoming {
+                xid,
+                generation: 1,
+                first_token,
+                items,
+            })
+            .is_ok()
+        );
+        first_token
+    }
+
+    #[test]
+    fn commits_find_their_update_across_the_ring_and_acks_follow_settlement() {
+        let mut q = IncomingQueue::<4>::new();
+        let a = update(&mut q, 1, 2);
+        let b = update(&mut q, 2, 1);
+        assert_eq!(q.resolve(CommitToken(a), None), Ok(false));
+        assert_eq!(q.resolve(CommitToken(a + 1), None), Ok(true));
+        assert_eq!(q.pop_ack(1).map(|u| u.xid), Some(1));
+        assert_eq!(q.resolve(CommitToken(b), None), Ok(true));
+        assert_eq!(q.pop_ack(1).map(|u| u.xid), Some(2));
+        // The ring wraps: the next updates straddle its end.
+        let c = update(&mut q, 3, 1);
+        let d = update(&mut q, 4, 3);
+        let e = update(&mut q, 5, 0);
+        let f = update(&mut q, 6, 1);
+        assert_eq!(q.unacked(), 4);
+        assert_eq!(q.awaiting_commit(), 5);
+        // Out of order: the later update settles first and its BNDACK may pass.
+        assert_eq!(
+            q.resolve(CommitToken(f), Some(RejectReason::FatalConflict)),
+            Ok(true)
+        );
+        assert_eq!(
+            q.pop_ack(1).map(|u| u.xid),
+            Some(5),
+            "the empty one is settled"
+        );
+        assert_eq!(q.pop_ack(1).map(|u| u.xid), Some(6));
+        for t in d..d + 3 {
+            assert!(q.resolve(CommitToken(t), None).is_ok());
+        }
+        assert_eq!(
+            q.resolve(CommitToken(d), None),
+            Err(EngineError::UnknownToken)
+        );
+        assert_eq!(q.pop_ack(1).map(|u| u.xid), Some(4));
+        assert_eq!(q.resolve(CommitToken(c), None), Ok(true));
+        assert_eq!(
+            q.resolve(CommitToken(e + 7), None),
+            Err(EngineError::UnknownToken)
+        );
+        // An update of an older connection is dropped, not acknowledged.
+        assert_eq!(q.pop_ack(2).map(|u| u.xid), None);
+        assert_eq!(q.unacked(), 0);
     }
 }

@@ -298,6 +298,21 @@ impl<const N: usize> Outputs<N> {
         }
     }
 
+    /// Queues `CommitBinding` without building the `Action` first (the hot path of every
+    /// received binding).
+    pub(super) fn push_commit(
+        &mut self,
+        token: CommitToken,
+        binding: BindingData,
+        verdict: Verdict,
+    ) {
+        // Room was checked before the BNDUPD was read (`check_commit_room`).
+        if self.commits.push_back(binding).is_ok() {
+            let _ = self.actions.push_back(Queued::Commit { token, verdict });
+        }
+    }
+
+    #[inline]
     pub(super) fn push_action(&mut self, a: Action) {
         let queued = match a {
             Action::Persist { token, snapshot } => Queued::Persist { token, snapshot },
@@ -305,13 +320,7 @@ impl<const N: usize> Outputs<N> {
                 token,
                 binding,
                 verdict,
-            } => {
-                // Room was checked before the BNDUPD was read (`check_commit_room`).
-                if self.commits.push_back(binding).is_err() {
-                    return;
-                }
-                Queued::Commit { token, verdict }
-            }
+            } => return self.push_commit(token, binding, verdict),
             Action::CloseConnection => Queued::Close,
             Action::SendAllBindings => Queued::SendAll,
             Action::SendUnackedBindings => Queued::SendUnacked,
@@ -353,6 +362,7 @@ impl<const N: usize> Outputs<N> {
         let _ = self.events.push_back(e);
     }
 
+    #[inline]
     pub(super) fn pop_action(&mut self) -> Option<Action> {
         Some(match self.actions.pop_front()? {
             Queued::Persist { token, snapshot } => Action::Persist { token, snapshot },

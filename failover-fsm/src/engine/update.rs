@@ -23,14 +23,16 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         u: &BndUpd<'_>,
         db: &impl LeaseLookup,
     ) {
-        if u.bindings.len() > MAX_BATCH || self.receive_window_full() {
+        // Counting the bindings parses them: once.
+        let count = u.bindings.len();
+        if count > MAX_BATCH || self.receive_window_full() {
             // More BNDUPDs unacknowledged than the max-unacked-bndupd we advertised (§8.4: the
             // partner MUST NOT send more, §7.3), or a batch we cannot hold.
             let error = wrong_type(4, 3);
             self.protocol_error(now, error, RejectReason::UnknownConnectionReason);
             return;
         }
-        let first_token = self.incoming.tokens(u.bindings.len());
+        let first_token = self.incoming.tokens(count);
         let mut incoming = Incoming {
             xid: u.xid,
             generation: self.generation,
@@ -71,11 +73,8 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         match result {
             Ok((binding, verdict)) => {
                 self.supersede(&binding);
-                self.push_action(Action::CommitBinding {
-                    token: CommitToken(token),
-                    binding,
-                    verdict,
-                });
+                self.outputs
+                    .push_commit(CommitToken(token), binding, verdict);
                 (address, None)
             }
             Err(reason) => {
