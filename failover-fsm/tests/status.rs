@@ -67,10 +67,7 @@ fn bndupd_and_bndack_counts_match_the_wire_on_both_sides() {
     assert_eq!(p.bndack_sent, sent(&pair, true, "BNDACK"));
     // Nothing rejected, nothing dropped.
     for c in [p, s] {
-        assert_eq!(
-            (c.rejects_sent_total(), c.rejects_received_total()),
-            (0, 0)
-        );
+        assert_eq!((c.rejects_sent_total(), c.rejects_received_total()), (0, 0));
         assert_eq!(c.updates_dropped, 0);
     }
     let st = pair.primary.engine.status(now);
@@ -139,7 +136,10 @@ fn a_refused_connect_is_counted_as_sent_and_as_received() {
     assert_eq!(s.rejects_sent_total(), 1);
     assert_eq!(p.rejects_received(RejectReason::InvalidPartner), 1);
     assert_eq!(p.rejects_received_total(), 1);
-    assert_eq!(pair.primary.engine.status(now).relationship_name.as_bytes(), b"other");
+    assert_eq!(
+        pair.primary.engine.status(now).relationship_name.as_bytes(),
+        b"other"
+    );
     assert_eq!(
         pair.secondary.engine.status(now).relationship_name.as_str(),
         Some("fo-test")
@@ -227,9 +227,14 @@ fn our_unsent_copy_superseded_by_the_partners_binding_is_dropped() {
     let (p, s) = (counters(&pair.primary, now), counters(&pair.secondary, now));
     assert_eq!(p.bndupd_sent - before.bndupd_sent, 1, "only `b` went out");
     assert_eq!((p.updates_dropped, s.updates_dropped), (1, 0));
-    assert_eq!((p.rejects_received_total(), s.rejects_received_total()), (0, 0));
     assert_eq!(
-        pair.primary.store.leases[&a.octets()].local.lease_expiration,
+        (p.rejects_received_total(), s.rejects_received_total()),
+        (0, 0)
+    );
+    assert_eq!(
+        pair.primary.store.leases[&a.octets()]
+            .local
+            .lease_expiration,
         Some(wall.plus(1200))
     );
 }
@@ -249,7 +254,10 @@ fn status_shows_the_configuration_and_measurements() {
     // Same clocks, no latency: both bounds 0.
     assert_eq!((p.clock_skew, p.clock_skew_lower), (Some(0), Some(0)));
     assert_eq!(p.last_contact, Some(UnixTime(T0 + 5)));
-    assert_eq!(p.last_contact, Some(pair.primary.engine.wall_at(p.last_received.unwrap())));
+    assert_eq!(
+        p.last_contact,
+        Some(pair.primary.engine.wall_at(p.last_received.unwrap()))
+    );
     // The partner's clock is 3 s behind ours from now on: the next messages measure it.
     pair.secondary.skew = -3;
     pair.disconnect();

@@ -304,7 +304,10 @@ pub(crate) type Reply = oneshot::Sender<Result<(), PeerError>>;
 
 pub(crate) enum Command {
     SendBindings(Vec<BindingData>, Reply),
-    PartnerDown { force: bool, reply: Reply },
+    PartnerDown {
+        force: bool,
+        reply: Reply,
+    },
     Shutdown(oneshot::Sender<()>),
     Balance(
         BalanceTrigger,

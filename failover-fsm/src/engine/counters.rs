@@ -46,7 +46,10 @@ impl Counters {
 
     /// Reject-reasons `reason` the partner sent us (BNDACK, CONNECTACK, DISCONNECT).
     pub fn rejects_received(&self, reason: RejectReason) -> u32 {
-        self.rejects_received.get(slot(reason)).copied().unwrap_or(0)
+        self.rejects_received
+            .get(slot(reason))
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Every reject-reason we sent, in total.
