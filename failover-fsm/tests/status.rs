@@ -240,6 +240,45 @@ fn our_unsent_copy_superseded_by_the_partners_binding_is_dropped() {
 }
 
 #[test]
+fn our_copy_in_flight_superseded_then_the_connection_lost_is_dropped() {
+    let mut pair = normal_pair();
+    let addr = Ipv4Addr::new(198, 18, 1, 1);
+    let mac = [2, 0, 0, 0, 0, 1];
+    let mut buf = vec![0u8; 2048];
+    // The primary renews the client's lease: its BNDUPD leaves, and is never delivered.
+    let wall = pair.wall();
+    pair.primary.grant(addr, mac, wall, 600);
+    pair.primary.drain_events();
+    let now = pair.now;
+    assert!(pair.primary.engine.poll_transmit(now, &mut buf).is_some());
+    assert_eq!(pair.primary.engine.status(now).unacked_sent, 1);
+    // Two seconds later the secondary renews it for longer; that BNDUPD is delivered: the
+    // primary takes it, and its own copy in flight is stale.
+    pair.now = pair.now + std::time::Duration::from_secs(2);
+    let (now, wall) = (pair.now, pair.wall());
+    pair.secondary.grant(addr, mac, wall, 1200);
+    pair.secondary.drain_events();
+    let n = pair.secondary.engine.poll_transmit(now, &mut buf).unwrap();
+    let p = &mut pair.primary;
+    p.engine
+        .handle_message(now, wall, &buf[..n], &p.store)
+        .unwrap();
+    p.drain_events();
+    assert_eq!(counters(p, now).updates_dropped, 0, "still in flight");
+    // The connection drops before its BNDACK: the stale copy is not sent again.
+    pair.disconnect();
+    let c = counters(&pair.primary, pair.now);
+    assert_eq!(c.updates_dropped, 1);
+    assert_eq!(c.rejects_received_total(), 0);
+    assert_eq!(pair.primary.engine.status(pair.now).queued, 0);
+    let sent = c.bndupd_sent;
+    pair.connect();
+    pair.run_for(5);
+    assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
+    assert_eq!(counters(&pair.primary, pair.now).bndupd_sent, sent);
+}
+
+#[test]
 fn status_shows_the_configuration_and_measurements() {
     let mut pair = normal_pair();
     let now = pair.now;
