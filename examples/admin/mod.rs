@@ -496,7 +496,7 @@ pub fn metrics(admin: &Admin) -> String {
         ),
         (
             "dhcp_failover_updates_dropped_total",
-            "Our binding updates that will never reach the partner (superseded or rejected).",
+            "Our binding updates taken out of the queue unaccepted: superseded by the partner's, or rejected.",
             c.updates_dropped.into(),
         ),
         (

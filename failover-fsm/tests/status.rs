@@ -92,7 +92,7 @@ fn a_rejected_binding_is_counted_by_reason_on_both_sides_and_as_dropped() {
     assert_eq!(p.rejects_received_total(), 1);
     assert_eq!(p.rejects_sent_total(), 0);
     assert_eq!(s.rejects_received_total(), 0);
-    // The rejected update is not sent again (§7.2.2): it will never reach the partner.
+    // The rejected update leaves the queue; it is not sent again at once (§7.2.2).
     assert_eq!(p.updates_dropped, 1);
     assert_eq!(s.updates_dropped, 0);
     assert_eq!(

@@ -29,9 +29,10 @@ pub struct Counters {
     pub partner_down: u32,
     /// Entries into RECOVER.
     pub recover: u32,
-    /// Our binding updates that will never reach the partner: dropped from the queue because
-    /// the partner's newer binding of the address superseded them, or rejected by the
-    /// partner (not sent again, §7.2.2). A full queue drops nothing: the caller is refused
+    /// Our binding updates taken out of the queue without the partner's acceptance: superseded
+    /// by the partner's newer binding of the address (dropped unsent, or not sent again after
+    /// a reconnect), or rejected by the partner (§7.2.2: not sent again at once; the caller
+    /// may queue its record again later). A full queue drops nothing: the caller is refused
     /// ([`super::EngineError::QueueFull`]) and keeps the binding.
     pub updates_dropped: u32,
     rejects_sent: [u32; REJECT_SLOTS],

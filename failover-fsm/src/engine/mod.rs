@@ -113,7 +113,7 @@ impl core::fmt::Display for EngineError {
             EngineError::NotInterrupted { state } => {
                 return write!(
                     f,
-                    "{state}: PARTNER-DOWN only from COMMUNICATIONS-INTERRUPTED, unless forced"
+                    "{state}: PARTNER-DOWN only while communications are interrupted, unless forced"
                 );
             }
             EngineError::NoTransition { state } => {

@@ -236,7 +236,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         }
     }
 
-    /// `n` of our updates will never reach the partner ([`super::Counters::updates_dropped`]).
+    /// `n` of our updates left the queue unaccepted ([`super::Counters::updates_dropped`]).
     pub(super) fn count_dropped(&mut self, n: usize) {
         let n = u32::try_from(n).unwrap_or(u32::MAX);
         self.counters.updates_dropped = self.counters.updates_dropped.wrapping_add(n);
