@@ -329,6 +329,16 @@ fn bndupds_within_what_we_advertised_are_held_while_commits_are_slow() {
     }
     assert_eq!(n.pending_commits.len(), 10);
     assert_eq!(n.engine.status(Instant::ZERO).awaiting_commit, 10);
+    assert_eq!(n.engine.status(Instant::ZERO).unacked_received, 10);
+    // Committed: settled, and still counted until the BNDACKs go out.
+    for token in std::mem::take(&mut n.pending_commits) {
+        n.engine.binding_committed(token).unwrap();
+    }
+    let status = n.engine.status(Instant::ZERO);
+    assert_eq!((status.awaiting_commit, status.unacked_received), (0, 10));
+    let out = tick(&mut n, Instant::ZERO);
+    assert_eq!(types(&out), ["BNDACK"; 10]);
+    assert_eq!(n.engine.status(Instant::ZERO).unacked_received, 0);
 }
 
 #[test]

@@ -604,25 +604,29 @@ async fn a_partner_that_sends_bndupds_and_never_reads_is_dropped_by_the_write_ti
     let pool = ours.pool;
     let h = ours.handle.clone();
     let base = h.counters().messages_in();
-    // Chunks of 100 BNDUPDs, each sent once our peer has read the previous one (so it never
-    // holds more than 100 unacknowledged), never reading a BNDACK. Our peer's BNDACKs fill the
-    // socket buffers until its writes stall.
+    // Chunks of 100 BNDUPDs, each sent once our peer has read the previous one and written
+    // its BNDACKs (so that it never holds more than 100 unacknowledged, within the 128 we
+    // advertise), never reading a BNDACK. Our peer's BNDACKs fill the socket buffers until its
+    // writes stall.
+    const CHUNK: u32 = 100;
     let flood = tokio::spawn(async move {
         let mut sent = 0u32;
         let mut last_progress = Instant::now();
         loop {
             let mut chunk = Vec::new();
-            for i in sent..sent + 100 {
+            for i in sent..sent + CHUNK {
                 let a = Ipv4Addr::from(u32::from(pool) + i % POOL_SIZE);
                 chunk.extend(emit_bndupd(10_000 + i, a, i));
             }
             match tokio::time::timeout(Duration::from_secs(10), wr.write_all(&chunk)).await {
-                Ok(Ok(())) => sent += 100,
+                Ok(Ok(())) => sent += CHUNK,
                 Ok(Err(e)) => return (sent, last_progress, e.to_string()),
                 Err(_) => return (sent, last_progress, "write blocked".into()),
             }
             loop {
-                if h.counters().messages_in() >= base + u64::from(sent) {
+                if h.counters().messages_in() >= base + u64::from(sent)
+                    && h.status().unacked_received == 0
+                {
                     last_progress = Instant::now();
                     break;
                 }
