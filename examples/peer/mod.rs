@@ -648,6 +648,7 @@ pub async fn start_peer(
     store: Arc<PeerStore>,
 ) -> io::Result<(Handle, mpsc::Receiver<PeerEvent>)> {
     let mut builder = PeerBuilder::new(config, opts.partner, store)
+        .plaintext()
         .listen(opts.listen)
         .reconnect(Duration::from_secs(1), Duration::from_secs(30))
         .reject_backoff(Duration::from_secs(30));

@@ -660,6 +660,7 @@ async fn acked_bindings_survive_sigkill_and_the_pair_returns_to_normal() {
     let mut config = Config::new(Role::Primary, "crash-test", 5);
     config.receive_timer = 6;
     let (handle, events) = PeerBuilder::new(config, setup.listen, store.clone())
+        .plaintext()
         .listen(setup.partner)
         .reconnect(Duration::from_millis(50), Duration::from_millis(300))
         .reject_backoff(Duration::from_millis(300))
