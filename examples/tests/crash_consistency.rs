@@ -378,7 +378,15 @@ impl Setup {
         let err = out.try_clone().unwrap();
         let last = Ipv4Addr::from(u32::from(FIRST) + POOL - 1);
         let child = Command::new(&self.bin)
-            .args(["--role", "secondary", "--name", "crash-test", "--mrd", "6"])
+            .args([
+                "--role",
+                "secondary",
+                "--name",
+                "crash-test",
+                "--mrd",
+                "6",
+                "--plaintext",
+            ])
             .args(["--listen", &self.listen.to_string()])
             .args(["--partner", &self.partner.to_string()])
             .args(["--store", &self.store.to_string_lossy()])

@@ -10,7 +10,7 @@
 //!
 //! The link is plain TCP ([`PeerBuilder::plaintext`], what ISC dhcpd speaks) or, with the
 //! `tls` feature, TLS 1.3 with a certificate on each side and the partner's identity pinned
-//! ([`PeerBuilder::tls`], [`tls`]); a relationship must say which.
+//! (`PeerBuilder::tls`, the `tls` module); a relationship must say which.
 //!
 //! Durability is the [`Storage`]'s: every change is applied to the store at once, by the rules
 //! of [`failover_fsm::record::LeaseRecord`], and made durable by [`Storage::sync`]. The task

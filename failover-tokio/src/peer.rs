@@ -83,7 +83,7 @@ impl<S: Storage> PeerBuilder<S> {
 
     /// Plain TCP to the partner, as the draft and ISC dhcpd speak it (ISC cannot do TLS):
     /// anyone on the path can read the lease database and inject updates. A relationship must
-    /// choose its transport, this or [`PeerBuilder::tls`]; [`Handle::transport`] reports it.
+    /// choose its transport, this or `PeerBuilder::tls` (feature `tls`); [`Handle::transport`] reports it.
     pub fn plaintext(mut self) -> Self {
         self.security = Some(Security::Plain);
         self

@@ -1,5 +1,5 @@
 //! How the failover link is carried: plain TCP, or TLS with the `tls` feature. A relationship
-//! says which ([`crate::PeerBuilder::plaintext`], [`crate::PeerBuilder::tls`]); there is no
+//! says which ([`crate::PeerBuilder::plaintext`], `PeerBuilder::tls`); there is no
 //! default, so that plain TCP is never had by forgetting to configure TLS.
 
 use std::fmt;
@@ -11,7 +11,7 @@ pub enum Transport {
     /// Plain TCP, as the draft and ISC dhcpd speak it: anyone on the path reads the lease
     /// database and can inject updates.
     Plain,
-    /// TLS 1.3 with a certificate on each side ([`crate::tls`]).
+    /// TLS 1.3 with a certificate on each side (the `tls` module).
     #[cfg(feature = "tls")]
     Tls {
         /// The identity the partner's certificate must name (a DNS name or an IP address).
@@ -30,7 +30,7 @@ impl fmt::Display for Transport {
 }
 
 /// [`crate::PeerBuilder::start`] was called without choosing the transport: plain TCP must be
-/// asked for ([`crate::PeerBuilder::plaintext`]), TLS configured ([`crate::PeerBuilder::tls`]).
+/// asked for ([`crate::PeerBuilder::plaintext`]), TLS configured (`PeerBuilder::tls`).
 /// It comes as the inner error of an `io::Error` of kind `InvalidInput`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct TransportNotChosen;

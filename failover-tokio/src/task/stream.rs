@@ -7,6 +7,10 @@ use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
+/// Longest we try to say close_notify to a partner.
+#[cfg(feature = "tls")]
+const CLOSE_NOTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
+
 pub(super) enum Stream {
     Plain(TcpStream),
     #[cfg(feature = "tls")]
@@ -70,8 +74,12 @@ impl Stream {
     pub(super) async fn shutdown(&mut self) -> io::Result<()> {
         match self {
             Stream::Plain(s) => s.shutdown().await,
+            // The close_notify and any records still queued are writes: to a partner that
+            // stopped reading (why a connection is often dropped) they would wait forever.
             #[cfg(feature = "tls")]
-            Stream::Tls(s) => s.shutdown().await,
+            Stream::Tls(s) => tokio::time::timeout(CLOSE_NOTIFY_TIMEOUT, s.shutdown())
+                .await
+                .unwrap_or_else(|_| Err(io::ErrorKind::TimedOut.into())),
         }
     }
 }
