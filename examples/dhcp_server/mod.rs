@@ -39,7 +39,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::console::{ArgError, Args, Console, Style, thousands};
-use crate::peer::{PeerOptions, PeerStore, Printer, start_peer, status_line};
+use crate::peer::{PeerOptions, PeerStore, Printer, start_admin, start_peer, status_line};
 use serve::{Ports, Server};
 use wire::Network;
 
@@ -86,10 +86,14 @@ FAILOVER (as the `peer` example):
     --mud N, --mrd S           max-unacked-bndupd, max-response-delay
     --auto-partner-down S      COMMUNICATIONS-INTERRUPTED → PARTNER-DOWN after S seconds
     --store FILE               leases in FILE (fsync'd append-only log; default: memory)
+    --admin IP:PORT            operator's HTTP endpoints: GET /metrics (Prometheus), GET
+                               /status (JSON), POST /partner-down[?force=1]
     -h, --help                 this text
 
 COMMANDS (one a line on stdin) AND SIGNALS:
-    partner-down, SIGUSR2      the operator declares the partner down (PARTNER-DOWN, §9.4)
+    partner-down, SIGUSR2      the operator declares the partner down (PARTNER-DOWN, §9.4):
+                               taken in COMMUNICATIONS-INTERRUPTED only
+    partner-down force         the same from any state the rule book allows
     status, SIGUSR1            print a status line
     SIGINT, SIGTERM            graceful shutdown (SHUTDOWN to the partner, then DISCONNECT)
 
@@ -250,8 +254,9 @@ impl ServerOptions {
 pub enum Command {
     /// Print a status line.
     Status,
-    /// Declare the partner down.
-    PartnerDown,
+    /// Declare the partner down; `true`: forced (from a state other than
+    /// COMMUNICATIONS-INTERRUPTED).
+    PartnerDown(bool),
 }
 
 const ME: &str = "dhcp";
@@ -309,6 +314,7 @@ pub async fn run(
         ),
     );
     console.line(ME, format!("store: {}", store.describe()));
+    let admin = start_admin(&opts.peer, console, &handle, &store).await?;
     started(&handle, local);
     let mut server = Server::new(
         handle.clone(),
@@ -365,10 +371,15 @@ pub async fn run(
             }
             cmd = commands.recv(), if commands_open => match cmd {
                 Some(Command::Status) => console.line(ME, dhcp_status(&server, &handle, &store)),
-                Some(Command::PartnerDown) => {
+                Some(Command::PartnerDown(force)) => {
                     console.line(ME, console.paint(Style::Yellow, "operator: partner down"));
-                    if handle.partner_down().await.is_err() {
-                        return Err(io::Error::other("the failover task stopped"));
+                    match handle.partner_down(force).await {
+                        Ok(()) => {}
+                        Err(failover_tokio::PeerError::Engine(e)) => console.line(
+                            ME,
+                            console.paint(Style::Yellow, format!("partner down refused: {e}")),
+                        ),
+                        Err(_) => return Err(io::Error::other("the failover task stopped")),
                     }
                 }
                 None => commands_open = false,
@@ -387,6 +398,9 @@ pub async fn run(
         }
     }
     printer.flush_counts();
+    if let Some(a) = admin {
+        a.abort();
+    }
     console.line(ME, dhcp_status(&server, &handle, &store));
     let active = store.memory().count(BindingStatus::Active);
     console.line(ME, format!("stopped with {active} ACTIVE leases"));

@@ -87,6 +87,9 @@ OPTIONS:
                                addresses are rejected (reason 1). Default: any address the
                                partner sends is accepted and learnt
     --status-every S           print a status line every S seconds (default: only on SIGUSR1)
+    --admin IP:PORT            serve the operator's HTTP endpoints there: GET /metrics
+                               (Prometheus), GET /status (JSON), POST /partner-down (only in
+                               COMMUNICATIONS-INTERRUPTED; ?force=1 from other states)
     --quiet                    no line per binding: a count per second instead
     -h, --help                 this text
 
@@ -157,6 +160,8 @@ pub struct PeerOptions {
     pub pool: Option<(Ipv4Addr, Ipv4Addr)>,
     /// `--status-every`, seconds.
     pub status_every: Option<u32>,
+    /// `--admin`: where to serve `/metrics`, `/status` and `/partner-down`.
+    pub admin: Option<SocketAddr>,
     /// `--quiet`.
     pub quiet: bool,
     /// `--plaintext` or `--tls-*`.
@@ -168,6 +173,7 @@ pub const MAX_POOL: u32 = 1 << 20;
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // made once per run; boxing would only add noise
 pub enum Parsed {
     /// Run the peer.
     Run(PeerOptions),
@@ -224,6 +230,7 @@ where
         store: None,
         pool: None,
         status_every: None,
+        admin: None,
         quiet: false,
         link: Link::Plaintext,
     };
@@ -248,6 +255,7 @@ where
                 let s: u32 = args.value(&flag)?;
                 o.status_every = (s > 0).then_some(s);
             }
+            "--admin" => o.admin = Some(args.value(&flag)?),
             "-q" | "--quiet" => o.quiet = true,
             "--plaintext" => plaintext = true,
             "--tls-cert" => tls[0] = Some(args.value(&flag)?),
@@ -794,6 +802,7 @@ pub async fn run(
             console.state(handle.status().state)
         ),
     );
+    let admin = start_admin(opts, console, &handle, &store).await?;
     started(&handle);
 
     let mut printer = Printer::new(console, opts.quiet);
@@ -842,7 +851,32 @@ pub async fn run(
         printer.event(e);
     }
     printer.flush_counts();
+    if let Some(a) = admin {
+        a.abort();
+    }
     console.line(ME, status_line(&handle.status(), &handle, &store));
     console.line(ME, "stopped");
     Ok(())
+}
+
+/// Serves the admin endpoints on `--admin`, if given ([`crate::admin`]).
+pub async fn start_admin(
+    opts: &PeerOptions,
+    console: &Console,
+    handle: &Handle,
+    store: &Arc<PeerStore>,
+) -> io::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(addr) = opts.admin else {
+        return Ok(None);
+    };
+    let admin = crate::admin::Admin {
+        handle: handle.clone(),
+        store: store.clone(),
+    };
+    let (local, task) = crate::admin::start(addr, admin).await?;
+    console.line(
+        ME,
+        format!("admin on http://{local}: GET /metrics, GET /status, POST /partner-down"),
+    );
+    Ok(Some(task))
 }

@@ -257,11 +257,12 @@ pub enum PeerEvent {
     StorageError(String),
 }
 
-/// Counters kept by the task.
+/// Counters kept by the task (the engine's own are in [`Status::counters`]).
 #[derive(Debug, Default)]
 pub struct Counters {
     refused: AtomicU64,
     tls_refused: AtomicU64,
+    accepted: AtomicU64,
     connections: AtomicU64,
     messages_in: AtomicU64,
     messages_out: AtomicU64,
@@ -278,8 +279,11 @@ impl Counters {
         self.count_refused();
     }
 
-    pub(crate) fn count_connection(&self) {
+    pub(crate) fn count_connection(&self, outgoing: bool) {
         self.connections.fetch_add(1, Ordering::Relaxed);
+        if !outgoing {
+            self.accepted.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn count_in(&self) {
@@ -290,8 +294,9 @@ impl Counters {
         self.messages_out.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Connections closed before anything of them reached the engine: from addresses other
-    /// than the partner's (closed unread), and those whose TLS handshake failed, in either
+    /// Connections closed before anything of them reached the engine: from an address that is
+    /// not the partner's or the partner's while we have one already (one connection per
+    /// relationship), both closed unread; and those whose TLS handshake failed, in either
     /// direction ([`Counters::tls_refused`]).
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
@@ -303,8 +308,14 @@ impl Counters {
         self.tls_refused.load(Ordering::Relaxed)
     }
 
-    /// Connections to the partner established (with TLS: handshake done, certificate
-    /// verified) and handed to the engine.
+    /// The partner's connections we accepted (with TLS: handshake done, certificate verified)
+    /// and handed to the engine.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Connections to the partner established, accepted or opened by us (with TLS: handshake
+    /// done, certificate verified), and handed to the engine.
     pub fn connections(&self) -> u64 {
         self.connections.load(Ordering::Relaxed)
     }
@@ -349,7 +360,10 @@ pub(crate) type Reply = oneshot::Sender<Result<(), PeerError>>;
 
 pub(crate) enum Command {
     SendBindings(Vec<BindingData>, Reply),
-    PartnerDown,
+    PartnerDown {
+        force: bool,
+        reply: Reply,
+    },
     Shutdown(oneshot::Sender<()>),
     Balance(
         BalanceTrigger,
@@ -386,12 +400,17 @@ impl Handle {
         rx.await.map_err(|_| PeerError::Stopped)?
     }
 
-    /// The operator declares the partner down (§9.4).
-    pub async fn partner_down(&self) -> Result<(), PeerError> {
+    /// The operator declares the partner down (§9.4): from COMMUNICATIONS-INTERRUPTED (or
+    /// RESOLUTION-INTERRUPTED) only, unless `force`; refused otherwise with
+    /// `PeerError::Engine(EngineError::NotInterrupted { state })` (see
+    /// [`failover_fsm::Engine::partner_down`]). Returns once the engine has taken it.
+    pub async fn partner_down(&self, force: bool) -> Result<(), PeerError> {
+        let (tx, rx) = oneshot::channel();
         self.cmd
-            .send(Command::PartnerDown)
+            .send(Command::PartnerDown { force, reply: tx })
             .await
-            .map_err(|_| PeerError::Stopped)
+            .map_err(|_| PeerError::Stopped)?;
+        rx.await.map_err(|_| PeerError::Stopped)?
     }
 
     /// Stops the peer: announces SHUTDOWN (§9.14), waits a few seconds for the partner to

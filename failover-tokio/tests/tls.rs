@@ -316,7 +316,7 @@ async fn two_tls_peers_reach_normal_and_acknowledge_a_binding() {
         p.refusals(),
         s.refusals()
     );
-    assert_eq!(p.handle.counters().refused(), 0);
+    assert_eq!(p.handle.counters().tls_refused(), 0);
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

@@ -298,6 +298,7 @@ impl Connection {
         if !self.prefer(core, false) {
             // One connection per relationship: the partner's extra one is closed (ISC keeps
             // the first too).
+            core.out.counters.count_refused();
             debug!(%from, "closed a second connection from the partner");
             return;
         }
@@ -386,7 +387,7 @@ impl Connection {
             return;
         }
         info!(%peer, outgoing, "connected to the partner");
-        core.out.counters.count_connection();
+        core.out.counters.count_connection(outgoing);
         framer.reset();
         self.conn = Some(Conn {
             stream,
