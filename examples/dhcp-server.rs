@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run --example dhcp-server -- --pool FIRST-LAST --role primary|secondary \
-//!     --peer-listen IP:PORT --partner IP:PORT --name NAME [--listen IP:PORT] [OPTIONS]
+//!     --peer-listen IP:PORT --partner IP:PORT --name NAME (--plaintext | --tls-* ...) \
+//!     [--listen IP:PORT] [OPTIONS]
 //! ```
 //!
 //! `--help` documents every option; see [`failover_examples::dhcp_server`]. A line

@@ -20,7 +20,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use failover_fsm::{Counters, Link, RejectReason, ServerState, Status, UnixTime};
-use failover_tokio::{Handle, PeerError};
+use failover_tokio::{Handle, PeerError, Transport};
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -273,7 +273,9 @@ pub fn status_json(admin: &Admin) -> Value {
             "established": t.connections(),
             "accepted": t.accepted(),
             "refused": t.refused(),
+            "tls_refused": t.tls_refused(),
         },
+        "transport": transport_json(admin.handle.transport()),
         "timers": {
             "startup_left": secs(s.startup_left),
             "recover_wait_left": secs(s.recover_wait_left),
@@ -321,6 +323,14 @@ fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
         .replace('\n', "\\n")
+}
+
+/// `{"kind": "plain"}` or `{"kind": "tls", "partner_identity": ...}`.
+fn transport_json(t: &Transport) -> Value {
+    match t {
+        Transport::Tls { partner } => json!({ "kind": "tls", "partner_identity": partner }),
+        _ => json!({ "kind": "plain" }),
+    }
 }
 
 /// The states whose entries are counted, as the `state` label shows them.
@@ -473,7 +483,7 @@ pub fn metrics(admin: &Admin) -> String {
     for (name, help, v) in gauges {
         p.one(name, "gauge", help, v);
     }
-    let counters: [(&str, &str, u64); 10] = [
+    let counters: [(&str, &str, u64); 11] = [
         (
             "dhcp_failover_bndupd_sent_total",
             "BNDUPD messages sent.",
@@ -511,8 +521,13 @@ pub fn metrics(admin: &Admin) -> String {
         ),
         (
             "dhcp_failover_connections_refused_total",
-            "Connections closed unread: strangers, or a second one from the partner.",
+            "Connections closed before the engine saw them: strangers, a second one from the partner, failed TLS handshakes.",
             t.refused(),
+        ),
+        (
+            "dhcp_failover_connections_tls_refused_total",
+            "Connections to or from the partner whose TLS handshake failed.",
+            t.tls_refused(),
         ),
         (
             "dhcp_failover_messages_sent_total",

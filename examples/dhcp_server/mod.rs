@@ -18,7 +18,7 @@
 //! use failover_examples::dhcp_server::{Parsed, parse_args};
 //! let args = ["--listen", "127.0.0.1:6767", "--pool", "10.0.0.10-10.0.0.20",
 //!             "--role", "primary", "--peer-listen", "127.0.0.1:6647",
-//!             "--partner", "127.0.0.2:6647", "--name", "dhcp"];
+//!             "--partner", "127.0.0.2:6647", "--name", "dhcp", "--plaintext"];
 //! let Ok(Parsed::Run(o)) = parse_args(args) else { panic!() };
 //! assert_eq!(o.listen.port(), 6767);
 //! assert_eq!(o.peer.listen.port(), 6647);
@@ -49,7 +49,7 @@ dhcp-server — a DHCPv4 server with failover (draft-ietf-dhc-failover-12)
 
 USAGE:
     cargo run --example dhcp-server -- --pool FIRST-LAST --role primary|secondary
-        --peer-listen IP:PORT --partner IP:PORT --name NAME [OPTIONS]
+        --peer-listen IP:PORT --partner IP:PORT --name NAME (--plaintext | --tls-cert ...) [OPTIONS]
 
 Serves DHCP clients (DISCOVER, REQUEST, RELEASE, DECLINE, INFORM; direct and relayed) from one
 pool, in a failover pair with ISC dhcpd or another dhcp-server. Whom it answers, which address,
@@ -77,6 +77,9 @@ FAILOVER (as the `peer` example):
     --peer-listen IP:PORT      where the partner connects to us (ISC: 647)
     --partner IP:PORT          the partner's failover address
     --name NAME                relationship name (ISC's `failover peer \"NAME\"`)
+    --plaintext                plain TCP to the partner (ISC dhcpd); or TLS 1.3 with
+    --tls-cert FILE --tls-key FILE --tls-ca FILE --tls-partner-name NAME (see the `peer`
+                               example's --help); one of the two is required
     --bind IP                  source address of our connections to the partner
     --mclt S                   maximum client lead time (default 3600)
     --split N                  hash buckets 0..N-1 of 256 served by the primary (default 128)
@@ -97,9 +100,10 @@ COMMANDS (one a line on stdin) AND SIGNALS:
 EXAMPLE (a pair on one machine, clients relayed to 127.0.0.1 and 127.0.0.2):
     cargo run --example dhcp-server -- --listen 127.0.0.1:6767 --pool 10.0.0.10-10.0.0.250 \\
         --role primary --peer-listen 127.0.0.1:6647 --partner 127.0.0.2:6647 --name demo \\
-        --mclt 60
+        --mclt 60 --plaintext
     cargo run --example dhcp-server -- --listen 127.0.0.2:6767 --pool 10.0.0.10-10.0.0.250 \\
-        --role secondary --peer-listen 127.0.0.2:6647 --partner 127.0.0.1:6647 --name demo
+        --role secondary --peer-listen 127.0.0.2:6647 --partner 127.0.0.1:6647 --name demo \\
+        --plaintext
 ";
 
 /// Everything the command line sets.
@@ -189,6 +193,8 @@ where
                 peer_args.push(args.value(&flag)?);
             }
             "--quiet" | "-q" => {}
+            // The one failover option without a value.
+            "--plaintext" => peer_args.push(flag.clone()),
             "--listen-peer" => return Err(ArgError("did you mean --peer-listen?".into())),
             other => {
                 pool_given |= other == "--pool";

@@ -90,6 +90,7 @@ fn n(v: &Value, path: &str) -> u64 {
 
 fn start(role: &str, listen: u16, partner: u16, admin: u16) -> Proc {
     let args: Vec<String> = [
+        "--plaintext",
         "--role",
         role,
         "--listen",
@@ -155,6 +156,8 @@ fn metrics_status_and_partner_down_over_http() {
         (&"primary".into(), &"secondary".into())
     );
     assert_eq!((&ps["link"], &ss["link"]), (&"up".into(), &"up".into()));
+    assert_eq!(ps["transport"], serde_json::json!({ "kind": "plain" }));
+    assert_eq!(n(&ps, "/connections/tls_refused"), 0);
     assert_eq!((n(&ps, "/mclt"), n(&ss, "/mclt")), (30, 30));
     assert_eq!(n(&ps, "/hash_buckets_served"), 128);
     assert_eq!(n(&ss, "/hash_buckets_served"), 128);

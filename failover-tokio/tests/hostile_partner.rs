@@ -88,6 +88,7 @@ async fn start_ours_with(config: Config, pool: Ipv4Addr, write_timeout: Option<D
     let role = config.role;
     let store = Arc::new(MemoryStore::new(role, pool, POOL_SIZE));
     let mut b = PeerBuilder::new(config, addr(partner_port), store)
+        .plaintext()
         .listen(addr(port))
         .reconnect(Duration::from_millis(100), Duration::from_millis(500))
         .reject_backoff(Duration::from_millis(500));
@@ -113,6 +114,7 @@ async fn real_partner_reaches_normal(ours: &Ours) -> Handle {
     };
     let store = Arc::new(MemoryStore::new(role, ours.pool, POOL_SIZE));
     let (p, events) = PeerBuilder::new(config(role), addr(ours.port), store)
+        .plaintext()
         .listen(addr(ours.partner_port))
         .reconnect(Duration::from_millis(100), Duration::from_millis(500))
         .reject_backoff(Duration::from_millis(500))

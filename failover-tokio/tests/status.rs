@@ -35,6 +35,7 @@ async fn start(role: Role, listen: u16, partner: u16, store: Arc<MemoryStore>) -
     let mut config = Config::new(role, "status-pair", 5);
     config.receive_timer = 6;
     let (h, mut rx) = PeerBuilder::new(config, addr(partner), store)
+        .plaintext()
         .listen(addr(listen))
         .reconnect(Duration::from_millis(100), Duration::from_millis(300))
         .start()

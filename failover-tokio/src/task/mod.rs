@@ -17,6 +17,7 @@ mod actions;
 mod commit;
 mod connection;
 mod forward;
+mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
