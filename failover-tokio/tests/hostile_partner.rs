@@ -83,6 +83,7 @@ async fn start_ours(role: Role, pool: Ipv4Addr, write_timeout: Option<Duration>)
     let (port, partner_port) = (free_port(), free_port());
     let store = Arc::new(MemoryStore::new(role, pool, POOL_SIZE));
     let mut b = PeerBuilder::new(config(role), addr(partner_port), store)
+        .plaintext()
         .listen(addr(port))
         .reconnect(Duration::from_millis(100), Duration::from_millis(500))
         .reject_backoff(Duration::from_millis(500));
@@ -108,6 +109,7 @@ async fn real_partner_reaches_normal(ours: &Ours) -> Handle {
     };
     let store = Arc::new(MemoryStore::new(role, ours.pool, POOL_SIZE));
     let (p, events) = PeerBuilder::new(config(role), addr(ours.port), store)
+        .plaintext()
         .listen(addr(ours.partner_port))
         .reconnect(Duration::from_millis(100), Duration::from_millis(500))
         .reject_backoff(Duration::from_millis(500))

@@ -71,6 +71,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         let skew = self.skew.measure(wall, a.time);
         if let Some(reason) = a.reject_reason {
             // Rejected: log and close, no DISCONNECT (ISC does the same).
+            self.counters.reject_received(reason);
             self.last_reject = Some(reason);
             self.push_event(Event::ConnectionRejected {
                 reason,
@@ -255,6 +256,8 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
 
     /// Rejects one binding of a BNDUPD at once (nothing to commit).
     fn reject_now(&mut self, xid: u32, address: [u8; 4], reason: RejectReason) {
+        // A BNDUPD all the same, answered like any other.
+        super::counters::bump(&mut self.counters.bndupd_received);
         self.last_reject = Some(reason);
         self.push_event(Event::RejectedPartnerBinding { address, reason });
         if self

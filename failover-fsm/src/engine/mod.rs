@@ -27,6 +27,7 @@ use crate::time::{Instant, UnixTime};
 use crate::transition::{self, StateEvent};
 
 mod control;
+mod counters;
 mod handshake;
 mod incoming;
 mod mclt;
@@ -41,6 +42,7 @@ mod timer;
 mod update;
 
 use control::{CONTROL_CAPACITY, Control};
+pub use counters::{Counters, REJECT_SLOTS};
 use incoming::IncomingQueue;
 use mclt::Mclt;
 use outgoing::OutgoingQueue;
@@ -50,7 +52,7 @@ use persist::Persistence;
 pub use persist::{PersistToken, Persisted};
 use recovery::{PdHold, Requests};
 use skew::Skew;
-pub use status::{Link, Status};
+pub use status::{Link, RelationshipName, Status};
 use timer::{Timer, TimerTable};
 
 /// Most binding transactions accepted in one received BNDUPD (ISC sends one).
@@ -84,6 +86,19 @@ pub enum EngineError {
     /// The binding lacks what its status requires (ACTIVE: hardware address, lease- and
     /// potential-expiration-time; EXPIRED, RELEASED: hardware address; §7.1).
     IncompleteBinding,
+    /// The operator's PARTNER-DOWN is taken unforced only while communications are
+    /// interrupted (COMMUNICATIONS-INTERRUPTED, RESOLUTION-INTERRUPTED): in any other state
+    /// the partner may be serving clients. See [`Engine::partner_down`].
+    NotInterrupted {
+        /// Our state.
+        state: ServerState,
+    },
+    /// The rule book has no operator PARTNER-DOWN from this state, even forced (draft: only
+    /// from NORMAL and the interrupted states; ISC: any state).
+    NoTransition {
+        /// Our state.
+        state: ServerState,
+    },
 }
 
 impl core::fmt::Display for EngineError {
@@ -95,6 +110,15 @@ impl core::fmt::Display for EngineError {
             EngineError::NotConnected => "no connection",
             EngineError::UnknownToken => "unknown or already used token",
             EngineError::IncompleteBinding => "binding lacks the options its status requires",
+            EngineError::NotInterrupted { state } => {
+                return write!(
+                    f,
+                    "{state}: PARTNER-DOWN only while communications are interrupted, unless forced"
+                );
+            }
+            EngineError::NoTransition { state } => {
+                return write!(f, "no transition to PARTNER-DOWN from {state}");
+            }
         })
     }
 }
@@ -211,6 +235,8 @@ pub struct Engine<const QUEUE: usize = 256, const COMMITS: usize = 128, const EV
     refresh_from_partner: bool,
     /// Started with persisted state (not a new server).
     had_persisted: bool,
+    /// What operators count ([`Status::counters`]).
+    counters: Counters,
 }
 
 impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
@@ -280,6 +306,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             // A refresh cut short by a restart goes on: the table is still the old copy.
             refresh_from_partner: persisted.is_some_and(|p| p.lease_table_lost),
             had_persisted: persisted.is_some(),
+            counters: Counters::default(),
         })
     }
 
@@ -554,10 +581,34 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         self.resolve(token, Some(reason))
     }
 
-    /// The operator declares the partner down (§9.4).
-    pub fn partner_down(&mut self, now: Instant) {
+    /// The operator declares the partner down (§9.4): it is known not to serve clients, so
+    /// we may take over its addresses once the MCLT has passed.
+    ///
+    /// Taken from COMMUNICATIONS-INTERRUPTED or RESOLUTION-INTERRUPTED (§9.9.3, §9.11.3),
+    /// where the partner is unreachable; anywhere else refused with
+    /// [`EngineError::NotInterrupted`] unless `force` — a partner we still talk to may be
+    /// serving the same clients. Forced, the dialect's rule book decides (draft: also from
+    /// NORMAL; ISC's OMAPI: any state), [`EngineError::NoTransition`] where it has no row.
+    /// Already in PARTNER-DOWN: nothing to do, `Ok`.
+    pub fn partner_down(&mut self, now: Instant, force: bool) -> Result<(), EngineError> {
+        let state = self.state;
+        if state == ServerState::PartnerDown {
+            return Ok(());
+        }
+        let interrupted = matches!(
+            state,
+            ServerState::CommunicationsInterrupted | ServerState::ResolutionInterrupted
+        );
+        if !interrupted && !force {
+            return Err(EngineError::NotInterrupted { state });
+        }
         let wall = self.wall_at(now);
         self.run(now, wall, StateEvent::AdminPartnerDown);
+        if self.state == ServerState::PartnerDown {
+            Ok(())
+        } else {
+            Err(EngineError::NoTransition { state })
+        }
     }
 
     /// Long stop (§9.14): SHUTDOWN is announced to the partner.
@@ -709,13 +760,34 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 self.control.clear();
                 return None;
             }
-            self.emit_control(c, wall, buf)
+            let n = self.emit_control(c, wall, buf);
+            if n.is_some()
+                && let Control::ConnectAck {
+                    reject: Some(reason),
+                    ..
+                }
+                | Control::Disconnect(reason) = c
+            {
+                self.counters.reject_sent(reason);
+            }
+            n
         } else if self.link != Link::Up {
             return None;
         } else if let Some(ack) = self.incoming.pop_ack() {
-            emit_ack(&ack, wall, buf)
+            let n = emit_ack(&ack, wall, buf);
+            if n.is_some() {
+                counters::bump(&mut self.counters.bndack_sent);
+                for reason in ack.items.iter().filter_map(|(_, r)| *r) {
+                    self.counters.reject_sent(reason);
+                }
+            }
+            n
         } else {
-            self.emit_next_binding(wall, buf)?
+            let n = self.emit_next_binding(wall, buf)?;
+            if n.is_some() {
+                counters::bump(&mut self.counters.bndupd_sent);
+            }
+            n
         };
         if n.is_some() {
             self.sent(now);
@@ -818,6 +890,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 self.out_of_place(now, MessageType::ConnectAck, reason);
             }
             (Repr::Disconnect(d), _) => {
+                self.counters.reject_received(d.reject_reason);
                 self.last_reject = Some(d.reject_reason);
                 self.push_event(Event::PartnerDisconnected {
                     reason: d.reject_reason,
@@ -827,8 +900,14 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             (Repr::Optional(_), _) => {} // §6.1: optional types are ignored.
             (Repr::Contact(_), Link::AwaitingState | Link::Up) => {}
             (Repr::State(s), Link::AwaitingState | Link::Up) => self.on_state(now, wall, &s),
-            (Repr::BndUpd(u), Link::Up) => self.on_bndupd(now, wall, &u, db),
-            (Repr::BndAck(a), Link::Up) => self.on_bndack(&a),
+            (Repr::BndUpd(u), Link::Up) => {
+                counters::bump(&mut self.counters.bndupd_received);
+                self.on_bndupd(now, wall, &u, db);
+            }
+            (Repr::BndAck(a), Link::Up) => {
+                counters::bump(&mut self.counters.bndack_received);
+                self.on_bndack(&a);
+            }
             (Repr::UpdReq(r), Link::Up) => self.on_update_request(r.xid, false),
             (Repr::UpdReqAll(r), Link::Up) => self.on_update_request(r.xid, true),
             (Repr::UpdDone(_), Link::Up) => self.on_upddone(now, wall),

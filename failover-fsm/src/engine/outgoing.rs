@@ -247,10 +247,13 @@ impl<const N: usize> OutgoingQueue<N> {
     }
 
     /// Everything sent and not acknowledged goes back to the queue (a new connection, or ISC's
-    /// re-queue on leaving some states), except what a partner's binding superseded.
-    pub(super) fn requeue_unacked(&mut self) {
+    /// re-queue on leaving some states), except what a partner's binding superseded: returns
+    /// how many of those were dropped.
+    pub(super) fn requeue_unacked(&mut self) -> usize {
+        let mut dropped = 0;
         while let Some(idx) = self.queue.iter().position(|o| o.superseded) {
             let _ = self.remove(idx);
+            dropped += 1;
         }
         for o in self.queue.iter_mut() {
             o.xid = None;
@@ -280,6 +283,7 @@ impl<const N: usize> OutgoingQueue<N> {
             }
         }
         self.in_flight = 0;
+        dropped
     }
 
     fn remove(&mut self, idx: usize) -> Option<Outgoing> {

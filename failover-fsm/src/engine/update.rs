@@ -225,12 +225,21 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     /// `OutgoingQueue::supersede`).
     fn supersede(&mut self, received: &BindingData) {
         let isc = self.config.dialect == Dialect::Isc;
+        let queued = self.outgoing.len();
         if self.outgoing.supersede(received, isc) {
+            let dropped = queued.saturating_sub(self.outgoing.len());
+            self.count_dropped(dropped);
             // A dropped binding may have been the last one an UPDDONE or the PARTNER-DOWN
             // hold waited for: no BNDACK will come for it to trigger them.
             self.check_upddone();
             self.release_pd_hold();
         }
+    }
+
+    /// `n` of our updates left the queue unaccepted ([`super::Counters::updates_dropped`]).
+    pub(super) fn count_dropped(&mut self, n: usize) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        self.counters.updates_dropped = self.counters.updates_dropped.wrapping_add(n);
     }
 
     /// A time from the partner, in our clock: corrected by the skew under the draft (§5.10),
@@ -263,6 +272,8 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                     potential_expiration_time: o.binding.potential_expiration_time,
                 }),
                 Some(reason) => {
+                    self.counters.reject_received(reason);
+                    self.count_dropped(1);
                     self.last_reject = Some(reason);
                     self.push_action(Action::BindingRejected {
                         update,

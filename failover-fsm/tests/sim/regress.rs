@@ -63,7 +63,7 @@ fn primary_partner_down_secondary_recovering() -> Pair {
     assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
     pair.disconnect();
     let now = pair.now;
-    pair.primary.engine.partner_down(now);
+    pair.primary.engine.partner_down(now, false).unwrap();
     pair.pump();
     assert_eq!(pair.primary.engine.state(), ServerState::PartnerDown);
     let wall = pair.wall();
@@ -259,7 +259,7 @@ fn shutdown_while_recovering_keeps_the_last_operational_time_body() {
     assert!(operated.is_some());
     pair.run_for(20);
     let now = pair.now;
-    pair.secondary.engine.partner_down(now);
+    pair.secondary.engine.partner_down(now, false).unwrap();
     pair.pump();
     assert_eq!(pair.secondary.engine.state(), ServerState::PartnerDown);
     pair.run_for(20);
