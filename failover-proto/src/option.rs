@@ -135,35 +135,45 @@ pub const fn length_ok(code: u16, len: usize) -> bool {
 /// The highest code the draft defines.
 pub(crate) const MAX_KNOWN_CODE: u16 = 29;
 
-/// A set of option codes 0..=31 as a bit mask.
+/// A set of option codes 0..=255 as a bit mask (draft-12 codes are 1..=29, RFC 8156's reach
+/// 134).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct CodeSet(pub u32);
+pub struct CodeSet([u64; 4]);
 
 impl CodeSet {
     /// No code.
-    pub const EMPTY: CodeSet = CodeSet(0);
+    pub const EMPTY: CodeSet = CodeSet([0; 4]);
 
-    /// The set of the given codes (each ≤ 31).
-    #[allow(clippy::indexing_slicing)] // i < codes.len(); const fn cannot use get()
+    /// The set of the given codes (each ≤ 255; larger codes are ignored).
+    #[allow(clippy::indexing_slicing)] // i < codes.len() and code >> 6 < 4; const fn cannot use get()
     pub const fn of(codes: &[u16]) -> CodeSet {
-        let mut bits = 0u32;
+        let mut set = CodeSet::EMPTY;
         let mut i = 0;
         while i < codes.len() {
-            bits |= 1 << (codes[i] & 31);
+            set.insert(codes[i]);
             i += 1;
         }
-        CodeSet(bits)
+        set
     }
 
     /// Whether `code` is in the set.
+    #[allow(clippy::indexing_slicing)] // code < 256, so code >> 6 < 4
     pub const fn contains(self, code: u16) -> bool {
-        code < 32 && self.0 & (1 << code) != 0
+        code < 256 && self.0[(code >> 6) as usize] & (1 << (code & 63)) != 0
     }
 
-    const fn insert(&mut self, code: u16) {
-        if code < 32 {
-            self.0 |= 1 << code;
+    /// The codes of both sets.
+    #[must_use]
+    pub const fn union(self, other: CodeSet) -> CodeSet {
+        let (a, b) = (self.0, other.0);
+        CodeSet([a[0] | b[0], a[1] | b[1], a[2] | b[2], a[3] | b[3]])
+    }
+
+    #[allow(clippy::indexing_slicing)] // code < 256, so code >> 6 < 4
+    pub(crate) const fn insert(&mut self, code: u16) {
+        if code < 256 {
+            self.0[(code >> 6) as usize] |= 1 << (code & 63);
         }
     }
 }
@@ -432,6 +442,21 @@ impl<'a> OptionWriter<'a> {
             .ok_or(EncodeError::BufferTooSmall { required: end })?;
         write_tl(head, code, len);
         body.copy_from_slice(data);
+        self.pos = end;
+        Ok(())
+    }
+
+    /// Appends the 4-byte header of an option whose `len` data bytes the caller writes next
+    /// (a container: RFC 8156's nested options).
+    pub(crate) fn begin(&mut self, code: u16, len: usize) -> Result<(), EncodeError> {
+        let end = self.pos + 4;
+        let len = u16::try_from(len).map_err(|_| EncodeError::V6TooLong { len })?;
+        let head = self
+            .buf
+            .get_mut(self.pos..end)
+            .and_then(|h| h.first_chunk_mut::<4>())
+            .ok_or(EncodeError::BufferTooSmall { required: end })?;
+        write_tl(head, code, len);
         self.pos = end;
         Ok(())
     }
