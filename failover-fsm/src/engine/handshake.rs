@@ -6,7 +6,7 @@ use failover_proto::{
     RejectReason, ServerFlags, ServerState, State, TlsRequest,
 };
 
-use super::incoming::AckOut;
+use super::incoming::Incoming;
 use super::{Action, Control, Engine, Event, Link, Timer, wrong_type};
 use crate::dialect::Dialect;
 use crate::time::{Instant, UnixTime};
@@ -235,7 +235,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             // A BNDUPD with an address but incomplete binding data: reject that binding (§7.1.3).
             (MessageType::BndUpd, Link::Up)
                 if matches!(error.kind(), DecodeErrorKind::MissingOption(_))
-                    && self.incoming.unacked() < COMMITS =>
+                    && !self.receive_window_full() =>
             {
                 let address = msg
                     .options()
@@ -260,12 +260,13 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         super::counters::bump(&mut self.counters.bndupd_received);
         self.last_reject = Some(reason);
         self.push_event(Event::RejectedPartnerBinding { address, reason });
-        if self
-            .incoming
-            .push_ack(AckOut::reject(xid, address, reason))
-            .is_err()
-        {
-            self.abort_connection();
-        }
+        let token = self.incoming.tokens(1);
+        self.keep_incoming(Incoming::reject(
+            xid,
+            self.generation,
+            token,
+            address,
+            reason,
+        ));
     }
 }

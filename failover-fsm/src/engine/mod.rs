@@ -158,7 +158,8 @@ impl core::error::Error for EngineError {}
 ///
 ///   Only `poll_action` and `poll_event` hand out actions and events; `poll_transmit` and
 ///   `poll_timeout` never create any. Inputs are refused with [`EngineError::EventsPending`]
-///   while too few output slots are free.
+///   while too few output slots are free, and a BNDUPD while an [`Action::CommitBinding`] of
+///   an earlier one is not polled yet (the engine holds one batch of received bindings).
 ///
 /// # Persistence
 ///
@@ -438,6 +439,9 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         db: &impl LeaseLookup,
     ) -> Result<(), EngineError> {
         self.outputs.check_room()?;
+        if bytes.get(2) == Some(&u8::from(MessageType::BndUpd)) {
+            self.outputs.check_commit_room()?;
+        }
         if matches!(self.link, Link::Down | Link::Closing) {
             return Ok(());
         }
@@ -484,6 +488,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 self.push_control(Control::Disconnect(RejectReason::NoTraffic));
                 self.close(now);
             }
+            Timer::AckWait => self.check_ack_wait(now, wall),
             Timer::Contact => {
                 // Nothing else about to go out (it would do as well).
                 if self.link == Link::Up && self.control.is_empty() {
@@ -773,11 +778,11 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             n
         } else if self.link != Link::Up {
             return None;
-        } else if let Some(ack) = self.incoming.pop_ack() {
+        } else if let Some(ack) = self.incoming.pop_ack(self.generation) {
             let n = emit_ack(&ack, wall, buf);
             if n.is_some() {
                 counters::bump(&mut self.counters.bndack_sent);
-                for reason in ack.items.iter().filter_map(|(_, r)| *r) {
+                for reason in ack.items.iter().filter_map(|(_, r)| r.flatten()) {
                     self.counters.reject_sent(reason);
                 }
             }
@@ -824,6 +829,36 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         if self.link == Link::Up {
             self.timers
                 .set(Timer::Contact, now + self.contact_interval());
+            if self.config.ack_timeout > 0
+                && self.outgoing.in_flight() > 0
+                && !self.timers.is_set(Timer::AckWait)
+            {
+                self.timers
+                    .set(Timer::AckWait, now + secs(self.config.ack_timeout));
+            }
+        }
+    }
+
+    /// Our oldest BNDUPD in flight waited `Config::ack_timeout` for its BNDACK: the partner
+    /// keeps the connection (and CONTACTs) alive but does not process updates. Close it like a
+    /// silent one (DISCONNECT 17, §9.8.4); the update goes again on the next connection.
+    /// Otherwise look again when the oldest one's time is up.
+    fn check_ack_wait(&mut self, now: Instant, wall: UnixTime) {
+        let Some(oldest) = self.outgoing.oldest_sent() else {
+            return;
+        };
+        if self.link != Link::Up {
+            return;
+        }
+        let waited = wall.0.saturating_sub(oldest);
+        if waited >= self.config.ack_timeout {
+            self.push_event(Event::UpdateUnacknowledged { waited });
+            self.last_reject = Some(RejectReason::NoTraffic);
+            self.push_control(Control::Disconnect(RejectReason::NoTraffic));
+            self.close(now);
+        } else {
+            let left = self.config.ack_timeout - waited;
+            self.timers.set(Timer::AckWait, now + secs(left));
         }
     }
 
@@ -845,7 +880,12 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     }
 
     fn stop_link_timers(&mut self) {
-        for t in [Timer::Handshake, Timer::Receive, Timer::Contact] {
+        for t in [
+            Timer::Handshake,
+            Timer::Receive,
+            Timer::Contact,
+            Timer::AckWait,
+        ] {
             self.timers.stop(t);
         }
     }
@@ -933,11 +973,11 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
 }
 
 /// Writes a BNDACK.
-fn emit_ack(ack: &incoming::AckOut, wall: u32, buf: &mut [u8]) -> Option<usize> {
+fn emit_ack(ack: &incoming::Incoming, wall: u32, buf: &mut [u8]) -> Option<usize> {
     let mut list: Vec<BindingAck<'_>, MAX_BATCH> = Vec::new();
-    for (addr, reason) in &ack.items {
+    for (addr, outcome) in &ack.items {
         let _ = list.push(BindingAck {
-            reject_reason: *reason,
+            reject_reason: outcome.flatten(),
             ..BindingAck::accept(Ipv4Addr::from(*addr))
         });
     }

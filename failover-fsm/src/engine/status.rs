@@ -111,6 +111,10 @@ pub struct Status {
     pub queued: usize,
     /// Received BNDUPD transactions waiting for the caller's commit.
     pub awaiting_commit: usize,
+    /// Received BNDUPDs whose BNDACK has not gone out yet (awaiting commits, or settled and
+    /// waiting for `poll_transmit`): what counts against the max-unacked-bndupd we advertise.
+    /// One more than that breaks flow control and closes the connection (§8.4).
+    pub unacked_received: usize,
     /// Partner's max-unacked-bndupd (our send window; 1 until a handshake said more).
     pub partner_max_unacked: u32,
     /// The max-unacked-bndupd we advertise (§12.14; ISC `max-unacked-updates`).
@@ -177,6 +181,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             unacked_sent: self.outgoing.in_flight(),
             queued: self.outgoing.len(),
             awaiting_commit: self.incoming.awaiting_commit(),
+            unacked_received: self.incoming.unacked(),
             partner_max_unacked: self.partner_max_unacked,
             max_unacked_bndupd: self.config.max_unacked_bndupd,
             receive_timer: self.config.receive_timer,

@@ -230,7 +230,7 @@ impl Connection {
             let Some(c) = self.conn.as_mut() else {
                 return true;
             };
-            if core.engine.status(core.clock.now()).awaiting_commit >= window {
+            if core.engine.status(core.clock.now()).unacked_received >= window {
                 return true;
             }
             match c.stream.try_read(&mut self.rbuf) {
