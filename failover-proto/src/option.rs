@@ -135,20 +135,60 @@ pub const fn length_ok(code: u16, len: usize) -> bool {
 /// The highest code the draft defines.
 pub(crate) const MAX_KNOWN_CODE: u16 = 29;
 
-/// A set of option codes 0..=255 as a bit mask (draft-12 codes are 1..=29, RFC 8156's reach
-/// 134).
+/// A set of draft-12 option codes 0..=31 as a bit mask (the draft's codes are 1..=29). One
+/// machine word on a 32-bit microcontroller: the parser keeps one per message and per binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct CodeSet([u64; 4]);
+pub struct CodeSet(u32);
 
 impl CodeSet {
     /// No code.
-    pub const EMPTY: CodeSet = CodeSet([0; 4]);
+    pub const EMPTY: CodeSet = CodeSet(0);
 
-    /// The set of the given codes (each ≤ 255; larger codes are ignored).
-    #[allow(clippy::indexing_slicing)] // i < codes.len() and code >> 6 < 4; const fn cannot use get()
+    /// The set of the given codes (each ≤ 31; larger codes are ignored).
+    #[allow(clippy::indexing_slicing)] // i < codes.len(); const fn cannot use get()
     pub const fn of(codes: &[u16]) -> CodeSet {
         let mut set = CodeSet::EMPTY;
+        let mut i = 0;
+        while i < codes.len() {
+            set.insert(codes[i]);
+            i += 1;
+        }
+        set
+    }
+
+    /// Whether `code` is in the set.
+    pub const fn contains(self, code: u16) -> bool {
+        code < 32 && self.0 & (1 << code) != 0
+    }
+
+    /// The codes of both sets.
+    #[must_use]
+    pub const fn union(self, other: CodeSet) -> CodeSet {
+        CodeSet(self.0 | other.0)
+    }
+
+    pub(crate) const fn insert(&mut self, code: u16) {
+        if code < 32 {
+            self.0 |= 1 << code;
+        }
+    }
+}
+
+/// A set of option codes 0..=255 as a bit mask, for RFC 8156 (its codes reach 134). Kept apart
+/// from [`CodeSet`] so that the draft-12 parser keeps its one-word sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct WideCodeSet([u64; 4]);
+
+impl WideCodeSet {
+    /// No code.
+    pub const EMPTY: WideCodeSet = WideCodeSet([0; 4]);
+
+    /// The set of the given codes (each ≤ 255; larger codes are ignored).
+    #[allow(clippy::indexing_slicing)] // i < codes.len(); const fn cannot use get()
+    pub const fn of(codes: &[u16]) -> WideCodeSet {
+        let mut set = WideCodeSet::EMPTY;
         let mut i = 0;
         while i < codes.len() {
             set.insert(codes[i]);
@@ -165,9 +205,9 @@ impl CodeSet {
 
     /// The codes of both sets.
     #[must_use]
-    pub const fn union(self, other: CodeSet) -> CodeSet {
+    pub const fn union(self, other: WideCodeSet) -> WideCodeSet {
         let (a, b) = (self.0, other.0);
-        CodeSet([a[0] | b[0], a[1] | b[1], a[2] | b[2], a[3] | b[3]])
+        WideCodeSet([a[0] | b[0], a[1] | b[1], a[2] | b[2], a[3] | b[3]])
     }
 
     #[allow(clippy::indexing_slicing)] // code < 256, so code >> 6 < 4
@@ -175,6 +215,30 @@ impl CodeSet {
         if code < 256 {
             self.0[(code >> 6) as usize] |= 1 << (code & 63);
         }
+    }
+}
+
+/// Which codes [`ExtraOptions`] leaves out: a draft-12 set by value, or an RFC 8156 set by
+/// reference (they are constants), so that the draft-12 messages stay small.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+enum Skip {
+    Narrow(CodeSet),
+    Wide(&'static WideCodeSet),
+}
+
+impl Skip {
+    const fn contains(self, code: u16) -> bool {
+        match self {
+            Skip::Narrow(s) => s.contains(code),
+            Skip::Wide(s) => s.contains(code),
+        }
+    }
+}
+
+impl Default for Skip {
+    fn default() -> Self {
+        Skip::Narrow(CodeSet::EMPTY)
     }
 }
 
@@ -330,7 +394,7 @@ pub(crate) fn scan<'a>(
 pub struct ExtraOptions<'a> {
     raw: &'a [u8],
     offset: usize,
-    skip: CodeSet,
+    skip: Skip,
 }
 
 impl<'a> ExtraOptions<'a> {
@@ -338,7 +402,7 @@ impl<'a> ExtraOptions<'a> {
     pub const EMPTY: ExtraOptions<'static> = ExtraOptions {
         raw: &[],
         offset: 0,
-        skip: CodeSet::EMPTY,
+        skip: Skip::Narrow(CodeSet::EMPTY),
     };
 
     /// Extra options from already encoded TLVs, for building a message. They must not repeat a
@@ -347,7 +411,7 @@ impl<'a> ExtraOptions<'a> {
         ExtraOptions {
             raw,
             offset: 0,
-            skip: CodeSet::EMPTY,
+            skip: Skip::Narrow(CodeSet::EMPTY),
         }
     }
 
@@ -356,7 +420,20 @@ impl<'a> ExtraOptions<'a> {
         ExtraOptions {
             raw,
             offset,
-            skip: modeled,
+            skip: Skip::Narrow(modeled),
+        }
+    }
+
+    /// [`ExtraOptions::from_wire`] for RFC 8156 messages.
+    pub(crate) const fn from_wire_wide(
+        raw: &'a [u8],
+        offset: usize,
+        modeled: &'static WideCodeSet,
+    ) -> Self {
+        ExtraOptions {
+            raw,
+            offset,
+            skip: Skip::Wide(modeled),
         }
     }
 

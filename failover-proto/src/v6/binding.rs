@@ -10,7 +10,7 @@ use core::fmt;
 use core::net::Ipv6Addr;
 
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
-use crate::option::{CodeSet, ExtraOptions, OptionWriter, Options, RawOption};
+use crate::option::{ExtraOptions, OptionWriter, Options, RawOption, WideCodeSet};
 
 use super::option::{Level, scan};
 use super::value::{BindingStatus, DnsFlags, ReconfigureData, StatusCode};
@@ -71,7 +71,7 @@ pub(crate) fn missing(code: u16, parent: u16, offset: usize) -> DecodeError {
 /// An element of a [`List`]: one option of the enclosing level.
 pub trait Element<'a>: Copy + Sized {
     /// The option codes that carry an element.
-    const CODES: CodeSet;
+    const CODES: WideCodeSet;
     /// Decodes one element from its option (structure and lengths; the message's own
     /// presence rules are checked by the message's parser).
     fn parse_opt(o: RawOption<'a>) -> Result<Self, DecodeError>;
@@ -247,7 +247,7 @@ pub struct DnsRemovalInfo<'a> {
 }
 
 impl<'a> DnsRemovalInfo<'a> {
-    const MODELED: CodeSet = CodeSet::of(&[117, 118, 119]);
+    const MODELED: WideCodeSet = WideCodeSet::of(&[117, 118, 119]);
 
     fn parse(o: &RawOption<'a>) -> Result<Self, DecodeError> {
         let mut d = DnsRemovalInfo::default();
@@ -261,7 +261,7 @@ impl<'a> DnsRemovalInfo<'a> {
             }
             Ok(())
         })?;
-        d.extra = ExtraOptions::from_wire(o.data, base, Self::MODELED);
+        d.extra = ExtraOptions::from_wire_wide(o.data, base, &Self::MODELED);
         Ok(d)
     }
 
@@ -346,8 +346,8 @@ pub struct Lease<'a> {
 }
 
 impl<'a> Lease<'a> {
-    const MODELED: CodeSet =
-        CodeSet::of(&[13, 39, 46, 68, 100, 114, 116, 120, 123, 124, 126, 133, 134]);
+    const MODELED: WideCodeSet =
+        WideCodeSet::of(&[13, 39, 46, 68, 100, 114, 116, 120, 123, 124, 126, 133, 134]);
 
     /// An IAADDR with only its fixed fields.
     pub const fn address(address: Ipv6Addr, preferred: u32, valid: u32) -> Lease<'static> {
@@ -429,7 +429,7 @@ impl<'a> Lease<'a> {
 }
 
 impl<'a> Element<'a> for Lease<'a> {
-    const CODES: CodeSet = CodeSet::of(&[5, 26]);
+    const CODES: WideCodeSet = WideCodeSet::of(&[5, 26]);
 
     fn parse_opt(o: RawOption<'a>) -> Result<Self, DecodeError> {
         let d = o.data;
@@ -471,7 +471,7 @@ impl<'a> Element<'a> for Lease<'a> {
             }
             result
         })?;
-        l.extra = ExtraOptions::from_wire(sub, base, Self::MODELED);
+        l.extra = ExtraOptions::from_wire_wide(sub, base, &Self::MODELED);
         Ok(l)
     }
 
@@ -602,7 +602,7 @@ pub struct Ia<'a> {
 }
 
 impl<'a> Ia<'a> {
-    const MODELED: CodeSet = CodeSet::of(&[5, 13, 26]);
+    const MODELED: WideCodeSet = WideCodeSet::of(&[5, 13, 26]);
 
     /// An IA with `leases`.
     pub const fn new(kind: IaKind, iaid: u32, t1: u32, t2: u32, leases: &'a [Lease<'a>]) -> Self {
@@ -619,7 +619,7 @@ impl<'a> Ia<'a> {
 }
 
 impl<'a> Element<'a> for Ia<'a> {
-    const CODES: CodeSet = CodeSet::of(&[3, 4, 25]);
+    const CODES: WideCodeSet = WideCodeSet::of(&[3, 4, 25]);
 
     fn parse_opt(o: RawOption<'a>) -> Result<Self, DecodeError> {
         Self::parse_ia(o, false)
@@ -698,7 +698,7 @@ impl<'a> Ia<'a> {
             t2,
             leases: List::wire(sub, base),
             status,
-            extra: ExtraOptions::from_wire(sub, base, Self::MODELED),
+            extra: ExtraOptions::from_wire_wide(sub, base, &Self::MODELED),
         })
     }
 }
@@ -730,7 +730,7 @@ pub struct ClientData<'a> {
 }
 
 impl<'a> ClientData<'a> {
-    const MODELED: CodeSet = CodeSet::of(&[1, 3, 4, 13, 25, 47, 68, 100, 129]);
+    const MODELED: WideCodeSet = WideCodeSet::of(&[1, 3, 4, 13, 25, 47, 68, 100, 129]);
 
     /// A client's binding with its DUID, data time and IAs.
     pub const fn new(client_id: &'a [u8], lq_base_time: u32, ias: &'a [Ia<'a>]) -> Self {
@@ -759,7 +759,7 @@ impl<'a> ClientData<'a> {
             reconfigure: None,
             relay_data: None,
             ias: List::wire(o.data, base),
-            extra: ExtraOptions::from_wire(o.data, base, Self::MODELED),
+            extra: ExtraOptions::from_wire_wide(o.data, base, &Self::MODELED),
         };
         scan(o.data, base, Level::CLIENT_DATA, |s| {
             match s.code {

@@ -8,7 +8,7 @@
 use core::fmt;
 
 use crate::error::{DecodeError, DecodeErrorKind};
-use crate::option::{CodeSet, Options, RawOption};
+use crate::option::{Options, RawOption, WideCodeSet};
 
 /// Defines the option code enumeration.
 macro_rules! option_codes {
@@ -52,7 +52,7 @@ macro_rules! option_codes {
         }
 
         /// Every code of [`OptionCode`] but `Unknown`.
-        pub(crate) const KNOWN: CodeSet = CodeSet::of(&[$( $value, )+]);
+        pub(crate) const KNOWN: WideCodeSet = WideCodeSet::of(&[$( $value, )+]);
     };
 }
 
@@ -155,7 +155,7 @@ pub const fn length_ok(code: u16, len: usize) -> bool {
 }
 
 /// The options that carry a binding and may only appear where §7.4 nests them.
-pub(crate) const STRUCTURAL: CodeSet = CodeSet::of(&[3, 4, 5, 25, 26, 45]);
+pub(crate) const STRUCTURAL: WideCodeSet = WideCodeSet::of(&[3, 4, 5, 25, 26, 45]);
 
 /// The name of a nesting level for error messages: 0 is the message itself.
 pub(crate) fn parent_name(parent: u16) -> &'static str {
@@ -172,50 +172,50 @@ pub(crate) struct Level {
     /// The enclosing option (0: the message).
     pub(crate) parent: u16,
     /// Structural codes allowed here.
-    pub(crate) allowed: CodeSet,
+    pub(crate) allowed: WideCodeSet,
     /// Known codes that may repeat here.
-    pub(crate) repeatable: CodeSet,
+    pub(crate) repeatable: WideCodeSet,
 }
 
 impl Level {
     /// The top level of a failover message without binding.
     pub(crate) const TOP: Level = Level {
         parent: 0,
-        allowed: CodeSet::EMPTY,
-        repeatable: CodeSet::EMPTY,
+        allowed: WideCodeSet::EMPTY,
+        repeatable: WideCodeSet::EMPTY,
     };
     /// The top level of a BNDUPD/BNDREPLY: one CLIENT_DATA or one IAPREFIX (§7.4).
     pub(crate) const BINDING: Level = Level {
         parent: 0,
-        allowed: CodeSet::of(&[26, 45]),
-        repeatable: CodeSet::EMPTY,
+        allowed: WideCodeSet::of(&[26, 45]),
+        repeatable: WideCodeSet::EMPTY,
     };
     /// Inside OPTION_CLIENT_DATA: any number of IAs.
     pub(crate) const CLIENT_DATA: Level = Level {
         parent: 45,
-        allowed: CodeSet::of(&[3, 4, 25]),
-        repeatable: CodeSet::of(&[3, 4, 25]),
+        allowed: WideCodeSet::of(&[3, 4, 25]),
+        repeatable: WideCodeSet::of(&[3, 4, 25]),
     };
     /// Inside an IA_NA or IA_TA: addresses.
     pub(crate) const fn ia_addresses(parent: u16) -> Level {
         Level {
             parent,
-            allowed: CodeSet::of(&[5]),
-            repeatable: CodeSet::of(&[5]),
+            allowed: WideCodeSet::of(&[5]),
+            repeatable: WideCodeSet::of(&[5]),
         }
     }
     /// Inside an IA_PD: prefixes.
     pub(crate) const IA_PD: Level = Level {
         parent: 25,
-        allowed: CodeSet::of(&[26]),
-        repeatable: CodeSet::of(&[26]),
+        allowed: WideCodeSet::of(&[26]),
+        repeatable: WideCodeSet::of(&[26]),
     };
     /// Inside an IAADDR/IAPREFIX, or OPTION_F_DNS_REMOVAL_INFO: no binding options.
     pub(crate) const fn leaf(parent: u16) -> Level {
         Level {
             parent,
-            allowed: CodeSet::EMPTY,
-            repeatable: CodeSet::EMPTY,
+            allowed: WideCodeSet::EMPTY,
+            repeatable: WideCodeSet::EMPTY,
         }
     }
 }
@@ -229,7 +229,7 @@ pub(crate) fn scan<'a>(
     level: Level,
     mut visit: impl FnMut(RawOption<'a>) -> Result<(), DecodeError>,
 ) -> Result<(), DecodeError> {
-    let mut seen = CodeSet::EMPTY;
+    let mut seen = WideCodeSet::EMPTY;
     for opt in Options::new(data, base) {
         let opt = opt?;
         let code = opt.code;

@@ -10,7 +10,7 @@
 //! bytes succeeds for every value `parse` returns.
 
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
-use crate::option::{CodeSet, ExtraOptions, OptionWriter};
+use crate::option::{ExtraOptions, OptionWriter, WideCodeSet};
 use crate::value::Text;
 
 use super::binding::{
@@ -181,7 +181,7 @@ macro_rules! bare_message {
                 Ok($name {
                     xid,
                     sent_time,
-                    extra: ExtraOptions::from_wire(payload, base, CodeSet::EMPTY),
+                    extra: ExtraOptions::from_wire_wide(payload, base, &WideCodeSet::EMPTY),
                 })
             }
 
@@ -259,7 +259,7 @@ pub struct Connect<'a> {
 }
 
 impl Connect<'_> {
-    const MODELED: CodeSet = CodeSet::of(&[115, 121, 122, 127, 128, 130]);
+    const MODELED: WideCodeSet = WideCodeSet::of(&[115, 121, 122, 127, 128, 130]);
 }
 
 impl<'a> Body<'a> for Connect<'a> {
@@ -298,7 +298,7 @@ impl<'a> Body<'a> for Connect<'a> {
             max_unacked_bndupd: require(mud, 121, base)?,
             connect_flags: require(flags, 115, base)?,
             relationship_name: name,
-            extra: ExtraOptions::from_wire(payload, base, Self::MODELED),
+            extra: ExtraOptions::from_wire_wide(payload, base, &Self::MODELED),
         })
     }
 
@@ -347,7 +347,7 @@ pub struct ConnectReply<'a> {
 }
 
 impl ConnectReply<'_> {
-    const MODELED: CodeSet = CodeSet::of(&[13, 115, 121, 122, 127, 128]);
+    const MODELED: WideCodeSet = WideCodeSet::of(&[13, 115, 121, 122, 127, 128]);
 
     /// Whether the CONNECT was accepted: no status code, or Success (§6.1.3).
     pub fn is_accept(&self) -> bool {
@@ -371,7 +371,7 @@ impl<'a> Body<'a> for ConnectReply<'a> {
         let mut r = ConnectReply {
             xid,
             sent_time,
-            extra: ExtraOptions::from_wire(payload, base, Self::MODELED),
+            extra: ExtraOptions::from_wire_wide(payload, base, &Self::MODELED),
             ..ConnectReply::default()
         };
         scan(payload, base, Level::TOP, |o| {
@@ -461,7 +461,7 @@ impl<'a> Body<'a> for Disconnect<'a> {
             xid,
             sent_time,
             status,
-            extra: ExtraOptions::from_wire(payload, base, CodeSet::of(&[13])),
+            extra: ExtraOptions::from_wire_wide(payload, base, &const { WideCodeSet::of(&[13]) }),
         })
     }
 
@@ -530,7 +530,11 @@ impl<'a> Body<'a> for State<'a> {
             server_flags: require(flags, 131, base)?,
             start_time_of_state: require(stos, 133, base)?,
             partner_down_time: pdt,
-            extra: ExtraOptions::from_wire(payload, base, CodeSet::of(&[125, 131, 132, 133])),
+            extra: ExtraOptions::from_wire_wide(
+                payload,
+                base,
+                &const { WideCodeSet::of(&[125, 131, 132, 133]) },
+            ),
         })
     }
 
@@ -558,7 +562,7 @@ fn parse_binding<'a>(
     let binding = Binding::parse(payload, base, update)?;
     Ok((
         binding,
-        ExtraOptions::from_wire(payload, base, CodeSet::of(&[26, 45])),
+        ExtraOptions::from_wire_wide(payload, base, &const { WideCodeSet::of(&[26, 45]) }),
     ))
 }
 
@@ -784,7 +788,11 @@ impl<'a> Repr<'a> {
                 Repr::Other(OtherMessage {
                     msg_type,
                     xid: msg.xid(),
-                    options: ExtraOptions::from_wire(payload, PLAIN_HEADER_LEN, CodeSet::EMPTY),
+                    options: ExtraOptions::from_wire_wide(
+                        payload,
+                        PLAIN_HEADER_LEN,
+                        &WideCodeSet::EMPTY,
+                    ),
                 })
             }
         })
