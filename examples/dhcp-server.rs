@@ -2,11 +2,13 @@
 //!
 //! ```text
 //! cargo run --example dhcp-server -- --pool FIRST-LAST --role primary|secondary \
-//!     --peer-listen IP:PORT --partner IP:PORT --name NAME [--listen IP:PORT] [OPTIONS]
+//!     --peer-listen IP:PORT --partner IP:PORT --name NAME (--plaintext | --tls-* ...) \
+//!     [--listen IP:PORT] [OPTIONS]
 //! ```
 //!
 //! `--help` documents every option; see [`failover_examples::dhcp_server`]. A line
-//! `partner-down` on stdin or SIGUSR2 declares the partner down; `status` or SIGUSR1 prints a
+//! `partner-down` on stdin or SIGUSR2 declares the partner down (`partner-down force` from a
+//! state other than COMMUNICATIONS-INTERRUPTED); `status` or SIGUSR1 prints a
 //! status line; SIGINT or SIGTERM shuts down gracefully (a second one stops at once).
 
 use std::process::ExitCode;
@@ -48,11 +50,14 @@ fn commands() -> mpsc::Receiver<Command> {
         let mut lines = tokio::io::BufReader::new(tokio::io::stdin()).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             let cmd = match line.trim() {
-                "partner-down" => Command::PartnerDown,
+                "partner-down" => Command::PartnerDown(false),
+                "partner-down force" => Command::PartnerDown(true),
                 "status" => Command::Status,
                 "" => continue,
                 other => {
-                    eprintln!("dhcp-server: unknown command `{other}` (partner-down, status)");
+                    eprintln!(
+                        "dhcp-server: unknown command `{other}` (partner-down [force], status)"
+                    );
                     continue;
                 }
             };
@@ -66,7 +71,7 @@ fn commands() -> mpsc::Receiver<Command> {
         use tokio::signal::unix::{SignalKind, signal};
         for (kind, cmd) in [
             (SignalKind::user_defined1(), Command::Status),
-            (SignalKind::user_defined2(), Command::PartnerDown),
+            (SignalKind::user_defined2(), Command::PartnerDown(false)),
         ] {
             if let Ok(mut s) = signal(kind) {
                 let tx = tx.clone();

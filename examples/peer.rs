@@ -2,7 +2,8 @@
 //!
 //! ```text
 //! cargo run --example peer -- --role primary|secondary --listen IP:PORT --partner IP:PORT \
-//!     --name NAME [--bind IP] [--mclt S] [--split N] [--mud N] [--mrd S] [--store FILE] \
+//!     --name NAME (--plaintext | --tls-cert F --tls-key F --tls-ca F --tls-partner-name N) \
+//!     [--bind IP] [--mclt S] [--split N] [--mud N] [--mrd S] [--store FILE] \
 //!     [--pool FIRST-LAST] [--status-every S] [--auto-partner-down S] [--quiet]
 //! ```
 //!

@@ -35,6 +35,7 @@ async fn peer(role: Role, mud: u32, listen: u16, partner: u16, store: Arc<Memory
     let a = |p| SocketAddr::from(([127, 0, 0, 1], p));
     let (h, rx): (Handle, Receiver<PeerEvent>) =
         PeerBuilder::new(config(role, mud), a(partner), store)
+            .plaintext()
             .listen(a(listen))
             .reconnect(Duration::from_millis(20), Duration::from_millis(200))
             .start()

@@ -18,7 +18,7 @@
 //! use failover_examples::dhcp_server::{Parsed, parse_args};
 //! let args = ["--listen", "127.0.0.1:6767", "--pool", "10.0.0.10-10.0.0.20",
 //!             "--role", "primary", "--peer-listen", "127.0.0.1:6647",
-//!             "--partner", "127.0.0.2:6647", "--name", "dhcp"];
+//!             "--partner", "127.0.0.2:6647", "--name", "dhcp", "--plaintext"];
 //! let Ok(Parsed::Run(o)) = parse_args(args) else { panic!() };
 //! assert_eq!(o.listen.port(), 6767);
 //! assert_eq!(o.peer.listen.port(), 6647);
@@ -39,7 +39,7 @@ use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
 use crate::console::{ArgError, Args, Console, Style, thousands};
-use crate::peer::{PeerOptions, PeerStore, Printer, start_peer, status_line};
+use crate::peer::{PeerOptions, PeerStore, Printer, start_admin, start_peer, status_line};
 use serve::{Ports, Server};
 use wire::Network;
 
@@ -49,7 +49,7 @@ dhcp-server — a DHCPv4 server with failover (draft-ietf-dhc-failover-12)
 
 USAGE:
     cargo run --example dhcp-server -- --pool FIRST-LAST --role primary|secondary
-        --peer-listen IP:PORT --partner IP:PORT --name NAME [OPTIONS]
+        --peer-listen IP:PORT --partner IP:PORT --name NAME (--plaintext | --tls-cert ...) [OPTIONS]
 
 Serves DHCP clients (DISCOVER, REQUEST, RELEASE, DECLINE, INFORM; direct and relayed) from one
 pool, in a failover pair with ISC dhcpd or another dhcp-server. Whom it answers, which address,
@@ -77,25 +77,33 @@ FAILOVER (as the `peer` example):
     --peer-listen IP:PORT      where the partner connects to us (ISC: 647)
     --partner IP:PORT          the partner's failover address
     --name NAME                relationship name (ISC's `failover peer \"NAME\"`)
+    --plaintext                plain TCP to the partner (ISC dhcpd); or TLS 1.3 with
+    --tls-cert FILE --tls-key FILE --tls-ca FILE --tls-partner-name NAME (see the `peer`
+                               example's --help); one of the two is required
     --bind IP                  source address of our connections to the partner
     --mclt S                   maximum client lead time (default 3600)
     --split N                  hash buckets 0..N-1 of 256 served by the primary (default 128)
     --mud N, --mrd S           max-unacked-bndupd, max-response-delay
     --auto-partner-down S      COMMUNICATIONS-INTERRUPTED → PARTNER-DOWN after S seconds
     --store FILE               leases in FILE (fsync'd append-only log; default: memory)
+    --admin IP:PORT            operator's HTTP endpoints: GET /metrics (Prometheus), GET
+                               /status (JSON), POST /partner-down[?force=1]
     -h, --help                 this text
 
 COMMANDS (one a line on stdin) AND SIGNALS:
-    partner-down, SIGUSR2      the operator declares the partner down (PARTNER-DOWN, §9.4)
+    partner-down, SIGUSR2      the operator declares the partner down (PARTNER-DOWN, §9.4):
+                               taken in COMMUNICATIONS-INTERRUPTED only
+    partner-down force         the same from any state the rule book allows
     status, SIGUSR1            print a status line
     SIGINT, SIGTERM            graceful shutdown (SHUTDOWN to the partner, then DISCONNECT)
 
 EXAMPLE (a pair on one machine, clients relayed to 127.0.0.1 and 127.0.0.2):
     cargo run --example dhcp-server -- --listen 127.0.0.1:6767 --pool 10.0.0.10-10.0.0.250 \\
         --role primary --peer-listen 127.0.0.1:6647 --partner 127.0.0.2:6647 --name demo \\
-        --mclt 60
+        --mclt 60 --plaintext
     cargo run --example dhcp-server -- --listen 127.0.0.2:6767 --pool 10.0.0.10-10.0.0.250 \\
-        --role secondary --peer-listen 127.0.0.2:6647 --partner 127.0.0.1:6647 --name demo
+        --role secondary --peer-listen 127.0.0.2:6647 --partner 127.0.0.1:6647 --name demo \\
+        --plaintext
 ";
 
 /// Everything the command line sets.
@@ -185,6 +193,8 @@ where
                 peer_args.push(args.value(&flag)?);
             }
             "--quiet" | "-q" => {}
+            // The one failover option without a value.
+            "--plaintext" => peer_args.push(flag.clone()),
             "--listen-peer" => return Err(ArgError("did you mean --peer-listen?".into())),
             other => {
                 pool_given |= other == "--pool";
@@ -244,8 +254,9 @@ impl ServerOptions {
 pub enum Command {
     /// Print a status line.
     Status,
-    /// Declare the partner down.
-    PartnerDown,
+    /// Declare the partner down; `true`: forced (from a state other than
+    /// COMMUNICATIONS-INTERRUPTED).
+    PartnerDown(bool),
 }
 
 const ME: &str = "dhcp";
@@ -303,6 +314,7 @@ pub async fn run(
         ),
     );
     console.line(ME, format!("store: {}", store.describe()));
+    let admin = start_admin(&opts.peer, console, &handle, &store).await?;
     started(&handle, local);
     let mut server = Server::new(
         handle.clone(),
@@ -359,10 +371,15 @@ pub async fn run(
             }
             cmd = commands.recv(), if commands_open => match cmd {
                 Some(Command::Status) => console.line(ME, dhcp_status(&server, &handle, &store)),
-                Some(Command::PartnerDown) => {
+                Some(Command::PartnerDown(force)) => {
                     console.line(ME, console.paint(Style::Yellow, "operator: partner down"));
-                    if handle.partner_down().await.is_err() {
-                        return Err(io::Error::other("the failover task stopped"));
+                    match handle.partner_down(force).await {
+                        Ok(()) => {}
+                        Err(failover_tokio::PeerError::Engine(e)) => console.line(
+                            ME,
+                            console.paint(Style::Yellow, format!("partner down refused: {e}")),
+                        ),
+                        Err(_) => return Err(io::Error::other("the failover task stopped")),
                     }
                 }
                 None => commands_open = false,
@@ -381,6 +398,9 @@ pub async fn run(
         }
     }
     printer.flush_counts();
+    if let Some(a) = admin {
+        a.abort();
+    }
     console.line(ME, dhcp_status(&server, &handle, &store));
     let active = store.memory().count(BindingStatus::Active);
     console.line(ME, format!("stopped with {active} ACTIVE leases"));

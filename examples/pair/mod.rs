@@ -602,6 +602,7 @@ impl<'a> Demo<'a> {
         };
         let (handle, events) =
             PeerBuilder::new(config(role, self.opts), Self::addr(partner), store.clone())
+                .plaintext()
                 .listen(Self::addr(listen))
                 .reconnect(Duration::from_millis(100), Duration::from_secs(1))
                 .reject_backoff(Duration::from_secs(1))

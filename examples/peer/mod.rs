@@ -12,7 +12,7 @@
 //! ```
 //! use failover_examples::peer::{Parsed, parse_args};
 //! let args = ["--role", "secondary", "--listen", "127.0.0.1:6647",
-//!             "--partner", "127.0.0.1:7647", "--name", "dhcp-failover"];
+//!             "--partner", "127.0.0.1:7647", "--name", "dhcp-failover", "--plaintext"];
 //! let Ok(Parsed::Run(o)) = parse_args(args) else { panic!() };
 //! assert_eq!(o.partner.port(), 7647);
 //! assert_eq!(o.mclt, 3600);
@@ -32,7 +32,9 @@ use failover_fsm::{
     Action, BindingData, BindingStatus, Config, Event, Hba, LeaseLookup, Persisted, Role, Status,
     UnixTime, UpdateId,
 };
-use failover_tokio::{FileStore, Handle, MemoryStore, PeerBuilder, PeerEvent, Storage, wall_clock};
+use failover_tokio::{
+    FileStore, Handle, MemoryStore, PeerBuilder, PeerEvent, Storage, TlsConfig, wall_clock,
+};
 use tokio::sync::mpsc;
 
 use crate::console::{ArgError, Args, Console, Style, mac, state_name, thousands};
@@ -43,7 +45,7 @@ peer — a standalone DHCP failover peer (draft-ietf-dhc-failover-12, TCP)
 
 USAGE:
     cargo run --example peer -- --role primary|secondary --listen IP:PORT --partner IP:PORT
-                                --name NAME [OPTIONS]
+                                --name NAME (--plaintext | --tls-cert ...) [OPTIONS]
 
 Pairs with any draft-12 failover partner (ISC dhcpd, or another `peer`), prints state changes
 and the bindings that go by, and keeps a lease table. It serves no DHCP clients itself.
@@ -55,6 +57,15 @@ REQUIRED:
     --partner IP:PORT          the partner's failover address (ISC: `peer address` and
                                `peer port`); connections from any other address are refused
     --name NAME                relationship name: ISC's `failover peer \"NAME\"`, byte for byte
+
+THE LINK (one of):
+    --plaintext                plain TCP, as ISC dhcpd speaks it: anyone on the path reads
+                               and can forge the lease updates
+    --tls-cert FILE --tls-key FILE --tls-ca FILE --tls-partner-name NAME
+                               TLS 1.3 to another `peer` (or the library): our certificate
+                               chain and key (PEM), the CA the partner's certificate must
+                               chain to, and the DNS name or IP address it must name. Both
+                               certificates need the serverAuth and clientAuth key usages
 
 OPTIONS:
     --bind IP                  source address of our connections (ISC accepts only its
@@ -76,6 +87,9 @@ OPTIONS:
                                addresses are rejected (reason 1). Default: any address the
                                partner sends is accepted and learnt
     --status-every S           print a status line every S seconds (default: only on SIGUSR1)
+    --admin IP:PORT            serve the operator's HTTP endpoints there: GET /metrics
+                               (Prometheus), GET /status (JSON), POST /partner-down (only in
+                               COMMUNICATIONS-INTERRUPTED; ?force=1 from other states)
     --quiet                    no line per binding: a count per second instead
     -h, --help                 this text
 
@@ -90,10 +104,32 @@ ENVIRONMENT:
 
 EXAMPLE (two peers on one machine):
     cargo run --example peer -- --role primary   --listen 127.0.0.1:6647 \\
-        --partner 127.0.0.1:7647 --name demo --mclt 30 --pool 10.0.0.10-10.0.0.250
+        --partner 127.0.0.1:7647 --name demo --mclt 30 --pool 10.0.0.10-10.0.0.250 --plaintext
     cargo run --example peer -- --role secondary --listen 127.0.0.1:7647 \\
-        --partner 127.0.0.1:6647 --name demo --pool 10.0.0.10-10.0.0.250
+        --partner 127.0.0.1:6647 --name demo --pool 10.0.0.10-10.0.0.250 --plaintext
 ";
+
+/// How the link to the partner is carried (`--plaintext` or the `--tls-*` options).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Link {
+    /// `--plaintext`.
+    Plaintext,
+    /// `--tls-cert`, `--tls-key`, `--tls-ca`, `--tls-partner-name`.
+    Tls(Box<TlsFiles>),
+}
+
+/// The `--tls-*` options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// Our certificate chain (PEM).
+    pub cert: PathBuf,
+    /// Our private key (PEM).
+    pub key: PathBuf,
+    /// The CA certificates the partner's must chain to (PEM).
+    pub ca: PathBuf,
+    /// The identity the partner's certificate must name.
+    pub partner_name: String,
+}
 
 /// Everything the command line sets.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,8 +160,12 @@ pub struct PeerOptions {
     pub pool: Option<(Ipv4Addr, Ipv4Addr)>,
     /// `--status-every`, seconds.
     pub status_every: Option<u32>,
+    /// `--admin`: where to serve `/metrics`, `/status` and `/partner-down`.
+    pub admin: Option<SocketAddr>,
     /// `--quiet`.
     pub quiet: bool,
+    /// `--plaintext` or `--tls-*`.
+    pub link: Link,
 }
 
 /// Largest pool `--pool` accepts (the store holds one record per address).
@@ -133,6 +173,7 @@ pub const MAX_POOL: u32 = 1 << 20;
 
 /// What the command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(clippy::large_enum_variant)] // made once per run; boxing would only add noise
 pub enum Parsed {
     /// Run the peer.
     Run(PeerOptions),
@@ -189,8 +230,12 @@ where
         store: None,
         pool: None,
         status_every: None,
+        admin: None,
         quiet: false,
+        link: Link::Plaintext,
     };
+    let mut plaintext = false;
+    let mut tls: [Option<String>; 4] = Default::default();
     while let Some(flag) = args.next_flag()? {
         match flag.as_str() {
             "-h" | "--help" => return Ok(Parsed::Help),
@@ -210,7 +255,13 @@ where
                 let s: u32 = args.value(&flag)?;
                 o.status_every = (s > 0).then_some(s);
             }
+            "--admin" => o.admin = Some(args.value(&flag)?),
             "-q" | "--quiet" => o.quiet = true,
+            "--plaintext" => plaintext = true,
+            "--tls-cert" => tls[0] = Some(args.value(&flag)?),
+            "--tls-key" => tls[1] = Some(args.value(&flag)?),
+            "--tls-ca" => tls[2] = Some(args.value(&flag)?),
+            "--tls-partner-name" => tls[3] = Some(args.value(&flag)?),
             other => return Err(ArgError(format!("unknown option `{other}` (see --help)"))),
         }
     }
@@ -237,12 +288,39 @@ where
     if o.mrd < 3 {
         return Err(ArgError("--mrd must be at least 3 seconds".into()));
     }
+    o.link = parse_link(plaintext, tls)?;
     if o.listen == o.partner {
         return Err(ArgError(
             "--listen and --partner are the same address".into(),
         ));
     }
     Ok(Parsed::Run(o))
+}
+
+/// The link the options choose: exactly one of `--plaintext` and the four `--tls-*` options.
+fn parse_link(plaintext: bool, tls: [Option<String>; 4]) -> Result<Link, ArgError> {
+    match (plaintext, tls) {
+        (true, [None, None, None, None]) => Ok(Link::Plaintext),
+        (true, _) => Err(ArgError(
+            "--plaintext and the --tls-* options exclude each other".into(),
+        )),
+        (false, [Some(cert), Some(key), Some(ca), Some(partner_name)]) => {
+            Ok(Link::Tls(Box::new(TlsFiles {
+                cert: cert.into(),
+                key: key.into(),
+                ca: ca.into(),
+                partner_name,
+            })))
+        }
+        (false, [None, None, None, None]) => Err(ArgError(
+            "choose the link: --plaintext (ISC dhcpd) or --tls-cert, --tls-key, --tls-ca and \
+             --tls-partner-name (see --help)"
+                .into(),
+        )),
+        (false, _) => Err(ArgError(
+            "TLS needs all of --tls-cert, --tls-key, --tls-ca and --tls-partner-name".into(),
+        )),
+    }
 }
 
 impl PeerOptions {
@@ -465,7 +543,7 @@ pub fn status_line(status: &Status, handle: &Handle, store: &PeerStore) -> Strin
     format!(
         "status: {} for {} s, partner {}, link {:?}, MCLT {} s, skew {skew} s · \
          queued {}, unacked {}, awaiting commit {} · {} addresses: {} ACTIVE, {} FREE, {} BACKUP · \
-         messages {} in / {} out, {} connections",
+         messages {} in / {} out, {} connections, {} refused · {}",
         state_name(status.state),
         now.0.saturating_sub(status.state_since.0),
         status
@@ -483,6 +561,8 @@ pub fn status_line(status: &Status, handle: &Handle, store: &PeerStore) -> Strin
         thousands(counters.messages_in()),
         thousands(counters.messages_out()),
         counters.connections(),
+        counters.refused(),
+        handle.transport(),
     )
 }
 
@@ -653,10 +733,17 @@ pub async fn start_peer(
     config: Config,
     store: Arc<PeerStore>,
 ) -> io::Result<(Handle, mpsc::Receiver<PeerEvent>)> {
-    let mut builder = PeerBuilder::new(config, opts.partner, store)
-        .listen(opts.listen)
-        .reconnect(Duration::from_secs(1), Duration::from_secs(30))
-        .reject_backoff(Duration::from_secs(30));
+    let builder = PeerBuilder::new(config, opts.partner, store);
+    let mut builder = match &opts.link {
+        Link::Plaintext => builder.plaintext(),
+        Link::Tls(f) => builder.tls(
+            TlsConfig::from_pem_files(&f.cert, &f.key, &f.ca, &f.partner_name)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
+        ),
+    }
+    .listen(opts.listen)
+    .reconnect(Duration::from_secs(1), Duration::from_secs(30))
+    .reject_backoff(Duration::from_secs(30));
     if let Some(ip) = opts.bind {
         builder = builder.bind_address(ip);
     }
@@ -682,14 +769,15 @@ pub async fn run(
         console.paint(
             Style::Bold,
             format!(
-                "{} of \"{}\" listening on {}, partner {}",
+                "{} of \"{}\" listening on {}, partner {}, {}",
                 match opts.role {
                     Role::Primary => "primary",
                     Role::Secondary => "secondary",
                 },
                 opts.name,
                 handle.local_addr(),
-                opts.partner
+                opts.partner,
+                handle.transport()
             ),
         ),
     );
@@ -722,6 +810,7 @@ pub async fn run(
             console.state(handle.status().state)
         ),
     );
+    let admin = start_admin(opts, console, &handle, &store).await?;
     started(&handle);
 
     let mut printer = Printer::new(console, opts.quiet);
@@ -770,7 +859,32 @@ pub async fn run(
         printer.event(e);
     }
     printer.flush_counts();
+    if let Some(a) = admin {
+        a.abort();
+    }
     console.line(ME, status_line(&handle.status(), &handle, &store));
     console.line(ME, "stopped");
     Ok(())
+}
+
+/// Serves the admin endpoints on `--admin`, if given ([`crate::admin`]).
+pub async fn start_admin(
+    opts: &PeerOptions,
+    console: &Console,
+    handle: &Handle,
+    store: &Arc<PeerStore>,
+) -> io::Result<Option<tokio::task::JoinHandle<()>>> {
+    let Some(addr) = opts.admin else {
+        return Ok(None);
+    };
+    let admin = crate::admin::Admin {
+        handle: handle.clone(),
+        store: store.clone(),
+    };
+    let (local, task) = crate::admin::start(addr, admin).await?;
+    console.line(
+        ME,
+        format!("admin on http://{local}: GET /metrics, GET /status, POST /partner-down"),
+    );
+    Ok(Some(task))
 }

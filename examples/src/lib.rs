@@ -6,11 +6,15 @@
 //! * [`peer`]: a standalone failover peer (`cargo run --example peer -- --help`).
 //! * [`dhcp_server`]: a DHCPv4 server with failover (`cargo run --example dhcp-server --
 //!   --help`).
+//! * [`admin`]: the `--admin` HTTP endpoints of `peer` and `dhcp-server` (Prometheus
+//!   `/metrics`, JSON `/status`, `POST /partner-down`).
 //! * [`console`]: timestamped output and argument parsing shared by `pair` and `peer`.
 
 #[path = "../decode/mod.rs"]
 pub mod decode;
 
+#[path = "../admin/mod.rs"]
+pub mod admin;
 #[path = "../console/mod.rs"]
 pub mod console;
 #[path = "../dhcp_server/mod.rs"]

@@ -378,7 +378,15 @@ impl Setup {
         let err = out.try_clone().unwrap();
         let last = Ipv4Addr::from(u32::from(FIRST) + POOL - 1);
         let child = Command::new(&self.bin)
-            .args(["--role", "secondary", "--name", "crash-test", "--mrd", "6"])
+            .args([
+                "--role",
+                "secondary",
+                "--name",
+                "crash-test",
+                "--mrd",
+                "6",
+                "--plaintext",
+            ])
             .args(["--listen", &self.listen.to_string()])
             .args(["--partner", &self.partner.to_string()])
             .args(["--store", &self.store.to_string_lossy()])
@@ -660,6 +668,7 @@ async fn acked_bindings_survive_sigkill_and_the_pair_returns_to_normal() {
     let mut config = Config::new(Role::Primary, "crash-test", 5);
     config.receive_timer = 6;
     let (handle, events) = PeerBuilder::new(config, setup.listen, store.clone())
+        .plaintext()
         .listen(setup.partner)
         .reconnect(Duration::from_millis(50), Duration::from_millis(300))
         .reject_backoff(Duration::from_millis(300))

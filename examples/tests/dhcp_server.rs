@@ -72,6 +72,7 @@ fn server_args(side: &Side, spec: &PairSpec) -> Vec<String> {
         &spec.relay_port.to_string(),
         "--status-every",
         "1",
+        "--plaintext",
         "--role",
         side.role,
         "--peer-listen",

@@ -173,6 +173,7 @@ fn server(
         &SPLIT.to_string(),
         "--status-every",
         "1",
+        "--plaintext",
         "--role",
         role,
         "--peer-listen",

@@ -48,6 +48,7 @@ fn options(role: &str, peer: u16, partner: u16, mclt: u32) -> ServerOptions {
         "127.0.0.1:0",
         "--pool",
         "10.88.0.10-10.88.0.40",
+        "--plaintext",
         "--role",
         role,
         "--peer-listen",
@@ -529,6 +530,7 @@ fn command_line() {
         let mut args: Vec<String> = [
             "--pool",
             "10.0.0.10-10.0.0.20",
+            "--plaintext",
             "--role",
             "primary",
             "--peer-listen",

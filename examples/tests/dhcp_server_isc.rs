@@ -164,6 +164,7 @@ fn pair_with_isc(isc_role: IscRole, test: &str) {
             "600",
             "--status-every",
             "1",
+            "--plaintext",
             "--role",
             our_role,
             "--mclt",

@@ -29,7 +29,7 @@ fn options(args: &[&str]) -> PeerOptions {
     }
 }
 
-const REQUIRED: [&str; 8] = [
+const REQUIRED: [&str; 9] = [
     "--role",
     "secondary",
     "--listen",
@@ -38,6 +38,7 @@ const REQUIRED: [&str; 8] = [
     "127.0.0.2:647",
     "--name",
     "dhcp-failover",
+    "--plaintext",
 ];
 
 #[test]
@@ -61,7 +62,8 @@ fn required_arguments_and_defaults() {
         (3600, 10, 20)
     );
 
-    for i in (0..REQUIRED.len()).step_by(2) {
+    // Each flag with its value (the link's --plaintext, last, has its own test).
+    for i in (0..REQUIRED.len() - 1).step_by(2) {
         let mut args = REQUIRED.to_vec();
         let flag = args.remove(i);
         args.remove(i);
@@ -115,6 +117,40 @@ fn every_option() {
     let mut args = REQUIRED.to_vec();
     args.extend(["--status-every", "0"]);
     assert_eq!(options(&args).status_every, None);
+}
+
+#[test]
+fn the_link_is_chosen_explicitly() {
+    use failover_examples::peer::{Link, TlsFiles};
+    let without = &REQUIRED[..8];
+    assert!(parse(without).unwrap_err().contains("choose the link"));
+    assert_eq!(options(&REQUIRED).link, Link::Plaintext);
+    let tls = [
+        "--tls-cert",
+        "c.pem",
+        "--tls-key",
+        "k.pem",
+        "--tls-ca",
+        "ca.pem",
+        "--tls-partner-name",
+        "primary.test",
+    ];
+    let mut args = without.to_vec();
+    args.extend(tls);
+    assert_eq!(
+        options(&args).link,
+        Link::Tls(Box::new(TlsFiles {
+            cert: "c.pem".into(),
+            key: "k.pem".into(),
+            ca: "ca.pem".into(),
+            partner_name: "primary.test".into()
+        }))
+    );
+    args.push("--plaintext");
+    assert!(parse(&args).unwrap_err().contains("exclude"));
+    let mut args = without.to_vec();
+    args.extend(&tls[..6]);
+    assert!(parse(&args).unwrap_err().contains("all of"));
 }
 
 #[test]
@@ -227,6 +263,7 @@ async fn two_peers_reach_normal_and_stop_gracefully() {
     let log_arg = log.to_string_lossy().into_owned();
     // The primary knows its pool and keeps a file; the secondary learns the addresses.
     let primary = spawn_peer(args(&[
+        "--plaintext",
         "--role",
         "primary",
         "--listen",
@@ -247,6 +284,7 @@ async fn two_peers_reach_normal_and_stop_gracefully() {
     .await;
     tokio::time::sleep(Duration::from_millis(25)).await;
     let secondary = spawn_peer(args(&[
+        "--plaintext",
         "--role",
         "secondary",
         "--listen",
@@ -295,6 +333,7 @@ async fn two_peers_reach_normal_and_stop_gracefully() {
         stext.contains("learning addresses from the partner"),
         "{stext}"
     );
+    assert!(stext.contains("· plain TCP"), "{stext}");
 
     // SIGINT on the primary: SHUTDOWN, the secondary takes over.
     primary.stop.send(()).unwrap();
@@ -321,4 +360,74 @@ async fn two_peers_reach_normal_and_stop_gracefully() {
     assert_eq!(store.memory().count(failover_fsm::BindingStatus::Free), 10);
     drop(store);
     let _ = std::fs::remove_file(&log);
+}
+
+/// PEM files for a pair: the CA, and for `who` its certificate and key, naming `who`.
+fn pem_files(dir: &std::path::Path) -> PathBuf {
+    use rcgen::{CertificateParams, CertifiedIssuer, ExtendedKeyUsagePurpose, IsCa, KeyPair};
+    std::fs::create_dir_all(dir).unwrap();
+    let mut ca = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca.is_ca = IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let ca = CertifiedIssuer::self_signed(ca, KeyPair::generate().unwrap()).unwrap();
+    std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+    for who in ["primary.test", "secondary.test"] {
+        let mut p = CertificateParams::new(vec![who.to_string()]).unwrap();
+        p.extended_key_usages = vec![
+            ExtendedKeyUsagePurpose::ServerAuth,
+            ExtendedKeyUsagePurpose::ClientAuth,
+        ];
+        let key = KeyPair::generate().unwrap();
+        let cert = p.signed_by(&key, &ca).unwrap();
+        std::fs::write(dir.join(format!("{who}.pem")), cert.pem()).unwrap();
+        std::fs::write(dir.join(format!("{who}.key")), key.serialize_pem()).unwrap();
+    }
+    dir.to_path_buf()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_peers_pair_over_tls() {
+    let (pp, sp) = (free_port(), free_port());
+    let dir = pem_files(
+        &std::env::temp_dir().join(format!("failover-peer-tls-{}-{pp}", std::process::id())),
+    );
+    let file = |f: &str| dir.join(f).to_string_lossy().into_owned();
+    let peer = |role: &str, me: &str, partner: &str, listen: u16, to: u16| {
+        [
+            "--role".to_string(),
+            role.into(),
+            "--listen".into(),
+            format!("127.0.0.1:{listen}"),
+            "--partner".into(),
+            format!("127.0.0.1:{to}"),
+            "--name".into(),
+            "peer-tls".into(),
+            "--mclt".into(),
+            "5".into(),
+            "--tls-cert".into(),
+            file(&format!("{me}.pem")),
+            "--tls-key".into(),
+            file(&format!("{me}.key")),
+            "--tls-ca".into(),
+            file("ca.pem"),
+            "--tls-partner-name".into(),
+            partner.into(),
+        ]
+        .to_vec()
+    };
+    let primary = spawn_peer(peer("primary", "primary.test", "secondary.test", pp, sp)).await;
+    let secondary = spawn_peer(peer("secondary", "secondary.test", "primary.test", sp, pp)).await;
+    within(20, primary.handle.wait_for_state(ServerState::Normal))
+        .await
+        .unwrap();
+    within(20, secondary.handle.wait_for_state(ServerState::Normal))
+        .await
+        .unwrap();
+    let ptext = primary.out.text();
+    assert!(ptext.contains("TLS 1.3, partner secondary.test"), "{ptext}");
+    assert_eq!(primary.handle.counters().tls_refused(), 0);
+    for p in [primary, secondary] {
+        p.stop.send(()).unwrap();
+        within(20, p.done).await.unwrap().unwrap();
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -52,6 +52,12 @@ pub struct Config {
     pub startup_delay_after_long_down: u32,
     /// Deadline for the CONNECT/CONNECTACK exchange on a new connection, seconds (ISC: 15).
     pub connect_timeout: u32,
+    /// How long a BNDUPD of ours may go unacknowledged on a live connection, seconds; then the
+    /// connection is closed (DISCONNECT 17) as if the partner were silent, and the update is
+    /// sent again on the next one. CONTACTs alone do not keep a connection "ok" when the
+    /// partner cannot process BNDUPDs (§9.8.4 allows COMMUNICATIONS-INTERRUPTED then). 0: no
+    /// limit (ISC has none).
+    pub ack_timeout: u32,
     /// Which rule book to follow where draft and ISC disagree.
     pub dialect: Dialect,
     /// Pool balancing thresholds (ISC `max-lease-misbalance`, `max-lease-ownership`,
@@ -125,6 +131,7 @@ impl Config {
             startup_delay: 15,
             startup_delay_after_long_down: 60,
             connect_timeout: 15,
+            ack_timeout: 60,
             dialect: Dialect::Isc,
             balance: BalanceConfig::default(),
         }

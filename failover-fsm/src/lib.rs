@@ -164,8 +164,8 @@ pub use binding::BindingData;
 pub use config::{Config, ConfigError};
 pub use dialect::Dialect;
 pub use engine::{
-    Action, CommitToken, Engine, EngineError, Event, LeaseLookup, Link, MAX_BATCH, PERSIST_RETRY,
-    PersistToken, Persisted, Status, UpdateId,
+    Action, CommitToken, Counters, Engine, EngineError, Event, LeaseLookup, Link, MAX_BATCH,
+    PERSIST_RETRY, PersistToken, Persisted, RelationshipName, Status, UpdateId,
 };
 pub use failover_proto::{BindingStatus, Hba, HbaPolarity, RejectReason, Role, ServerState};
 pub use time::{Instant, UnixTime};

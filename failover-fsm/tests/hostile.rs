@@ -19,8 +19,13 @@ use failover_proto::{
 use failover_testkit::support::{Node, Store, T0, TestEngine};
 
 fn node(role: Role) -> Node {
+    node_with(role, |_| {})
+}
+
+fn node_with(role: Role, adjust: impl FnOnce(&mut Config)) -> Node {
     let mut config = Config::new(role, "fo-test", 60);
     config.receive_timer = 15;
+    adjust(&mut config);
     Node::new(
         "us",
         config,
@@ -95,7 +100,10 @@ fn types(msgs: &[Vec<u8>]) -> Vec<&'static str> {
 
 /// A secondary with an established link (CONNECT accepted, STATE exchanged).
 fn linked_secondary() -> Node {
-    let mut n = node(Role::Secondary);
+    link_secondary(node(Role::Secondary))
+}
+
+fn link_secondary(mut n: Node) -> Node {
     n.engine.connection_up(Instant::ZERO).unwrap();
     let out = feed(&mut n, Instant::ZERO, T0, &connect("fo-test", T0));
     assert_eq!(types(&out), ["CONNECTACK", "STATE"]);
@@ -281,12 +289,12 @@ fn address_outside_the_pool_is_rejected_with_1() {
 }
 
 #[test]
-fn a_partner_ignoring_flow_control_is_disconnected_at_capacity() {
+fn a_partner_ignoring_flow_control_is_disconnected_above_what_we_advertised() {
     let mut n = linked_secondary();
     n.auto_commit = false;
-    // We advertised 10 (Config default); the engine holds up to its COMMITS capacity, then the
-    // partner is breaking flow control (§8.4).
-    let mut closed = false;
+    // We advertised 10 (Config default) and hold up to 128 (COMMITS): the 11th unacknowledged
+    // BNDUPD breaks flow control (§8.4, §7.3) and closes the connection.
+    let mut closed = None;
     for i in 0..200u32 {
         let out = feed(
             &mut n,
@@ -296,13 +304,41 @@ fn a_partner_ignoring_flow_control_is_disconnected_at_capacity() {
         );
         if n.close_requested {
             closed_with(&n, &out, RejectReason::UnknownConnectionReason);
-            closed = true;
+            closed = Some(i);
             break;
         }
     }
-    assert!(closed);
+    assert_eq!(closed, Some(10), "the 11th BNDUPD closes");
     // Nothing uncommitted was acknowledged.
-    assert!(n.pending_commits.len() >= 10);
+    assert_eq!(n.pending_commits.len(), 10);
+}
+
+#[test]
+fn bndupds_within_what_we_advertised_are_held_while_commits_are_slow() {
+    let mut n = linked_secondary();
+    n.auto_commit = false;
+    for i in 0..10u32 {
+        let out = feed(
+            &mut n,
+            Instant::ZERO,
+            T0,
+            &bndupd(100 + i, Ipv4Addr::new(198, 18, 1, (i % 8) as u8)),
+        );
+        assert!(out.is_empty(), "nothing acknowledged before its commit");
+        assert!(!n.close_requested);
+    }
+    assert_eq!(n.pending_commits.len(), 10);
+    assert_eq!(n.engine.status(Instant::ZERO).awaiting_commit, 10);
+    assert_eq!(n.engine.status(Instant::ZERO).unacked_received, 10);
+    // Committed: settled, and still counted until the BNDACKs go out.
+    for token in std::mem::take(&mut n.pending_commits) {
+        n.engine.binding_committed(token).unwrap();
+    }
+    let status = n.engine.status(Instant::ZERO);
+    assert_eq!((status.awaiting_commit, status.unacked_received), (0, 10));
+    let out = tick(&mut n, Instant::ZERO);
+    assert_eq!(types(&out), ["BNDACK"; 10]);
+    assert_eq!(n.engine.status(Instant::ZERO).unacked_received, 0);
 }
 
 #[test]
@@ -442,4 +478,144 @@ fn incomplete_bindings_are_refused_before_they_reach_the_wire() {
             .is_ok()
     );
     assert_eq!(n.engine.status(Instant::ZERO).queued, 2);
+}
+
+/// CONTACT with `xid` at partner time `time` (§7.11).
+fn contact(time: u32, xid: u32) -> Vec<u8> {
+    let mut b = vec![0x00, 0x0c, 0x0b, 0x0c];
+    b.extend_from_slice(&time.to_be_bytes());
+    b.extend_from_slice(&xid.to_be_bytes());
+    b
+}
+
+/// Runs the timers at `now` and returns what the engine sends.
+fn tick(n: &mut Node, now: Instant) -> Vec<Vec<u8>> {
+    n.engine.handle_timeout(now);
+    n.drain_events();
+    let mut out = Vec::new();
+    let mut buf = [0u8; 2048];
+    while let Some(len) = n.engine.poll_transmit(now, &mut buf) {
+        out.push(buf[..len].to_vec());
+        n.drain_events();
+    }
+    out
+}
+
+#[test]
+fn a_bndupd_never_acknowledged_closes_the_connection_although_contacts_flow() {
+    let mut n = linked_secondary();
+    assert_eq!(n.engine.config().ack_timeout, 60);
+    let binding = failover_fsm::BindingData::new(Ipv4Addr::new(198, 18, 1, 3), BindingStatus::Free);
+    let mut sent_at = None;
+    let mut closed_at = None;
+    for s in 1..=200u32 {
+        let now = Instant::from_secs(u64::from(s));
+        if s == 30 {
+            n.engine.send_binding(binding.clone()).unwrap();
+        }
+        let mut out = tick(&mut n, now);
+        // The partner is alive: a CONTACT every 5 s keeps tReceive (15 s) from running out.
+        if s % 5 == 0 && !n.close_requested {
+            out.extend(feed(&mut n, now, T0 + s, &contact(T0 + s, 1000 + s)));
+        }
+        if sent_at.is_none() && types(&out).contains(&"BNDUPD") {
+            sent_at = Some(s);
+        }
+        if n.close_requested {
+            closed_with(&n, &out, RejectReason::NoTraffic);
+            closed_at = Some(s);
+            break;
+        }
+    }
+    let sent_at = sent_at.expect("the BNDUPD went out");
+    assert_eq!(
+        closed_at,
+        Some(sent_at + 60),
+        "closed one ack timeout after the BNDUPD"
+    );
+    assert!(
+        n.events
+            .iter()
+            .any(|e| matches!(e, Event::UpdateUnacknowledged { waited: 60 }))
+    );
+}
+
+#[test]
+fn acknowledged_bndupds_keep_the_connection_and_a_zero_ack_timeout_never_closes() {
+    for ack_timeout in [60, 0] {
+        let mut n = link_secondary(node_with(Role::Secondary, |c| c.ack_timeout = ack_timeout));
+        let mut bndupds = 0;
+        for s in 1..=300u32 {
+            let now = Instant::from_secs(u64::from(s));
+            if s % 20 == 0 {
+                let a = Ipv4Addr::new(198, 18, 1, (s / 20 % 8) as u8);
+                n.engine
+                    .send_binding(failover_fsm::BindingData::new(a, BindingStatus::Free))
+                    .unwrap();
+            }
+            let out = tick(&mut n, now);
+            for m in &out {
+                if let Ok(Repr::BndUpd(u)) = Repr::parse(m) {
+                    bndupds += 1;
+                    // Acknowledged at once when the timeout is on; never when it is off.
+                    if ack_timeout > 0 {
+                        let b = u.bindings.iter().next().unwrap();
+                        let acks = [BindingAck::accept(b.address)];
+                        let ack = BndAck {
+                            time: T0 + s,
+                            xid: u.xid,
+                            acks: BindingList::from_slice(&acks),
+                            extra: Default::default(),
+                            digest: None,
+                        };
+                        let mut bytes = vec![0; 512];
+                        let len = ack.emit(&mut bytes).unwrap();
+                        feed(&mut n, now, T0 + s, &bytes[..len]);
+                    }
+                }
+            }
+            if s % 5 == 0 {
+                feed(&mut n, now, T0 + s, &contact(T0 + s, 2000 + s));
+            }
+            assert!(
+                !n.close_requested,
+                "closed at {s} s (ack timeout {ack_timeout}): {:?}",
+                n.events
+            );
+        }
+        assert!(
+            bndupds >= 8,
+            "{bndupds} BNDUPDs (ack timeout {ack_timeout})"
+        );
+    }
+}
+
+#[test]
+fn a_bndupd_waits_until_the_commits_of_the_previous_one_are_polled() {
+    let mut n = linked_secondary();
+    n.auto_commit = false;
+    let wall = UnixTime(T0);
+    let first = bndupd(200, Ipv4Addr::new(198, 18, 1, 1));
+    let second = bndupd(201, Ipv4Addr::new(198, 18, 1, 2));
+    n.engine
+        .handle_message(Instant::ZERO, wall, &first, &n.store)
+        .unwrap();
+    // Its CommitBinding is not polled: the engine holds one batch of received bindings.
+    assert_eq!(
+        n.engine
+            .handle_message(Instant::ZERO, wall, &second, &n.store),
+        Err(failover_fsm::EngineError::EventsPending)
+    );
+    // Other messages still go in.
+    n.engine
+        .handle_message(Instant::ZERO, wall, &contact(T0, 9), &n.store)
+        .unwrap();
+    n.drain_events();
+    assert_eq!(n.pending_commits.len(), 1);
+    n.engine
+        .handle_message(Instant::ZERO, wall, &second, &n.store)
+        .unwrap();
+    n.drain_events();
+    assert_eq!(n.pending_commits.len(), 2);
+    assert!(!n.close_requested);
 }

@@ -319,7 +319,7 @@ fn changes_made_while_a_write_is_outstanding_come_as_one_snapshot() {
     p.actions.clear();
     p.persister = Persister::Slow;
     // The operator declares the partner down: one snapshot, outstanding.
-    p.e.partner_down(now);
+    p.e.partner_down(now, true).unwrap();
     p.serve(now);
     assert_eq!(p.unconfirmed.len(), 1);
     assert_eq!(p.unconfirmed[0].1.state, ServerState::PartnerDown);
@@ -356,7 +356,7 @@ fn a_failed_write_is_retried_and_its_state_never_announced() {
     p.actions.clear();
     p.persister = Persister::Failing;
     let before = p.announced().len();
-    p.e.partner_down(now);
+    p.e.partner_down(now, true).unwrap();
     p.serve(now);
     // Failed: an event says so, and the engine asks again after the retry delay.
     assert!(

@@ -249,7 +249,7 @@ fn restart_with_lost_storage_recovers_through_recover_wait() {
     pair.pump();
     pair.disconnect();
     let now = pair.now;
-    pair.secondary.engine.partner_down(now);
+    pair.secondary.engine.partner_down(now, false).unwrap();
     pair.pump();
     assert_eq!(pair.secondary.engine.state(), ServerState::PartnerDown);
     pair.run_for(5);

@@ -49,6 +49,41 @@ pub enum DecodeErrorKind {
     MissingOption(OptionCode),
     /// A binding option (BNDUPD/BNDACK) appears before the first assigned-IP-address (§6.3).
     OptionOutsideBinding(u16),
+    /// RFC 8156: a message-size field below 8, the smallest failover message (RFC 8156 §5.1,
+    /// RFC 5460 §5.1). The stream cannot be framed further.
+    SizeOutOfRange(u16),
+    /// RFC 8156: a message larger than the framer's buffer (`len` bytes with the size field).
+    FrameTooLarge {
+        /// Bytes the message takes on the stream, with its 2-byte size field.
+        len: usize,
+        /// Bytes the framer can hold.
+        capacity: usize,
+    },
+    /// RFC 8156: a known DHCPv6 option with a length its definition does not allow.
+    V6OptionLength {
+        /// The option code.
+        code: u16,
+        /// The length on the wire.
+        len: u16,
+    },
+    /// RFC 8156: a DHCPv6 option that may appear once per level appears twice in one message,
+    /// OPTION_CLIENT_DATA, IA or IAADDR/IAPREFIX.
+    V6DuplicateOption(u16),
+    /// RFC 8156: an option the RFC requires is absent.
+    V6MissingOption {
+        /// The missing option's code.
+        code: u16,
+        /// The option it is missing from (0: the message itself).
+        parent: u16,
+    },
+    /// RFC 8156: a binding option nested where the RFC does not put it (an IAADDR outside an
+    /// IA_NA/IA_TA, an IA outside OPTION_CLIENT_DATA, both a client and a prefix in a BNDUPD, ...).
+    MisplacedOption {
+        /// The option's code.
+        code: u16,
+        /// The option it appears in (0: the message itself).
+        parent: u16,
+    },
 }
 
 /// A decode failure: what went wrong and at which byte offset of the message or stream.
@@ -83,7 +118,10 @@ impl DecodeError {
     pub const fn is_fatal(&self) -> bool {
         matches!(
             self.kind,
-            DecodeErrorKind::BadLength(_) | DecodeErrorKind::UnknownMessageType(_)
+            DecodeErrorKind::BadLength(_)
+                | DecodeErrorKind::UnknownMessageType(_)
+                | DecodeErrorKind::SizeOutOfRange(_)
+                | DecodeErrorKind::FrameTooLarge { .. }
         )
     }
 
@@ -157,6 +195,41 @@ impl fmt::Display for DecodeErrorKind {
                 code,
                 OptionCode::from(code).name()
             ),
+            DecodeErrorKind::SizeOutOfRange(size) => {
+                write!(f, "message-size {size} below 8")
+            }
+            DecodeErrorKind::FrameTooLarge { len, capacity } => {
+                write!(
+                    f,
+                    "message of {len} bytes exceeds the {capacity}-byte buffer"
+                )
+            }
+            DecodeErrorKind::V6OptionLength { code, len } => write!(
+                f,
+                "option {} ({}) has invalid length {len}",
+                code,
+                crate::v6::OptionCode::from(code).name()
+            ),
+            DecodeErrorKind::V6DuplicateOption(code) => write!(
+                f,
+                "duplicate option {} ({})",
+                code,
+                crate::v6::OptionCode::from(code).name()
+            ),
+            DecodeErrorKind::V6MissingOption { code, parent } => write!(
+                f,
+                "missing option {} ({}) in {}",
+                code,
+                crate::v6::OptionCode::from(code).name(),
+                crate::v6::option::parent_name(parent)
+            ),
+            DecodeErrorKind::MisplacedOption { code, parent } => write!(
+                f,
+                "option {} ({}) not allowed in {}",
+                code,
+                crate::v6::OptionCode::from(code).name(),
+                crate::v6::option::parent_name(parent)
+            ),
         }
     }
 }
@@ -186,6 +259,14 @@ pub enum EncodeError {
     },
     /// A BNDUPD or BNDACK without any binding transaction.
     NoBinding,
+    /// RFC 8156: the message would not fit the 16-bit message-size (65,535 bytes after the
+    /// size field, RFC 5460 §5.1), or an option's data the 16-bit option-len.
+    V6TooLong {
+        /// The length it would have.
+        len: usize,
+    },
+    /// RFC 8156: a transaction-id above 24 bits (§5.4).
+    XidTooLarge(u32),
 }
 
 impl fmt::Display for EncodeError {
@@ -198,6 +279,10 @@ impl fmt::Display for EncodeError {
                 write!(f, "message of {len} bytes exceeds the 2048-byte maximum")
             }
             EncodeError::NoBinding => f.write_str("binding message without any binding"),
+            EncodeError::XidTooLarge(xid) => write!(f, "transaction-id {xid} exceeds 24 bits"),
+            EncodeError::V6TooLong { len } => {
+                write!(f, "{len} bytes exceed a 16-bit DHCPv6 length field")
+            }
         }
     }
 }

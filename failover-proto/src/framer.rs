@@ -31,16 +31,60 @@ pub enum FrameStatus {
 /// assert!(frame_status(&[0x08, 0x01]).is_err()); // 2049 bytes: too long
 /// ```
 pub fn frame_status(buf: &[u8]) -> Result<FrameStatus, DecodeError> {
-    let Some(len) = buf.first_chunk::<2>() else {
+    status(V4, buf)
+}
+
+/// How a protocol's 2-byte length field delimits its messages: the one rule the framers share.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Rule {
+    /// draft-12 (§6.1): the field counts the whole message, itself included (12..=2048);
+    /// RFC 8156 (§5.1, RFC 5460 §5.1): it counts the bytes after it (8..=65535).
+    pub(crate) counts_itself: bool,
+    /// Smallest valid field value.
+    pub(crate) min_field: u16,
+    /// Largest message, with the length field, that the receiver holds.
+    pub(crate) max_total: usize,
+}
+
+/// The draft-12 rule.
+pub(crate) const V4: Rule = Rule {
+    counts_itself: true,
+    min_field: MIN_MESSAGE_LEN as u16,
+    max_total: MAX_MESSAGE_LEN,
+};
+
+/// Looks at the start of `buf` with `rule`.
+pub(crate) fn status(rule: Rule, buf: &[u8]) -> Result<FrameStatus, DecodeError> {
+    let Some(field) = buf.first_chunk::<2>() else {
         return Ok(FrameStatus::Incomplete {
             needed: 2 - buf.len(),
         });
     };
-    let len = u16::from_be_bytes(*len);
-    if !(MIN_MESSAGE_LEN..=MAX_MESSAGE_LEN).contains(&usize::from(len)) {
-        return Err(DecodeError::new(DecodeErrorKind::BadLength(len), 0));
+    let field = u16::from_be_bytes(*field);
+    let len = if rule.counts_itself {
+        usize::from(field)
+    } else {
+        usize::from(field) + 2
+    };
+    if field < rule.min_field {
+        let kind = if rule.counts_itself {
+            DecodeErrorKind::BadLength(field)
+        } else {
+            DecodeErrorKind::SizeOutOfRange(field)
+        };
+        return Err(DecodeError::new(kind, 0));
     }
-    let len = usize::from(len);
+    if len > rule.max_total {
+        let kind = if rule.counts_itself {
+            DecodeErrorKind::BadLength(field)
+        } else {
+            DecodeErrorKind::FrameTooLarge {
+                len,
+                capacity: rule.max_total,
+            }
+        };
+        return Err(DecodeError::new(kind, 0));
+    }
     Ok(if buf.len() >= len {
         FrameStatus::Complete(len)
     } else {
@@ -70,15 +114,21 @@ pub struct Frames<'a> {
     rest: &'a [u8],
     consumed: usize,
     failed: bool,
+    rule: Rule,
 }
 
 impl<'a> Frames<'a> {
     /// Frames over `buf`.
     pub const fn new(buf: &'a [u8]) -> Self {
+        Self::with_rule(buf, V4)
+    }
+
+    pub(crate) const fn with_rule(buf: &'a [u8], rule: Rule) -> Self {
         Frames {
             rest: buf,
             consumed: 0,
             failed: false,
+            rule,
         }
     }
 
@@ -100,7 +150,7 @@ impl<'a> Iterator for Frames<'a> {
         if self.failed {
             return None;
         }
-        match frame_status(self.rest) {
+        match status(self.rule, self.rest) {
             Ok(FrameStatus::Complete(len)) => {
                 let (msg, rest) = self.rest.split_at_checked(len)?;
                 self.rest = rest;
@@ -139,13 +189,7 @@ impl<'a> Iterator for Frames<'a> {
 /// ```
 #[derive(Debug, Clone)]
 pub struct Framer {
-    buf: [u8; MAX_MESSAGE_LEN],
-    len: usize,
-    /// A message assembled in `buf` was handed out; drop it on the next call.
-    delivered: bool,
-    /// Stream offset of the start of `buf` (for error offsets).
-    stream_offset: u64,
-    failed: Option<DecodeError>,
+    core: Assembler<MAX_MESSAGE_LEN>,
 }
 
 impl Default for Framer {
@@ -158,32 +202,25 @@ impl Framer {
     /// An empty framer.
     pub const fn new() -> Self {
         Framer {
-            buf: [0; MAX_MESSAGE_LEN],
-            len: 0,
-            delivered: false,
-            stream_offset: 0,
-            failed: None,
+            core: Assembler::new(V4),
         }
     }
 
     /// Bytes of an incomplete message held from earlier reads.
     pub const fn buffered(&self) -> usize {
-        if self.delivered { 0 } else { self.len }
+        self.core.buffered()
     }
 
     /// Stream offset of the start of the message being assembled. Once `next_message` has
     /// returned `None` (the input is used up), the bytes fed so far are
     /// `stream_offset() + buffered()`.
     pub const fn stream_offset(&self) -> u64 {
-        self.stream_offset
+        self.core.stream_offset
     }
 
     /// Forgets everything, for a new connection.
     pub fn reset(&mut self) {
-        self.len = 0;
-        self.delivered = false;
-        self.stream_offset = 0;
-        self.failed = None;
+        self.core.reset();
     }
 
     /// Takes bytes from `input` (advancing it) and returns the next whole message, or `None`
@@ -192,6 +229,66 @@ impl Framer {
     /// After an error the stream is out of sync: every later call returns the same error until
     /// [`Framer::reset`].
     pub fn next_message<'r, 'i: 'r>(
+        &'r mut self,
+        input: &mut &'i [u8],
+    ) -> Result<Option<&'r [u8]>, DecodeError> {
+        self.core.next_message(input)
+    }
+}
+
+impl<const N: usize> core::fmt::Debug for Assembler<N> {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Assembler")
+            .field("buffered", &self.buffered())
+            .field("stream_offset", &self.stream_offset)
+            .field("failed", &self.failed)
+            .finish()
+    }
+}
+
+/// The stream assembler both framers share: an `N`-byte buffer and a length [`Rule`].
+#[derive(Clone)]
+pub(crate) struct Assembler<const N: usize> {
+    buf: [u8; N],
+    len: usize,
+    /// A message assembled in `buf` was handed out; drop it on the next call.
+    delivered: bool,
+    /// Stream offset of the start of `buf` (for error offsets).
+    pub(crate) stream_offset: u64,
+    pub(crate) failed: Option<DecodeError>,
+    rule: Rule,
+}
+
+impl<const N: usize> Assembler<N> {
+    /// An empty assembler; `rule.max_total` is capped at `N`.
+    pub(crate) const fn new(rule: Rule) -> Self {
+        let max_total = if rule.max_total < N {
+            rule.max_total
+        } else {
+            N
+        };
+        Assembler {
+            buf: [0; N],
+            len: 0,
+            delivered: false,
+            stream_offset: 0,
+            failed: None,
+            rule: Rule { max_total, ..rule },
+        }
+    }
+
+    pub(crate) const fn buffered(&self) -> usize {
+        if self.delivered { 0 } else { self.len }
+    }
+
+    pub(crate) fn reset(&mut self) {
+        self.len = 0;
+        self.delivered = false;
+        self.stream_offset = 0;
+        self.failed = None;
+    }
+
+    pub(crate) fn next_message<'r, 'i: 'r>(
         &'r mut self,
         input: &mut &'i [u8],
     ) -> Result<Option<&'r [u8]>, DecodeError> {
@@ -204,7 +301,7 @@ impl Framer {
             self.delivered = false;
         }
         if self.len == 0 {
-            match frame_status(input) {
+            match status(self.rule, input) {
                 Ok(FrameStatus::Complete(n)) => {
                     let (msg, rest) = input.split_at_checked(n).unwrap_or((input, &[]));
                     *input = rest;
@@ -217,7 +314,7 @@ impl Framer {
         }
         // Assemble in our buffer: first the length field, then the rest of the message.
         loop {
-            let target = match frame_status(self.buf.get(..self.len).unwrap_or_default()) {
+            let target = match status(self.rule, self.buf.get(..self.len).unwrap_or_default()) {
                 Ok(FrameStatus::Complete(n)) => {
                     self.delivered = true;
                     return Ok(self.buf.get(..n));
@@ -257,7 +354,7 @@ impl defmt::Format for Framer {
             "Framer {{ buffered: {}, stream_offset: {}, failed: {} }}",
             self.buffered(),
             self.stream_offset(),
-            self.failed
+            self.core.failed
         );
     }
 }

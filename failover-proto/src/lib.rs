@@ -9,6 +9,8 @@
 //!   a decode/encode cycle in each message's `extra`.
 //! * [`framer`]: messages out of a TCP byte stream, length-checked before the body is read.
 //! * [`hash`]: the RFC 3074 load-balancing hash, with [`Hba`] for the bucket assignment.
+//! * [`v6`]: the DHCPv6 failover protocol of RFC 8156 (messages 24..=35, options 114..=134,
+//!   the binding nesting, the 2-byte size framing), in the same style.
 //!
 //! The crate is `#![no_std]`, never allocates, has no `unsafe`, and does not panic on any
 //! input: every malformed message gives a [`DecodeError`] with its offset, and
@@ -75,6 +77,7 @@ pub mod hash;
 pub mod header;
 pub mod option;
 pub mod repr;
+pub mod v6;
 pub mod value;
 
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};

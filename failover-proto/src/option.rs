@@ -135,25 +135,26 @@ pub const fn length_ok(code: u16, len: usize) -> bool {
 /// The highest code the draft defines.
 pub(crate) const MAX_KNOWN_CODE: u16 = 29;
 
-/// A set of option codes 0..=31 as a bit mask.
+/// A set of draft-12 option codes 0..=31 as a bit mask (the draft's codes are 1..=29). One
+/// machine word on a 32-bit microcontroller: the parser keeps one per message and per binding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct CodeSet(pub u32);
+pub struct CodeSet(u32);
 
 impl CodeSet {
     /// No code.
     pub const EMPTY: CodeSet = CodeSet(0);
 
-    /// The set of the given codes (each ≤ 31).
+    /// The set of the given codes (each ≤ 31; larger codes are ignored).
     #[allow(clippy::indexing_slicing)] // i < codes.len(); const fn cannot use get()
     pub const fn of(codes: &[u16]) -> CodeSet {
-        let mut bits = 0u32;
+        let mut set = CodeSet::EMPTY;
         let mut i = 0;
         while i < codes.len() {
-            bits |= 1 << (codes[i] & 31);
+            set.insert(codes[i]);
             i += 1;
         }
-        CodeSet(bits)
+        set
     }
 
     /// Whether `code` is in the set.
@@ -161,10 +162,83 @@ impl CodeSet {
         code < 32 && self.0 & (1 << code) != 0
     }
 
-    const fn insert(&mut self, code: u16) {
+    /// The codes of both sets.
+    #[must_use]
+    pub const fn union(self, other: CodeSet) -> CodeSet {
+        CodeSet(self.0 | other.0)
+    }
+
+    pub(crate) const fn insert(&mut self, code: u16) {
         if code < 32 {
             self.0 |= 1 << code;
         }
+    }
+}
+
+/// A set of option codes 0..=255 as a bit mask, for RFC 8156 (its codes reach 134). Kept apart
+/// from [`CodeSet`] so that the draft-12 parser keeps its one-word sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct WideCodeSet([u64; 4]);
+
+impl WideCodeSet {
+    /// No code.
+    pub const EMPTY: WideCodeSet = WideCodeSet([0; 4]);
+
+    /// The set of the given codes (each ≤ 255; larger codes are ignored).
+    #[allow(clippy::indexing_slicing)] // i < codes.len(); const fn cannot use get()
+    pub const fn of(codes: &[u16]) -> WideCodeSet {
+        let mut set = WideCodeSet::EMPTY;
+        let mut i = 0;
+        while i < codes.len() {
+            set.insert(codes[i]);
+            i += 1;
+        }
+        set
+    }
+
+    /// Whether `code` is in the set.
+    #[allow(clippy::indexing_slicing)] // code < 256, so code >> 6 < 4
+    pub const fn contains(self, code: u16) -> bool {
+        code < 256 && self.0[(code >> 6) as usize] & (1 << (code & 63)) != 0
+    }
+
+    /// The codes of both sets.
+    #[must_use]
+    pub const fn union(self, other: WideCodeSet) -> WideCodeSet {
+        let (a, b) = (self.0, other.0);
+        WideCodeSet([a[0] | b[0], a[1] | b[1], a[2] | b[2], a[3] | b[3]])
+    }
+
+    #[allow(clippy::indexing_slicing)] // code < 256, so code >> 6 < 4
+    pub(crate) const fn insert(&mut self, code: u16) {
+        if code < 256 {
+            self.0[(code >> 6) as usize] |= 1 << (code & 63);
+        }
+    }
+}
+
+/// Which codes [`ExtraOptions`] leaves out: a draft-12 set by value, or an RFC 8156 set by
+/// reference (they are constants), so that the draft-12 messages stay small.
+#[derive(Debug, Clone, Copy)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+enum Skip {
+    Narrow(CodeSet),
+    Wide(&'static WideCodeSet),
+}
+
+impl Skip {
+    const fn contains(self, code: u16) -> bool {
+        match self {
+            Skip::Narrow(s) => s.contains(code),
+            Skip::Wide(s) => s.contains(code),
+        }
+    }
+}
+
+impl Default for Skip {
+    fn default() -> Self {
+        Skip::Narrow(CodeSet::EMPTY)
     }
 }
 
@@ -320,7 +394,7 @@ pub(crate) fn scan<'a>(
 pub struct ExtraOptions<'a> {
     raw: &'a [u8],
     offset: usize,
-    skip: CodeSet,
+    skip: Skip,
 }
 
 impl<'a> ExtraOptions<'a> {
@@ -328,7 +402,7 @@ impl<'a> ExtraOptions<'a> {
     pub const EMPTY: ExtraOptions<'static> = ExtraOptions {
         raw: &[],
         offset: 0,
-        skip: CodeSet::EMPTY,
+        skip: Skip::Narrow(CodeSet::EMPTY),
     };
 
     /// Extra options from already encoded TLVs, for building a message. They must not repeat a
@@ -337,7 +411,7 @@ impl<'a> ExtraOptions<'a> {
         ExtraOptions {
             raw,
             offset: 0,
-            skip: CodeSet::EMPTY,
+            skip: Skip::Narrow(CodeSet::EMPTY),
         }
     }
 
@@ -346,7 +420,20 @@ impl<'a> ExtraOptions<'a> {
         ExtraOptions {
             raw,
             offset,
-            skip: modeled,
+            skip: Skip::Narrow(modeled),
+        }
+    }
+
+    /// [`ExtraOptions::from_wire`] for RFC 8156 messages.
+    pub(crate) const fn from_wire_wide(
+        raw: &'a [u8],
+        offset: usize,
+        modeled: &'static WideCodeSet,
+    ) -> Self {
+        ExtraOptions {
+            raw,
+            offset,
+            skip: Skip::Wide(modeled),
         }
     }
 
@@ -432,6 +519,21 @@ impl<'a> OptionWriter<'a> {
             .ok_or(EncodeError::BufferTooSmall { required: end })?;
         write_tl(head, code, len);
         body.copy_from_slice(data);
+        self.pos = end;
+        Ok(())
+    }
+
+    /// Appends the 4-byte header of an option whose `len` data bytes the caller writes next
+    /// (a container: RFC 8156's nested options).
+    pub(crate) fn begin(&mut self, code: u16, len: usize) -> Result<(), EncodeError> {
+        let end = self.pos + 4;
+        let len = u16::try_from(len).map_err(|_| EncodeError::V6TooLong { len })?;
+        let head = self
+            .buf
+            .get_mut(self.pos..end)
+            .and_then(|h| h.first_chunk_mut::<4>())
+            .ok_or(EncodeError::BufferTooSmall { required: end })?;
+        write_tl(head, code, len);
         self.pos = end;
         Ok(())
     }

@@ -1045,7 +1045,9 @@ impl<'a, T: Transaction<'a>> BindingList<'a, T> {
     /// Number of transactions.
     pub fn len(&self) -> usize {
         match self.inner {
-            ListInner::Wire { .. } => self.iter().count(),
+            // Validated when the message was parsed: count the transactions' boundaries
+            // without decoding their fields.
+            ListInner::Wire { raw, offset } => Transactions { rest: raw, offset }.count(),
             ListInner::Slice(s) => s.len(),
         }
     }

@@ -2,11 +2,25 @@
 
 use core::fmt;
 
-/// Defines a `u8`-coded enumeration that keeps unknown values.
+/// Defines an integer-coded enumeration (`u8` unless `: u16` follows the name) that keeps
+/// unknown values. Shared with [`crate::v6`].
 macro_rules! u8_enum {
     (
         $(#[$meta:meta])*
         pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $value:literal => $text:literal, )+
+        }
+    ) => {
+        u8_enum! {
+            $(#[$meta])*
+            pub enum $name: u8 {
+                $( $(#[$vmeta])* $variant = $value => $text, )+
+            }
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident: $int:ident {
             $( $(#[$vmeta:meta])* $variant:ident = $value:literal => $text:literal, )+
         }
     ) => {
@@ -16,11 +30,11 @@ macro_rules! u8_enum {
         pub enum $name {
             $( $(#[$vmeta])* $variant, )+
             /// A value this codec does not know, kept as received.
-            Unknown(u8),
+            Unknown($int),
         }
 
-        impl From<u8> for $name {
-            fn from(value: u8) -> Self {
+        impl From<$int> for $name {
+            fn from(value: $int) -> Self {
                 match value {
                     $( $value => $name::$variant, )+
                     other => $name::Unknown(other),
@@ -28,8 +42,8 @@ macro_rules! u8_enum {
             }
         }
 
-        impl From<$name> for u8 {
-            fn from(value: $name) -> u8 {
+        impl From<$name> for $int {
+            fn from(value: $name) -> $int {
                 match value {
                     $( $name::$variant => $value, )+
                     $name::Unknown(other) => other,
@@ -38,7 +52,7 @@ macro_rules! u8_enum {
         }
 
         impl $name {
-            /// The draft's name or description of this value.
+            /// The specification's name or description of this value.
             pub const fn name(&self) -> &'static str {
                 match self {
                     $( $name::$variant => $text, )+
@@ -487,3 +501,5 @@ pub struct MessageDigest<'a> {
 
 /// The only protocol-version defined (§12.20).
 pub const PROTOCOL_VERSION: u8 = 1;
+
+pub(crate) use {flags, u8_enum};

@@ -337,7 +337,7 @@ impl World {
                     | ServerState::ResolutionInterrupted
             );
             if partner_down_long && ok_state && n.complete && n.halt_at.is_none() {
-                e.partner_down(now);
+                let _ = e.partner_down(now, true);
                 slog!(
                     self,
                     "FAULT: operator declares PARTNER-DOWN on {}",

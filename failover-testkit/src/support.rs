@@ -326,6 +326,16 @@ pub fn config(role: Role) -> Config {
 
 impl Pair {
     pub fn new(pool: u32) -> Self {
+        Pair::with_config(pool, |_| {})
+    }
+
+    /// A pair whose configurations (from [`config`]) `adjust` changes first.
+    pub fn with_config(pool: u32, adjust: impl Fn(&mut Config)) -> Self {
+        let config = |role| {
+            let mut c = config(role);
+            adjust(&mut c);
+            c
+        };
         let now = Instant::ZERO;
         let wall = UnixTime(T0);
         let first = Ipv4Addr::new(198, 18, 1, 0);

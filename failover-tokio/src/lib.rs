@@ -8,6 +8,10 @@
 //! (`send_binding`, policy queries, `partner_down`, `shutdown`, `status`, `watch`) and receives
 //! [`PeerEvent`]s.
 //!
+//! The link is plain TCP ([`PeerBuilder::plaintext`], what ISC dhcpd speaks) or, with the
+//! `tls` feature, TLS 1.3 with a certificate on each side and the partner's identity pinned
+//! (`PeerBuilder::tls`, the `tls` module); a relationship must say which.
+//!
 //! Durability is the [`Storage`]'s: every change is applied to the store at once, by the rules
 //! of [`failover_fsm::record::LeaseRecord`], and made durable by [`Storage::sync`]. The task
 //! syncs once for everything one batch of input changed (group commit), on tokio's blocking
@@ -20,9 +24,15 @@
 pub mod peer;
 pub mod storage;
 mod task;
+#[cfg(feature = "tls")]
+pub mod tls;
+pub mod transport;
 
 pub use peer::{Counters, Handle, PeerBuilder, PeerError, PeerEvent, wall_clock};
 pub use storage::{Backlog, FileStore, Lease, MemoryStore, Storage};
+#[cfg(feature = "tls")]
+pub use tls::{TlsConfig, TlsError, TlsRefusal};
+pub use transport::{Transport, TransportNotChosen};
 
 /// The README's code examples, compiled and run as doctests.
 #[cfg(doctest)]

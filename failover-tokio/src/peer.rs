@@ -21,6 +21,7 @@ use tracing::{Instrument, info_span};
 
 use crate::storage::Storage;
 use crate::task::{Backoff, Clock, Connection, Forward, PeerEngine, Task};
+use crate::transport::{Security, Transport, TransportNotChosen};
 
 /// Configures and starts a failover peer.
 ///
@@ -34,6 +35,7 @@ use crate::task::{Backoff, Clock, Connection, Forward, PeerEngine, Task};
 /// let store = Arc::new(MemoryStore::new(Role::Secondary, Ipv4Addr::new(192, 0, 2, 0), 256));
 /// let config = Config::new(Role::Secondary, "dhcp-failover", 3600);
 /// let (handle, mut events) = PeerBuilder::new(config, "192.0.2.1:647".parse().unwrap(), store)
+///     .plaintext() // or .tls(..) with the `tls` feature
 ///     .listen("192.0.2.2:647".parse().unwrap())
 ///     .bind_address("192.0.2.2".parse().unwrap())
 ///     .start()
@@ -49,6 +51,7 @@ pub struct PeerBuilder<S: Storage> {
     partner: SocketAddr,
     listen: SocketAddr,
     bind: Option<IpAddr>,
+    security: Option<Security>,
     storage: Arc<S>,
     reconnect_min: Duration,
     reconnect_max: Duration,
@@ -67,6 +70,7 @@ impl<S: Storage> PeerBuilder<S> {
             partner,
             listen: SocketAddr::from(([0, 0, 0, 0], failover_proto::FAILOVER_PORT)),
             bind: None,
+            security: None,
             storage,
             reconnect_min: Duration::from_secs(5),
             reconnect_max: Duration::from_secs(60),
@@ -75,6 +79,22 @@ impl<S: Storage> PeerBuilder<S> {
             write_timeout: None,
             lease_table_lost: false,
         }
+    }
+
+    /// Plain TCP to the partner, as the draft and ISC dhcpd speak it (ISC cannot do TLS):
+    /// anyone on the path can read the lease database and inject updates. A relationship must
+    /// choose its transport, this or `PeerBuilder::tls` (feature `tls`); [`Handle::transport`] reports it.
+    pub fn plaintext(mut self) -> Self {
+        self.security = Some(Security::Plain);
+        self
+    }
+
+    /// TLS 1.3 to the partner, with a certificate on each side and the partner's identity
+    /// pinned (see [`crate::tls`]): both peers must be configured so.
+    #[cfg(feature = "tls")]
+    pub fn tls(mut self, config: crate::tls::TlsConfig) -> Self {
+        self.security = Some(Security::Tls(config));
+        self
     }
 
     /// Where to listen for the partner's connections.
@@ -129,8 +149,14 @@ impl<S: Storage> PeerBuilder<S> {
         self
     }
 
-    /// Binds the listener and starts the task.
+    /// Binds the listener and starts the task. Fails with [`TransportNotChosen`] (kind
+    /// `InvalidInput`) if neither [`PeerBuilder::plaintext`] nor `tls` was called.
     pub async fn start(self) -> io::Result<(Handle, mpsc::Receiver<PeerEvent>)> {
+        let security = self
+            .security
+            .clone()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, TransportNotChosen))?;
+        let transport = Arc::new(security.transport());
         let listener = TcpListener::bind(self.listen).await?;
         let local = listener.local_addr()?;
         let origin = tokio::time::Instant::now();
@@ -161,6 +187,7 @@ impl<S: Storage> PeerBuilder<S> {
             self.partner,
             self.bind,
             listener,
+            security,
             Backoff {
                 min: self.reconnect_min,
                 max: self.reconnect_max,
@@ -184,6 +211,7 @@ impl<S: Storage> PeerBuilder<S> {
                 config: Arc::new(self.config),
                 counters,
                 local,
+                transport,
                 join: Arc::new(std::sync::Mutex::new(Some(join))),
             },
             event_rx,
@@ -214,14 +242,27 @@ pub enum PeerEvent {
         /// Its source.
         from: SocketAddr,
     },
+    /// A connection to or from the partner's address was closed because its TLS handshake
+    /// failed; the engine never saw it.
+    #[cfg(feature = "tls")]
+    TlsRefused {
+        /// The other end.
+        peer: SocketAddr,
+        /// We opened it (`true`) or accepted it.
+        outgoing: bool,
+        /// Why.
+        reason: crate::tls::TlsRefusal,
+    },
     /// Storage failed; the binding could not be acknowledged or the state not persisted.
     StorageError(String),
 }
 
-/// Counters kept by the task.
+/// Counters kept by the task (the engine's own are in [`Status::counters`]).
 #[derive(Debug, Default)]
 pub struct Counters {
     refused: AtomicU64,
+    tls_refused: AtomicU64,
+    accepted: AtomicU64,
     connections: AtomicU64,
     messages_in: AtomicU64,
     messages_out: AtomicU64,
@@ -232,8 +273,17 @@ impl Counters {
         self.refused.fetch_add(1, Ordering::Relaxed);
     }
 
-    pub(crate) fn count_connection(&self) {
+    #[cfg(feature = "tls")]
+    pub(crate) fn count_tls_refused(&self) {
+        self.tls_refused.fetch_add(1, Ordering::Relaxed);
+        self.count_refused();
+    }
+
+    pub(crate) fn count_connection(&self, outgoing: bool) {
         self.connections.fetch_add(1, Ordering::Relaxed);
+        if !outgoing {
+            self.accepted.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     pub(crate) fn count_in(&self) {
@@ -244,12 +294,28 @@ impl Counters {
         self.messages_out.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Connections from non-partner addresses closed before reading.
+    /// Connections closed before anything of them reached the engine: from an address that is
+    /// not the partner's or the partner's while we have one already (one connection per
+    /// relationship), both closed unread; and those whose TLS handshake failed, in either
+    /// direction ([`Counters::tls_refused`]).
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
     }
 
-    /// Connections to the partner established.
+    /// Connections to or from the partner's address whose TLS handshake failed (always 0
+    /// without the `tls` feature).
+    pub fn tls_refused(&self) -> u64 {
+        self.tls_refused.load(Ordering::Relaxed)
+    }
+
+    /// The partner's connections we accepted (with TLS: handshake done, certificate verified)
+    /// and handed to the engine.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Connections to the partner established, accepted or opened by us (with TLS: handshake
+    /// done, certificate verified), and handed to the engine.
     pub fn connections(&self) -> u64 {
         self.connections.load(Ordering::Relaxed)
     }
@@ -294,7 +360,10 @@ pub(crate) type Reply = oneshot::Sender<Result<(), PeerError>>;
 
 pub(crate) enum Command {
     SendBindings(Vec<BindingData>, Reply),
-    PartnerDown,
+    PartnerDown {
+        force: bool,
+        reply: Reply,
+    },
     Shutdown(oneshot::Sender<()>),
     Balance(
         BalanceTrigger,
@@ -310,6 +379,7 @@ pub struct Handle {
     config: Arc<Config>,
     counters: Arc<Counters>,
     local: SocketAddr,
+    transport: Arc<Transport>,
     join: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
 }
 
@@ -330,12 +400,17 @@ impl Handle {
         rx.await.map_err(|_| PeerError::Stopped)?
     }
 
-    /// The operator declares the partner down (§9.4).
-    pub async fn partner_down(&self) -> Result<(), PeerError> {
+    /// The operator declares the partner down (§9.4): from COMMUNICATIONS-INTERRUPTED (or
+    /// RESOLUTION-INTERRUPTED) only, unless `force`; refused otherwise with
+    /// `PeerError::Engine(EngineError::NotInterrupted { state })` (see
+    /// [`failover_fsm::Engine::partner_down`]). Returns once the engine has taken it.
+    pub async fn partner_down(&self, force: bool) -> Result<(), PeerError> {
+        let (tx, rx) = oneshot::channel();
         self.cmd
-            .send(Command::PartnerDown)
+            .send(Command::PartnerDown { force, reply: tx })
             .await
-            .map_err(|_| PeerError::Stopped)
+            .map_err(|_| PeerError::Stopped)?;
+        rx.await.map_err(|_| PeerError::Stopped)?
     }
 
     /// Stops the peer: announces SHUTDOWN (§9.14), waits a few seconds for the partner to
@@ -396,6 +471,12 @@ impl Handle {
     /// The task's counters.
     pub fn counters(&self) -> &Counters {
         &self.counters
+    }
+
+    /// The transport of the failover link: plain TCP, or TLS and the partner identity it
+    /// pins.
+    pub fn transport(&self) -> &Transport {
+        &self.transport
     }
 
     /// The address the peer listens on.

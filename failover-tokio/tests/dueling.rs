@@ -287,6 +287,7 @@ struct Peer {
 async fn start_peer(role: Role, own: Ipv4Addr, partner: SocketAddr, first: Ipv4Addr) -> Peer {
     let store = Arc::new(MemoryStore::new(role, first, POOL_SIZE));
     let (handle, mut rx) = PeerBuilder::new(config(role), partner, store.clone())
+        .plaintext()
         .listen(SocketAddr::new(IpAddr::V4(own), 0))
         .bind_address(IpAddr::V4(own))
         .reconnect(Duration::from_millis(100), Duration::from_millis(500))

@@ -80,9 +80,15 @@ struct Ours {
 }
 
 async fn start_ours(role: Role, pool: Ipv4Addr, write_timeout: Option<Duration>) -> Ours {
+    start_ours_with(config(role), pool, write_timeout).await
+}
+
+async fn start_ours_with(config: Config, pool: Ipv4Addr, write_timeout: Option<Duration>) -> Ours {
     let (port, partner_port) = (free_port(), free_port());
+    let role = config.role;
     let store = Arc::new(MemoryStore::new(role, pool, POOL_SIZE));
-    let mut b = PeerBuilder::new(config(role), addr(partner_port), store)
+    let mut b = PeerBuilder::new(config, addr(partner_port), store)
+        .plaintext()
         .listen(addr(port))
         .reconnect(Duration::from_millis(100), Duration::from_millis(500))
         .reject_backoff(Duration::from_millis(500));
@@ -108,6 +114,7 @@ async fn real_partner_reaches_normal(ours: &Ours) -> Handle {
     };
     let store = Arc::new(MemoryStore::new(role, ours.pool, POOL_SIZE));
     let (p, events) = PeerBuilder::new(config(role), addr(ours.port), store)
+        .plaintext()
         .listen(addr(ours.partner_port))
         .reconnect(Duration::from_millis(100), Duration::from_millis(500))
         .reject_backoff(Duration::from_millis(500))
@@ -515,9 +522,9 @@ async fn bndupds_beyond_max_unacked() {
     let ours = start_ours(Role::Secondary, Ipv4Addr::new(198, 18, 15, 0), None).await;
     let mut s = connect(ours.port).await;
     handshake(&mut s, &ours, 10).await;
-    // 100 BNDUPDs in one write, ten times our max-unacked-bndupd, no BNDACK read meanwhile:
-    // within the engine's capacity (128 received and unacknowledged), each is acknowledged.
-    let n = 100u32;
+    // As many BNDUPDs in one write as our max-unacked-bndupd, no BNDACK read meanwhile: each
+    // is acknowledged.
+    let n = MAX_UNACKED;
     burst(&mut s, ours.pool, 1000, n).await;
     let mut got = Vec::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -560,13 +567,13 @@ async fn bndupds_beyond_max_unacked() {
     assert_eq!(st.link, Link::Up);
     assert_eq!(st.awaiting_commit, 0);
 
-    // 400 at once: more than the engine holds unacknowledged (128). DISCONNECT(6) and close
-    // (§8.4), before any BNDACK of the burst goes out.
-    burst(&mut s, ours.pool, 5000, 400).await;
+    // 100 at once, ten times what we advertised: the partner breaks flow control (§8.4, §7.3).
+    // DISCONNECT(6) and close once more than 10 are unacknowledged.
+    burst(&mut s, ours.pool, 5000, 100).await;
     let (bytes, open) = read_until_close(&mut s, close_bound()).await;
     let answer = decode(&bytes);
     println!(
-        "400 BNDUPDs at once: {} BNDACKs, then {:?}; closed after {open:?}",
+        "100 BNDUPDs at once: {} BNDACKs, then {:?}; closed after {open:?}",
         answer.len().saturating_sub(1),
         answer.last()
     );
@@ -575,7 +582,7 @@ async fn bndupds_beyond_max_unacked() {
         answer.last(),
         Some(&Msg::Disconnect(RejectReason::UnknownConnectionReason))
     );
-    assert!(answer.len() < 400);
+    assert!(answer.len() < 100);
     let mut w = ours.handle.watch();
     within(5, w.wait_for(|st| st.link == Link::Down))
         .await
@@ -589,37 +596,39 @@ async fn bndupds_beyond_max_unacked() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partner_that_sends_bndupds_and_never_reads_is_dropped_by_the_write_timeout() {
     let write_timeout = Duration::from_secs(2);
-    let ours = start_ours(
-        Role::Secondary,
-        Ipv4Addr::new(198, 18, 16, 0),
-        Some(write_timeout),
-    )
-    .await;
+    // We advertise 128 (the engine's capacity): the partner's chunks of 100 keep within it.
+    let mut c = config(Role::Secondary);
+    c.max_unacked_bndupd = 128;
+    let ours = start_ours_with(c, Ipv4Addr::new(198, 18, 16, 0), Some(write_timeout)).await;
     let mut s = connect(ours.port).await;
     handshake(&mut s, &ours, 10).await;
     let (mut rd, mut wr) = s.into_split();
     let pool = ours.pool;
     let h = ours.handle.clone();
     let base = h.counters().messages_in();
-    // Chunks of 100 BNDUPDs, each sent once our peer has read the previous one (so it never
-    // holds more than 100 unacknowledged), never reading a BNDACK. Our peer's BNDACKs fill the
-    // socket buffers until its writes stall.
+    // Chunks of 100 BNDUPDs, each sent once our peer has read the previous one and written
+    // its BNDACKs (so that it never holds more than 100 unacknowledged, within the 128 we
+    // advertise), never reading a BNDACK. Our peer's BNDACKs fill the socket buffers until its
+    // writes stall.
+    const CHUNK: u32 = 100;
     let flood = tokio::spawn(async move {
         let mut sent = 0u32;
         let mut last_progress = Instant::now();
         loop {
             let mut chunk = Vec::new();
-            for i in sent..sent + 100 {
+            for i in sent..sent + CHUNK {
                 let a = Ipv4Addr::from(u32::from(pool) + i % POOL_SIZE);
                 chunk.extend(emit_bndupd(10_000 + i, a, i));
             }
             match tokio::time::timeout(Duration::from_secs(10), wr.write_all(&chunk)).await {
-                Ok(Ok(())) => sent += 100,
+                Ok(Ok(())) => sent += CHUNK,
                 Ok(Err(e)) => return (sent, last_progress, e.to_string()),
                 Err(_) => return (sent, last_progress, "write blocked".into()),
             }
             loop {
-                if h.counters().messages_in() >= base + u64::from(sent) {
+                if h.counters().messages_in() >= base + u64::from(sent)
+                    && h.status().unacked_received == 0
+                {
                     last_progress = Instant::now();
                     break;
                 }

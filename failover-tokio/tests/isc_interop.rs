@@ -96,6 +96,7 @@ struct Peer {
 impl Peer {
     async fn start<S: Storage>(config: Config, ep: &Endpoints, store: Arc<S>) -> Peer {
         let (handle, rx) = PeerBuilder::new(config, ep.isc, store)
+            .plaintext()
             .listen(ep.ours)
             .bind_address(IpAddr::V4(OURS))
             .reconnect(Duration::from_millis(200), Duration::from_secs(1))
@@ -1168,6 +1169,7 @@ fn netns_peer_child() {
         config.mclt = 0; // learned from ISC's CONNECT
         let (handle, mut rx) =
             PeerBuilder::new(config, SocketAddr::new(IpAddr::V4(ISC_IP), 647), store)
+                .plaintext()
                 .listen(SocketAddr::new(IpAddr::V4(OURS), 647))
                 .bind_address(IpAddr::V4(OURS))
                 .reconnect(Duration::from_millis(200), Duration::from_secs(1))

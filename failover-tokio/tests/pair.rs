@@ -33,6 +33,7 @@ async fn start(
 ) {
     let addr = |p| SocketAddr::from(([127, 0, 0, 1], p));
     PeerBuilder::new(config(role), addr(partner), store)
+        .plaintext()
         .listen(addr(listen))
         .reconnect(Duration::from_millis(100), Duration::from_millis(500))
         .reject_backoff(Duration::from_millis(500))
@@ -215,6 +216,7 @@ async fn a_lost_lease_table_is_refreshed_across_a_restart() {
     })
     .unwrap();
     let (s, se) = PeerBuilder::new(config(Role::Secondary), addr(pp), ss.clone())
+        .plaintext()
         .listen(addr(sp))
         .reconnect(Duration::from_millis(100), Duration::from_millis(500))
         .lease_table_lost()

@@ -1142,7 +1142,9 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
                 }
             }
             Step::EndOfUpdates => self.engine.end_of_updates(),
-            Step::PartnerDown => self.engine.partner_down(now),
+            Step::PartnerDown => {
+                let _ = self.engine.partner_down(now, true);
+            }
             Step::Shutdown => self.engine.shutdown(now),
             Step::Pause => self.engine.pause(now),
             Step::Disconnect { reason } => self.engine.disconnect(now, RejectReason::from(*reason)),

@@ -138,6 +138,7 @@ async fn start<S: Storage>(
     let mut config = Config::new(role, "durable-rate", 5);
     config.max_unacked_bndupd = 128;
     let (h, mut rx) = PeerBuilder::new(config, a(partner), store)
+        .plaintext()
         .listen(a(listen))
         .reconnect(Duration::from_millis(20), Duration::from_millis(200))
         .start()
@@ -233,6 +234,7 @@ fn secondary_lost<S: Storage>(
 ) -> PeerBuilder<S> {
     let a = |p| SocketAddr::from(([127, 0, 0, 1], p));
     PeerBuilder::new(config, a(partner), store)
+        .plaintext()
         .listen(a(listen))
         .reconnect(Duration::from_millis(20), Duration::from_millis(200))
         .lease_table_lost()

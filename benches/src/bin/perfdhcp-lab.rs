@@ -657,6 +657,7 @@ fn start_ours(server: &Path, dir: &Path, side: Side, auto_partner_down: u32) -> 
         &format!("{POOL_FIRST}-{POOL_LAST}"),
         "--lease-time",
         "3600",
+        "--plaintext",
         "--role",
         role,
         "--peer-listen",

@@ -44,6 +44,11 @@ pub(crate) fn free_udp_port(ip: Ipv4Addr) -> u16 {
 /// The `dhcp-server` example next to this test's executable, built by cargo (a no-op when up
 /// to date): `cargo test --test dhcp_server` does not build examples itself.
 pub(crate) fn server_binary() -> PathBuf {
+    example_binary("dhcp-server")
+}
+
+/// The example `name`, built by cargo as [`server_binary`] is.
+pub(crate) fn example_binary(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();
     let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
     let target_dir = profile_dir.parent().unwrap();
@@ -60,7 +65,7 @@ pub(crate) fn server_binary() -> PathBuf {
         "-p",
         "failover-examples",
         "--example",
-        "dhcp-server",
+        name,
     ])
     .current_dir(env!("CARGO_MANIFEST_DIR"))
     .env("CARGO_TARGET_DIR", target_dir)
@@ -87,13 +92,10 @@ pub(crate) fn server_binary() -> PathBuf {
         );
         std::thread::sleep(Duration::from_millis(50));
     };
-    assert!(
-        status.success(),
-        "cargo build --example dhcp-server: {status}"
-    );
+    assert!(status.success(), "cargo build --example {name}: {status}");
     let bin = profile_dir
         .join("examples")
-        .join(format!("dhcp-server{}", std::env::consts::EXE_SUFFIX));
+        .join(format!("{name}{}", std::env::consts::EXE_SUFFIX));
     assert!(bin.is_file(), "no example at {}", bin.display());
     bin
 }

@@ -6,7 +6,7 @@ use failover_proto::{
     RejectReason, ServerFlags, ServerState, State, TlsRequest,
 };
 
-use super::incoming::AckOut;
+use super::incoming::Incoming;
 use super::{Action, Control, Engine, Event, Link, Timer, wrong_type};
 use crate::dialect::Dialect;
 use crate::time::{Instant, UnixTime};
@@ -71,6 +71,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         let skew = self.skew.measure(wall, a.time);
         if let Some(reason) = a.reject_reason {
             // Rejected: log and close, no DISCONNECT (ISC does the same).
+            self.counters.reject_received(reason);
             self.last_reject = Some(reason);
             self.push_event(Event::ConnectionRejected {
                 reason,
@@ -234,7 +235,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             // A BNDUPD with an address but incomplete binding data: reject that binding (§7.1.3).
             (MessageType::BndUpd, Link::Up)
                 if matches!(error.kind(), DecodeErrorKind::MissingOption(_))
-                    && self.incoming.unacked() < COMMITS =>
+                    && !self.receive_window_full() =>
             {
                 let address = msg
                     .options()
@@ -255,14 +256,17 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
 
     /// Rejects one binding of a BNDUPD at once (nothing to commit).
     fn reject_now(&mut self, xid: u32, address: [u8; 4], reason: RejectReason) {
+        // A BNDUPD all the same, answered like any other.
+        super::counters::bump(&mut self.counters.bndupd_received);
         self.last_reject = Some(reason);
         self.push_event(Event::RejectedPartnerBinding { address, reason });
-        if self
-            .incoming
-            .push_ack(AckOut::reject(xid, address, reason))
-            .is_err()
-        {
-            self.abort_connection();
-        }
+        let token = self.incoming.tokens(1);
+        self.keep_incoming(Incoming::reject(
+            xid,
+            self.generation,
+            token,
+            address,
+            reason,
+        ));
     }
 }

@@ -10,59 +10,72 @@ use super::{CommitToken, EngineError, MAX_BATCH};
 /// `Some(None)` committed, `Some(Some(reason))` rejected.
 pub(super) type Outcome = Option<Option<RejectReason>>;
 
-/// A received BNDUPD whose transactions wait for commits.
+/// A received BNDUPD not yet acknowledged: its bindings wait for commits, or its BNDACK for
+/// the connection.
 #[derive(Debug, Clone)]
 pub(super) struct Incoming {
     pub(super) xid: u32,
     /// The connection it arrived on.
     pub(super) generation: u32,
-    /// (address, token, outcome).
-    pub(super) items: Vec<([u8; 4], u64, Outcome), MAX_BATCH>,
+    /// The commit token of the first binding; binding `i` has `first_token + i` (one block of
+    /// tokens a BNDUPD, so that no binding needs a token of its own).
+    pub(super) first_token: u64,
+    /// (address, outcome), in the order of the BNDUPD.
+    pub(super) items: Vec<([u8; 4], Outcome), MAX_BATCH>,
 }
 
 impl Incoming {
-    /// The BNDACK answering it.
-    fn ack(&self) -> AckOut {
+    /// A BNDUPD of one binding rejected at once (`token` from [`IncomingQueue::tokens`], to
+    /// keep the queue ordered by token).
+    pub(super) fn reject(
+        xid: u32,
+        generation: u32,
+        token: u64,
+        address: [u8; 4],
+        reason: RejectReason,
+    ) -> Self {
         let mut items = Vec::new();
-        for (addr, _, result) in &self.items {
-            let _ = items.push((*addr, result.flatten()));
-        }
-        AckOut {
-            xid: self.xid,
+        let _ = items.push((address, Some(Some(reason))));
+        Incoming {
+            xid,
+            generation,
+            first_token: token,
             items,
         }
     }
-}
 
-/// A BNDACK ready to go.
-#[derive(Debug, Clone)]
-pub(super) struct AckOut {
-    pub(super) xid: u32,
-    pub(super) items: Vec<([u8; 4], Option<RejectReason>), MAX_BATCH>,
-}
+    /// Every binding is committed or rejected: the BNDACK may go.
+    pub(super) fn settled(&self) -> bool {
+        self.items.iter().all(|(_, outcome)| outcome.is_some())
+    }
 
-impl AckOut {
-    /// A BNDACK rejecting one binding at once.
-    pub(super) fn reject(xid: u32, address: [u8; 4], reason: RejectReason) -> Self {
-        let mut items = Vec::new();
-        let _ = items.push((address, Some(reason)));
-        AckOut { xid, items }
+    /// Where the binding of `token` is in `items`, if this update holds it.
+    fn index_of(&self, token: u64) -> Option<usize> {
+        let idx = usize::try_from(token.checked_sub(self.first_token)?).ok()?;
+        (idx < self.items.len()).then_some(idx)
+    }
+
+    /// Whether the binding of `token` is here and still awaits its commit.
+    fn awaits(&self, token: u64) -> bool {
+        self.index_of(token)
+            .and_then(|i| self.items.get(i))
+            .is_some_and(|(_, outcome)| outcome.is_none())
     }
 }
 
-/// Received updates in the order they came, and their BNDACKs.
+/// Received updates in the order they came, until their BNDACK is sent: awaiting commits, and
+/// settled ones ready to be acknowledged. One queue for both: what counts against the
+/// max-unacked-bndupd we advertised is every BNDUPD not yet answered.
 #[derive(Debug)]
 pub(super) struct IncomingQueue<const N: usize> {
-    awaiting: Vec<Incoming, N>,
-    acks: Deque<AckOut, N>,
+    updates: Deque<Incoming, N>,
     next_token: u64,
 }
 
 impl<const N: usize> IncomingQueue<N> {
     pub(super) fn new() -> Self {
         IncomingQueue {
-            awaiting: Vec::new(),
-            acks: Deque::new(),
+            updates: Deque::new(),
             next_token: 1,
         }
     }
@@ -70,72 +83,187 @@ impl<const N: usize> IncomingQueue<N> {
     /// Forgets everything of the current connection: its BNDACKs belong to it (§8.6); the
     /// partner sends the updates again.
     pub(super) fn clear(&mut self) {
-        self.awaiting.clear();
-        self.acks.clear();
+        self.updates.clear();
     }
 
     /// Received BNDUPDs not yet acknowledged: awaiting commit, or BNDACK not yet sent.
     pub(super) fn unacked(&self) -> usize {
-        self.awaiting.len() + self.acks.len()
+        self.updates.len()
     }
 
     /// Binding transactions waiting for the caller's commit.
     pub(super) fn awaiting_commit(&self) -> usize {
-        self.awaiting.iter().map(|i| i.items.len()).sum()
+        self.updates
+            .iter()
+            .flat_map(|u| u.items.iter())
+            .filter(|(_, outcome)| outcome.is_none())
+            .count()
     }
 
-    /// A new commit token.
-    pub(super) fn token(&mut self) -> u64 {
-        let t = self.next_token;
-        self.next_token += 1;
-        t
+    /// A block of `n` new commit tokens; returns the first.
+    pub(super) fn tokens(&mut self, n: usize) -> u64 {
+        let first = self.next_token;
+        self.next_token += n as u64;
+        first
     }
 
-    /// Keeps `inc` until its commits are confirmed (room was checked by flow control).
-    pub(super) fn wait(&mut self, inc: Incoming) {
-        let _ = self.awaiting.push(inc);
+    /// Keeps `inc` until it is acknowledged; `Err` when the queue is full (the caller checked
+    /// the advertised window first, so only a partner breaking flow control gets here).
+    pub(super) fn push(&mut self, inc: Incoming) -> Result<(), ()> {
+        self.updates.push_back(inc).map_err(|_| ())
     }
 
-    /// Records the outcome of the commit of `token`; returns the update once all of its
-    /// bindings are settled.
+    /// Records the outcome of the commit of `token`; returns whether its update is now settled.
     pub(super) fn resolve(
         &mut self,
         token: CommitToken,
         reason: Option<RejectReason>,
-    ) -> Result<Option<Incoming>, EngineError> {
-        let (i, j) = self
-            .awaiting
-            .iter()
-            .enumerate()
-            .find_map(|(i, inc)| {
-                inc.items
-                    .iter()
-                    .position(|(_, t, r)| *t == token.0 && r.is_none())
-                    .map(|j| (i, j))
-            })
+    ) -> Result<bool, EngineError> {
+        let idx = self.position_of(token.0).ok_or(EngineError::UnknownToken)?;
+        let update = self
+            .updates
+            .get_mut(idx)
+            .filter(|u| u.awaits(token.0))
             .ok_or(EngineError::UnknownToken)?;
-        let inc = self.awaiting.get_mut(i).ok_or(EngineError::UnknownToken)?;
-        if let Some(item) = inc.items.get_mut(j) {
-            item.2 = Some(reason);
+        let idx = update.index_of(token.0);
+        if let Some(item) = idx.and_then(|i| update.items.get_mut(i)) {
+            item.1 = Some(reason);
         }
-        if inc.items.iter().all(|(_, _, r)| r.is_some()) {
-            return Ok(Some(self.awaiting.remove(i)));
+        Ok(update.settled())
+    }
+
+    /// Where the update holding `token` is. Tokens grow with arrival, so the queue is ordered
+    /// by `first_token`: a binary search (settled updates waiting for their BNDACK stay in
+    /// front of the ones awaiting commits; a search from the front would walk over them).
+    fn position_of(&self, token: u64) -> Option<usize> {
+        // ISC sends one binding per BNDUPD: then the update is `token - first` places in.
+        let first = self.updates.front()?.first_token;
+        if let Some(i) = token
+            .checked_sub(first)
+            .and_then(|i| usize::try_from(i).ok())
+            && self
+                .updates
+                .get(i)
+                .is_some_and(|u| u.index_of(token).is_some())
+        {
+            return Some(i);
         }
-        Ok(None)
+        let (front, back) = self.updates.as_slices();
+        let holder = |part: &[Incoming]| {
+            let i = part
+                .partition_point(|u| u.first_token <= token)
+                .checked_sub(1)?;
+            part.get(i)
+                .filter(|u| u.index_of(token).is_some())
+                .map(|_| i)
+        };
+        holder(back)
+            .map(|i| front.len() + i)
+            .or_else(|| holder(front))
     }
 
-    /// Queues the BNDACK of a settled update; `Err` when the queue is full.
-    pub(super) fn answer(&mut self, inc: &Incoming) -> Result<(), ()> {
-        self.push_ack(inc.ack())
+    /// The next BNDACK to send, for the connection `generation`: the first settled update
+    /// (BNDACKs are matched by xid, §7.2, so one may pass another still awaiting its commit).
+    /// Updates of an older connection are dropped: their BNDACKs belong to it (§8.6).
+    pub(super) fn pop_ack(&mut self, generation: u32) -> Option<Incoming> {
+        loop {
+            // Commits mostly settle in order: the oldest is usually the one.
+            let idx = if self.updates.front()?.settled() {
+                0
+            } else {
+                self.updates.iter().position(Incoming::settled)?
+            };
+            let update = self.take(idx)?;
+            if update.generation == generation {
+                return Some(update);
+            }
+        }
     }
 
-    /// Queues a BNDACK; `Err` when the queue is full.
-    pub(super) fn push_ack(&mut self, ack: AckOut) -> Result<(), ()> {
-        self.acks.push_back(ack).map_err(|_| ())
+    fn take(&mut self, idx: usize) -> Option<Incoming> {
+        if idx == 0 {
+            return self.updates.pop_front();
+        }
+        // Rotate once through the queue, keeping order, leaving out `idx`.
+        let n = self.updates.len();
+        let mut taken = None;
+        for i in 0..n {
+            let u = self.updates.pop_front()?;
+            if i == idx {
+                taken = Some(u);
+            } else {
+                let _ = self.updates.push_back(u);
+            }
+        }
+        taken
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn update(q: &mut IncomingQueue<4>, xid: u32, bindings: usize) -> u64 {
+        let first_token = q.tokens(bindings);
+        let mut items = Vec::new();
+        for i in 0..bindings {
+            let _ = items.push(([10, 0, 0, i as u8], None));
+        }
+        assert!(
+            q.push(Incoming {
+                xid,
+                generation: 1,
+                first_token,
+                items,
+            })
+            .is_ok()
+        );
+        first_token
     }
 
-    /// The next BNDACK to send.
-    pub(super) fn pop_ack(&mut self) -> Option<AckOut> {
-        self.acks.pop_front()
+    #[test]
+    fn commits_find_their_update_across_the_ring_and_acks_follow_settlement() {
+        let mut q = IncomingQueue::<4>::new();
+        let a = update(&mut q, 1, 2);
+        let b = update(&mut q, 2, 1);
+        assert_eq!(q.resolve(CommitToken(a), None), Ok(false));
+        assert_eq!(q.resolve(CommitToken(a + 1), None), Ok(true));
+        assert_eq!(q.pop_ack(1).map(|u| u.xid), Some(1));
+        assert_eq!(q.resolve(CommitToken(b), None), Ok(true));
+        assert_eq!(q.pop_ack(1).map(|u| u.xid), Some(2));
+        // The ring wraps: the next updates straddle its end.
+        let c = update(&mut q, 3, 1);
+        let d = update(&mut q, 4, 3);
+        let e = update(&mut q, 5, 0);
+        let f = update(&mut q, 6, 1);
+        assert_eq!(q.unacked(), 4);
+        assert_eq!(q.awaiting_commit(), 5);
+        // Out of order: the later update settles first and its BNDACK may pass.
+        assert_eq!(
+            q.resolve(CommitToken(f), Some(RejectReason::FatalConflict)),
+            Ok(true)
+        );
+        assert_eq!(
+            q.pop_ack(1).map(|u| u.xid),
+            Some(5),
+            "the empty one is settled"
+        );
+        assert_eq!(q.pop_ack(1).map(|u| u.xid), Some(6));
+        for t in d..d + 3 {
+            assert!(q.resolve(CommitToken(t), None).is_ok());
+        }
+        assert_eq!(
+            q.resolve(CommitToken(d), None),
+            Err(EngineError::UnknownToken)
+        );
+        assert_eq!(q.pop_ack(1).map(|u| u.xid), Some(4));
+        assert_eq!(q.resolve(CommitToken(c), None), Ok(true));
+        assert_eq!(
+            q.resolve(CommitToken(e + 7), None),
+            Err(EngineError::UnknownToken)
+        );
+        // An update of an older connection is dropped, not acknowledged.
+        assert_eq!(q.pop_ack(2).map(|u| u.xid), None);
+        assert_eq!(q.unacked(), 0);
     }
 }

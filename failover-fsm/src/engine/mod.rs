@@ -27,6 +27,7 @@ use crate::time::{Instant, UnixTime};
 use crate::transition::{self, StateEvent};
 
 mod control;
+mod counters;
 mod handshake;
 mod incoming;
 mod mclt;
@@ -41,6 +42,7 @@ mod timer;
 mod update;
 
 use control::{CONTROL_CAPACITY, Control};
+pub use counters::{Counters, REJECT_SLOTS};
 use incoming::IncomingQueue;
 use mclt::Mclt;
 use outgoing::OutgoingQueue;
@@ -50,7 +52,7 @@ use persist::Persistence;
 pub use persist::{PersistToken, Persisted};
 use recovery::{PdHold, Requests};
 use skew::Skew;
-pub use status::{Link, Status};
+pub use status::{Link, RelationshipName, Status};
 use timer::{Timer, TimerTable};
 
 /// Most binding transactions accepted in one received BNDUPD (ISC sends one).
@@ -84,6 +86,19 @@ pub enum EngineError {
     /// The binding lacks what its status requires (ACTIVE: hardware address, lease- and
     /// potential-expiration-time; EXPIRED, RELEASED: hardware address; §7.1).
     IncompleteBinding,
+    /// The operator's PARTNER-DOWN is taken unforced only while communications are
+    /// interrupted (COMMUNICATIONS-INTERRUPTED, RESOLUTION-INTERRUPTED): in any other state
+    /// the partner may be serving clients. See [`Engine::partner_down`].
+    NotInterrupted {
+        /// Our state.
+        state: ServerState,
+    },
+    /// The rule book has no operator PARTNER-DOWN from this state, even forced (draft: only
+    /// from NORMAL and the interrupted states; ISC: any state).
+    NoTransition {
+        /// Our state.
+        state: ServerState,
+    },
 }
 
 impl core::fmt::Display for EngineError {
@@ -95,6 +110,15 @@ impl core::fmt::Display for EngineError {
             EngineError::NotConnected => "no connection",
             EngineError::UnknownToken => "unknown or already used token",
             EngineError::IncompleteBinding => "binding lacks the options its status requires",
+            EngineError::NotInterrupted { state } => {
+                return write!(
+                    f,
+                    "{state}: PARTNER-DOWN only while communications are interrupted, unless forced"
+                );
+            }
+            EngineError::NoTransition { state } => {
+                return write!(f, "no transition to PARTNER-DOWN from {state}");
+            }
         })
     }
 }
@@ -134,7 +158,8 @@ impl core::error::Error for EngineError {}
 ///
 ///   Only `poll_action` and `poll_event` hand out actions and events; `poll_transmit` and
 ///   `poll_timeout` never create any. Inputs are refused with [`EngineError::EventsPending`]
-///   while too few output slots are free.
+///   while too few output slots are free, and a BNDUPD while an [`Action::CommitBinding`] of
+///   an earlier one is not polled yet (the engine holds one batch of received bindings).
 ///
 /// # Persistence
 ///
@@ -211,6 +236,8 @@ pub struct Engine<const QUEUE: usize = 256, const COMMITS: usize = 128, const EV
     refresh_from_partner: bool,
     /// Started with persisted state (not a new server).
     had_persisted: bool,
+    /// What operators count ([`Status::counters`]).
+    counters: Counters,
 }
 
 impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
@@ -280,6 +307,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             // A refresh cut short by a restart goes on: the table is still the old copy.
             refresh_from_partner: persisted.is_some_and(|p| p.lease_table_lost),
             had_persisted: persisted.is_some(),
+            counters: Counters::default(),
         })
     }
 
@@ -419,6 +447,9 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         db: &impl LeaseLookup,
     ) -> Result<(), EngineError> {
         self.outputs.check_room()?;
+        if bytes.get(2) == Some(&u8::from(MessageType::BndUpd)) {
+            self.outputs.check_commit_room()?;
+        }
         if matches!(self.link, Link::Down | Link::Closing) {
             return Ok(());
         }
@@ -465,6 +496,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 self.push_control(Control::Disconnect(RejectReason::NoTraffic));
                 self.close(now);
             }
+            Timer::AckWait => self.check_ack_wait(now, wall),
             Timer::Contact => {
                 // Nothing else about to go out (it would do as well).
                 if self.link == Link::Up && self.control.is_empty() {
@@ -562,10 +594,34 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         self.resolve(token, Some(reason))
     }
 
-    /// The operator declares the partner down (§9.4).
-    pub fn partner_down(&mut self, now: Instant) {
+    /// The operator declares the partner down (§9.4): it is known not to serve clients, so
+    /// we may take over its addresses once the MCLT has passed.
+    ///
+    /// Taken from COMMUNICATIONS-INTERRUPTED or RESOLUTION-INTERRUPTED (§9.9.3, §9.11.3),
+    /// where the partner is unreachable; anywhere else refused with
+    /// [`EngineError::NotInterrupted`] unless `force` — a partner we still talk to may be
+    /// serving the same clients. Forced, the dialect's rule book decides (draft: also from
+    /// NORMAL; ISC's OMAPI: any state), [`EngineError::NoTransition`] where it has no row.
+    /// Already in PARTNER-DOWN: nothing to do, `Ok`.
+    pub fn partner_down(&mut self, now: Instant, force: bool) -> Result<(), EngineError> {
+        let state = self.state;
+        if state == ServerState::PartnerDown {
+            return Ok(());
+        }
+        let interrupted = matches!(
+            state,
+            ServerState::CommunicationsInterrupted | ServerState::ResolutionInterrupted
+        );
+        if !interrupted && !force {
+            return Err(EngineError::NotInterrupted { state });
+        }
         let wall = self.wall_at(now);
         self.run(now, wall, StateEvent::AdminPartnerDown);
+        if self.state == ServerState::PartnerDown {
+            Ok(())
+        } else {
+            Err(EngineError::NoTransition { state })
+        }
     }
 
     /// Long stop (§9.14): SHUTDOWN is announced to the partner.
@@ -718,13 +774,34 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 self.control.clear();
                 return None;
             }
-            self.emit_control(c, wall, buf)
+            let n = self.emit_control(c, wall, buf);
+            if n.is_some()
+                && let Control::ConnectAck {
+                    reject: Some(reason),
+                    ..
+                }
+                | Control::Disconnect(reason) = c
+            {
+                self.counters.reject_sent(reason);
+            }
+            n
         } else if self.link != Link::Up {
             return None;
-        } else if let Some(ack) = self.incoming.pop_ack() {
-            emit_ack(&ack, wall, buf)
+        } else if let Some(ack) = self.incoming.pop_ack(self.generation) {
+            let n = emit_ack(&ack, wall, buf);
+            if n.is_some() {
+                counters::bump(&mut self.counters.bndack_sent);
+                for reason in ack.items.iter().filter_map(|(_, r)| r.flatten()) {
+                    self.counters.reject_sent(reason);
+                }
+            }
+            n
         } else {
-            self.emit_next_binding(wall, buf)?
+            let n = self.emit_next_binding(wall, buf)?;
+            if n.is_some() {
+                counters::bump(&mut self.counters.bndupd_sent);
+            }
+            n
         };
         if n.is_some() {
             self.sent(now);
@@ -761,6 +838,36 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         if self.link == Link::Up {
             self.timers
                 .set(Timer::Contact, now + self.contact_interval());
+            if self.config.ack_timeout > 0
+                && self.outgoing.in_flight() > 0
+                && !self.timers.is_set(Timer::AckWait)
+            {
+                self.timers
+                    .set(Timer::AckWait, now + secs(self.config.ack_timeout));
+            }
+        }
+    }
+
+    /// Our oldest BNDUPD in flight waited `Config::ack_timeout` for its BNDACK: the partner
+    /// keeps the connection (and CONTACTs) alive but does not process updates. Close it like a
+    /// silent one (DISCONNECT 17, §9.8.4); the update goes again on the next connection.
+    /// Otherwise look again when the oldest one's time is up.
+    fn check_ack_wait(&mut self, now: Instant, wall: UnixTime) {
+        let Some(oldest) = self.outgoing.oldest_sent() else {
+            return;
+        };
+        if self.link != Link::Up {
+            return;
+        }
+        let waited = wall.0.saturating_sub(oldest);
+        if waited >= self.config.ack_timeout {
+            self.push_event(Event::UpdateUnacknowledged { waited });
+            self.last_reject = Some(RejectReason::NoTraffic);
+            self.push_control(Control::Disconnect(RejectReason::NoTraffic));
+            self.close(now);
+        } else {
+            let left = self.config.ack_timeout - waited;
+            self.timers.set(Timer::AckWait, now + secs(left));
         }
     }
 
@@ -782,7 +889,12 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     }
 
     fn stop_link_timers(&mut self) {
-        for t in [Timer::Handshake, Timer::Receive, Timer::Contact] {
+        for t in [
+            Timer::Handshake,
+            Timer::Receive,
+            Timer::Contact,
+            Timer::AckWait,
+        ] {
             self.timers.stop(t);
         }
     }
@@ -827,6 +939,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 self.out_of_place(now, MessageType::ConnectAck, reason);
             }
             (Repr::Disconnect(d), _) => {
+                self.counters.reject_received(d.reject_reason);
                 self.last_reject = Some(d.reject_reason);
                 self.push_event(Event::PartnerDisconnected {
                     reason: d.reject_reason,
@@ -836,8 +949,14 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             (Repr::Optional(_), _) => {} // §6.1: optional types are ignored.
             (Repr::Contact(_), Link::AwaitingState | Link::Up) => {}
             (Repr::State(s), Link::AwaitingState | Link::Up) => self.on_state(now, wall, &s),
-            (Repr::BndUpd(u), Link::Up) => self.on_bndupd(now, wall, &u, db),
-            (Repr::BndAck(a), Link::Up) => self.on_bndack(&a),
+            (Repr::BndUpd(u), Link::Up) => {
+                counters::bump(&mut self.counters.bndupd_received);
+                self.on_bndupd(now, wall, &u, db);
+            }
+            (Repr::BndAck(a), Link::Up) => {
+                counters::bump(&mut self.counters.bndack_received);
+                self.on_bndack(&a);
+            }
             (Repr::UpdReq(r), Link::Up) => self.on_update_request(r.xid, false),
             (Repr::UpdReqAll(r), Link::Up) => self.on_update_request(r.xid, true),
             (Repr::UpdDone(_), Link::Up) => self.on_upddone(now, wall),
@@ -863,11 +982,11 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
 }
 
 /// Writes a BNDACK.
-fn emit_ack(ack: &incoming::AckOut, wall: u32, buf: &mut [u8]) -> Option<usize> {
+fn emit_ack(ack: &incoming::Incoming, wall: u32, buf: &mut [u8]) -> Option<usize> {
     let mut list: Vec<BindingAck<'_>, MAX_BATCH> = Vec::new();
-    for (addr, reason) in &ack.items {
+    for (addr, outcome) in &ack.items {
         let _ = list.push(BindingAck {
-            reject_reason: *reason,
+            reject_reason: outcome.flatten(),
             ..BindingAck::accept(Ipv4Addr::from(*addr))
         });
     }

@@ -7,8 +7,10 @@ use heapless::Deque;
 use super::{EngineError, UpdateId};
 use crate::binding::BindingData;
 
-/// Buckets of the filter that tells whether an address may be queued.
-const PRESENCE: usize = 1024;
+/// Buckets of the filter that tells whether an address may be queued, per queue slot: a full
+/// queue of distinct addresses fills about a quarter of them, so most lookups of an address not
+/// queued stop at the filter; the filter's RAM grows with the queue (8 bytes a slot).
+const PRESENCE_PER_SLOT: usize = 4;
 
 /// One of our bindings, queued or in flight.
 #[derive(Debug, Clone)]
@@ -34,8 +36,9 @@ pub(super) struct OutgoingQueue<const N: usize> {
     queue: Deque<Outgoing, N>,
     /// How many of the queue are sent and not yet acknowledged (always the first ones).
     in_flight: usize,
-    /// How many queued bindings fall in each address bucket (0: none of that address queued).
-    presence: [u16; PRESENCE],
+    /// How many queued bindings fall in each address bucket (0: none of that address queued);
+    /// `PRESENCE_PER_SLOT * N` buckets.
+    presence: [[u16; PRESENCE_PER_SLOT]; N],
     next_seq: u64,
 }
 
@@ -44,7 +47,7 @@ impl<const N: usize> OutgoingQueue<N> {
         OutgoingQueue {
             queue: Deque::new(),
             in_flight: 0,
-            presence: [0; PRESENCE],
+            presence: [[0; PRESENCE_PER_SLOT]; N],
             next_seq: 1,
         }
     }
@@ -87,9 +90,7 @@ impl<const N: usize> OutgoingQueue<N> {
 
     /// Whether a binding for `address` may be queued (a cheap filter: `false` is certain).
     fn may_hold(&self, address: &[u8; 4]) -> bool {
-        self.presence
-            .get(presence_bucket(address))
-            .is_some_and(|n| *n > 0)
+        self.bucket(address).is_some_and(|n| *n > 0)
     }
 
     /// Whether a binding for `address` is queued or in flight.
@@ -131,7 +132,7 @@ impl<const N: usize> OutgoingQueue<N> {
     }
 
     fn push_new(&mut self, binding: BindingData) -> Result<UpdateId, EngineError> {
-        let bucket = presence_bucket(&binding.address);
+        let address = binding.address;
         let seq = self.next_seq;
         self.queue
             .push_back(Outgoing {
@@ -143,7 +144,7 @@ impl<const N: usize> OutgoingQueue<N> {
                 superseded: false,
             })
             .map_err(|_| EngineError::QueueFull)?;
-        if let Some(n) = self.presence.get_mut(bucket) {
+        if let Some(n) = self.bucket_mut(&address) {
             *n = n.saturating_add(1);
         }
         self.next_seq += 1;
@@ -161,6 +162,15 @@ impl<const N: usize> OutgoingQueue<N> {
             .iter()
             .filter(|o| o.binding.address == *address && !o.superseded)
             .fold(None, |found, o| o.xid.or(found).or(Some(0)))
+    }
+
+    /// Our wall time when the oldest binding in flight was sent.
+    pub(super) fn oldest_sent(&self) -> Option<u32> {
+        self.queue
+            .iter()
+            .filter(|o| o.xid.is_some())
+            .map(|o| o.sent)
+            .min()
     }
 
     /// The first binding not in flight. Bindings are sent in queue order and acknowledged ones
@@ -253,10 +263,13 @@ impl<const N: usize> OutgoingQueue<N> {
     }
 
     /// Everything sent and not acknowledged goes back to the queue (a new connection, or ISC's
-    /// re-queue on leaving some states), except what a partner's binding superseded.
-    pub(super) fn requeue_unacked(&mut self) {
+    /// re-queue on leaving some states), except what a partner's binding superseded: returns
+    /// how many of those were dropped.
+    pub(super) fn requeue_unacked(&mut self) -> usize {
+        let mut dropped = 0;
         while let Some(idx) = self.queue.iter().position(|o| o.superseded) {
             let _ = self.remove(idx);
+            dropped += 1;
         }
         for o in self.queue.iter_mut() {
             o.xid = None;
@@ -286,17 +299,25 @@ impl<const N: usize> OutgoingQueue<N> {
             }
         }
         self.in_flight = 0;
+        dropped
     }
 
     fn remove(&mut self, idx: usize) -> Option<Outgoing> {
         let removed = self.take(idx)?;
-        if let Some(n) = self
-            .presence
-            .get_mut(presence_bucket(&removed.binding.address))
-        {
+        if let Some(n) = self.bucket_mut(&removed.binding.address) {
             *n = n.saturating_sub(1);
         }
         Some(removed)
+    }
+
+    fn bucket(&self, address: &[u8; 4]) -> Option<&u16> {
+        let (slot, lane) = presence_bucket(address, N);
+        self.presence.get(slot)?.get(lane)
+    }
+
+    fn bucket_mut(&mut self, address: &[u8; 4]) -> Option<&mut u16> {
+        let (slot, lane) = presence_bucket(address, N);
+        self.presence.get_mut(slot)?.get_mut(lane)
     }
 
     fn take(&mut self, idx: usize) -> Option<Outgoing> {
@@ -329,7 +350,10 @@ fn longer_lease(ours: &BindingData, theirs: &BindingData) -> bool {
         && ours.lease_expiration_time > theirs.lease_expiration_time
 }
 
-/// The filter bucket of an address (Fibonacci hashing: sequential pools spread evenly).
-fn presence_bucket(address: &[u8; 4]) -> usize {
-    (u32::from_be_bytes(*address).wrapping_mul(0x9E37_79B1) >> 22) as usize % PRESENCE
+/// The filter bucket of an address among `PRESENCE_PER_SLOT * slots`, as (slot, lane):
+/// Fibonacci hashing (sequential pools spread evenly), then a multiply-shift range reduction.
+fn presence_bucket(address: &[u8; 4], slots: usize) -> (usize, usize) {
+    let hash = u64::from(u32::from_be_bytes(*address).wrapping_mul(0x9E37_79B1));
+    let bucket = ((hash * (PRESENCE_PER_SLOT * slots) as u64) >> 32) as usize;
+    (bucket / PRESENCE_PER_SLOT, bucket % PRESENCE_PER_SLOT)
 }

@@ -205,6 +205,13 @@ pub enum Event {
         /// What was wrong (for an out-of-place message: kind `WrongMessageType`).
         error: DecodeError,
     },
+    /// A BNDUPD of ours waited [`Config::ack_timeout`](crate::Config::ack_timeout) for its
+    /// BNDACK while the partner kept the connection alive: the connection is closed
+    /// (DISCONNECT 17) and the update goes again on the next one (§9.8.4).
+    UpdateUnacknowledged {
+        /// Seconds the oldest update in flight waited.
+        waited: u32,
+    },
     /// The snapshot of [`Action::Persist`] `token` could not be written
     /// ([`Engine::persist_failed`]). A state change it holds stays unannounced; the engine asks
     /// again with a new [`Action::Persist`] after a short delay (see
@@ -218,10 +225,48 @@ pub enum Event {
 /// Output slots one input may fill at most; inputs are refused while fewer are free.
 const HEADROOM: usize = MAX_BATCH + 8;
 
+/// An [`Action`] as it waits in the queue. A `CommitBinding`'s binding (160 bytes) waits in
+/// [`Outputs::commits`] instead, so that a slot is a third of an `Action`: the queue is sized
+/// for every action one input may produce, the bindings only for one BNDUPD's batch.
+#[derive(Debug, Clone)]
+enum Queued {
+    Persist {
+        token: PersistToken,
+        snapshot: Persisted,
+    },
+    Commit {
+        token: CommitToken,
+        verdict: Verdict,
+    },
+    Close,
+    SendAll,
+    SendUnacked,
+    SendBacklog,
+    PoolRequested,
+    PoolCheck,
+    Acked {
+        update: UpdateId,
+        xid: u32,
+        address: [u8; 4],
+        status: BindingStatus,
+        client: ClientIdentity,
+        potential_expiration_time: Option<UnixTime>,
+    },
+    Rejected {
+        update: UpdateId,
+        xid: u32,
+        address: [u8; 4],
+        reason: RejectReason,
+    },
+}
+
 /// The two output queues.
 #[derive(Debug)]
 pub(super) struct Outputs<const N: usize> {
-    actions: Deque<Action, N>,
+    actions: Deque<Queued, N>,
+    /// The bindings of the queued `CommitBinding`s, in order: at most one BNDUPD's batch (a
+    /// BNDUPD is refused while any is left, see [`Outputs::check_commit_room`]).
+    commits: Deque<BindingData, MAX_BATCH>,
     events: Deque<Event, N>,
 }
 
@@ -229,6 +274,7 @@ impl<const N: usize> Outputs<N> {
     pub(super) fn new() -> Self {
         Outputs {
             actions: Deque::new(),
+            commits: Deque::new(),
             events: Deque::new(),
         }
     }
@@ -242,17 +288,122 @@ impl<const N: usize> Outputs<N> {
         Ok(())
     }
 
+    /// Refuses a BNDUPD while a `CommitBinding` of an earlier one is not polled yet: there is
+    /// room for one batch of bindings.
+    pub(super) fn check_commit_room(&self) -> Result<(), EngineError> {
+        if self.commits.is_empty() {
+            Ok(())
+        } else {
+            Err(EngineError::EventsPending)
+        }
+    }
+
+    /// Queues `CommitBinding` without building the `Action` first (the hot path of every
+    /// received binding).
+    pub(super) fn push_commit(
+        &mut self,
+        token: CommitToken,
+        binding: BindingData,
+        verdict: Verdict,
+    ) {
+        // Room was checked before the BNDUPD was read (`check_commit_room`).
+        if self.commits.push_back(binding).is_ok() {
+            let _ = self.actions.push_back(Queued::Commit { token, verdict });
+        }
+    }
+
+    #[inline]
     pub(super) fn push_action(&mut self, a: Action) {
+        let queued = match a {
+            Action::Persist { token, snapshot } => Queued::Persist { token, snapshot },
+            Action::CommitBinding {
+                token,
+                binding,
+                verdict,
+            } => return self.push_commit(token, binding, verdict),
+            Action::CloseConnection => Queued::Close,
+            Action::SendAllBindings => Queued::SendAll,
+            Action::SendUnackedBindings => Queued::SendUnacked,
+            Action::SendBacklog => Queued::SendBacklog,
+            Action::PoolRequested => Queued::PoolRequested,
+            Action::PoolCheck => Queued::PoolCheck,
+            Action::BindingAcked {
+                update,
+                xid,
+                address,
+                status,
+                client,
+                potential_expiration_time,
+            } => Queued::Acked {
+                update,
+                xid,
+                address,
+                status,
+                client,
+                potential_expiration_time,
+            },
+            Action::BindingRejected {
+                update,
+                xid,
+                address,
+                reason,
+            } => Queued::Rejected {
+                update,
+                xid,
+                address,
+                reason,
+            },
+        };
         // Inputs are refused without HEADROOM free slots, so this cannot overflow.
-        let _ = self.actions.push_back(a);
+        let _ = self.actions.push_back(queued);
     }
 
     pub(super) fn push_event(&mut self, e: Event) {
         let _ = self.events.push_back(e);
     }
 
+    #[inline]
     pub(super) fn pop_action(&mut self) -> Option<Action> {
-        self.actions.pop_front()
+        Some(match self.actions.pop_front()? {
+            Queued::Persist { token, snapshot } => Action::Persist { token, snapshot },
+            Queued::Commit { token, verdict } => Action::CommitBinding {
+                token,
+                binding: self.commits.pop_front()?,
+                verdict,
+            },
+            Queued::Close => Action::CloseConnection,
+            Queued::SendAll => Action::SendAllBindings,
+            Queued::SendUnacked => Action::SendUnackedBindings,
+            Queued::SendBacklog => Action::SendBacklog,
+            Queued::PoolRequested => Action::PoolRequested,
+            Queued::PoolCheck => Action::PoolCheck,
+            Queued::Acked {
+                update,
+                xid,
+                address,
+                status,
+                client,
+                potential_expiration_time,
+            } => Action::BindingAcked {
+                update,
+                xid,
+                address,
+                status,
+                client,
+                potential_expiration_time,
+            },
+            Queued::Rejected {
+                update,
+                xid,
+                address,
+                reason,
+            } => Action::BindingRejected {
+                update,
+                xid,
+                address,
+                reason,
+            },
+        })
     }
 
     pub(super) fn pop_event(&mut self) -> Option<Event> {

@@ -177,7 +177,8 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
 
     /// Sends again everything not acknowledged (see `OutgoingQueue::requeue_unacked`).
     pub(super) fn requeue_unacked(&mut self) {
-        self.outgoing.requeue_unacked();
+        let dropped = self.outgoing.requeue_unacked();
+        self.count_dropped(dropped);
         self.check_upddone();
         self.release_pd_hold();
     }

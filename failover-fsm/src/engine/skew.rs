@@ -25,6 +25,11 @@ impl Skew {
         self.hi
     }
 
+    /// The lower bound, once an answer to a message of ours has come.
+    pub(super) fn lower(&self) -> Option<i64> {
+        self.floor
+    }
+
     /// We sent CONNECT or an accepting CONNECTACK at `wall` (our clock): the partner's next
     /// message bounds the skew from below.
     pub(super) fn handshake_sent(&mut self, wall: u32) {

@@ -66,6 +66,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             self.state_since = wall;
         }
         self.state = next;
+        self.counters.entered(next);
         if from == ServerState::Startup {
             self.timers.stop(Timer::Startup);
         }

@@ -26,11 +26,13 @@ pub(super) enum Timer {
     PersistRetry,
     /// Record the time of operation again (§9.3.2 step 5, §5.9).
     Heartbeat,
+    /// Check that our oldest BNDUPD in flight is not older than `Config::ack_timeout`.
+    AckWait,
 }
 
 impl Timer {
     /// How many kinds there are.
-    const COUNT: usize = 9;
+    const COUNT: usize = 10;
 
     /// The order `handle_timeout` handles expired timers in: the connection first (a
     /// connection that timed out is closed before anything is decided on it), then the
@@ -38,6 +40,7 @@ impl Timer {
     pub(super) const ORDER: [Timer; Timer::COUNT] = [
         Timer::Handshake,
         Timer::Receive,
+        Timer::AckWait,
         Timer::Contact,
         Timer::Startup,
         Timer::RecoverWait,

@@ -6,8 +6,7 @@ use heapless::Vec;
 
 use super::incoming::{Incoming, Outcome};
 use super::{
-    Action, CommitToken, Engine, EngineError, Event, LeaseLookup, Link, MAX_BATCH, UpdateId,
-    wrong_type,
+    Action, CommitToken, Engine, EngineError, Event, LeaseLookup, MAX_BATCH, UpdateId, wrong_type,
 };
 use crate::accept::{LocalBinding, Verdict, judge_update};
 use crate::binding::BindingData;
@@ -24,42 +23,40 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         u: &BndUpd<'_>,
         db: &impl LeaseLookup,
     ) {
-        if u.bindings.len() > MAX_BATCH || self.incoming.unacked() >= COMMITS {
-            // More than we advertised in flight (§8.4), or a batch we cannot hold.
+        // Counting the bindings parses them: once.
+        let count = u.bindings.len();
+        if count > MAX_BATCH || self.receive_window_full() {
+            // More BNDUPDs unacknowledged than the max-unacked-bndupd we advertised (§8.4: the
+            // partner MUST NOT send more, §7.3), or a batch we cannot hold.
             let error = wrong_type(4, 3);
             self.protocol_error(now, error, RejectReason::UnknownConnectionReason);
             return;
         }
+        let first_token = self.incoming.tokens(count);
         let mut incoming = Incoming {
             xid: u.xid,
             generation: self.generation,
+            first_token,
             items: Vec::new(),
         };
-        for b in u.bindings.iter() {
-            let item = self.receive_binding(&b, wall, db);
+        for (b, token) in u.bindings.iter().zip(first_token..) {
+            let item = self.receive_binding(&b, token, wall, db);
             // The codec and the check above bound the batch to MAX_BATCH.
             let _ = incoming.items.push(item);
         }
-        if incoming
-            .items
-            .iter()
-            .all(|(_, _, outcome)| outcome.is_some())
-        {
-            self.finish_incoming(&incoming);
-        } else {
-            // Room was checked above (flow control: at most max-unacked in flight).
-            self.incoming.wait(incoming);
-        }
+        // Room was checked above (flow control: at most max-unacked in flight).
+        self.keep_incoming(incoming);
     }
 
-    /// One binding of a received BNDUPD: handed to the caller to commit (with its token), or
+    /// One binding of a received BNDUPD: handed to the caller to commit with `token`, or
     /// rejected at once (with the reason).
     fn receive_binding(
         &mut self,
         b: &Binding<'_>,
+        token: u64,
         wall: UnixTime,
         db: &impl LeaseLookup,
-    ) -> ([u8; 4], u64, Outcome) {
+    ) -> ([u8; 4], Outcome) {
         let address = b.address.octets();
         let result = match BindingData::from_wire(b) {
             // ISC rejects over-long client data with reason 6.
@@ -76,44 +73,42 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         match result {
             Ok((binding, verdict)) => {
                 self.supersede(&binding);
-                let token = self.incoming.token();
-                self.push_action(Action::CommitBinding {
-                    token: CommitToken(token),
-                    binding,
-                    verdict,
-                });
-                (address, token, None)
+                self.outputs
+                    .push_commit(CommitToken(token), binding, verdict);
+                (address, None)
             }
             Err(reason) => {
                 self.last_reject = Some(reason);
                 self.push_event(Event::RejectedPartnerBinding { address, reason });
-                (address, 0, Some(Some(reason)))
+                (address, Some(Some(reason)))
             }
         }
     }
 
-    /// Every binding of `inc` is settled: its BNDACK goes out.
-    fn finish_incoming(&mut self, inc: &Incoming) {
-        if inc.generation != self.generation || self.link != Link::Up {
-            return; // its BNDACK belongs to a dead connection (§8.6)
-        }
-        if self.incoming.answer(inc).is_err() {
+    /// Keeps a received update until its BNDACK goes out (once every binding is settled).
+    pub(super) fn keep_incoming(&mut self, inc: Incoming) {
+        if self.incoming.push(inc).is_err() {
             self.abort_connection();
         }
     }
 
-    /// The caller committed (`reason` `None`) or failed to commit the binding of `token`.
+    /// Whether the partner has as many BNDUPDs unacknowledged as we advertised in
+    /// max-unacked-bndupd (or as we can hold): one more breaks flow control (§8.4).
+    pub(super) fn receive_window_full(&self) -> bool {
+        let advertised = usize::try_from(self.config.max_unacked_bndupd).unwrap_or(COMMITS);
+        self.incoming.unacked() >= advertised.min(COMMITS)
+    }
+
+    /// The caller committed (`reason` `None`) or failed to commit the binding of `token`; once
+    /// every binding of its update is settled, the BNDACK is ready (`poll_transmit`).
     pub(super) fn resolve(
         &mut self,
         token: CommitToken,
         reason: Option<RejectReason>,
     ) -> Result<(), EngineError> {
-        let done = self.incoming.resolve(token, reason)?;
+        self.incoming.resolve(token, reason)?;
         if let Some(r) = reason {
             self.last_reject = Some(r);
-        }
-        if let Some(inc) = done {
-            self.finish_incoming(&inc);
         }
         Ok(())
     }
@@ -225,12 +220,21 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     /// `OutgoingQueue::supersede`).
     fn supersede(&mut self, received: &BindingData) {
         let isc = self.config.dialect == Dialect::Isc;
+        let queued = self.outgoing.len();
         if self.outgoing.supersede(received, isc) {
+            let dropped = queued.saturating_sub(self.outgoing.len());
+            self.count_dropped(dropped);
             // A dropped binding may have been the last one an UPDDONE or the PARTNER-DOWN
             // hold waited for: no BNDACK will come for it to trigger them.
             self.check_upddone();
             self.release_pd_hold();
         }
+    }
+
+    /// `n` of our updates left the queue unaccepted ([`super::Counters::updates_dropped`]).
+    pub(super) fn count_dropped(&mut self, n: usize) {
+        let n = u32::try_from(n).unwrap_or(u32::MAX);
+        self.counters.updates_dropped = self.counters.updates_dropped.wrapping_add(n);
     }
 
     /// A time from the partner, in our clock: corrected by the skew under the draft (§5.10),
@@ -263,6 +267,8 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                     potential_expiration_time: o.binding.potential_expiration_time,
                 }),
                 Some(reason) => {
+                    self.counters.reject_received(reason);
+                    self.count_dropped(1);
                     self.last_reject = Some(reason);
                     self.push_action(Action::BindingRejected {
                         update,

@@ -57,13 +57,15 @@ fn draft_server_without_storage_asks_for_every_binding_body() {
 /// A pair where the primary runs in PARTNER-DOWN and the secondary has restarted without
 /// its storage and reached RECOVER-WAIT (ISC rules).
 fn primary_partner_down_secondary_recovering() -> Pair {
-    let mut pair = Pair::new(8);
+    // The tests below hold the secondary's commits past RECOVER-WAIT (61 s): keep the
+    // primary's ack timeout above that, or it would close the connection first.
+    let mut pair = Pair::with_config(8, |c| c.ack_timeout = 120);
     pair.connect();
     pair.run_for(5);
     assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
     pair.disconnect();
     let now = pair.now;
-    pair.primary.engine.partner_down(now);
+    pair.primary.engine.partner_down(now, false).unwrap();
     pair.pump();
     assert_eq!(pair.primary.engine.state(), ServerState::PartnerDown);
     let wall = pair.wall();
@@ -259,7 +261,7 @@ fn shutdown_while_recovering_keeps_the_last_operational_time_body() {
     assert!(operated.is_some());
     pair.run_for(20);
     let now = pair.now;
-    pair.secondary.engine.partner_down(now);
+    pair.secondary.engine.partner_down(now, false).unwrap();
     pair.pump();
     assert_eq!(pair.secondary.engine.state(), ServerState::PartnerDown);
     pair.run_for(20);

@@ -1,5 +1,10 @@
-//! The TCP side: the listener, dialing with jittered backoff, the one live connection to the
-//! partner, reading into a fixed buffer and writing the engine's messages in batches.
+//! The TCP side: the listener, dialing with jittered backoff, the TLS handshakes (the `tls`
+//! feature), the one live connection to the partner, reading into a fixed buffer and writing
+//! the engine's messages in batches.
+//!
+//! A connection reaches the engine (`connection_up`) only once its transport is established:
+//! with TLS, after a handshake that verified the partner's certificate. A handshake that fails
+//! closes the connection before the engine has seen it.
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
@@ -7,13 +12,18 @@ use std::time::Duration;
 
 use failover_fsm::{Link, RejectReason, Role};
 use failover_proto::Framer;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+#[cfg(feature = "tls")]
+use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::Core;
+use super::stream::Stream;
 use crate::peer::PeerEvent;
 use crate::storage::Storage;
+#[cfg(feature = "tls")]
+use crate::tls::HandshakeFailed;
+use crate::transport::Security;
 
 /// Bytes read from the socket at a time (bounded; the framer holds at most one message).
 const READ_BUFFER: usize = 16 * 1024;
@@ -21,21 +31,50 @@ const READ_BUFFER: usize = 16 * 1024;
 const READ_AHEAD: usize = 7;
 /// Most bytes gathered into one write.
 const WRITE_BATCH: usize = 64 * 1024;
+/// Most TLS handshakes with the partner's address under way at once; more connections are
+/// refused (the partner itself needs one).
+#[cfg(feature = "tls")]
+const MAX_HANDSHAKES: usize = 4;
 
 /// One thing that happened on the network side.
 pub(super) enum NetInput {
     Accepted(io::Result<(TcpStream, SocketAddr)>),
     Read(io::Result<usize>),
-    Dialed(io::Result<TcpStream>),
+    Dialed(Result<Stream, DialError>),
+    /// The TLS handshake of an accepted connection ended.
+    #[cfg(feature = "tls")]
+    Handshaken(Option<Handshaken>),
+}
+
+/// An accepted connection's TLS handshake, done.
+#[cfg(feature = "tls")]
+pub(super) struct Handshaken {
+    from: SocketAddr,
+    result: Result<Stream, HandshakeFailed>,
+}
+
+/// Why a dial gave no connection.
+pub(super) enum DialError {
+    /// No TCP connection.
+    Connect(io::Error),
+    /// A TCP connection whose TLS handshake failed.
+    #[cfg(feature = "tls")]
+    Tls(HandshakeFailed),
 }
 
 struct Conn {
-    stream: TcpStream,
+    stream: Stream,
     peer: SocketAddr,
     outgoing: bool,
 }
 
-type Dial = std::pin::Pin<Box<dyn std::future::Future<Output = io::Result<TcpStream>> + Send>>;
+#[cfg(feature = "tls")]
+type Handshakes = JoinSet<Handshaken>;
+/// Nothing to wait for without TLS.
+#[cfg(not(feature = "tls"))]
+type Handshakes = ();
+
+type Dial = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Stream, DialError>> + Send>>;
 
 /// Reconnect timing.
 #[derive(Debug, Clone, Copy)]
@@ -53,8 +92,12 @@ pub(crate) struct Connection {
     partner: SocketAddr,
     bind: Option<IpAddr>,
     listener: TcpListener,
+    security: Security,
     conn: Option<Conn>,
     dialing: Option<Dial>,
+    /// TLS handshakes of accepted connections, run beside the task so that a slow one holds
+    /// up nothing.
+    handshakes: Handshakes,
     reconnect_at: Option<tokio::time::Instant>,
     timing: Backoff,
     backoff: Duration,
@@ -69,6 +112,7 @@ impl Connection {
         partner: SocketAddr,
         bind: Option<IpAddr>,
         listener: TcpListener,
+        security: Security,
         timing: Backoff,
         write_timeout: Duration,
         seed: u32,
@@ -77,8 +121,10 @@ impl Connection {
             partner,
             bind,
             listener,
+            security,
             conn: None,
             dialing: None,
+            handshakes: Handshakes::default(),
             reconnect_at: Some(tokio::time::Instant::now()),
             timing,
             backoff: timing.min,
@@ -121,12 +167,15 @@ impl Connection {
             conn,
             dialing,
             rbuf,
+            handshakes,
             ..
         } = self;
+        let handshaking = handshakes_under_way(handshakes);
         tokio::select! {
             a = listener.accept() => NetInput::Accepted(a),
             r = read_conn(conn, rbuf) => NetInput::Read(r),
             d = dial_opt(dialing) => NetInput::Dialed(d),
+            h = handshake_done(handshakes), if handshaking => h,
         }
     }
 
@@ -140,6 +189,13 @@ impl Connection {
         match input {
             NetInput::Accepted(a) => self.accepted(core, framer, a),
             NetInput::Dialed(d) => self.dialed(core, framer, d),
+            #[cfg(feature = "tls")]
+            NetInput::Handshaken(Some(h)) => match h.result {
+                Ok(stream) => self.admit(core, framer, stream, h.from),
+                Err(failed) => refuse_tls(core, h.from, false, failed),
+            },
+            #[cfg(feature = "tls")]
+            NetInput::Handshaken(None) => {}
             NetInput::Read(Ok(n)) if n > 0 => {
                 let bytes = self.rbuf.get(..n).unwrap_or_default();
                 core.deliver(framer, bytes);
@@ -147,7 +203,18 @@ impl Connection {
                     self.drop_conn(core, framer).await;
                 }
             }
-            NetInput::Read(_) => self.drop_conn(core, framer).await,
+            NetInput::Read(r) => {
+                #[cfg(feature = "tls")]
+                if let (Err(e), Some(c)) = (&r, &self.conn)
+                    && let Some(alert) = crate::tls::alert_of(e)
+                {
+                    // A TLS 1.3 client's handshake is done before the server has checked the
+                    // client's certificate: a refusal of ours arrives as the first read.
+                    warn!(peer = %c.peer, alert, "the partner ended the TLS session with an alert (did it refuse our certificate?)");
+                }
+                let _ = r;
+                self.drop_conn(core, framer).await
+            }
         }
     }
 
@@ -160,10 +227,10 @@ impl Connection {
         // disconnected for it) instead of stalling on our unread socket.
         let window = core.engine.config().max_unacked_bndupd as usize;
         for _ in 0..READ_AHEAD {
-            let Some(c) = self.conn.as_ref() else {
+            let Some(c) = self.conn.as_mut() else {
                 return true;
             };
-            if core.engine.status(core.clock.now()).awaiting_commit >= window {
+            if core.engine.status(core.clock.now()).unacked_received >= window {
                 return true;
             }
             match c.stream.try_read(&mut self.rbuf) {
@@ -201,9 +268,37 @@ impl Connection {
             core.out.push(PeerEvent::Refused { from });
             return;
         }
+        let _ = stream.set_nodelay(true);
+        match &self.security {
+            Security::Plain => self.admit(core, framer, Stream::Plain(stream), from),
+            #[cfg(feature = "tls")]
+            Security::Tls(tls) => {
+                if self.handshakes.len() >= MAX_HANDSHAKES {
+                    core.out.counters.count_refused();
+                    debug!(%from, "refused a connection: too many TLS handshakes under way");
+                    return;
+                }
+                let tls = tls.clone();
+                self.handshakes.spawn(async move {
+                    let result = tls.accept(stream).await.map(|s| Stream::Tls(Box::new(s)));
+                    Handshaken { from, result }
+                });
+            }
+        }
+    }
+
+    /// Hands an accepted connection, its transport established, to the engine.
+    fn admit<S: Storage>(
+        &mut self,
+        core: &mut Core<S>,
+        framer: &mut Framer,
+        stream: Stream,
+        from: SocketAddr,
+    ) {
         if !self.prefer(core, false) {
             // One connection per relationship: the partner's extra one is closed (ISC keeps
             // the first too).
+            core.out.counters.count_refused();
             debug!(%from, "closed a second connection from the partner");
             return;
         }
@@ -215,19 +310,19 @@ impl Connection {
     pub(super) fn dial(&mut self) {
         let partner = self.partner;
         let bind = self.bind;
+        let security = self.security.clone();
         debug!(%partner, "connecting");
         self.dialing = Some(Box::pin(async move {
-            let socket = if partner.is_ipv4() {
-                TcpSocket::new_v4()?
-            } else {
-                TcpSocket::new_v6()?
-            };
-            if let Some(ip) = bind {
-                socket.bind(SocketAddr::new(ip, 0))?;
+            let tcp = connect(partner, bind).await.map_err(DialError::Connect)?;
+            let _ = tcp.set_nodelay(true);
+            match security {
+                Security::Plain => Ok(Stream::Plain(tcp)),
+                #[cfg(feature = "tls")]
+                Security::Tls(tls) => match tls.connect(tcp).await {
+                    Ok(s) => Ok(Stream::Tls(Box::new(s))),
+                    Err(failed) => Err(DialError::Tls(failed)),
+                },
             }
-            tokio::time::timeout(Duration::from_secs(10), socket.connect(partner))
-                .await
-                .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
         }));
     }
 
@@ -235,7 +330,7 @@ impl Connection {
         &mut self,
         core: &mut Core<S>,
         framer: &mut Framer,
-        r: io::Result<TcpStream>,
+        r: Result<Stream, DialError>,
     ) {
         self.dialing = None;
         match r {
@@ -245,8 +340,13 @@ impl Connection {
                 self.attach(core, framer, stream, peer, true);
             }
             Ok(_) => {}
-            Err(e) => {
+            Err(DialError::Connect(e)) => {
                 debug!(error = %e, "connect failed");
+                self.schedule_reconnect(false);
+            }
+            #[cfg(feature = "tls")]
+            Err(DialError::Tls(failed)) => {
+                refuse_tls(core, self.partner, true, failed);
                 self.schedule_reconnect(false);
             }
         }
@@ -278,17 +378,16 @@ impl Connection {
         &mut self,
         core: &mut Core<S>,
         framer: &mut Framer,
-        stream: TcpStream,
+        stream: Stream,
         peer: SocketAddr,
         outgoing: bool,
     ) {
-        let _ = stream.set_nodelay(true);
         let now = core.clock.now();
         if core.engine.connection_up(now).is_err() {
             return;
         }
         info!(%peer, outgoing, "connected to the partner");
-        core.out.counters.count_connection();
+        core.out.counters.count_connection(outgoing);
         framer.reset();
         self.conn = Some(Conn {
             stream,
@@ -385,7 +484,68 @@ async fn read_conn(conn: &mut Option<Conn>, buf: &mut [u8]) -> io::Result<usize>
     }
 }
 
-async fn dial_opt(d: &mut Option<Dial>) -> io::Result<TcpStream> {
+/// Opens a TCP connection to `partner`, from `bind` if given, within 10 s.
+async fn connect(partner: SocketAddr, bind: Option<IpAddr>) -> io::Result<TcpStream> {
+    let socket = if partner.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(ip) = bind {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    tokio::time::timeout(Duration::from_secs(10), socket.connect(partner))
+        .await
+        .map_err(|_| io::Error::new(io::ErrorKind::TimedOut, "connect timed out"))?
+}
+
+/// A connection whose TLS handshake failed, closed (by its end): if refused, counted and
+/// reported. The engine never saw it.
+#[cfg(feature = "tls")]
+fn refuse_tls<S: Storage>(
+    core: &mut Core<S>,
+    peer: SocketAddr,
+    outgoing: bool,
+    failed: HandshakeFailed,
+) {
+    let reason = match failed {
+        HandshakeFailed::Refused(r) => r,
+        HandshakeFailed::Closed(e) => {
+            debug!(%peer, outgoing, error = %e, "connection closed during the TLS handshake");
+            return;
+        }
+    };
+    core.out.counters.count_tls_refused();
+    warn!(%peer, outgoing, %reason, "TLS handshake with the partner failed; connection closed");
+    core.out.push(PeerEvent::TlsRefused {
+        peer,
+        outgoing,
+        reason,
+    });
+}
+
+#[cfg(feature = "tls")]
+fn handshakes_under_way(handshakes: &Handshakes) -> bool {
+    !handshakes.is_empty()
+}
+
+#[cfg(not(feature = "tls"))]
+fn handshakes_under_way(_: &Handshakes) -> bool {
+    false
+}
+
+#[cfg(feature = "tls")]
+async fn handshake_done(handshakes: &mut Handshakes) -> NetInput {
+    // A handshake task that panicked or was aborted counts as nothing that happened.
+    NetInput::Handshaken(handshakes.join_next().await.and_then(Result::ok))
+}
+
+#[cfg(not(feature = "tls"))]
+async fn handshake_done(_: &mut Handshakes) -> NetInput {
+    std::future::pending().await
+}
+
+async fn dial_opt(d: &mut Option<Dial>) -> Result<Stream, DialError> {
     match d {
         Some(f) => f.await,
         None => std::future::pending().await,

@@ -83,6 +83,12 @@ pub(super) fn log_event(event: &Event) {
         } => {
             warn!(%state, partner = ?partner_state, "failover alarm");
         }
+        Event::UpdateUnacknowledged { waited } => {
+            warn!(
+                waited,
+                "binding update unacknowledged while the partner is connected; reconnecting"
+            );
+        }
         Event::PersistFailed { token } => {
             warn!(
                 ?token,

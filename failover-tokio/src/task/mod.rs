@@ -17,6 +17,7 @@ mod actions;
 mod commit;
 mod connection;
 mod forward;
+mod stream;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -182,7 +183,14 @@ impl<S: Storage> Task<S> {
                 core.feed.park(list, reply);
                 core.feed_queue();
             }
-            Command::PartnerDown => core.engine.partner_down(now),
+            Command::PartnerDown { force, reply } => {
+                let taken = core.engine.partner_down(now, force);
+                match taken {
+                    Ok(()) => info!(force, "operator: partner down"),
+                    Err(e) => warn!(error = %e, "operator's partner down refused"),
+                }
+                let _ = reply.send(taken.map_err(PeerError::Engine));
+            }
             Command::Shutdown(done) => {
                 info!("shutting down");
                 core.engine.shutdown(now);

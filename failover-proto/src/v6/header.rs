@@ -1,0 +1,329 @@
+//! The RFC 8156 message header (§5.2) behind its 2-byte message-size (§5.1, RFC 5460 §5.1),
+//! and a checked view over one framed message.
+
+use byteorder::{BigEndian, ByteOrder};
+use core::fmt;
+
+use crate::error::{DecodeError, DecodeErrorKind};
+use crate::option::Options;
+
+/// Byte positions in a framed message, in one place: the 2-byte message-size, then the DHCPv6
+/// message (msg-type, 24-bit transaction-id) and, for the failover types 24..=35, the 4-byte
+/// sent-time before the options (§5.2).
+pub(crate) mod field {
+    use core::ops::Range;
+    pub(crate) const SIZE: Range<usize> = 0..2;
+    pub(crate) const MSG_TYPE: usize = 2;
+    pub(crate) const XID: Range<usize> = 3..6;
+    pub(crate) const SENT_TIME: Range<usize> = 6..10;
+}
+
+/// Bytes before the options of a failover message: message-size (2), msg-type (1),
+/// transaction-id (3), sent-time (4) (§5.1, §5.2).
+pub const HEADER_LEN: usize = 10;
+/// Bytes before the options of any other DHCPv6 message on the connection (STARTTLS, REPLY:
+/// RFC 7653 §6.2.2): message-size, msg-type and transaction-id, no sent-time.
+pub const PLAIN_HEADER_LEN: usize = 6;
+/// The smallest message-size the framer accepts: a DHCPv6 message without options (4 bytes).
+pub const MIN_SIZE: u16 = 4;
+/// The smallest message-size of a failover message (types 24..=35): its header without options.
+pub const MIN_FAILOVER_SIZE: u16 = 8;
+/// The largest message on the stream, with its size field: 2 + 65,535 bytes.
+pub const MAX_FRAME_LEN: usize = 2 + u16::MAX as usize;
+/// The largest transaction-id (24 bits, §5.4).
+pub const MAX_XID: u32 = 0x00ff_ffff;
+
+/// DHCPv6 message type (§5.3, §11): the twelve failover types 24..=35, the two RFC 7653 types a
+/// failover connection also carries (STARTTLS before CONNECT, REPLY answering it), and any
+/// other value, kept.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub enum MessageType {
+    /// 24, BNDUPD (§5.3.1).
+    BndUpd,
+    /// 25, BNDREPLY (§5.3.2).
+    BndReply,
+    /// 26, POOLREQ (§5.3.3).
+    PoolReq,
+    /// 27, POOLRESP (§5.3.4).
+    PoolResp,
+    /// 28, UPDREQ (§5.3.5).
+    UpdReq,
+    /// 29, UPDREQALL (§5.3.6).
+    UpdReqAll,
+    /// 30, UPDDONE (§5.3.7).
+    UpdDone,
+    /// 31, CONNECT (§5.3.8).
+    Connect,
+    /// 32, CONNECTREPLY (§5.3.9).
+    ConnectReply,
+    /// 33, DISCONNECT (§5.3.10).
+    Disconnect,
+    /// 34, STATE (§5.3.11).
+    State,
+    /// 35, CONTACT (§5.3.12).
+    Contact,
+    /// 7, REPLY (RFC 3315): the answer to STARTTLS (RFC 7653 §8.2, RFC 8156 §6.1).
+    Reply,
+    /// 23, STARTTLS (RFC 7653 §6.2.2): the first message on a secure connection (§10).
+    StartTls,
+    /// Any other value.
+    Unknown(u8),
+}
+
+impl From<u8> for MessageType {
+    fn from(v: u8) -> Self {
+        match v {
+            24 => MessageType::BndUpd,
+            25 => MessageType::BndReply,
+            26 => MessageType::PoolReq,
+            27 => MessageType::PoolResp,
+            28 => MessageType::UpdReq,
+            29 => MessageType::UpdReqAll,
+            30 => MessageType::UpdDone,
+            31 => MessageType::Connect,
+            32 => MessageType::ConnectReply,
+            33 => MessageType::Disconnect,
+            34 => MessageType::State,
+            35 => MessageType::Contact,
+            7 => MessageType::Reply,
+            23 => MessageType::StartTls,
+            other => MessageType::Unknown(other),
+        }
+    }
+}
+
+impl From<MessageType> for u8 {
+    fn from(t: MessageType) -> u8 {
+        match t {
+            MessageType::BndUpd => 24,
+            MessageType::BndReply => 25,
+            MessageType::PoolReq => 26,
+            MessageType::PoolResp => 27,
+            MessageType::UpdReq => 28,
+            MessageType::UpdReqAll => 29,
+            MessageType::UpdDone => 30,
+            MessageType::Connect => 31,
+            MessageType::ConnectReply => 32,
+            MessageType::Disconnect => 33,
+            MessageType::State => 34,
+            MessageType::Contact => 35,
+            MessageType::Reply => 7,
+            MessageType::StartTls => 23,
+            MessageType::Unknown(other) => other,
+        }
+    }
+}
+
+impl MessageType {
+    /// The RFC's name (`"BNDUPD"`).
+    pub const fn name(&self) -> &'static str {
+        match self {
+            MessageType::BndUpd => "BNDUPD",
+            MessageType::BndReply => "BNDREPLY",
+            MessageType::PoolReq => "POOLREQ",
+            MessageType::PoolResp => "POOLRESP",
+            MessageType::UpdReq => "UPDREQ",
+            MessageType::UpdReqAll => "UPDREQALL",
+            MessageType::UpdDone => "UPDDONE",
+            MessageType::Connect => "CONNECT",
+            MessageType::ConnectReply => "CONNECTREPLY",
+            MessageType::Disconnect => "DISCONNECT",
+            MessageType::State => "STATE",
+            MessageType::Contact => "CONTACT",
+            MessageType::Reply => "REPLY",
+            MessageType::StartTls => "STARTTLS",
+            MessageType::Unknown(_) => "UNKNOWN",
+        }
+    }
+
+    /// Whether the type is one of RFC 8156's 24..=35, whose header carries a sent-time (§5.2).
+    /// Every other type is read with the plain DHCPv6 header (msg-type and transaction-id).
+    pub fn is_failover(&self) -> bool {
+        (24..=35).contains(&u8::from(*self))
+    }
+}
+
+impl fmt::Display for MessageType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            MessageType::Unknown(t) => write!(f, "UNKNOWN({t})"),
+            _ => f.write_str(self.name()),
+        }
+    }
+}
+
+/// A view over one framed message: the 2-byte message-size and the DHCPv6 message after it.
+///
+/// After [`Message::new_checked`] (or a successful [`Message::check_len`]) the buffer holds
+/// the whole message and, for a failover type, its 10-byte header. No getter ever panics,
+/// checked or not: on a short buffer they read zeros.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Message<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Message<T> {
+    /// Wraps a buffer without checking it.
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Message { buffer }
+    }
+
+    /// Wraps a buffer and checks it with [`Message::check_len`].
+    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
+        let m = Self::new_unchecked(buffer);
+        m.check_len()?;
+        Ok(m)
+    }
+
+    /// Checks that the buffer holds the size field and the whole message it announces, that
+    /// the size is at least 4 (a DHCPv6 header; below that the stream cannot be framed), and
+    /// that a failover message (24..=35) is at least its 8-byte header (§5.2).
+    pub fn check_len(&self) -> Result<(), DecodeError> {
+        let buf = self.buffer.as_ref();
+        if buf.len() < field::SIZE.end {
+            return Err(DecodeError::new(
+                DecodeErrorKind::Truncated {
+                    needed: field::SIZE.end,
+                },
+                buf.len(),
+            ));
+        }
+        let size = self.size();
+        if size < MIN_SIZE {
+            return Err(DecodeError::new(DecodeErrorKind::SizeOutOfRange(size), 0));
+        }
+        let len = self.frame_len();
+        if buf.len() < len {
+            return Err(DecodeError::new(
+                DecodeErrorKind::Truncated { needed: len },
+                buf.len(),
+            ));
+        }
+        if self.msg_type().is_failover() && size < MIN_FAILOVER_SIZE {
+            return Err(DecodeError::new(
+                DecodeErrorKind::Truncated { needed: HEADER_LEN },
+                len,
+            ));
+        }
+        Ok(())
+    }
+
+    /// The inner buffer.
+    pub fn into_inner(self) -> T {
+        self.buffer
+    }
+
+    fn bytes(&self, range: core::ops::Range<usize>) -> &[u8] {
+        self.buffer.as_ref().get(range).unwrap_or(&[0; 4])
+    }
+
+    /// message-size: the bytes after the size field (RFC 5460 §5.1).
+    pub fn size(&self) -> u16 {
+        BigEndian::read_u16(self.bytes(field::SIZE))
+    }
+
+    /// Bytes the message takes on the stream: the size field and `size()` bytes.
+    pub fn frame_len(&self) -> usize {
+        field::SIZE.end + usize::from(self.size())
+    }
+
+    /// msg-type.
+    pub fn msg_type(&self) -> MessageType {
+        MessageType::from(
+            self.buffer
+                .as_ref()
+                .get(field::MSG_TYPE)
+                .copied()
+                .unwrap_or(0),
+        )
+    }
+
+    /// transaction-id, 24 bits (§5.4).
+    pub fn xid(&self) -> u32 {
+        BigEndian::read_u24(self.bytes(field::XID))
+    }
+
+    /// sent-time: seconds since 2000-01-01 (§5.2, §3); 0 for a type without one.
+    pub fn sent_time(&self) -> u32 {
+        if self.msg_type().is_failover() {
+            BigEndian::read_u32(self.bytes(field::SENT_TIME))
+        } else {
+            0
+        }
+    }
+
+    /// Where the options start: after the sent-time for a failover type, after the
+    /// transaction-id for any other.
+    pub fn options_start(&self) -> usize {
+        if self.msg_type().is_failover() {
+            HEADER_LEN
+        } else {
+            PLAIN_HEADER_LEN
+        }
+    }
+
+    /// The whole message with its size field: the first `frame_len()` bytes of the buffer.
+    pub fn as_bytes(&self) -> &[u8] {
+        let buf = self.buffer.as_ref();
+        buf.get(..self.frame_len()).unwrap_or(buf)
+    }
+
+    /// The option bytes.
+    pub fn payload(&self) -> &[u8] {
+        self.as_bytes().get(self.options_start()..).unwrap_or(&[])
+    }
+
+    /// A lazy iterator over the top-level options; offsets are from the start of the buffer.
+    pub fn options(&self) -> Options<'_> {
+        Options::new(self.payload(), self.options_start())
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Message<T> {
+    fn bytes_mut(&mut self, range: core::ops::Range<usize>) -> Option<&mut [u8]> {
+        self.buffer.as_mut().get_mut(range)
+    }
+
+    /// Sets message-size. Does nothing if the buffer is too short.
+    pub fn set_size(&mut self, value: u16) {
+        if let Some(b) = self.bytes_mut(field::SIZE) {
+            BigEndian::write_u16(b, value);
+        }
+    }
+
+    /// Sets msg-type.
+    pub fn set_msg_type(&mut self, value: MessageType) {
+        if let Some(b) = self.buffer.as_mut().get_mut(field::MSG_TYPE) {
+            *b = value.into();
+        }
+    }
+
+    /// Sets the transaction-id (its low 24 bits).
+    pub fn set_xid(&mut self, value: u32) {
+        if let Some(b) = self.bytes_mut(field::XID) {
+            BigEndian::write_u24(b, value & MAX_XID);
+        }
+    }
+
+    /// Sets sent-time (bytes 6..10; only failover types have it).
+    pub fn set_sent_time(&mut self, value: u32) {
+        if let Some(b) = self.bytes_mut(field::SENT_TIME) {
+            BigEndian::write_u32(b, value);
+        }
+    }
+}
+
+#[cfg(feature = "defmt")]
+impl<T: AsRef<[u8]>> defmt::Format for Message<T> {
+    fn format(&self, f: defmt::Formatter<'_>) {
+        defmt::write!(
+            f,
+            "v6::Message {{ size: {}, msg_type: {}, xid: {}, sent_time: {} }}",
+            self.size(),
+            self.msg_type(),
+            self.xid(),
+            self.sent_time()
+        );
+    }
+}
