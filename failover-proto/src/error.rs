@@ -54,10 +54,11 @@ pub enum DecodeErrorKind {
     SizeOutOfRange(u16),
     /// RFC 8156: a message larger than the framer's buffer (`len` bytes with the size field).
     FrameTooLarge {
-        /// Bytes the message takes on the stream, with its 2-byte size field.
-        len: usize,
-        /// Bytes the framer can hold.
-        capacity: usize,
+        /// Bytes the message takes on the stream, with its 2-byte size field (at most 65,537).
+        len: u32,
+        /// Bytes the framer can hold (`u32::MAX` for more). `u32`, not `usize`: an error is
+        /// returned by value on every failure path and stays within three words.
+        capacity: u32,
     },
     /// RFC 8156: a known DHCPv6 option with a length its definition does not allow.
     V6OptionLength {

@@ -79,8 +79,8 @@ pub(crate) fn status(rule: Rule, buf: &[u8]) -> Result<FrameStatus, DecodeError>
             DecodeErrorKind::BadLength(field)
         } else {
             DecodeErrorKind::FrameTooLarge {
-                len,
-                capacity: rule.max_total,
+                len: u32::try_from(len).unwrap_or(u32::MAX),
+                capacity: u32::try_from(rule.max_total).unwrap_or(u32::MAX),
             }
         };
         return Err(DecodeError::new(kind, 0));

@@ -925,7 +925,7 @@ fn framer_and_frames() {
     assert_eq!(
         e.kind(),
         DecodeErrorKind::FrameTooLarge {
-            len: client.len(),
+            len: client.len() as u32,
             capacity: 64
         }
     );
