@@ -32,12 +32,12 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use failover_examples::console::{ArgError, Args};
-use failover_fsm::accept::{LocalBinding, own_free_status};
+use failover_fsm::accept::LocalBinding;
 use failover_fsm::policy::{
-    BalanceTrigger, LeaseRequest, LeaseTimes, PartnerDownLeases, PoolCounts, choose_address,
-    lease_time,
+    BalanceTrigger, LeaseRequest, LeaseTimes, PartnerDownLeases, PoolCounts, balance_candidates,
+    choose_address, lease_time,
 };
-use failover_fsm::record::{Backlog, LeaseClient, LeaseRecord, Received};
+use failover_fsm::record::{BacklogWalk, LeaseClient, LeaseRecord, Received, Walked};
 use failover_fsm::{
     Action, BindingStatus, Config, Engine, EngineError, Event, Hba, Instant, LeaseLookup, Link,
     Persisted, RejectReason, Role, ServerState, UnixTime,
@@ -281,42 +281,12 @@ impl Table {
             .filter(|r| r.local.status == status)
             .count()
     }
-
-    /// Available addresses per pool, for balancing (reserved ones excluded, as the store
-    /// contract of failover-tokio does).
-    fn pool_counts(&self) -> PoolCounts {
-        let count = |s| {
-            let n = self
-                .records
-                .iter()
-                .filter(|r| r.local.status == s && !r.local.reserved)
-                .count();
-            u32::try_from(n).unwrap_or(u32::MAX)
-        };
-        PoolCounts {
-            free: count(BindingStatus::Free),
-            backup: count(BindingStatus::Backup),
-        }
-    }
 }
 
 impl LeaseLookup for Table {
     fn lookup(&self, address: Ipv4Addr) -> Option<LocalBinding> {
         self.records.get(self.index(address)?).map(|r| r.local)
     }
-}
-
-/// A walk over the table queueing records to the partner, resumed as the engine's queue has
-/// room: for UPDREQ / UPDREQALL (§7.3, §7.4, then UPDDONE), the backlog (§9.8.1) and addresses
-/// moved by pool balancing (§5.4).
-#[derive(Debug, Clone, Copy)]
-struct Pass {
-    which: Backlog,
-    next: usize,
-    /// Call `end_of_updates` when done (an update request is answered).
-    end: bool,
-    /// Leave out records the engine still holds (they go anyway).
-    skip_queued: bool,
 }
 
 /// Everything an engine output touches, apart from the framer (so that a message can go to
@@ -328,8 +298,9 @@ struct Core {
     /// The last state snapshot the engine asked to persist. Kept in memory: this example has no
     /// stable storage, so it restarts as a new server.
     persisted: Option<Persisted>,
-    resync: Option<Pass>,
-    moves: Option<Pass>,
+    /// The answer to UPDREQ / UPDREQALL (§7.3, §7.4), the backlog (§9.8.1) or the addresses
+    /// moved by pool balancing, under way as the engine's queue has room.
+    walk: Option<BacklogWalk>,
     /// Records to queue again after [`Received::KeptOurs`] once the queue has room.
     requeue: heapless::Deque<[u8; 4], 32>,
     close_pending: bool,
@@ -420,30 +391,9 @@ impl Core {
                 self.rejected += 1;
                 println!("rejected {} {reason}", Ipv4Addr::from(address));
             }
-            Action::SendAllBindings | Action::SendUnackedBindings => {
-                let which = if matches!(action, Action::SendAllBindings) {
-                    Backlog::All
-                } else {
-                    Backlog::Unacked
-                };
-                self.resync = Some(Pass {
-                    which,
-                    next: 0,
-                    end: true,
-                    skip_queued: false,
-                });
-                self.feed();
-            }
-            Action::SendBacklog => {
-                // A pass under way covers the records it has not reached; those behind it
-                // were queued.
-                if self.resync.is_none() {
-                    self.resync = Some(Pass {
-                        which: Backlog::Unacked,
-                        next: 0,
-                        end: false,
-                        skip_queued: true,
-                    });
+            Action::SendAllBindings | Action::SendUnackedBindings | Action::SendBacklog => {
+                if let Some(walk) = BacklogWalk::for_action(&action) {
+                    self.start_walk(walk);
                 }
                 // Before the next poll_action (see Action::SendBacklog).
                 self.feed();
@@ -455,39 +405,37 @@ impl Core {
         }
     }
 
-    /// Pool balancing: the engine decides how many (§5.4, §7.6), the records move.
+    /// Pool balancing: the engine decides how many (§5.4, §7.6), the library which records
+    /// move; they go with a walk over the records the partner lacks.
     fn balance(&mut self, trigger: BalanceTrigger) {
-        let Ok(plan) = self.engine.balance_pools(self.table.pool_counts(), trigger) else {
+        let counts = PoolCounts::of(&self.table.records);
+        let Ok(plan) = self.engine.balance_pools(counts, trigger) else {
             return;
         };
-        let own = own_free_status(self.table.role);
-        let mut left = plan.to_move();
-        // Never-used addresses from the top of the pool first, as failover-tokio's store does.
-        for r in self.table.records.iter_mut().rev() {
-            if left == 0 {
-                break;
-            }
-            if r.local.status == own && !r.local.reserved {
-                let mut b = r.data.clone();
-                b.status = plan.give_as;
-                r.apply_local(b, true);
-                left -= 1;
-            }
+        let wall = self.clock.wall();
+        let mut moved = 0;
+        for r in balance_candidates(&plan, self.table.records.iter_mut()) {
+            let b = r.given_to_partner(&plan, wall);
+            r.apply_local(b, true);
+            moved += 1;
         }
-        if plan.to_move() > 0 {
+        if moved > 0 {
             println!(
-                "balancing: {} addresses to the partner as {}",
-                plan.to_move() - left,
+                "balancing: {moved} addresses to the partner as {}",
                 plan.give_as
             );
-            self.moves = Some(Pass {
-                which: Backlog::Unacked,
-                next: 0,
-                end: false,
-                skip_queued: true,
-            });
+            self.start_walk(BacklogWalk::backlog());
             self.feed();
         }
+    }
+
+    /// Starts `walk`, or restarts the one under way to cover both.
+    fn start_walk(&mut self, walk: BacklogWalk) {
+        walk.begin(&mut self.table.records);
+        self.walk = Some(match self.walk.take() {
+            Some(under_way) => under_way.then(walk),
+            None => walk,
+        });
     }
 
     /// Queues what waits, as far as the engine's queue has room; `true` if anything moved.
@@ -498,41 +446,25 @@ impl Core {
                 self.requeue.pop_front();
                 continue;
             };
-            match self.engine.send_binding(r.data.clone()) {
-                Ok(id) => {
-                    r.queued_again(id);
-                    self.requeue.pop_front();
-                    moved = true;
-                }
+            match r.send_again(&mut self.engine) {
+                Ok(_) => moved = true,
                 Err(EngineError::QueueFull) => return moved,
-                Err(e) => {
-                    println!("warning: {} not sent again: {e}", r.data.ip());
-                    self.requeue.pop_front();
-                }
+                Err(e) => println!("warning: {} not sent again: {e}", r.data.ip()),
             }
+            self.requeue.pop_front();
         }
-        for slot in [&mut self.resync, &mut self.moves] {
-            let Some(pass) = slot.as_mut() else { continue };
-            while let Some(r) = self.table.records.get_mut(pass.next) {
-                if self.engine.send_queue_space() == 0 {
-                    return moved;
+        if let Some(walk) = self.walk.as_mut() {
+            let before = walk.queued();
+            let walked = walk.walk(&mut self.table.records, &mut self.engine, |r, queued| {
+                if let Err(e) = queued {
+                    println!("warning: {} not sent: {e}", r.data.ip());
                 }
-                let send = !(pass.skip_queued && r.queued.is_some()) && r.sent_for(pass.which);
-                if send {
-                    match self.engine.send_binding(r.data.clone()) {
-                        Ok(id) => r.queued(id),
-                        Err(EngineError::QueueFull) => return moved,
-                        Err(e) => println!("warning: {} not sent: {e}", r.data.ip()),
-                    }
-                    moved = true;
-                }
-                pass.next += 1;
+            });
+            moved |= walk.queued() != before;
+            if walked == Walked::Done {
+                self.walk = None;
+                moved = true;
             }
-            if pass.end {
-                self.engine.end_of_updates();
-            }
-            *slot = None;
-            moved = true;
         }
         moved
     }
@@ -575,9 +507,9 @@ impl Core {
             let Ok(binding) = record.granted(&client, &grant, wall) else {
                 return;
             };
-            record.apply_local(binding.clone(), true);
-            match self.engine.send_binding(binding) {
-                Ok(id) => record.queued(id),
+            record.apply_local(binding, true);
+            match record.send(&mut self.engine) {
+                Ok(_) => {}
                 Err(e) => {
                     println!("warning: lease of {address} not sent: {e}");
                     return;
@@ -737,8 +669,7 @@ fn run(o: &Options) -> Result<(), String> {
         table: Table::new(o.role, o.pool),
         clock,
         persisted: None,
-        resync: None,
-        moves: None,
+        walk: None,
         requeue: heapless::Deque::new(),
         close_pending: false,
         updates_left: o.updates,

@@ -27,13 +27,13 @@ use std::time::Duration;
 
 use failover_fsm::accept::{LocalBinding, Verdict};
 use failover_fsm::policy::{BalancePlan, PoolCounts};
-use failover_fsm::record::{Ack, Received};
+use failover_fsm::record::{Ack, BacklogWalk, Queued, Received, UpdateQueue, Walked};
 use failover_fsm::{
     Action, BindingData, BindingStatus, Config, Event, Hba, LeaseLookup, Persisted, Role, Status,
     UnixTime, UpdateId,
 };
 use failover_tokio::{
-    Backlog, FileStore, Handle, MemoryStore, PeerBuilder, PeerEvent, Storage, TlsConfig, wall_clock,
+    FileStore, Handle, MemoryStore, PeerBuilder, PeerEvent, Storage, TlsConfig, wall_clock,
 };
 use tokio::sync::mpsc;
 
@@ -470,16 +470,24 @@ impl Storage for PeerStore {
         self.inner().binding_rejected(address, update);
     }
 
-    fn bindings(&self, which: Backlog) -> Vec<BindingData> {
-        self.inner().bindings(which)
+    fn begin_walk(&self, walk: &BacklogWalk) {
+        self.inner().begin_walk(walk);
+    }
+
+    fn walk(&self, walk: &mut BacklogWalk, queue: &mut dyn UpdateQueue) -> Walked {
+        self.inner().walk(walk, queue)
+    }
+
+    fn send_current(&self, address: [u8; 4], again: bool, queue: &mut dyn UpdateQueue) -> Queued {
+        self.inner().send_current(address, again, queue)
     }
 
     fn pool_counts(&self) -> PoolCounts {
         self.inner().pool_counts()
     }
 
-    fn move_to_partner(&self, plan: &BalancePlan) -> io::Result<Vec<BindingData>> {
-        self.inner().move_to_partner(plan)
+    fn move_to_partner(&self, plan: &BalancePlan, now: UnixTime) -> io::Result<Vec<BindingData>> {
+        self.inner().move_to_partner(plan, now)
     }
 
     fn sync(&self) -> io::Result<()> {

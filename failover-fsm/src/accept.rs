@@ -144,6 +144,12 @@ pub struct LocalBinding {
     pub bootp: bool,
 }
 
+impl AsRef<LocalBinding> for LocalBinding {
+    fn as_ref(&self) -> &LocalBinding {
+        self
+    }
+}
+
 impl LocalBinding {
     /// A record with `status` and nothing else known.
     pub const fn new(status: BindingStatus) -> Self {

@@ -15,6 +15,8 @@
 //! | (the DHCP server changed a lease) | [`LeaseRecord::apply_local`] | make it durable, `send_binding`, [`LeaseRecord::queued`] |
 //! | `BindingAcked` | [`LeaseRecord::apply_ack`] | make it durable |
 //! | `BindingRejected` | [`LeaseRecord::apply_reject`] | |
+//! | `SendAllBindings`, `SendUnackedBindings`, `SendBacklog` | [`BacklogWalk::for_action`], [`BacklogWalk::begin`] | [`BacklogWalk::walk`] now and again as acknowledgements free room |
+//! | `PoolRequested`, `PoolCheck` | [`crate::policy::PoolCounts::of`], `balance_pools` | for each of [`crate::policy::balance_candidates`]: [`LeaseRecord::given_to_partner`], [`LeaseRecord::apply_local`], queue it |
 //! | (restart, from stable storage) | [`LeaseRecord::restarted`] | |
 //!
 //! A DHCP server makes its own changes with [`LeaseRecord::granted`] (DHCPACK),
@@ -30,10 +32,14 @@ use core::net::Ipv4Addr;
 
 use failover_proto::{BindingStatus, HardwareAddress, IpFlags, Role};
 
+mod walk;
+
+pub use walk::{BacklogWalk, Queued, UpdateQueue, Walked};
+
 use crate::accept::{ClientIdentity, LocalBinding, Verdict, freed_status};
 use crate::binding::{BindingData, BindingTooLong};
 use crate::engine::UpdateId;
-use crate::policy::LeaseGrant;
+use crate::policy::{BalancePlan, LeaseGrant};
 use crate::time::UnixTime;
 
 /// What a server keeps per address of its pools.
@@ -122,6 +128,12 @@ impl LeaseClient<'_> {
                 address: self.chaddr,
             }),
         )
+    }
+}
+
+impl AsRef<LocalBinding> for LeaseRecord {
+    fn as_ref(&self) -> &LocalBinding {
+        &self.local
     }
 }
 
@@ -411,6 +423,43 @@ impl LeaseRecord {
         if !(partner_ended && self.data.status == BindingStatus::Active) {
             self.local.partner_status = Some(self.data.status);
         }
+    }
+
+    /// Queues the current record to the partner and notes it ([`LeaseRecord::queued`]).
+    pub fn send<Q: UpdateQueue + ?Sized>(&mut self, queue: &mut Q) -> Queued {
+        self.send_noting(queue, LeaseRecord::queued)
+    }
+
+    /// After [`Received::KeptOurs`]: queues the current record again at once and notes it
+    /// ([`LeaseRecord::queued_again`]). The engine took the partner's update as newer and
+    /// dropped its queued copy of ours; waiting for the next backlog would leave the partner
+    /// with its older binding until a reconnect (simulator seed 466447). On
+    /// [`crate::EngineError::QueueFull`] call it again once acknowledgements free room.
+    pub fn send_again<Q: UpdateQueue + ?Sized>(&mut self, queue: &mut Q) -> Queued {
+        self.send_noting(queue, LeaseRecord::queued_again)
+    }
+
+    fn send_noting<Q: UpdateQueue + ?Sized>(
+        &mut self,
+        queue: &mut Q,
+        note: fn(&mut LeaseRecord, UpdateId),
+    ) -> Queued {
+        let update = queue.send_binding(self.data.clone())?;
+        note(self, update);
+        Ok(update)
+    }
+
+    /// The binding that gives this address to the partner's pool in a balancing run (§5.4,
+    /// §7.6): [`BalancePlan::give_as`] since `now`, the start-time-of-state, and nothing of a
+    /// lease that ended before (ISC sets the lease's start to now when it moves it,
+    /// `dhcp_failover_pool_dobalance`). Without that time the move could not be ordered against
+    /// the partner's own updates: sent again after its BNDACK was lost, it overwrote the
+    /// partner's newer RELEASED, and both servers held the address as theirs (simulator seed
+    /// 41003013). Apply it with [`LeaseRecord::apply_local`] and queue it.
+    pub fn given_to_partner(&self, plan: &BalancePlan, now: UnixTime) -> BindingData {
+        let mut b = BindingData::new(self.data.ip(), plan.give_as);
+        b.start_time_of_state = Some(now);
+        b
     }
 
     /// Our record was queued again after [`Received::KeptOurs`]: the partner holds its own

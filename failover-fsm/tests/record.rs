@@ -346,3 +346,269 @@ fn an_unproven_skew_holds_the_address_longer_here_and_sends_the_partners_time_on
     assert_eq!(r.local.lease_expiration, Some(UnixTime(50 + 600 + 3)));
     assert_eq!(r.data.lease_expiration_time, Some(UnixTime(50 + 600)));
 }
+
+// ----- the store-side helpers: pool counts, balancing candidates, the backlog walk -----
+
+mod helpers {
+    use std::net::Ipv4Addr;
+
+    use failover_fsm::policy::{
+        BalanceConfig, BalancePlan, BalanceTrigger, PoolCounts, balance_candidates, plan_balance,
+    };
+    use failover_fsm::record::{Backlog, BacklogWalk, LeaseRecord, UpdateQueue, Walked};
+    use failover_fsm::{
+        BindingData, BindingStatus, EngineError, Role, ServerState, UnixTime, UpdateId,
+    };
+    use failover_proto::IpFlags;
+    use failover_testkit::support::Pair;
+
+    fn ip(i: u8) -> Ipv4Addr {
+        Ipv4Addr::new(192, 0, 2, i)
+    }
+
+    fn pool(n: u8) -> Vec<LeaseRecord> {
+        (1..=n).map(|i| LeaseRecord::fresh(ip(i))).collect()
+    }
+
+    fn set(r: &mut LeaseRecord, status: BindingStatus, reserved: bool) {
+        let mut b = BindingData::new(r.data.ip(), status);
+        if reserved {
+            b.ip_flags = IpFlags::RESERVED;
+        }
+        r.apply_local(b, true);
+    }
+
+    fn plan(role: Role, counts: PoolCounts) -> BalancePlan {
+        plan_balance(
+            role,
+            ServerState::Normal,
+            counts,
+            &BalanceConfig::default(),
+            BalanceTrigger::Manual,
+        )
+        .unwrap()
+    }
+
+    /// An engine queue with room for `room` updates, recording what it got.
+    #[derive(Default)]
+    struct Queue {
+        room: usize,
+        got: Vec<BindingData>,
+        ends: usize,
+    }
+
+    impl UpdateQueue for Queue {
+        fn send_binding(&mut self, b: BindingData) -> Result<UpdateId, EngineError> {
+            if b.status == BindingStatus::Active && b.hardware_address.is_none() {
+                return Err(EngineError::IncompleteBinding);
+            }
+            if self.room == 0 {
+                return Err(EngineError::QueueFull);
+            }
+            self.room -= 1;
+            self.got.push(b);
+            Ok(UpdateId(self.got.len() as u64))
+        }
+        fn end_of_updates(&mut self) {
+            self.ends += 1;
+        }
+    }
+
+    fn queue(room: usize) -> Queue {
+        Queue {
+            room,
+            ..Queue::default()
+        }
+    }
+
+    fn ips(q: &Queue) -> Vec<Ipv4Addr> {
+        q.got.iter().map(BindingData::ip).collect()
+    }
+
+    #[test]
+    fn pool_counts_leave_out_reserved_and_unavailable_addresses() {
+        let mut records = pool(6);
+        set(&mut records[0], BindingStatus::Backup, false);
+        set(&mut records[1], BindingStatus::Backup, true);
+        set(&mut records[2], BindingStatus::Free, true);
+        set(&mut records[3], BindingStatus::Abandoned, false);
+        assert_eq!(PoolCounts::of(&records), PoolCounts { free: 2, backup: 1 });
+        // Folding LocalBindings gives the same.
+        let locals: Vec<_> = records.iter().map(|r| r.local).collect();
+        assert_eq!(PoolCounts::of(&locals), PoolCounts::of(records.iter()));
+    }
+
+    #[test]
+    fn balancing_moves_our_highest_unreserved_addresses() {
+        let mut records = pool(10);
+        set(&mut records[9], BindingStatus::Free, true); // .10 reserved
+        set(&mut records[8], BindingStatus::Active, false); // .9 leased
+        let p = plan(Role::Primary, PoolCounts::of(&records));
+        assert_eq!((p.to_move(), p.takes_from()), (4, BindingStatus::Free));
+        let moved: Vec<Ipv4Addr> = balance_candidates(&p, &records)
+            .map(|r| r.data.ip())
+            .collect();
+        assert_eq!(moved, [ip(8), ip(7), ip(6), ip(5)]);
+        // Moved as the plan says, since now, with nothing of an earlier lease.
+        let mut used = records[7].clone();
+        let mut lease = BindingData::new(ip(8), BindingStatus::Free)
+            .with_client(None, 1, &[2, 0, 0, 0, 0, 8])
+            .unwrap();
+        lease.client_last_transaction_time = Some(UnixTime(50));
+        used.apply_local(lease, false);
+        let b = used.given_to_partner(&p, UnixTime(100));
+        assert_eq!(b, {
+            let mut b = BindingData::new(ip(8), BindingStatus::Backup);
+            b.start_time_of_state = Some(UnixTime(100));
+            b
+        });
+        // The secondary gives BACKUP addresses back as FREE.
+        for r in &mut records[..8] {
+            set(r, BindingStatus::Backup, false);
+        }
+        let p = plan(Role::Secondary, PoolCounts::of(&records));
+        assert_eq!((p.give_as, p.to_move()), (BindingStatus::Free, 4));
+        let moved: Vec<Ipv4Addr> = balance_candidates(&p, records.iter_mut())
+            .map(|r| r.data.ip())
+            .collect();
+        assert_eq!(moved, [ip(8), ip(7), ip(6), ip(5)]);
+        // Balanced: nothing.
+        let p = plan(Role::Secondary, PoolCounts { free: 4, backup: 4 });
+        assert_eq!(balance_candidates(&p, &records).count(), 0);
+    }
+
+    #[test]
+    fn a_walk_resumes_where_the_queue_filled_and_ends_the_request_once() {
+        let mut records = pool(6);
+        for r in &mut records[..5] {
+            set(r, BindingStatus::Backup, false);
+        }
+        records[1].partner_has_it = true;
+        let mut walk = BacklogWalk::answering(Backlog::Unacked);
+        walk.begin(&mut records);
+        let mut q = queue(2);
+        assert_eq!(
+            walk.walk(&mut records, &mut q, |_, _| {}),
+            Walked::QueueFull
+        );
+        assert_eq!(ips(&q), [ip(1), ip(3)]);
+        assert_eq!(walk.resume_at(), ip(4));
+        assert_eq!(q.ends, 0);
+        // A change made meanwhile goes as it stands now, and one acknowledged is left out.
+        let mut free = BindingData::new(ip(4), BindingStatus::Free);
+        free.start_time_of_state = Some(UnixTime(5));
+        records[3].apply_local(free, true);
+        records[4].partner_has_it = true;
+        q.room = 10;
+        // Records before the resume point are skipped, so the store may hand all of them.
+        assert_eq!(walk.walk(&mut records, &mut q, |_, _| {}), Walked::Done);
+        assert_eq!(ips(&q), [ip(1), ip(3), ip(4)]);
+        assert_eq!(q.got[2].status, BindingStatus::Free);
+        assert_eq!(q.ends, 1);
+        assert_eq!(walk.queued(), 3);
+        // Each queued record knows its update.
+        assert_eq!(records[3].queued, Some(UpdateId(3)));
+        // The untouched record (.6) never went.
+    }
+
+    #[test]
+    fn updreqall_counts_every_record_as_unacknowledged_from_its_start() {
+        let mut records = pool(4);
+        for r in &mut records[..3] {
+            set(r, BindingStatus::Backup, false);
+            r.partner_has_it = true;
+        }
+        let walk = BacklogWalk::for_action(&failover_fsm::Action::SendAllBindings).unwrap();
+        assert!(walk.answers_request());
+        walk.begin(&mut records);
+        assert!(records[..3].iter().all(|r| !r.partner_has_it));
+        assert!(records[3].is_untouched());
+        let mut walk = walk;
+        let mut q = queue(10);
+        assert_eq!(walk.walk(&mut records, &mut q, |_, _| {}), Walked::Done);
+        assert_eq!(ips(&q), [ip(1), ip(2), ip(3)]);
+        // The backlog is not a request: no end_of_updates.
+        let mut backlog = BacklogWalk::for_action(&failover_fsm::Action::SendBacklog).unwrap();
+        let mut q = queue(10);
+        assert_eq!(backlog.walk(&mut records, &mut q, |_, _| {}), Walked::Done);
+        assert_eq!((q.got.len(), q.ends), (3, 0));
+    }
+
+    #[test]
+    fn a_refused_binding_is_reported_and_skipped() {
+        let mut records = pool(2);
+        set(&mut records[0], BindingStatus::Active, false); // no client: incomplete
+        set(&mut records[1], BindingStatus::Backup, false);
+        let mut walk = BacklogWalk::backlog();
+        let mut q = queue(10);
+        let mut refused = Vec::new();
+        let walked = walk.walk(&mut records, &mut q, |r, queued| {
+            if let Err(e) = queued {
+                refused.push((r.data.ip(), e));
+            }
+        });
+        assert_eq!(walked, Walked::Done);
+        assert_eq!(refused, [(ip(1), EngineError::IncompleteBinding)]);
+        assert_eq!(ips(&q), [ip(2)]);
+    }
+
+    #[test]
+    fn a_walk_asked_for_during_another_starts_over_and_answers_if_either_does() {
+        let mut records = pool(3);
+        for r in &mut records {
+            set(r, BindingStatus::Backup, false);
+        }
+        let mut walk = BacklogWalk::answering(Backlog::Unacked);
+        let mut q = queue(1);
+        assert_eq!(
+            walk.walk(&mut records, &mut q, |_, _| {}),
+            Walked::QueueFull
+        );
+        let mut walk = walk.then(BacklogWalk::backlog());
+        assert!(walk.answers_request());
+        assert_eq!(walk.resume_at(), Ipv4Addr::UNSPECIFIED);
+        q.room = 10;
+        assert_eq!(walk.walk(&mut records, &mut q, |_, _| {}), Walked::Done);
+        // .1 again (an engine gives the same data its first id back), then the rest.
+        assert_eq!(ips(&q), [ip(1), ip(1), ip(2), ip(3)]);
+        assert_eq!(q.ends, 1);
+    }
+
+    #[test]
+    fn sent_again_after_kept_ours_the_partner_status_stays() {
+        let mut r = LeaseRecord::fresh(ip(1));
+        set(&mut r, BindingStatus::Backup, false);
+        r.local.partner_status = Some(BindingStatus::Free);
+        let mut q = queue(1);
+        let id = r.send_again(&mut q).unwrap();
+        assert_eq!(r.queued, Some(id));
+        assert_eq!(r.local.partner_status, Some(BindingStatus::Free));
+        assert_eq!(r.send_again(&mut q), Err(EngineError::QueueFull));
+        // Sent as a change of ours, the partner may know it.
+        q.room = 1;
+        let id = r.send(&mut q).unwrap();
+        assert_eq!(r.queued, Some(id));
+        assert_eq!(r.local.partner_status, Some(BindingStatus::Backup));
+    }
+
+    #[test]
+    fn the_engine_says_whether_an_update_is_still_queued() {
+        let mut pair = Pair::new(16);
+        let wall = pair.wall();
+        let node = pair.node(true);
+        let mut a = BindingData::new(ip(200), BindingStatus::Backup);
+        a.start_time_of_state = Some(wall);
+        let first = node.engine.send_binding(a.clone()).unwrap();
+        assert!(node.engine.is_queued(first));
+        // A newer copy not yet sent takes its place: the first is gone, the second queued.
+        a.start_time_of_state = Some(UnixTime(wall.0 + 1));
+        let second = node.engine.send_binding(a).unwrap();
+        assert!(!node.engine.is_queued(first));
+        assert!(node.engine.is_queued(second));
+        // Acknowledged: gone.
+        pair.connect();
+        pair.run_for(5);
+        assert!(!pair.primary.engine.is_queued(second));
+        assert!(!pair.primary.engine.is_queued(UpdateId(u64::MAX)));
+    }
+}

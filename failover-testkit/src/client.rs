@@ -17,15 +17,15 @@ use std::net::Ipv4Addr;
 
 use failover_fsm::accept::{ClientIdentity, LocalBinding};
 use failover_fsm::policy::{
-    AllocRefusal, ClientMessage, Endpoint, LeaseRequest, LeaseTimes, LoadBalance, MessageKind,
-    PartnerPool, PoolCounts, RequestAnswer, RequestKind, expires_leases, judge_request, lease_time,
-    may_allocate_to, may_answer,
+    AllocRefusal, BalanceTrigger, ClientMessage, Endpoint, LeaseRequest, LeaseTimes, LoadBalance,
+    MessageKind, PartnerPool, PoolCounts, RequestAnswer, RequestKind, balance_candidates,
+    expires_leases, judge_request, lease_time, may_allocate_to, may_answer,
 };
 use failover_fsm::record::LeaseClient;
-use failover_fsm::{BindingData, BindingStatus, Instant, ServerState};
+use failover_fsm::{BindingData, Instant, ServerState};
 use failover_proto::HardwareAddress;
 
-use crate::world::{NAMES, PRIMARY, World, ms, secs, slog};
+use crate::world::{NAMES, World, ms, secs, slog};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Lease {
@@ -125,11 +125,7 @@ impl World {
             chaddr: mac,
             secs,
         };
-        let counts = PoolCounts {
-            free: n.store.count(BindingStatus::Free) as u32,
-            backup: n.store.count(BindingStatus::Backup) as u32,
-        };
-        let pool = PartnerPool::of(counts, n.role());
+        let pool = PartnerPool::of(PoolCounts::of(n.store.leases.values()), n.role());
         may_answer(&ep, &lb, &msg, pool).is_serve()
     }
 
@@ -266,33 +262,27 @@ impl World {
         }
     }
 
-    /// Pool balancing: the primary in NORMAL gives half its excess of FREE addresses to the
-    /// secondary as BACKUP. Returns the number moved.
-    pub(crate) fn balance(&mut self, i: usize) -> u32 {
-        if i != PRIMARY || self.nodes[i].state() != Some(ServerState::Normal) {
-            return 0;
-        }
-        let store = &self.nodes[i].store;
-        let free: Vec<[u8; 4]> = store
-            .leases
-            .iter()
-            .filter(|(_, e)| e.local.status == BindingStatus::Free && !e.local.reserved)
-            .map(|(a, _)| *a)
-            .collect();
-        let backup = store.count(BindingStatus::Backup);
-        if free.len() <= backup + 1 {
-            return 0;
-        }
-        let k = (free.len() - backup) / 2;
+    /// Pool balancing as failover-tokio's stores do it: count, let the engine decide (§7.6, on
+    /// both servers in NORMAL), move the library's candidates. Returns the number moved.
+    pub(crate) fn balance(&mut self, i: usize, trigger: BalanceTrigger) -> u32 {
         let wall = self.wall(i);
-        let start = self.rng.below(free.len() as u64) as usize;
-        for m in 0..k {
-            let a = free[(start + m) % free.len()];
-            let mut data = BindingData::new(Ipv4Addr::from(a), BindingStatus::Backup);
-            data.start_time_of_state = Some(wall);
+        let n = &mut self.nodes[i];
+        let Some(e) = n.engine.as_mut() else {
+            return 0;
+        };
+        let Ok(plan) = e.balance_pools(PoolCounts::of(n.store.leases.values()), trigger) else {
+            return 0;
+        };
+        let moving: Vec<BindingData> = balance_candidates(&plan, n.store.leases.values())
+            .map(|r| r.given_to_partner(&plan, wall))
+            .collect();
+        let k = moving.len();
+        for data in moving {
             self.local_change(i, data, true);
         }
-        slog!(self, "P moves {k} addresses to the secondary");
+        if k > 0 {
+            slog!(self, "{} moves {k} addresses to the partner", NAMES[i]);
+        }
         k as u32
     }
 

@@ -43,7 +43,7 @@ impl World {
     pub(crate) fn inject_fault(&mut self) {
         if self.extra_faults {
             self.take_backups();
-            if self.rng2.chance(20) {
+            if self.extra().chance(20) {
                 if let Some(name) = self.inject_extra_fault() {
                     *self.stats.faults.entry(name).or_default() += 1;
                 }
@@ -87,8 +87,9 @@ impl World {
 
     /// Now and then an operator's backup of each server's stable storage.
     fn take_backups(&mut self) {
-        for n in &mut self.nodes {
-            if n.alive() && self.rng2.chance(25) {
+        for i in 0..self.nodes.len() {
+            if self.nodes[i].alive() && self.extra().chance(25) {
+                let n = &mut self.nodes[i];
                 n.backup = Some((n.durable.clone(), n.durable_vid.clone()));
             }
         }
@@ -96,13 +97,13 @@ impl World {
 
     /// The fault kinds of `World::extra_faults`, drawn from `rng2`.
     fn inject_extra_fault(&mut self) -> Option<&'static str> {
-        let drawn = if self.rng2.chance(50) {
+        let drawn = if self.extra().chance(50) {
             PRIMARY
         } else {
             SECONDARY
         };
         let (i, protected) = self.victim(drawn);
-        match self.rng2.below(4) {
+        match self.extra().below(4) {
             0 => self.fault_half_open(i),
             1 => self.fault_duplicate_connection(),
             2 if !protected => self.fault_restore(i),
@@ -173,9 +174,9 @@ impl World {
         {
             return None;
         }
-        let rst = self.rng2.chance(50);
+        let rst = self.extra().chance(50);
         self.crash(i, rst);
-        let down = self.rng2.range(3, 120);
+        let down = self.extra().range(3, 120);
         let n = &mut self.nodes[i];
         n.restart_at = Some(self.now + secs(down));
         n.restart_restore = true;
@@ -190,7 +191,7 @@ impl World {
     /// The operator restarts the primary (an orderly stop) with another MCLT.
     fn fault_mclt_change(&mut self) -> Option<&'static str> {
         let old = self.nodes[PRIMARY].config.mclt;
-        let new = self.rng2.pick(&[old / 2, old * 2]).clamp(20, 600);
+        let new = self.extra().pick(&[old / 2, old * 2]).clamp(20, 600);
         if new == old || self.nodes[PRIMARY].restart_mclt.is_some() {
             return None;
         }

@@ -150,6 +150,54 @@ impl Rng {
     }
 }
 
+/// Choices drawn from a second generator, `side`, but taped as `main`'s: a seeded run draws
+/// them from `side` alone (so that adding them left every earlier seed's run as it was), a
+/// recording writes them into `main`'s tape, and a tape run reads them from there. Without
+/// this a tape replays a seed's run only until the first of them.
+pub(crate) struct Side<'a> {
+    pub(crate) main: &'a mut Rng,
+    pub(crate) side: &'a mut Rng,
+}
+
+impl Side<'_> {
+    /// Uniform in `0..n` (0 when `n == 0`).
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
+        if n == 0 {
+            return 0;
+        }
+        let w = width(n);
+        let taped = if self.main.tape.is_empty() {
+            None
+        } else {
+            self.main.read_tape(w)
+        };
+        let v = match taped {
+            Some(v) => v % n,
+            None => self.side.splitmix() % n,
+        };
+        self.main.write_record(v, w);
+        v
+    }
+
+    /// Uniform in `lo..=hi`.
+    pub(crate) fn range(&mut self, lo: u64, hi: u64) -> u64 {
+        if hi <= lo {
+            lo
+        } else {
+            lo + self.below(hi - lo + 1)
+        }
+    }
+
+    /// True with probability `percent`/100.
+    pub(crate) fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+
+    pub(crate) fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[self.below(items.len() as u64) as usize]
+    }
+}
+
 #[test]
 fn rng_is_deterministic_and_spread() {
     let mut a = Rng::new(42);

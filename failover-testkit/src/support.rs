@@ -14,8 +14,8 @@ use std::collections::{BTreeMap, VecDeque};
 use std::net::Ipv4Addr;
 
 use failover_fsm::accept::{LocalBinding, Verdict, own_free_status};
-use failover_fsm::policy::{BalanceTrigger, PoolCounts};
-use failover_fsm::record::{Ack, Backlog, LeaseRecord, Received};
+use failover_fsm::policy::{BalanceTrigger, PoolCounts, balance_candidates};
+use failover_fsm::record::{Ack, BacklogWalk, LeaseRecord, Received, Walked};
 use failover_fsm::{
     Action, BindingData, BindingStatus, Config, Engine, Event, Instant, LeaseLookup, Persisted,
     Role, ServerState, UnixTime, UpdateId,
@@ -123,6 +123,8 @@ pub struct Node {
     /// Bindings the partner acknowledged, as (address, status) — for invariant checks.
     pub acked: Vec<([u8; 4], BindingStatus)>,
     pub close_requested: bool,
+    /// The time of the pair's last input to this node (pool balancing dates its moves).
+    pub now: Instant,
     /// Commit received bindings at once (true) or leave them for the test to confirm.
     pub auto_commit: bool,
     pub pending_commits: Vec<failover_fsm::CommitToken>,
@@ -147,6 +149,7 @@ impl Node {
             skew: 0,
             acked: Vec::new(),
             close_requested: false,
+            now,
             auto_commit: true,
             pending_commits: Vec::new(),
         }
@@ -187,8 +190,11 @@ impl Node {
                     binding,
                     verdict,
                 } => {
-                    if let Received::KeptOurs(ours) = self.store.commit_received(binding, verdict) {
-                        self.send(ours, true);
+                    if let Received::KeptOurs(_) = self.store.commit_received(binding, verdict) {
+                        self.store
+                            .record(binding.address)
+                            .send_again(&mut self.engine)
+                            .unwrap();
                     }
                     if self.auto_commit {
                         let _ = self.engine.binding_committed(*token);
@@ -205,30 +211,15 @@ impl Node {
                 Action::BindingRejected {
                     address, update, ..
                 } => self.store.rejected(*address, *update),
-                Action::SendAllBindings => {
-                    let mut all = Vec::new();
-                    for r in self.store.leases.values_mut() {
-                        if r.sent_for(Backlog::All) {
-                            all.push(r.data.clone());
-                        }
-                    }
-                    for b in all {
-                        self.send(b, false);
-                    }
-                    self.engine.end_of_updates();
-                }
-                Action::SendUnackedBindings | Action::SendBacklog => {
-                    let unacked: Vec<BindingData> = self
-                        .store
-                        .leases
-                        .values_mut()
-                        .filter_map(|s| s.sent_for(Backlog::Unacked).then(|| s.data.clone()))
-                        .collect();
-                    for b in unacked {
-                        self.send(b, false);
-                    }
-                    if matches!(e, Action::SendUnackedBindings) {
-                        self.engine.end_of_updates();
+                Action::SendAllBindings | Action::SendUnackedBindings | Action::SendBacklog => {
+                    if let Some(mut walk) = BacklogWalk::for_action(&e) {
+                        walk.begin(self.store.leases.values_mut());
+                        // The harness's queue holds every record of its pools.
+                        let walked =
+                            walk.walk(self.store.leases.values_mut(), &mut self.engine, |_, r| {
+                                r.unwrap();
+                            });
+                        assert_eq!(walked, Walked::Done, "{}: binding queue full", self.name);
                     }
                 }
                 Action::PoolRequested => self.balance(BalanceTrigger::PoolReq),
@@ -246,18 +237,15 @@ impl Node {
     /// Pool balancing as a DHCP server does it: count, let the engine decide, move addresses
     /// from the end of our available ones.
     pub fn balance(&mut self, trigger: BalanceTrigger) {
-        let counts = PoolCounts {
-            free: self.store.count(BindingStatus::Free) as u32,
-            backup: self.store.count(BindingStatus::Backup) as u32,
-        };
+        let counts = PoolCounts::of(self.store.leases.values());
         let Ok(plan) = self.engine.balance_pools(counts, trigger) else {
             return;
         };
-        let mut moving = self.free_addresses();
-        let keep = moving.len().saturating_sub(plan.to_move() as usize);
-        for a in moving.split_off(keep) {
-            let mut data = self.store.leases[&a.octets()].data.clone();
-            data.status = plan.give_as;
+        let wall = self.engine.wall_at(self.now);
+        let moving: Vec<BindingData> = balance_candidates(&plan, self.store.leases.values())
+            .map(|r| r.given_to_partner(&plan, wall))
+            .collect();
+        for data in moving {
             self.store.update_local(data.clone(), true);
             self.send(data, false);
         }
@@ -408,6 +396,8 @@ impl Pair {
         self.secondary.engine.connection_down(now);
         self.primary.close_requested = false;
         self.secondary.close_requested = false;
+        self.primary.now = now;
+        self.secondary.now = now;
         self.primary.drain_events();
         self.secondary.drain_events();
     }
@@ -424,6 +414,7 @@ impl Pair {
                 } else {
                     &mut self.secondary
                 };
+                node.now = now;
                 node.drain_events();
                 while let Some(n) = node.engine.poll_transmit(now, &mut buf) {
                     self.wire.push_back((p, buf[..n].to_vec()));
@@ -443,6 +434,7 @@ impl Pair {
                     let sim_wall = self.wall();
                     let to = self.node(!from_primary);
                     let wall = to.wall(sim_wall);
+                    to.now = now;
                     loop {
                         match to.engine.handle_message(now, wall, &bytes, &to.store) {
                             Ok(()) => break,
@@ -467,6 +459,7 @@ impl Pair {
             let sim_wall = self.wall();
             let to = self.node(!from_primary);
             let wall = to.wall(sim_wall);
+            to.now = now;
             let _ = to.engine.handle_message(now, wall, &bytes, &to.store);
             to.drain_events();
             self.trace.push((from_primary, bytes));

@@ -33,8 +33,8 @@ use std::net::Ipv4Addr;
 use std::time::Duration;
 
 use failover_fsm::accept::{ClientIdentity, Verdict, judge_update};
-use failover_fsm::policy::PartnerDownLeases;
-use failover_fsm::record::{Ack, Backlog, Received};
+use failover_fsm::policy::{BalanceTrigger, PartnerDownLeases};
+use failover_fsm::record::{Ack, Backlog, BacklogWalk, Received, Walked};
 use failover_fsm::{
     Action as EngineAction, BindingData, BindingStatus, CommitToken, Config, Dialect, EngineError,
     Event, Instant, Persisted, RejectReason, Role, ServerState, UnixTime,
@@ -43,6 +43,7 @@ use failover_proto::{Repr, ServerFlags};
 
 use crate::rng::Rng;
 use crate::support::{Store, T0, TestEngine};
+use failover_fsm::UpdateId;
 
 pub(crate) const PRIMARY: usize = 0;
 pub(crate) const SECONDARY: usize = 1;
@@ -516,6 +517,14 @@ impl World {
         UnixTime((self.sim_wall() + self.nodes[i].skew).clamp(0, i64::from(u32::MAX)) as u32)
     }
 
+    /// A draw of the extra faults ([`World::rng2`]), taped like any other choice.
+    pub(crate) fn extra(&mut self) -> crate::rng::Side<'_> {
+        crate::rng::Side {
+            main: &mut self.rng,
+            side: &mut self.rng2,
+        }
+    }
+
     pub(crate) fn fail(&mut self, what: &str) -> ! {
         let msg = format!(
             "seed {} step {} t={}ms [{:?}]: {what}",
@@ -745,7 +754,7 @@ impl World {
                 self.nodes[i].next_scan = self.now + ms(gap);
             }
             Action::Balance(i) => {
-                self.balance(i);
+                self.balance(i, BalanceTrigger::Manual);
                 let gap = self.rng.range(20, 60);
                 self.nodes[i].next_balance = self.now + secs(gap);
             }
@@ -930,58 +939,19 @@ impl World {
                 // Taken by the record only for its current version (`apply_reject`).
                 self.nodes[i].store.rejected(address, update);
             }
-            EngineAction::SendAllBindings => {
-                // Every record we have. A never-touched pool address (a fresh store, or one
-                // that lost its storage) is no record at all: sending it as FREE would
-                // overwrite what the partner knows (the acceptance rules take FREE over
-                // BACKUP, and over EXPIRED or RELEASED).
-                // The partner asks for everything: it has lost (or restored an older copy of)
-                // what it had acknowledged, so our records count as unacknowledged until it
-                // acknowledges them again (the older of two crossing updates then yields,
-                // `apply_received`; found with restores from an older copy).
-                let n = &mut self.nodes[i];
-                let addrs: Vec<[u8; 4]> = n
-                    .store
-                    .leases
-                    .iter_mut()
-                    .filter_map(|(a, r)| r.sent_for(Backlog::All).then_some(*a))
-                    .collect();
-                for a in &addrs {
-                    if let Some(e) = n.durable.leases.get_mut(a) {
-                        e.partner_lost_table();
-                    }
-                }
-                for a in addrs {
-                    self.send_current(i, a);
-                }
-                if let Some(e) = self.nodes[i].engine.as_mut() {
-                    e.end_of_updates();
+            EngineAction::SendAllBindings
+            | EngineAction::SendUnackedBindings
+            | EngineAction::SendBacklog => {
+                if let Some(walk) = BacklogWalk::for_action(&a) {
+                    self.walk_backlog(i, walk);
                 }
             }
-            EngineAction::SendUnackedBindings | EngineAction::SendBacklog => {
-                let addrs: Vec<[u8; 4]> = self.nodes[i]
-                    .store
-                    .leases
-                    .iter_mut()
-                    .filter_map(|(a, r)| r.sent_for(Backlog::Unacked).then_some(*a))
-                    .collect();
-                for a in addrs {
-                    self.send_current(i, a);
-                }
-                if matches!(a, EngineAction::SendUnackedBindings)
-                    && let Some(e) = self.nodes[i].engine.as_mut()
-                {
-                    e.end_of_updates();
-                }
-            }
+            // The POOLRESP goes with the plan (`balance_pools`).
             EngineAction::PoolRequested => {
-                let moved = self.balance(i);
-                if let Some(e) = self.nodes[i].engine.as_mut() {
-                    e.pool_response(moved);
-                }
+                self.balance(i, BalanceTrigger::PoolReq);
             }
             EngineAction::PoolCheck => {
-                self.balance(i);
+                self.balance(i, BalanceTrigger::Manual);
             }
             EngineAction::CloseConnection => self.nodes[i].close_requested = true,
             _ => {}
@@ -1136,12 +1106,6 @@ impl World {
     }
 
     fn queue_binding(&mut self, i: usize, data: BindingData, vid: u64) {
-        self.queue_binding_as(i, data, vid, true);
-    }
-
-    /// `note_sent`: record the status as the one the partner may know; not for a record sent
-    /// again after we acknowledged the partner's own update (that one the partner holds).
-    fn queue_binding_as(&mut self, i: usize, data: BindingData, vid: u64, note_sent: bool) {
         let n = &mut self.nodes[i];
         let Some(e) = n.engine.as_mut() else { return };
         let update = match e.send_binding(data.clone()) {
@@ -1149,32 +1113,47 @@ impl World {
             Err(err) => self.fail(&format!("send_binding refused: {err}")),
         };
         // The record notes it (`LeaseRecord::queued`), in memory and on stable storage.
-        for store in [&mut n.store, &mut n.durable] {
-            if store.leases.contains_key(&data.address) {
-                store.queued(data.address, update, !note_sent);
+        if let Some(r) = n.store.leases.get_mut(&data.address) {
+            r.queued(update);
+        }
+        note_queued(&mut n.durable, &mut n.sent, data, vid, update, true);
+    }
+
+    /// Queues what `walk` asks for (§7.3, §7.4, §9.8.1) with the library's walk. The simulated
+    /// engine's queue holds every record of the pool.
+    fn walk_backlog(&mut self, i: usize, mut walk: BacklogWalk) {
+        let n = &mut self.nodes[i];
+        let Some(e) = n.engine.as_mut() else { return };
+        walk.begin(n.store.leases.values_mut());
+        if walk.which() == Backlog::All {
+            // The partner lost what it acknowledged: on stable storage too.
+            for (a, r) in &n.store.leases {
+                if !r.is_untouched()
+                    && let Some(d) = n.durable.leases.get_mut(a)
+                {
+                    d.partner_lost_table();
+                }
             }
         }
-        let sent = n.sent.entry(data.address).or_default();
-        sent.push_back((data, vid));
-        while sent.len() > 64 {
-            sent.pop_front();
+        let (durable, sent, vids) = (&mut n.durable, &mut n.sent, &n.vid);
+        let mut refused = None;
+        let walked = walk.walk(
+            n.store.leases.values_mut(),
+            e.as_mut(),
+            |r, queued| match queued {
+                Ok(update) => {
+                    let vid = vids.get(&r.data.address).copied().unwrap_or(INITIAL_VID);
+                    note_queued(durable, sent, r.data.clone(), vid, update, true);
+                }
+                Err(err) => refused = Some(err),
+            },
+        );
+        if let Some(err) = refused {
+            self.fail(&format!("send_binding refused: {err}"));
         }
-    }
-
-    /// Queues the current record of `addr` (a backlog or an update request).
-    pub(crate) fn send_current(&mut self, i: usize, addr: [u8; 4]) {
-        self.send_current_as(i, addr, true);
-    }
-
-    /// `send_current`, with `note_sent` as for `queue_binding_as`.
-    fn send_current_as(&mut self, i: usize, addr: [u8; 4], note_sent: bool) {
-        let n = &self.nodes[i];
-        let Some(e) = n.store.leases.get(&addr) else {
-            return;
-        };
-        let data = e.data.clone();
-        let vid = n.vid.get(&addr).copied().unwrap_or(INITIAL_VID);
-        self.queue_binding_as(i, data, vid, note_sent);
+        if walked != Walked::Done {
+            self.fail("send_binding refused: the queue is full");
+        }
     }
 
     fn on_commit(&mut self, i: usize, token: CommitToken, binding: BindingData, verdict: Verdict) {
@@ -1274,7 +1253,17 @@ impl World {
             // pool-balancing BACKUP queued in the same second stayed unsent, and the tables
             // differed for good). The partner holds its own status, which stays the one it
             // may know (seed 266106: noting ours let us renew a lease the partner frees).
-            self.send_current_as(i, addr, false);
+            let n = &mut self.nodes[i];
+            let (Some(e), Some(r)) = (n.engine.as_mut(), n.store.leases.get_mut(&addr)) else {
+                return;
+            };
+            let data = r.data.clone();
+            let update = match r.send_again(e.as_mut()) {
+                Ok(update) => update,
+                Err(err) => self.fail(&format!("send_binding refused: {err}")),
+            };
+            let vid = n.vid.get(&addr).copied().unwrap_or(INITIAL_VID);
+            note_queued(&mut n.durable, &mut n.sent, data, vid, update, false);
         }
     }
 
@@ -1349,7 +1338,7 @@ impl World {
         if std::mem::take(&mut self.dup_next) {
             // Both servers dialled: this connection lives until the binding's tie-break
             // closes it (maybe mid-handshake, maybe after STATE), and the other one comes up.
-            let after = self.rng2.range(0, 60);
+            let after = self.extra().range(0, 60);
             self.tie_break = Some((id, now + ms(after)));
         }
     }
@@ -1367,7 +1356,7 @@ impl World {
             self,
             "tie-break: connection {id} is a duplicate and is closed"
         );
-        let first = if self.rng2.chance(50) { 0 } else { 1 };
+        let first = if self.extra().chance(50) { 0 } else { 1 };
         self.close_side(first);
         self.close_side(1 - first);
         self.drop_conn();
@@ -1663,5 +1652,26 @@ pub(crate) fn summarize(bytes: &[u8]) -> String {
         ),
         Ok(r) => format!("{} xid={}", r.message_type().name(), r.xid()),
         Err(e) => format!("undecodable message: {e}"),
+    }
+}
+
+/// What the simulator keeps of an update once queued: the record on stable storage notes it
+/// (`note_sent`: [`failover_fsm::record::LeaseRecord::queued`], else `queued_again`), and the
+/// history of what was sent, for the invariant checks.
+fn note_queued(
+    durable: &mut Store,
+    sent: &mut BTreeMap<[u8; 4], VecDeque<(BindingData, u64)>>,
+    data: BindingData,
+    vid: u64,
+    update: UpdateId,
+    note_sent: bool,
+) {
+    if durable.leases.contains_key(&data.address) {
+        durable.queued(data.address, update, !note_sent);
+    }
+    let history = sent.entry(data.address).or_default();
+    history.push_back((data, vid));
+    while history.len() > 64 {
+        history.pop_front();
     }
 }

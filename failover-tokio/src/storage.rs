@@ -10,9 +10,10 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
 use failover_fsm::accept::{LocalBinding, Verdict, own_free_status};
-use failover_fsm::policy::{BalancePlan, PoolCounts};
-use failover_fsm::record::{Ack, LeaseRecord, Received};
-use failover_fsm::{BindingData, BindingStatus, LeaseLookup, Persisted, Role, UpdateId};
+use failover_fsm::policy::{BalancePlan, PoolCounts, balance_candidates};
+use failover_fsm::record::{Ack, BacklogWalk, LeaseRecord, Queued, Received, UpdateQueue, Walked};
+use failover_fsm::{BindingData, BindingStatus, LeaseLookup, Persisted, Role, UnixTime, UpdateId};
+use tracing::warn;
 
 /// The lease database and failover state of one peer, as the failover task needs them.
 ///
@@ -41,13 +42,20 @@ pub trait Storage: LeaseLookup + Send + Sync + 'static {
     fn binding_acked(&self, address: [u8; 4], ack: &Ack) -> io::Result<()>;
     /// The partner refused our update of `address` ([`LeaseRecord::apply_reject`]).
     fn binding_rejected(&self, address: [u8; 4], update: UpdateId);
-    /// The bindings to send for `which` ([`LeaseRecord::sent_for`]).
-    fn bindings(&self, which: Backlog) -> Vec<BindingData>;
-    /// Available addresses per pool, for balancing.
+    /// Starts `walk` over every record ([`BacklogWalk::begin`]).
+    fn begin_walk(&self, walk: &BacklogWalk);
+    /// Queues into `queue` the records `walk` asks for, from where it stopped
+    /// ([`BacklogWalk::walk`]).
+    fn walk(&self, walk: &mut BacklogWalk, queue: &mut dyn UpdateQueue) -> Walked;
+    /// Queues the current record of `address` ([`LeaseRecord::send`]; with `again`, after
+    /// [`Received::KeptOurs`], [`LeaseRecord::send_again`]).
+    fn send_current(&self, address: [u8; 4], again: bool, queue: &mut dyn UpdateQueue) -> Queued;
+    /// Available addresses per pool, for balancing ([`PoolCounts::of`]).
     fn pool_counts(&self) -> PoolCounts;
-    /// Moves `plan.to_move()` of our available addresses to the partner's pool and returns the
-    /// bindings to send.
-    fn move_to_partner(&self, plan: &BalancePlan) -> io::Result<Vec<BindingData>>;
+    /// Moves the addresses `plan` gives to the partner's pool at `now`
+    /// ([`failover_fsm::policy::balance_candidates`], [`LeaseRecord::given_to_partner`]) and
+    /// returns their bindings; queue each with [`Storage::send_current`].
+    fn move_to_partner(&self, plan: &BalancePlan, now: UnixTime) -> io::Result<Vec<BindingData>>;
     /// Makes every change recorded so far durable (one fsync for all of them). Blocking: the
     /// task runs it off the async runtime's workers.
     fn sync(&self) -> io::Result<()>;
@@ -63,7 +71,7 @@ mod log_format;
 
 use log_format::{Record, decode_record, encode_record, put_lease};
 
-/// Which bindings [`Storage::bindings`] returns.
+/// Which bindings a [`BacklogWalk`] sends.
 pub use failover_fsm::record::Backlog;
 
 /// What the store keeps per address: the library's lease record.
@@ -266,58 +274,55 @@ impl Storage for MemoryStore {
         }
     }
 
-    fn bindings(&self, which: Backlog) -> Vec<BindingData> {
+    fn begin_walk(&self, walk: &BacklogWalk) {
         let mut g = self.lock();
         let Inner { leases, dirty, .. } = &mut *g;
-        let mut out = Vec::new();
-        for (a, l) in leases.iter_mut() {
-            if l.sent_for(which) {
-                if which == Backlog::All {
-                    dirty.push(*a);
-                }
-                out.push(l.data.clone());
-            }
+        walk.begin(leases.values_mut());
+        if walk.which() == Backlog::All {
+            // Counted as unacknowledged from now on: durable too.
+            dirty.extend(
+                leases
+                    .iter()
+                    .filter(|(_, l)| !l.is_untouched())
+                    .map(|(a, _)| *a),
+            );
         }
-        out
+    }
+
+    fn walk(&self, walk: &mut BacklogWalk, queue: &mut dyn UpdateQueue) -> Walked {
+        let mut g = self.lock();
+        let Inner { leases, dirty, .. } = &mut *g;
+        let from = walk.resume_at().octets();
+        let records = leases.range_mut(from..).map(|(_, l)| l);
+        walk.walk(records, queue, |l, queued| match queued {
+            Ok(_) => dirty.push(l.data.address),
+            Err(e) => warn!(error = %e, address = %l.data.ip(), "binding not sent"),
+        })
+    }
+
+    fn send_current(&self, address: [u8; 4], again: bool, queue: &mut dyn UpdateQueue) -> Queued {
+        let mut g = self.lock();
+        let r = g.record(address);
+        if again {
+            r.send_again(queue)
+        } else {
+            r.send(queue)
+        }
     }
 
     fn pool_counts(&self) -> PoolCounts {
-        let g = self.lock();
-        let count = |s| {
-            let n = g
-                .leases
-                .values()
-                .filter(|l| l.local.status == s && !l.local.reserved)
-                .count();
-            u32::try_from(n).unwrap_or(u32::MAX)
-        };
-        PoolCounts {
-            free: count(BindingStatus::Free),
-            backup: count(BindingStatus::Backup),
-        }
+        PoolCounts::of(self.lock().leases.values())
     }
 
-    fn move_to_partner(&self, plan: &BalancePlan) -> io::Result<Vec<BindingData>> {
-        let own = own_free_status(self.role);
+    fn move_to_partner(&self, plan: &BalancePlan, now: UnixTime) -> io::Result<Vec<BindingData>> {
         let mut g = self.lock();
-        // Never-used addresses from the top of the pool first (ISC moves the oldest).
-        let chosen: Vec<[u8; 4]> = g
-            .leases
-            .iter()
-            .rev()
-            .filter(|(_, l)| l.local.status == own && !l.local.reserved)
-            .take(plan.to_move() as usize)
-            .map(|(a, _)| *a)
+        let moved: Vec<BindingData> = balance_candidates(plan, g.leases.values())
+            .map(|l| l.given_to_partner(plan, now))
             .collect();
-        let mut out = Vec::with_capacity(chosen.len());
-        for a in chosen {
-            let r = g.record(a);
-            let mut b = r.data.clone();
-            b.status = plan.give_as;
-            r.apply_local(b.clone(), true);
-            out.push(b);
+        for b in &moved {
+            g.record(b.address).apply_local(b.clone(), true);
         }
-        Ok(out)
+        Ok(moved)
     }
 
     fn sync(&self) -> io::Result<()> {
@@ -610,16 +615,24 @@ impl Storage for FileStore {
         self.memory.binding_rejected(address, update);
     }
 
-    fn bindings(&self, which: Backlog) -> Vec<BindingData> {
-        self.memory.bindings(which)
+    fn begin_walk(&self, walk: &BacklogWalk) {
+        self.memory.begin_walk(walk);
+    }
+
+    fn walk(&self, walk: &mut BacklogWalk, queue: &mut dyn UpdateQueue) -> Walked {
+        self.memory.walk(walk, queue)
+    }
+
+    fn send_current(&self, address: [u8; 4], again: bool, queue: &mut dyn UpdateQueue) -> Queued {
+        self.memory.send_current(address, again, queue)
     }
 
     fn pool_counts(&self) -> PoolCounts {
         self.memory.pool_counts()
     }
 
-    fn move_to_partner(&self, plan: &BalancePlan) -> io::Result<Vec<BindingData>> {
-        self.memory.move_to_partner(plan)
+    fn move_to_partner(&self, plan: &BalancePlan, now: UnixTime) -> io::Result<Vec<BindingData>> {
+        self.memory.move_to_partner(plan, now)
     }
 
     fn sync(&self) -> io::Result<()> {

@@ -29,14 +29,14 @@ use std::time::{Duration, Instant};
 
 use failover_fsm::accept::{LocalBinding, Verdict};
 use failover_fsm::policy::{BalancePlan, PoolCounts};
-use failover_fsm::record::{Ack, Received};
+use failover_fsm::record::{Ack, BacklogWalk, Queued, Received, UpdateQueue, Walked};
 use failover_fsm::{
     BindingData, BindingStatus, Config, LeaseLookup, Persisted, Role, ServerState, UnixTime,
     UpdateId,
 };
 use failover_testkit::isc;
 use failover_testkit::isc::pair::{Machine, load1, measure_resync};
-use failover_tokio::{Backlog, FileStore, Handle, PeerBuilder, PeerEvent, Storage};
+use failover_tokio::{FileStore, Handle, PeerBuilder, PeerEvent, Storage};
 use tokio::runtime::Runtime;
 
 const FIRST: Ipv4Addr = Ipv4Addr::new(198, 18, 0, 0);
@@ -79,14 +79,24 @@ impl Storage for EachSync {
     fn binding_rejected(&self, a: [u8; 4], u: UpdateId) {
         self.0.binding_rejected(a, u);
     }
-    fn bindings(&self, which: Backlog) -> Vec<BindingData> {
-        self.0.bindings(which)
+    fn begin_walk(&self, walk: &BacklogWalk) {
+        self.0.begin_walk(walk);
+    }
+    fn walk(&self, walk: &mut BacklogWalk, queue: &mut dyn UpdateQueue) -> Walked {
+        self.0.walk(walk, queue)
+    }
+    fn send_current(&self, a: [u8; 4], again: bool, queue: &mut dyn UpdateQueue) -> Queued {
+        self.0.send_current(a, again, queue)
     }
     fn pool_counts(&self) -> PoolCounts {
         self.0.pool_counts()
     }
-    fn move_to_partner(&self, plan: &BalancePlan) -> std::io::Result<Vec<BindingData>> {
-        self.0.move_to_partner(plan)
+    fn move_to_partner(
+        &self,
+        plan: &BalancePlan,
+        now: UnixTime,
+    ) -> std::io::Result<Vec<BindingData>> {
+        self.0.move_to_partner(plan, now)
     }
     fn sync(&self) -> std::io::Result<()> {
         self.0.sync()

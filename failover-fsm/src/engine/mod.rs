@@ -368,6 +368,14 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         self.outgoing.space()
     }
 
+    /// Whether our update `update` ([`Engine::send_binding`]) is still queued or in flight:
+    /// `false` once it was acknowledged, rejected, replaced by a newer copy of its address or
+    /// dropped as older than the partner's binding (§7.1.4). A record whose update is no
+    /// longer queued and not acknowledged goes with the next backlog (§9.8.1).
+    pub fn is_queued(&self, update: UpdateId) -> bool {
+        self.outgoing.holds_update(update.0)
+    }
+
     /// The wall clock at monotonic `now`, from the last wall time given.
     pub fn wall_at(&self, now: Instant) -> UnixTime {
         let (at, wall) = self.anchor;
@@ -653,9 +661,10 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     /// Pool balancing (§5.4, §7.6, §7.7) with ISC's thresholds: given this server's counts of
     /// available addresses, decides how many to move to the partner and whether to ask the
     /// partner with POOLREQ. After [`Action::PoolRequested`], call it with
-    /// [`BalanceTrigger::PoolReq`]: the POOLRESP carries the number to move. The caller then
-    /// moves `plan.to_move()` addresses (walk them with `plan.cursor()` for ISC's choice) and
-    /// sends each with [`Engine::send_binding`] as `plan.give_as`.
+    /// [`BalanceTrigger::PoolReq`]: the POOLRESP carries the number to move. The caller counts
+    /// with [`PoolCounts::of`], then moves [`crate::policy::balance_candidates`] (or walks
+    /// `plan.cursor()` for ISC's choice) and sends each with [`Engine::send_binding`] as
+    /// `plan.give_as` ([`crate::record::LeaseRecord::given_to_partner`]).
     pub fn balance_pools(
         &mut self,
         counts: PoolCounts,

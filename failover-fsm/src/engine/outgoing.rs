@@ -82,6 +82,12 @@ impl<const N: usize> OutgoingQueue<N> {
         self.queue.iter().all(|o| o.seq > until)
     }
 
+    /// Whether update `id` is still queued or in flight: not acknowledged, rejected, replaced
+    /// by a newer copy, dropped or superseded by the partner's binding.
+    pub(super) fn holds_update(&self, id: u64) -> bool {
+        self.queue.iter().any(|o| o.id == id && !o.superseded)
+    }
+
     /// Whether a binding for `address` may be queued (a cheap filter: `false` is certain).
     fn may_hold(&self, address: &[u8; 4]) -> bool {
         self.bucket(address).is_some_and(|n| *n > 0)

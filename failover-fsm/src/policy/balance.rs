@@ -4,6 +4,7 @@
 use failover_proto::{BindingStatus, Role, ServerState};
 
 use super::clamp_u32;
+use crate::accept::LocalBinding;
 use crate::time::UnixTime;
 
 /// ISC's pool-balancing knobs (`failover peer` statements; defaults as ISC's).
@@ -39,6 +40,44 @@ pub struct PoolCounts {
     pub free: u32,
     /// BACKUP addresses (the secondary's), reserved ones not counted.
     pub backup: u32,
+}
+
+impl PoolCounts {
+    /// Counts the available addresses of `records` (a pool's [`LocalBinding`]s, or the
+    /// [`crate::record::LeaseRecord`]s that hold them): FREE and BACKUP ones, reserved
+    /// addresses left out (§5.13: they belong to their client, not to a pool).
+    ///
+    /// ```
+    /// # use core::net::Ipv4Addr;
+    /// use failover_fsm::policy::PoolCounts;
+    /// use failover_fsm::record::LeaseRecord;
+    ///
+    /// let records: Vec<LeaseRecord> =
+    ///     (1..=4).map(|i| LeaseRecord::fresh(Ipv4Addr::new(192, 0, 2, i))).collect();
+    /// assert_eq!(PoolCounts::of(&records), PoolCounts { free: 4, backup: 0 });
+    /// ```
+    pub fn of<I>(records: I) -> PoolCounts
+    where
+        I: IntoIterator,
+        I::Item: AsRef<LocalBinding>,
+    {
+        records.into_iter().fold(PoolCounts::default(), |mut c, r| {
+            c.add(r.as_ref());
+            c
+        })
+    }
+
+    /// Counts one more address (see [`PoolCounts::of`]).
+    pub fn add(&mut self, local: &LocalBinding) {
+        if local.reserved {
+            return;
+        }
+        match local.status {
+            BindingStatus::Free => self.free = self.free.saturating_add(1),
+            BindingStatus::Backup => self.backup = self.backup.saturating_add(1),
+            _ => {}
+        }
+    }
 }
 
 /// What started a balancing run; only timer runs may send POOLREQ (ISC
@@ -109,6 +148,15 @@ impl BalancePlan {
         self.lts - i64::from(moved) > self.threshold
     }
 
+    /// The status of the addresses this server gives (FREE on the primary, BACKUP on the
+    /// secondary): the one that is not [`BalancePlan::give_as`].
+    pub fn takes_from(&self) -> BindingStatus {
+        match self.give_as {
+            BindingStatus::Backup => BindingStatus::Free,
+            _ => BindingStatus::Backup,
+        }
+    }
+
     /// A cursor to walk our available addresses, oldest first, deciding for each.
     pub fn cursor(&self) -> BalanceCursor {
         BalanceCursor {
@@ -167,6 +215,54 @@ pub fn plan_balance(
         panic,
         send_poolreq: trigger == BalanceTrigger::Timer && lts < panic,
     })
+}
+
+/// The addresses a balancing run moves to the partner (§5.4, §7.6): of `records` in address
+/// order, the highest [`BalancePlan::to_move`] that are ours to give
+/// ([`BalancePlan::takes_from`]) and not reserved, highest first.
+///
+/// Highest first: a server hands out its lowest available address first, so the top of the
+/// pool holds the never-used addresses that ISC's second pass moves (`lts > 0`) and, after a
+/// fresh start, none that a client may come back for. Every store (failover-tokio's, the
+/// examples', the test kit's) moves these and sends each as
+/// [`crate::record::LeaseRecord::given_to_partner`].
+///
+/// ```
+/// # use core::net::Ipv4Addr;
+/// use failover_fsm::policy::{
+///     BalanceConfig, BalanceTrigger, PoolCounts, balance_candidates, plan_balance,
+/// };
+/// use failover_fsm::record::LeaseRecord;
+/// use failover_fsm::{Role, ServerState};
+///
+/// let records: Vec<LeaseRecord> =
+///     (1..=8).map(|i| LeaseRecord::fresh(Ipv4Addr::new(192, 0, 2, i))).collect();
+/// let plan = plan_balance(
+///     Role::Primary,
+///     ServerState::Normal,
+///     PoolCounts::of(&records),
+///     &BalanceConfig::default(),
+///     BalanceTrigger::Manual,
+/// )
+/// .unwrap();
+/// let moved: Vec<Ipv4Addr> = balance_candidates(&plan, &records).map(|r| r.data.ip()).collect();
+/// assert_eq!(moved, [8, 7, 6, 5].map(|i| Ipv4Addr::new(192, 0, 2, i)));
+/// ```
+pub fn balance_candidates<I>(plan: &BalancePlan, records: I) -> impl Iterator<Item = I::Item>
+where
+    I: IntoIterator,
+    I::IntoIter: DoubleEndedIterator,
+    I::Item: AsRef<LocalBinding>,
+{
+    let own = plan.takes_from();
+    records
+        .into_iter()
+        .rev()
+        .filter(move |r| {
+            let local = r.as_ref();
+            local.status == own && !local.reserved
+        })
+        .take(usize::try_from(plan.to_move()).unwrap_or(usize::MAX))
 }
 
 /// ISC's `secondary_not_hoarding`, asked by the primary before sending a freed address to the

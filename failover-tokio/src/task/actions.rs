@@ -4,13 +4,13 @@
 use std::collections::VecDeque;
 
 use failover_fsm::policy::BalanceTrigger;
-use failover_fsm::record::Received;
+use failover_fsm::record::{BacklogWalk, Received, Walked};
 use failover_fsm::{Action, BindingData, EngineError, RejectReason};
 use tracing::{debug, warn};
 
 use super::Core;
 use crate::peer::{PeerError, PeerEvent, Reply};
-use crate::storage::{Backlog, Storage};
+use crate::storage::Storage;
 
 /// Bindings waiting for room in the engine's queue.
 #[derive(Default)]
@@ -18,11 +18,11 @@ pub(super) struct Feed {
     /// The application's bindings, and where their outcome goes; no other command is taken
     /// while they wait (back-pressure).
     parked: Option<(VecDeque<BindingData>, Reply)>,
-    /// Bindings for the partner's UPDREQ / UPDREQALL, the backlog, balancing moves; `true`
-    /// marks our record queued again after [`Received::KeptOurs`].
-    resync: VecDeque<(BindingData, bool)>,
-    /// Call `end_of_updates` once `resync` is queued.
-    resync_end: bool,
+    /// Addresses whose current record goes to the partner: `true` queued again after
+    /// [`Received::KeptOurs`], `false` moved by pool balancing.
+    current: VecDeque<([u8; 4], bool)>,
+    /// The answer to the partner's UPDREQ / UPDREQALL, or the backlog, under way.
+    walk: Option<BacklogWalk>,
 }
 
 impl Feed {
@@ -34,8 +34,9 @@ impl Feed {
         self.parked = Some((list.into(), reply));
     }
 
-    pub(super) fn resync_more(&mut self, list: Vec<BindingData>) {
-        self.resync.extend(list.into_iter().map(|b| (b, false)));
+    pub(super) fn send_moved(&mut self, moved: &[BindingData]) {
+        self.current
+            .extend(moved.iter().map(|b| (b.address, false)));
     }
 }
 
@@ -75,9 +76,9 @@ impl<S: Storage> Core<S> {
             } => match self.store.commit_binding(binding, verdict) {
                 Ok(received) => {
                     self.commit.wait_commit(*token);
-                    if let Received::KeptOurs(ours) = received {
+                    if let Received::KeptOurs(_) = received {
                         // The engine dropped its queued copy of ours: queue it again at once.
-                        self.feed.resync.push_front((ours, true));
+                        self.feed.current.push_front((binding.address, true));
                     }
                 }
                 Err(e) => {
@@ -106,18 +107,15 @@ impl<S: Storage> Core<S> {
                 warn!(address = %std::net::Ipv4Addr::from(*address), %reason, "partner rejected a binding");
             }
             Action::SendAllBindings | Action::SendUnackedBindings | Action::SendBacklog => {
-                let which = match action {
-                    Action::SendAllBindings => Backlog::All,
-                    _ => Backlog::Unacked,
-                };
-                let list = self.store.bindings(which);
-                self.commit.touched();
-                debug!(count = list.len(), ?which, "sending bindings");
-                if !matches!(action, Action::SendBacklog) {
-                    self.feed.resync.clear();
-                    self.feed.resync_end = true;
+                if let Some(walk) = BacklogWalk::for_action(action) {
+                    self.store.begin_walk(&walk);
+                    self.commit.touched();
+                    debug!(which = ?walk.which(), "sending bindings");
+                    self.feed.walk = Some(match self.feed.walk.take() {
+                        Some(under_way) => under_way.then(walk),
+                        None => walk,
+                    });
                 }
-                self.feed.resync_more(list);
                 // Queued before the next `poll_action`, as far as the queue has room: on
                 // leaving PARTNER-DOWN, NORMAL is announced once that much is acknowledged.
                 self.feed_queue();
@@ -133,14 +131,15 @@ impl<S: Storage> Core<S> {
         }
     }
 
-    /// Moves parked and resync bindings into the engine as room allows, telling the store the
-    /// id each was queued as; `true` if any moved.
+    /// Moves the application's bindings, the records to send again or moved, and the walk
+    /// under way into the engine as room allows, telling the store the id each was queued as;
+    /// `true` if any moved.
     pub(super) fn feed_queue(&mut self) -> bool {
         let mut moved = false;
         if let Some((mut list, reply)) = self.feed.parked.take() {
             let mut result = Ok(());
             while let Some(b) = list.pop_front() {
-                match self.queue(&b, false) {
+                match self.queue(&b) {
                     Ok(()) => moved = true,
                     Err(EngineError::QueueFull) if !self.engine.is_communicating() => {
                         // The partner is away: the rest is recorded in the store as not
@@ -164,31 +163,41 @@ impl<S: Storage> Core<S> {
             self.commit.wait_reply(reply, result);
             moved = true;
         }
-        while let Some((b, again)) = self.feed.resync.pop_front() {
-            match self.queue(&b, again) {
-                Ok(()) => moved = true,
+        while let Some((address, again)) = self.feed.current.pop_front() {
+            match self.store.send_current(address, again, &mut *self.engine) {
+                Ok(_) => {
+                    self.commit.touched();
+                    moved = true;
+                }
                 Err(EngineError::QueueFull) => {
-                    self.feed.resync.push_front((b, again));
+                    self.feed.current.push_front((address, again));
                     return moved;
                 }
                 Err(e) => {
-                    warn!(error = %e, address = %std::net::Ipv4Addr::from(b.address), "binding not sent");
+                    warn!(error = %e, address = %std::net::Ipv4Addr::from(address), "binding not sent");
                 }
             }
         }
-        if self.feed.resync_end {
-            self.feed.resync_end = false;
-            self.engine.end_of_updates();
-            moved = true;
+        if let Some(walk) = self.feed.walk.as_mut() {
+            let before = walk.queued();
+            let walked = self.store.walk(walk, &mut *self.engine);
+            if walk.queued() != before {
+                self.commit.touched();
+                moved = true;
+            }
+            if walked == Walked::Done {
+                self.feed.walk = None;
+                moved = true;
+            }
         }
         moved
     }
 
-    /// Queues one binding and records the update id on its lease record.
-    fn queue(&mut self, b: &BindingData, again: bool) -> Result<(), EngineError> {
+    /// Queues one of the application's bindings and records the update id on its lease record.
+    fn queue(&mut self, b: &BindingData) -> Result<(), EngineError> {
         let id = self.engine.send_binding(b.clone())?;
         self.commit.touched();
-        if let Err(e) = self.store.binding_queued(b.address, id, again) {
+        if let Err(e) = self.store.binding_queued(b.address, id, false) {
             warn!(error = %e, "storage failed recording a queued update");
         }
         Ok(())

@@ -309,11 +309,12 @@ impl<S: Storage> Core<S> {
         let counts = self.store.pool_counts();
         let plan = self.engine.balance_pools(counts, trigger)?;
         if plan.to_move() > 0 {
-            match self.store.move_to_partner(&plan) {
+            let wall = self.engine.wall_at(self.clock.now());
+            match self.store.move_to_partner(&plan, wall) {
                 Ok(moved) => {
                     info!(count = moved.len(), to = ?plan.give_as, "moving addresses to the partner's pool");
                     self.commit.touched();
-                    self.feed.resync_more(moved);
+                    self.feed.send_moved(&moved);
                 }
                 Err(e) => warn!(error = %e, "storage failed while balancing"),
             }

@@ -5,7 +5,7 @@
 use core::net::Ipv4Addr;
 
 use failover_fsm::accept::LocalBinding;
-use failover_fsm::record::{Backlog, LeaseRecord, Received};
+use failover_fsm::record::{BacklogWalk, LeaseRecord, Received, Walked};
 use failover_fsm::{Action, Engine, Event, Instant, LeaseLookup, Persisted};
 
 use crate::log::{trace, value};
@@ -56,6 +56,8 @@ pub struct Device {
     pub persisted: Option<Persisted>,
     /// Actions and events are logged (off while timing).
     pub verbose: bool,
+    /// The answer to UPDREQ / UPDREQALL or the backlog, under way as the queue has room.
+    pub walk: Option<BacklogWalk>,
 }
 
 impl Device {
@@ -73,6 +75,8 @@ impl Device {
             }
             self.act(action)?;
         }
+        // Acknowledgements may have made room for the rest of a walk.
+        self.feed();
         while let Some(event) = self.engine.poll_event() {
             if self.verbose {
                 value("event", &event);
@@ -109,25 +113,25 @@ impl Device {
                     .leases
                     .get_mut(binding.address)
                     .ok_or("a committed binding outside the pool")?;
-                if let Received::KeptOurs(ours) = record.apply_received(&binding, &verdict) {
-                    let update = engine.send_binding(ours).map_err(|_| "queue full")?;
-                    record.queued_again(update);
+                if let Received::KeptOurs(_) = record.apply_received(&binding, &verdict) {
+                    record.send_again(engine).map_err(|_| "queue full")?;
                 }
                 engine
                     .binding_committed(token)
                     .map_err(|_| "binding_committed refused")?;
             }
             // UPDREQALL (§7.4) and UPDREQ (§7.3): queue what the partner should have, then say
-            // so. A new secondary's untouched records are not sent.
-            Action::SendAllBindings => {
-                self.queue(Backlog::All)?;
-                self.engine.end_of_updates();
+            // so; the backlog (§9.8.1). A new secondary's untouched records are not sent.
+            Action::SendAllBindings | Action::SendUnackedBindings | Action::SendBacklog => {
+                if let Some(walk) = BacklogWalk::for_action(&action) {
+                    walk.begin(&mut self.leases.records);
+                    self.walk = Some(match self.walk.take() {
+                        Some(under_way) => under_way.then(walk),
+                        None => walk,
+                    });
+                    self.feed();
+                }
             }
-            Action::SendUnackedBindings => {
-                self.queue(Backlog::Unacked)?;
-                self.engine.end_of_updates();
-            }
-            Action::SendBacklog => self.queue(Backlog::Unacked)?,
             Action::BindingAcked { .. } => {
                 if let Some((address, ack)) = action.ack()
                     && let Some(record) = self.leases.get_mut(address)
@@ -150,16 +154,12 @@ impl Device {
         Ok(())
     }
 
-    fn queue(&mut self, which: Backlog) -> Result<(), Failure> {
-        for record in &mut self.leases.records {
-            if record.sent_for(which) {
-                let update = self
-                    .engine
-                    .send_binding(record.data.clone())
-                    .map_err(|_| "queue full")?;
-                record.queued(update);
-            }
+    /// Queues the walk under way as far as the queue has room.
+    fn feed(&mut self) {
+        if let Some(walk) = self.walk.as_mut()
+            && walk.walk(&mut self.leases.records, &mut self.engine, |_, _| {}) == Walked::Done
+        {
+            self.walk = None;
         }
-        Ok(())
     }
 }

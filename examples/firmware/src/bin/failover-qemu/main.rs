@@ -90,6 +90,7 @@ fn run() -> Result<(), Failure> {
         leases: Leases::new(),
         persisted: None,
         verbose: true,
+        walk: None,
     })
     .ok_or("device taken")?;
     say!(
