@@ -274,6 +274,7 @@ pub fn status_json(admin: &Admin) -> Value {
             "accepted": t.accepted(),
             "refused": t.refused(),
             "tls_refused": t.tls_refused(),
+            "digest_refused": t.digest_refused(),
         },
         "transport": transport_json(admin.handle.transport()),
         "timers": {
@@ -483,7 +484,7 @@ pub fn metrics(admin: &Admin) -> String {
     for (name, help, v) in gauges {
         p.one(name, "gauge", help, v);
     }
-    let counters: [(&str, &str, u64); 11] = [
+    let counters: [(&str, &str, u64); 12] = [
         (
             "dhcp_failover_bndupd_sent_total",
             "BNDUPD messages sent.",
@@ -528,6 +529,11 @@ pub fn metrics(admin: &Admin) -> String {
             "dhcp_failover_connections_tls_refused_total",
             "Connections to or from the partner whose TLS handshake failed.",
             t.tls_refused(),
+        ),
+        (
+            "dhcp_failover_connections_digest_refused_total",
+            "Connections closed on a message that failed authentication (message digest, draft 11.1).",
+            t.digest_refused(),
         ),
         (
             "dhcp_failover_messages_sent_total",

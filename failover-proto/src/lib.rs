@@ -8,6 +8,8 @@
 //! * [`option`]: option codes, a lazy iterator and a writer; unknown and vendor options survive
 //!   a decode/encode cycle in each message's `extra`.
 //! * [`framer`]: messages out of a TCP byte stream, length-checked before the body is read.
+//! * [`auth`]: the message-digest option over a shared secret (§11.1), with a replay rule;
+//!   `HmacSha256` with the `hmac-sha256` feature.
 //! * [`hash`]: the RFC 3074 load-balancing hash, with [`Hba`] for the bucket assignment.
 //! * [`v6`]: the DHCPv6 failover protocol of RFC 8156 (messages 24..=35, options 114..=134,
 //!   the binding nesting, the 2-byte size framing), in the same style.
@@ -71,6 +73,7 @@
 #![deny(clippy::indexing_slicing)]
 #![warn(missing_docs)]
 
+pub mod auth;
 pub mod error;
 pub mod framer;
 pub mod hash;
@@ -80,6 +83,9 @@ pub mod repr;
 pub mod v6;
 pub mod value;
 
+pub use auth::{Authenticator, DigestError, MessageAuth};
+#[cfg(feature = "hmac-sha256")]
+pub use auth::{EmptySecret, HmacSha256};
 pub use error::{DecodeError, DecodeErrorKind, EncodeError};
 pub use framer::{FrameStatus, Framer, Frames};
 pub use header::{

@@ -10,7 +10,9 @@
 //!
 //! The link is plain TCP ([`PeerBuilder::plaintext`], what ISC dhcpd speaks) or, with the
 //! `tls` feature, TLS 1.3 with a certificate on each side and the partner's identity pinned
-//! (`PeerBuilder::tls`, the `tls` module); a relationship must say which.
+//! (`PeerBuilder::tls`, the `tls` module); a relationship must say which. Either can carry the
+//! draft's message-digest over a shared secret ([`PeerBuilder::message_auth`], §11.1): every
+//! message signed, every received one verified before the engine sees it.
 //!
 //! Durability is the [`Storage`]'s: every change is applied to the store at once, by the rules
 //! of [`failover_fsm::record::LeaseRecord`], and made durable by [`Storage::sync`]. The task
@@ -21,6 +23,7 @@
 //!
 //! All protocol decisions are the engine's; this crate only moves bytes, time and events.
 
+mod auth;
 pub mod peer;
 pub mod storage;
 mod task;

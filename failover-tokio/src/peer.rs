@@ -14,11 +14,13 @@ use failover_fsm::policy::{
 use failover_fsm::{
     Action, BindingData, Config, EngineError, Event, Instant, ServerState, Status, UnixTime,
 };
+use failover_proto::auth::{DigestError, MessageAuth};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 use tracing::{Instrument, info_span};
 
+use crate::auth::{DynAuth, LinkAuth};
 use crate::storage::Storage;
 use crate::task::{Backoff, Clock, Connection, Forward, PeerEngine, Task};
 use crate::transport::{Security, Transport, TransportNotChosen};
@@ -52,6 +54,7 @@ pub struct PeerBuilder<S: Storage> {
     listen: SocketAddr,
     bind: Option<IpAddr>,
     security: Option<Security>,
+    auth: Option<DynAuth>,
     storage: Arc<S>,
     reconnect_min: Duration,
     reconnect_max: Duration,
@@ -71,6 +74,7 @@ impl<S: Storage> PeerBuilder<S> {
             listen: SocketAddr::from(([0, 0, 0, 0], failover_proto::FAILOVER_PORT)),
             bind: None,
             security: None,
+            auth: None,
             storage,
             reconnect_min: Duration::from_secs(5),
             reconnect_max: Duration::from_secs(60),
@@ -94,6 +98,19 @@ impl<S: Storage> PeerBuilder<S> {
     #[cfg(feature = "tls")]
     pub fn tls(mut self, config: crate::tls::TlsConfig) -> Self {
         self.security = Some(Security::Tls(config));
+        self
+    }
+
+    /// Authenticates every message with the draft's message-digest option over a shared
+    /// secret (§11.1), e.g. `failover_proto::HmacSha256` (feature `hmac-sha256` of
+    /// failover-proto): ours carry it, the partner's must, or the connection is closed with
+    /// DISCONNECT (reasons 20, 21, 12, or 4 for a replayed CONNECT) before the engine sees the
+    /// message. Both peers need the same secret; a CONNECT's time must be within
+    /// [`Config::max_clock_skew`] of ours. The replay rule is [`failover_proto::auth`]'s.
+    /// Without it (the default, and ISC dhcpd's way), a message carrying a digest is refused
+    /// (reason 13).
+    pub fn message_auth(mut self, auth: impl MessageAuth + Send + Sync + 'static) -> Self {
+        self.auth = Some(DynAuth(Arc::new(auth)));
         self
     }
 
@@ -197,7 +214,17 @@ impl<S: Storage> PeerBuilder<S> {
             seed,
         );
         let out = Forward::new(event_tx, status_tx, counters.clone());
-        let task = Task::new(engine, self.storage, Clock::new(origin), conn, cmd_rx, out);
+        let digest_type = self.auth.as_ref().map(|a| a.digest_type());
+        let auth = LinkAuth::new(self.auth, self.config.role, self.config.max_clock_skew);
+        let task = Task::new(
+            engine,
+            self.storage,
+            Clock::new(origin),
+            conn,
+            cmd_rx,
+            out,
+            auth,
+        );
         let span = info_span!(
             "failover",
             name = %String::from_utf8_lossy(&self.config.relationship_name),
@@ -212,6 +239,7 @@ impl<S: Storage> PeerBuilder<S> {
                 counters,
                 local,
                 transport,
+                digest_type,
                 join: Arc::new(std::sync::Mutex::new(Some(join))),
             },
             event_rx,
@@ -253,6 +281,13 @@ pub enum PeerEvent {
         /// Why.
         reason: crate::tls::TlsRefusal,
     },
+    /// A message from the partner failed authentication ([`PeerBuilder::message_auth`]): it
+    /// did not reach the engine, which sends DISCONNECT with `reason.reject_reason()` and
+    /// closes the connection.
+    DigestRefused {
+        /// Why.
+        reason: DigestError,
+    },
     /// Storage failed; the binding could not be acknowledged or the state not persisted.
     StorageError(String),
 }
@@ -262,6 +297,7 @@ pub enum PeerEvent {
 pub struct Counters {
     refused: AtomicU64,
     tls_refused: AtomicU64,
+    digest_refused: AtomicU64,
     accepted: AtomicU64,
     connections: AtomicU64,
     messages_in: AtomicU64,
@@ -277,6 +313,10 @@ impl Counters {
     pub(crate) fn count_tls_refused(&self) {
         self.tls_refused.fetch_add(1, Ordering::Relaxed);
         self.count_refused();
+    }
+
+    pub(crate) fn count_digest_refused(&self) {
+        self.digest_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     pub(crate) fn count_connection(&self, outgoing: bool) {
@@ -308,6 +348,13 @@ impl Counters {
         self.tls_refused.load(Ordering::Relaxed)
     }
 
+    /// Connections closed because a message failed authentication (missing, bad or replayed
+    /// digest, or a digest without a secret configured; [`PeerBuilder::message_auth`]). Their
+    /// messages from the failing one on never reached the engine.
+    pub fn digest_refused(&self) -> u64 {
+        self.digest_refused.load(Ordering::Relaxed)
+    }
+
     /// The partner's connections we accepted (with TLS: handshake done, certificate verified)
     /// and handed to the engine.
     pub fn accepted(&self) -> u64 {
@@ -320,7 +367,8 @@ impl Counters {
         self.connections.load(Ordering::Relaxed)
     }
 
-    /// Messages received from the partner.
+    /// Messages received from the partner and handed to the engine (with
+    /// [`PeerBuilder::message_auth`]: authenticated).
     pub fn messages_in(&self) -> u64 {
         self.messages_in.load(Ordering::Relaxed)
     }
@@ -380,6 +428,7 @@ pub struct Handle {
     counters: Arc<Counters>,
     local: SocketAddr,
     transport: Arc<Transport>,
+    digest_type: Option<u8>,
     join: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
 }
 
@@ -477,6 +526,12 @@ impl Handle {
     /// pins.
     pub fn transport(&self) -> &Transport {
         &self.transport
+    }
+
+    /// The message-digest type this relationship signs and verifies with
+    /// ([`PeerBuilder::message_auth`]), or `None`: no message authentication.
+    pub fn digest_type(&self) -> Option<u8> {
+        self.digest_type
     }
 
     /// The address the peer listens on.

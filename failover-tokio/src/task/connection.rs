@@ -387,6 +387,7 @@ impl Connection {
             return;
         }
         info!(%peer, outgoing, "connected to the partner");
+        core.auth.connection_up();
         core.out.counters.count_connection(outgoing);
         framer.reset();
         self.conn = Some(Conn {
@@ -445,15 +446,30 @@ impl Connection {
         let mut out = std::mem::take(&mut self.wbuf);
         out.clear();
         let mut msg = [0u8; failover_proto::MAX_MESSAGE_LEN];
+        // The engine writes into what is left once the digest has its room.
+        let room = failover_proto::MAX_MESSAGE_LEN - core.auth.overhead();
+        let mut failed = false;
         while out.len() < WRITE_BATCH
-            && let Some(n) = core.engine.poll_transmit(now, &mut msg)
+            && let Some(n) = core
+                .engine
+                .poll_transmit(now, msg.get_mut(..room).unwrap_or_default())
         {
             wrote = true;
+            let n = match core.auth.sign(&mut msg, n) {
+                Ok(n) => n,
+                Err(e) => {
+                    // Not with room kept for it; were it to happen, an unsigned message must
+                    // not go out, and what follows would be out of sequence.
+                    warn!(error = %e, "could not sign a message; dropping the connection");
+                    failed = true;
+                    break;
+                }
+            };
             out.extend_from_slice(msg.get(..n).unwrap_or_default());
             core.out.counters.count_out();
         }
-        let mut failed = false;
-        if !out.is_empty()
+        if !failed
+            && !out.is_empty()
             && let Some(conn) = self.conn.as_mut()
         {
             let w = tokio::time::timeout(self.write_timeout, conn.stream.write_all(&out)).await;

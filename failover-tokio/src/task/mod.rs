@@ -28,7 +28,8 @@ use failover_proto::Framer;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
 
-use crate::peer::{Command, PeerError};
+use crate::auth::LinkAuth;
+use crate::peer::{Command, PeerError, PeerEvent};
 use crate::storage::Storage;
 use actions::Feed;
 use commit::GroupCommit;
@@ -74,6 +75,8 @@ pub(crate) struct Core<S: Storage> {
     feed: Feed,
     commit: GroupCommit,
     pub(crate) out: Forward,
+    /// Message digests: verified before the engine, added after it.
+    pub(crate) auth: LinkAuth,
     /// The engine asked to close the connection: done once its last messages are written.
     close_pending: bool,
 }
@@ -95,6 +98,7 @@ impl<S: Storage> Task<S> {
         conn: Connection,
         cmd_rx: mpsc::Receiver<Command>,
         out: Forward,
+        auth: LinkAuth,
     ) -> Self {
         Task {
             core: Core {
@@ -104,6 +108,7 @@ impl<S: Storage> Task<S> {
                 feed: Feed::default(),
                 commit: GroupCommit::new(),
                 out,
+                auth,
                 close_pending: false,
             },
             framer: Box::new(Framer::new()),
@@ -253,8 +258,16 @@ impl<S: Storage> Core<S> {
         let now = self.clock.now();
         let wall = crate::peer::wall_clock();
         loop {
+            if self.auth.refused() {
+                // Closing: nothing more of this connection is looked at.
+                break;
+            }
             match framer.next_message(&mut bytes) {
                 Ok(Some(msg)) => {
+                    if let Err(reason) = self.auth.verify(msg, wall.0) {
+                        self.refuse_digest(now, reason);
+                        break;
+                    }
                     self.out.counters.count_in();
                     // The engine refuses input while its output queues lack room: carry them
                     // out (in memory; the sync comes once the batch is read), then retry.
@@ -278,6 +291,16 @@ impl<S: Storage> Core<S> {
                 }
             }
         }
+    }
+
+    /// A message failed authentication: it does not reach the engine, which answers with
+    /// DISCONNECT and closes (§11.1: "MUST close the connection immediately and take steps to
+    /// notify operators").
+    fn refuse_digest(&mut self, now: Instant, reason: failover_proto::auth::DigestError) {
+        warn!(%reason, "message from the partner failed authentication; closing the connection");
+        self.out.counters.count_digest_refused();
+        self.out.push(PeerEvent::DigestRefused { reason });
+        self.engine.disconnect(now, reason.reject_reason());
     }
 
     /// Pool balancing with the store's counts (on request, on the partner's POOLREQ and when
