@@ -615,9 +615,29 @@ fn the_primary_killed_while_clients_renew_and_restarted_from_its_store() {
     secondary.wait_status("NORMAL after the restart", 30, |s| {
         s.contains("status: NORMAL")
     });
-    // Both lease databases hold the clients' leases, nothing more, nothing unacknowledged.
-    settled(&primary, n);
-    settled(&secondary, n);
+    // Both lease databases hold the clients' leases, nothing more, nothing unacknowledged —
+    // while the clients go on renewing, as clients do: a lease the restarted primary expired
+    // from its stale copy comes back with the client's next renewal if the partner's backlog
+    // did not bring it (with these 20-s leases, ISC's 65-s expiry fudge may let the secondary
+    // accept such an EXPIRED; see issue 11's notes). The leases are shorter than the wait:
+    // without renewals they would run out during it.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let settled_now = |p: &Proc| {
+        p.status()
+            .is_some_and(|s| count(&s, "ACTIVE") == Some(n) && s.contains("queued 0, unacked 0"))
+    };
+    while !(settled_now(&primary) && settled_now(&secondary)) {
+        assert!(
+            Instant::now() < deadline,
+            "not both holding {n} leases, all acknowledged, within 30 s:\n{}\n\n{}",
+            primary.text(),
+            secondary.text()
+        );
+        let t = fleet.tick(all.clone(), &mut offers, Duration::from_secs(1));
+        assert_eq!(t.lost, 0, "clients lost their address while settling");
+        fleet.check_no_double_holding();
+        std::thread::sleep(Duration::from_millis(200));
+    }
     lease_lengths_checked(fleet);
 }
 
