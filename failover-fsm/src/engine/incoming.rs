@@ -167,35 +167,12 @@ impl<const N: usize> IncomingQueue<N> {
     /// Updates of an older connection are dropped: their BNDACKs belong to it (§8.6).
     pub(super) fn pop_ack(&mut self, generation: u32) -> Option<Incoming> {
         loop {
-            // Commits mostly settle in order: the oldest is usually the one.
-            let idx = if self.updates.front()?.settled() {
-                0
-            } else {
-                self.updates.iter().position(Incoming::settled)?
-            };
-            let update = self.take(idx)?;
+            let idx = self.updates.iter().position(Incoming::settled)?;
+            let update = super::take_at(&mut self.updates, idx)?;
             if update.generation == generation {
                 return Some(update);
             }
         }
-    }
-
-    fn take(&mut self, idx: usize) -> Option<Incoming> {
-        if idx == 0 {
-            return self.updates.pop_front();
-        }
-        // Rotate once through the queue, keeping order, leaving out `idx`.
-        let n = self.updates.len();
-        let mut taken = None;
-        for i in 0..n {
-            let u = self.updates.pop_front()?;
-            if i == idx {
-                taken = Some(u);
-            } else {
-                let _ = self.updates.push_back(u);
-            }
-        }
-        taken
     }
 }
 

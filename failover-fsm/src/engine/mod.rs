@@ -981,6 +981,24 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     }
 }
 
+/// Takes the element at `idx` out of `queue`, keeping the order of the others (a
+/// `heapless::Deque` has no `remove`: it rotates once through the queue).
+fn take_at<T, const N: usize>(queue: &mut Deque<T, N>, idx: usize) -> Option<T> {
+    if idx == 0 {
+        return queue.pop_front();
+    }
+    let mut taken = None;
+    for i in 0..queue.len() {
+        let item = queue.pop_front()?;
+        if i == idx {
+            taken = Some(item);
+        } else {
+            let _ = queue.push_back(item);
+        }
+    }
+    taken
+}
+
 /// Writes a BNDACK.
 fn emit_ack(ack: &incoming::Incoming, wall: u32, buf: &mut [u8]) -> Option<usize> {
     let mut list: Vec<BindingAck<'_>, MAX_BATCH> = Vec::new();

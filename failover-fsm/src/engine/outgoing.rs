@@ -303,7 +303,7 @@ impl<const N: usize> OutgoingQueue<N> {
     }
 
     fn remove(&mut self, idx: usize) -> Option<Outgoing> {
-        let removed = self.take(idx)?;
+        let removed = super::take_at(&mut self.queue, idx)?;
         if let Some(n) = self.bucket_mut(&removed.binding.address) {
             *n = n.saturating_sub(1);
         }
@@ -318,24 +318,6 @@ impl<const N: usize> OutgoingQueue<N> {
     fn bucket_mut(&mut self, address: &[u8; 4]) -> Option<&mut u16> {
         let (slot, lane) = presence_bucket(address, N);
         self.presence.get_mut(slot)?.get_mut(lane)
-    }
-
-    fn take(&mut self, idx: usize) -> Option<Outgoing> {
-        if idx == 0 {
-            return self.queue.pop_front();
-        }
-        // Rotate once through the queue, keeping order, leaving out `idx`.
-        let n = self.queue.len();
-        let mut removed = None;
-        for i in 0..n {
-            let o = self.queue.pop_front()?;
-            if i == idx {
-                removed = Some(o);
-            } else {
-                let _ = self.queue.push_back(o);
-            }
-        }
-        removed
     }
 }
 
