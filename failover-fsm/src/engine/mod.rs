@@ -3,7 +3,7 @@
 //! See the crate documentation for the four API groups and the polling order.
 //!
 //! [`Engine`] is the hub: it keeps the public API and dispatches inputs. Each piece of its
-//! state lives in a module of its own: `timer` (every deadline), `outgoing` (our binding
+//! state lives in a module of its own: `timer` (every deadline, and what each does when it expires), `outgoing` (our binding
 //! updates and flow control), `incoming` (the partner's updates awaiting commit, and their
 //! BNDACKs), `control` (the other messages), `skew` (§5.10), `mclt` (§5.2.1), `persist`
 //! (what survives a restart), `recovery` (update requests and the holds that order state
@@ -470,63 +470,6 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         Ok(())
     }
 
-    /// Handles expired timers at `now`.
-    pub fn handle_timeout(&mut self, now: Instant) {
-        for timer in Timer::ORDER {
-            if self.timers.expire(timer, now) {
-                self.on_timer(timer, now);
-            }
-        }
-    }
-
-    fn on_timer(&mut self, timer: Timer, now: Instant) {
-        let wall = self.wall_at(now);
-        match timer {
-            Timer::Handshake => {
-                if matches!(
-                    self.link,
-                    Link::AwaitingConnect | Link::AwaitingConnectAck | Link::AwaitingState
-                ) {
-                    self.close(now);
-                }
-            }
-            Timer::Receive => {
-                // tReceive expired (§8.3): DISCONNECT(17), then close (§7.12).
-                self.last_reject = Some(RejectReason::NoTraffic);
-                self.push_control(Control::Disconnect(RejectReason::NoTraffic));
-                self.close(now);
-            }
-            Timer::AckWait => self.check_ack_wait(now, wall),
-            Timer::Contact => {
-                // Nothing else about to go out (it would do as well).
-                if self.link == Link::Up && self.control.is_empty() {
-                    self.push_control(Control::Contact);
-                }
-            }
-            Timer::Startup => {
-                if self.state == ServerState::Startup {
-                    self.run(now, wall, StateEvent::StartupExpired);
-                }
-            }
-            Timer::RecoverWait => {
-                if self.link == Link::Up {
-                    self.run(now, wall, StateEvent::RecoverWaitExpired);
-                } else {
-                    self.recover_wait_over = true;
-                }
-            }
-            Timer::SafePeriod => self.run(now, wall, StateEvent::SafePeriodExpired),
-            Timer::Linger => self.close(now),
-            // Nothing to do here: `poll_action` hands the snapshot out again.
-            Timer::PersistRetry => {}
-            Timer::Heartbeat => {
-                if transition::operating(self.state) {
-                    self.record_operation(now, wall);
-                }
-            }
-        }
-    }
-
     // ----- commands -----
 
     /// Tells a new engine that the caller's lease table is lost or is an older copy restored
@@ -845,29 +788,6 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 self.timers
                     .set(Timer::AckWait, now + secs(self.config.ack_timeout));
             }
-        }
-    }
-
-    /// Our oldest BNDUPD in flight waited `Config::ack_timeout` for its BNDACK: the partner
-    /// keeps the connection (and CONTACTs) alive but does not process updates. Close it like a
-    /// silent one (DISCONNECT 17, §9.8.4); the update goes again on the next connection.
-    /// Otherwise look again when the oldest one's time is up.
-    fn check_ack_wait(&mut self, now: Instant, wall: UnixTime) {
-        let Some(oldest) = self.outgoing.oldest_sent() else {
-            return;
-        };
-        if self.link != Link::Up {
-            return;
-        }
-        let waited = wall.0.saturating_sub(oldest);
-        if waited >= self.config.ack_timeout {
-            self.push_event(Event::UpdateUnacknowledged { waited });
-            self.last_reject = Some(RejectReason::NoTraffic);
-            self.push_control(Control::Disconnect(RejectReason::NoTraffic));
-            self.close(now);
-        } else {
-            let left = self.config.ack_timeout - waited;
-            self.timers.set(Timer::AckWait, now + secs(left));
         }
     }
 

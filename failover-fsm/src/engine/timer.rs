@@ -3,7 +3,12 @@
 //! [`super::Engine::poll_timeout`] is the earliest deadline of the table;
 //! [`super::Engine::handle_timeout`] walks [`Timer::ORDER`] and handles each one that expired.
 
-use crate::time::Instant;
+use failover_proto::{RejectReason, ServerState};
+
+use super::control::Control;
+use super::{Engine, Event, Link, secs};
+use crate::time::{Instant, UnixTime};
+use crate::transition::{self, StateEvent};
 
 /// Everything the engine waits for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -99,6 +104,89 @@ impl TimerTable {
     /// The earliest deadline.
     pub(super) fn next_timeout(&self) -> Option<Instant> {
         self.deadlines.iter().flatten().min().copied()
+    }
+}
+
+/// Expired timers: what each one does.
+impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
+    /// Handles expired timers at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        for timer in Timer::ORDER {
+            if self.timers.expire(timer, now) {
+                self.on_timer(timer, now);
+            }
+        }
+    }
+
+    fn on_timer(&mut self, timer: Timer, now: Instant) {
+        let wall = self.wall_at(now);
+        match timer {
+            Timer::Handshake => {
+                if matches!(
+                    self.link,
+                    Link::AwaitingConnect | Link::AwaitingConnectAck | Link::AwaitingState
+                ) {
+                    self.close(now);
+                }
+            }
+            Timer::Receive => {
+                // tReceive expired (§8.3): DISCONNECT(17), then close (§7.12).
+                self.last_reject = Some(RejectReason::NoTraffic);
+                self.push_control(Control::Disconnect(RejectReason::NoTraffic));
+                self.close(now);
+            }
+            Timer::AckWait => self.check_ack_wait(now, wall),
+            Timer::Contact => {
+                // Nothing else about to go out (it would do as well).
+                if self.link == Link::Up && self.control.is_empty() {
+                    self.push_control(Control::Contact);
+                }
+            }
+            Timer::Startup => {
+                if self.state == ServerState::Startup {
+                    self.run(now, wall, StateEvent::StartupExpired);
+                }
+            }
+            Timer::RecoverWait => {
+                if self.link == Link::Up {
+                    self.run(now, wall, StateEvent::RecoverWaitExpired);
+                } else {
+                    self.recover_wait_over = true;
+                }
+            }
+            Timer::SafePeriod => self.run(now, wall, StateEvent::SafePeriodExpired),
+            Timer::Linger => self.close(now),
+            // Nothing to do here: `poll_action` hands the snapshot out again.
+            Timer::PersistRetry => {}
+            Timer::Heartbeat => {
+                if transition::operating(self.state) {
+                    self.record_operation(now, wall);
+                }
+            }
+        }
+    }
+
+    /// Our oldest BNDUPD in flight waited `Config::ack_timeout` for its BNDACK: the partner
+    /// keeps the connection (and CONTACTs) alive but does not process updates. Close it like a
+    /// silent one (DISCONNECT 17, §9.8.4); the update goes again on the next connection.
+    /// Otherwise look again when the oldest one's time is up.
+    fn check_ack_wait(&mut self, now: Instant, wall: UnixTime) {
+        let Some(oldest) = self.outgoing.oldest_sent() else {
+            return;
+        };
+        if self.link != Link::Up {
+            return;
+        }
+        let waited = wall.0.saturating_sub(oldest);
+        if waited >= self.config.ack_timeout {
+            self.push_event(Event::UpdateUnacknowledged { waited });
+            self.last_reject = Some(RejectReason::NoTraffic);
+            self.push_control(Control::Disconnect(RejectReason::NoTraffic));
+            self.close(now);
+        } else {
+            let left = self.config.ack_timeout - waited;
+            self.timers.set(Timer::AckWait, now + secs(left));
+        }
     }
 }
 
