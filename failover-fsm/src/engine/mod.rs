@@ -3,8 +3,8 @@
 //! See the crate documentation for the four API groups and the polling order.
 //!
 //! [`Engine`] is the hub: it keeps the public API and dispatches inputs. Each piece of its
-//! state lives in a module of its own: `timer` (every deadline, and what each does when it expires), `outgoing` (our binding
-//! updates and flow control), `incoming` (the partner's updates awaiting commit, and their
+//! state lives in a module of its own: `timer` (every deadline, and what each does when it
+//! expires), `outgoing` (our binding updates and flow control), `incoming` (the partner's updates awaiting commit, and their
 //! BNDACKs), `control` (the other messages), `skew` (§5.10), `mclt` (§5.2.1), `persist`
 //! (what survives a restart), `recovery` (update requests and the holds that order state
 //! announcements after them). `handshake` handles the connection messages, `update` the

@@ -1,0 +1,336 @@
+//! Tests of the stores (a module of `storage`).
+
+use super::log_format::put_u32;
+use super::*;
+use failover_fsm::{ServerState, UnixTime};
+use failover_proto::IpFlags;
+
+/// The lease line as the `format!`-based encoder wrote it before the in-place writers:
+/// logs written by either read the same.
+fn lease_line_as_before(l: &Lease) -> String {
+    let opt = |v: Option<UnixTime>| v.map_or_else(|| "-".to_string(), |t| t.0.to_string());
+    let hex = |b: &[u8]| {
+        if b.is_empty() {
+            "=".to_string()
+        } else {
+            b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+        }
+    };
+    let b = &l.data;
+    let (htype, hw) = b
+        .hardware_address
+        .as_ref()
+        .map_or(("-".to_string(), "-".to_string()), |(t, a)| {
+            (t.to_string(), hex(a))
+        });
+    let fields = format!(
+        "{} {} {} {} {} {} {} {} {} {} end",
+        Ipv4Addr::from(b.address),
+        u8::from(b.status),
+        b.client_identifier
+            .as_ref()
+            .map_or_else(|| "-".to_string(), |c| hex(c)),
+        htype,
+        hw,
+        opt(b.lease_expiration_time),
+        opt(b.potential_expiration_time),
+        opt(b.start_time_of_state),
+        opt(b.client_last_transaction_time),
+        b.ip_flags.0,
+    );
+    format!(
+        "lease {} {} {} {} {} {} {} {} {} {} {} {} end",
+        fields,
+        u8::from(l.local.status),
+        opt(l.local.cltt),
+        opt(l.local.lease_expiration),
+        opt(l.local.start_time_of_state),
+        opt(l.local.sent_pet),
+        opt(l.local.acked_pet),
+        opt(l.local.received_pet),
+        l.local
+            .partner_status
+            .map_or_else(|| "-".to_string(), |p| u8::from(p).to_string()),
+        u8::from(l.local.reserved),
+        u8::from(l.local.bootp),
+        u8::from(l.partner_has_it),
+    )
+}
+
+#[test]
+fn lease_lines_are_written_as_before() {
+    let fresh = LeaseRecord::fresh(Ipv4Addr::new(192, 0, 2, 1));
+    let mut b = BindingData::new(Ipv4Addr::new(192, 0, 2, 7), BindingStatus::Active)
+        .with_client(Some(&[1, 2, 0xfe]), 1, &[0xaa, 0xbb, 0xcc, 0, 1, 2])
+        .unwrap();
+    b.lease_expiration_time = Some(UnixTime(100));
+    b.potential_expiration_time = Some(UnixTime(4_000_000_000));
+    b.start_time_of_state = Some(UnixTime(0));
+    b.ip_flags = IpFlags::RESERVED;
+    let mut full = LeaseRecord::fresh(Ipv4Addr::new(192, 0, 2, 7));
+    full.apply_local(b.clone(), true);
+    full.local.partner_status = Some(BindingStatus::Backup);
+    full.local.acked_pet = Some(UnixTime(7));
+    full.partner_has_it = true;
+    let mut empty_id = full.clone();
+    empty_id.data.client_identifier = Some(heapless::Vec::new());
+    empty_id.data.hardware_address = None;
+    for n in [0, 9, 10, 99, 100, 65_535, 1_700_000_000, u32::MAX] {
+        let mut line = String::new();
+        put_u32(&mut line, n);
+        assert_eq!(line, n.to_string());
+    }
+    for l in [fresh, full, empty_id] {
+        let mut line = String::new();
+        put_lease(&mut line, &l);
+        assert_eq!(line, lease_line_as_before(&l));
+        assert_eq!(encode_record(&Record::Lease(Box::new(l))), line);
+    }
+}
+
+#[test]
+fn records_round_trip_through_the_log_format() {
+    let mut b = BindingData::new(Ipv4Addr::new(192, 0, 2, 7), BindingStatus::Active)
+        .with_client(Some(&[1, 2, 3]), 1, &[0xaa, 0xbb, 0xcc, 0, 1, 2])
+        .unwrap();
+    b.lease_expiration_time = Some(UnixTime(100));
+    b.potential_expiration_time = Some(UnixTime(150));
+    b.ip_flags = IpFlags::RESERVED;
+    let v = Verdict {
+        store_as: BindingStatus::Active,
+        lease_expiration: Some(UnixTime(100)),
+        received_pet: None,
+        client_changed: false,
+        superseded_xid: Some(9),
+        ours_in_flight: false,
+        partner_time_shift: 0,
+        skew_margin: 0,
+    };
+    for r in [
+        Record::State(Persisted {
+            state: ServerState::RecoverWait,
+            since: UnixTime(5),
+            mclt: Some(60),
+            last_operational: None,
+            lease_table_lost: false,
+        }),
+        Record::State(Persisted {
+            state: ServerState::Recover,
+            since: UnixTime(7),
+            mclt: None,
+            last_operational: Some(UnixTime(6)),
+            lease_table_lost: true,
+        }),
+        Record::Received(b.clone(), v),
+        Record::Local(b.clone()),
+        Record::Acked([192, 0, 2, 7], BindingStatus::Expired, Some(UnixTime(3))),
+    ] {
+        let line = encode_record(&r);
+        let back = decode_record(&line).unwrap();
+        assert_eq!(encode_record(&back), line);
+    }
+    // A torn line is skipped.
+    let line = encode_record(&Record::Local(b));
+    assert!(decode_record(&line[..line.len() - 2]).is_none());
+}
+
+/// A crash in the middle of an append leaves a torn last line; the records appended after
+/// the restart must not be glued to it (and lost at the next replay).
+#[test]
+fn an_update_sent_again_does_not_undo_a_newer_change() {
+    let a = Ipv4Addr::new(192, 0, 2, 3);
+    let store = MemoryStore::new(Role::Primary, Ipv4Addr::new(192, 0, 2, 0), 8);
+    let mut released = BindingData::new(a, BindingStatus::Released)
+        .with_client(None, 1, &[2, 0, 0, 0, 0, 3])
+        .unwrap();
+    released.client_last_transaction_time = Some(UnixTime(50));
+    let v = Verdict {
+        store_as: BindingStatus::Free,
+        lease_expiration: None,
+        received_pet: None,
+        client_changed: false,
+        superseded_xid: None,
+        ours_in_flight: false,
+        partner_time_shift: 0,
+        skew_margin: 0,
+    };
+    assert_eq!(
+        store.commit_binding(&released, &v).unwrap(),
+        Received::Stored
+    );
+    assert_eq!(store.get(a).unwrap().local.status, BindingStatus::Free);
+    // Our change after it: the address goes to the secondary's pool.
+    let backup = BindingData::new(a, BindingStatus::Backup);
+    store.record_local(&backup).unwrap();
+    // The partner's BNDACK for its RELEASED was lost; it sends it again. Ours is handed
+    // back to be queued again (the engine dropped its copy as older).
+    assert_eq!(
+        store.commit_binding(&released, &v).unwrap(),
+        Received::KeptOurs(backup)
+    );
+    let l = store.get(a).unwrap();
+    assert_eq!(
+        (l.local.status, l.data.status),
+        (BindingStatus::Backup, BindingStatus::Backup)
+    );
+    assert!(!l.partner_has_it, "ours still goes out");
+    // A different update from the partner is applied as usual.
+    let mut again = released.clone();
+    again.client_last_transaction_time = Some(UnixTime(60));
+    assert_eq!(store.commit_binding(&again, &v).unwrap(), Received::Stored);
+    assert_eq!(store.get(a).unwrap().local.status, BindingStatus::Free);
+}
+
+#[test]
+fn a_torn_last_line_does_not_swallow_the_next_record() {
+    let path =
+        std::env::temp_dir().join(format!("failover-storage-torn-{}.log", std::process::id()));
+    let _ = std::fs::remove_file(&path);
+    let first = Ipv4Addr::new(192, 0, 2, 0);
+    let mut a = BindingData::new(Ipv4Addr::new(192, 0, 2, 1), BindingStatus::Active)
+        .with_client(None, 1, &[2, 0, 0, 0, 0, 1])
+        .unwrap();
+    a.lease_expiration_time = Some(UnixTime(1000));
+    let verdict = |b: &BindingData| Verdict {
+        store_as: b.status,
+        lease_expiration: b.lease_expiration_time,
+        received_pet: None,
+        client_changed: false,
+        superseded_xid: None,
+        ours_in_flight: false,
+        partner_time_shift: 0,
+        skew_margin: 0,
+    };
+    let store = FileStore::open(&path, Role::Secondary, first, 4).unwrap();
+    store.commit_binding(&a, &verdict(&a)).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    // The crash: half of the next record reached the file, and some bytes that are not
+    // even text.
+    let mut b = a.clone();
+    b.address = [192, 0, 2, 2];
+    let torn = encode_record(&Record::Received(b.clone(), verdict(&b)));
+    let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(torn.as_bytes().get(..torn.len() / 2).unwrap())
+        .unwrap();
+    f.write_all(&[0xff, 0xfe]).unwrap();
+    drop(f);
+    // Restart: what was acknowledged is there, the torn record is not; then a new record.
+    let store = FileStore::open(&path, Role::Secondary, first, 4).unwrap();
+    assert_eq!(store.memory().get(a.ip()).unwrap().data, a);
+    assert_eq!(
+        store.memory().get(b.ip()).unwrap().data.status,
+        BindingStatus::Free
+    );
+    let mut c = a.clone();
+    c.address = [192, 0, 2, 3];
+    store.commit_binding(&c, &verdict(&c)).unwrap();
+    store.sync().unwrap();
+    drop(store);
+    // The next restart still has it.
+    let store = FileStore::open(&path, Role::Secondary, first, 4).unwrap();
+    assert_eq!(store.memory().get(a.ip()).unwrap().data, a);
+    assert_eq!(store.memory().get(c.ip()).unwrap().data, c);
+    drop(store);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn a_long_running_log_is_compacted_and_replays_to_the_same_table() {
+    let path = std::env::temp_dir().join(format!(
+        "failover-storage-compact-{}.log",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let first = Ipv4Addr::new(192, 0, 2, 0);
+    let lines = |p: &Path| std::fs::read_to_string(p).unwrap().lines().count() as u64;
+    let store = FileStore::open(&path, Role::Primary, first, 8).unwrap();
+    let live = 8 + 1;
+    let bound = 2 * live + FileStore::COMPACT_SLACK;
+    let mut state = Persisted {
+        state: ServerState::Normal,
+        since: UnixTime(1),
+        mclt: Some(3600),
+        last_operational: None,
+        lease_table_lost: false,
+    };
+    // Each round renews one lease and records a heartbeat (two records, one fsync): a
+    // compaction about every 520 rounds.
+    let rounds = 1_300;
+    for i in 0..rounds {
+        let mut b = BindingData::new(
+            Ipv4Addr::new(192, 0, 2, (i % 8) as u8),
+            BindingStatus::Active,
+        )
+        .with_client(None, 1, &[2, 0, 0, 0, 0, (i % 8) as u8])
+        .unwrap();
+        b.lease_expiration_time = Some(UnixTime(10_000 + i));
+        store.record_local(&b).unwrap();
+        state.last_operational = Some(UnixTime(i));
+        store.persist_state(&state).unwrap();
+        store.sync().unwrap();
+        assert!(lines(&path) <= bound, "round {i}: {} lines", lines(&path));
+    }
+    assert!(store.compactions() >= 2, "{}", store.compactions());
+    assert!(!compact_path(&path).exists());
+    let before = store.memory().snapshot();
+    drop(store);
+    let store = FileStore::open(&path, Role::Primary, first, 8).unwrap();
+    assert_eq!(store.load_state(), Some(state));
+    let after = store.memory().snapshot();
+    assert_eq!(before.len(), after.len());
+    for (a, l) in &before {
+        assert_eq!(after.get(a).map(|x| &x.data), Some(&l.data), "{a:?}");
+    }
+    drop(store);
+    // A compaction cut short by a crash leaves its file behind: ignored and removed.
+    std::fs::write(compact_path(&path), b"state 3 garbage\n").unwrap();
+    let store = FileStore::open(&path, Role::Primary, first, 8).unwrap();
+    assert_eq!(store.load_state(), Some(state));
+    assert!(!compact_path(&path).exists());
+    drop(store);
+    let _ = std::fs::remove_file(&path);
+}
+
+#[test]
+fn the_history_holds_each_version_and_leaves_a_live_log_alone() {
+    let path = std::env::temp_dir().join(format!(
+        "failover-storage-history-{}.log",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let store = FileStore::open(&path, Role::Primary, Ipv4Addr::new(192, 0, 2, 0), 4).unwrap();
+    let mut a = BindingData::new(Ipv4Addr::new(192, 0, 2, 1), BindingStatus::Active)
+        .with_client(None, 1, &[2, 0, 0, 0, 0, 1])
+        .unwrap();
+    a.lease_expiration_time = Some(UnixTime(1000));
+    a.potential_expiration_time = Some(UnixTime(1500));
+    store.record_local(&a).unwrap();
+    store.sync().unwrap();
+    let update = UpdateId(1);
+    store.binding_queued(a.address, update, false).unwrap();
+    let ack = Ack {
+        update,
+        status: BindingStatus::Active,
+        client: store.memory().get(a.ip()).unwrap().local.client,
+        potential_expiration_time: Some(UnixTime(1500)),
+    };
+    store.binding_acked(a.address, &ack).unwrap();
+    store.sync().unwrap();
+    // A write under way: half a line.
+    let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+    f.write_all(b"lease 192.0.2.2 1").unwrap();
+    drop(f);
+    let len = std::fs::metadata(&path).unwrap().len();
+    let history = FileStore::history(&path).unwrap();
+    let acked: Vec<Option<UnixTime>> = history
+        .iter()
+        .filter(|l| l.data.address == a.address)
+        .map(|l| l.local.acked_pet)
+        .collect();
+    assert_eq!(acked, [None, Some(UnixTime(1500))]);
+    assert_eq!(history.len(), 2);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), len, "nothing cut");
+    drop(store);
+    let _ = std::fs::remove_file(&path);
+}
