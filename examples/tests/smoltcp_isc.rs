@@ -20,9 +20,11 @@
     missing_docs
 )]
 
+mod common;
+
 use std::io::{BufRead, BufReader, Read};
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -63,51 +65,6 @@ fn lab_available(test: &str) -> bool {
     false
 }
 
-/// The example next to this test's executable, built by cargo (a no-op when up to date):
-/// `cargo test --test smoltcp_isc` alone does not build examples.
-fn example_binary() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().and_then(Path::parent).unwrap().to_path_buf();
-    let target_dir = profile_dir.parent().unwrap();
-    let profile = profile_dir
-        .file_name()
-        .unwrap()
-        .to_string_lossy()
-        .into_owned();
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let mut cmd = Command::new(cargo);
-    cmd.args([
-        "build",
-        "--quiet",
-        "-p",
-        "failover-examples",
-        "--example",
-        "smoltcp-peer",
-    ])
-    .current_dir(env!("CARGO_MANIFEST_DIR"))
-    .env("CARGO_TARGET_DIR", target_dir)
-    .stdin(Stdio::null());
-    match profile.as_str() {
-        "debug" => {}
-        "release" => {
-            cmd.arg("--release");
-        }
-        other => {
-            cmd.args(["--profile", other]);
-        }
-    }
-    let status = cmd.status().expect("cargo runs");
-    assert!(
-        status.success(),
-        "cargo build --example smoltcp-peer: {status}"
-    );
-    let bin = profile_dir
-        .join("examples")
-        .join(format!("smoltcp-peer{}", std::env::consts::EXE_SUFFIX));
-    assert!(bin.is_file(), "no example at {}", bin.display());
-    bin
-}
-
 /// Runs `ip` with `args`; fails the test with its stderr.
 fn ip(args: &[&str]) {
     let out = Command::new(IP).args(args).output().unwrap();
@@ -145,7 +102,7 @@ struct Ours {
 
 impl Ours {
     fn spawn(ns: &Netns, role: &str, mrd: u32) -> Ours {
-        let bin = example_binary();
+        let bin = common::example_binary("smoltcp-peer");
         let mut cmd = if Path::new(SETPRIV).exists() {
             let mut c = Command::new(SETPRIV);
             c.args(["--pdeathsig", "KILL", "--", IP]);
