@@ -12,103 +12,41 @@
     missing_docs
 )]
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+mod common;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use failover_fsm::{BindingData, BindingStatus, Config, Link, RejectReason, Role, ServerState};
+use common::{Peer, Setup, addr, free_port, normal_with_a_binding, until};
+use failover_fsm::{Link, RejectReason, Role};
 use failover_proto::auth::{DigestError, HMAC_SHA256_TYPE};
 use failover_proto::{Framer, HmacSha256, MessageType, Repr};
-use failover_tokio::{Handle, MemoryStore, PeerBuilder, PeerEvent, wall_clock};
+use failover_tokio::{MemoryStore, PeerBuilder, PeerEvent, wall_clock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 const SECRET: &[u8] = b"the pair's shared secret";
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// Plain TCP, with message digests over `Some(secret)`.
+impl Setup for Option<&[u8]> {
+    const RELATIONSHIP: &'static str = "digest-pair";
 
-fn addr(p: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], p))
-}
-
-fn config(role: Role) -> Config {
-    let mut c = Config::new(role, "digest-pair", 5);
-    c.receive_timer = 6;
-    c
-}
-
-/// A running peer, what it reported, and how often its engine's link came up.
-struct Peer {
-    handle: Handle,
-    store: Arc<MemoryStore>,
-    events: Arc<Mutex<Vec<PeerEvent>>>,
-    link_ups: Arc<Mutex<u32>>,
+    fn apply(self, b: PeerBuilder<MemoryStore>) -> PeerBuilder<MemoryStore> {
+        let b = b.plaintext();
+        match self {
+            Some(s) => b.message_auth(HmacSha256::new(s).unwrap()),
+            None => b,
+        }
+    }
 }
 
 impl Peer {
-    async fn start(role: Role, listen: u16, partner: u16, secret: Option<&[u8]>) -> Peer {
-        let store = Arc::new(MemoryStore::new(role, Ipv4Addr::new(198, 18, 9, 0), 16));
-        let mut b = PeerBuilder::new(config(role), addr(partner), store.clone())
-            .plaintext()
-            .listen(addr(listen))
-            .reconnect(Duration::from_millis(100), Duration::from_millis(400))
-            .reject_backoff(Duration::from_millis(400));
-        if let Some(s) = secret {
-            b = b.message_auth(HmacSha256::new(s).unwrap());
-        }
-        let (handle, mut rx) = b.start().await.unwrap();
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let log = events.clone();
-        tokio::spawn(async move {
-            while let Some(e) = rx.recv().await {
-                log.lock().unwrap().push(e);
-            }
-        });
-        let link_ups = Arc::new(Mutex::new(0));
-        let ups = link_ups.clone();
-        let mut w = handle.watch();
-        tokio::spawn(async move {
-            let mut was_up = false;
-            loop {
-                let up = w.borrow_and_update().link == Link::Up;
-                if up && !was_up {
-                    *ups.lock().unwrap() += 1;
-                }
-                was_up = up;
-                if w.changed().await.is_err() {
-                    break;
-                }
-            }
-        });
-        Peer {
-            handle,
-            store,
-            events,
-            link_ups,
-        }
-    }
-
     /// The digest refusals reported so far.
     fn refusals(&self) -> Vec<DigestError> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                PeerEvent::DigestRefused { reason } => Some(*reason),
-                _ => None,
-            })
-            .collect()
-    }
-
-    fn link_ups(&self) -> u32 {
-        *self.link_ups.lock().unwrap()
+        self.reported(|e| match e {
+            PeerEvent::DigestRefused { reason } => Some(*reason),
+            _ => None,
+        })
     }
 
     /// Nothing from a partner reached the engine: no message handed to it, its link never
@@ -124,53 +62,6 @@ impl Peer {
         assert_eq!(s.partner_state, None, "{who}: learnt a partner state");
         assert_eq!(s.counters.bndupd_received, 0, "{who}: received a binding");
     }
-}
-
-async fn within<T>(secs: u64, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(secs), f)
-        .await
-        .expect("timed out")
-}
-
-/// Waits until `done` holds, polling.
-async fn until(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
-    let wait = async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    if tokio::time::timeout(Duration::from_secs(secs), wait)
-        .await
-        .is_err()
-    {
-        panic!("timed out waiting for {what}");
-    }
-}
-
-/// `primary` and `secondary` reach NORMAL, and a binding the primary sends (to client `mac`)
-/// is stored by the secondary and acknowledged.
-async fn normal_with_a_binding(primary: &Peer, secondary: &Peer, mac: u8) {
-    within(20, primary.handle.wait_for_state(ServerState::Normal))
-        .await
-        .unwrap();
-    within(20, secondary.handle.wait_for_state(ServerState::Normal))
-        .await
-        .unwrap();
-    let before = secondary.store.count(BindingStatus::Active);
-    let wall = wall_clock();
-    let a = primary.store.free_address().unwrap();
-    let mut b = BindingData::new(a, BindingStatus::Active)
-        .with_client(None, 1, &[2, 0, 0, 0, 0, mac])
-        .unwrap();
-    b.lease_expiration_time = Some(wall.plus(300));
-    b.potential_expiration_time = Some(wall.plus(450));
-    b.client_last_transaction_time = Some(wall);
-    within(10, primary.handle.send_binding(b)).await.unwrap();
-    until(10, "the binding acknowledged", || {
-        secondary.store.count(BindingStatus::Active) == before + 1
-            && primary.handle.status().unacked_sent == 0
-    })
-    .await;
 }
 
 /// What a raw client read back: each message's type and reject reason, and whether the

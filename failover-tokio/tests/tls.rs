@@ -6,15 +6,18 @@
 #![cfg(feature = "tls")]
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
+mod common;
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
 use std::time::Duration;
 
-use failover_fsm::{BindingData, BindingStatus, Config, Link, Role, ServerState};
+use common::{Peer, Setup, addr, free_port, until};
+use failover_fsm::{Link, Role};
 use failover_tokio::tls::{CertificateDer, PrivateKeyDer, partner_name};
 use failover_tokio::{
-    Handle, MemoryStore, PeerBuilder, PeerEvent, TlsConfig, TlsError, TlsRefusal, Transport,
-    TransportNotChosen, wall_clock,
+    MemoryStore, PeerBuilder, PeerEvent, TlsConfig, TlsError, TlsRefusal, Transport,
+    TransportNotChosen,
 };
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DnType, ExtendedKeyUsagePurpose, IsCa,
@@ -120,85 +123,27 @@ impl Pki {
 
 // ---- peers -------------------------------------------------------------------------------
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+/// TLS with `Some(config)`, plain TCP without.
+impl Setup for Option<TlsConfig> {
+    const RELATIONSHIP: &'static str = "tls-pair";
 
-fn addr(p: u16) -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], p))
-}
-
-fn config(role: Role) -> Config {
-    let mut c = Config::new(role, "tls-pair", 5);
-    c.receive_timer = 6;
-    c
-}
-
-/// A running peer, what it reported, and whether its engine's link ever left Down.
-struct Peer {
-    handle: Handle,
-    store: Arc<MemoryStore>,
-    events: Arc<Mutex<Vec<PeerEvent>>>,
-    link_seen: Arc<Mutex<bool>>,
+    fn apply(self, b: PeerBuilder<MemoryStore>) -> PeerBuilder<MemoryStore> {
+        match self {
+            Some(t) => b.tls(t),
+            None => b.plaintext(),
+        }
+    }
 }
 
 impl Peer {
-    async fn start(role: Role, listen: u16, partner: u16, tls: Option<TlsConfig>) -> Peer {
-        let store = Arc::new(MemoryStore::new(role, Ipv4Addr::new(198, 18, 9, 0), 16));
-        let b = PeerBuilder::new(config(role), addr(partner), store.clone())
-            .listen(addr(listen))
-            .reconnect(Duration::from_millis(100), Duration::from_millis(400))
-            .reject_backoff(Duration::from_millis(400));
-        let b = match tls {
-            Some(t) => b.tls(t),
-            None => b.plaintext(),
-        };
-        let (handle, mut rx) = b.start().await.unwrap();
-        let events = Arc::new(Mutex::new(Vec::new()));
-        let log = events.clone();
-        tokio::spawn(async move {
-            while let Some(e) = rx.recv().await {
-                log.lock().unwrap().push(e);
-            }
-        });
-        let link_seen = Arc::new(Mutex::new(false));
-        let seen = link_seen.clone();
-        let mut w = handle.watch();
-        tokio::spawn(async move {
-            loop {
-                if w.borrow_and_update().link != Link::Down {
-                    *seen.lock().unwrap() = true;
-                }
-                if w.changed().await.is_err() {
-                    break;
-                }
-            }
-        });
-        Peer {
-            handle,
-            store,
-            events,
-            link_seen,
-        }
-    }
-
     /// The TLS refusals so far: (outgoing, reason).
     fn refusals(&self) -> Vec<(bool, TlsRefusal)> {
-        self.events
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|e| match e {
-                PeerEvent::TlsRefused {
-                    outgoing, reason, ..
-                } => Some((*outgoing, *reason)),
-                _ => None,
-            })
-            .collect()
+        self.reported(|e| match e {
+            PeerEvent::TlsRefused {
+                outgoing, reason, ..
+            } => Some((*outgoing, *reason)),
+            _ => None,
+        })
     }
 
     /// Nothing of any connection reached the engine: no connection handed to it, no message
@@ -207,7 +152,7 @@ impl Peer {
         let c = self.handle.counters();
         assert_eq!(c.connections(), 0, "{who}: a connection reached the engine");
         assert_eq!(c.messages_in(), 0, "{who}: a message reached the engine");
-        assert!(!*self.link_seen.lock().unwrap(), "{who}: the link came up");
+        assert!(!self.link_seen(), "{who}: the link came up");
         let s = self.handle.status();
         assert_eq!(s.link, Link::Down, "{who}");
         assert_eq!(s.last_received, None, "{who}: heard from a partner");
@@ -229,50 +174,10 @@ impl Peer {
     }
 }
 
-async fn within<T>(secs: u64, f: impl std::future::Future<Output = T>) -> T {
-    tokio::time::timeout(Duration::from_secs(secs), f)
-        .await
-        .expect("timed out")
-}
-
-/// Waits until `done` holds, polling.
-async fn until(secs: u64, what: &str, mut done: impl FnMut() -> bool) {
-    let wait = async {
-        while !done() {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    };
-    if tokio::time::timeout(Duration::from_secs(secs), wait)
-        .await
-        .is_err()
-    {
-        panic!("timed out waiting for {what}");
-    }
-}
-
 /// `primary` and `secondary` reach NORMAL over TLS, and a binding the primary sends is stored
 /// by the secondary and acknowledged.
 async fn normal_with_a_binding(primary: &Peer, secondary: &Peer) {
-    within(20, primary.handle.wait_for_state(ServerState::Normal))
-        .await
-        .unwrap();
-    within(20, secondary.handle.wait_for_state(ServerState::Normal))
-        .await
-        .unwrap();
-    let wall = wall_clock();
-    let a = primary.store.free_address().unwrap();
-    let mut b = BindingData::new(a, BindingStatus::Active)
-        .with_client(None, 1, &[2, 0, 0, 0, 0, 7])
-        .unwrap();
-    b.lease_expiration_time = Some(wall.plus(300));
-    b.potential_expiration_time = Some(wall.plus(450));
-    b.client_last_transaction_time = Some(wall);
-    within(10, primary.handle.send_binding(b)).await.unwrap();
-    until(10, "the binding acknowledged", || {
-        secondary.store.count(BindingStatus::Active) == 1
-            && primary.handle.status().unacked_sent == 0
-    })
-    .await;
+    common::normal_with_a_binding(primary, secondary, 7).await;
     assert!(primary.handle.counters().messages_in() > 0);
 }
 
@@ -488,11 +393,15 @@ async fn plain_tcp_must_be_chosen() {
         Ipv4Addr::new(198, 18, 9, 0),
         4,
     ));
-    let err = PeerBuilder::new(config(Role::Primary), addr(free_port()), store)
-        .listen(addr(0))
-        .start()
-        .await
-        .unwrap_err();
+    let err = PeerBuilder::new(
+        common::config(Role::Primary, "tls-pair"),
+        addr(free_port()),
+        store,
+    )
+    .listen(addr(0))
+    .start()
+    .await
+    .unwrap_err();
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.get_ref().unwrap().is::<TransportNotChosen>());
 }
