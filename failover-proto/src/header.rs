@@ -1,10 +1,10 @@
 //! The 12-byte message header (§6.1) and a checked view over a whole message.
 
 use byteorder::{BigEndian, ByteOrder};
-use core::fmt;
 
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::option::Options;
+use crate::value::code_enum;
 
 /// Byte positions of the header fields, in one place.
 mod field {
@@ -25,112 +25,46 @@ pub const MAX_MESSAGE_LEN: usize = 2048;
 /// The IANA port of the failover protocol (§8.2).
 pub const FAILOVER_PORT: u16 = 647;
 
-/// Message type (§6.1). Wireshark's dissector swaps the names of 7 and 9; these are the draft's
-/// and ISC dhcpd's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum MessageType {
-    /// 1, POOLREQ (§7.6).
-    PoolReq,
-    /// 2, POOLRESP (§7.7).
-    PoolResp,
-    /// 3, BNDUPD (§7.1).
-    BndUpd,
-    /// 4, BNDACK (§7.2).
-    BndAck,
-    /// 5, CONNECT (§7.8).
-    Connect,
-    /// 6, CONNECTACK (§7.9).
-    ConnectAck,
-    /// 7, UPDREQALL (§7.4).
-    UpdReqAll,
-    /// 8, UPDDONE (§7.5).
-    UpdDone,
-    /// 9, UPDREQ (§7.3).
-    UpdReq,
-    /// 10, STATE (§7.10).
-    State,
-    /// 11, CONTACT (§7.11).
-    Contact,
-    /// 12, DISCONNECT (§7.12).
-    Disconnect,
+code_enum! {
+    /// Message type (§6.1). Wireshark's dissector swaps the names of 7 and 9; these are the
+    /// draft's and ISC dhcpd's.
+    pub enum MessageType: u8 {
+        /// 1, POOLREQ (§7.6).
+        PoolReq = 1 => "POOLREQ",
+        /// 2, POOLRESP (§7.7).
+        PoolResp = 2 => "POOLRESP",
+        /// 3, BNDUPD (§7.1).
+        BndUpd = 3 => "BNDUPD",
+        /// 4, BNDACK (§7.2).
+        BndAck = 4 => "BNDACK",
+        /// 5, CONNECT (§7.8).
+        Connect = 5 => "CONNECT",
+        /// 6, CONNECTACK (§7.9).
+        ConnectAck = 6 => "CONNECTACK",
+        /// 7, UPDREQALL (§7.4).
+        UpdReqAll = 7 => "UPDREQALL",
+        /// 8, UPDDONE (§7.5).
+        UpdDone = 8 => "UPDDONE",
+        /// 9, UPDREQ (§7.3).
+        UpdReq = 9 => "UPDREQ",
+        /// 10, STATE (§7.10).
+        State = 10 => "STATE",
+        /// 11, CONTACT (§7.11).
+        Contact = 11 => "CONTACT",
+        /// 12, DISCONNECT (§7.12).
+        Disconnect = 12 => "DISCONNECT",
+    }
     /// Any other value.
-    Unknown(u8),
-}
-
-impl From<u8> for MessageType {
-    fn from(v: u8) -> Self {
-        match v {
-            1 => MessageType::PoolReq,
-            2 => MessageType::PoolResp,
-            3 => MessageType::BndUpd,
-            4 => MessageType::BndAck,
-            5 => MessageType::Connect,
-            6 => MessageType::ConnectAck,
-            7 => MessageType::UpdReqAll,
-            8 => MessageType::UpdDone,
-            9 => MessageType::UpdReq,
-            10 => MessageType::State,
-            11 => MessageType::Contact,
-            12 => MessageType::Disconnect,
-            other => MessageType::Unknown(other),
-        }
-    }
-}
-
-impl From<MessageType> for u8 {
-    fn from(t: MessageType) -> u8 {
-        match t {
-            MessageType::PoolReq => 1,
-            MessageType::PoolResp => 2,
-            MessageType::BndUpd => 3,
-            MessageType::BndAck => 4,
-            MessageType::Connect => 5,
-            MessageType::ConnectAck => 6,
-            MessageType::UpdReqAll => 7,
-            MessageType::UpdDone => 8,
-            MessageType::UpdReq => 9,
-            MessageType::State => 10,
-            MessageType::Contact => 11,
-            MessageType::Disconnect => 12,
-            MessageType::Unknown(other) => other,
-        }
-    }
+    Unknown => "UNKNOWN", displayed as "UNKNOWN({})";
+    /// The draft's name (`"BNDUPD"`).
+    fn name;
 }
 
 impl MessageType {
-    /// The draft's name (`"BNDUPD"`).
-    pub const fn name(&self) -> &'static str {
-        match self {
-            MessageType::PoolReq => "POOLREQ",
-            MessageType::PoolResp => "POOLRESP",
-            MessageType::BndUpd => "BNDUPD",
-            MessageType::BndAck => "BNDACK",
-            MessageType::Connect => "CONNECT",
-            MessageType::ConnectAck => "CONNECTACK",
-            MessageType::UpdReqAll => "UPDREQALL",
-            MessageType::UpdDone => "UPDDONE",
-            MessageType::UpdReq => "UPDREQ",
-            MessageType::State => "STATE",
-            MessageType::Contact => "CONTACT",
-            MessageType::Disconnect => "DISCONNECT",
-            MessageType::Unknown(_) => "UNKNOWN",
-        }
-    }
-
     /// Whether a receiver may ignore this type when it does not know it: 128..=255 are optional,
     /// everything below is mandatory to understand (§6.1).
     pub const fn is_optional(&self) -> bool {
         matches!(self, MessageType::Unknown(t) if *t >= 128)
-    }
-}
-
-impl fmt::Display for MessageType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MessageType::Unknown(t) => write!(f, "UNKNOWN({t})"),
-            _ => f.write_str(self.name()),
-        }
     }
 }
 

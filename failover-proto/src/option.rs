@@ -4,109 +4,75 @@ use byteorder::{BigEndian, ByteOrder};
 use core::fmt;
 
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
+use crate::value::code_enum;
 
-/// Defines the option code enumeration.
-macro_rules! option_codes {
-    ( $( $(#[$vmeta:meta])* $variant:ident = $value:literal => $text:literal, )+ ) => {
-        /// A failover option code (§12). Codes outside 1..=29 are kept as `Unknown`, which
-        /// covers the vendor codes 30..=41 Microsoft servers send.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-        pub enum OptionCode {
-            $( $(#[$vmeta])* $variant, )+
-            /// A code outside the draft's 1..=29.
-            Unknown(u16),
-        }
-
-        impl From<u16> for OptionCode {
-            fn from(value: u16) -> Self {
-                match value {
-                    $( $value => OptionCode::$variant, )+
-                    other => OptionCode::Unknown(other),
-                }
-            }
-        }
-
-        impl From<OptionCode> for u16 {
-            fn from(value: OptionCode) -> u16 {
-                match value {
-                    $( OptionCode::$variant => $value, )+
-                    OptionCode::Unknown(other) => other,
-                }
-            }
-        }
-
-        impl OptionCode {
-            /// The draft's name of the option.
-            pub const fn name(&self) -> &'static str {
-                match self {
-                    $( OptionCode::$variant => $text, )+
-                    OptionCode::Unknown(_) => "unknown",
-                }
-            }
-        }
-    };
-}
-
-option_codes! {
-    /// 1, addresses-transferred (§12.1).
-    AddressesTransferred = 1 => "addresses-transferred",
-    /// 2, assigned-IP-address (§12.2).
-    AssignedIpAddress = 2 => "assigned-IP-address",
-    /// 3, binding-status (§12.3).
-    BindingStatus = 3 => "binding-status",
-    /// 4, client-identifier (§12.4).
-    ClientIdentifier = 4 => "client-identifier",
-    /// 5, client-hardware-address (§12.5).
-    ClientHardwareAddress = 5 => "client-hardware-address",
-    /// 6, client-last-transaction-time (§12.6).
-    ClientLastTransactionTime = 6 => "client-last-transaction-time",
-    /// 7, client-reply-options (§12.7).
-    ClientReplyOptions = 7 => "client-reply-options",
-    /// 8, client-request-options (§12.8).
-    ClientRequestOptions = 8 => "client-request-options",
-    /// 9, DDNS (§12.9).
-    Ddns = 9 => "DDNS",
-    /// 10, delayed-service-parameter (§12.10).
-    DelayedServiceParameter = 10 => "delayed-service-parameter",
-    /// 11, hash-bucket-assignment (§12.11).
-    HashBucketAssignment = 11 => "hash-bucket-assignment",
-    /// 12, IP-flags (§12.12).
-    IpFlags = 12 => "IP-flags",
-    /// 13, lease-expiration-time (§12.13).
-    LeaseExpirationTime = 13 => "lease-expiration-time",
-    /// 14, max-unacked-bndupd (§12.14).
-    MaxUnackedBndupd = 14 => "max-unacked-bndupd",
-    /// 15, MCLT (§12.15).
-    Mclt = 15 => "MCLT",
-    /// 16, message (§12.16).
-    Message = 16 => "message",
-    /// 17, message-digest (§12.17).
-    MessageDigest = 17 => "message-digest",
-    /// 18, potential-expiration-time (§12.18).
-    PotentialExpirationTime = 18 => "potential-expiration-time",
-    /// 19, receive-timer (§12.19).
-    ReceiveTimer = 19 => "receive-timer",
-    /// 20, protocol-version (§12.20).
-    ProtocolVersion = 20 => "protocol-version",
-    /// 21, reject-reason (§12.21).
-    RejectReason = 21 => "reject-reason",
-    /// 22, relationship-name (§12.22).
-    RelationshipName = 22 => "relationship-name",
-    /// 23, server-flags (§12.23).
-    ServerFlags = 23 => "server-flags",
-    /// 24, server-state (§12.24).
-    ServerState = 24 => "server-state",
-    /// 25, start-time-of-state (§12.25).
-    StartTimeOfState = 25 => "start-time-of-state",
-    /// 26, TLS-reply (§12.26).
-    TlsReply = 26 => "TLS-reply",
-    /// 27, TLS-request (§12.27).
-    TlsRequest = 27 => "TLS-request",
-    /// 28, vendor-class-identifier (§12.28).
-    VendorClassIdentifier = 28 => "vendor-class-identifier",
-    /// 29, vendor-specific-options (§12.29).
-    VendorSpecificOptions = 29 => "vendor-specific-options",
+code_enum! {
+    /// A failover option code (§12). Codes outside 1..=29 are kept as `Unknown`, which
+    /// covers the vendor codes 30..=41 Microsoft servers send.
+    pub enum OptionCode: u16 {
+        /// 1, addresses-transferred (§12.1).
+        AddressesTransferred = 1 => "addresses-transferred",
+        /// 2, assigned-IP-address (§12.2).
+        AssignedIpAddress = 2 => "assigned-IP-address",
+        /// 3, binding-status (§12.3).
+        BindingStatus = 3 => "binding-status",
+        /// 4, client-identifier (§12.4).
+        ClientIdentifier = 4 => "client-identifier",
+        /// 5, client-hardware-address (§12.5).
+        ClientHardwareAddress = 5 => "client-hardware-address",
+        /// 6, client-last-transaction-time (§12.6).
+        ClientLastTransactionTime = 6 => "client-last-transaction-time",
+        /// 7, client-reply-options (§12.7).
+        ClientReplyOptions = 7 => "client-reply-options",
+        /// 8, client-request-options (§12.8).
+        ClientRequestOptions = 8 => "client-request-options",
+        /// 9, DDNS (§12.9).
+        Ddns = 9 => "DDNS",
+        /// 10, delayed-service-parameter (§12.10).
+        DelayedServiceParameter = 10 => "delayed-service-parameter",
+        /// 11, hash-bucket-assignment (§12.11).
+        HashBucketAssignment = 11 => "hash-bucket-assignment",
+        /// 12, IP-flags (§12.12).
+        IpFlags = 12 => "IP-flags",
+        /// 13, lease-expiration-time (§12.13).
+        LeaseExpirationTime = 13 => "lease-expiration-time",
+        /// 14, max-unacked-bndupd (§12.14).
+        MaxUnackedBndupd = 14 => "max-unacked-bndupd",
+        /// 15, MCLT (§12.15).
+        Mclt = 15 => "MCLT",
+        /// 16, message (§12.16).
+        Message = 16 => "message",
+        /// 17, message-digest (§12.17).
+        MessageDigest = 17 => "message-digest",
+        /// 18, potential-expiration-time (§12.18).
+        PotentialExpirationTime = 18 => "potential-expiration-time",
+        /// 19, receive-timer (§12.19).
+        ReceiveTimer = 19 => "receive-timer",
+        /// 20, protocol-version (§12.20).
+        ProtocolVersion = 20 => "protocol-version",
+        /// 21, reject-reason (§12.21).
+        RejectReason = 21 => "reject-reason",
+        /// 22, relationship-name (§12.22).
+        RelationshipName = 22 => "relationship-name",
+        /// 23, server-flags (§12.23).
+        ServerFlags = 23 => "server-flags",
+        /// 24, server-state (§12.24).
+        ServerState = 24 => "server-state",
+        /// 25, start-time-of-state (§12.25).
+        StartTimeOfState = 25 => "start-time-of-state",
+        /// 26, TLS-reply (§12.26).
+        TlsReply = 26 => "TLS-reply",
+        /// 27, TLS-request (§12.27).
+        TlsRequest = 27 => "TLS-request",
+        /// 28, vendor-class-identifier (§12.28).
+        VendorClassIdentifier = 28 => "vendor-class-identifier",
+        /// 29, vendor-specific-options (§12.29).
+        VendorSpecificOptions = 29 => "vendor-specific-options",
+    }
+    /// A code outside the draft's 1..=29.
+    Unknown => "unknown";
+    /// The draft's name of the option.
+    fn name;
 }
 
 impl fmt::Display for OptionCode {

@@ -2,34 +2,27 @@
 
 use core::fmt;
 
-/// Defines an integer-coded enumeration (`u8` unless `: u16` follows the name) that keeps
-/// unknown values. Shared with [`crate::v6`].
-macro_rules! u8_enum {
-    (
-        $(#[$meta:meta])*
-        pub enum $name:ident {
-            $( $(#[$vmeta:meta])* $variant:ident = $value:literal => $text:literal, )+
-        }
-    ) => {
-        u8_enum! {
-            $(#[$meta])*
-            pub enum $name: u8 {
-                $( $(#[$vmeta])* $variant = $value => $text, )+
-            }
-        }
-    };
+/// Defines an integer-coded enumeration that keeps unknown values: the variants with their
+/// numbers and names, `From` both ways, `name()`, and, when a format for unknown values is
+/// given, `Display` (the name, or that format with the number). The message types, option
+/// codes and option values of both protocols are defined with it.
+macro_rules! code_enum {
     (
         $(#[$meta:meta])*
         pub enum $name:ident: $int:ident {
             $( $(#[$vmeta:meta])* $variant:ident = $value:literal => $text:literal, )+
         }
+        $(#[$umeta:meta])*
+        Unknown => $utext:literal $(, displayed as $ufmt:literal)?;
+        $(#[$nmeta:meta])*
+        fn name;
     ) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
         #[cfg_attr(feature = "defmt", derive(defmt::Format))]
         pub enum $name {
             $( $(#[$vmeta])* $variant, )+
-            /// A value this codec does not know, kept as received.
+            $(#[$umeta])*
             Unknown($int),
         }
 
@@ -52,22 +45,64 @@ macro_rules! u8_enum {
         }
 
         impl $name {
-            /// The specification's name or description of this value.
+            $(#[$nmeta])*
             pub const fn name(&self) -> &'static str {
                 match self {
                     $( $name::$variant => $text, )+
-                    $name::Unknown(_) => "unknown",
+                    $name::Unknown(_) => $utext,
                 }
             }
+
+            /// Every value with a name, in the order of the table.
+            #[allow(dead_code)]
+            pub(crate) const NAMED: &'static [$int] = &[$( $value, )+];
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                match self {
-                    $name::Unknown(v) => write!(f, "unknown ({v})"),
-                    _ => f.write_str(self.name()),
+        $(
+            impl core::fmt::Display for $name {
+                fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+                    match self {
+                        $name::Unknown(v) => write!(f, $ufmt, v),
+                        _ => f.write_str(self.name()),
+                    }
                 }
             }
+        )?
+    };
+}
+
+/// Defines an option value enumeration (`u8` unless `: u16` follows the name) with
+/// [`code_enum!`]: unknown values are named "unknown" and shown with their number. Shared with
+/// [`crate::v6`].
+macro_rules! u8_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $value:literal => $text:literal, )+
+        }
+    ) => {
+        u8_enum! {
+            $(#[$meta])*
+            pub enum $name: u8 {
+                $( $(#[$vmeta])* $variant = $value => $text, )+
+            }
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident: $int:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $value:literal => $text:literal, )+
+        }
+    ) => {
+        $crate::value::code_enum! {
+            $(#[$meta])*
+            pub enum $name: $int {
+                $( $(#[$vmeta])* $variant = $value => $text, )+
+            }
+            /// A value this codec does not know, kept as received.
+            Unknown => "unknown", displayed as "unknown ({})";
+            /// The specification's name or description of this value.
+            fn name;
         }
     };
 }
@@ -502,4 +537,4 @@ pub struct MessageDigest<'a> {
 /// The only protocol-version defined (§12.20).
 pub const PROTOCOL_VERSION: u8 = 1;
 
-pub(crate) use {flags, u8_enum};
+pub(crate) use {code_enum, flags, u8_enum};

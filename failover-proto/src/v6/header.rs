@@ -2,10 +2,10 @@
 //! and a checked view over one framed message.
 
 use byteorder::{BigEndian, ByteOrder};
-use core::fmt;
 
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::option::Options;
+use crate::value::code_enum;
 
 /// Byte positions in a framed message, in one place: the 2-byte message-size, then the DHCPv6
 /// message (msg-type, 24-bit transaction-id) and, for the failover types 24..=35, the 4-byte
@@ -33,123 +33,51 @@ pub const MAX_FRAME_LEN: usize = 2 + u16::MAX as usize;
 /// The largest transaction-id (24 bits, §5.4).
 pub const MAX_XID: u32 = 0x00ff_ffff;
 
-/// DHCPv6 message type (§5.3, §11): the twelve failover types 24..=35, the two RFC 7653 types a
-/// failover connection also carries (STARTTLS before CONNECT, REPLY answering it), and any
-/// other value, kept.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum MessageType {
-    /// 24, BNDUPD (§5.3.1).
-    BndUpd,
-    /// 25, BNDREPLY (§5.3.2).
-    BndReply,
-    /// 26, POOLREQ (§5.3.3).
-    PoolReq,
-    /// 27, POOLRESP (§5.3.4).
-    PoolResp,
-    /// 28, UPDREQ (§5.3.5).
-    UpdReq,
-    /// 29, UPDREQALL (§5.3.6).
-    UpdReqAll,
-    /// 30, UPDDONE (§5.3.7).
-    UpdDone,
-    /// 31, CONNECT (§5.3.8).
-    Connect,
-    /// 32, CONNECTREPLY (§5.3.9).
-    ConnectReply,
-    /// 33, DISCONNECT (§5.3.10).
-    Disconnect,
-    /// 34, STATE (§5.3.11).
-    State,
-    /// 35, CONTACT (§5.3.12).
-    Contact,
-    /// 7, REPLY (RFC 3315): the answer to STARTTLS (RFC 7653 §8.2, RFC 8156 §6.1).
-    Reply,
-    /// 23, STARTTLS (RFC 7653 §6.2.2): the first message on a secure connection (§10).
-    StartTls,
+code_enum! {
+    /// DHCPv6 message type (§5.3, §11): the twelve failover types 24..=35, the two RFC 7653
+    /// types a failover connection also carries (STARTTLS before CONNECT, REPLY answering it),
+    /// and any other value, kept.
+    pub enum MessageType: u8 {
+        /// 24, BNDUPD (§5.3.1).
+        BndUpd = 24 => "BNDUPD",
+        /// 25, BNDREPLY (§5.3.2).
+        BndReply = 25 => "BNDREPLY",
+        /// 26, POOLREQ (§5.3.3).
+        PoolReq = 26 => "POOLREQ",
+        /// 27, POOLRESP (§5.3.4).
+        PoolResp = 27 => "POOLRESP",
+        /// 28, UPDREQ (§5.3.5).
+        UpdReq = 28 => "UPDREQ",
+        /// 29, UPDREQALL (§5.3.6).
+        UpdReqAll = 29 => "UPDREQALL",
+        /// 30, UPDDONE (§5.3.7).
+        UpdDone = 30 => "UPDDONE",
+        /// 31, CONNECT (§5.3.8).
+        Connect = 31 => "CONNECT",
+        /// 32, CONNECTREPLY (§5.3.9).
+        ConnectReply = 32 => "CONNECTREPLY",
+        /// 33, DISCONNECT (§5.3.10).
+        Disconnect = 33 => "DISCONNECT",
+        /// 34, STATE (§5.3.11).
+        State = 34 => "STATE",
+        /// 35, CONTACT (§5.3.12).
+        Contact = 35 => "CONTACT",
+        /// 7, REPLY (RFC 3315): the answer to STARTTLS (RFC 7653 §8.2, RFC 8156 §6.1).
+        Reply = 7 => "REPLY",
+        /// 23, STARTTLS (RFC 7653 §6.2.2): the first message on a secure connection (§10).
+        StartTls = 23 => "STARTTLS",
+    }
     /// Any other value.
-    Unknown(u8),
-}
-
-impl From<u8> for MessageType {
-    fn from(v: u8) -> Self {
-        match v {
-            24 => MessageType::BndUpd,
-            25 => MessageType::BndReply,
-            26 => MessageType::PoolReq,
-            27 => MessageType::PoolResp,
-            28 => MessageType::UpdReq,
-            29 => MessageType::UpdReqAll,
-            30 => MessageType::UpdDone,
-            31 => MessageType::Connect,
-            32 => MessageType::ConnectReply,
-            33 => MessageType::Disconnect,
-            34 => MessageType::State,
-            35 => MessageType::Contact,
-            7 => MessageType::Reply,
-            23 => MessageType::StartTls,
-            other => MessageType::Unknown(other),
-        }
-    }
-}
-
-impl From<MessageType> for u8 {
-    fn from(t: MessageType) -> u8 {
-        match t {
-            MessageType::BndUpd => 24,
-            MessageType::BndReply => 25,
-            MessageType::PoolReq => 26,
-            MessageType::PoolResp => 27,
-            MessageType::UpdReq => 28,
-            MessageType::UpdReqAll => 29,
-            MessageType::UpdDone => 30,
-            MessageType::Connect => 31,
-            MessageType::ConnectReply => 32,
-            MessageType::Disconnect => 33,
-            MessageType::State => 34,
-            MessageType::Contact => 35,
-            MessageType::Reply => 7,
-            MessageType::StartTls => 23,
-            MessageType::Unknown(other) => other,
-        }
-    }
+    Unknown => "UNKNOWN", displayed as "UNKNOWN({})";
+    /// The RFC's name (`"BNDUPD"`).
+    fn name;
 }
 
 impl MessageType {
-    /// The RFC's name (`"BNDUPD"`).
-    pub const fn name(&self) -> &'static str {
-        match self {
-            MessageType::BndUpd => "BNDUPD",
-            MessageType::BndReply => "BNDREPLY",
-            MessageType::PoolReq => "POOLREQ",
-            MessageType::PoolResp => "POOLRESP",
-            MessageType::UpdReq => "UPDREQ",
-            MessageType::UpdReqAll => "UPDREQALL",
-            MessageType::UpdDone => "UPDDONE",
-            MessageType::Connect => "CONNECT",
-            MessageType::ConnectReply => "CONNECTREPLY",
-            MessageType::Disconnect => "DISCONNECT",
-            MessageType::State => "STATE",
-            MessageType::Contact => "CONTACT",
-            MessageType::Reply => "REPLY",
-            MessageType::StartTls => "STARTTLS",
-            MessageType::Unknown(_) => "UNKNOWN",
-        }
-    }
-
     /// Whether the type is one of RFC 8156's 24..=35, whose header carries a sent-time (§5.2).
     /// Every other type is read with the plain DHCPv6 header (msg-type and transaction-id).
     pub fn is_failover(&self) -> bool {
         (24..=35).contains(&u8::from(*self))
-    }
-}
-
-impl fmt::Display for MessageType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MessageType::Unknown(t) => write!(f, "UNKNOWN({t})"),
-            _ => f.write_str(self.name()),
-        }
     }
 }
 

@@ -9,123 +9,89 @@ use core::fmt;
 
 use crate::error::{DecodeError, DecodeErrorKind};
 use crate::option::{Options, RawOption, WideCodeSet};
+use crate::value::code_enum;
 
-/// Defines the option code enumeration.
-macro_rules! option_codes {
-    ( $( $(#[$vmeta:meta])* $variant:ident = $value:literal => $text:literal, )+ ) => {
-        /// A DHCPv6 option code that RFC 8156 defines or places in a failover message. Any
-        /// other code is kept as `Unknown`.
-        #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
-        pub enum OptionCode {
-            $( $(#[$vmeta])* $variant, )+
-            /// Any other code.
-            Unknown(u16),
-        }
-
-        impl From<u16> for OptionCode {
-            fn from(value: u16) -> Self {
-                match value {
-                    $( $value => OptionCode::$variant, )+
-                    other => OptionCode::Unknown(other),
-                }
-            }
-        }
-
-        impl From<OptionCode> for u16 {
-            fn from(value: OptionCode) -> u16 {
-                match value {
-                    $( OptionCode::$variant => $value, )+
-                    OptionCode::Unknown(other) => other,
-                }
-            }
-        }
-
-        impl OptionCode {
-            /// The registry name of the option.
-            pub const fn name(&self) -> &'static str {
-                match self {
-                    $( OptionCode::$variant => $text, )+
-                    OptionCode::Unknown(_) => "unknown",
-                }
-            }
-        }
-
-        /// Every code of [`OptionCode`] but `Unknown`.
-        pub(crate) const KNOWN: WideCodeSet = WideCodeSet::of(&[$( $value, )+]);
-    };
+code_enum! {
+    /// A DHCPv6 option code that RFC 8156 defines or places in a failover message. Any
+    /// other code is kept as `Unknown`.
+    pub enum OptionCode: u16 {
+        /// 1, OPTION_CLIENTID (RFC 3315): the client's DUID in OPTION_CLIENT_DATA (§7.4).
+        ClientId = 1 => "OPTION_CLIENTID",
+        /// 3, OPTION_IA_NA (RFC 3315).
+        IaNa = 3 => "OPTION_IA_NA",
+        /// 4, OPTION_IA_TA (RFC 3315).
+        IaTa = 4 => "OPTION_IA_TA",
+        /// 5, OPTION_IAADDR (RFC 3315).
+        IaAddr = 5 => "OPTION_IAADDR",
+        /// 13, OPTION_STATUS_CODE (RFC 3315; codes 16..=22 from §5.6).
+        StatusCode = 13 => "OPTION_STATUS_CODE",
+        /// 25, OPTION_IA_PD (RFC 3633).
+        IaPd = 25 => "OPTION_IA_PD",
+        /// 26, OPTION_IAPREFIX (RFC 3633).
+        IaPrefix = 26 => "OPTION_IAPREFIX",
+        /// 39, OPTION_CLIENT_FQDN (RFC 4704).
+        ClientFqdn = 39 => "OPTION_CLIENT_FQDN",
+        /// 45, OPTION_CLIENT_DATA (RFC 5007): one client's binding (§7.4).
+        ClientData = 45 => "OPTION_CLIENT_DATA",
+        /// 46, OPTION_CLT_TIME (RFC 5007): seconds since the last client contact.
+        CltTime = 46 => "OPTION_CLT_TIME",
+        /// 47, OPTION_LQ_RELAY_DATA (RFC 5007).
+        LqRelayData = 47 => "OPTION_LQ_RELAY_DATA",
+        /// 68, OPTION_VSS (RFC 6607).
+        Vss = 68 => "OPTION_VSS",
+        /// 100, OPTION_LQ_BASE_TIME (RFC 7653): when the data was put in the option.
+        LqBaseTime = 100 => "OPTION_LQ_BASE_TIME",
+        /// 114, OPTION_F_BINDING_STATUS (§5.5.1).
+        BindingStatus = 114 => "OPTION_F_BINDING_STATUS",
+        /// 115, OPTION_F_CONNECT_FLAGS (§5.5.2).
+        ConnectFlags = 115 => "OPTION_F_CONNECT_FLAGS",
+        /// 116, OPTION_F_DNS_REMOVAL_INFO (§5.5.3).
+        DnsRemovalInfo = 116 => "OPTION_F_DNS_REMOVAL_INFO",
+        /// 117, OPTION_F_DNS_HOST_NAME (§5.5.3.1).
+        DnsHostName = 117 => "OPTION_F_DNS_HOST_NAME",
+        /// 118, OPTION_F_DNS_ZONE_NAME (§5.5.3.2).
+        DnsZoneName = 118 => "OPTION_F_DNS_ZONE_NAME",
+        /// 119, OPTION_F_DNS_FLAGS (§5.5.3.3).
+        DnsFlags = 119 => "OPTION_F_DNS_FLAGS",
+        /// 120, OPTION_F_EXPIRATION_TIME (§5.5.4).
+        ExpirationTime = 120 => "OPTION_F_EXPIRATION_TIME",
+        /// 121, OPTION_F_MAX_UNACKED_BNDUPD (§5.5.5).
+        MaxUnackedBndupd = 121 => "OPTION_F_MAX_UNACKED_BNDUPD",
+        /// 122, OPTION_F_MCLT (§5.5.6).
+        Mclt = 122 => "OPTION_F_MCLT",
+        /// 123, OPTION_F_PARTNER_LIFETIME (§5.5.7).
+        PartnerLifetime = 123 => "OPTION_F_PARTNER_LIFETIME",
+        /// 124, OPTION_F_PARTNER_LIFETIME_SENT (§5.5.8).
+        PartnerLifetimeSent = 124 => "OPTION_F_PARTNER_LIFETIME_SENT",
+        /// 125, OPTION_F_PARTNER_DOWN_TIME (§5.5.9).
+        PartnerDownTime = 125 => "OPTION_F_PARTNER_DOWN_TIME",
+        /// 126, OPTION_F_PARTNER_RAW_CLT_TIME (§5.5.10).
+        PartnerRawCltTime = 126 => "OPTION_F_PARTNER_RAW_CLT_TIME",
+        /// 127, OPTION_F_PROTOCOL_VERSION (§5.5.11).
+        ProtocolVersion = 127 => "OPTION_F_PROTOCOL_VERSION",
+        /// 128, OPTION_F_KEEPALIVE_TIME (§5.5.12).
+        KeepaliveTime = 128 => "OPTION_F_KEEPALIVE_TIME",
+        /// 129, OPTION_F_RECONFIGURE_DATA (§5.5.13).
+        ReconfigureData = 129 => "OPTION_F_RECONFIGURE_DATA",
+        /// 130, OPTION_F_RELATIONSHIP_NAME (§5.5.14).
+        RelationshipName = 130 => "OPTION_F_RELATIONSHIP_NAME",
+        /// 131, OPTION_F_SERVER_FLAGS (§5.5.15).
+        ServerFlags = 131 => "OPTION_F_SERVER_FLAGS",
+        /// 132, OPTION_F_SERVER_STATE (§5.5.16).
+        ServerState = 132 => "OPTION_F_SERVER_STATE",
+        /// 133, OPTION_F_START_TIME_OF_STATE (§5.5.17).
+        StartTimeOfState = 133 => "OPTION_F_START_TIME_OF_STATE",
+        /// 134, OPTION_F_STATE_EXPIRATION_TIME (§5.5.18).
+        StateExpirationTime = 134 => "OPTION_F_STATE_EXPIRATION_TIME",
+    }
+    /// Any other code.
+    Unknown => "unknown";
+    /// The registry name of the option.
+    fn name;
 }
 
-option_codes! {
-    /// 1, OPTION_CLIENTID (RFC 3315): the client's DUID in OPTION_CLIENT_DATA (§7.4).
-    ClientId = 1 => "OPTION_CLIENTID",
-    /// 3, OPTION_IA_NA (RFC 3315).
-    IaNa = 3 => "OPTION_IA_NA",
-    /// 4, OPTION_IA_TA (RFC 3315).
-    IaTa = 4 => "OPTION_IA_TA",
-    /// 5, OPTION_IAADDR (RFC 3315).
-    IaAddr = 5 => "OPTION_IAADDR",
-    /// 13, OPTION_STATUS_CODE (RFC 3315; codes 16..=22 from §5.6).
-    StatusCode = 13 => "OPTION_STATUS_CODE",
-    /// 25, OPTION_IA_PD (RFC 3633).
-    IaPd = 25 => "OPTION_IA_PD",
-    /// 26, OPTION_IAPREFIX (RFC 3633).
-    IaPrefix = 26 => "OPTION_IAPREFIX",
-    /// 39, OPTION_CLIENT_FQDN (RFC 4704).
-    ClientFqdn = 39 => "OPTION_CLIENT_FQDN",
-    /// 45, OPTION_CLIENT_DATA (RFC 5007): one client's binding (§7.4).
-    ClientData = 45 => "OPTION_CLIENT_DATA",
-    /// 46, OPTION_CLT_TIME (RFC 5007): seconds since the last client contact.
-    CltTime = 46 => "OPTION_CLT_TIME",
-    /// 47, OPTION_LQ_RELAY_DATA (RFC 5007).
-    LqRelayData = 47 => "OPTION_LQ_RELAY_DATA",
-    /// 68, OPTION_VSS (RFC 6607).
-    Vss = 68 => "OPTION_VSS",
-    /// 100, OPTION_LQ_BASE_TIME (RFC 7653): when the data was put in the option.
-    LqBaseTime = 100 => "OPTION_LQ_BASE_TIME",
-    /// 114, OPTION_F_BINDING_STATUS (§5.5.1).
-    BindingStatus = 114 => "OPTION_F_BINDING_STATUS",
-    /// 115, OPTION_F_CONNECT_FLAGS (§5.5.2).
-    ConnectFlags = 115 => "OPTION_F_CONNECT_FLAGS",
-    /// 116, OPTION_F_DNS_REMOVAL_INFO (§5.5.3).
-    DnsRemovalInfo = 116 => "OPTION_F_DNS_REMOVAL_INFO",
-    /// 117, OPTION_F_DNS_HOST_NAME (§5.5.3.1).
-    DnsHostName = 117 => "OPTION_F_DNS_HOST_NAME",
-    /// 118, OPTION_F_DNS_ZONE_NAME (§5.5.3.2).
-    DnsZoneName = 118 => "OPTION_F_DNS_ZONE_NAME",
-    /// 119, OPTION_F_DNS_FLAGS (§5.5.3.3).
-    DnsFlags = 119 => "OPTION_F_DNS_FLAGS",
-    /// 120, OPTION_F_EXPIRATION_TIME (§5.5.4).
-    ExpirationTime = 120 => "OPTION_F_EXPIRATION_TIME",
-    /// 121, OPTION_F_MAX_UNACKED_BNDUPD (§5.5.5).
-    MaxUnackedBndupd = 121 => "OPTION_F_MAX_UNACKED_BNDUPD",
-    /// 122, OPTION_F_MCLT (§5.5.6).
-    Mclt = 122 => "OPTION_F_MCLT",
-    /// 123, OPTION_F_PARTNER_LIFETIME (§5.5.7).
-    PartnerLifetime = 123 => "OPTION_F_PARTNER_LIFETIME",
-    /// 124, OPTION_F_PARTNER_LIFETIME_SENT (§5.5.8).
-    PartnerLifetimeSent = 124 => "OPTION_F_PARTNER_LIFETIME_SENT",
-    /// 125, OPTION_F_PARTNER_DOWN_TIME (§5.5.9).
-    PartnerDownTime = 125 => "OPTION_F_PARTNER_DOWN_TIME",
-    /// 126, OPTION_F_PARTNER_RAW_CLT_TIME (§5.5.10).
-    PartnerRawCltTime = 126 => "OPTION_F_PARTNER_RAW_CLT_TIME",
-    /// 127, OPTION_F_PROTOCOL_VERSION (§5.5.11).
-    ProtocolVersion = 127 => "OPTION_F_PROTOCOL_VERSION",
-    /// 128, OPTION_F_KEEPALIVE_TIME (§5.5.12).
-    KeepaliveTime = 128 => "OPTION_F_KEEPALIVE_TIME",
-    /// 129, OPTION_F_RECONFIGURE_DATA (§5.5.13).
-    ReconfigureData = 129 => "OPTION_F_RECONFIGURE_DATA",
-    /// 130, OPTION_F_RELATIONSHIP_NAME (§5.5.14).
-    RelationshipName = 130 => "OPTION_F_RELATIONSHIP_NAME",
-    /// 131, OPTION_F_SERVER_FLAGS (§5.5.15).
-    ServerFlags = 131 => "OPTION_F_SERVER_FLAGS",
-    /// 132, OPTION_F_SERVER_STATE (§5.5.16).
-    ServerState = 132 => "OPTION_F_SERVER_STATE",
-    /// 133, OPTION_F_START_TIME_OF_STATE (§5.5.17).
-    StartTimeOfState = 133 => "OPTION_F_START_TIME_OF_STATE",
-    /// 134, OPTION_F_STATE_EXPIRATION_TIME (§5.5.18).
-    StateExpirationTime = 134 => "OPTION_F_STATE_EXPIRATION_TIME",
-}
+/// Every code of [`OptionCode`] but `Unknown`.
+pub(crate) const KNOWN: WideCodeSet = WideCodeSet::of(OptionCode::NAMED);
 
 impl fmt::Display for OptionCode {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
