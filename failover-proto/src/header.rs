@@ -1,10 +1,11 @@
-//! The 12-byte message header (§6.1) and a checked view over a whole message.
+//! The 12-byte message header (§6.1) and a checked view over a whole message: the generic
+//! [`View`] with the draft-12 layout, [`Draft12`].
 
 use byteorder::{BigEndian, ByteOrder};
 
 use crate::error::{DecodeError, DecodeErrorKind};
-use crate::option::Options;
 use crate::value::code_enum;
+use crate::view::{Layout, View};
 
 /// Byte positions of the header fields, in one place.
 mod field {
@@ -73,36 +74,30 @@ impl MessageType {
 /// After [`Message::new_checked`] (or a successful [`Message::check_len`]) the length field is
 /// within 12..=2048, the buffer holds that many bytes and the payload offset is valid. No getter
 /// ever panics, checked or not: on a short buffer they read zeros.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Message<T: AsRef<[u8]>> {
-    buffer: T,
-}
+pub type Message<T> = View<T, Draft12>;
 
-impl<T: AsRef<[u8]>> Message<T> {
-    /// Wraps a buffer without checking it.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Message { buffer }
-    }
+/// The draft-12 header layout (§6.1) of a [`Message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Draft12;
 
-    /// Wraps a buffer and checks it with [`Message::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        let m = Self::new_unchecked(buffer);
-        m.check_len()?;
-        Ok(m)
-    }
+impl crate::view::sealed::Sealed for Draft12 {}
+
+impl Layout for Draft12 {
+    type MsgType = MessageType;
+    const MSG_TYPE: usize = field::MSG_TYPE;
 
     /// Checks the header's receive rules (§6.1, ISC): the buffer holds at least the 12-byte
     /// header and the whole message, the length is within 12..=2048, and the payload offset is
     /// 8 (read as 12, a draft-text artefact) or within `12..=length`.
-    pub fn check_len(&self) -> Result<(), DecodeError> {
-        let buf = self.buffer.as_ref();
+    fn check_len<T: AsRef<[u8]>>(m: &Message<T>) -> Result<(), DecodeError> {
+        let buf = m.buffer();
         if buf.len() < 2 {
             return Err(DecodeError::new(
                 DecodeErrorKind::Truncated { needed: 2 },
                 buf.len(),
             ));
         }
-        let len = self.length();
+        let len = m.length();
         if !(MIN_MESSAGE_LEN..=MAX_MESSAGE_LEN).contains(&usize::from(len)) {
             return Err(DecodeError::new(DecodeErrorKind::BadLength(len), 0));
         }
@@ -114,7 +109,7 @@ impl<T: AsRef<[u8]>> Message<T> {
                 buf.len(),
             ));
         }
-        let poff = self.payload_offset();
+        let poff = m.payload_offset();
         if poff != 8 && !(HEADER_LEN..=usize::from(len)).contains(&usize::from(poff)) {
             return Err(DecodeError::new(
                 DecodeErrorKind::BadPayloadOffset(poff),
@@ -124,47 +119,30 @@ impl<T: AsRef<[u8]>> Message<T> {
         Ok(())
     }
 
-    /// The inner buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
+    /// message-length: total bytes including the length field.
+    fn frame_len<T: AsRef<[u8]>>(m: &Message<T>) -> usize {
+        usize::from(m.length())
     }
 
-    fn bytes(&self, range: core::ops::Range<usize>) -> &[u8] {
-        self.buffer.as_ref().get(range).unwrap_or(&[0; 4])
+    /// The payload offset, with 8 read as 12 (§6.1 says 8, the header is 12 bytes; Wireshark
+    /// and ISC read 12).
+    fn options_start<T: AsRef<[u8]>>(m: &Message<T>) -> usize {
+        match m.payload_offset() {
+            8 => HEADER_LEN,
+            p => usize::from(p),
+        }
     }
+}
 
+impl<T: AsRef<[u8]>> Message<T> {
     /// message-length: total bytes including the length field.
     pub fn length(&self) -> u16 {
         BigEndian::read_u16(self.bytes(field::LENGTH))
     }
 
-    /// msg-type.
-    pub fn msg_type(&self) -> MessageType {
-        MessageType::from(
-            self.buffer
-                .as_ref()
-                .get(field::MSG_TYPE)
-                .copied()
-                .unwrap_or(0),
-        )
-    }
-
     /// payload-offset as on the wire.
     pub fn payload_offset(&self) -> u8 {
-        self.buffer
-            .as_ref()
-            .get(field::PAYLOAD_OFFSET)
-            .copied()
-            .unwrap_or(0)
-    }
-
-    /// Where the options start: the payload offset, with 8 read as 12 (§6.1 says 8, the header
-    /// is 12 bytes; Wireshark and ISC read 12).
-    pub fn options_start(&self) -> usize {
-        match self.payload_offset() {
-            8 => HEADER_LEN,
-            p => usize::from(p),
-        }
+        self.byte(field::PAYLOAD_OFFSET)
     }
 
     /// time: the sender's clock at transmission, seconds since 1970 (§6.1).
@@ -177,35 +155,15 @@ impl<T: AsRef<[u8]>> Message<T> {
         BigEndian::read_u32(self.bytes(field::XID))
     }
 
-    /// The whole message: the first `length()` bytes of the buffer.
-    pub fn as_bytes(&self) -> &[u8] {
-        let buf = self.buffer.as_ref();
-        buf.get(..usize::from(self.length())).unwrap_or(buf)
-    }
-
     /// Extra header bytes between the fixed header and the options (skipped by receivers).
     pub fn extra_header(&self) -> &[u8] {
         self.as_bytes()
             .get(HEADER_LEN..self.options_start())
             .unwrap_or(&[])
     }
-
-    /// The option bytes: from the payload offset to the end of the message.
-    pub fn payload(&self) -> &[u8] {
-        self.as_bytes().get(self.options_start()..).unwrap_or(&[])
-    }
-
-    /// A lazy iterator over the options; offsets are from the start of the message.
-    pub fn options(&self) -> Options<'_> {
-        Options::new(self.payload(), self.options_start())
-    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Message<T> {
-    fn bytes_mut(&mut self, range: core::ops::Range<usize>) -> Option<&mut [u8]> {
-        self.buffer.as_mut().get_mut(range)
-    }
-
     /// Sets message-length. Does nothing if the buffer is shorter than the header.
     pub fn set_length(&mut self, value: u16) {
         if let Some(b) = self.bytes_mut(field::LENGTH) {
@@ -213,16 +171,9 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Message<T> {
         }
     }
 
-    /// Sets msg-type.
-    pub fn set_msg_type(&mut self, value: MessageType) {
-        if let Some(b) = self.buffer.as_mut().get_mut(field::MSG_TYPE) {
-            *b = value.into();
-        }
-    }
-
     /// Sets payload-offset.
     pub fn set_payload_offset(&mut self, value: u8) {
-        if let Some(b) = self.buffer.as_mut().get_mut(field::PAYLOAD_OFFSET) {
+        if let Some(b) = self.byte_mut(field::PAYLOAD_OFFSET) {
             *b = value;
         }
     }

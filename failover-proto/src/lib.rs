@@ -1,7 +1,8 @@
 //! A sans-IO, allocation-free codec for the DHCPv4 failover protocol of
 //! draft-ietf-dhc-failover-12, as spoken on TCP port 647 by ISC dhcpd, Windows Server and others.
 //!
-//! * [`Message`]: a checked view over the bytes of one message (the 12-byte header of §6.1).
+//! * [`Message`]: a checked view over the bytes of one message (the 12-byte header of §6.1),
+//!   the draft-12 layout of the [`view::View`] both protocols share.
 //! * [`Repr`] and one typed struct per message type ([`Connect`], [`BndUpd`], ...): `parse`
 //!   borrows from the input, `emit` writes into a caller's buffer. Re-encoding a message parsed
 //!   from ISC dhcpd reproduces its bytes, because options are written in ISC's order.
@@ -82,6 +83,7 @@ pub mod option;
 pub mod repr;
 pub mod v6;
 pub mod value;
+pub mod view;
 
 pub use auth::{Authenticator, DigestError, MessageAuth};
 #[cfg(feature = "hmac-sha256")]

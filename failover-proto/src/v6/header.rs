@@ -4,8 +4,8 @@
 use byteorder::{BigEndian, ByteOrder};
 
 use crate::error::{DecodeError, DecodeErrorKind};
-use crate::option::Options;
 use crate::value::code_enum;
+use crate::view::{Layout, View};
 
 /// Byte positions in a framed message, in one place: the 2-byte message-size, then the DHCPv6
 /// message (msg-type, 24-bit transaction-id) and, for the failover types 24..=35, the 4-byte
@@ -86,29 +86,23 @@ impl MessageType {
 /// After [`Message::new_checked`] (or a successful [`Message::check_len`]) the buffer holds
 /// the whole message and, for a failover type, its 10-byte header. No getter ever panics,
 /// checked or not: on a short buffer they read zeros.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Message<T: AsRef<[u8]>> {
-    buffer: T,
-}
+pub type Message<T> = View<T, Rfc8156>;
 
-impl<T: AsRef<[u8]>> Message<T> {
-    /// Wraps a buffer without checking it.
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Message { buffer }
-    }
+/// The RFC 8156 header layout (§5.1, §5.2) of a [`Message`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+pub struct Rfc8156;
 
-    /// Wraps a buffer and checks it with [`Message::check_len`].
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        let m = Self::new_unchecked(buffer);
-        m.check_len()?;
-        Ok(m)
-    }
+impl crate::view::sealed::Sealed for Rfc8156 {}
+
+impl Layout for Rfc8156 {
+    type MsgType = MessageType;
+    const MSG_TYPE: usize = field::MSG_TYPE;
 
     /// Checks that the buffer holds the size field and the whole message it announces, that
     /// the size is at least 4 (a DHCPv6 header; below that the stream cannot be framed), and
     /// that a failover message (24..=35) is at least its 8-byte header (§5.2).
-    pub fn check_len(&self) -> Result<(), DecodeError> {
-        let buf = self.buffer.as_ref();
+    fn check_len<T: AsRef<[u8]>>(m: &Message<T>) -> Result<(), DecodeError> {
+        let buf = m.buffer();
         if buf.len() < field::SIZE.end {
             return Err(DecodeError::new(
                 DecodeErrorKind::Truncated {
@@ -117,18 +111,18 @@ impl<T: AsRef<[u8]>> Message<T> {
                 buf.len(),
             ));
         }
-        let size = self.size();
+        let size = m.size();
         if size < MIN_SIZE {
             return Err(DecodeError::new(DecodeErrorKind::SizeOutOfRange(size), 0));
         }
-        let len = self.frame_len();
+        let len = m.frame_len();
         if buf.len() < len {
             return Err(DecodeError::new(
                 DecodeErrorKind::Truncated { needed: len },
                 buf.len(),
             ));
         }
-        if self.msg_type().is_failover() && size < MIN_FAILOVER_SIZE {
+        if m.msg_type().is_failover() && size < MIN_FAILOVER_SIZE {
             return Err(DecodeError::new(
                 DecodeErrorKind::Truncated { needed: HEADER_LEN },
                 len,
@@ -137,15 +131,22 @@ impl<T: AsRef<[u8]>> Message<T> {
         Ok(())
     }
 
-    /// The inner buffer.
-    pub fn into_inner(self) -> T {
-        self.buffer
+    /// The size field and `size()` bytes.
+    fn frame_len<T: AsRef<[u8]>>(m: &Message<T>) -> usize {
+        m.frame_len()
     }
 
-    fn bytes(&self, range: core::ops::Range<usize>) -> &[u8] {
-        self.buffer.as_ref().get(range).unwrap_or(&[0; 4])
+    /// After the sent-time for a failover type, after the transaction-id for any other.
+    fn options_start<T: AsRef<[u8]>>(m: &Message<T>) -> usize {
+        if m.msg_type().is_failover() {
+            HEADER_LEN
+        } else {
+            PLAIN_HEADER_LEN
+        }
     }
+}
 
+impl<T: AsRef<[u8]>> Message<T> {
     /// message-size: the bytes after the size field (RFC 5460 §5.1).
     pub fn size(&self) -> u16 {
         BigEndian::read_u16(self.bytes(field::SIZE))
@@ -154,17 +155,6 @@ impl<T: AsRef<[u8]>> Message<T> {
     /// Bytes the message takes on the stream: the size field and `size()` bytes.
     pub fn frame_len(&self) -> usize {
         field::SIZE.end + usize::from(self.size())
-    }
-
-    /// msg-type.
-    pub fn msg_type(&self) -> MessageType {
-        MessageType::from(
-            self.buffer
-                .as_ref()
-                .get(field::MSG_TYPE)
-                .copied()
-                .unwrap_or(0),
-        )
     }
 
     /// transaction-id, 24 bits (§5.4).
@@ -180,50 +170,13 @@ impl<T: AsRef<[u8]>> Message<T> {
             0
         }
     }
-
-    /// Where the options start: after the sent-time for a failover type, after the
-    /// transaction-id for any other.
-    pub fn options_start(&self) -> usize {
-        if self.msg_type().is_failover() {
-            HEADER_LEN
-        } else {
-            PLAIN_HEADER_LEN
-        }
-    }
-
-    /// The whole message with its size field: the first `frame_len()` bytes of the buffer.
-    pub fn as_bytes(&self) -> &[u8] {
-        let buf = self.buffer.as_ref();
-        buf.get(..self.frame_len()).unwrap_or(buf)
-    }
-
-    /// The option bytes.
-    pub fn payload(&self) -> &[u8] {
-        self.as_bytes().get(self.options_start()..).unwrap_or(&[])
-    }
-
-    /// A lazy iterator over the top-level options; offsets are from the start of the buffer.
-    pub fn options(&self) -> Options<'_> {
-        Options::new(self.payload(), self.options_start())
-    }
 }
 
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Message<T> {
-    fn bytes_mut(&mut self, range: core::ops::Range<usize>) -> Option<&mut [u8]> {
-        self.buffer.as_mut().get_mut(range)
-    }
-
     /// Sets message-size. Does nothing if the buffer is too short.
     pub fn set_size(&mut self, value: u16) {
         if let Some(b) = self.bytes_mut(field::SIZE) {
             BigEndian::write_u16(b, value);
-        }
-    }
-
-    /// Sets msg-type.
-    pub fn set_msg_type(&mut self, value: MessageType) {
-        if let Some(b) = self.buffer.as_mut().get_mut(field::MSG_TYPE) {
-            *b = value.into();
         }
     }
 
