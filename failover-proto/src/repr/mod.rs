@@ -176,6 +176,73 @@ pub use pool::PoolResp;
 pub use state::State;
 pub use update::{BindingIter, BindingList, BndAck, BndUpd};
 
+/// Defines a protocol's `Repr`: one variant per typed message, named as its struct and its
+/// message type, then (after `..`) one for any other type, whose type `$other_type` gives.
+/// With it come `parse_message` (the dispatch from a view to the typed parsers, and
+/// `$other_arms` for the other types), `message_type()`, `From` each typed message, and
+/// `each!`, which applies an expression to whichever message a `Repr` holds. Both protocols'
+/// `Repr` are made with it; `$d` is a `$`, for the `each!` it defines.
+macro_rules! repr_enum {
+    (
+        $d:tt;
+        $(#[$meta:meta])*
+        pub enum Repr<'a> {
+            $( $(#[$vmeta:meta])* $variant:ident, )+
+            ..
+            $(#[$ometa:meta])* $other:ident($other_ty:ident) => |$o:ident| $other_type:expr,
+        }
+        fn parse_message($msg:ident) {
+            $($other_arms:tt)*
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+        pub enum Repr<'a> {
+            $( $(#[$vmeta])* $variant($variant<'a>), )+
+            $(#[$ometa])* $other($other_ty<'a>),
+        }
+
+        /// Applies `$e` to the typed message inside a `Repr`, `$oe` to any other.
+        macro_rules! each {
+            ($d self:expr, $d m:ident => $d e:expr, $d o:ident => $d oe:expr) => {
+                match $d self {
+                    $( Repr::$variant($d m) => $d e, )+
+                    Repr::$other($d o) => $d oe,
+                }
+            };
+        }
+
+        impl<'a> Repr<'a> {
+            /// Decodes the message in a view.
+            pub fn parse_message($msg: &Message<&'a [u8]>) -> Result<Self, DecodeError> {
+                $msg.check_len()?;
+                Ok(match $msg.msg_type() {
+                    $( MessageType::$variant => Repr::$variant($variant::parse($msg)?), )+
+                    $($other_arms)*
+                })
+            }
+
+            /// The message type.
+            pub fn message_type(&self) -> MessageType {
+                match self {
+                    $( Repr::$variant(_) => MessageType::$variant, )+
+                    Repr::$other($o) => $other_type,
+                }
+            }
+        }
+
+        $(
+            impl<'a> From<$variant<'a>> for Repr<'a> {
+                fn from(m: $variant<'a>) -> Self {
+                    Repr::$variant(m)
+                }
+            }
+        )+
+    };
+}
+pub(crate) use repr_enum;
+
 /// A message of an optional type (128..=255, §6.1) that this codec does not know: kept raw so
 /// it can be logged, ignored or forwarded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -191,70 +258,70 @@ pub struct OptionalMessage<'a> {
     pub options: ExtraOptions<'a>,
 }
 
-/// Any failover message, typed.
-///
-/// ```
-/// use failover_proto::{Repr, MessageType};
-/// // CONTACT, as ISC dhcpd sends it every max-response-delay / 3 seconds.
-/// let bytes = [0x00, 0x0c, 0x0b, 0x0c, 0x65, 0x53, 0xf1, 0x14, 0x00, 0x00, 0x00, 0x0a];
-/// let repr = Repr::parse(&bytes)?;
-/// assert_eq!(repr.message_type(), MessageType::Contact);
-/// assert_eq!(repr.xid(), 10);
-/// let mut out = [0u8; 12];
-/// assert_eq!(repr.emit(&mut out)?, 12);
-/// assert_eq!(out, bytes);
-/// # Ok::<(), Box<dyn core::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Repr<'a> {
-    /// POOLREQ.
-    PoolReq(PoolReq<'a>),
-    /// POOLRESP.
-    PoolResp(PoolResp<'a>),
-    /// BNDUPD.
-    BndUpd(BndUpd<'a>),
-    /// BNDACK.
-    BndAck(BndAck<'a>),
-    /// CONNECT.
-    Connect(Connect<'a>),
-    /// CONNECTACK.
-    ConnectAck(ConnectAck<'a>),
-    /// UPDREQALL.
-    UpdReqAll(UpdReqAll<'a>),
-    /// UPDDONE.
-    UpdDone(UpdDone<'a>),
-    /// UPDREQ.
-    UpdReq(UpdReq<'a>),
-    /// STATE.
-    State(State<'a>),
-    /// CONTACT.
-    Contact(Contact<'a>),
-    /// DISCONNECT.
-    Disconnect(Disconnect<'a>),
-    /// A message of an optional type (128..=255).
-    Optional(OptionalMessage<'a>),
-}
-
-/// Applies `$e` to the typed message inside a `Repr`, for the twelve draft types.
-macro_rules! each {
-    ($self:expr, $m:ident => $e:expr, $opt:ident => $o:expr) => {
-        match $self {
-            Repr::PoolReq($m) => $e,
-            Repr::PoolResp($m) => $e,
-            Repr::BndUpd($m) => $e,
-            Repr::BndAck($m) => $e,
-            Repr::Connect($m) => $e,
-            Repr::ConnectAck($m) => $e,
-            Repr::UpdReqAll($m) => $e,
-            Repr::UpdDone($m) => $e,
-            Repr::UpdReq($m) => $e,
-            Repr::State($m) => $e,
-            Repr::Contact($m) => $e,
-            Repr::Disconnect($m) => $e,
-            Repr::Optional($opt) => $o,
+repr_enum! {
+    $;
+    /// Any failover message, typed.
+    ///
+    /// ```
+    /// use failover_proto::{Repr, MessageType};
+    /// // CONTACT, as ISC dhcpd sends it every max-response-delay / 3 seconds.
+    /// let bytes = [0x00, 0x0c, 0x0b, 0x0c, 0x65, 0x53, 0xf1, 0x14, 0x00, 0x00, 0x00, 0x0a];
+    /// let repr = Repr::parse(&bytes)?;
+    /// assert_eq!(repr.message_type(), MessageType::Contact);
+    /// assert_eq!(repr.xid(), 10);
+    /// let mut out = [0u8; 12];
+    /// assert_eq!(repr.emit(&mut out)?, 12);
+    /// assert_eq!(out, bytes);
+    /// # Ok::<(), Box<dyn core::error::Error>>(())
+    /// ```
+    pub enum Repr<'a> {
+        /// POOLREQ.
+        PoolReq,
+        /// POOLRESP.
+        PoolResp,
+        /// BNDUPD.
+        BndUpd,
+        /// BNDACK.
+        BndAck,
+        /// CONNECT.
+        Connect,
+        /// CONNECTACK.
+        ConnectAck,
+        /// UPDREQALL.
+        UpdReqAll,
+        /// UPDDONE.
+        UpdDone,
+        /// UPDREQ.
+        UpdReq,
+        /// STATE.
+        State,
+        /// CONTACT.
+        Contact,
+        /// DISCONNECT.
+        Disconnect,
+        ..
+        /// A message of an optional type (128..=255).
+        Optional(OptionalMessage) => |o| MessageType::Unknown(o.msg_type),
+    }
+    fn parse_message(msg) {
+        MessageType::Unknown(t) if t >= 128 => {
+            let start = msg.options_start();
+            let bytes: &'a [u8] = msg.into_inner();
+            let payload = bytes
+                .get(start..usize::from(msg.length()))
+                .unwrap_or_default();
+            scan(payload, start, true, |_| Ok(()))?;
+            Repr::Optional(OptionalMessage {
+                msg_type: t,
+                time: msg.time(),
+                xid: msg.xid(),
+                options: ExtraOptions::from_wire(payload, start, CodeSet::EMPTY),
+            })
         }
-    };
+        MessageType::Unknown(t) => {
+            return Err(DecodeError::new(DecodeErrorKind::UnknownMessageType(t), 2));
+        }
+    }
 }
 
 impl<'a> Repr<'a> {
@@ -264,47 +331,6 @@ impl<'a> Repr<'a> {
     /// the connection on; an optional one (128..=255) becomes [`Repr::Optional`].
     pub fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         Self::parse_message(&Message::new_unchecked(bytes))
-    }
-
-    /// Decodes the message in a view.
-    pub fn parse_message(msg: &Message<&'a [u8]>) -> Result<Self, DecodeError> {
-        msg.check_len()?;
-        Ok(match msg.msg_type() {
-            MessageType::PoolReq => Repr::PoolReq(PoolReq::parse(msg)?),
-            MessageType::PoolResp => Repr::PoolResp(PoolResp::parse(msg)?),
-            MessageType::BndUpd => Repr::BndUpd(BndUpd::parse(msg)?),
-            MessageType::BndAck => Repr::BndAck(BndAck::parse(msg)?),
-            MessageType::Connect => Repr::Connect(Connect::parse(msg)?),
-            MessageType::ConnectAck => Repr::ConnectAck(ConnectAck::parse(msg)?),
-            MessageType::UpdReqAll => Repr::UpdReqAll(UpdReqAll::parse(msg)?),
-            MessageType::UpdDone => Repr::UpdDone(UpdDone::parse(msg)?),
-            MessageType::UpdReq => Repr::UpdReq(UpdReq::parse(msg)?),
-            MessageType::State => Repr::State(State::parse(msg)?),
-            MessageType::Contact => Repr::Contact(Contact::parse(msg)?),
-            MessageType::Disconnect => Repr::Disconnect(Disconnect::parse(msg)?),
-            MessageType::Unknown(t) if t >= 128 => {
-                let start = msg.options_start();
-                let bytes: &'a [u8] = msg.into_inner();
-                let payload = bytes
-                    .get(start..usize::from(msg.length()))
-                    .unwrap_or_default();
-                scan(payload, start, true, |_| Ok(()))?;
-                Repr::Optional(OptionalMessage {
-                    msg_type: t,
-                    time: msg.time(),
-                    xid: msg.xid(),
-                    options: ExtraOptions::from_wire(payload, start, CodeSet::EMPTY),
-                })
-            }
-            MessageType::Unknown(t) => {
-                return Err(DecodeError::new(DecodeErrorKind::UnknownMessageType(t), 2));
-            }
-        })
-    }
-
-    /// The message type.
-    pub fn message_type(&self) -> MessageType {
-        each!(self, m => <_ as HasType>::msg_type(m), o => MessageType::Unknown(o.msg_type))
     }
 
     /// Header xid.
@@ -347,31 +373,3 @@ fn emit_optional(o: &OptionalMessage<'_>, out: &mut [u8]) -> Result<usize, Encod
     o.options.write(&mut w)?;
     Ok(len)
 }
-
-/// The message type of a typed message.
-trait HasType {
-    fn msg_type(&self) -> MessageType;
-}
-
-impl<'a, B: Body<'a>> HasType for B {
-    fn msg_type(&self) -> MessageType {
-        B::TYPE
-    }
-}
-
-/// Conversions from each typed message into [`Repr`].
-macro_rules! into_repr {
-    ($($name:ident),+) => {
-        $(
-            impl<'a> From<$name<'a>> for Repr<'a> {
-                fn from(m: $name<'a>) -> Self {
-                    Repr::$name(m)
-                }
-            }
-        )+
-    };
-}
-into_repr!(
-    PoolReq, PoolResp, BndUpd, BndAck, Connect, ConnectAck, UpdReqAll, UpdDone, UpdReq, State,
-    Contact, Disconnect
-);

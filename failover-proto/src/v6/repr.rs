@@ -11,6 +11,7 @@
 
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
 use crate::option::{ExtraOptions, OptionWriter, WideCodeSet};
+use crate::repr::repr_enum;
 use crate::value::Text;
 
 use super::binding::{
@@ -690,73 +691,69 @@ impl OtherMessage<'_> {
     }
 }
 
-/// Any message of a failover connection, typed.
-///
-/// ```
-/// use failover_proto::v6::{MessageType, Repr};
-/// // The digest's STATE: NORMAL, flags C, started 100 s before 2024-01-01.
-/// let bytes = [
-///     0x00, 0x1a, 0x22, 0x00, 0x00, 0x02, 0x2d, 0x24, 0xbd, 0x00, 0x00, 0x84, 0x00, 0x01,
-///     0x02, 0x00, 0x83, 0x00, 0x01, 0x01, 0x00, 0x85, 0x00, 0x04, 0x2d, 0x24, 0xbc, 0x9c,
-/// ];
-/// let repr = Repr::parse(&bytes)?;
-/// assert_eq!(repr.message_type(), MessageType::State);
-/// assert_eq!(repr.xid(), 2);
-/// let mut out = [0u8; 28];
-/// assert_eq!(repr.emit(&mut out)?, 28);
-/// assert_eq!(out, bytes);
-/// # Ok::<(), Box<dyn core::error::Error>>(())
-/// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub enum Repr<'a> {
-    /// BNDUPD (24).
-    BndUpd(BndUpd<'a>),
-    /// BNDREPLY (25).
-    BndReply(BndReply<'a>),
-    /// POOLREQ (26).
-    PoolReq(PoolReq<'a>),
-    /// POOLRESP (27).
-    PoolResp(PoolResp<'a>),
-    /// UPDREQ (28).
-    UpdReq(UpdReq<'a>),
-    /// UPDREQALL (29).
-    UpdReqAll(UpdReqAll<'a>),
-    /// UPDDONE (30).
-    UpdDone(UpdDone<'a>),
-    /// CONNECT (31).
-    Connect(Connect<'a>),
-    /// CONNECTREPLY (32).
-    ConnectReply(ConnectReply<'a>),
-    /// DISCONNECT (33).
-    Disconnect(Disconnect<'a>),
-    /// STATE (34).
-    State(State<'a>),
-    /// CONTACT (35).
-    Contact(Contact<'a>),
-    /// Any other type (STARTTLS, REPLY, ...).
-    Other(OtherMessage<'a>),
-}
-
-/// Applies `$e` to the typed message inside a `Repr`, for the twelve failover types.
-macro_rules! each {
-    ($self:expr, $m:ident => $e:expr, $o:ident => $other:expr) => {
-        match $self {
-            Repr::BndUpd($m) => $e,
-            Repr::BndReply($m) => $e,
-            Repr::PoolReq($m) => $e,
-            Repr::PoolResp($m) => $e,
-            Repr::UpdReq($m) => $e,
-            Repr::UpdReqAll($m) => $e,
-            Repr::UpdDone($m) => $e,
-            Repr::Connect($m) => $e,
-            Repr::ConnectReply($m) => $e,
-            Repr::Disconnect($m) => $e,
-            Repr::State($m) => $e,
-            Repr::Contact($m) => $e,
-            Repr::Other($o) => $other,
+repr_enum! {
+    $;
+    /// Any message of a failover connection, typed.
+    ///
+    /// ```
+    /// use failover_proto::v6::{MessageType, Repr};
+    /// // The digest's STATE: NORMAL, flags C, started 100 s before 2024-01-01.
+    /// let bytes = [
+    ///     0x00, 0x1a, 0x22, 0x00, 0x00, 0x02, 0x2d, 0x24, 0xbd, 0x00, 0x00, 0x84, 0x00, 0x01,
+    ///     0x02, 0x00, 0x83, 0x00, 0x01, 0x01, 0x00, 0x85, 0x00, 0x04, 0x2d, 0x24, 0xbc, 0x9c,
+    /// ];
+    /// let repr = Repr::parse(&bytes)?;
+    /// assert_eq!(repr.message_type(), MessageType::State);
+    /// assert_eq!(repr.xid(), 2);
+    /// let mut out = [0u8; 28];
+    /// assert_eq!(repr.emit(&mut out)?, 28);
+    /// assert_eq!(out, bytes);
+    /// # Ok::<(), Box<dyn core::error::Error>>(())
+    /// ```
+    pub enum Repr<'a> {
+        /// BNDUPD (24).
+        BndUpd,
+        /// BNDREPLY (25).
+        BndReply,
+        /// POOLREQ (26).
+        PoolReq,
+        /// POOLRESP (27).
+        PoolResp,
+        /// UPDREQ (28).
+        UpdReq,
+        /// UPDREQALL (29).
+        UpdReqAll,
+        /// UPDDONE (30).
+        UpdDone,
+        /// CONNECT (31).
+        Connect,
+        /// CONNECTREPLY (32).
+        ConnectReply,
+        /// DISCONNECT (33).
+        Disconnect,
+        /// STATE (34).
+        State,
+        /// CONTACT (35).
+        Contact,
+        ..
+        /// Any other type (STARTTLS, REPLY, ...).
+        Other(OtherMessage) => |o| o.msg_type,
+    }
+    fn parse_message(msg) {
+        msg_type @ (MessageType::Reply | MessageType::StartTls | MessageType::Unknown(_)) => {
+            let payload = payload_of(msg);
+            scan_plain(payload, PLAIN_HEADER_LEN)?;
+            Repr::Other(OtherMessage {
+                msg_type,
+                xid: msg.xid(),
+                options: ExtraOptions::from_wire_wide(
+                    payload,
+                    PLAIN_HEADER_LEN,
+                    &WideCodeSet::EMPTY,
+                ),
+            })
         }
-    };
+    }
 }
 
 impl<'a> Repr<'a> {
@@ -764,43 +761,6 @@ impl<'a> Repr<'a> {
     /// message-size field and the bytes it announces).
     pub fn parse(bytes: &'a [u8]) -> Result<Self, DecodeError> {
         Self::parse_message(&Message::new_unchecked(bytes))
-    }
-
-    /// Decodes the message in a view.
-    pub fn parse_message(msg: &Message<&'a [u8]>) -> Result<Self, DecodeError> {
-        msg.check_len()?;
-        Ok(match msg.msg_type() {
-            MessageType::BndUpd => Repr::BndUpd(BndUpd::parse(msg)?),
-            MessageType::BndReply => Repr::BndReply(BndReply::parse(msg)?),
-            MessageType::PoolReq => Repr::PoolReq(PoolReq::parse(msg)?),
-            MessageType::PoolResp => Repr::PoolResp(PoolResp::parse(msg)?),
-            MessageType::UpdReq => Repr::UpdReq(UpdReq::parse(msg)?),
-            MessageType::UpdReqAll => Repr::UpdReqAll(UpdReqAll::parse(msg)?),
-            MessageType::UpdDone => Repr::UpdDone(UpdDone::parse(msg)?),
-            MessageType::Connect => Repr::Connect(Connect::parse(msg)?),
-            MessageType::ConnectReply => Repr::ConnectReply(ConnectReply::parse(msg)?),
-            MessageType::Disconnect => Repr::Disconnect(Disconnect::parse(msg)?),
-            MessageType::State => Repr::State(State::parse(msg)?),
-            MessageType::Contact => Repr::Contact(Contact::parse(msg)?),
-            msg_type @ (MessageType::Reply | MessageType::StartTls | MessageType::Unknown(_)) => {
-                let payload = payload_of(msg);
-                scan_plain(payload, PLAIN_HEADER_LEN)?;
-                Repr::Other(OtherMessage {
-                    msg_type,
-                    xid: msg.xid(),
-                    options: ExtraOptions::from_wire_wide(
-                        payload,
-                        PLAIN_HEADER_LEN,
-                        &WideCodeSet::EMPTY,
-                    ),
-                })
-            }
-        })
-    }
-
-    /// The message type.
-    pub fn message_type(&self) -> MessageType {
-        each!(self, m => <_ as HasType>::msg_type(m), o => o.msg_type)
     }
 
     /// transaction-id.
@@ -823,41 +783,3 @@ impl<'a> Repr<'a> {
         each!(self, m => m.emit(out), o => o.emit(out))
     }
 }
-
-/// The message type of a typed message.
-trait HasType {
-    fn msg_type(&self) -> MessageType;
-}
-
-impl<'a, B: Body<'a>> HasType for B {
-    fn msg_type(&self) -> MessageType {
-        B::TYPE
-    }
-}
-
-/// Conversions from each typed message into [`Repr`].
-macro_rules! into_repr {
-    ($($name:ident),+) => {
-        $(
-            impl<'a> From<$name<'a>> for Repr<'a> {
-                fn from(m: $name<'a>) -> Self {
-                    Repr::$name(m)
-                }
-            }
-        )+
-    };
-}
-into_repr!(
-    BndUpd,
-    BndReply,
-    PoolReq,
-    PoolResp,
-    UpdReq,
-    UpdReqAll,
-    UpdDone,
-    Connect,
-    ConnectReply,
-    Disconnect,
-    State,
-    Contact
-);
