@@ -233,135 +233,119 @@ fn parse_batched<'a, T: Transaction<'a>>(
     ))
 }
 
-/// BNDUPD (§7.1): one or more binding updates. ISC dhcpd sends and accepts exactly one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct BndUpd<'a> {
-    /// Header time.
-    pub time: u32,
-    /// Header xid; the BNDACK echoes it.
-    pub xid: u32,
-    /// The binding transactions.
-    pub bindings: BindingList<'a, Binding<'a>>,
-    /// Message-level options not modelled here (before the first binding).
-    pub extra: ExtraOptions<'a>,
-    /// message-digest.
-    pub digest: Option<MessageDigest<'a>>,
-}
-
-impl<'a> BndUpd<'a> {
-    /// A BNDUPD carrying one binding, as ISC dhcpd sends them.
-    pub const fn single(time: u32, xid: u32, binding: &'a Binding<'a>) -> Self {
-        BndUpd {
-            time,
-            xid,
-            bindings: BindingList::single(binding),
-            extra: ExtraOptions::EMPTY,
-            digest: None,
-        }
-    }
-}
-
 /// Codes that only belong inside a binding transaction of a BNDUPD.
 const BNDUPD_BINDING_CODES: CodeSet = CodeSet::of(&[3, 4, 5, 6, 7, 8, 9, 12, 13, 18, 25]);
 /// Codes that only belong inside a binding transaction of a BNDACK.
 const BNDACK_BINDING_CODES: CodeSet = CodeSet::of(&[3, 4, 5, 6, 7, 8, 9, 12, 13, 16, 18, 21, 25]);
 
-impl<'a> Body<'a> for BndUpd<'a> {
-    const TYPE: MessageType = MessageType::BndUpd;
-
-    fn header(&self) -> (u32, u32) {
-        (self.time, self.xid)
-    }
-
-    fn parse_payload(
-        time: u32,
-        xid: u32,
-        payload: &'a [u8],
-        base: usize,
-    ) -> Result<Self, DecodeError> {
-        let (extra, bindings, digest) = parse_batched(payload, base, BNDUPD_BINDING_CODES)?;
-        Ok(BndUpd {
-            time,
-            xid,
-            bindings,
-            extra,
-            digest,
-        })
-    }
-
-    fn payload_len(&self) -> usize {
-        self.extra.wire_len() + self.bindings.wire_len() + digest_len(&self.digest)
-    }
-
-    fn emit_payload(&self, w: &mut OptionWriter<'_>) -> Result<(), EncodeError> {
-        self.extra.write(w)?;
-        self.bindings.write(w)?;
-        put_digest(w, &self.digest)
-    }
-}
-message_api!(BndUpd);
-
-/// BNDACK (§7.2): the answer to a BNDUPD, with its xid; one transaction per binding.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct BndAck<'a> {
-    /// Header time.
-    pub time: u32,
-    /// Header xid (the BNDUPD's).
-    pub xid: u32,
-    /// One acknowledgement per binding of the BNDUPD.
-    pub acks: BindingList<'a, BindingAck<'a>>,
-    /// Message-level options not modelled here.
-    pub extra: ExtraOptions<'a>,
-    /// message-digest.
-    pub digest: Option<MessageDigest<'a>>,
-}
-
-impl<'a> BndAck<'a> {
-    /// A BNDACK answering one binding.
-    pub const fn single(time: u32, xid: u32, ack: &'a BindingAck<'a>) -> Self {
-        BndAck {
-            time,
-            xid,
-            acks: BindingList::single(ack),
-            extra: ExtraOptions::EMPTY,
-            digest: None,
+/// Defines a batched message (BNDUPD, BNDACK): message-level options, then transactions of
+/// type `$txn` in the field `$list`, then the digest. `$codes` are the codes that only belong
+/// inside a transaction.
+macro_rules! batched_message {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident<'a> {
+            $(#[$xid_meta:meta])* xid,
+            $(#[$list_meta:meta])* $list:ident: $txn:ident,
+            $(#[$extra_meta:meta])* extra,
         }
-    }
+        $(#[$single_meta:meta])*
+        fn single($one:ident);
+        codes: $codes:expr;
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+        pub struct $name<'a> {
+            /// Header time.
+            pub time: u32,
+            $(#[$xid_meta])*
+            pub xid: u32,
+            $(#[$list_meta])*
+            pub $list: BindingList<'a, $txn<'a>>,
+            $(#[$extra_meta])*
+            pub extra: ExtraOptions<'a>,
+            /// message-digest.
+            pub digest: Option<MessageDigest<'a>>,
+        }
+
+        impl<'a> $name<'a> {
+            $(#[$single_meta])*
+            pub const fn single(time: u32, xid: u32, $one: &'a $txn<'a>) -> Self {
+                $name {
+                    time,
+                    xid,
+                    $list: BindingList::single($one),
+                    extra: ExtraOptions::EMPTY,
+                    digest: None,
+                }
+            }
+        }
+
+        impl<'a> Body<'a> for $name<'a> {
+            const TYPE: MessageType = MessageType::$name;
+
+            fn header(&self) -> (u32, u32) {
+                (self.time, self.xid)
+            }
+
+            fn parse_payload(
+                time: u32,
+                xid: u32,
+                payload: &'a [u8],
+                base: usize,
+            ) -> Result<Self, DecodeError> {
+                let (extra, $list, digest) = parse_batched(payload, base, $codes)?;
+                Ok($name {
+                    time,
+                    xid,
+                    $list,
+                    extra,
+                    digest,
+                })
+            }
+
+            fn payload_len(&self) -> usize {
+                self.extra.wire_len() + self.$list.wire_len() + digest_len(&self.digest)
+            }
+
+            fn emit_payload(&self, w: &mut OptionWriter<'_>) -> Result<(), EncodeError> {
+                self.extra.write(w)?;
+                self.$list.write(w)?;
+                put_digest(w, &self.digest)
+            }
+        }
+
+        message_api!($name);
+    };
 }
 
-impl<'a> Body<'a> for BndAck<'a> {
-    const TYPE: MessageType = MessageType::BndAck;
-
-    fn header(&self) -> (u32, u32) {
-        (self.time, self.xid)
+batched_message! {
+    /// BNDUPD (§7.1): one or more binding updates. ISC dhcpd sends and accepts exactly one.
+    pub struct BndUpd<'a> {
+        /// Header xid; the BNDACK echoes it.
+        xid,
+        /// The binding transactions.
+        bindings: Binding,
+        /// Message-level options not modelled here (before the first binding).
+        extra,
     }
-
-    fn parse_payload(
-        time: u32,
-        xid: u32,
-        payload: &'a [u8],
-        base: usize,
-    ) -> Result<Self, DecodeError> {
-        let (extra, acks, digest) = parse_batched(payload, base, BNDACK_BINDING_CODES)?;
-        Ok(BndAck {
-            time,
-            xid,
-            acks,
-            extra,
-            digest,
-        })
-    }
-
-    fn payload_len(&self) -> usize {
-        self.extra.wire_len() + self.acks.wire_len() + digest_len(&self.digest)
-    }
-
-    fn emit_payload(&self, w: &mut OptionWriter<'_>) -> Result<(), EncodeError> {
-        self.extra.write(w)?;
-        self.acks.write(w)?;
-        put_digest(w, &self.digest)
-    }
+    /// A BNDUPD carrying one binding, as ISC dhcpd sends them.
+    fn single(binding);
+    codes: BNDUPD_BINDING_CODES;
 }
-message_api!(BndAck);
+
+batched_message! {
+    /// BNDACK (§7.2): the answer to a BNDUPD, with its xid; one transaction per binding.
+    pub struct BndAck<'a> {
+        /// Header xid (the BNDUPD's).
+        xid,
+        /// One acknowledgement per binding of the BNDUPD.
+        acks: BindingAck,
+        /// Message-level options not modelled here.
+        extra,
+    }
+    /// A BNDACK answering one binding.
+    fn single(ack);
+    codes: BNDACK_BINDING_CODES;
+}

@@ -567,102 +567,91 @@ fn parse_binding<'a>(
     ))
 }
 
-/// BNDUPD (§5.3.1, §7.4): one binding: a client's OPTION_CLIENT_DATA, or one delegable prefix
-/// as a top-level OPTION_IAPREFIX.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct BndUpd<'a> {
-    /// transaction-id; the BNDREPLY echoes it.
-    pub xid: u32,
-    /// sent-time.
-    pub sent_time: u32,
-    /// The binding.
-    pub binding: Binding<'a>,
-    /// Other top-level options.
-    pub extra: ExtraOptions<'a>,
+/// Defines a message that carries one binding (BNDUPD, BNDREPLY); `update` says whether the
+/// binding is read with an update's rules (see [`Binding`]).
+macro_rules! binding_message {
+    (
+        $(#[$meta:meta])*
+        pub struct $name:ident<'a> {
+            $(#[$xid_meta:meta])* xid,
+            $(#[$binding_meta:meta])* binding,
+        }
+        update: $update:expr;
+    ) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        #[cfg_attr(feature = "defmt", derive(defmt::Format))]
+        pub struct $name<'a> {
+            $(#[$xid_meta])*
+            pub xid: u32,
+            /// sent-time.
+            pub sent_time: u32,
+            $(#[$binding_meta])*
+            pub binding: Binding<'a>,
+            /// Other top-level options.
+            pub extra: ExtraOptions<'a>,
+        }
+
+        impl<'a> Body<'a> for $name<'a> {
+            const TYPE: MessageType = MessageType::$name;
+
+            fn header(&self) -> (u32, u32) {
+                (self.xid, self.sent_time)
+            }
+
+            fn parse_payload(
+                xid: u32,
+                sent_time: u32,
+                payload: &'a [u8],
+                base: usize,
+            ) -> Result<Self, DecodeError> {
+                let (binding, extra) = parse_binding(payload, base, $update)?;
+                Ok($name {
+                    xid,
+                    sent_time,
+                    binding,
+                    extra,
+                })
+            }
+
+            fn payload_len(&self) -> usize {
+                self.binding.wire_len() + self.extra.wire_len()
+            }
+
+            fn emit_payload(&self, w: &mut OptionWriter<'_>) -> Result<(), EncodeError> {
+                self.binding.write(w)?;
+                self.extra.write(w)
+            }
+        }
+
+        message_api!($name);
+    };
 }
 
-impl<'a> Body<'a> for BndUpd<'a> {
-    const TYPE: MessageType = MessageType::BndUpd;
-
-    fn header(&self) -> (u32, u32) {
-        (self.xid, self.sent_time)
+binding_message! {
+    /// BNDUPD (§5.3.1, §7.4): one binding: a client's OPTION_CLIENT_DATA, or one delegable
+    /// prefix as a top-level OPTION_IAPREFIX.
+    pub struct BndUpd<'a> {
+        /// transaction-id; the BNDREPLY echoes it.
+        xid,
+        /// The binding.
+        binding,
     }
-
-    fn parse_payload(
-        xid: u32,
-        sent_time: u32,
-        payload: &'a [u8],
-        base: usize,
-    ) -> Result<Self, DecodeError> {
-        let (binding, extra) = parse_binding(payload, base, true)?;
-        Ok(BndUpd {
-            xid,
-            sent_time,
-            binding,
-            extra,
-        })
-    }
-
-    fn payload_len(&self) -> usize {
-        self.binding.wire_len() + self.extra.wire_len()
-    }
-
-    fn emit_payload(&self, w: &mut OptionWriter<'_>) -> Result<(), EncodeError> {
-        self.binding.write(w)?;
-        self.extra.write(w)
-    }
-}
-message_api!(BndUpd);
-
-/// BNDREPLY (§5.3.2, §7.6): the answer to one BNDUPD, with its transaction-id: the
-/// OPTION_CLIENT_DATA or OPTION_IAPREFIX, with an OPTION_STATUS_CODE at the level a
-/// rejection concerns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[cfg_attr(feature = "defmt", derive(defmt::Format))]
-pub struct BndReply<'a> {
-    /// transaction-id (the BNDUPD's).
-    pub xid: u32,
-    /// sent-time.
-    pub sent_time: u32,
-    /// The acknowledged binding.
-    pub binding: Binding<'a>,
-    /// Other top-level options.
-    pub extra: ExtraOptions<'a>,
+    update: true;
 }
 
-impl<'a> Body<'a> for BndReply<'a> {
-    const TYPE: MessageType = MessageType::BndReply;
-
-    fn header(&self) -> (u32, u32) {
-        (self.xid, self.sent_time)
+binding_message! {
+    /// BNDREPLY (§5.3.2, §7.6): the answer to one BNDUPD, with its transaction-id: the
+    /// OPTION_CLIENT_DATA or OPTION_IAPREFIX, with an OPTION_STATUS_CODE at the level a
+    /// rejection concerns.
+    pub struct BndReply<'a> {
+        /// transaction-id (the BNDUPD's).
+        xid,
+        /// The acknowledged binding.
+        binding,
     }
-
-    fn parse_payload(
-        xid: u32,
-        sent_time: u32,
-        payload: &'a [u8],
-        base: usize,
-    ) -> Result<Self, DecodeError> {
-        let (binding, extra) = parse_binding(payload, base, false)?;
-        Ok(BndReply {
-            xid,
-            sent_time,
-            binding,
-            extra,
-        })
-    }
-
-    fn payload_len(&self) -> usize {
-        self.binding.wire_len() + self.extra.wire_len()
-    }
-
-    fn emit_payload(&self, w: &mut OptionWriter<'_>) -> Result<(), EncodeError> {
-        self.binding.write(w)?;
-        self.extra.write(w)
-    }
+    update: false;
 }
-message_api!(BndReply);
 
 /// A DHCPv6 message of a type outside 24..=35 on the failover connection (STARTTLS, its
 /// REPLY, or anything else), read with the plain DHCPv6 header: no sent-time.
