@@ -2,14 +2,13 @@
 
 use super::{Body, digest_len, digest_of, put_digest};
 use crate::error::{DecodeError, EncodeError};
-use crate::header::MessageType;
 use crate::option::{CodeSet, ExtraOptions, OptionWriter, scan};
 use crate::value::MessageDigest;
 
 /// Defines a message type without options of its own (POOLREQ, UPDREQALL, UPDDONE, UPDREQ,
 /// CONTACT).
 macro_rules! bare_message {
-    ($(#[$meta:meta])* $name:ident, $ty:expr) => {
+    ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
         #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -25,12 +24,6 @@ macro_rules! bare_message {
         }
 
         impl<'a> Body<'a> for $name<'a> {
-            const TYPE: MessageType = $ty;
-
-            fn header(&self) -> (u32, u32) {
-                (self.time, self.xid)
-            }
-
             fn parse_payload(
                 time: u32,
                 xid: u32,
@@ -68,27 +61,22 @@ macro_rules! bare_message {
 
 bare_message!(
     /// POOLREQ (§7.6): asks the partner to balance the address pools.
-    PoolReq,
-    MessageType::PoolReq
+    PoolReq
 );
 bare_message!(
     /// UPDREQALL (§7.4): asks the partner for every binding it has.
-    UpdReqAll,
-    MessageType::UpdReqAll
+    UpdReqAll
 );
 bare_message!(
     /// UPDDONE (§7.5): every binding asked for by UPDREQ/UPDREQALL was sent and acked; xid of
     /// the request.
-    UpdDone,
-    MessageType::UpdDone
+    UpdDone
 );
 bare_message!(
     /// UPDREQ (§7.3): asks the partner for the bindings it has not had acknowledged.
-    UpdReq,
-    MessageType::UpdReq
+    UpdReq
 );
 bare_message!(
     /// CONTACT (§7.11): keep-alive.
-    Contact,
-    MessageType::Contact
+    Contact
 );

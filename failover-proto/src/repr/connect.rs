@@ -5,7 +5,6 @@ use super::{
     require,
 };
 use crate::error::{DecodeError, EncodeError};
-use crate::header::MessageType;
 use crate::option::{CodeSet, ExtraOptions, OptionCode, OptionWriter, scan};
 use crate::value::{Hba, MessageDigest, RejectReason, Text, TlsReply, TlsRequest};
 
@@ -49,12 +48,6 @@ pub struct Connect<'a> {
 }
 
 impl<'a> Body<'a> for Connect<'a> {
-    const TYPE: MessageType = MessageType::Connect;
-
-    fn header(&self) -> (u32, u32) {
-        (self.time, self.xid)
-    }
-
     fn parse_payload(
         time: u32,
         xid: u32,
@@ -181,12 +174,6 @@ pub struct ConnectAck<'a> {
 }
 
 impl<'a> Body<'a> for ConnectAck<'a> {
-    const TYPE: MessageType = MessageType::ConnectAck;
-
-    fn header(&self) -> (u32, u32) {
-        (self.time, self.xid)
-    }
-
     fn parse_payload(
         time: u32,
         xid: u32,

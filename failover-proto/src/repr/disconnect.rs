@@ -2,7 +2,6 @@
 
 use super::{Body, byte, digest_len, digest_of, opt_len, put_digest, put_opt, require};
 use crate::error::{DecodeError, EncodeError};
-use crate::header::MessageType;
 use crate::option::{CodeSet, ExtraOptions, OptionCode, OptionWriter, scan};
 use crate::value::{MessageDigest, RejectReason, Text};
 
@@ -25,12 +24,6 @@ pub struct Disconnect<'a> {
 }
 
 impl<'a> Body<'a> for Disconnect<'a> {
-    const TYPE: MessageType = MessageType::Disconnect;
-
-    fn header(&self) -> (u32, u32) {
-        (self.time, self.xid)
-    }
-
     fn parse_payload(
         time: u32,
         xid: u32,

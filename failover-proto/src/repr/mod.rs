@@ -17,10 +17,15 @@ use crate::header::{HEADER_LEN, MAX_MESSAGE_LEN, Message, MessageType};
 use crate::option::{CodeSet, ExtraOptions, OptionCode, OptionWriter, RawOption, scan};
 use crate::value::{DigestType, MessageDigest};
 
-/// The body of one message type: how its options are read and written.
-trait Body<'a>: Sized {
+/// What the header of a typed message says besides its length: its type (the variant named
+/// as the struct) and the (time, xid) fields. `message_api!` implements it.
+trait Head {
     const TYPE: MessageType;
     fn header(&self) -> (u32, u32);
+}
+
+/// The body of one message type: how its options are read and written.
+trait Body<'a>: Head + Sized {
     fn parse_payload(
         time: u32,
         xid: u32,
@@ -75,6 +80,14 @@ fn emit_message<'a, B: Body<'a>>(body: &B, out: &mut [u8]) -> Result<usize, Enco
 /// Gives a body type the public `parse`, `from_bytes`, `buffer_len` and `emit`.
 macro_rules! message_api {
     ($name:ident) => {
+        impl $crate::repr::Head for $name<'_> {
+            const TYPE: $crate::header::MessageType = $crate::header::MessageType::$name;
+
+            fn header(&self) -> (u32, u32) {
+                (self.time, self.xid)
+            }
+        }
+
         impl<'a> $name<'a> {
             /// Decodes the message in `msg` (checked here), which must be of this type.
             pub fn parse(

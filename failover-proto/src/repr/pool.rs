@@ -2,7 +2,6 @@
 
 use super::{Body, be32, digest_len, digest_of, put_digest, require};
 use crate::error::{DecodeError, EncodeError};
-use crate::header::MessageType;
 use crate::option::{CodeSet, ExtraOptions, OptionCode, OptionWriter, scan};
 use crate::value::MessageDigest;
 
@@ -23,12 +22,6 @@ pub struct PoolResp<'a> {
 }
 
 impl<'a> Body<'a> for PoolResp<'a> {
-    const TYPE: MessageType = MessageType::PoolResp;
-
-    fn header(&self) -> (u32, u32) {
-        (self.time, self.xid)
-    }
-
     fn parse_payload(
         time: u32,
         xid: u32,

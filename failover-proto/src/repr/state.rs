@@ -2,7 +2,6 @@
 
 use super::{Body, be32, byte, digest_len, digest_of, put_digest, require};
 use crate::error::{DecodeError, EncodeError};
-use crate::header::MessageType;
 use crate::option::{CodeSet, ExtraOptions, OptionCode, OptionWriter, scan};
 use crate::value::{MessageDigest, ServerFlags, ServerState};
 
@@ -27,12 +26,6 @@ pub struct State<'a> {
 }
 
 impl<'a> Body<'a> for State<'a> {
-    const TYPE: MessageType = MessageType::State;
-
-    fn header(&self) -> (u32, u32) {
-        (self.time, self.xid)
-    }
-
     fn parse_payload(
         time: u32,
         xid: u32,

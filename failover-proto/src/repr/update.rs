@@ -5,7 +5,6 @@ use core::fmt;
 
 use super::{Body, digest_len, digest_of, missing, put_digest};
 use crate::error::{DecodeError, DecodeErrorKind, EncodeError};
-use crate::header::MessageType;
 use crate::option::{CodeSet, ExtraOptions, OptionCode, OptionWriter, Options, scan};
 use crate::value::MessageDigest;
 
@@ -283,12 +282,6 @@ macro_rules! batched_message {
         }
 
         impl<'a> Body<'a> for $name<'a> {
-            const TYPE: MessageType = MessageType::$name;
-
-            fn header(&self) -> (u32, u32) {
-                (self.time, self.xid)
-            }
-
             fn parse_payload(
                 time: u32,
                 xid: u32,

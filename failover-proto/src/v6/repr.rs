@@ -21,10 +21,15 @@ use super::header::{HEADER_LEN, MAX_FRAME_LEN, MAX_XID, Message, MessageType, PL
 use super::option::{Level, scan, scan_plain};
 use super::value::{ConnectFlags, ProtocolVersion, ServerFlags, ServerState, StatusCode};
 
-/// The body of one message type: how its options are read and written.
-trait Body<'a>: Sized {
+/// What the header of a typed message says besides its length: its type (the variant named
+/// as the struct) and the (xid, sent_time) fields. `message_api!` implements it.
+trait Head {
     const TYPE: MessageType;
     fn header(&self) -> (u32, u32);
+}
+
+/// The body of one message type: how its options are read and written.
+trait Body<'a>: Head + Sized {
     fn parse_payload(
         xid: u32,
         sent_time: u32,
@@ -105,6 +110,14 @@ fn emit_message<'a, B: Body<'a>>(body: &B, out: &mut [u8]) -> Result<usize, Enco
 /// Gives a body type the public `parse`, `from_bytes`, `buffer_len` and `emit`.
 macro_rules! message_api {
     ($name:ident) => {
+        impl $crate::v6::repr::Head for $name<'_> {
+            const TYPE: MessageType = MessageType::$name;
+
+            fn header(&self) -> (u32, u32) {
+                (self.xid, self.sent_time)
+            }
+        }
+
         impl<'a> $name<'a> {
             /// Decodes the message in `msg` (checked here), which must be of this type.
             pub fn parse(msg: &Message<&'a [u8]>) -> Result<Self, DecodeError> {
@@ -152,7 +165,7 @@ fn put_version(w: &mut OptionWriter<'_>, v: ProtocolVersion) -> Result<(), Encod
 /// Defines a message type without options of its own (POOLREQ, POOLRESP, UPDREQ, UPDREQALL,
 /// UPDDONE, CONTACT: the RFC defines none for them).
 macro_rules! bare_message {
-    ($(#[$meta:meta])* $name:ident, $ty:expr) => {
+    ($(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
         #[cfg_attr(feature = "defmt", derive(defmt::Format))]
@@ -166,12 +179,6 @@ macro_rules! bare_message {
         }
 
         impl<'a> Body<'a> for $name<'a> {
-            const TYPE: MessageType = $ty;
-
-            fn header(&self) -> (u32, u32) {
-                (self.xid, self.sent_time)
-            }
-
             fn parse_payload(
                 xid: u32,
                 sent_time: u32,
@@ -201,34 +208,28 @@ macro_rules! bare_message {
 
 bare_message!(
     /// POOLREQ (§5.3.3): the secondary asks the primary to balance the delegable prefixes.
-    PoolReq,
-    MessageType::PoolReq
+    PoolReq
 );
 bare_message!(
     /// POOLRESP (§5.3.4): the primary got the POOLREQ (transaction-id of the POOLREQ).
-    PoolResp,
-    MessageType::PoolResp
+    PoolResp
 );
 bare_message!(
     /// UPDREQ (§5.3.5): send me the binding changes I have not acknowledged.
-    UpdReq,
-    MessageType::UpdReq
+    UpdReq
 );
 bare_message!(
     /// UPDREQALL (§5.3.6): send me every binding.
-    UpdReqAll,
-    MessageType::UpdReqAll
+    UpdReqAll
 );
 bare_message!(
     /// UPDDONE (§5.3.7): every BNDUPD asked for was sent and answered (transaction-id of the
     /// UPDREQ/UPDREQALL).
-    UpdDone,
-    MessageType::UpdDone
+    UpdDone
 );
 bare_message!(
     /// CONTACT (§5.3.12): keep-alive.
-    Contact,
-    MessageType::Contact
+    Contact
 );
 
 /// CONNECT (§5.3.8, §6.1.1): the primary opens the session and states its configuration.
@@ -264,12 +265,6 @@ impl Connect<'_> {
 }
 
 impl<'a> Body<'a> for Connect<'a> {
-    const TYPE: MessageType = MessageType::Connect;
-
-    fn header(&self) -> (u32, u32) {
-        (self.xid, self.sent_time)
-    }
-
     fn parse_payload(
         xid: u32,
         sent_time: u32,
@@ -357,12 +352,6 @@ impl ConnectReply<'_> {
 }
 
 impl<'a> Body<'a> for ConnectReply<'a> {
-    const TYPE: MessageType = MessageType::ConnectReply;
-
-    fn header(&self) -> (u32, u32) {
-        (self.xid, self.sent_time)
-    }
-
     fn parse_payload(
         xid: u32,
         sent_time: u32,
@@ -439,12 +428,6 @@ pub struct Disconnect<'a> {
 }
 
 impl<'a> Body<'a> for Disconnect<'a> {
-    const TYPE: MessageType = MessageType::Disconnect;
-
-    fn header(&self) -> (u32, u32) {
-        (self.xid, self.sent_time)
-    }
-
     fn parse_payload(
         xid: u32,
         sent_time: u32,
@@ -501,12 +484,6 @@ pub struct State<'a> {
 }
 
 impl<'a> Body<'a> for State<'a> {
-    const TYPE: MessageType = MessageType::State;
-
-    fn header(&self) -> (u32, u32) {
-        (self.xid, self.sent_time)
-    }
-
     fn parse_payload(
         xid: u32,
         sent_time: u32,
@@ -593,12 +570,6 @@ macro_rules! binding_message {
         }
 
         impl<'a> Body<'a> for $name<'a> {
-            const TYPE: MessageType = MessageType::$name;
-
-            fn header(&self) -> (u32, u32) {
-                (self.xid, self.sent_time)
-            }
-
             fn parse_payload(
                 xid: u32,
                 sent_time: u32,
