@@ -56,8 +56,15 @@ fn parse_message<'a, B: Body<'a>>(msg: &Message<&'a [u8]>) -> Result<B, DecodeEr
     B::parse_payload(msg.time(), msg.xid(), payload, start)
 }
 
-fn emit_message<'a, B: Body<'a>>(body: &B, out: &mut [u8]) -> Result<usize, EncodeError> {
-    let len = HEADER_LEN + body.payload_len();
+/// Writes the header of a message of `len` bytes (type `msg_type`, payload offset 12) and
+/// hands the rest of `out` to `body`.
+fn emit_with(
+    out: &mut [u8],
+    msg_type: MessageType,
+    (time, xid): (u32, u32),
+    len: usize,
+    body: impl FnOnce(&mut OptionWriter<'_>) -> Result<(), EncodeError>,
+) -> Result<usize, EncodeError> {
     if len > MAX_MESSAGE_LEN {
         return Err(EncodeError::MessageTooLong { len });
     }
@@ -65,16 +72,20 @@ fn emit_message<'a, B: Body<'a>>(body: &B, out: &mut [u8]) -> Result<usize, Enco
         .get_mut(..len)
         .and_then(|o| o.split_first_chunk_mut::<HEADER_LEN>())
         .ok_or(EncodeError::BufferTooSmall { required: len })?;
-    let (time, xid) = body.header();
     let mut m = Message::new_unchecked(&mut header[..]);
     m.set_length(len as u16);
-    m.set_msg_type(B::TYPE);
+    m.set_msg_type(msg_type);
     m.set_payload_offset(HEADER_LEN as u8);
     m.set_time(time);
     m.set_xid(xid);
     let mut w = OptionWriter::new(rest);
-    body.emit_payload(&mut w)?;
+    body(&mut w)?;
     Ok(HEADER_LEN + w.position())
+}
+
+fn emit_message<'a, B: Body<'a>>(body: &B, out: &mut [u8]) -> Result<usize, EncodeError> {
+    let len = HEADER_LEN + body.payload_len();
+    emit_with(out, B::TYPE, body.header(), len, |w| body.emit_payload(w))
 }
 
 /// Gives a body type the public `parse`, `from_bytes`, `buffer_len` and `emit`.
@@ -369,20 +380,11 @@ impl<'a> Repr<'a> {
 
 fn emit_optional(o: &OptionalMessage<'_>, out: &mut [u8]) -> Result<usize, EncodeError> {
     let len = HEADER_LEN + o.options.wire_len();
-    if len > MAX_MESSAGE_LEN {
-        return Err(EncodeError::MessageTooLong { len });
-    }
-    let (header, rest) = out
-        .get_mut(..len)
-        .and_then(|o| o.split_first_chunk_mut::<HEADER_LEN>())
-        .ok_or(EncodeError::BufferTooSmall { required: len })?;
-    let mut m = Message::new_unchecked(&mut header[..]);
-    m.set_length(len as u16);
-    m.set_msg_type(MessageType::Unknown(o.msg_type));
-    m.set_payload_offset(HEADER_LEN as u8);
-    m.set_time(o.time);
-    m.set_xid(o.xid);
-    let mut w = OptionWriter::new(rest);
-    o.options.write(&mut w)?;
-    Ok(len)
+    emit_with(
+        out,
+        MessageType::Unknown(o.msg_type),
+        (o.time, o.xid),
+        len,
+        |w| o.options.write(w),
+    )
 }
