@@ -616,11 +616,12 @@ fn the_primary_killed_while_clients_renew_and_restarted_from_its_store() {
         s.contains("status: NORMAL")
     });
     // Both lease databases hold the clients' leases, nothing more, nothing unacknowledged —
-    // while the clients go on renewing, as clients do: a lease the restarted primary expired
-    // from its stale copy comes back with the client's next renewal if the partner's backlog
-    // did not bring it (with these 20-s leases, ISC's 65-s expiry fudge may let the secondary
-    // accept such an EXPIRED; see issue 11's notes). The leases are shorter than the wait:
-    // without renewals they would run out during it.
+    // while the clients go on renewing, as clients do (the leases are shorter than the wait:
+    // without renewals they would run out during it). The restarted primary expires the leases
+    // its stale copy says ended, and its EXPIREDs cross the secondary's backlog of renewals:
+    // ISC's 65-s expiry allowance let the secondary take them for these 20-s leases, and a
+    // renewal the engine then dropped from its queue stayed unsent, so the primary's table
+    // missed leases until their clients renewed (failover-fsm/tests/short_leases.rs).
     let deadline = Instant::now() + Duration::from_secs(30);
     let settled_now = |p: &Proc| {
         p.status()

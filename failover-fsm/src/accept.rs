@@ -13,7 +13,9 @@
 //!   order: address check (1), the "dueling updates" rule when an update of ours for the same
 //!   address is still unacknowledged (16), option validation (6, 3, 19), then the transition
 //!   check — one table in NORMAL, a laxer one in every other state — whose refusals are all
-//!   reason 2. ISC allows 65 seconds of clock difference when judging an EXPIRED update.
+//!   reason 2. ISC allows 65 seconds of clock difference when judging an EXPIRED update; we
+//!   allow what the measured clock skew proves instead, when it was measured (see
+//!   [`isc_expiry_allowance`]).
 //!
 //! Either way an accepted EXPIRED, RELEASED or RESET is stored as FREE — or as BACKUP on the
 //! secondary for a reserved address — because acknowledging it frees the address (§5.11 last
@@ -31,6 +33,23 @@ use crate::time::UnixTime;
 /// ISC's allowance for clock difference when a partner expires a lease we hold ACTIVE
 /// (60 s of tolerated skew plus 5 s; `normal_binding_state_transition_check`).
 pub const ISC_EXPIRY_FUDGE: u32 = 65;
+
+/// How many seconds before our record of a lease ends a partner's EXPIRED for it is taken
+/// under ISC's rules, given how far ahead of ours the partner's clock may be
+/// (`partner_ahead`, seconds, from the measured skew bounds; `None` when not measured).
+///
+/// ISC takes an EXPIRED as long as the lease ends within [`ISC_EXPIRY_FUDGE`] (65 s) — for
+/// a partner clock up to 60 s ahead. With leases shorter than that, every running lease is
+/// inside the allowance (ISC's own comment says the code "will result in problems if MCLT is
+/// really short or the max-lease-time is really short"): a restarted partner expiring a lease
+/// from its stale copy had it freed here while the client held it from us (the DHCP-server lab
+/// test, 20-s leases). A measured bound allows that much, plus a second for whole-second
+/// times, and never more than ISC does.
+pub fn isc_expiry_allowance(partner_ahead: Option<u32>) -> u32 {
+    partner_ahead.map_or(ISC_EXPIRY_FUDGE, |ahead| {
+        ahead.saturating_add(1).min(ISC_EXPIRY_FUDGE)
+    })
+}
 
 /// The longest client-hardware-address option ISC stores: hardware type plus 20 bytes
 /// (`HARDWARE_ADDR_LEN + 1`); longer ones are rejected with reason 6.
@@ -197,6 +216,12 @@ pub struct Verdict {
     /// engine knew it. A store applying the verdict can use it instead of tracking its own
     /// outstanding updates.
     pub ours_in_flight: bool,
+    /// The engine dropped a queued, not yet sent update of ours for this address as
+    /// superseded by this one (ISC's rules take the partner's binding over any copy of ours).
+    /// If the store keeps its newer record all the same, that record must be queued again
+    /// ([`crate::record::Received::KeptOurs`]): nothing else would send it before the next
+    /// connection.
+    pub ours_dropped: bool,
     /// Seconds the engine added to the partner's times to bring them into our clock (the skew
     /// correction, §5.10; 0 without one). The same update sent again over a later connection
     /// may be corrected differently; this tells the store it is the same.
@@ -235,6 +260,9 @@ pub const fn own_free_status(role: Role) -> BindingStatus {
 /// [`LocalBinding`] with status FREE. `our_state` selects ISC's table (NORMAL or not); the
 /// draft applies one table in every state (§7.1.2). `now` is the local wall clock; the
 /// received times are taken as they are (ISC applies no skew correction either).
+/// `partner_ahead`: how many seconds the partner's clock may be ahead of ours, as the skew
+/// bounds prove it (`None` when not measured); ISC's rules use it for an EXPIRED against a
+/// running lease ([`isc_expiry_allowance`]), the draft's ignore it.
 ///
 /// Returns what to store, or the reject-reason for the BNDACK.
 pub fn judge_update(
@@ -244,6 +272,7 @@ pub fn judge_update(
     local: Option<&LocalBinding>,
     received: &Binding<'_>,
     now: UnixTime,
+    partner_ahead: Option<u32>,
 ) -> Result<Verdict, RejectReason> {
     if matches!(received.status, BindingStatus::Unknown(_)) {
         return Err(RejectReason::MissingBindingInformation);
@@ -259,7 +288,14 @@ pub fn judge_update(
             judge_draft(role, local, received, now)?;
             None
         }
-        Dialect::Isc => judge_isc(role, our_state, local, received, now)?,
+        Dialect::Isc => judge_isc(
+            role,
+            our_state,
+            local,
+            received,
+            now,
+            isc_expiry_allowance(partner_ahead),
+        )?,
     };
     let store_as = match received.status {
         BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset => {
@@ -288,6 +324,7 @@ pub fn judge_update(
             && local.client != ClientIdentity::of(received),
         superseded_xid,
         ours_in_flight: local.in_flight.is_some(),
+        ours_dropped: false,
         partner_time_shift: 0,
         skew_margin: 0,
     })
@@ -432,6 +469,7 @@ fn isc_transition_allowed(
     local: &LocalBinding,
     received: &Binding<'_>,
     now: UnixTime,
+    expiry_allowance: u32,
 ) -> bool {
     use BindingStatus::{Abandoned, Active, Backup, Expired, Free, Released, Reset};
     let to = received.status;
@@ -440,9 +478,10 @@ fn isc_transition_allowed(
     }
     // "PET ≤ now": the received potential-expiration-time (0 when absent) has passed.
     let pet_passed = u64::from(received.potential_expiration_time.unwrap_or(0)) <= u64::from(now.0);
-    // `ends - 65 <= now`, with ISC's signed time arithmetic.
+    // ISC's `ends - 65 <= now`, with its signed time arithmetic, and the allowance the
+    // measured skew proves instead of 65 (`isc_expiry_allowance`).
     let ends = i64::from(local.lease_expiration.map_or(0, |t| t.0));
-    let expiry_agreed = ends - i64::from(ISC_EXPIRY_FUDGE) <= i64::from(now.0);
+    let expiry_agreed = ends - i64::from(expiry_allowance) <= i64::from(now.0);
     if !normal {
         return match (local.status, to) {
             (Active, Free | Backup) => false,
@@ -467,6 +506,7 @@ fn judge_isc(
     local: &LocalBinding,
     received: &Binding<'_>,
     now: UnixTime,
+    expiry_allowance: u32,
 ) -> Result<Option<u32>, RejectReason> {
     use BindingStatus::{Abandoned, Active, Expired, Released};
     // Dueling updates: ours is still waiting for its BNDACK.
@@ -502,7 +542,7 @@ fn judge_isc(
         }
     }
     let normal = our_state == ServerState::Normal;
-    if !isc_transition_allowed(normal, role, local, received, now) {
+    if !isc_transition_allowed(normal, role, local, received, now, expiry_allowance) {
         return Err(RejectReason::FatalConflict);
     }
     Ok(superseded)

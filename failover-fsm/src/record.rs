@@ -83,12 +83,13 @@ pub enum Received {
     Stored,
     /// Our record was newer than the partner's (by client-last-transaction-time, else
     /// start-time-of-state) and the partner had not acknowledged it: we keep ours, which stays
-    /// in the backlog. (The acceptance rules judge an update against our record alone, so two
+    /// in the engine's queue (when the engine dropped it, [`Received::KeptOurs`] instead). (The acceptance rules judge an update against our record alone, so two
     /// crossing updates can each be accepted; keeping the newer makes both sides converge.)
     KeptNewer,
-    /// The partner sent again an update applied already, and our record changed since: ours
-    /// stays, and must be queued again at once with [`LeaseRecord::queued_again`] (the engine
-    /// took the partner's update as newer and dropped its queued copy of ours).
+    /// The partner sent again an update applied already and our record changed since, or our
+    /// newer record was kept while the engine dropped its queued copy
+    /// ([`crate::accept::Verdict::ours_dropped`]): ours stays, and must be queued again at
+    /// once ([`LeaseRecord::send_again`]).
     KeptOurs(BindingData),
 }
 
@@ -330,6 +331,13 @@ impl LeaseRecord {
         self.partner_has_it = false;
         // We acknowledge the partner's update all the same: it now holds that status.
         self.note_partner_status(binding.status, verdict.ours_in_flight);
+        if verdict.ours_dropped {
+            // The engine dropped our queued copy (ISC's rules): nothing would send ours until
+            // the next connection's backlog, and the partner would keep its older binding —
+            // a restarted primary's stale EXPIRED for a lease we renewed while it was down
+            // (the DHCP-server lab test).
+            return Received::KeptOurs(self.data.clone());
+        }
         Received::KeptNewer
     }
 

@@ -11,8 +11,8 @@
 use core::net::Ipv4Addr;
 
 use failover_fsm::accept::{
-    ClientIdentity, ISC_EXPIRY_FUDGE, LocalBinding, Verdict, freed_status, judge_update,
-    own_free_status,
+    ClientIdentity, ISC_EXPIRY_FUDGE, LocalBinding, Verdict, freed_status, isc_expiry_allowance,
+    judge_update, own_free_status,
 };
 use failover_fsm::{BindingStatus, Dialect, RejectReason, Role, ServerState, UnixTime};
 use failover_proto::{Binding, HardwareAddress, IpFlags};
@@ -58,7 +58,7 @@ fn judge(
     recv: &Binding<'_>,
     now: UnixTime,
 ) -> Result<Verdict, RejectReason> {
-    judge_update(dialect, role, state, Some(local), recv, now)
+    judge_update(dialect, role, state, Some(local), recv, now, None)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -274,7 +274,7 @@ fn draft_prechecks_and_reserved_flag() {
     let n = ServerState::Normal;
     // not an address of this relationship
     assert_eq!(
-        judge_update(d, Role::Primary, n, None, &received(Active), NOW),
+        judge_update(d, Role::Primary, n, None, &received(Active), NOW, None),
         Err(RejectReason::IllegalIpAddress)
     );
     // ACTIVE without any client identification: missing information
@@ -527,7 +527,7 @@ fn isc_validation_q1() {
     let p = Role::Primary;
     let misc = Err(RejectReason::UnknownConnectionReason);
     assert_eq!(
-        judge_update(d, p, n, None, &received(Active), NOW),
+        judge_update(d, p, n, None, &received(Active), NOW, None),
         Err(RejectReason::IllegalIpAddress)
     );
     // ABANDONED with a hardware address or a client-identifier
@@ -820,4 +820,57 @@ fn client_identity_and_client_changed() {
         NOW,
     );
     assert_eq!(draft, Err(RejectReason::FatalConflict));
+}
+
+#[test]
+fn isc_expiry_allowance_is_the_measured_skew_not_65_seconds() {
+    assert_eq!(isc_expiry_allowance(None), ISC_EXPIRY_FUDGE);
+    assert_eq!(isc_expiry_allowance(Some(0)), 1);
+    assert_eq!(isc_expiry_allowance(Some(30)), 31);
+    assert_eq!(isc_expiry_allowance(Some(64)), ISC_EXPIRY_FUDGE);
+    assert_eq!(isc_expiry_allowance(Some(u32::MAX)), ISC_EXPIRY_FUDGE);
+    // A 20-s lease renewed 5 s ago, the partner's EXPIRED for it (its stale copy ended):
+    // ISC's 65 s take it; the measured skew of clocks in step (0) refuses it until the last
+    // second of the lease.
+    let expired = received(Expired);
+    for (state, role) in [
+        (ServerState::Normal, Role::Secondary),
+        (ServerState::CommunicationsInterrupted, Role::Secondary),
+        (ServerState::CommunicationsInterrupted, Role::Primary),
+    ] {
+        let ours = |ends: UnixTime| LocalBinding {
+            lease_expiration: Some(ends),
+            ..local(Active)
+        };
+        let isc = |ends: UnixTime, ahead| {
+            judge_update(
+                Dialect::Isc,
+                role,
+                state,
+                Some(&ours(ends)),
+                &expired,
+                NOW,
+                ahead,
+            )
+        };
+        let conflict = Err(RejectReason::FatalConflict);
+        assert!(isc(NOW.plus(15), None).is_ok(), "{state} {role:?}");
+        assert_eq!(isc(NOW.plus(15), Some(0)), conflict, "{state} {role:?}");
+        assert_eq!(isc(NOW.plus(2), Some(0)), conflict, "{state} {role:?}");
+        assert!(isc(NOW.plus(1), Some(0)).is_ok(), "{state} {role:?}");
+        // A partner clock 14 s ahead expires it 14 s early in ours.
+        assert!(isc(NOW.plus(15), Some(14)).is_ok(), "{state} {role:?}");
+        assert_eq!(isc(NOW.plus(16), Some(14)), conflict, "{state} {role:?}");
+        // The draft's rules do not use it (time rule (2): the lease must have ended).
+        let draft = judge_update(
+            Dialect::Draft,
+            role,
+            state,
+            Some(&ours(NOW.plus(15))),
+            &expired,
+            NOW,
+            Some(60),
+        );
+        assert!(draft.is_err());
+    }
 }

@@ -30,6 +30,7 @@ fn verdict(b: &BindingData, store_as: BindingStatus) -> Verdict {
         client_changed: false,
         superseded_xid: None,
         ours_in_flight: false,
+        ours_dropped: false,
         partner_time_shift: 0,
         skew_margin: 0,
     }
@@ -107,6 +108,34 @@ fn an_older_update_does_not_replace_our_unacknowledged_record() {
     va.ours_in_flight = true;
     assert_eq!(r.apply_received(&active, &va), Received::KeptNewer);
     assert_eq!(r.local.partner_status, Some(BindingStatus::Expired));
+}
+
+#[test]
+fn our_newer_record_whose_queued_copy_the_engine_dropped_is_sent_again() {
+    // ISC's rules: the engine took the partner's EXPIRED over our queued (unsent) renewal and
+    // dropped that copy. The record keeps the renewal, and nothing would send it before the
+    // next connection: the store must queue it again (DHCP-server lab, a restarted primary).
+    let mut r = LeaseRecord::fresh(A);
+    let ours = lease(1, BindingStatus::Active, 200);
+    r.apply_local(ours.clone(), true);
+    r.queued(UpdateId(1));
+    let theirs = lease(1, BindingStatus::Expired, 150);
+    let mut v = verdict(&theirs, BindingStatus::Free);
+    v.ours_in_flight = true;
+    v.ours_dropped = true;
+    assert_eq!(
+        r.apply_received(&theirs, &v),
+        Received::KeptOurs(ours.clone())
+    );
+    assert_eq!(r.data, ours);
+    assert!(!r.partner_has_it);
+    assert_eq!(r.local.partner_status, Some(BindingStatus::Expired));
+    // A partner's update that is newer than ours is stored, dropped copy or not.
+    let mut r = LeaseRecord::fresh(A);
+    r.apply_local(lease(1, BindingStatus::Active, 100), true);
+    r.queued(UpdateId(1));
+    assert_eq!(r.apply_received(&theirs, &v), Received::Stored);
+    assert_eq!(r.local.status, BindingStatus::Free);
 }
 
 #[test]

@@ -1188,6 +1188,7 @@ impl World {
                 Some(&before),
                 &binding.to_wire(),
                 wall,
+                None,
             );
             if let Err(reason) = draft {
                 let key = format!("{:?} <- {:?} ({reason:?})", before.status, binding.status);

@@ -430,9 +430,27 @@ impl Fleet {
                         .is_some_and(|e| ends.contains(&e.0))
             });
             let Some(record) = record else {
+                let of_address: Vec<String> = history
+                    .iter()
+                    .filter(|l| l.data.ip() == r.yiaddr)
+                    .map(|l| {
+                        format!(
+                            "{:?} until {:?} client {:?} cltt {:?}",
+                            l.local.status,
+                            l.local.lease_expiration.map(|t| t.0),
+                            l.local.client.same_client(&client),
+                            l.local.cltt.map(|t| t.0)
+                        )
+                    })
+                    .collect();
                 panic!(
-                    "{} ACKed {} to client {i} for {granted} s with no such lease in its log",
-                    r.server, r.yiaddr
+                    "{} ACKed {} to client {i} for {granted} s (asked at {}, answered at {}) with \
+                     no such lease in its log ({} records; of this address: {of_address:#?})",
+                    r.server,
+                    r.yiaddr,
+                    r.asked_at,
+                    r.answered_at,
+                    history.len()
                 );
             };
             let ends_at = record.local.lease_expiration.unwrap();

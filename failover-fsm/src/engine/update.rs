@@ -71,8 +71,8 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             }
         };
         match result {
-            Ok((binding, verdict)) => {
-                self.supersede(&binding);
+            Ok((binding, mut verdict)) => {
+                verdict.ours_dropped = self.supersede(&binding);
                 self.outputs
                     .push_commit(CommitToken(token), binding, verdict);
                 (address, None)
@@ -141,6 +141,9 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 ..LocalBinding::new(BindingStatus::Free)
             };
         }
+        // The partner's clock is at most this far ahead of ours: the lower bound of the skew
+        // (ours minus theirs), measured from an answer to a message of ours (§5.10).
+        let partner_ahead = self.skew.lower().map(|lo| u32::try_from(-lo).unwrap_or(0));
         let verdict = judge_update(
             self.config.dialect,
             self.config.role,
@@ -148,6 +151,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             Some(&local),
             &received.to_wire(),
             wall,
+            partner_ahead,
         )?;
         // Taken over ours in a refresh, whatever of ours is in flight is superseded (the
         // caller clears its outstanding flag on that; a stale one made ISC's dueling rule
@@ -218,17 +222,20 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
 
     /// We accept the partner's `received` binding: our stale copies of it go (see
     /// `OutgoingQueue::supersede`).
-    fn supersede(&mut self, received: &BindingData) {
+    /// Returns whether a copy not yet sent was dropped ([`Verdict::ours_dropped`]).
+    fn supersede(&mut self, received: &BindingData) -> bool {
         let isc = self.config.dialect == Dialect::Isc;
         let queued = self.outgoing.len();
-        if self.outgoing.supersede(received, isc) {
-            let dropped = queued.saturating_sub(self.outgoing.len());
-            self.count_dropped(dropped);
-            // A dropped binding may have been the last one an UPDDONE or the PARTNER-DOWN
-            // hold waited for: no BNDACK will come for it to trigger them.
-            self.check_upddone();
-            self.release_pd_hold();
+        if !self.outgoing.supersede(received, isc) {
+            return false;
         }
+        let dropped = queued.saturating_sub(self.outgoing.len());
+        self.count_dropped(dropped);
+        // A dropped binding may have been the last one an UPDDONE or the PARTNER-DOWN
+        // hold waited for: no BNDACK will come for it to trigger them.
+        self.check_upddone();
+        self.release_pd_hold();
+        true
     }
 
     /// `n` of our updates left the queue unaccepted ([`super::Counters::updates_dropped`]).

@@ -192,6 +192,7 @@ fn draft_primary_takes_another_clients_lease_once_its_own_has_ended_body() {
             Some(l),
             &received,
             now,
+            None,
         )
     };
     local.lease_expiration = Some(UnixTime(T0 + 100));
@@ -331,6 +332,7 @@ fn an_acknowledged_record_does_not_outrank_the_partners_next_update() {
         client_changed: true,
         superseded_xid: None,
         ours_in_flight: false,
+        ours_dropped: false,
         partner_time_shift: 0,
         skew_margin: 0,
     };

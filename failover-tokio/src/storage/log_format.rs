@@ -258,8 +258,10 @@ pub(super) fn decode_record(line: &str) -> Option<Record> {
                     "-" => None,
                     x => Some(x.parse().ok()?),
                 },
-                // Not logged: what was outstanding matters only when the verdict is applied.
+                // Not logged: what was outstanding or dropped matters only when the verdict
+                // is applied.
                 ours_in_flight: false,
+                ours_dropped: false,
                 partner_time_shift: 0,
                 skew_margin: 0,
             };

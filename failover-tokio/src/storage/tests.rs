@@ -103,6 +103,7 @@ fn records_round_trip_through_the_log_format() {
         client_changed: false,
         superseded_xid: Some(9),
         ours_in_flight: false,
+        ours_dropped: false,
         partner_time_shift: 0,
         skew_margin: 0,
     };
@@ -151,6 +152,7 @@ fn an_update_sent_again_does_not_undo_a_newer_change() {
         client_changed: false,
         superseded_xid: None,
         ours_in_flight: false,
+        ours_dropped: false,
         partner_time_shift: 0,
         skew_margin: 0,
     };
@@ -198,6 +200,7 @@ fn a_torn_last_line_does_not_swallow_the_next_record() {
         client_changed: false,
         superseded_xid: None,
         ours_in_flight: false,
+        ours_dropped: false,
         partner_time_shift: 0,
         skew_margin: 0,
     };
