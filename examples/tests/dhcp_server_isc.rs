@@ -1,6 +1,9 @@
 //! The `dhcp-server` paired with ISC dhcpd 4.4, in either role, serving a client fleet relayed
-//! over a veth pair between two network namespaces (addresses from 198.18.0.0/15). Skipped with a note when dhcpd, iproute2 or the right to create namespaces
-//! is missing (`FAILOVER_REQUIRE_TOOLS=1` makes that a failure).
+//! over a veth pair between two network namespaces (addresses from 198.18.0.0/15): cold start
+//! and the hash's split, ISC killed and its clients rebinding to us, then ISC back with its
+//! lease file and again without it (RECOVER), both lease databases compared address by
+//! address each time. Skipped with a note when dhcpd, iproute2 or the right to create
+//! namespaces is missing (`FAILOVER_REQUIRE_TOOLS=1` makes that a failure).
 //!
 //! * `fo<pid>-s`: ISC on `fo0` 198.18.0.1:67, our server on 198.18.0.2:6767 (an address on
 //!   the namespace's loopback — dhcpd takes every address of `fo0` as its own server
@@ -18,8 +21,10 @@
 
 mod common;
 
+use std::collections::BTreeMap;
 use std::io::BufRead;
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
+use std::path::Path;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -29,6 +34,7 @@ use failover_fsm::record::LeaseClient;
 use failover_fsm::{BindingStatus, Role};
 use failover_proto::hash::client_bucket;
 use failover_testkit::isc::dhcpd::{Dhcpd, IP, IscConfig, IscRole};
+use failover_testkit::isc::leases::{ethernet, isc_binding_state};
 use failover_testkit::isc::netns::{self, Netns};
 use failover_tokio::FileStore;
 
@@ -41,6 +47,9 @@ const POOL_FIRST: Ipv4Addr = Ipv4Addr::new(198, 18, 1, 10);
 const POOL_LEN: u32 = 100;
 const CLIENTS: usize = 40;
 const SPLIT: u8 = 128;
+/// Short enough that ISC's RECOVER-WAIT after losing its lease file (the MCLT) keeps the test
+/// within a minute per role; the fleet renews before every comparison.
+const MCLT: u32 = 30;
 /// Set in the re-executed child: the fleet's commands come on stdin.
 const FLEET_ENV: &str = "DHCP_FLEET_CHILD";
 
@@ -96,8 +105,61 @@ fn our_primary_and_isc_secondary_serve_a_fleet_and_ours_takes_over() {
     pair_with_isc(IscRole::Secondary, "our_primary_and_isc_secondary");
 }
 
+/// Waits (60 s at most) until ISC's lease file and our store (its log, read as the running
+/// server wrote it) agree on every address of the pool: the same binding state, and for every
+/// lease in `held` (client, address) the same client on both sides.
+fn databases_agree(dhcpd: &Dhcpd, store: &Path, held: &[(usize, Ipv4Addr)], when: &str) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let isc = dhcpd.leases();
+        let mut ours = BTreeMap::new();
+        for l in FileStore::history(store).unwrap() {
+            ours.insert(l.data.ip(), l.local);
+        }
+        let mut differ = Vec::new();
+        for k in 0..POOL_LEN {
+            let a = Ipv4Addr::from(u32::from(POOL_FIRST) + k);
+            // Not written (ISC rewrites its file at start without the addresses never used):
+            // an address as the pool started, FREE (§5.4).
+            let theirs = isc.get(a).map_or("free", |l| l.binding_state.as_str());
+            let mine = ours.get(&a).map_or("free", |l| isc_binding_state(l.status));
+            if theirs != mine {
+                differ.push(format!("{a}: ISC {theirs}, ours {mine}"));
+            }
+        }
+        for &(i, a) in held {
+            let mac = common::mac(i);
+            let who = LeaseClient {
+                client_identifier: None,
+                htype: 1,
+                chaddr: &mac,
+            }
+            .identity();
+            let theirs = isc.get(a).and_then(|l| l.hardware_ethernet.clone());
+            if theirs.as_deref() != Some(ethernet(&mac).as_str()) {
+                differ.push(format!("{a}: client {i} in ISC's file as {theirs:?}"));
+            }
+            if ours.get(&a).and_then(|l| l.client.same_client(&who)) != Some(true) {
+                differ.push(format!("{a}: client {i} not ours in our store"));
+            }
+        }
+        if differ.is_empty() {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{when}: ISC's lease file and our store differ on {} addresses:\n{}\nISC: {}",
+            differ.len(),
+            differ.join("\n"),
+            isc.summary()
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
 /// ISC in `isc_role`, ours in the other: cold start and the split, both databases, ISC
-/// SIGKILLed and its clients rebinding to us, new clients, our store read back.
+/// SIGKILLed and its clients rebinding to us, new clients; ISC back with its lease file, then
+/// without it (RECOVER): both databases equal each time; our store read back.
 fn pair_with_isc(isc_role: IscRole, test: &str) {
     if !failover_testkit::isc::netns_available(test) {
         return;
@@ -131,7 +193,7 @@ fn pair_with_isc(isc_role: IscRole, test: &str) {
     let isc_fo: SocketAddr = "127.0.0.1:647".parse().unwrap();
     let our_fo: SocketAddr = "127.0.0.2:647".parse().unwrap();
     let mut c = IscConfig::new(isc_role, NAME, isc_fo, our_fo);
-    c.mclt = 60;
+    c.mclt = MCLT;
     c.split = u16::from(SPLIT);
     c.lbms = 3;
     c.pool = (POOL_FIRST, pool_last());
@@ -168,7 +230,7 @@ fn pair_with_isc(isc_role: IscRole, test: &str) {
             "--role",
             our_role,
             "--mclt",
-            "60",
+            &MCLT.to_string(),
             "--split",
             &SPLIT.to_string(),
             "--peer-listen",
@@ -270,21 +332,9 @@ fn pair_with_isc(isc_role: IscRole, test: &str) {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let isc_leases = dhcpd.leases();
-    for (i, addr, _) in &bound {
-        let l = isc_leases.get(*addr).expect("in ISC's lease file");
-        let m = common::mac(*i);
-        let mac = format!(
-            "{:02x}:{:02x}:{:02x}:{:02x}:{:02x}:{:02x}",
-            m[0], m[1], m[2], m[3], m[4], m[5]
-        );
-        assert_eq!(
-            (l.binding_state.as_str(), l.hardware_ethernet.as_deref()),
-            ("active", Some(mac.as_str())),
-            "{addr} in ISC's file"
-        );
-    }
-    eprintln!("{test}: ISC's lease file and our store hold the {CLIENTS} leases");
+    let held: Vec<(usize, Ipv4Addr)> = bound.iter().map(|&(i, a, _)| (i, a)).collect();
+    databases_agree(&dhcpd, &store, &held, "after the cold start");
+    eprintln!("{test}: ISC's lease file and our store agree, holding the {CLIENTS} leases");
 
     // ISC killed: its clients rebind to us and keep their addresses; new clients are ours.
     dhcpd.kill();
@@ -308,17 +358,73 @@ fn pair_with_isc(isc_role: IscRole, test: &str) {
     let got = ask(&mut fleet, "check", 10);
     assert!(got.iter().any(|l| l == "done check"), "{}", fleet.text());
 
-    // Our store, read back after SIGKILL, holds the clients' leases.
     ours.wait_status("holding every lease", 30, |s| {
         count(s, "ACTIVE") == Some(CLIENTS + 10)
     });
+    let all = CLIENTS + 10;
+
+    // ISC back with its lease file: NORMAL again, and it learns what we leased meanwhile.
+    let t = Instant::now();
+    dhcpd.start().unwrap();
+    ours.wait_status("NORMAL after ISC's restart", 90, |s| {
+        s.contains("status: NORMAL") && s.contains("queued 0, unacked 0")
+    });
+    let got = ask(&mut fleet, &format!("renew 0 {all}"), 90);
+    let renewed = leases(&got);
+    assert_eq!(renewed.len(), all, "{}", fleet.text());
+    let held: Vec<(usize, Ipv4Addr)> = renewed.iter().map(|&(i, a, _)| (i, a)).collect();
+    databases_agree(&dhcpd, &store, &held, "ISC restarted with its lease file");
+    eprintln!(
+        "{test}: ISC restarted with its lease file: NORMAL, both databases agree on {all} \
+         leases after {:?}",
+        t.elapsed()
+    );
+
+    // ISC killed again, its lease file lost: it comes back in RECOVER, asks for everything
+    // (UPDREQALL) and waits the MCLT before serving; then the same database again.
+    dhcpd.kill();
+    std::fs::write(dhcpd.lease_path(), b"").unwrap();
+    ours.wait_status("COMMUNICATIONS-INTERRUPTED", 30, |s| {
+        s.contains("status: COMMUNICATIONS-INTERRUPTED")
+    });
+    let t = Instant::now();
+    let mark = dhcpd.mark();
+    dhcpd.start().unwrap();
+    ours.wait_status(
+        "NORMAL after ISC's recovery",
+        30 + u64::from(MCLT) * 2,
+        |s| s.contains("status: NORMAL") && s.contains("queued 0, unacked 0"),
+    );
+    let recovered = dhcpd.log_since(mark);
+    assert!(
+        recovered.contains("Sent update request all message"),
+        "ISC recovers with UPDREQALL:\n{recovered}"
+    );
+    let got = ask(&mut fleet, &format!("renew 0 {all}"), 90);
+    let renewed = leases(&got);
+    assert_eq!(renewed.len(), all, "{}", fleet.text());
+    let held: Vec<(usize, Ipv4Addr)> = renewed.iter().map(|&(i, a, _)| (i, a)).collect();
+    databases_agree(
+        &dhcpd,
+        &store,
+        &held,
+        "ISC restarted without its lease file",
+    );
+    eprintln!(
+        "{test}: ISC restarted without its lease file: RECOVER, NORMAL, both databases agree \
+         on {all} leases after {:?}",
+        t.elapsed()
+    );
+    let got = ask(&mut fleet, "check", 10);
+    assert!(got.iter().any(|l| l == "done check"), "{}", fleet.text());
+
+    // Our store, read back after SIGKILL, holds the clients' leases.
     drop(fleet);
     drop(ours);
     let file = FileStore::open(&store, role, POOL_FIRST, POOL_LEN).unwrap();
-    let holders: Vec<(Ipv4Addr, ClientIdentity)> = bound
+    let holders: Vec<(Ipv4Addr, ClientIdentity)> = held
         .iter()
-        .chain(new.iter())
-        .map(|(i, a, _)| {
+        .map(|(i, a)| {
             let m = common::mac(*i);
             let c = LeaseClient {
                 client_identifier: None,
@@ -341,7 +447,7 @@ fn pair_with_isc(isc_role: IscRole, test: &str) {
 
 /// Not a test: the fleet, run by [`pair_with_isc`]
 /// inside the client namespace (this binary re-executed with `DHCP_FLEET_CHILD` set). Reads
-/// commands from stdin — `acquire A B`, `rebind A B`, `check` — and answers each with
+/// commands from stdin — `acquire A B`, `rebind A B`, `renew A B`, `check` — and answers each with
 /// `lease I ADDRESS SERVER` lines and a `done …` line. Without the variable it does nothing.
 #[test]
 #[ignore = "child process of the ISC pairing test"]
@@ -380,15 +486,15 @@ fn fleet_child() {
                 }
                 say(format!("done acquire {n}"));
             }
-            Some("rebind") => {
+            Some(command @ ("rebind" | "renew")) => {
                 let who = range(&words);
-                let (kept, naks) = fleet.extend(who.clone(), true);
+                let (kept, naks) = fleet.extend(who.clone(), command == "rebind");
                 for i in who {
                     if let Some(h) = fleet.held(i) {
                         say(format!("lease {i} {} {}", h.address, h.server));
                     }
                 }
-                say(format!("done rebind {kept} {naks}"));
+                say(format!("done {command} {kept} {naks}"));
             }
             Some("check") => {
                 fleet.check_no_double_holding();

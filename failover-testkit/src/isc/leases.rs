@@ -4,6 +4,28 @@
 use std::collections::BTreeMap;
 use std::net::Ipv4Addr;
 
+use failover_fsm::BindingStatus;
+
+/// ISC's name of a binding-status in its lease file (`binding state X;`).
+pub fn isc_binding_state(status: BindingStatus) -> &'static str {
+    match status {
+        BindingStatus::Free => "free",
+        BindingStatus::Active => "active",
+        BindingStatus::Expired => "expired",
+        BindingStatus::Released => "released",
+        BindingStatus::Abandoned => "abandoned",
+        BindingStatus::Reset => "reset",
+        BindingStatus::Backup => "backup",
+        BindingStatus::Unknown(_) => "unknown",
+    }
+}
+
+/// A MAC address as ISC writes it (`hardware ethernet 02:00:…;`, lower-case).
+pub fn ethernet(mac: &[u8; 6]) -> String {
+    let [a, b, c, d, e, f] = *mac;
+    format!("{a:02x}:{b:02x}:{c:02x}:{d:02x}:{e:02x}:{f:02x}")
+}
+
 /// What ISC last wrote about one address.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct IscLease {
