@@ -157,9 +157,32 @@ fn databases_agree(dhcpd: &Dhcpd, store: &Path, held: &[(usize, Ipv4Addr)], when
     }
 }
 
+/// Renews the leases of clients `0..n` every 5 s until `done()` or `deadline`, which must
+/// comes first only when `done` cannot (`|| false` waits out the deadline).
+fn renew_until(fleet: &mut Proc, n: usize, deadline: Instant, done: impl Fn() -> bool) {
+    loop {
+        let got = ask(fleet, &format!("renew 0 {n}"), 60);
+        let naks = got.iter().find(|l| l.starts_with("done renew")).unwrap();
+        assert!(naks.ends_with(" 0"), "no client NAKed: {naks}");
+        if Instant::now() >= deadline {
+            return;
+        }
+        for _ in 0..10 {
+            if Instant::now() >= deadline {
+                return;
+            }
+            if done() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
 /// ISC in `isc_role`, ours in the other: cold start and the split, both databases, ISC
 /// SIGKILLed and its clients rebinding to us, new clients; ISC back with its lease file, then
-/// without it (RECOVER): both databases equal each time; our store read back.
+/// without it (RECOVER); ISC down again and PARTNER-DOWN by command (the whole pool after the
+/// MCLT), ISC back (RECOVER): both databases equal each time; our store read back.
 fn pair_with_isc(isc_role: IscRole, test: &str) {
     if !failover_testkit::isc::netns_available(test) {
         return;
@@ -247,7 +270,7 @@ fn pair_with_isc(isc_role: IscRole, test: &str) {
         .iter()
         .map(|s| s.to_string()),
     );
-    let ours = Proc::spawn(std::path::Path::new(IP), &args, "our server");
+    let mut ours = Proc::spawn(std::path::Path::new(IP), &args, "our server");
     // NORMAL, and the pool split between the two (the secondary's share is BACKUP).
     ours.wait_status("NORMAL with the pool balanced", 90, |s| {
         s.contains("status: NORMAL") && count(s, "BACKUP").is_some_and(|n| n > 0)
@@ -413,6 +436,79 @@ fn pair_with_isc(isc_role: IscRole, test: &str) {
     eprintln!(
         "{test}: ISC restarted without its lease file: RECOVER, NORMAL, both databases agree \
          on {all} leases after {:?}",
+        t.elapsed()
+    );
+    let got = ask(&mut fleet, "check", 10);
+    assert!(got.iter().any(|l| l == "done check"), "{}", fleet.text());
+
+    // ISC killed once more (its lease file kept), and the operator declares it down: until
+    // the MCLT has passed we lease only our own free addresses, then the whole pool (§9.4).
+    dhcpd.kill();
+    ours.wait_status("COMMUNICATIONS-INTERRUPTED", 30, |s| {
+        s.contains("status: COMMUNICATIONS-INTERRUPTED")
+    });
+    ours.command("partner-down");
+    ours.wait_status("PARTNER-DOWN", 10, |s| s.contains("status: PARTNER-DOWN"));
+    let since = Instant::now();
+    let pool = POOL_LEN as usize;
+    let got = ask(&mut fleet, &format!("acquire {all} {pool}"), 90);
+    let early = leases(&got).len();
+    let own_free = pool - all - early;
+    let after = Duration::from_secs(u64::from(MCLT) + 4);
+    // Leases in PARTNER-DOWN run the MCLT at most (§5.2.1): the fleet renews while it waits.
+    renew_until(&mut fleet, pool, since + after, || false);
+    let got = ask(&mut fleet, &format!("acquire {all} {pool}"), 90);
+    let late = leases(&got).len();
+    eprintln!(
+        "{test}: PARTNER-DOWN by command: {early} new clients served from our own addresses \
+         at once, {} more after the MCLT ({:?}): {} of {pool} addresses leased",
+        late - early,
+        since.elapsed(),
+        all + late
+    );
+    assert!(own_free > 0, "ISC's addresses stay ISC's before the MCLT");
+    assert_eq!(
+        all + late,
+        pool,
+        "the whole pool after the MCLT: {}",
+        ours.text()
+    );
+    let got = ask(&mut fleet, "check", 10);
+    assert!(got.iter().any(|l| l == "done check"), "{}", fleet.text());
+
+    // ISC back with its lease file while we are PARTNER-DOWN: it must recover (RECOVER,
+    // RECOVER-WAIT for the MCLT) before both are NORMAL; then the same database again.
+    let t = Instant::now();
+    let mark = dhcpd.mark();
+    dhcpd.start().unwrap();
+    renew_until(
+        &mut fleet,
+        pool,
+        t + Duration::from_secs(30 + u64::from(MCLT) * 2),
+        || {
+            ours.status()
+                .is_some_and(|s| s.contains("status: NORMAL") && s.contains("queued 0, unacked 0"))
+        },
+    );
+    let recovered = dhcpd.log_since(mark);
+    assert!(
+        recovered.contains("I move from recover to recover-wait")
+            || recovered.contains("I move from recover to recover-done"),
+        "ISC recovers after our PARTNER-DOWN:\n{recovered}"
+    );
+    let got = ask(&mut fleet, &format!("renew 0 {pool}"), 90);
+    let renewed = leases(&got);
+    assert_eq!(renewed.len(), pool, "{}", fleet.text());
+    let held: Vec<(usize, Ipv4Addr)> = renewed.iter().map(|&(i, a, _)| (i, a)).collect();
+    databases_agree(
+        &dhcpd,
+        &store,
+        &held,
+        "ISC restarted after our PARTNER-DOWN",
+    );
+    eprintln!(
+        "{test}: ISC restarted after our PARTNER-DOWN: RECOVER, NORMAL, both databases agree \
+         on {pool} leases after {:?}",
         t.elapsed()
     );
     let got = ask(&mut fleet, "check", 10);
