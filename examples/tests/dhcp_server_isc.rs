@@ -182,7 +182,8 @@ fn renew_until(fleet: &mut Proc, n: usize, deadline: Instant, done: impl Fn() ->
 /// ISC in `isc_role`, ours in the other: cold start and the split, both databases, ISC
 /// SIGKILLed and its clients rebinding to us, new clients; ISC back with its lease file, then
 /// without it (RECOVER); ISC down again and PARTNER-DOWN by command (the whole pool after the
-/// MCLT), ISC back (RECOVER): both databases equal each time; our store read back.
+/// MCLT), ISC back (RECOVER); our server SIGKILLed and restarted from its store while the
+/// clients renew: both databases equal each time; our store read back.
 fn pair_with_isc(isc_role: IscRole, test: &str) {
     if !failover_testkit::isc::netns_available(test) {
         return;
@@ -509,6 +510,38 @@ fn pair_with_isc(isc_role: IscRole, test: &str) {
     eprintln!(
         "{test}: ISC restarted after our PARTNER-DOWN: RECOVER, NORMAL, both databases agree \
          on {pool} leases after {:?}",
+        t.elapsed()
+    );
+    let got = ask(&mut fleet, "check", 10);
+    assert!(got.iter().any(|l| l == "done check"), "{}", fleet.text());
+
+    // Our server SIGKILLed: every client rebinds to ISC and keeps its address; ours restarted
+    // from its store while they go on renewing: NORMAL, and the same database again.
+    ours.kill();
+    let t = Instant::now();
+    let got = ask(&mut fleet, &format!("rebind 0 {pool}"), 90);
+    let done = got.iter().find(|l| l.starts_with("done rebind")).unwrap();
+    eprintln!("{test}: after SIGKILL of our server: {done}");
+    assert_eq!(
+        done,
+        &format!("done rebind {pool} 0"),
+        "{}",
+        dhcpd.log_tail(30)
+    );
+    assert!(leases(&got).iter().all(|(_, _, s)| *s == ISC_DHCP));
+    let ours = Proc::spawn(std::path::Path::new(IP), &args, "our server (restarted)");
+    renew_until(&mut fleet, pool, t + Duration::from_secs(90), || {
+        ours.status()
+            .is_some_and(|s| s.contains("status: NORMAL") && s.contains("queued 0, unacked 0"))
+    });
+    let got = ask(&mut fleet, &format!("renew 0 {pool}"), 90);
+    let renewed = leases(&got);
+    assert_eq!(renewed.len(), pool, "{}", fleet.text());
+    let held: Vec<(usize, Ipv4Addr)> = renewed.iter().map(|&(i, a, _)| (i, a)).collect();
+    databases_agree(&dhcpd, &store, &held, "our server restarted from its store");
+    eprintln!(
+        "{test}: our server restarted from its store: NORMAL, both databases agree on {pool} \
+         leases after {:?}",
         t.elapsed()
     );
     let got = ask(&mut fleet, "check", 10);
