@@ -80,6 +80,8 @@ FAILOVER (as the `peer` example):
     --plaintext                plain TCP to the partner (ISC dhcpd); or TLS 1.3 with
     --tls-cert FILE --tls-key FILE --tls-ca FILE --tls-partner-name NAME (see the `peer`
                                example's --help); one of the two is required
+    --secret FILE              sign and check every failover message with HMAC-SHA256 over
+                               the shared secret in FILE (message-digest, not with ISC)
     --bind IP                  source address of our connections to the partner
     --mclt S                   maximum client lead time (default 3600)
     --split N                  hash buckets 0..N-1 of 256 served by the primary (default 128)

@@ -96,9 +96,12 @@ fn every_option() {
         "30",
         "--auto-partner-down",
         "90",
+        "--secret",
+        "/etc/failover.secret",
         "--quiet",
     ]);
     let o = options(&args);
+    assert_eq!(o.secret, Some(PathBuf::from("/etc/failover.secret")));
     assert_eq!(o.role, Role::Primary);
     assert_eq!(o.bind, Some("127.0.0.1".parse().unwrap()));
     assert_eq!((o.mclt, o.split, o.mud, o.mrd), (60, 256, 128, 3));
@@ -117,6 +120,7 @@ fn every_option() {
     let mut args = REQUIRED.to_vec();
     args.extend(["--status-every", "0"]);
     assert_eq!(options(&args).status_every, None);
+    assert_eq!(options(&REQUIRED).secret, None);
 }
 
 #[test]
@@ -429,5 +433,101 @@ async fn two_peers_pair_over_tls() {
         p.stop.send(()).unwrap();
         within(20, p.done).await.unwrap().unwrap();
     }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Two peers with `--secret`: NORMAL with every message signed and checked when the secrets
+/// match; with different secrets every connection is refused, neither leaves
+/// COMMUNICATIONS-INTERRUPTED, and the refusals are counted. An empty secret file is refused
+/// at start.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_peers_sign_their_messages_with_a_shared_secret() {
+    let dir = std::env::temp_dir().join(format!("failover-peer-secret-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let secret = |name: &str, text: &str| {
+        let path = dir.join(name);
+        std::fs::write(&path, text).unwrap();
+        path.to_string_lossy().into_owned()
+    };
+    let (ours, same, other) = (
+        secret("ours", "correct horse battery staple\n"),
+        secret("same", "correct horse battery staple"),
+        secret("other", "correct horse battery stable\n"),
+    );
+    let peer = |role: &str, listen: u16, to: u16, secret: &str| {
+        [
+            "--role",
+            role,
+            "--listen",
+            &format!("127.0.0.1:{listen}"),
+            "--partner",
+            &format!("127.0.0.1:{to}"),
+            "--name",
+            "peer-secret",
+            "--mclt",
+            "5",
+            "--mrd",
+            "3",
+            "--plaintext",
+            "--secret",
+            secret,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect::<Vec<_>>()
+    };
+
+    // The same secret (the final newline is not part of it).
+    let (pp, sp) = (free_port(), free_port());
+    let primary = spawn_peer(peer("primary", pp, sp, &ours)).await;
+    let secondary = spawn_peer(peer("secondary", sp, pp, &same)).await;
+    within(20, primary.handle.wait_for_state(ServerState::Normal))
+        .await
+        .unwrap();
+    within(20, secondary.handle.wait_for_state(ServerState::Normal))
+        .await
+        .unwrap();
+    assert_eq!(primary.handle.digest_type(), Some(254));
+    primary.status.send(()).await.unwrap();
+    wait_for_text(&primary.out, "message digest type 254 (0 refused)").await;
+    for p in [primary, secondary] {
+        assert_eq!(p.handle.counters().digest_refused(), 0);
+        p.stop.send(()).unwrap();
+        within(20, p.done).await.unwrap().unwrap();
+    }
+
+    // Different secrets: refused, every time.
+    let (pp, sp) = (free_port(), free_port());
+    let primary = spawn_peer(peer("primary", pp, sp, &ours)).await;
+    let secondary = spawn_peer(peer("secondary", sp, pp, &other)).await;
+    within(20, async {
+        while primary.handle.counters().digest_refused()
+            + secondary.handle.counters().digest_refused()
+            < 2
+        {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await;
+    for p in [&primary, &secondary] {
+        assert_ne!(p.handle.status().state, ServerState::Normal);
+        assert_ne!(p.handle.status().partner_state, Some(ServerState::Normal));
+    }
+    for p in [primary, secondary] {
+        p.stop.send(()).unwrap();
+        within(20, p.done).await.unwrap().unwrap();
+    }
+
+    // An empty secret authenticates nothing: the peer does not start.
+    let empty = secret("empty", "\n");
+    let opts = match parse_args(peer("primary", free_port(), free_port(), &empty)) {
+        Ok(Parsed::Run(o)) => o,
+        other => panic!("{other:?}"),
+    };
+    let (console, _out) = Console::capture(false);
+    let (_status_tx, status_rx) = mpsc::channel(1);
+    let started = run(&opts, &console, std::future::pending(), status_rx, |_| {}).await;
+    let err = started.expect_err("an empty secret is refused");
+    assert!(err.to_string().contains("--secret"), "{err}");
     let _ = std::fs::remove_dir_all(&dir);
 }
