@@ -11,8 +11,9 @@
 //!
 //! Limits: one pool (the stores of failover-tokio hold one contiguous range); replies to a
 //! direct client without an address are broadcast (a UDP socket cannot add the ARP entry a
-//! unicast to `yiaddr` needs); the DHCP messages are handled one at a time, each ACK waiting
-//! for its binding to be durable ([`serve::RECORD_TIMEOUT`] bounds each wait: no ACK then).
+//! unicast to `yiaddr` needs); the DHCP messages are decided one at a time, each ACK waiting
+//! for its binding to be durable ([`serve::RECORD_TIMEOUT`] bounds each wait: no ACK then)
+//! while the next messages are handled.
 //!
 //! ```
 //! use failover_examples::dhcp_server::{Parsed, parse_args};
@@ -40,7 +41,7 @@ use tokio::sync::mpsc;
 
 use crate::console::{ArgError, Args, Console, Style, thousands};
 use crate::peer::{PeerOptions, PeerStore, Printer, start_admin, start_peer, status_line};
-use serve::{Ports, Server};
+use serve::{Handled, Ports, Server};
 use wire::Network;
 
 /// `--help`.
@@ -263,6 +264,10 @@ pub enum Command {
 
 const ME: &str = "dhcp";
 
+/// Most bindings being recorded at once; the socket is not read beyond (back-pressure: the
+/// kernel's buffer holds the next messages, then drops them as a saturated server must).
+const MAX_RECORDING: usize = 512;
+
 /// The status line: the DHCP side, then the failover side.
 pub fn dhcp_status(server: &Server, handle: &Handle, store: &PeerStore) -> String {
     let c = &server.counters;
@@ -337,6 +342,7 @@ pub async fn run(
     let mut expiry_tick = tokio::time::interval(Duration::from_secs(1));
     let mut commands_open = true;
     let mut buf = vec![0u8; 4096];
+    let mut recordings = tokio::task::JoinSet::new();
     tokio::pin!(stop);
     loop {
         tokio::select! {
@@ -345,20 +351,31 @@ pub async fn run(
                 Some(e) => printer.event(e),
                 None => return Err(io::Error::other("the failover task stopped")),
             },
-            got = socket.recv_from(&mut buf) => {
+            got = socket.recv_from(&mut buf), if recordings.len() < MAX_RECORDING => {
                 let (n, _from) = match got {
                     Ok(x) => x,
                     // ICMP port unreachable from an earlier reply, and the like: not fatal.
                     Err(_) => continue,
                 };
                 let datagram = buf.get(..n).unwrap_or_default();
-                match server.handle_datagram(datagram).await {
-                    Ok(Some(out)) => {
+                match server.begin(datagram) {
+                    Ok(Handled::Reply(Some(out))) => {
                         let _ = socket.send_to(&out.bytes, out.to).await;
                     }
-                    Ok(None) => {}
+                    // Recorded while the next messages are handled: the failover task makes
+                    // the bindings of many durable with one sync (group commit).
+                    Ok(Handled::Record(r)) => {
+                        recordings.spawn(server.record_later(r));
+                    }
+                    Ok(Handled::Reply(None)) => {}
                     // Counted (`bad` in the status line); a client's garbage is no news.
                     Err(_) => {}
+                }
+            }
+            Some(done) = recordings.join_next(), if !recordings.is_empty() => {
+                let Ok(done) = done else { continue };
+                if let Some(out) = server.recorded(done) {
+                    let _ = socket.send_to(&out.bytes, out.to).await;
                 }
             }
             _ = expiry_tick.tick() => {
@@ -386,6 +403,13 @@ pub async fn run(
                 }
                 None => commands_open = false,
             },
+        }
+    }
+    // The bindings under way are recorded, and their clients answered, before the partner is
+    // told we stop (each wait is bounded by RECORD_TIMEOUT).
+    while let Some(done) = recordings.join_next().await {
+        if let Some(out) = done.ok().and_then(|d| server.recorded(d)) {
+            let _ = socket.send_to(&out.bytes, out.to).await;
         }
     }
     console.line(ME, "shutting down");

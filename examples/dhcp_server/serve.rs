@@ -1,5 +1,6 @@
 //! The lease path: one client message in, at most one reply out. Every failover decision is a
-//! library call — `Handle::may_answer`, `policy::choose_address`, `policy::judge_request`,
+//! library call — `Handle::may_answer`, `policy::choose_address` (through the store's index,
+//! `MemoryStore::choose_address`), `policy::judge_request`,
 //! `Handle::lease_time`, `LeaseRecord::{granted, released, declined, expired}`,
 //! `Handle::send_binding` — in the order a server makes them.
 
@@ -12,7 +13,7 @@ use dhcproto::v4::MessageType;
 use failover_fsm::accept::ClientIdentity;
 use failover_fsm::policy::{
     ClientMessage, Endpoint, LeaseRequest, LeaseTimes, MessageKind, PartnerDownLeases, PartnerPool,
-    RequestAnswer, RequestKind, choose_address, expires_leases, judge_request,
+    RequestAnswer, RequestKind, expires_leases, judge_request,
 };
 use failover_fsm::{BindingData, Dialect, UnixTime};
 use failover_tokio::{Handle, Storage, wall_clock};
@@ -60,6 +61,32 @@ pub struct Counters {
     pub record_failures: u64,
 }
 
+/// What a client message leads to.
+#[derive(Debug)]
+pub enum Handled {
+    /// Answered at once (or not at all).
+    Reply(Option<Outgoing>),
+    /// A binding to record first ([`Server::record_later`], then [`Server::recorded`]).
+    Record(Recording),
+}
+
+/// A binding that must be durable and queued for the partner before its reply goes out
+/// (§5.1): while the failover peer records it, the server handles other clients' messages.
+#[derive(Debug)]
+pub struct Recording {
+    address: Ipv4Addr,
+    binding: BindingData,
+    /// The DHCPACK, for a lease; none for a RELEASE or DECLINE.
+    reply: Option<Outgoing>,
+}
+
+/// A [`Recording`] and whether the failover peer recorded it in time.
+#[derive(Debug)]
+pub struct Recorded {
+    recording: Recording,
+    ok: bool,
+}
+
 /// A reply to send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outgoing {
@@ -78,6 +105,9 @@ pub struct Server {
     ports: Ports,
     desired: u32,
     offers: HashMap<Ipv4Addr, (ClientIdentity, Instant)>,
+    /// Addresses whose binding is being recorded, and for whom: the store does not show it
+    /// yet, so nothing else is decided about them meanwhile.
+    recording: HashMap<Ipv4Addr, ClientIdentity>,
     /// What happened so far.
     pub counters: Counters,
 }
@@ -109,6 +139,7 @@ impl Server {
             ports,
             desired,
             offers: HashMap::new(),
+            recording: HashMap::new(),
             counters: Counters::default(),
         }
     }
@@ -117,12 +148,25 @@ impl Server {
         Endpoint::of(&self.handle.status(), self.dialect)
     }
 
-    /// Handles one datagram; returns the reply to send, if any. Never panics on input: what
-    /// [`parse`] refuses is counted and dropped.
+    /// Handles one datagram and waits for its binding, if any, to be recorded; returns the
+    /// reply to send, if any. Never panics on input: what [`parse`] refuses is counted and
+    /// dropped. (The server's loop uses [`Server::begin`] instead, so as not to wait.)
     pub async fn handle_datagram(
         &mut self,
         datagram: &[u8],
     ) -> Result<Option<Outgoing>, BadRequest> {
+        match self.begin(datagram)? {
+            Handled::Reply(r) => Ok(r),
+            Handled::Record(r) => {
+                let done = self.record_later(r).await;
+                Ok(self.recorded(done))
+            }
+        }
+    }
+
+    /// Handles one datagram up to the binding to record, if any: the decisions are made now,
+    /// in the order the messages came; only the wait for durability is left to the caller.
+    pub fn begin(&mut self, datagram: &[u8]) -> Result<Handled, BadRequest> {
         let req = match parse(datagram) {
             Ok(r) => r,
             Err(e) => {
@@ -130,10 +174,52 @@ impl Server {
                 return Err(e);
             }
         };
-        Ok(self.handle_request(&req).await)
+        Ok(self.handle_request(&req).unwrap_or(Handled::Reply(None)))
     }
 
-    async fn handle_request(&mut self, req: &ClientRequest) -> Option<Outgoing> {
+    /// Records `recording`'s binding with the failover peer (durable, queued for the partner),
+    /// waiting at most [`RECORD_TIMEOUT`]. Needs no access to the server: the caller may run
+    /// many at once, then hands each result to [`Server::recorded`].
+    pub fn record_later(
+        &self,
+        recording: Recording,
+    ) -> impl std::future::Future<Output = Recorded> + Send + 'static {
+        let handle = self.handle.clone();
+        async move {
+            let sent = handle.send_bindings(vec![recording.binding.clone()]);
+            let ok = matches!(tokio::time::timeout(RECORD_TIMEOUT, sent).await, Ok(Ok(())));
+            Recorded { recording, ok }
+        }
+    }
+
+    /// A binding is recorded (or not): returns the reply that waited for it.
+    pub fn recorded(&mut self, done: Recorded) -> Option<Outgoing> {
+        let Recorded { recording, ok } = done;
+        self.recording.remove(&recording.address);
+        if !ok {
+            self.counters.record_failures += 1;
+            return None;
+        }
+        match recording.reply {
+            Some(ack) => {
+                self.offers.remove(&recording.address);
+                self.counters.acks += 1;
+                Some(ack)
+            }
+            None => {
+                self.counters.releases += 1;
+                None
+            }
+        }
+    }
+
+    /// Whether a binding of `address` is being recorded: its record in the store is not the
+    /// one the client will be told of.
+    fn is_recording(&self, address: Option<Ipv4Addr>) -> bool {
+        address.is_some_and(|a| self.recording.contains_key(&a))
+    }
+
+    fn handle_request(&mut self, req: &ClientRequest) -> Option<Handled> {
         let now = wall_clock();
         let ep = self.endpoint();
         let (kind, address) = match req.kind {
@@ -167,14 +253,17 @@ impl Server {
             self.counters.not_ours += 1;
             return None;
         }
+        if self.is_recording(address) {
+            // Its binding is on its way to the partner: the client's retry is answered
+            // from the record once it is written.
+            self.counters.silent += 1;
+            return None;
+        }
         match req.kind {
-            ClientKind::Discover => self.discover(req, &ep, now),
-            ClientKind::Request => self.request(req, &ep, address?, kind, now).await,
-            ClientKind::Release | ClientKind::Decline => {
-                self.release(req, address?, req.kind, now).await;
-                None
-            }
-            ClientKind::Inform => self.send(req, MessageType::Ack, None),
+            ClientKind::Discover => Some(Handled::Reply(self.discover(req, &ep, now))),
+            ClientKind::Request => self.request(req, &ep, address?, kind, now),
+            ClientKind::Release | ClientKind::Decline => self.release(req, address?, req.kind, now),
+            ClientKind::Inform => Some(Handled::Reply(self.send(req, MessageType::Ack, None))),
         }
     }
 
@@ -182,22 +271,22 @@ impl Server {
         let me = req.lease_client().identity();
         let clock = Instant::now();
         self.offers.retain(|_, (_, until)| *until > clock);
-        let snapshot = self.store.memory().snapshot();
-        let offers = &self.offers;
-        // 2. An address the failover state lets us give this client.
-        let pool = snapshot
-            .values()
-            .filter(|r| {
-                offers
-                    .get(&r.data.ip())
-                    .is_none_or(|(c, _)| c.same_client(&me) == Some(true))
-            })
-            .map(|r| (r.data.ip(), r.local));
-        let Some(address) = choose_address(ep, pool, &me, req.requested, now) else {
+        let (offers, recording) = (&self.offers, &self.recording);
+        // 2. An address the failover state lets us give this client (the store's indexes find
+        // what `choose_address` would choose from the whole pool).
+        let held_for_another = |a: Ipv4Addr, _: &_| {
+            let other = |c: &ClientIdentity| c.same_client(&me) != Some(true);
+            offers.get(&a).is_some_and(|(c, _)| other(c)) || recording.get(&a).is_some_and(other)
+        };
+        let Some(record) =
+            self.store
+                .memory()
+                .choose_address(ep, &me, req.requested, now, held_for_another)
+        else {
             self.counters.no_address += 1;
             return None;
         };
-        let record = snapshot.get(&address.octets())?;
+        let address = record.data.ip();
         // 3. The lease time the MCLT rules allow (what the ACK will grant, if nothing moves).
         let grant = self.handle.lease_time(&LeaseRequest {
             now,
@@ -217,14 +306,14 @@ impl Server {
         )
     }
 
-    async fn request(
+    fn request(
         &mut self,
         req: &ClientRequest,
         ep: &Endpoint,
         address: Ipv4Addr,
         kind: MessageKind,
         now: UnixTime,
-    ) -> Option<Outgoing> {
+    ) -> Option<Handled> {
         let me = req.lease_client().identity();
         let record = self.store.memory().get(address);
         // 2. What the failover state lets us answer for this address.
@@ -232,7 +321,7 @@ impl Server {
             RequestAnswer::Ack => {}
             RequestAnswer::Nak => {
                 self.counters.naks += 1;
-                return self.send(req, MessageType::Nak, None);
+                return Some(Handled::Reply(self.send(req, MessageType::Nak, None)));
             }
             RequestAnswer::Silent(_) => {
                 self.counters.silent += 1;
@@ -262,42 +351,42 @@ impl Server {
             self.counters.record_failures += 1;
             return None;
         };
-        if !self.record(binding).await {
-            return None;
-        }
-        self.offers.remove(&address);
-        self.counters.acks += 1;
-        self.send(
+        let ack = self.send(
             req,
             MessageType::Ack,
             Some(Offered {
                 address,
                 lease_time: grant.granted,
             }),
-        )
+        )?;
+        self.recording.insert(address, me);
+        Some(Handled::Record(Recording {
+            address,
+            binding,
+            reply: Some(ack),
+        }))
     }
 
-    async fn release(
+    fn release(
         &mut self,
         req: &ClientRequest,
         address: Ipv4Addr,
         kind: ClientKind,
         now: UnixTime,
-    ) {
+    ) -> Option<Handled> {
         let me = req.lease_client().identity();
-        let Some(record) = self.store.memory().get(address) else {
-            return;
-        };
+        let record = self.store.memory().get(address)?;
         let binding = if kind == ClientKind::Decline {
             record.declined(&me, now)
         } else {
             record.released(&me, now)
-        };
-        if let Some(b) = binding
-            && self.record(b).await
-        {
-            self.counters.releases += 1;
-        }
+        }?;
+        self.recording.insert(address, me);
+        Some(Handled::Record(Recording {
+            address,
+            binding,
+            reply: None,
+        }))
     }
 
     /// Ends the leases whose time is up (EXPIRED, sent to the partner). Returns how many.
@@ -306,12 +395,14 @@ impl Server {
         if !expires_leases(&self.endpoint()) {
             return 0;
         }
+        let recording = &self.recording;
+        // A lease being renewed is not ended: its renewal is on its way to the store.
         let ended: Vec<BindingData> = self
             .store
             .memory()
-            .snapshot()
-            .values()
-            .filter_map(|r| r.expired(now))
+            .expired(now)
+            .into_iter()
+            .filter(|b| !recording.contains_key(&b.ip()))
             .collect();
         let n = ended.len();
         if n > 0 && self.record_all(ended).await {
@@ -319,10 +410,6 @@ impl Server {
             return n;
         }
         0
-    }
-
-    async fn record(&mut self, binding: BindingData) -> bool {
-        self.record_all(vec![binding]).await
     }
 
     async fn record_all(&mut self, bindings: Vec<BindingData>) -> bool {

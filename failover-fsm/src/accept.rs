@@ -106,6 +106,19 @@ impl ClientIdentity {
             },
         }
     }
+
+    /// The fingerprint of the client identifier (option 61), if any: with
+    /// [`ClientIdentity::hardware_key`], what a store indexes its records by to find a
+    /// client's addresses. [`ClientIdentity::same_client`] is true only when the two share
+    /// one of these keys.
+    pub fn client_id_key(&self) -> Option<u64> {
+        self.client_id
+    }
+
+    /// The fingerprint of the hardware address, if any (see [`ClientIdentity::client_id_key`]).
+    pub fn hardware_key(&self) -> Option<u64> {
+        self.hardware
+    }
 }
 
 /// FNV-1a over a tag, a prefix and the data (length included so that prefixes differ).

@@ -9,12 +9,15 @@
     missing_docs
 )]
 
+use core::net::Ipv4Addr;
+
 use failover_fsm::accept::{ClientIdentity, LocalBinding};
 use failover_fsm::policy::{
     AllocRefusal, AllocationRequest, Answer, BalanceCandidate, BalanceConfig, BalanceSkipped,
     BalanceStep, BalanceTrigger, ClientMessage, Endpoint, INFINITE, LeaseRequest, LeaseTimes,
     LoadBalance, MessageKind, PartnerDownLeases, PartnerPool, PoolCounts, RequestKind, Reschedule,
-    lease_time, may_allocate, may_answer, next_rebalance, plan_balance, secondary_not_hoarding,
+    as_of, choose_address, lease_time, may_allocate, may_allocate_to, may_answer, may_offer_status,
+    next_rebalance, plan_balance, secondary_not_hoarding,
 };
 use failover_fsm::{BindingStatus, Dialect, Hba, HbaPolarity, Role, ServerState, UnixTime};
 use failover_proto::HardwareAddress;
@@ -921,6 +924,104 @@ proptest! {
                 prop_assert_eq!(g.lease_expiration, cap);
             }
         }
+    }
+}
+
+fn status_strategy() -> impl Strategy<Value = BindingStatus> {
+    prop::sample::select(vec![
+        Free, Active, Expired, Released, Abandoned, Reset, Backup,
+    ])
+}
+
+prop_compose! {
+    /// A record as a store may hold it, for one of three clients (or none).
+    fn binding_strategy()(
+        status in status_strategy(),
+        client in 0u8..4,
+        lease_expiration in time_strategy(),
+        start_time_of_state in time_strategy(),
+        sent_pet in time_strategy(),
+        acked_pet in time_strategy(),
+        received_pet in time_strategy(),
+        partner_status in proptest::option::of(status_strategy()),
+        reserved in prop::bool::weighted(0.1),
+    ) -> LocalBinding {
+        let client = match client {
+            0 => ClientIdentity::NONE,
+            c => ClientIdentity::new(Some(&[c][..]), None),
+        };
+        LocalBinding {
+            status,
+            client,
+            lease_expiration,
+            start_time_of_state,
+            sent_pet,
+            acked_pet,
+            received_pet,
+            partner_status,
+            reserved,
+            ..LocalBinding::new(status)
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(4_000))]
+
+    /// `may_offer_status` is a necessary condition of `may_allocate_to` for another client: a
+    /// store that skips the statuses it rules out loses no address the rule would give.
+    #[test]
+    fn may_offer_status_never_hides_an_allowed_address(
+        dialect in prop::sample::select(vec![Dialect::Draft, Dialect::Isc]),
+        role in prop::sample::select(vec![Role::Primary, Role::Secondary]),
+        state in state_strategy(),
+        since in prop_oneof![1_600_000_000u32..1_600_400_000, any::<u32>()],
+        mclt in prop_oneof![Just(0u32), 1u32..100_000],
+        now in prop_oneof![1_600_000_000u32..1_600_400_000, any::<u32>()],
+        binding in binding_strategy(),
+    ) {
+        let mut ep = endpoint(dialect, role, state);
+        ep.state_since = UnixTime(since);
+        ep.mclt = mclt;
+        let now = UnixTime(now);
+        if may_allocate_to(&ep, &binding, false, now).is_ok() {
+            prop_assert!(!binding.reserved);
+            prop_assert!(may_offer_status(&ep, as_of(&binding, now).status));
+        }
+    }
+
+    /// `choose_address` picks the least (rank, address) allowed: the order of the pool does
+    /// not change its choice.
+    #[test]
+    fn choose_address_does_not_depend_on_the_order_of_the_pool(
+        dialect in prop::sample::select(vec![Dialect::Draft, Dialect::Isc]),
+        state in prop::sample::select(vec![Normal, CommunicationsInterrupted, PartnerDown]),
+        records in prop::collection::vec(binding_strategy(), 0..24),
+        client in 1u8..4,
+        requested in proptest::option::of(0u8..24),
+        now in 1_600_000_000u32..1_600_400_000,
+        seed in any::<u64>(),
+    ) {
+        let ep = endpoint(dialect, Role::Primary, state);
+        let me = ClientIdentity::new(Some(&[client][..]), None);
+        let requested = requested.map(|i| Ipv4Addr::new(192, 0, 2, i));
+        let now = UnixTime(now);
+        let mut pool: Vec<(Ipv4Addr, LocalBinding)> = records
+            .into_iter()
+            .enumerate()
+            .map(|(i, b)| (Ipv4Addr::new(192, 0, 2, u8::try_from(i).unwrap()), b))
+            .collect();
+        let in_order = choose_address(&ep, pool.iter().copied(), &me, requested, now);
+        // A deterministic shuffle from the seed.
+        let mut x = seed | 1;
+        for i in (1..pool.len()).rev() {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            pool.swap(i, usize::try_from(x % (i as u64 + 1)).unwrap());
+        }
+        let shuffled = choose_address(&ep, pool.iter().copied(), &me, requested, now);
+        prop_assert_eq!(in_order, shuffled);
     }
 }
 

@@ -9,8 +9,8 @@ use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use failover_fsm::accept::{LocalBinding, Verdict, own_free_status};
-use failover_fsm::policy::{BalancePlan, PoolCounts, balance_candidates};
+use failover_fsm::accept::{ClientIdentity, LocalBinding, Verdict, own_free_status};
+use failover_fsm::policy::{AddressChoice, BalancePlan, Endpoint, PoolCounts, balance_candidates};
 use failover_fsm::record::{Ack, BacklogWalk, LeaseRecord, Queued, Received, UpdateQueue, Walked};
 use failover_fsm::{BindingData, BindingStatus, LeaseLookup, Persisted, Role, UnixTime, UpdateId};
 use tracing::warn;
@@ -67,8 +67,10 @@ pub trait Storage: LeaseLookup + Send + Sync + 'static {
     }
 }
 
+mod index;
 mod log_format;
 
+use index::{Index, same_place};
 use log_format::{Record, decode_record, encode_record, put_lease};
 
 /// Which bindings a [`BacklogWalk`] sends.
@@ -79,7 +81,10 @@ pub type Lease = LeaseRecord;
 
 #[derive(Debug, Default)]
 struct Inner {
+    /// Changed only through [`Inner::update`] (or followed by [`Inner::reindex`]), which keeps
+    /// `index` in step.
     leases: BTreeMap<[u8; 4], Lease>,
+    index: Index,
     state: Option<Persisted>,
     /// Addresses changed since the last sync (the file store writes their records then), with
     /// repeats: a push per change is cheaper than a set insert, and a sync sorts them once.
@@ -93,11 +98,36 @@ impl Inner {
         self.state_dirty = self.state.is_some();
     }
 
-    fn record(&mut self, address: [u8; 4]) -> &mut Lease {
+    /// Changes the record of `address` (a fresh one if there is none) with `f`, and marks it
+    /// to be written at the next sync.
+    fn record<R>(&mut self, address: [u8; 4], f: impl FnOnce(&mut Lease) -> R) -> R {
         self.dirty.push(address);
-        self.leases
-            .entry(address)
-            .or_insert_with(|| LeaseRecord::fresh(Ipv4Addr::from(address)))
+        self.update(address, f)
+    }
+
+    /// Changes the record of `address` with `f`, keeping the indexes in step.
+    fn update<R>(&mut self, address: [u8; 4], f: impl FnOnce(&mut Lease) -> R) -> R {
+        let l = match self.leases.entry(address) {
+            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+            std::collections::btree_map::Entry::Vacant(e) => {
+                let l = e.insert(LeaseRecord::fresh(Ipv4Addr::from(address)));
+                self.index.insert(address, &l.local);
+                l
+            }
+        };
+        let before = l.local;
+        let r = f(l);
+        let after = l.local;
+        if !same_place(&before, &after) {
+            self.index.remove(address, &before);
+            self.index.insert(address, &after);
+        }
+        r
+    }
+
+    /// Builds the indexes again, after a change of many records at once.
+    fn reindex(&mut self) {
+        self.index = Index::of(&self.leases);
     }
 }
 
@@ -118,6 +148,7 @@ impl MemoryStore {
             let a = Ipv4Addr::from(u32::from(first).wrapping_add(i));
             inner.leases.insert(a.octets(), LeaseRecord::fresh(a));
         }
+        inner.reindex();
         MemoryStore {
             role,
             inner: Mutex::new(inner),
@@ -150,6 +181,67 @@ impl MemoryStore {
     /// ```
     pub fn with_leases<R>(&self, f: impl FnOnce(&BTreeMap<[u8; 4], Lease>) -> R) -> R {
         f(&self.lock().leases)
+    }
+
+    /// The address to offer `client` ([`failover_fsm::policy::choose_address`] over the whole
+    /// table, less what `skip` leaves out), and its lease. The store looks only where the
+    /// choice can be — the client's own addresses, the one it asked for (`requested`), and per
+    /// status in address order until one is allowed — so a DISCOVER costs about
+    /// `O(log n)`, not a pass over the pool. `skip(address, lease)`: addresses the caller must
+    /// not offer for reasons of its own (offered to another client a moment ago).
+    ///
+    /// ```
+    /// # use std::net::Ipv4Addr;
+    /// use failover_fsm::accept::ClientIdentity;
+    /// use failover_fsm::policy::Endpoint;
+    /// use failover_fsm::{Dialect, Role, ServerState, UnixTime};
+    /// use failover_tokio::MemoryStore;
+    ///
+    /// let store = MemoryStore::new(Role::Primary, Ipv4Addr::new(192, 0, 2, 10), 100);
+    /// let ep = Endpoint {
+    ///     dialect: Dialect::Isc,
+    ///     role: Role::Primary,
+    ///     state: ServerState::Normal,
+    ///     state_since: UnixTime(0),
+    ///     partner_state: Some(ServerState::Normal),
+    ///     mclt: 60,
+    ///     lease_mclt: 60,
+    /// };
+    /// let client = ClientIdentity::new(Some(b"c1"), None);
+    /// let first = Ipv4Addr::new(192, 0, 2, 10);
+    /// let lease = store.choose_address(&ep, &client, None, UnixTime(1_000), |a, _| a == first);
+    /// assert_eq!(lease.map(|l| l.data.ip()), Some(Ipv4Addr::new(192, 0, 2, 11)));
+    /// ```
+    pub fn choose_address(
+        &self,
+        endpoint: &Endpoint,
+        client: &ClientIdentity,
+        requested: Option<Ipv4Addr>,
+        now: UnixTime,
+        skip: impl FnMut(Ipv4Addr, &Lease) -> bool,
+    ) -> Option<Lease> {
+        let g = self.lock();
+        let mut choice = AddressChoice::new(endpoint, client, requested, now);
+        g.index.choose(
+            &mut choice,
+            endpoint,
+            client,
+            requested,
+            now,
+            |a| g.leases.get(&a),
+            skip,
+        );
+        g.leases.get(&choice.chosen()?.octets()).cloned()
+    }
+
+    /// The bindings of the leases that ended before `now` ([`LeaseRecord::expired`] of every
+    /// lease), found through the index of ACTIVE leases by lease-expiration-time.
+    pub fn expired(&self, now: UnixTime) -> Vec<BindingData> {
+        let g = self.lock();
+        g.index
+            .ended(now)
+            .filter_map(|a| g.leases.get(&a)?.expired(now))
+            .collect()
     }
 
     /// The lease of `address`.
@@ -197,6 +289,7 @@ impl MemoryStore {
         for (a, l) in g.leases.iter_mut() {
             *l = LeaseRecord::fresh(Ipv4Addr::from(*a));
         }
+        g.reindex();
     }
 
     /// The addresses changed and whether the state changed since the last call.
@@ -237,25 +330,23 @@ impl Storage for MemoryStore {
     fn commit_binding(&self, binding: &BindingData, verdict: &Verdict) -> io::Result<Received> {
         Ok(self
             .lock()
-            .record(binding.address)
-            .apply_received(binding, verdict))
+            .record(binding.address, |l| l.apply_received(binding, verdict)))
     }
 
     fn record_local(&self, binding: &BindingData) -> io::Result<()> {
         self.lock()
-            .record(binding.address)
-            .apply_local(binding.clone(), true);
+            .record(binding.address, |l| l.apply_local(binding.clone(), true));
         Ok(())
     }
 
     fn binding_queued(&self, address: [u8; 4], update: UpdateId, again: bool) -> io::Result<()> {
-        let mut g = self.lock();
-        let r = g.record(address);
-        if again {
-            r.queued_again(update);
-        } else {
-            r.queued(update);
-        }
+        self.lock().record(address, |r| {
+            if again {
+                r.queued_again(update);
+            } else {
+                r.queued(update);
+            }
+        });
         Ok(())
     }
 
@@ -263,14 +354,15 @@ impl Storage for MemoryStore {
         let role = self.role;
         let mut g = self.lock();
         if g.leases.contains_key(&address) {
-            g.record(address).apply_ack(ack, role);
+            g.record(address, |l| l.apply_ack(ack, role));
         }
         Ok(())
     }
 
     fn binding_rejected(&self, address: [u8; 4], update: UpdateId) {
-        if let Some(r) = self.lock().leases.get_mut(&address) {
-            r.apply_reject(update);
+        let mut g = self.lock();
+        if g.leases.contains_key(&address) {
+            g.update(address, |r| r.apply_reject(update));
         }
     }
 
@@ -278,7 +370,8 @@ impl Storage for MemoryStore {
         let mut g = self.lock();
         let Inner { leases, dirty, .. } = &mut *g;
         walk.begin(leases.values_mut());
-        if walk.which() == Backlog::All {
+        let all = walk.which() == Backlog::All;
+        if all {
             // Counted as unacknowledged from now on: durable too.
             dirty.extend(
                 leases
@@ -286,41 +379,67 @@ impl Storage for MemoryStore {
                     .filter(|(_, l)| !l.is_untouched())
                     .map(|(a, _)| *a),
             );
+            g.reindex();
         }
     }
 
     fn walk(&self, walk: &mut BacklogWalk, queue: &mut dyn UpdateQueue) -> Walked {
         let mut g = self.lock();
-        let Inner { leases, dirty, .. } = &mut *g;
+        let Inner {
+            leases,
+            dirty,
+            index,
+            ..
+        } = &mut *g;
         let from = walk.resume_at().octets();
-        let records = leases.range_mut(from..).map(|(_, l)| l);
-        walk.walk(records, queue, |l, queued| match queued {
+        // The records the walk is handed, as they were: those it changed are filed again.
+        let mut seen = Vec::new();
+        let records = leases.range_mut(from..).map(|(a, l)| {
+            seen.push((*a, l.local));
+            l
+        });
+        let walked = walk.walk(records, queue, |l, queued| match queued {
             Ok(_) => dirty.push(l.data.address),
             Err(e) => warn!(error = %e, address = %l.data.ip(), "binding not sent"),
-        })
+        });
+        for (a, before) in seen {
+            if let Some(l) = leases.get(&a)
+                && !same_place(&before, &l.local)
+            {
+                index.remove(a, &before);
+                index.insert(a, &l.local);
+            }
+        }
+        walked
     }
 
     fn send_current(&self, address: [u8; 4], again: bool, queue: &mut dyn UpdateQueue) -> Queued {
-        let mut g = self.lock();
-        let r = g.record(address);
-        if again {
-            r.send_again(queue)
-        } else {
-            r.send(queue)
-        }
+        self.lock().record(address, |r| {
+            if again {
+                r.send_again(queue)
+            } else {
+                r.send(queue)
+            }
+        })
     }
 
     fn pool_counts(&self) -> PoolCounts {
-        PoolCounts::of(self.lock().leases.values())
+        self.lock().index.counts()
     }
 
     fn move_to_partner(&self, plan: &BalancePlan, now: UnixTime) -> io::Result<Vec<BindingData>> {
         let mut g = self.lock();
-        let moved: Vec<BindingData> = balance_candidates(plan, g.leases.values())
+        let Inner { leases, index, .. } = &*g;
+        // Only addresses of the status the plan takes from can be candidates.
+        let records = index
+            .with_status(plan.takes_from())
+            .into_iter()
+            .filter_map(|a| leases.get(&a));
+        let moved: Vec<BindingData> = balance_candidates(plan, records)
             .map(|l| l.given_to_partner(plan, now))
             .collect();
         for b in &moved {
-            g.record(b.address).apply_local(b.clone(), true);
+            g.record(b.address, |l| l.apply_local(b.clone(), true));
         }
         Ok(moved)
     }
@@ -417,6 +536,7 @@ impl FileStore {
             for l in g.leases.values_mut() {
                 l.restarted();
             }
+            g.reindex();
             g.dirty.clear();
             g.state_dirty = false;
         }
@@ -560,11 +680,10 @@ fn replay(g: &mut Inner, role: Role, r: Record) {
         }
         // The first log format recorded operations; they replay through the same rules.
         Record::Received(b, v) => {
-            g.record(b.address).apply_received(&b, &v);
+            g.record(b.address, |l| l.apply_received(&b, &v));
         }
-        Record::Local(b) => g.record(b.address).apply_local(b, true),
-        Record::Acked(a, status, pet) => {
-            let l = g.record(a);
+        Record::Local(b) => g.record(b.address, |l| l.apply_local(b, true)),
+        Record::Acked(a, status, pet) => g.record(a, |l| {
             if l.data.status == status {
                 let update = UpdateId(u64::MAX);
                 l.queued_again(update);
@@ -576,7 +695,7 @@ fn replay(g: &mut Inner, role: Role, r: Record) {
                 };
                 l.apply_ack(&ack, role);
             }
-        }
+        }),
     }
 }
 

@@ -69,13 +69,42 @@ impl PoolCounts {
 
     /// Counts one more address (see [`PoolCounts::of`]).
     pub fn add(&mut self, local: &LocalBinding) {
+        if let Some(n) = self.count_of(local) {
+            *n = n.saturating_add(1);
+        }
+    }
+
+    /// Counts one address less: a store that keeps its counts up to date calls it with a
+    /// record's old value, then [`PoolCounts::add`] with the new one.
+    ///
+    /// ```
+    /// # use core::net::Ipv4Addr;
+    /// use failover_fsm::policy::PoolCounts;
+    /// use failover_fsm::record::LeaseRecord;
+    /// use failover_fsm::BindingStatus;
+    ///
+    /// let mut record = LeaseRecord::fresh(Ipv4Addr::new(192, 0, 2, 1));
+    /// let mut counts = PoolCounts::of([&record]);
+    /// counts.remove(&record.local);
+    /// record.local.status = BindingStatus::Backup;
+    /// counts.add(&record.local);
+    /// assert_eq!(counts, PoolCounts { free: 0, backup: 1 });
+    /// ```
+    pub fn remove(&mut self, local: &LocalBinding) {
+        if let Some(n) = self.count_of(local) {
+            *n = n.saturating_sub(1);
+        }
+    }
+
+    /// The count `local` is in, if any.
+    fn count_of(&mut self, local: &LocalBinding) -> Option<&mut u32> {
         if local.reserved {
-            return;
+            return None;
         }
         match local.status {
-            BindingStatus::Free => self.free = self.free.saturating_add(1),
-            BindingStatus::Backup => self.backup = self.backup.saturating_add(1),
-            _ => {}
+            BindingStatus::Free => Some(&mut self.free),
+            BindingStatus::Backup => Some(&mut self.backup),
+            _ => None,
         }
     }
 }

@@ -404,18 +404,10 @@ pub fn may_allocate(
     now: UnixTime,
 ) -> Result<(), AllocRefusal> {
     use BindingStatus::{Abandoned, Active, Backup, Expired, Free, Released, Reset};
-    use ServerState::{
-        CommunicationsInterrupted, ConflictDone, Normal, PartnerDown, ResolutionInterrupted,
-    };
+    use ServerState::PartnerDown;
     let ep = endpoint;
     let isc = ep.dialect == Dialect::Isc;
-    let serving = match ep.state {
-        Normal | CommunicationsInterrupted | PartnerDown => true,
-        ResolutionInterrupted => !isc,
-        ConflictDone => !isc && ep.role == Role::Primary,
-        _ => false,
-    };
-    if !serving {
+    if !serves_clients(ep) {
         return Err(AllocRefusal::NotServing(ep.state));
     }
     if binding.reserved && !request.holds_reservation {
@@ -509,6 +501,22 @@ pub fn may_allocate(
     }
 }
 
+/// Whether `endpoint`'s state allocates addresses at all (§9: NORMAL, COMMUNICATIONS-
+/// INTERRUPTED, PARTNER-DOWN; the draft also RESOLUTION-INTERRUPTED, and CONFLICT-DONE on the
+/// primary).
+fn serves_clients(endpoint: &Endpoint) -> bool {
+    use ServerState::{
+        CommunicationsInterrupted, ConflictDone, Normal, PartnerDown, ResolutionInterrupted,
+    };
+    let isc = endpoint.dialect == Dialect::Isc;
+    match endpoint.state {
+        Normal | CommunicationsInterrupted | PartnerDown => true,
+        ResolutionInterrupted => !isc,
+        ConflictDone => !isc && endpoint.role == Role::Primary,
+        _ => false,
+    }
+}
+
 /// Seconds added to the draft's PARTNER-DOWN waits: the partner granted its leases on its own
 /// clock from times it may not have corrected by a skew too small to prove (§5.10; whole-second
 /// times, see `Engine` skew correction), so its lease can end a second or two after ours
@@ -584,10 +592,11 @@ pub fn may_allocate_to(
 
 /// The address to offer a client (DHCPDISCOVER), from the records of the pool in `pool`:
 /// the address the client holds or held last if [`may_allocate_to`] allows it, else the
-/// address it asked for (option 50) if allowed, else the first address allowed. An ABANDONED
+/// address it asked for (option 50) if allowed, else the lowest address allowed. An ABANDONED
 /// address (declined by a client: someone else may use it) only as the last resort, when the
 /// dialect allows it at all (ISC's `allocate_lease`). `None` when nothing may be allocated
-/// (the server stays silent).
+/// (the server stays silent). The choice does not depend on the order of `pool`
+/// ([`AddressChoice`], which a store with an index feeds with fewer records).
 ///
 /// The caller leaves out of `pool` what it must not offer for reasons of its own (an address
 /// offered to another client a moment ago).
@@ -601,30 +610,131 @@ pub fn choose_address<I>(
 where
     I: IntoIterator<Item = (Ipv4Addr, LocalBinding)>,
 {
-    // 0: the client's own, 1: the requested one, 2: any other, 3: ABANDONED.
-    let mut best: Option<(u8, Ipv4Addr)> = None;
+    let mut choice = AddressChoice::new(endpoint, client, requested, now);
     for (address, binding) in pool {
-        let same = binding.client.same_client(client) == Some(true);
+        choice.consider(address, &binding);
+    }
+    choice.chosen()
+}
+
+/// [`choose_address`] one record at a time: the best address allowed among the records
+/// considered so far. The best is the least `(rank, address)`, rank 0 for an address the
+/// client holds or held last, 1 for the address it asked for, 2 for any other, 3 for an
+/// ABANDONED one; so the records may come in any order, and a store that indexes its records
+/// need only show those that can still win ([`AddressChoice::could_improve`],
+/// [`may_offer_status`]).
+///
+/// ```
+/// # use core::net::Ipv4Addr;
+/// use failover_fsm::accept::ClientIdentity;
+/// use failover_fsm::policy::{AddressChoice, Endpoint};
+/// use failover_fsm::record::LeaseRecord;
+/// use failover_fsm::{Dialect, Role, ServerState, UnixTime};
+///
+/// let ep = Endpoint {
+///     dialect: Dialect::Isc,
+///     role: Role::Primary,
+///     state: ServerState::Normal,
+///     state_since: UnixTime(0),
+///     partner_state: Some(ServerState::Normal),
+///     mclt: 60,
+///     lease_mclt: 60,
+/// };
+/// let client = ClientIdentity::new(Some(b"c1"), None);
+/// let mut choice = AddressChoice::new(&ep, &client, None, UnixTime(1_000));
+/// for i in [9, 4, 7] {
+///     let a = Ipv4Addr::new(192, 0, 2, i);
+///     choice.consider(a, &LeaseRecord::fresh(a).local);
+/// }
+/// assert_eq!(choice.chosen(), Some(Ipv4Addr::new(192, 0, 2, 4)));
+/// // A FREE address above the one chosen cannot win any more.
+/// let above = Ipv4Addr::new(192, 0, 2, 5);
+/// assert!(!choice.could_improve(above, &LeaseRecord::fresh(above).local));
+/// ```
+#[derive(Debug, Clone, Copy)]
+pub struct AddressChoice<'a> {
+    endpoint: &'a Endpoint,
+    client: &'a ClientIdentity,
+    requested: Option<Ipv4Addr>,
+    now: UnixTime,
+    best: Option<(u8, Ipv4Addr)>,
+}
+
+impl<'a> AddressChoice<'a> {
+    /// Nothing chosen yet, for `client` (which asked for `requested`) at `now`.
+    pub fn new(
+        endpoint: &'a Endpoint,
+        client: &'a ClientIdentity,
+        requested: Option<Ipv4Addr>,
+        now: UnixTime,
+    ) -> Self {
+        AddressChoice {
+            endpoint,
+            client,
+            requested,
+            now,
+            best: None,
+        }
+    }
+
+    fn rank(&self, address: Ipv4Addr, binding: &LocalBinding) -> (u8, bool) {
+        let same = binding.client.same_client(self.client) == Some(true);
         let rank = if binding.status == BindingStatus::Abandoned {
             3
         } else if same {
             0
-        } else if Some(address) == requested {
+        } else if Some(address) == self.requested {
             1
         } else {
             2
         };
-        if best.is_some_and(|(r, _)| r <= rank) {
-            continue;
-        }
-        if may_allocate_to(endpoint, &binding, same, now).is_ok() {
-            if rank == 0 {
-                return Some(address);
-            }
-            best = Some((rank, address));
-        }
+        (rank, same)
     }
-    best.map(|(_, a)| a)
+
+    /// Whether `address` with record `binding` would be chosen over the best so far, if
+    /// [`may_allocate_to`] allows it.
+    pub fn could_improve(&self, address: Ipv4Addr, binding: &LocalBinding) -> bool {
+        let (rank, _) = self.rank(address, binding);
+        self.best.is_none_or(|best| (rank, address) < best)
+    }
+
+    /// Looks at one record of the pool; returns whether it is the best so far now.
+    pub fn consider(&mut self, address: Ipv4Addr, binding: &LocalBinding) -> bool {
+        let (rank, same) = self.rank(address, binding);
+        if self.best.is_some_and(|best| (rank, address) >= best) {
+            return false;
+        }
+        let allowed = may_allocate_to(self.endpoint, binding, same, self.now).is_ok();
+        if allowed {
+            self.best = Some((rank, address));
+        }
+        allowed
+    }
+
+    /// The address to offer, from the records considered.
+    pub fn chosen(&self) -> Option<Ipv4Addr> {
+        self.best.map(|(_, a)| a)
+    }
+}
+
+/// Whether a record of `status` that is not reserved may be offered by [`choose_address`] to
+/// a client other than its last one in `endpoint`'s state, at some time — a necessary
+/// condition of [`may_allocate_to`] with `last_client` false, for a store that indexes its
+/// records by status and looks only where an address may be found. Take an ACTIVE record
+/// [`as_of`] now (one past its lease-expiration-time is EXPIRED). `false` is sure: an ACTIVE
+/// lease, the partner's available addresses outside PARTNER-DOWN, nothing when the state
+/// serves no new client; `true` may still be refused record by record.
+pub fn may_offer_status(endpoint: &Endpoint, status: BindingStatus) -> bool {
+    if !serves_clients(endpoint) || endpoint.state == ServerState::ResolutionInterrupted {
+        return false;
+    }
+    let own = own_free_status(endpoint.role);
+    match status {
+        s if s == own => true,
+        BindingStatus::Active => false,
+        BindingStatus::Free | BindingStatus::Backup => endpoint.state == ServerState::PartnerDown,
+        _ => true,
+    }
 }
 
 /// What to answer a DHCPREQUEST for one address (RFC 2131 §4.3.2).

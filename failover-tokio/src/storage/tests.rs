@@ -337,3 +337,190 @@ fn the_history_holds_each_version_and_leaves_a_live_log_alone() {
     drop(store);
     let _ = std::fs::remove_file(&path);
 }
+
+/// A small xorshift generator: the randomized index test is deterministic per seed.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+
+    fn pick<T: Copy>(&mut self, items: &[T]) -> T {
+        items[usize::try_from(self.below(items.len() as u64)).unwrap()]
+    }
+
+    fn time(&mut self) -> Option<UnixTime> {
+        match self.below(4) {
+            0 => None,
+            _ => Some(UnixTime(
+                1_000_000 + u32::try_from(self.below(400)).unwrap(),
+            )),
+        }
+    }
+}
+
+const STATUSES: [BindingStatus; 7] = [
+    BindingStatus::Free,
+    BindingStatus::Active,
+    BindingStatus::Expired,
+    BindingStatus::Released,
+    BindingStatus::Abandoned,
+    BindingStatus::Reset,
+    BindingStatus::Backup,
+];
+
+/// Client `k`: none (0), a client identifier and a hardware address (1–3), a hardware address
+/// alone (4–5, the same as 1–2's: `same_client` then compares those).
+fn identity(k: u64) -> failover_fsm::accept::ClientIdentity {
+    use failover_fsm::accept::ClientIdentity;
+    use failover_proto::HardwareAddress;
+    let mac = |i: u8| [0x02, 0, 0, 0, 0, i];
+    match k {
+        0 => ClientIdentity::NONE,
+        1..=3 => {
+            let m = mac(k as u8);
+            ClientIdentity::new(
+                Some(&[k as u8][..]),
+                Some(HardwareAddress {
+                    htype: 1,
+                    address: &m,
+                }),
+            )
+        }
+        _ => {
+            let m = mac(k as u8 - 3);
+            ClientIdentity::new(
+                None,
+                Some(HardwareAddress {
+                    htype: 1,
+                    address: &m,
+                }),
+            )
+        }
+    }
+}
+
+fn random_local(rng: &mut Rng) -> LocalBinding {
+    let status = rng.pick(&STATUSES);
+    let mut l = LocalBinding::new(status);
+    l.client = identity(rng.below(6));
+    l.lease_expiration = rng.time();
+    l.start_time_of_state = rng.time();
+    l.sent_pet = rng.time();
+    l.acked_pet = rng.time();
+    l.received_pet = rng.time();
+    l.partner_status = match rng.below(3) {
+        0 => None,
+        _ => Some(rng.pick(&STATUSES)),
+    };
+    l.reserved = rng.below(12) == 0;
+    l
+}
+
+fn random_endpoint(rng: &mut Rng) -> failover_fsm::policy::Endpoint {
+    use ServerState::*;
+    use failover_fsm::Dialect;
+    failover_fsm::policy::Endpoint {
+        dialect: rng.pick(&[Dialect::Isc, Dialect::Draft]),
+        role: rng.pick(&[Role::Primary, Role::Secondary]),
+        state: rng.pick(&[
+            Normal,
+            Normal,
+            CommunicationsInterrupted,
+            PartnerDown,
+            PartnerDown,
+            ResolutionInterrupted,
+            ConflictDone,
+            Recover,
+            Startup,
+        ]),
+        state_since: UnixTime(1_000_000 + u32::try_from(rng.below(200)).unwrap()),
+        partner_state: None,
+        mclt: rng.pick(&[0, 10, 60, 3600]),
+        lease_mclt: 60,
+    }
+}
+
+/// The store's indexed choice, its pool counts and its ended leases are what the library's
+/// rules give over the whole table, after every change of a randomly changed table.
+fn check_index_against_the_rules(seed: u64, store: &MemoryStore, first: Ipv4Addr) {
+    use failover_fsm::policy::choose_address;
+    let mut rng = Rng(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    for step in 0..150 {
+        // Change one record as the store's own paths would (each keeps the index in step).
+        let a = Ipv4Addr::from(u32::from(first) + u32::try_from(rng.below(24)).unwrap());
+        match rng.below(6) {
+            0 => {
+                let mut b = BindingData::new(a, rng.pick(&STATUSES));
+                b.lease_expiration_time = rng.time();
+                store.record_local(&b).unwrap();
+            }
+            1 => {
+                let update = UpdateId(rng.next());
+                store.binding_queued(a.octets(), update, false).unwrap();
+                store.binding_rejected(a.octets(), update);
+            }
+            _ => {
+                let local = random_local(&mut rng);
+                store.lock().update(a.octets(), |l| l.local = local);
+            }
+        }
+        let all = store.snapshot();
+        assert_eq!(
+            store.pool_counts(),
+            PoolCounts::of(all.values()),
+            "seed {seed} step {step}"
+        );
+        let now = UnixTime(1_000_000 + u32::try_from(rng.below(500)).unwrap());
+        let mut ended: Vec<[u8; 4]> = store.expired(now).iter().map(|b| b.address).collect();
+        ended.sort_unstable();
+        let expected: Vec<[u8; 4]> = all
+            .values()
+            .filter_map(|l| l.expired(now))
+            .map(|b| b.address)
+            .collect();
+        assert_eq!(ended, expected, "seed {seed} step {step}");
+        for _ in 0..4 {
+            let ep = random_endpoint(&mut rng);
+            let me = identity(1 + rng.below(5));
+            let requested = match rng.below(3) {
+                0 => None,
+                _ => Some(Ipv4Addr::from(
+                    u32::from(first) + u32::try_from(rng.below(26)).unwrap(),
+                )),
+            };
+            // The caller's own exclusions: a few addresses offered to somebody else.
+            let offered = rng.next();
+            let skip = |a: Ipv4Addr| (offered >> (u32::from(a) % 64)) & 7 == 0;
+            let pool = all
+                .values()
+                .filter(|l| !skip(l.data.ip()))
+                .map(|l| (l.data.ip(), l.local));
+            let whole = choose_address(&ep, pool, &me, requested, now);
+            let indexed = store
+                .choose_address(&ep, &me, requested, now, |a, _| skip(a))
+                .map(|l| l.data.ip());
+            assert_eq!(
+                indexed, whole,
+                "seed {seed} step {step}: {ep:?} client {me:?} requested {requested:?} at {now:?}"
+            );
+        }
+    }
+}
+
+#[test]
+fn the_indexed_choice_is_the_rules_choice_over_the_whole_table() {
+    let first = Ipv4Addr::new(192, 0, 2, 0);
+    for seed in 1..=300 {
+        let store = MemoryStore::new(Role::Primary, first, 24);
+        check_index_against_the_rules(seed, &store, first);
+    }
+}

@@ -1,0 +1,193 @@
+//! The store's indexes over its lease table, so that a DHCP server finds an address to offer,
+//! the leases that ended and the pool counts without a scan of the whole table per message.
+//!
+//! The indexes only narrow where to look: the choice is the library's
+//! ([`failover_fsm::policy::AddressChoice`], which takes the least `(rank, address)` allowed
+//! by `may_allocate_to`, whatever the order it is shown records in), and the statuses skipped
+//! are those [`may_offer_status`] rules out.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+use std::ops::Bound;
+
+use failover_fsm::accept::{ClientIdentity, LocalBinding};
+use failover_fsm::policy::{AddressChoice, Endpoint, PoolCounts, may_offer_status};
+use failover_fsm::{BindingStatus, UnixTime};
+
+use super::Lease;
+
+/// A key of [`Index::clients`]: a client identifier's fingerprint (`true`) or a hardware
+/// address's (`false`).
+type ClientKey = (bool, u64);
+
+/// Addresses by what the allocation rules look at, kept in step with the table by
+/// [`Index::insert`] / [`Index::remove`] around every change of a record.
+#[derive(Debug, Default)]
+pub(super) struct Index {
+    /// Every address but the ACTIVE ones, by status then address.
+    by_status: BTreeSet<(BindingStatus, [u8; 4])>,
+    /// ACTIVE addresses by lease-expiration-time (none: last), then address.
+    active: BTreeSet<(u64, [u8; 4])>,
+    /// The addresses each client holds or held last.
+    clients: HashMap<ClientKey, Vec<[u8; 4]>>,
+    /// FREE and BACKUP addresses ([`PoolCounts::add`] / [`PoolCounts::remove`]).
+    counts: PoolCounts,
+}
+
+fn expiry_key(local: &LocalBinding) -> u64 {
+    local.lease_expiration.map_or(u64::MAX, |t| u64::from(t.0))
+}
+
+fn client_keys(client: &ClientIdentity) -> impl Iterator<Item = ClientKey> {
+    let id = client.client_id_key().map(|k| (true, k));
+    let hw = client.hardware_key().map(|k| (false, k));
+    id.into_iter().chain(hw)
+}
+
+/// Whether the indexes file `a` and `b` alike.
+pub(super) fn same_place(a: &LocalBinding, b: &LocalBinding) -> bool {
+    a.status == b.status
+        && a.reserved == b.reserved
+        && a.client == b.client
+        && (a.status != BindingStatus::Active || a.lease_expiration == b.lease_expiration)
+}
+
+impl Index {
+    /// The indexes of `leases`.
+    pub(super) fn of(leases: &BTreeMap<[u8; 4], Lease>) -> Index {
+        let mut index = Index::default();
+        for (a, l) in leases {
+            index.insert(*a, &l.local);
+        }
+        index
+    }
+
+    /// Files `address`, whose record is now `local`.
+    pub(super) fn insert(&mut self, address: [u8; 4], local: &LocalBinding) {
+        if local.status == BindingStatus::Active {
+            self.active.insert((expiry_key(local), address));
+        } else {
+            self.by_status.insert((local.status, address));
+        }
+        for k in client_keys(&local.client) {
+            let held = self.clients.entry(k).or_default();
+            if !held.contains(&address) {
+                held.push(address);
+            }
+        }
+        self.counts.add(local);
+    }
+
+    /// Takes `address`, whose record was `local`, out of the indexes.
+    pub(super) fn remove(&mut self, address: [u8; 4], local: &LocalBinding) {
+        if local.status == BindingStatus::Active {
+            self.active.remove(&(expiry_key(local), address));
+        } else {
+            self.by_status.remove(&(local.status, address));
+        }
+        for k in client_keys(&local.client) {
+            if let Some(held) = self.clients.get_mut(&k) {
+                held.retain(|a| *a != address);
+                if held.is_empty() {
+                    self.clients.remove(&k);
+                }
+            }
+        }
+        self.counts.remove(local);
+    }
+
+    /// FREE and BACKUP addresses, reserved ones left out.
+    pub(super) fn counts(&self) -> PoolCounts {
+        self.counts
+    }
+
+    /// The ACTIVE addresses whose lease-expiration-time is before `now`.
+    pub(super) fn ended(&self, now: UnixTime) -> impl Iterator<Item = [u8; 4]> + '_ {
+        self.active
+            .range(..(u64::from(now.0), [0; 4]))
+            .map(|(_, a)| *a)
+    }
+
+    /// The addresses with `status`, in address order.
+    pub(super) fn with_status(&self, status: BindingStatus) -> Vec<[u8; 4]> {
+        if status == BindingStatus::Active {
+            let mut all: Vec<[u8; 4]> = self.active.iter().map(|(_, a)| *a).collect();
+            all.sort_unstable();
+            return all;
+        }
+        self.by_status
+            .range((status, [0; 4])..=(status, [255; 4]))
+            .map(|(_, a)| *a)
+            .collect()
+    }
+
+    /// The statuses filed in `by_status`, each once, in order.
+    fn statuses(&self) -> impl Iterator<Item = BindingStatus> + '_ {
+        let mut next = self.by_status.first().map(|(s, _)| *s);
+        std::iter::from_fn(move || {
+            let s = next?;
+            next = self
+                .by_status
+                .range((Bound::Excluded((s, [255; 4])), Bound::Unbounded))
+                .next()
+                .map(|(s, _)| *s);
+            Some(s)
+        })
+    }
+
+    /// What `choice` ([`failover_fsm::policy::choose_address`] over the whole table) chooses,
+    /// looking only where the chosen address can be: the client's addresses (rank 0), the one
+    /// it asked for (rank 1), and per status that [`may_offer_status`] allows, in address
+    /// order, until an address is allowed or none further can win. `skip` leaves out what the
+    /// caller must not offer; `get` reads a record.
+    pub(super) fn choose<'l>(
+        &self,
+        choice: &mut AddressChoice<'_>,
+        endpoint: &Endpoint,
+        client: &ClientIdentity,
+        requested: Option<Ipv4Addr>,
+        now: UnixTime,
+        get: impl Fn([u8; 4]) -> Option<&'l Lease>,
+        mut skip: impl FnMut(Ipv4Addr, &Lease) -> bool,
+    ) {
+        let mut look = |choice: &mut AddressChoice<'_>, a: [u8; 4]| -> bool {
+            match get(a) {
+                Some(l) if !skip(Ipv4Addr::from(a), l) => {
+                    choice.consider(Ipv4Addr::from(a), &l.local)
+                }
+                _ => false,
+            }
+        };
+        for k in client_keys(client) {
+            for a in self.clients.get(&k).into_iter().flatten() {
+                look(choice, *a);
+            }
+        }
+        if let Some(r) = requested {
+            look(choice, r.octets());
+        }
+        // An ACTIVE lease that ended is EXPIRED to the rules (`as_of`); a running one is
+        // never another client's.
+        if may_offer_status(endpoint, BindingStatus::Expired) {
+            for a in self.ended(now) {
+                look(choice, a);
+            }
+        }
+        for status in self.statuses() {
+            if !may_offer_status(endpoint, status) {
+                continue;
+            }
+            for (_, a) in self.by_status.range((status, [0; 4])..=(status, [255; 4])) {
+                // Later addresses of this status rank the same and are higher: they cannot
+                // win either (the client's own and the requested one were looked at above).
+                let Some(l) = get(*a) else { continue };
+                if !choice.could_improve(Ipv4Addr::from(*a), &l.local) {
+                    break;
+                }
+                if look(choice, *a) {
+                    break;
+                }
+            }
+        }
+    }
+}
