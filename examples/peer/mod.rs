@@ -413,14 +413,17 @@ impl PeerStore {
 
     /// Addresses known, and how many are ACTIVE, FREE, BACKUP.
     pub fn counts(&self) -> StoreCounts {
-        let snapshot = self.memory().snapshot();
-        let count = |s| snapshot.values().filter(|l| l.local.status == s).count();
-        StoreCounts {
-            known: snapshot.len(),
-            active: count(BindingStatus::Active),
-            free: count(BindingStatus::Free),
-            backup: count(BindingStatus::Backup),
-        }
+        // In place: a copy of the table per status line cost the DHCP server more than its
+        // DISCOVERs once those were indexed.
+        self.memory().with_leases(|leases| {
+            let count = |s| leases.values().filter(|l| l.local.status == s).count();
+            StoreCounts {
+                known: leases.len(),
+                active: count(BindingStatus::Active),
+                free: count(BindingStatus::Free),
+                backup: count(BindingStatus::Backup),
+            }
+        })
     }
 
     /// Where the table lives, for humans.

@@ -222,15 +222,7 @@ impl MemoryStore {
     ) -> Option<Lease> {
         let g = self.lock();
         let mut choice = AddressChoice::new(endpoint, client, requested, now);
-        g.index.choose(
-            &mut choice,
-            endpoint,
-            client,
-            requested,
-            now,
-            |a| g.leases.get(&a),
-            skip,
-        );
+        g.index.choose(&mut choice, &g.leases, skip);
         g.leases.get(&choice.chosen()?.octets()).cloned()
     }
 

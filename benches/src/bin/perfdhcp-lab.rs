@@ -18,7 +18,7 @@
 //! on error); after a SIGKILL of the lab itself, `--cleanup` deletes the namespaces.
 //! `--help` lists the options; `--smoke` is one short run against one single Kea.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
 use std::fs;
 use std::io::{self, Write as _};
@@ -49,6 +49,10 @@ OPTIONS:
                          (default 10, ISC's shortest useful setting; 0: off). Kea: its
                          max-response-delay (default 60 s)
     --server PATH        the dhcp-server binary (default target/release/examples/dhcp-server)
+    --latency            capture every rung on the lab's bridge (dumpcap) and compute p50 / p99
+                         of DISCOVER→OFFER and REQUEST→ACK from the packets' timestamps
+                         (tshark); perfdhcp 2.2 prints no percentiles. The capture takes CPU
+                         from the systems measured: compare runs with it only to runs with it
     --smoke              one 3 s run at 200/s against a single Kea, no failover test
     --redraw DIR         redraw DIR/chart.svg and print the table from DIR/runs.csv, then exit
     --cleanup            delete the lab's namespaces left by a killed run, then exit
@@ -131,6 +135,8 @@ struct Options {
     /// ISC `auto-partner-down`, ours `--auto-partner-down` (0: off).
     auto_partner_down: u32,
     server: PathBuf,
+    /// p50 / p99 from a capture of every rung.
+    latency: bool,
 }
 
 fn parse_list<T>(s: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
@@ -162,6 +168,7 @@ fn parse_args() -> Result<Parsed, String> {
         failover_rate: 100,
         auto_partner_down: 10,
         server: PathBuf::from("target/release/examples/dhcp-server"),
+        latency: false,
     };
     let mut args = std::env::args().skip(1);
     let rate = |x: &str| x.parse::<u32>().ok().filter(|&r| r > 0);
@@ -187,6 +194,7 @@ fn parse_args() -> Result<Parsed, String> {
                 o.failover_rate = rate(&value()?).ok_or("--failover-rate: a number above 0")?;
             }
             "--server" => o.server = PathBuf::from(value()?),
+            "--latency" => o.latency = true,
             "--auto-partner-down" => {
                 o.auto_partner_down = value()?
                     .parse()
@@ -251,6 +259,8 @@ fn missing_tools(o: &Options) -> Vec<String> {
         (true, "perfdhcp", "-v", "kea-admin"),
         (needs_kea, "kea-dhcp4", "-v", "kea-dhcp4-server"),
         (needs_isc, "dhcpd", "--version", "isc-dhcp-server"),
+        (o.latency, "dumpcap", "-v", "wireshark-common"),
+        (o.latency, "tshark", "-v", "tshark"),
     ] {
         if need && !runs(prog, arg) {
             missing.push(format!("{prog} (apt-get install -y {pkg})"));
@@ -780,10 +790,12 @@ fn start_system(o: &Options, sys: System, dir: &Path) -> io::Result<(Vec<Proc>, 
         )?,
         System::OursSingle => {
             // No partner: the operator declares it down, as a lone failover server must be.
+            // A fresh store starts in STARTUP, then RECOVER (no state of its own, §9.3) after
+            // the startup wait, where only a forced PARTNER-DOWN is taken.
             let t0 = Instant::now();
-            wait_logs(&mut procs, &["DHCP on"], Duration::from_secs(30))?;
+            wait_logs(&mut procs, &["→ RECOVER"], Duration::from_secs(60))?;
             if let Some(stdin) = procs.first_mut().and_then(|p| p.stdin.as_mut()) {
-                stdin.write_all(b"partner-down\n")?;
+                stdin.write_all(b"partner-down force\n")?;
                 stdin.flush()?;
             }
             wait_logs(&mut procs, &["→ PARTNER-DOWN"], Duration::from_secs(30))?;
@@ -805,6 +817,9 @@ struct Leg {
     avg_ms: Option<f64>,
     max_ms: Option<f64>,
     std_ms: Option<f64>,
+    /// Median and 99th percentile of the answered exchanges, from a capture (`--latency`).
+    p50_ms: Option<f64>,
+    p99_ms: Option<f64>,
 }
 
 /// perfdhcp's final report, and its `-t 1` lines (cumulative RA received).
@@ -957,13 +972,18 @@ fn ladder(o: &Options, sys: System, dir: &Path, runs: &mut Vec<Run>) -> io::Resu
         std::thread::sleep(Duration::from_secs(2));
         let before: Vec<Option<u64>> = procs.iter().map(Proc::cpu_ticks).collect();
         let load = load1();
+        let capture = if o.latency {
+            Some(Capture::start(&dir.join(format!("capture-{rate}.pcapng")))?)
+        } else {
+            None
+        };
         let t0 = Instant::now();
         let report = perfdhcp(
             rate,
             o.seconds,
             false,
             &dir.join(format!("perfdhcp-{rate}.txt")),
-        )?;
+        );
         let wall = t0.elapsed().as_secs_f64();
         let cpu = procs
             .iter()
@@ -973,6 +993,15 @@ fn ladder(o: &Options, sys: System, dir: &Path, runs: &mut Vec<Run>) -> io::Resu
                 _ => f64::NAN,
             })
             .collect();
+        let mut report = report?;
+        if let Some(c) = capture {
+            let file = c.stop();
+            let (d, a) = latencies(&file)?;
+            (report.discover_offer.p50_ms, report.discover_offer.p99_ms) = d.unzip();
+            (report.request_ack.p50_ms, report.request_ack.p99_ms) = a.unzip();
+            // The numbers are kept; the packets (tens of MB a rung) are not.
+            let _ = fs::remove_file(&file);
+        }
         let run = Run {
             system: sys,
             offered: rate,
@@ -992,6 +1021,17 @@ fn ladder(o: &Options, sys: System, dir: &Path, runs: &mut Vec<Run>) -> io::Resu
             opt(run.report.request_ack.avg_ms),
             opt(run.report.request_ack.max_ms)
         );
+        if o.latency {
+            let (d, a) = (&run.report.discover_offer, &run.report.request_ack);
+            println!(
+                "{:12}          p50 / p99 ms: DO {} / {}, RA {} / {}",
+                "",
+                opt(d.p50_ms),
+                opt(d.p99_ms),
+                opt(a.p50_ms),
+                opt(a.p99_ms)
+            );
+        }
         let dora = run.dora_per_s();
         runs.push(run);
         for p in procs.iter_mut() {
@@ -1011,6 +1051,129 @@ fn ladder(o: &Options, sys: System, dir: &Path, runs: &mut Vec<Run>) -> io::Resu
         p.stop();
     }
     Ok(())
+}
+
+/// dumpcap on the lab's bridge, in the clients' namespace: every DHCP packet perfdhcp sends
+/// and receives, timestamped by the kernel.
+struct Capture {
+    child: Child,
+    file: PathBuf,
+}
+
+impl Capture {
+    fn start(file: &Path) -> io::Result<Capture> {
+        let _ = fs::remove_file(file);
+        let child = Command::new("ip")
+            .args(["netns", "exec", NS_C, "dumpcap", "-q", "-i", "br0"])
+            .args(["-B", "64", "-f", "udp port 67", "-w"])
+            .arg(file)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()?;
+        let mut c = Capture {
+            child,
+            file: file.to_path_buf(),
+        };
+        // Running once the file exists (dumpcap writes its header first); 5 s at most.
+        let t0 = Instant::now();
+        while !c.file.exists() && t0.elapsed() < Duration::from_secs(5) {
+            if matches!(c.child.try_wait(), Ok(Some(_))) {
+                return Err(io::Error::other("dumpcap exited at start"));
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        std::thread::sleep(Duration::from_millis(300));
+        Ok(c)
+    }
+
+    /// Stops dumpcap by PID (SIGINT: it finishes the file; SIGKILL after 5 s).
+    fn stop(mut self) -> PathBuf {
+        let _ = Command::new("kill")
+            .args(["-INT", &self.child.id().to_string()])
+            .status();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(5) {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                return self.file.clone();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.file.clone()
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if matches!(self.child.try_wait(), Ok(None)) {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// The `q` quantile of sorted `xs`, nearest rank.
+fn quantile(xs: &[f64], q: f64) -> Option<f64> {
+    let rank = (q * xs.len() as f64).ceil() as usize;
+    xs.get(rank.max(1) - 1).copied()
+}
+
+/// From tshark lines `time,xid,message type`: each DISCOVER→OFFER and REQUEST→ACK delay in
+/// ms, the first answer to each request (a pair's second answer is not a faster one).
+fn exchange_delays(lines: &str) -> (Vec<f64>, Vec<f64>) {
+    let mut asked: HashMap<(String, u8), f64> = HashMap::new();
+    let (mut d, mut a) = (Vec::new(), Vec::new());
+    for line in lines.lines() {
+        let mut f = line.split(',');
+        let (Some(t), Some(xid), Some(kind)) = (f.next(), f.next(), f.next()) else {
+            continue;
+        };
+        let (Ok(t), Ok(kind)) = (t.parse::<f64>(), kind.parse::<u8>()) else {
+            continue;
+        };
+        match kind {
+            1 | 3 => {
+                asked.insert((xid.to_string(), kind), t);
+            }
+            2 | 5 => {
+                let request = if kind == 2 { 1 } else { 3 };
+                if let Some(t0) = asked.remove(&(xid.to_string(), request)) {
+                    let out = if kind == 2 { &mut d } else { &mut a };
+                    out.push((t - t0) * 1000.0);
+                }
+            }
+            _ => {}
+        }
+    }
+    (d, a)
+}
+
+type Percentiles = Option<(f64, f64)>;
+
+/// p50 and p99 of DISCOVER→OFFER and of REQUEST→ACK in the capture `file`.
+fn latencies(file: &Path) -> io::Result<(Percentiles, Percentiles)> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(file)
+        .args(["-T", "fields", "-E", "separator=,"])
+        .args([
+            "-e",
+            "frame.time_epoch",
+            "-e",
+            "dhcp.id",
+            "-e",
+            "dhcp.option.dhcp",
+        ])
+        .stderr(Stdio::null())
+        .output()?;
+    let (mut d, mut a) = exchange_delays(&String::from_utf8_lossy(&out.stdout));
+    let pcts = |xs: &mut Vec<f64>| {
+        xs.sort_by(f64::total_cmp);
+        Some((quantile(xs, 0.50)?, quantile(xs, 0.99)?))
+    };
+    Ok((pcts(&mut d), pcts(&mut a)))
 }
 
 fn opt(x: Option<f64>) -> String {
@@ -1182,7 +1345,8 @@ fn write_csv(out: &Path, runs: &[Run], takeovers: &[Takeover]) -> io::Result<()>
     let mut s = String::from(
         "system,offered_per_s,seconds,do_sent,do_received,do_drops,ra_sent,ra_received,ra_drops,\
          dora_per_s,perfdhcp_rate_line,do_min_ms,do_avg_ms,do_max_ms,do_std_ms,ra_min_ms,\
-         ra_avg_ms,ra_max_ms,ra_std_ms,cpu_a_pct,cpu_b_pct,load1,do_orphans,ra_orphans\n",
+         ra_avg_ms,ra_max_ms,ra_std_ms,cpu_a_pct,cpu_b_pct,load1,do_orphans,ra_orphans,\
+         do_p50_ms,do_p99_ms,ra_p50_ms,ra_p99_ms\n",
     );
     let f = |x: Option<f64>| x.map_or_else(String::new, |v| format!("{v}"));
     for r in runs {
@@ -1190,7 +1354,7 @@ fn write_csv(out: &Path, runs: &[Run], takeovers: &[Takeover]) -> io::Result<()>
         let cpu = |i: usize| r.cpu.get(i).map_or_else(String::new, |c| format!("{c:.1}"));
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.system.name(),
             r.offered,
             r.seconds,
@@ -1214,7 +1378,11 @@ fn write_csv(out: &Path, runs: &[Run], takeovers: &[Takeover]) -> io::Result<()>
             cpu(1),
             r.load1,
             d.orphans,
-            a.orphans
+            a.orphans,
+            f(d.p50_ms),
+            f(d.p99_ms),
+            f(a.p50_ms),
+            f(a.p99_ms)
         );
     }
     fs::write(out.join("runs.csv"), s)?;
@@ -1263,10 +1431,20 @@ fn summarize(runs: &[Run]) -> Vec<Summary<'_>> {
         .collect()
 }
 
+/// REQUEST→ACK "avg / max", and "(p50 / p99)" when the rung was captured.
+fn ra_latency(r: &Run) -> String {
+    let a = &r.report.request_ack;
+    let mut s = format!("{} / {}", opt(a.avg_ms), opt(a.max_ms));
+    if let (Some(p50), Some(p99)) = (a.p50_ms, a.p99_ms) {
+        let _ = write!(s, " ({p50:.2} / {p99:.2})");
+    }
+    s
+}
+
 fn summary_md(machine: &str, sums: &[Summary<'_>], takeovers: &[Takeover]) -> String {
     let mut s = format!("{machine}\n\n");
     s.push_str(
-        "| system | DORA/s, 0 drops (offered) | RA avg / max ms there | DORA/s at saturation (offered) | drops there DO / RA | RA avg / max ms there | server CPU % there |\n\
+        "| system | DORA/s, 0 drops (offered) | RA avg / max ms there (p50 / p99) | DORA/s at saturation (offered) | drops there DO / RA | RA avg / max ms there (p50 / p99) | server CPU % there |\n\
          | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for x in sums {
@@ -1275,11 +1453,7 @@ fn summary_md(machine: &str, sums: &[Summary<'_>], takeovers: &[Takeover]) -> St
             |r| {
                 (
                     format!("{:.0} ({})", r.dora_per_s(), r.offered),
-                    format!(
-                        "{} / {}",
-                        opt(r.report.request_ack.avg_ms),
-                        opt(r.report.request_ack.max_ms)
-                    ),
+                    ra_latency(r),
                 )
             },
         );
@@ -1295,11 +1469,7 @@ fn summary_md(machine: &str, sums: &[Summary<'_>], takeovers: &[Takeover]) -> St
                         100.0 * r.report.discover_offer.drops as f64 / sent_do,
                         100.0 * r.report.request_ack.drops as f64 / sent_ra
                     ),
-                    format!(
-                        "{} / {}",
-                        opt(r.report.request_ack.avg_ms),
-                        opt(r.report.request_ack.max_ms)
-                    ),
+                    ra_latency(r),
                     r.cpu
                         .iter()
                         .map(|c| format!("{c:.0}"))
@@ -1426,6 +1596,8 @@ fn read_runs(path: &Path) -> io::Result<Vec<Run>> {
             avg_ms: ms(&format!("{p}_avg_ms")),
             max_ms: ms(&format!("{p}_max_ms")),
             std_ms: ms(&format!("{p}_std_ms")),
+            p50_ms: ms(&format!("{p}_p50_ms")),
+            p99_ms: ms(&format!("{p}_p99_ms")),
         };
         runs.push(Run {
             system,
@@ -1646,6 +1818,29 @@ std deviation: 22.975 ms
         // REQUEST-ACK received over the sending time, not perfdhcp's Rate line.
         assert!((run.dora_per_s() - 945.9).abs() < 1e-9);
         assert_eq!(run.drops(), 538);
+    }
+
+    #[test]
+    fn delays_pair_each_request_with_its_first_answer() {
+        let lines = "\
+1.000,0x1,1
+1.002,0x1,2
+1.003,0x1,2
+1.010,0x1,3
+1.015,0x1,5
+2.000,0x2,1
+3.000,0x3,5
+";
+        let (d, a) = exchange_delays(lines);
+        let near = |x: &[f64], y: &[f64]| {
+            x.len() == y.len() && x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-6)
+        };
+        assert!(near(&d, &[2.0]), "{d:?}");
+        assert!(near(&a, &[5.0]), "{a:?}");
+        let xs: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(quantile(&xs, 0.5), Some(50.0));
+        assert_eq!(quantile(&xs, 0.99), Some(99.0));
+        assert_eq!(quantile(&[], 0.5), None);
     }
 
     #[test]

@@ -677,6 +677,26 @@ impl<'a> AddressChoice<'a> {
         }
     }
 
+    /// The situation the choice is made in.
+    pub fn endpoint(&self) -> &'a Endpoint {
+        self.endpoint
+    }
+
+    /// The client an address is chosen for.
+    pub fn client(&self) -> &'a ClientIdentity {
+        self.client
+    }
+
+    /// The address the client asked for (option 50), if any.
+    pub fn requested(&self) -> Option<Ipv4Addr> {
+        self.requested
+    }
+
+    /// The time the rules are applied at.
+    pub fn now(&self) -> UnixTime {
+        self.now
+    }
+
     fn rank(&self, address: Ipv4Addr, binding: &LocalBinding) -> (u8, bool) {
         let same = binding.client.same_client(self.client) == Some(true);
         let rank = if binding.status == BindingStatus::Abandoned {

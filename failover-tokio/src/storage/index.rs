@@ -11,7 +11,7 @@ use std::net::Ipv4Addr;
 use std::ops::Bound;
 
 use failover_fsm::accept::{ClientIdentity, LocalBinding};
-use failover_fsm::policy::{AddressChoice, Endpoint, PoolCounts, may_offer_status};
+use failover_fsm::policy::{AddressChoice, PoolCounts, may_offer_status};
 use failover_fsm::{BindingStatus, UnixTime};
 
 use super::Lease;
@@ -139,19 +139,17 @@ impl Index {
     /// looking only where the chosen address can be: the client's addresses (rank 0), the one
     /// it asked for (rank 1), and per status that [`may_offer_status`] allows, in address
     /// order, until an address is allowed or none further can win. `skip` leaves out what the
-    /// caller must not offer; `get` reads a record.
-    pub(super) fn choose<'l>(
+    /// caller must not offer.
+    pub(super) fn choose(
         &self,
         choice: &mut AddressChoice<'_>,
-        endpoint: &Endpoint,
-        client: &ClientIdentity,
-        requested: Option<Ipv4Addr>,
-        now: UnixTime,
-        get: impl Fn([u8; 4]) -> Option<&'l Lease>,
+        leases: &BTreeMap<[u8; 4], Lease>,
         mut skip: impl FnMut(Ipv4Addr, &Lease) -> bool,
     ) {
+        let (endpoint, client) = (choice.endpoint(), choice.client());
+        let (requested, now) = (choice.requested(), choice.now());
         let mut look = |choice: &mut AddressChoice<'_>, a: [u8; 4]| -> bool {
-            match get(a) {
+            match leases.get(&a) {
                 Some(l) if !skip(Ipv4Addr::from(a), l) => {
                     choice.consider(Ipv4Addr::from(a), &l.local)
                 }
@@ -180,7 +178,7 @@ impl Index {
             for (_, a) in self.by_status.range((status, [0; 4])..=(status, [255; 4])) {
                 // Later addresses of this status rank the same and are higher: they cannot
                 // win either (the client's own and the requested one were looked at above).
-                let Some(l) = get(*a) else { continue };
+                let Some(l) = leases.get(a) else { continue };
                 if !choice.could_improve(Ipv4Addr::from(*a), &l.local) {
                     break;
                 }

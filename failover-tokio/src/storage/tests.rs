@@ -354,7 +354,9 @@ impl Rng {
     }
 
     fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[usize::try_from(self.below(items.len() as u64)).unwrap()]
+        *items
+            .get(usize::try_from(self.below(items.len() as u64)).unwrap())
+            .unwrap()
     }
 
     fn time(&mut self) -> Option<UnixTime> {
