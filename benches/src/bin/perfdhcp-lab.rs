@@ -826,6 +826,9 @@ struct Leg {
 #[derive(Debug, Clone, Default)]
 struct Report {
     rate_line: Option<f64>,
+    /// The partner's lag after a DHCPACK (`--latency`, pairs speaking the failover protocol).
+    lag_p50_ms: Option<f64>,
+    lag_p99_ms: Option<f64>,
     discover_offer: Leg,
     request_ack: Leg,
     periodic_ra_received: Vec<u64>,
@@ -996,9 +999,10 @@ fn ladder(o: &Options, sys: System, dir: &Path, runs: &mut Vec<Run>) -> io::Resu
         let mut report = report?;
         if let Some(c) = capture {
             let file = c.stop();
-            let (d, a) = latencies(&file)?;
+            let [d, a, lag] = latencies(&file)?;
             (report.discover_offer.p50_ms, report.discover_offer.p99_ms) = d.unzip();
             (report.request_ack.p50_ms, report.request_ack.p99_ms) = a.unzip();
+            (report.lag_p50_ms, report.lag_p99_ms) = lag.unzip();
             // The numbers are kept; the packets (tens of MB a rung) are not.
             let _ = fs::remove_file(&file);
         }
@@ -1024,12 +1028,14 @@ fn ladder(o: &Options, sys: System, dir: &Path, runs: &mut Vec<Run>) -> io::Resu
         if o.latency {
             let (d, a) = (&run.report.discover_offer, &run.report.request_ack);
             println!(
-                "{:12}          p50 / p99 ms: DO {} / {}, RA {} / {}",
+                "{:12}          p50 / p99 ms: DO {} / {}, RA {} / {}, partner's lag {} / {}",
                 "",
                 opt(d.p50_ms),
                 opt(d.p99_ms),
                 opt(a.p50_ms),
-                opt(a.p99_ms)
+                opt(a.p99_ms),
+                opt(run.report.lag_p50_ms),
+                opt(run.report.lag_p99_ms)
             );
         }
         let dora = run.dora_per_s();
@@ -1065,7 +1071,7 @@ impl Capture {
         let _ = fs::remove_file(file);
         let child = Command::new("ip")
             .args(["netns", "exec", NS_C, "dumpcap", "-q", "-i", "br0"])
-            .args(["-B", "64", "-f", "udp port 67", "-w"])
+            .args(["-B", "64", "-f", "udp port 67 or tcp port 647", "-w"])
             .arg(file)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -1120,28 +1126,67 @@ fn quantile(xs: &[f64], q: f64) -> Option<f64> {
     xs.get(rank.max(1) - 1).copied()
 }
 
-/// From tshark lines `time,xid,message type`: each DISCOVER→OFFER and REQUEST→ACK delay in
-/// ms, the first answer to each request (a pair's second answer is not a faster one).
-fn exchange_delays(lines: &str) -> (Vec<f64>, Vec<f64>) {
-    let mut asked: HashMap<(String, u8), f64> = HashMap::new();
+/// One captured packet, as tshark decodes it: a DHCP message (xid, option 53, yiaddr) or a
+/// TCP segment of failover messages (their types and assigned-IP-address options).
+#[derive(Debug, Default)]
+struct Packet {
+    t: f64,
+    src: String,
+    xid: String,
+    dhcp: Option<u8>,
+    yiaddr: String,
+    /// (message type, assigned-IP-address) of each BNDUPD (3) and BNDACK (4) in the segment.
+    bindings: Vec<(u8, String)>,
+}
+
+/// The tshark fields [`parse_packet`] reads, in order.
+const FIELDS: [&str; 7] = [
+    "frame.time_epoch",
+    "ip.src",
+    "dhcp.id",
+    "dhcp.option.dhcp",
+    "dhcp.ip.your",
+    "dhcpfo.type",
+    "dhcpfo.assignedipaddress",
+];
+
+/// A line of `tshark -T fields` with [`FIELDS`], `|` between fields and `;` between the values
+/// of one field. A failover segment's assigned addresses are those of its BNDUPDs and BNDACKs,
+/// one each, in order (CONTACT, STATE and the others carry none).
+fn parse_packet(line: &str) -> Option<Packet> {
+    let f: Vec<&str> = line.split('|').collect();
+    let field = |i: usize| f.get(i).copied().unwrap_or("");
+    let types = field(5).split(';').filter_map(|t| t.parse::<u8>().ok());
+    let addresses = field(6).split(';').filter(|a| !a.is_empty());
+    Some(Packet {
+        t: field(0).parse().ok()?,
+        src: field(1).to_string(),
+        xid: field(2).to_string(),
+        dhcp: field(3).parse().ok(),
+        yiaddr: field(4).to_string(),
+        bindings: types
+            .filter(|t| matches!(t, 3 | 4))
+            .zip(addresses)
+            .map(|(t, a)| (t, a.to_string()))
+            .collect(),
+    })
+}
+
+/// Each DISCOVER→OFFER and REQUEST→ACK delay in ms, the first answer to each request (a
+/// pair's second answer is not a faster one).
+fn exchange_delays(packets: &[Packet]) -> (Vec<f64>, Vec<f64>) {
+    let mut asked: HashMap<(&str, u8), f64> = HashMap::new();
     let (mut d, mut a) = (Vec::new(), Vec::new());
-    for line in lines.lines() {
-        let mut f = line.split(',');
-        let (Some(t), Some(xid), Some(kind)) = (f.next(), f.next(), f.next()) else {
-            continue;
-        };
-        let (Ok(t), Ok(kind)) = (t.parse::<f64>(), kind.parse::<u8>()) else {
-            continue;
-        };
-        match kind {
-            1 | 3 => {
-                asked.insert((xid.to_string(), kind), t);
+    for p in packets {
+        match p.dhcp {
+            Some(kind @ (1 | 3)) => {
+                asked.insert((&p.xid, kind), p.t);
             }
-            2 | 5 => {
+            Some(kind @ (2 | 5)) => {
                 let request = if kind == 2 { 1 } else { 3 };
-                if let Some(t0) = asked.remove(&(xid.to_string(), request)) {
+                if let Some(t0) = asked.remove(&(p.xid.as_str(), request)) {
                     let out = if kind == 2 { &mut d } else { &mut a };
-                    out.push((t - t0) * 1000.0);
+                    out.push((p.t - t0) * 1000.0);
                 }
             }
             _ => {}
@@ -1150,30 +1195,59 @@ fn exchange_delays(lines: &str) -> (Vec<f64>, Vec<f64>) {
     (d, a)
 }
 
+/// The partner's lag, in ms, for each DHCPACK a server of a pair sent: until the first BNDACK
+/// the partner sent for that address (it holds the lease durably then) from 1 s before the
+/// DHCPACK on, within 30 s; negative when the partner had it before the client. None for a
+/// DHCPACK whose address the partner never acknowledged in that window.
+fn partner_lags(packets: &[Packet]) -> Vec<f64> {
+    let mut acked: HashMap<(&str, &str), Vec<f64>> = HashMap::new();
+    for p in packets {
+        for (t, a) in &p.bindings {
+            if *t == 4 {
+                acked.entry((&p.src, a)).or_default().push(p.t);
+            }
+        }
+    }
+    let partner = |s: &str| match s {
+        ADDR_A => Some(ADDR_B),
+        ADDR_B => Some(ADDR_A),
+        _ => None,
+    };
+    packets
+        .iter()
+        .filter(|p| p.dhcp == Some(5) && !p.yiaddr.is_empty())
+        .filter_map(|p| {
+            let times = acked.get(&(partner(&p.src)?, p.yiaddr.as_str()))?;
+            let first = times
+                .iter()
+                .find(|t| **t >= p.t - 1.0 && **t <= p.t + 30.0)?;
+            Some((first - p.t) * 1000.0)
+        })
+        .collect()
+}
+
 type Percentiles = Option<(f64, f64)>;
 
-/// p50 and p99 of DISCOVER→OFFER and of REQUEST→ACK in the capture `file`.
-fn latencies(file: &Path) -> io::Result<(Percentiles, Percentiles)> {
-    let out = Command::new("tshark")
-        .arg("-r")
+/// p50 and p99 of DISCOVER→OFFER, REQUEST→ACK and the partner's lag in the capture `file`.
+fn latencies(file: &Path) -> io::Result<[Percentiles; 3]> {
+    let mut cmd = Command::new("tshark");
+    cmd.arg("-r")
         .arg(file)
-        .args(["-T", "fields", "-E", "separator=,"])
-        .args([
-            "-e",
-            "frame.time_epoch",
-            "-e",
-            "dhcp.id",
-            "-e",
-            "dhcp.option.dhcp",
-        ])
-        .stderr(Stdio::null())
-        .output()?;
-    let (mut d, mut a) = exchange_delays(&String::from_utf8_lossy(&out.stdout));
+        .args(["-d", "tcp.port==647,dhcpfo", "-T", "fields"])
+        .args(["-E", "separator=|", "-E", "aggregator=;"]);
+    for f in FIELDS {
+        cmd.args(["-e", f]);
+    }
+    let out = cmd.stderr(Stdio::null()).output()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let packets: Vec<Packet> = text.lines().filter_map(parse_packet).collect();
+    let (mut d, mut a) = exchange_delays(&packets);
+    let mut lag = partner_lags(&packets);
     let pcts = |xs: &mut Vec<f64>| {
         xs.sort_by(f64::total_cmp);
         Some((quantile(xs, 0.50)?, quantile(xs, 0.99)?))
     };
-    Ok((pcts(&mut d), pcts(&mut a)))
+    Ok([pcts(&mut d), pcts(&mut a), pcts(&mut lag)])
 }
 
 fn opt(x: Option<f64>) -> String {
@@ -1346,7 +1420,7 @@ fn write_csv(out: &Path, runs: &[Run], takeovers: &[Takeover]) -> io::Result<()>
         "system,offered_per_s,seconds,do_sent,do_received,do_drops,ra_sent,ra_received,ra_drops,\
          dora_per_s,perfdhcp_rate_line,do_min_ms,do_avg_ms,do_max_ms,do_std_ms,ra_min_ms,\
          ra_avg_ms,ra_max_ms,ra_std_ms,cpu_a_pct,cpu_b_pct,load1,do_orphans,ra_orphans,\
-         do_p50_ms,do_p99_ms,ra_p50_ms,ra_p99_ms\n",
+         do_p50_ms,do_p99_ms,ra_p50_ms,ra_p99_ms,lag_p50_ms,lag_p99_ms\n",
     );
     let f = |x: Option<f64>| x.map_or_else(String::new, |v| format!("{v}"));
     for r in runs {
@@ -1354,7 +1428,7 @@ fn write_csv(out: &Path, runs: &[Run], takeovers: &[Takeover]) -> io::Result<()>
         let cpu = |i: usize| r.cpu.get(i).map_or_else(String::new, |c| format!("{c:.1}"));
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.system.name(),
             r.offered,
             r.seconds,
@@ -1382,7 +1456,9 @@ fn write_csv(out: &Path, runs: &[Run], takeovers: &[Takeover]) -> io::Result<()>
             f(d.p50_ms),
             f(d.p99_ms),
             f(a.p50_ms),
-            f(a.p99_ms)
+            f(a.p99_ms),
+            f(r.report.lag_p50_ms),
+            f(r.report.lag_p99_ms)
         );
     }
     fs::write(out.join("runs.csv"), s)?;
@@ -1605,6 +1681,8 @@ fn read_runs(path: &Path) -> io::Result<Vec<Run>> {
             seconds: u32::try_from(int("seconds")).unwrap_or(1).max(1),
             report: Report {
                 rate_line: ms("perfdhcp_rate_line"),
+                lag_p50_ms: ms("lag_p50_ms"),
+                lag_p99_ms: ms("lag_p99_ms"),
                 discover_offer: leg("do"),
                 request_ack: leg("ra"),
                 periodic_ra_received: Vec::new(),
@@ -1822,21 +1900,30 @@ std deviation: 22.975 ms
 
     #[test]
     fn delays_pair_each_request_with_its_first_answer() {
+        // time|src|xid|option 53|yiaddr|failover types|assigned addresses
         let lines = "\
-1.000,0x1,1
-1.002,0x1,2
-1.003,0x1,2
-1.010,0x1,3
-1.015,0x1,5
-2.000,0x2,1
-3.000,0x3,5
+1.000|198.18.0.254|0x1|1|||
+1.002|198.18.0.1|0x1|2|198.18.64.1||
+1.003|198.18.0.2|0x1|2|198.18.64.9||
+1.010|198.18.0.254|0x1|3|||
+1.012|198.18.0.1||||3;11|198.18.64.1
+1.015|198.18.0.1|0x1|5|198.18.64.1||
+1.020|198.18.0.2||||10;4;4|198.18.64.7;198.18.64.1
+2.000|198.18.0.254|0x2|1|||
+3.000|198.18.0.1|0x3|5|198.18.64.3||
 ";
-        let (d, a) = exchange_delays(lines);
+        let packets: Vec<Packet> = lines.lines().filter_map(parse_packet).collect();
+        assert_eq!(packets.len(), 9);
+        let (d, a) = exchange_delays(&packets);
         let near = |x: &[f64], y: &[f64]| {
             x.len() == y.len() && x.iter().zip(y).all(|(p, q)| (p - q).abs() < 1e-6)
         };
         assert!(near(&d, &[2.0]), "{d:?}");
         assert!(near(&a, &[5.0]), "{a:?}");
+        // The partner's BNDACK for 198.18.64.1 came 5 ms after the client's ACK; 198.18.64.3
+        // was never acknowledged.
+        let lags = partner_lags(&packets);
+        assert!(near(&lags, &[5.0]), "{lags:?}");
         let xs: Vec<f64> = (1..=100).map(f64::from).collect();
         assert_eq!(quantile(&xs, 0.5), Some(50.0));
         assert_eq!(quantile(&xs, 0.99), Some(99.0));
