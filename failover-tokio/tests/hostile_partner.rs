@@ -626,14 +626,15 @@ async fn a_partner_that_sends_bndupds_and_never_reads_is_dropped_by_the_write_ti
                 Err(_) => return (sent, last_progress, "write blocked".into()),
             }
             loop {
+                // Down first: a dropped connection's window is empty too, which is no progress.
+                if h.status().link == Link::Down {
+                    return (sent, last_progress, "link down".into());
+                }
                 if h.counters().messages_in() >= base + u64::from(sent)
                     && h.status().unacked_received == 0
                 {
                     last_progress = Instant::now();
                     break;
-                }
-                if h.status().link == Link::Down {
-                    return (sent, last_progress, "link down".into());
                 }
                 if last_progress.elapsed() > Duration::from_secs(10) {
                     return (sent, last_progress, "not read for 10 s".into());
@@ -876,4 +877,88 @@ async fn a_partner_that_stops_reading_is_bounded_and_dropped() {
     println!("send_bindings of 5,000 returned {r:?}");
     assert!(r.is_ok());
     finish(ours, partner).await;
+}
+
+// ----- 9. a stalled write does not stall the task -----
+
+/// A partner that stops reading while our peer has BNDACKs for it: our peer's write stalls.
+/// Meanwhile the task goes on serving its handle (a command's round trip, a binding recorded
+/// and queued) and its timers: the receive timer, not the (much longer) write timeout, ends
+/// the connection of a partner that went silent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_write_leaves_the_task_serving_its_handle() {
+    let mut c = config(Role::Secondary);
+    c.max_unacked_bndupd = 128;
+    // Far beyond this test: were the task waiting in the write, nothing below would happen.
+    let write_timeout = Duration::from_secs(120);
+    let ours = start_ours_with(c, Ipv4Addr::new(198, 18, 21, 0), Some(write_timeout)).await;
+    let mut s = connect(ours.port).await;
+    handshake(&mut s, &ours, 10).await;
+    let (_rd, mut wr) = s.into_split();
+    let h = ours.handle.clone();
+    let base = h.counters().messages_in();
+    // Chunks of 100 BNDUPDs (within the 128 we advertise), each once our peer read the
+    // previous one and wrote its BNDACKs; never a read. The BNDACKs fill the socket buffers
+    // (megabytes on the loopback) until our peer's write stalls.
+    const CHUNK: u32 = 100;
+    let mut sent = 0u32;
+    let mut stalled = None;
+    for _ in 0..5_000 {
+        let mut chunk = Vec::new();
+        for i in sent..sent + CHUNK {
+            let a = Ipv4Addr::from(u32::from(ours.pool) + i % POOL_SIZE);
+            chunk.extend(emit_bndupd(10_000 + i, a, i));
+        }
+        within(10, wr.write_all(&chunk)).await.unwrap();
+        sent += CHUNK;
+        let started = Instant::now();
+        while !(h.counters().messages_in() >= base + u64::from(sent)
+            && h.status().unacked_received == 0)
+        {
+            if started.elapsed() > Duration::from_secs(1) {
+                stalled = Some(Instant::now());
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        if stalled.is_some() {
+            break;
+        }
+    }
+    let stalled = stalled.unwrap_or_else(|| panic!("{sent} BNDUPDs answered without a stall"));
+    assert_eq!(h.status().link, Link::Up);
+
+    // The write is blocked; the task answers a command's round trip...
+    let _ = within(3, h.balance_pools()).await.unwrap();
+    // ...records and queues a binding (the reply comes after the store's sync)...
+    let wall = wall_clock();
+    let mut b = BindingData::new(
+        Ipv4Addr::from(u32::from(ours.pool) + 1),
+        BindingStatus::Active,
+    )
+    .with_client(None, 1, &[2, 0, 0, 0, 9, 9])
+    .unwrap();
+    b.lease_expiration_time = Some(wall.plus(300));
+    b.potential_expiration_time = Some(wall.plus(450));
+    within(3, h.send_binding(b)).await.unwrap();
+    // ...while what it has for the partner still waits.
+    let st = h.status();
+    assert_eq!(st.link, Link::Up, "{st:?}");
+    assert!(st.unacked_received > 0, "{st:?}");
+    // Its timers run: the partner, silent since, is dropped by the receive timer (plus the
+    // moment given to the DISCONNECT nobody reads), long before the write timeout.
+    let mut w = h.watch();
+    within(
+        u64::from(RECEIVE_TIMER) + 6,
+        w.wait_for(|st| st.link == Link::Down),
+    )
+    .await
+    .unwrap();
+    println!(
+        "stalled after {sent} BNDUPDs ({} BNDACKs unsent); the handle was served meanwhile; \
+         dropped {:?} after the stall",
+        st.unacked_received,
+        stalled.elapsed()
+    );
+    ours.handle.abort().await;
 }

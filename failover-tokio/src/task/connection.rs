@@ -8,6 +8,7 @@
 
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::task::Poll;
 use std::time::Duration;
 
 use failover_fsm::{Link, RejectReason, Role};
@@ -18,6 +19,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::Core;
+use super::outbox::Outbox;
 use super::stream::Stream;
 use crate::peer::PeerEvent;
 use crate::storage::Storage;
@@ -29,8 +31,9 @@ use crate::transport::Security;
 const READ_BUFFER: usize = 16 * 1024;
 /// Further reads of what the socket already holds, after one that woke the task.
 const READ_AHEAD: usize = 7;
-/// Most bytes gathered into one write.
-const WRITE_BATCH: usize = 64 * 1024;
+/// Longest the engine's last messages (a DISCONNECT) may wait for a partner that does not read
+/// once the engine asked to close.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// Most TLS handshakes with the partner's address under way at once; more connections are
 /// refused (the partner itself needs one).
 #[cfg(feature = "tls")]
@@ -40,6 +43,10 @@ const MAX_HANDSHAKES: usize = 4;
 pub(super) enum NetInput {
     Accepted(io::Result<(TcpStream, SocketAddr)>),
     Read(io::Result<usize>),
+    /// Everything waiting for the socket was written (or the write failed).
+    Written(io::Result<()>),
+    /// The socket took nothing of what waits for the write timeout.
+    WriteStalled,
     Dialed(Result<Stream, DialError>),
     /// The TLS handshake of an accepted connection ended.
     #[cfg(feature = "tls")]
@@ -104,7 +111,10 @@ pub(crate) struct Connection {
     write_timeout: Duration,
     rng: u64,
     rbuf: Box<[u8]>,
-    wbuf: Vec<u8>,
+    out: Outbox,
+    /// The engine asked to close while our last messages wait for the socket: closed by then
+    /// even if they are not written.
+    close_by: Option<tokio::time::Instant>,
 }
 
 impl Connection {
@@ -131,7 +141,8 @@ impl Connection {
             write_timeout,
             rng: u64::from(seed) | 1,
             rbuf: vec![0u8; READ_BUFFER].into_boxed_slice(),
-            wbuf: Vec::with_capacity(WRITE_BATCH + failover_proto::MAX_MESSAGE_LEN),
+            out: Outbox::new(),
+            close_by: None,
         }
     }
 
@@ -159,7 +170,8 @@ impl Connection {
     }
 
     /// Waits for the next thing to happen on the network side: a connection accepted, bytes
-    /// read, a dial finished. Cancel-safe (tokio's accept and read are; the dial future is
+    /// read, what waited for the socket written, a dial finished. Cancel-safe (tokio's accept
+    /// and read are; what is written is recorded in the outbox as it goes; the dial future is
     /// kept across calls).
     pub(super) async fn next(&mut self) -> NetInput {
         let Connection {
@@ -168,14 +180,21 @@ impl Connection {
             dialing,
             rbuf,
             handshakes,
+            out,
+            write_timeout,
+            close_by,
             ..
         } = self;
         let handshaking = handshakes_under_way(handshakes);
+        let stall = conn
+            .as_ref()
+            .and(earliest(out.stall_deadline(*write_timeout), *close_by));
         tokio::select! {
             a = listener.accept() => NetInput::Accepted(a),
-            r = read_conn(conn, rbuf) => NetInput::Read(r),
+            io = conn_io(conn, rbuf, out) => io,
             d = dial_opt(dialing) => NetInput::Dialed(d),
             h = handshake_done(handshakes), if handshaking => h,
+            _ = sleep_opt(stall) => NetInput::WriteStalled,
         }
     }
 
@@ -196,6 +215,16 @@ impl Connection {
             },
             #[cfg(feature = "tls")]
             NetInput::Handshaken(None) => {}
+            NetInput::Written(Ok(())) => {}
+            NetInput::Written(Err(e)) => {
+                warn!(error = %e, "write to the partner failed; dropping the connection");
+                self.drop_conn(core, framer).await;
+            }
+            NetInput::WriteStalled if !self.stalled() => {}
+            NetInput::WriteStalled => {
+                warn!(timeout = ?self.write_timeout, "the partner took nothing we sent for the write timeout (or since we closed); dropping the connection");
+                self.drop_conn(core, framer).await;
+            }
             NetInput::Read(Ok(n)) if n > 0 => {
                 let bytes = self.rbuf.get(..n).unwrap_or_default();
                 core.deliver(framer, bytes);
@@ -230,7 +259,9 @@ impl Connection {
             let Some(c) = self.conn.as_mut() else {
                 return true;
             };
-            if core.engine.status(core.clock.now()).unacked_received >= window {
+            if core.engine.status(core.clock.now()).unacked_received >= window
+                || !self.out.has_room()
+            {
                 return true;
             }
             match c.stream.try_read(&mut self.rbuf) {
@@ -412,9 +443,15 @@ impl Connection {
 
     /// Closes the connection (if any) and tells the engine communications failed.
     pub(super) async fn drop_conn<S: Storage>(&mut self, core: &mut Core<S>, framer: &mut Framer) {
+        self.out.clear();
+        self.close_by = None;
         if let Some(mut c) = self.conn.take() {
-            let _ = c.stream.shutdown().await;
             info!(peer = %c.peer, "disconnected from the partner");
+            // Closing may mean a close_notify to a partner that no longer reads: not on the
+            // task's time (the TLS one is bounded, the plain one does not wait).
+            tokio::spawn(async move {
+                let _ = c.stream.shutdown().await;
+            });
             core.out.push(PeerEvent::Disconnected);
         }
         let now = core.clock.now();
@@ -433,9 +470,10 @@ impl Connection {
         self.schedule_reconnect(rejected);
     }
 
-    /// Writes what the engine has to send, gathered into writes of up to [`WRITE_BATCH`]
-    /// bytes (one syscall for a burst of BNDUPDs); `true` if there was any. A write that fails
-    /// or stalls past the write timeout drops the connection.
+    /// Takes what the engine has to send into the outbox, up to
+    /// [`super::outbox::WRITE_BATCH`] bytes waiting, and writes what the socket takes now (one
+    /// syscall for a burst of BNDUPDs); `true` if the engine had anything. Never waits for the socket: the rest goes as it drains
+    /// ([`Connection::next`]); a write that fails drops the connection.
     pub(super) async fn transmit<S: Storage>(
         &mut self,
         core: &mut Core<S>,
@@ -443,13 +481,11 @@ impl Connection {
     ) -> bool {
         let now = core.clock.now();
         let mut wrote = false;
-        let mut out = std::mem::take(&mut self.wbuf);
-        out.clear();
         let mut msg = [0u8; failover_proto::MAX_MESSAGE_LEN];
         // The engine writes into what is left once the digest has its room.
         let room = failover_proto::MAX_MESSAGE_LEN - core.auth.overhead();
         let mut failed = false;
-        while out.len() < WRITE_BATCH
+        while self.out.has_room()
             && let Some(n) = core
                 .engine
                 .poll_transmit(now, msg.get_mut(..room).unwrap_or_default())
@@ -465,24 +501,64 @@ impl Connection {
                     break;
                 }
             };
-            out.extend_from_slice(msg.get(..n).unwrap_or_default());
+            self.out.push(msg.get(..n).unwrap_or_default());
             core.out.counters.count_out();
         }
-        if !failed
-            && !out.is_empty()
-            && let Some(conn) = self.conn.as_mut()
-        {
-            let w = tokio::time::timeout(self.write_timeout, conn.stream.write_all(&out)).await;
-            if !matches!(w, Ok(Ok(()))) {
-                warn!("write to the partner failed or stalled; dropping the connection");
-                failed = true;
+        match self.conn.as_mut() {
+            None => self.out.clear(),
+            Some(c) if !failed && !self.out.is_empty() => {
+                if let Some(e) = self.out.write_now(&mut c.stream) {
+                    warn!(error = %e, "write to the partner failed; dropping the connection");
+                    failed = true;
+                }
             }
+            Some(_) => {}
         }
-        self.wbuf = out;
         if failed {
             self.drop_conn(core, framer).await;
         }
         wrote
+    }
+
+    /// Whether the socket took nothing for the write timeout, or the close the engine asked
+    /// for waited its longest (the deadline [`Connection::next`] slept to may be stale: the
+    /// socket may have taken bytes meanwhile).
+    fn stalled(&self) -> bool {
+        let now = tokio::time::Instant::now();
+        let stall = earliest(self.out.stall_deadline(self.write_timeout), self.close_by);
+        stall.is_some_and(|t| t <= now)
+    }
+
+    /// Nothing waits to be written to the partner. If something does, the close the engine
+    /// asked for waits for it at most [`CLOSE_LINGER`].
+    pub(super) fn written_before_close(&mut self) -> bool {
+        if self.out.is_empty() {
+            return true;
+        }
+        if self.close_by.is_none() {
+            self.close_by = Some(tokio::time::Instant::now() + CLOSE_LINGER);
+        }
+        false
+    }
+
+    /// Waits, at most `limit`, until what waits for the socket is written (a DISCONNECT
+    /// before the task ends).
+    pub(super) async fn finish_writes(&mut self, limit: Duration) {
+        let Connection { conn, out, .. } = self;
+        if let Some(c) = conn.as_mut() {
+            let write = std::future::poll_fn(|cx| out.poll_write(&mut c.stream, cx));
+            let _ = tokio::time::timeout(limit, write).await;
+        }
+    }
+}
+
+fn earliest(
+    a: Option<tokio::time::Instant>,
+    b: Option<tokio::time::Instant>,
+) -> Option<tokio::time::Instant> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
     }
 }
 
@@ -493,11 +569,25 @@ pub(super) async fn sleep_opt(at: Option<tokio::time::Instant>) {
     }
 }
 
-async fn read_conn(conn: &mut Option<Conn>, buf: &mut [u8]) -> io::Result<usize> {
-    match conn {
-        Some(c) => c.stream.read(buf).await,
-        None => std::future::pending().await,
-    }
+/// The connection's next read, or the end of what waited for the socket. Nothing is read
+/// while the outbox is full: a partner that does not take our answers gets no more of them
+/// made (TCP's back-pressure, as before the task stopped waiting for its writes).
+async fn conn_io(conn: &mut Option<Conn>, rbuf: &mut [u8], out: &mut Outbox) -> NetInput {
+    let Some(c) = conn else {
+        return std::future::pending().await;
+    };
+    std::future::poll_fn(|cx| {
+        if !out.is_empty()
+            && let Poll::Ready(r) = out.poll_write(&mut c.stream, cx)
+        {
+            return Poll::Ready(NetInput::Written(r));
+        }
+        if !out.has_room() {
+            return Poll::Pending;
+        }
+        c.stream.poll_read(cx, rbuf).map(NetInput::Read)
+    })
+    .await
 }
 
 /// Opens a TCP connection to `partner`, from `bind` if given, within 10 s.

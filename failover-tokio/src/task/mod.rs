@@ -17,6 +17,7 @@ mod actions;
 mod commit;
 mod connection;
 mod forward;
+mod outbox;
 mod stream;
 
 use std::sync::Arc;
@@ -219,7 +220,7 @@ impl<S: Storage> Task<S> {
                 moved |= self.core.carry_out();
             }
             let wrote = self.conn.transmit(&mut self.core, &mut self.framer).await;
-            if !wrote && self.core.close_pending {
+            if !wrote && self.core.close_pending && self.conn.written_before_close() {
                 // The engine's last messages are written: now the close it asked for.
                 self.core.close_pending = false;
                 self.conn.drop_conn(&mut self.core, &mut self.framer).await;
@@ -244,6 +245,8 @@ impl<S: Storage> Task<S> {
             .engine
             .disconnect(now, RejectReason::UnknownConnectionReason);
         self.drive().await;
+        // The DISCONNECT, if the partner still reads.
+        self.conn.finish_writes(Duration::from_secs(1)).await;
         self.conn.drop_conn(&mut self.core, &mut self.framer).await;
         if let Some((_, done)) = self.shutting_down.take() {
             let _ = done.send(());

@@ -3,15 +3,19 @@
 
 use std::io;
 use std::net::SocketAddr;
+use std::pin::Pin;
+#[cfg(feature = "tls")]
+use std::task::Waker;
+use std::task::{Context, Poll};
 
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
 
 /// Longest we try to say close_notify to a partner.
 #[cfg(feature = "tls")]
 const CLOSE_NOTIFY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-pub(super) enum Stream {
+pub(crate) enum Stream {
     Plain(TcpStream),
     #[cfg(feature = "tls")]
     Tls(Box<tokio_rustls::TlsStream<TcpStream>>),
@@ -26,47 +30,56 @@ impl Stream {
         }
     }
 
-    /// Reads what comes (cancel-safe: tokio's read and tokio-rustls' are).
-    pub(super) async fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self {
-            Stream::Plain(s) => s.read(buf).await,
-            #[cfg(feature = "tls")]
-            Stream::Tls(s) => s.read(buf).await,
-        }
-    }
-
     /// Reads what is there without waiting (`WouldBlock` if nothing is).
     pub(super) fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Plain(s) => s.try_read(buf),
             #[cfg(feature = "tls")]
-            Stream::Tls(s) => {
+            Stream::Tls(_) => {
                 // TLS has no try_read: one poll with a waker that does nothing. A pending poll
                 // leaves the socket registered with it, which the next real read replaces.
-                use std::pin::Pin;
-                use std::task::{Context, Poll, Waker};
-                use tokio::io::{AsyncRead, ReadBuf};
-                let mut cx = Context::from_waker(Waker::noop());
-                let mut rb = ReadBuf::new(buf);
-                match Pin::new(&mut **s).poll_read(&mut cx, &mut rb) {
-                    Poll::Ready(Ok(())) => Ok(rb.filled().len()),
-                    Poll::Ready(Err(e)) => Err(e),
+                match self.poll_read(&mut Context::from_waker(Waker::noop()), buf) {
+                    Poll::Ready(r) => r,
                     Poll::Pending => Err(io::ErrorKind::WouldBlock.into()),
                 }
             }
         }
     }
 
-    /// Writes all of `buf` to the socket (through the TLS session's records, flushed).
-    pub(super) async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
-        match self {
-            Stream::Plain(s) => s.write_all(buf).await,
+    /// Reads what comes, as a poll (the task's select polls reads and writes together).
+    pub(super) fn poll_read(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
+        let mut rb = ReadBuf::new(buf);
+        let r = match self {
+            Stream::Plain(s) => Pin::new(s).poll_read(cx, &mut rb),
             #[cfg(feature = "tls")]
-            Stream::Tls(s) => {
-                s.write_all(buf).await?;
-                // tokio-rustls may keep records back until flushed.
-                s.flush().await
-            }
+            Stream::Tls(s) => Pin::new(&mut **s).poll_read(cx, &mut rb),
+        };
+        r.map_ok(|()| rb.filled().len())
+    }
+
+    /// Writes as much of `buf` as the socket takes now.
+    pub(super) fn poll_write(
+        &mut self,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        match self {
+            Stream::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(&mut **s).poll_write(cx, buf),
+        }
+    }
+
+    /// Pushes out what the TLS session keeps back (nothing to do on plain TCP).
+    pub(super) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        match self {
+            Stream::Plain(s) => Pin::new(s).poll_flush(cx),
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => Pin::new(&mut **s).poll_flush(cx),
         }
     }
 
