@@ -154,6 +154,7 @@ pub mod accept;
 pub mod binding;
 pub mod config;
 pub mod dialect;
+pub mod dispatch;
 pub mod engine;
 pub mod policy;
 pub mod record;

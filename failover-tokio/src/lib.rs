@@ -24,6 +24,7 @@
 //! All protocol decisions are the engine's; this crate only moves bytes, time and events.
 
 mod auth;
+pub mod listener;
 pub mod peer;
 pub mod storage;
 mod task;
@@ -31,6 +32,7 @@ mod task;
 pub mod tls;
 pub mod transport;
 
+pub use listener::{Listener, ListenerCounters};
 pub use peer::{Counters, Handle, PeerBuilder, PeerError, PeerEvent, wall_clock};
 pub use storage::{Backlog, FileStore, Lease, MemoryStore, Storage};
 #[cfg(feature = "tls")]

@@ -21,8 +21,9 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, info_span};
 
 use crate::auth::{DynAuth, LinkAuth};
+use crate::listener::Listener;
 use crate::storage::Storage;
-use crate::task::{Backoff, Clock, Connection, Forward, PeerEngine, Task};
+use crate::task::{Backoff, Clock, Connection, Forward, Incoming, PeerEngine, Task};
 use crate::transport::{Security, Transport, TransportNotChosen};
 
 /// Configures and starts a failover peer.
@@ -52,6 +53,7 @@ pub struct PeerBuilder<S: Storage> {
     config: Config,
     partner: SocketAddr,
     listen: SocketAddr,
+    shared: Option<Listener>,
     bind: Option<IpAddr>,
     security: Option<Security>,
     auth: Option<DynAuth>,
@@ -72,6 +74,7 @@ impl<S: Storage> PeerBuilder<S> {
             config,
             partner,
             listen: SocketAddr::from(([0, 0, 0, 0], failover_proto::FAILOVER_PORT)),
+            shared: None,
             bind: None,
             security: None,
             auth: None,
@@ -114,9 +117,21 @@ impl<S: Storage> PeerBuilder<S> {
         self
     }
 
-    /// Where to listen for the partner's connections.
+    /// Where to listen for the partner's connections: a port of this relationship's own.
     pub fn listen(mut self, addr: SocketAddr) -> Self {
         self.listen = addr;
+        self.shared = None;
+        self
+    }
+
+    /// Takes the partner's connections from `listener`, a port shared with other
+    /// relationships (draft §5.1, §8.2), instead of a port of its own: the connections from
+    /// the partner's address, and when that address has several relationships there, those
+    /// whose CONNECT names this one. [`PeerBuilder::start`] fails (`InvalidInput`) if the
+    /// listener has this relationship name with this partner address already, or, with TLS, a
+    /// relationship with the same partner address and another `TlsConfig`.
+    pub fn listener(mut self, listener: &Listener) -> Self {
+        self.shared = Some(listener.clone());
         self
     }
 
@@ -174,8 +189,28 @@ impl<S: Storage> PeerBuilder<S> {
             .clone()
             .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, TransportNotChosen))?;
         let transport = Arc::new(security.transport());
-        let listener = TcpListener::bind(self.listen).await?;
-        let local = listener.local_addr()?;
+        let (listener, local) = match &self.shared {
+            Some(shared) => {
+                let (registration, rx) = shared.register(
+                    self.partner.ip(),
+                    &self.config.relationship_name,
+                    self.config.role,
+                    &security,
+                )?;
+                let local = shared.local_addr();
+                let incoming = Incoming::Shared {
+                    rx,
+                    local,
+                    _registration: registration,
+                };
+                (incoming, local)
+            }
+            None => {
+                let listener = TcpListener::bind(self.listen).await?;
+                let local = listener.local_addr()?;
+                (Incoming::Own(listener), local)
+            }
+        };
         let origin = tokio::time::Instant::now();
         let now = Instant::ZERO;
         let wall = wall_clock();
@@ -184,7 +219,15 @@ impl<S: Storage> PeerBuilder<S> {
         } else {
             self.storage.load_state()
         };
-        let seed = u32::try_from(wall.0 as u64 ^ u64::from(self.listen.port())).unwrap_or(1);
+        // Distinct per relationship of one process (xids, jitter).
+        let name_hash = self
+            .config
+            .relationship_name
+            .iter()
+            .fold(0x811c_9dc5u32, |h, b| {
+                (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+            });
+        let seed = (wall.0 ^ u32::from(local.port()) ^ name_hash).max(1);
         let mut engine = Box::new(
             PeerEngine::new(self.config.clone(), persisted, now, wall, seed)
                 .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?,
@@ -534,7 +577,7 @@ impl Handle {
         self.digest_type
     }
 
-    /// The address the peer listens on.
+    /// The address the peer listens on (its own port, or the shared [`Listener`]'s).
     pub fn local_addr(&self) -> SocketAddr {
         self.local
     }

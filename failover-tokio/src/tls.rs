@@ -153,6 +153,11 @@ impl TlsConfig {
         &self.partner
     }
 
+    /// Whether `other` is a clone of this configuration.
+    pub(crate) fn same_as(&self, other: &TlsConfig) -> bool {
+        Arc::ptr_eq(&self.server, &other.server)
+    }
+
     /// Runs the listener's side of the handshake on an accepted connection.
     pub(crate) async fn accept(
         &self,

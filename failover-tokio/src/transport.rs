@@ -54,6 +54,18 @@ pub(crate) enum Security {
 }
 
 impl Security {
+    /// Whether a listener can handshake connections for both alike: both plain, or TLS with
+    /// one configuration.
+    pub(crate) fn same_transport(&self, other: &Security) -> bool {
+        match (self, other) {
+            (Security::Plain, Security::Plain) => true,
+            #[cfg(feature = "tls")]
+            (Security::Tls(a), Security::Tls(b)) => a.same_as(b),
+            #[cfg(feature = "tls")]
+            _ => false,
+        }
+    }
+
     pub(crate) fn transport(&self) -> Transport {
         match self {
             Security::Plain => Transport::Plain,

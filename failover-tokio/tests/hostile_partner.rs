@@ -896,7 +896,8 @@ async fn a_stalled_write_leaves_the_task_serving_its_handle() {
     handshake(&mut s, &ours, 10).await;
     let (_rd, mut wr) = s.into_split();
     let h = ours.handle.clone();
-    let base = h.counters().messages_in();
+    // Both from one status snapshot: the window seen is the one after those BNDUPDs.
+    let base = h.status().counters.bndupd_received;
     // Chunks of 100 BNDUPDs (within the 128 we advertise), each once our peer read the
     // previous one and wrote its BNDACKs; never a read. The BNDACKs fill the socket buffers
     // (megabytes on the loopback) until our peer's write stalls.
@@ -912,9 +913,10 @@ async fn a_stalled_write_leaves_the_task_serving_its_handle() {
         within(10, wr.write_all(&chunk)).await.unwrap();
         sent += CHUNK;
         let started = Instant::now();
-        while !(h.counters().messages_in() >= base + u64::from(sent)
-            && h.status().unacked_received == 0)
-        {
+        while !{
+            let st = h.status();
+            st.counters.bndupd_received >= base + sent && st.unacked_received == 0
+        } {
             if started.elapsed() > Duration::from_secs(1) {
                 stalled = Some(Instant::now());
                 break;

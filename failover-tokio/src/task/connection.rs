@@ -14,6 +14,7 @@ use std::time::Duration;
 use failover_fsm::{Link, RejectReason, Role};
 use failover_proto::Framer;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::mpsc;
 #[cfg(feature = "tls")]
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
@@ -21,6 +22,7 @@ use tracing::{debug, info, warn};
 use super::Core;
 use super::outbox::Outbox;
 use super::stream::Stream;
+use crate::listener::{Handoff, Registration};
 use crate::peer::PeerEvent;
 use crate::storage::Storage;
 #[cfg(feature = "tls")]
@@ -42,6 +44,8 @@ const MAX_HANDSHAKES: usize = 4;
 /// One thing that happened on the network side.
 pub(super) enum NetInput {
     Accepted(io::Result<(TcpStream, SocketAddr)>),
+    /// From a shared listener (`None`: it is gone).
+    HandedOver(Option<Handoff>),
     Read(io::Result<usize>),
     /// Everything waiting for the socket was written (or the write failed).
     Written(io::Result<()>),
@@ -95,10 +99,48 @@ pub(crate) struct Backoff {
 }
 
 /// The partner's connection and how we get one.
+/// Where the partner's connections come from.
+pub(crate) enum Incoming {
+    /// A listener of the relationship's own ([`crate::PeerBuilder::listen`]).
+    Own(TcpListener),
+    /// A listener shared with other relationships ([`crate::Listener`]), which hands over
+    /// the connections that are ours.
+    Shared {
+        rx: mpsc::Receiver<Handoff>,
+        local: SocketAddr,
+        /// Our place on it, given up with the task.
+        _registration: Registration,
+    },
+}
+
+impl Incoming {
+    fn local_addr(&self) -> io::Result<SocketAddr> {
+        match self {
+            Incoming::Own(l) => l.local_addr(),
+            Incoming::Shared { local, .. } => Ok(*local),
+        }
+    }
+
+    /// The next connection (cancel-safe: tokio's accept and channel receive are).
+    async fn next(&mut self) -> NetInput {
+        match self {
+            Incoming::Own(l) => NetInput::Accepted(l.accept().await),
+            Incoming::Shared { rx, .. } => match rx.recv().await {
+                Some(h) => NetInput::HandedOver(Some(h)),
+                None => {
+                    // Not while our registration keeps the listener's sender; just in case.
+                    std::future::pending::<()>().await;
+                    NetInput::HandedOver(None)
+                }
+            },
+        }
+    }
+}
+
 pub(crate) struct Connection {
     partner: SocketAddr,
     bind: Option<IpAddr>,
-    listener: TcpListener,
+    listener: Incoming,
     security: Security,
     conn: Option<Conn>,
     dialing: Option<Dial>,
@@ -121,7 +163,7 @@ impl Connection {
     pub(crate) fn new(
         partner: SocketAddr,
         bind: Option<IpAddr>,
-        listener: TcpListener,
+        listener: Incoming,
         security: Security,
         timing: Backoff,
         write_timeout: Duration,
@@ -190,7 +232,7 @@ impl Connection {
             .as_ref()
             .and(earliest(out.stall_deadline(*write_timeout), *close_by));
         tokio::select! {
-            a = listener.accept() => NetInput::Accepted(a),
+            a = listener.next() => a,
             io = conn_io(conn, rbuf, out) => io,
             d = dial_opt(dialing) => NetInput::Dialed(d),
             h = handshake_done(handshakes), if handshaking => h,
@@ -207,10 +249,14 @@ impl Connection {
     ) {
         match input {
             NetInput::Accepted(a) => self.accepted(core, framer, a),
+            NetInput::HandedOver(Some(h)) => self.handed_over(core, framer, h),
+            NetInput::HandedOver(None) => {}
             NetInput::Dialed(d) => self.dialed(core, framer, d),
             #[cfg(feature = "tls")]
             NetInput::Handshaken(Some(h)) => match h.result {
-                Ok(stream) => self.admit(core, framer, stream, h.from),
+                Ok(stream) => {
+                    self.admit(core, framer, stream, h.from);
+                }
                 Err(failed) => refuse_tls(core, h.from, false, failed),
             },
             #[cfg(feature = "tls")]
@@ -299,9 +345,22 @@ impl Connection {
             core.out.push(PeerEvent::Refused { from });
             return;
         }
+        self.partner_connected(core, framer, stream, from);
+    }
+
+    /// A connection from the partner's address, nothing read yet.
+    fn partner_connected<S: Storage>(
+        &mut self,
+        core: &mut Core<S>,
+        framer: &mut Framer,
+        stream: TcpStream,
+        from: SocketAddr,
+    ) {
         let _ = stream.set_nodelay(true);
         match &self.security {
-            Security::Plain => self.admit(core, framer, Stream::Plain(stream), from),
+            Security::Plain => {
+                self.admit(core, framer, Stream::Plain(stream), from);
+            }
             #[cfg(feature = "tls")]
             Security::Tls(tls) => {
                 if self.handshakes.len() >= MAX_HANDSHAKES {
@@ -318,24 +377,47 @@ impl Connection {
         }
     }
 
-    /// Hands an accepted connection, its transport established, to the engine.
+    /// What a shared listener handed over.
+    fn handed_over<S: Storage>(&mut self, core: &mut Core<S>, framer: &mut Framer, h: Handoff) {
+        match h {
+            Handoff::Accepted(stream, from) => self.partner_connected(core, framer, stream, from),
+            Handoff::Named { stream, from, read } => {
+                // The CONNECT that named us goes to the engine (and its digest check) first.
+                if self.admit(core, framer, stream, from) {
+                    core.deliver(framer, &read);
+                }
+            }
+            Handoff::Stimulus => {
+                if self.conn.is_none() && self.dialing.is_none() {
+                    self.reconnect_at = Some(tokio::time::Instant::now());
+                }
+            }
+            #[cfg(feature = "tls")]
+            Handoff::TlsRefused(from, reason) => {
+                refuse_tls(core, from, false, HandshakeFailed::Refused(reason));
+            }
+        }
+    }
+
+    /// Hands an accepted connection, its transport established, to the engine; `false` if it
+    /// was closed instead.
     fn admit<S: Storage>(
         &mut self,
         core: &mut Core<S>,
         framer: &mut Framer,
         stream: Stream,
         from: SocketAddr,
-    ) {
+    ) -> bool {
         if !self.prefer(core, false) {
             // One connection per relationship: the partner's extra one is closed (ISC keeps
             // the first too).
             core.out.counters.count_refused();
             debug!(%from, "closed a second connection from the partner");
-            return;
+            return false;
         }
         self.dialing = None;
         self.replace_conn(core);
-        self.attach(core, framer, stream, from, false);
+        self.attach(core, framer, stream, from, false)
     }
 
     pub(super) fn dial(&mut self) {
@@ -368,7 +450,7 @@ impl Connection {
             Ok(stream) if self.prefer(core, true) => {
                 let peer = stream.peer_addr().unwrap_or(self.partner);
                 self.replace_conn(core);
-                self.attach(core, framer, stream, peer, true);
+                let _ = self.attach(core, framer, stream, peer, true);
             }
             Ok(_) => {}
             Err(DialError::Connect(e)) => {
@@ -412,10 +494,10 @@ impl Connection {
         stream: Stream,
         peer: SocketAddr,
         outgoing: bool,
-    ) {
+    ) -> bool {
         let now = core.clock.now();
         if core.engine.connection_up(now).is_err() {
-            return;
+            return false;
         }
         info!(%peer, outgoing, "connected to the partner");
         core.auth.connection_up();
@@ -428,6 +510,7 @@ impl Connection {
         });
         self.backoff = self.timing.min;
         core.out.push(PeerEvent::Connected { peer, outgoing });
+        true
     }
 
     fn schedule_reconnect(&mut self, after_reject: bool) {

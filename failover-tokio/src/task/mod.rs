@@ -34,8 +34,9 @@ use crate::peer::{Command, PeerError, PeerEvent};
 use crate::storage::Storage;
 use actions::Feed;
 use commit::GroupCommit;
-pub(crate) use connection::{Backoff, Connection};
+pub(crate) use connection::{Backoff, Connection, Incoming};
 pub(crate) use forward::Forward;
+pub(crate) use stream::Stream;
 
 /// The engine as the binding sizes it: 256 bindings queued (more wait in the task), 128
 /// received updates awaiting commit (so max-unacked-bndupd up to 128), 128 actions and as many

@@ -22,7 +22,7 @@ pub(crate) enum Stream {
 }
 
 impl Stream {
-    pub(super) fn peer_addr(&self) -> io::Result<SocketAddr> {
+    pub(crate) fn peer_addr(&self) -> io::Result<SocketAddr> {
         match self {
             Stream::Plain(s) => s.peer_addr(),
             #[cfg(feature = "tls")]
@@ -30,8 +30,25 @@ impl Stream {
         }
     }
 
+    /// Reads what comes.
+    pub(crate) async fn read_some(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        std::future::poll_fn(|cx| self.poll_read(cx, buf)).await
+    }
+
+    /// Writes all of `buf` (through the TLS session's records, flushed).
+    pub(crate) async fn write_all(&mut self, buf: &[u8]) -> io::Result<()> {
+        match self {
+            Stream::Plain(s) => s.write_all(buf).await,
+            #[cfg(feature = "tls")]
+            Stream::Tls(s) => {
+                s.write_all(buf).await?;
+                s.flush().await
+            }
+        }
+    }
+
     /// Reads what is there without waiting (`WouldBlock` if nothing is).
-    pub(super) fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+    pub(crate) fn try_read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self {
             Stream::Plain(s) => s.try_read(buf),
             #[cfg(feature = "tls")]
@@ -47,7 +64,7 @@ impl Stream {
     }
 
     /// Reads what comes, as a poll (the task's select polls reads and writes together).
-    pub(super) fn poll_read(
+    pub(crate) fn poll_read(
         &mut self,
         cx: &mut Context<'_>,
         buf: &mut [u8],
@@ -62,7 +79,7 @@ impl Stream {
     }
 
     /// Writes as much of `buf` as the socket takes now.
-    pub(super) fn poll_write(
+    pub(crate) fn poll_write(
         &mut self,
         cx: &mut Context<'_>,
         buf: &[u8],
@@ -75,7 +92,7 @@ impl Stream {
     }
 
     /// Pushes out what the TLS session keeps back (nothing to do on plain TCP).
-    pub(super) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+    pub(crate) fn poll_flush(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         match self {
             Stream::Plain(s) => Pin::new(s).poll_flush(cx),
             #[cfg(feature = "tls")]
@@ -84,7 +101,7 @@ impl Stream {
     }
 
     /// Closes our side (with TLS, after a close_notify).
-    pub(super) async fn shutdown(&mut self) -> io::Result<()> {
+    pub(crate) async fn shutdown(&mut self) -> io::Result<()> {
         match self {
             Stream::Plain(s) => s.shutdown().await,
             // The close_notify and any records still queued are writes: to a partner that
