@@ -8,6 +8,10 @@
 //! (`send_binding`, policy queries, `partner_down`, `shutdown`, `status`, `watch`) and receives
 //! [`PeerEvent`]s.
 //!
+//! Many relationships can share one listening port: bind a [`Listener`] and give it to each
+//! with [`PeerBuilder::listener`]; connections go to their relationship by the partner's
+//! address and the relationship-name of their CONNECT (draft §5.1, §8.2).
+//!
 //! The link is plain TCP ([`PeerBuilder::plaintext`], what ISC dhcpd speaks) or, with the
 //! `tls` feature, TLS 1.3 with a certificate on each side and the partner's identity pinned
 //! (`PeerBuilder::tls`, the `tls` module); a relationship must say which. Either can carry the

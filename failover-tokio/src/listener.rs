@@ -36,7 +36,7 @@ const HANDOFF_QUEUE: usize = 4;
 /// Connections waiting for their first message at once, over all relationships; more are
 /// closed at once.
 const MAX_AWAITING: usize = 256;
-/// Longest a connection may take to send its first message (and a TLS handshake before it).
+/// Longest a connection may take to send its first message, by default.
 const FIRST_MESSAGE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Longest we try to write the CONNECTACK refusing an unknown relationship.
 const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -93,6 +93,8 @@ struct Shared {
     routes: Mutex<HashMap<IpAddr, Vec<Entry>>>,
     counters: ListenerCounters,
     awaiting: Arc<Semaphore>,
+    /// [`Listener::first_message_timeout`], in milliseconds.
+    first_message_ms: AtomicU64,
     next_id: AtomicU64,
     /// Aborts the accept loop once the last clone and the last registration are gone.
     accept: Mutex<Option<JoinHandle<()>>>,
@@ -215,6 +217,7 @@ impl Listener {
             routes: Mutex::new(HashMap::new()),
             counters: ListenerCounters::default(),
             awaiting: Arc::new(Semaphore::new(MAX_AWAITING)),
+            first_message_ms: AtomicU64::new(FIRST_MESSAGE_TIMEOUT.as_secs() * 1000),
             next_id: AtomicU64::new(0),
             accept: Mutex::new(None),
         });
@@ -224,6 +227,16 @@ impl Listener {
             *a = Some(join);
         }
         Ok(Listener { shared, local })
+    }
+
+    /// Longest a connection from an address with several relationships may take to send its
+    /// first message (default 10 s; the TLS handshake has its own bound before it). One that
+    /// says nothing by then is closed and taken for a secondary's stimulus: our primary
+    /// relationships with that address connect at once (§8.2).
+    pub fn first_message_timeout(self, d: Duration) -> Self {
+        let ms = u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+        self.shared.first_message_ms.store(ms, Ordering::Relaxed);
+        self
     }
 
     /// The address it listens on.
@@ -353,7 +366,7 @@ impl Shared {
     /// (after the TLS handshake, if they use TLS) and hands it on by its CONNECT's name.
     async fn await_connect(&self, tcp: TcpStream, from: SocketAddr, entries: Vec<Entry>) {
         let Some(first) = entries.first() else { return };
-        let deadline = tokio::time::Instant::now() + FIRST_MESSAGE_TIMEOUT;
+        let wait = Duration::from_millis(self.first_message_ms.load(Ordering::Relaxed));
         let mut stream = match &first.security {
             Security::Plain => Stream::Plain(tcp),
             #[cfg(feature = "tls")]
@@ -373,7 +386,7 @@ impl Shared {
             },
         };
         let mut buf = vec![0u8; failover_proto::MAX_MESSAGE_LEN];
-        let read = tokio::time::timeout_at(deadline, first_message(&mut stream, &mut buf)).await;
+        let read = tokio::time::timeout(wait, first_message(&mut stream, &mut buf)).await;
         let candidates = candidates(&entries);
         let (len, msg_len) = match read {
             Ok(Ok(Some(lens))) => lens,

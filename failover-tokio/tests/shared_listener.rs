@@ -128,12 +128,22 @@ fn binding(address: Ipv4Addr, n: u32) -> BindingData {
     b
 }
 
-/// Waits until every binding `h` sent is acknowledged.
-async fn all_acked(h: &Handle) {
+/// Waits until `h` has had `n` more BNDACKs than `before` (its count before sending) and
+/// nothing waits: all it sent is acknowledged. One status snapshot answers both.
+async fn all_acked(h: &Handle, before: u32, n: u32) {
     let mut w = h.watch();
-    within(20, w.wait_for(|s| s.unacked_sent == 0 && s.queued == 0))
-        .await
-        .unwrap();
+    within(
+        20,
+        w.wait_for(|s| {
+            s.counters.bndack_received >= before + n && s.unacked_sent == 0 && s.queued == 0
+        }),
+    )
+    .await
+    .unwrap();
+}
+
+fn acks(h: &Handle) -> u32 {
+    h.status().counters.bndack_received
 }
 
 async fn connect_from(from: IpAddr, to: SocketAddr) -> TcpStream {
@@ -233,14 +243,15 @@ async fn two_relationships_told_apart_by_address_reach_normal_on_one_port() {
     assert_eq!(b.local_addr(), listener.local_addr());
 
     // Each partner's binding lands in its own relationship's store only.
+    let (ka, kb) = (acks(&pa_h), acks(&pb_h));
     pa_h.send_binding(binding(Ipv4Addr::new(198, 18, 40, 1), 1))
         .await
         .unwrap();
     pb_h.send_binding(binding(Ipv4Addr::new(198, 18, 40, 2), 2))
         .await
         .unwrap();
-    all_acked(&pa_h).await;
-    all_acked(&pb_h).await;
+    all_acked(&pa_h, ka, 1).await;
+    all_acked(&pb_h, kb, 1).await;
     let active = |s: &MemoryStore, last: u8| {
         s.get(Ipv4Addr::new(198, 18, 40, last))
             .is_some_and(|l| l.local.status == BindingStatus::Active)
@@ -279,14 +290,15 @@ async fn two_relationships_with_one_partner_are_told_apart_by_name() {
     assert_eq!((a.counters().accepted(), b.counters().accepted()), (1, 1));
     assert_eq!(listener.counters().unknown_relationship(), 0);
 
+    let (ka, kb) = (acks(&pa_h), acks(&pb_h));
     pa_h.send_binding(binding(Ipv4Addr::new(198, 18, 41, 5), 5))
         .await
         .unwrap();
     pb_h.send_binding(binding(Ipv4Addr::new(198, 18, 42, 6), 6))
         .await
         .unwrap();
-    all_acked(&pa_h).await;
-    all_acked(&pb_h).await;
+    all_acked(&pa_h, ka, 1).await;
+    all_acked(&pb_h, kb, 1).await;
     assert_eq!(a_store.count(BindingStatus::Active), 1);
     assert_eq!(b_store.count(BindingStatus::Active), 1);
     assert!(a_store.get(Ipv4Addr::new(198, 18, 41, 5)).is_some());
@@ -358,7 +370,7 @@ async fn a_flooding_stalled_partner_holds_up_no_other_relationship() {
         .unwrap();
     drain(events);
     let pb = free_port(ip(8));
-    let (b, _) = ours(&listener, "calm", SocketAddr::new(ip(8), pb), pool_b).await;
+    let (b, b_store) = ours(&listener, "calm", SocketAddr::new(ip(8), pb), pool_b).await;
     let (b_partner, _) = partner(&listener, "calm", ip(8), pb, pool_b).await;
     normal(&[&b, &b_partner]).await;
 
@@ -410,12 +422,15 @@ async fn a_flooding_stalled_partner_holds_up_no_other_relationship() {
     }
     assert!(stalled, "{sent} BNDUPDs answered without a stall");
 
-    // B exchanges 200 updates with its partner, all acknowledged...
-    let bindings = (0..200u32)
-        .map(|i| binding(Ipv4Addr::from(u32::from(pool_b) + i % POOL), i))
+    // B exchanges updates with its partner, one for each address of its pool, all
+    // acknowledged and recorded...
+    let bindings = (0..POOL)
+        .map(|i| binding(Ipv4Addr::from(u32::from(pool_b) + i), i))
         .collect();
+    let before = acks(&b_partner);
     within(20, b_partner.send_bindings(bindings)).await.unwrap();
-    all_acked(&b_partner).await;
+    all_acked(&b_partner, before, POOL).await;
+    assert_eq!(b_store.count(BindingStatus::Active), POOL as usize);
     assert_eq!(b.status().state, ServerState::Normal);
     // ...while A is still blocked on its partner: connected, its BNDACKs unsent.
     let st = a.status();
@@ -425,11 +440,78 @@ async fn a_flooding_stalled_partner_holds_up_no_other_relationship() {
     assert!(listener.counters().strangers() >= 100);
     assert_eq!(a.counters().accepted(), 1);
     println!(
-        "A stalled after {sent} BNDUPDs; B's 200 acknowledged meanwhile; listener: {:?}",
+        "A stalled after {sent} BNDUPDs; B's {POOL} acknowledged meanwhile; listener: {:?}",
         listener.counters()
     );
     drop(storm);
     for h in [a, b, b_partner] {
+        h.abort().await;
+    }
+}
+
+/// §8.2: a connection that says nothing, from an address with several relationships, is a
+/// secondary's stimulus: our primary relationships with that address connect at once instead
+/// of at their next retry.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_silent_connection_makes_our_primaries_with_its_address_connect() {
+    let listener = Listener::bind(SocketAddr::new(ip(1), 0))
+        .await
+        .unwrap()
+        .first_message_timeout(Duration::from_millis(300));
+    // The partner's port, closed for now: our primaries' first dials fail, and their next
+    // retry is at least 22 s away (30 s less the jitter).
+    let port = free_port(ip(10));
+    let pool = Ipv4Addr::new(198, 18, 46, 0);
+    let mut ours = Vec::new();
+    for name in ["p-a", "p-b"] {
+        let store = Arc::new(MemoryStore::new(Role::Primary, pool, POOL));
+        let (h, events) = PeerBuilder::new(
+            config(Role::Primary, name),
+            SocketAddr::new(ip(10), port),
+            store,
+        )
+        .plaintext()
+        .listener(&listener)
+        .reconnect(Duration::from_secs(30), Duration::from_secs(60))
+        .start()
+        .await
+        .unwrap();
+        drain(events);
+        ours.push(h);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let partner = tokio::net::TcpListener::bind(SocketAddr::new(ip(10), port))
+        .await
+        .unwrap();
+    // The stimulus: a connection from the partner's address that says nothing.
+    let mut silent = connect_from(ip(10), listener.local_addr()).await;
+    let (bytes, closed) = read_to_close(&mut silent).await;
+    assert!(closed && bytes.is_empty());
+    assert_eq!(listener.counters().unrouted(), 1);
+    // Both primaries connect now, each sending its CONNECT.
+    let mut names = Vec::new();
+    for _ in 0..2 {
+        let (mut s, _) = within(5, partner.accept()).await.unwrap();
+        let mut buf = vec![0u8; 2048];
+        let mut got = Vec::new();
+        let name = within(5, async {
+            loop {
+                let n = s.read(&mut buf).await.unwrap();
+                assert!(n > 0, "closed before its CONNECT");
+                got.extend_from_slice(&buf[..n]);
+                if let Some(Ok(frame)) = failover_proto::Frames::new(&got).next()
+                    && let Ok(Repr::Connect(c)) = Repr::parse(frame)
+                {
+                    return String::from_utf8_lossy(c.relationship_name.0).into_owned();
+                }
+            }
+        })
+        .await;
+        names.push(name);
+    }
+    names.sort();
+    assert_eq!(names, ["p-a", "p-b"]);
+    for h in ours {
         h.abort().await;
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Peer, Setup, addr, free_port, until};
-use failover_fsm::{Link, Role};
+use failover_fsm::{Config, Link, Role, ServerState};
 use failover_tokio::tls::{CertificateDer, PrivateKeyDer, partner_name};
 use failover_tokio::{
     MemoryStore, PeerBuilder, PeerEvent, TlsConfig, TlsError, TlsRefusal, Transport,
@@ -436,4 +436,85 @@ fn setup_errors_are_typed() {
     )
     .unwrap_err();
     assert!(matches!(e, TlsError::NoCa { path: None }), "{e}");
+}
+
+// ---- one listener, two relationships with one partner, over TLS ---------------------------
+
+/// Two TLS relationships with the same partner address on one shared listener: the listener
+/// runs the handshake (one `TlsConfig` for both) and hands each connection over by the name in
+/// its CONNECT; both reach NORMAL. A third relationship with that address and another
+/// `TlsConfig` is refused, the handshake coming before the name.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_tls_relationships_with_one_partner_are_told_apart_by_name_after_the_handshake() {
+    let pki = Pki::new();
+    let listener = failover_tokio::Listener::bind(addr(0)).await.unwrap();
+    let shared = pki.secondary();
+    let pool = Ipv4Addr::new(198, 18, 10, 0);
+    let mut ours = Vec::new();
+    for (name, closed) in [("tls-a", free_port()), ("tls-b", free_port())] {
+        let store = Arc::new(MemoryStore::new(Role::Secondary, pool, 16));
+        // Its own dials go to a closed port: the partner's connections come through the
+        // listener.
+        let (h, events) =
+            PeerBuilder::new(Config::new(Role::Secondary, name, 5), addr(closed), store)
+                .tls(shared.clone())
+                .listener(&listener)
+                .reconnect(Duration::from_millis(100), Duration::from_millis(400))
+                .start()
+                .await
+                .unwrap();
+        tokio::spawn(async move {
+            let mut events = events;
+            while events.recv().await.is_some() {}
+        });
+        ours.push(h);
+    }
+    let other = PeerBuilder::new(
+        Config::new(Role::Secondary, "tls-c", 5),
+        addr(free_port()),
+        Arc::new(MemoryStore::new(Role::Secondary, pool, 16)),
+    )
+    .tls(pki.secondary())
+    .listener(&listener)
+    .start()
+    .await;
+    assert_eq!(other.unwrap_err().kind(), std::io::ErrorKind::InvalidInput);
+
+    let mut partners = Vec::new();
+    for name in ["tls-a", "tls-b"] {
+        let store = Arc::new(MemoryStore::new(Role::Primary, pool, 16));
+        let (h, events) = PeerBuilder::new(
+            Config::new(Role::Primary, name, 5),
+            listener.local_addr(),
+            store,
+        )
+        .tls(pki.primary())
+        .listen(addr(free_port()))
+        .reconnect(Duration::from_millis(100), Duration::from_millis(400))
+        .start()
+        .await
+        .unwrap();
+        tokio::spawn(async move {
+            let mut events = events;
+            while events.recv().await.is_some() {}
+        });
+        partners.push(h);
+    }
+    for h in ours.iter().chain(&partners) {
+        tokio::time::timeout(
+            Duration::from_secs(20),
+            h.wait_for_state(ServerState::Normal),
+        )
+        .await
+        .expect("timed out")
+        .unwrap();
+    }
+    assert_eq!(listener.counters().handed_over(), 2);
+    for h in &ours {
+        assert_eq!(h.counters().accepted(), 1);
+        assert!(matches!(h.transport(), Transport::Tls { .. }));
+    }
+    for h in ours.into_iter().chain(partners) {
+        h.abort().await;
+    }
 }

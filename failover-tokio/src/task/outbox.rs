@@ -27,7 +27,8 @@ pub(super) struct Outbox {
 impl Outbox {
     pub(super) fn new() -> Self {
         Outbox {
-            buf: Vec::with_capacity(WRITE_BATCH + failover_proto::MAX_MESSAGE_LEN),
+            // Grown on first use: an idle relationship of many keeps none of it.
+            buf: Vec::new(),
             pos: 0,
             flush: false,
             since: None,
