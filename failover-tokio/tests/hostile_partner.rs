@@ -606,6 +606,9 @@ async fn a_partner_that_sends_bndupds_and_never_reads_is_dropped_by_the_write_ti
     let pool = ours.pool;
     let h = ours.handle.clone();
     let base = h.counters().messages_in();
+    // The window and the BNDUPDs read, from one status snapshot (the counter and the watch
+    // may disagree for a moment).
+    let base_rx = h.status().counters.bndupd_received;
     // Chunks of 100 BNDUPDs, each sent once our peer has read the previous one and written
     // its BNDACKs (so that it never holds more than 100 unacknowledged, within the 128 we
     // advertise), never reading a BNDACK. Our peer's BNDACKs fill the socket buffers until its
@@ -630,9 +633,8 @@ async fn a_partner_that_sends_bndupds_and_never_reads_is_dropped_by_the_write_ti
                 if h.status().link == Link::Down {
                     return (sent, last_progress, "link down".into());
                 }
-                if h.counters().messages_in() >= base + u64::from(sent)
-                    && h.status().unacked_received == 0
-                {
+                let st = h.status();
+                if st.counters.bndupd_received >= base_rx + sent && st.unacked_received == 0 {
                     last_progress = Instant::now();
                     break;
                 }
