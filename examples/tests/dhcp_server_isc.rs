@@ -183,7 +183,8 @@ fn renew_until(fleet: &mut Proc, n: usize, deadline: Instant, done: impl Fn() ->
 /// SIGKILLed and its clients rebinding to us, new clients; ISC back with its lease file, then
 /// without it (RECOVER); ISC down again and PARTNER-DOWN by command (the whole pool after the
 /// MCLT), ISC back (RECOVER); our server SIGKILLed and restarted from its store while the
-/// clients renew: both databases equal each time; our store read back.
+/// clients renew: both databases equal each time; ISC SIGKILLed and PARTNER-DOWN by our
+/// timer, every client rebinding to us; our store read back.
 fn pair_with_isc(isc_role: IscRole, test: &str) {
     if !failover_testkit::isc::netns_available(test) {
         return;
@@ -529,7 +530,11 @@ fn pair_with_isc(isc_role: IscRole, test: &str) {
         dhcpd.log_tail(30)
     );
     assert!(leases(&got).iter().all(|(_, _, s)| *s == ISC_DHCP));
-    let ours = Proc::spawn(std::path::Path::new(IP), &args, "our server (restarted)");
+    // Restarted with the timer on: COMMUNICATIONS-INTERRUPTED → PARTNER-DOWN after 4 s.
+    let safe_period: u32 = 4;
+    let mut timed = args.clone();
+    timed.extend(["--auto-partner-down".to_string(), safe_period.to_string()]);
+    let ours = Proc::spawn(std::path::Path::new(IP), &timed, "our server (restarted)");
     renew_until(&mut fleet, pool, t + Duration::from_secs(90), || {
         ours.status()
             .is_some_and(|s| s.contains("status: NORMAL") && s.contains("queued 0, unacked 0"))
@@ -546,6 +551,30 @@ fn pair_with_isc(isc_role: IscRole, test: &str) {
     );
     let got = ask(&mut fleet, "check", 10);
     assert!(got.iter().any(|l| l == "done check"), "{}", fleet.text());
+
+    // ISC SIGKILLed once more: PARTNER-DOWN by the timer, not before the safe period, and
+    // every client rebinds to us.
+    dhcpd.kill();
+    let t = Instant::now();
+    ours.wait_status(
+        "PARTNER-DOWN by the timer",
+        u64::from(safe_period) + 20,
+        |s| s.contains("status: PARTNER-DOWN"),
+    );
+    let entered = t.elapsed();
+    assert!(
+        entered >= Duration::from_secs(u64::from(safe_period) - 1),
+        "PARTNER-DOWN after {entered:?}, before the {safe_period}-s safe period"
+    );
+    let got = ask(&mut fleet, &format!("rebind 0 {pool}"), 90);
+    let done = got.iter().find(|l| l.starts_with("done rebind")).unwrap();
+    eprintln!(
+        "{test}: PARTNER-DOWN by the timer {entered:?} after ISC's SIGKILL ({safe_period}-s \
+         safe period); {done}"
+    );
+    assert_eq!(done, &format!("done rebind {pool} 0"), "{}", ours.text());
+    assert!(leases(&got).iter().all(|(_, _, s)| *s == OUR_DHCP));
+    let held: Vec<(usize, Ipv4Addr)> = leases(&got).iter().map(|&(i, a, _)| (i, a)).collect();
 
     // Our store, read back after SIGKILL, holds the clients' leases.
     drop(fleet);
