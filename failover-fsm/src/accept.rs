@@ -122,7 +122,7 @@ impl ClientIdentity {
 }
 
 /// FNV-1a over a tag, a prefix and the data (length included so that prefixes differ).
-fn fingerprint(tag: u8, prefix: &[u8], data: &[u8]) -> u64 {
+pub(crate) fn fingerprint(tag: u8, prefix: &[u8], data: &[u8]) -> u64 {
     const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
     const PRIME: u64 = 0x0000_0100_0000_01b3;
     let len = u32::try_from(data.len()).unwrap_or(u32::MAX).to_be_bytes();

@@ -59,6 +59,12 @@
 //! failover-tokio, the test harness and the simulator all do, so the simulation proves the
 //! rules users run.
 //!
+//! # DHCPv6 (RFC 8156)
+//!
+//! [`v6`] holds the rules of DHCPv6 failover where they differ from draft-12's, as pure
+//! functions over [`failover_proto::v6`] bindings; where the two agree (the state machine,
+//! STARTUP, the MCLT lifetime cap) they call the v4 rule. The engine does not use them yet.
+//!
 //! # Example: two engines in memory
 //!
 //! ```
@@ -160,6 +166,7 @@ pub mod policy;
 pub mod record;
 pub mod time;
 pub mod transition;
+pub mod v6;
 
 pub use binding::BindingData;
 pub use config::{Config, ConfigError};

@@ -1,0 +1,154 @@
+//! The rules of DHCPv6 failover (RFC 8156) where they differ from draft-12's, as pure
+//! functions: no state, no clock, no heap. Section numbers (§x.y) in this module tree are
+//! RFC 8156's. The engine calls them; where v6 agrees with v4 they call the v4 rule instead of
+//! repeating it.
+//!
+//! * [`owner`]: who may allocate an address (the last bit, §4.2.1.1) and what a freed lease
+//!   becomes (§7.2).
+//! * [`allocate`]: whether a lease may go to a client now, per state (§8.x.1), ownership
+//!   (§4.2.1, §4.2.2) and the reallocation waits (§4.2.2.1, §8.4.1).
+//! * [`pool`]: the proportional split of delegable prefixes between the servers and what the
+//!   primary does with a POOLREQ (§4.2.2, §5.3.3, §5.3.4).
+//! * [`accept`]: the BNDUPD accept/reject table (§7.5.4, Figure 4) and what an accepted lease
+//!   stores (§7.5.5), with the BNDREPLY status code of a refusal (§5.6).
+//! * [`state`]: the endpoint state machine (§8), including STARTUP (§8.3): v4's
+//!   [`transition::step`](crate::transition::step) with [`Dialect::Draft`](crate::Dialect),
+//!   plus the cells where RFC 8156 differs.
+//! * [`lifetime`]: the MCLT rule (§4.4): v4's [`policy::lease_time`](crate::policy::lease_time)
+//!   with the v6 times mapped onto it.
+//!
+//! Times are [`UnixTime`]: convert the wire's seconds since 2000 with [`wire_time`].
+//!
+//! ```
+//! use core::net::Ipv6Addr;
+//! use failover_fsm::v6::{allocate, owner, LocalLease};
+//! use failover_fsm::{Role, UnixTime};
+//! use failover_proto::v6::{BindingStatus, ServerState};
+//!
+//! // ::1 ends in bit 1: the primary's; ::2 the secondary's (§4.2.1.1).
+//! assert_eq!(owner::address_owner(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)), Role::Primary);
+//! let endpoint = allocate::Endpoint {
+//!     role: Role::Secondary,
+//!     state: ServerState::CommunicationsInterrupted,
+//!     state_since: UnixTime(1_700_000_000),
+//!     mclt: 3600,
+//! };
+//! let free = LocalLease::new(BindingStatus::Free);
+//! let two = owner::Kind::Address(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 2));
+//! let request = allocate::Request { resource: two, last_client: false, own_pool_empty: false };
+//! assert_eq!(allocate::may_allocate(&endpoint, &free, request, UnixTime(1_700_000_100)), Ok(()));
+//! ```
+
+use failover_proto::v6::time;
+use failover_proto::v6::{BindingStatus, IaKind};
+
+use crate::accept::fingerprint;
+use crate::time::UnixTime;
+
+pub mod accept;
+pub mod allocate;
+pub mod lifetime;
+pub mod owner;
+pub mod pool;
+pub mod state;
+
+/// The 5-second window within which two times count as equal (§7.5.1) and beyond which the
+/// clocks are too far apart (§7.1).
+pub const TIME_SKEW_LIMIT: u32 = 5;
+
+/// A wire time (seconds since 2000, §3) as a [`UnixTime`], saturating after 2106.
+pub const fn wire_time(wire: u32) -> UnixTime {
+    let unix = time::to_unix(wire);
+    if unix > u32::MAX as u64 {
+        UnixTime(u32::MAX)
+    } else {
+        UnixTime(unix as u32)
+    }
+}
+
+/// Who a lease belongs to (§7.4, §5.6): a fingerprint of the client's DUID (OPTION_CLIENTID),
+/// the IA type and the IAID. `Copy` and small, like v4's
+/// [`ClientIdentity`](crate::accept::ClientIdentity).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct ClientKey {
+    duid: u64,
+    ia: IaKind,
+    iaid: u32,
+}
+
+impl ClientKey {
+    /// The key of client `duid`'s IA `iaid` of type `ia`.
+    pub fn new(duid: &[u8], ia: IaKind, iaid: u32) -> Self {
+        ClientKey {
+            duid: fingerprint(0x06, &[], duid),
+            ia,
+            iaid,
+        }
+    }
+
+    /// Same DUID (the same client, whichever IA).
+    pub fn same_duid(&self, other: &ClientKey) -> bool {
+        self.duid == other.duid
+    }
+}
+
+/// What this server has stored for one address or prefix: the inputs of the accept table
+/// (§7.5.4), of the reallocation waits (§4.2.2.1, §8.4.1) and of the MCLT rule (§4.4). The
+/// fields are §7.3's per-lease times. `None` = unknown / never set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct LocalLease {
+    /// The binding-status (§7.2). A never-used lease is FREE (a prefix) or FREE /
+    /// FREE-BACKUP by owner (an address, [`owner::free_status`]).
+    pub status: BindingStatus,
+    /// The client holding (or last holding) the lease; `None` for a clientless prefix.
+    pub client: Option<ClientKey>,
+    /// client-last-transaction-time: when this server (or, raised from the partner's
+    /// partner-raw-clt-time, the partner) last talked to the client.
+    pub cltt: Option<UnixTime>,
+    /// start-time-of-state: when `status` took its value.
+    pub start_time_of_state: Option<UnixTime>,
+    /// state-expiration-time: when `status` times out (an ACTIVE lease's end).
+    pub state_expiration_time: Option<UnixTime>,
+    /// expiration-time: the greatest partner-lifetime this server has acked to the partner.
+    pub expiration_time: Option<UnixTime>,
+    /// acked-partner-lifetime: the greatest lifetime the partner has acked to this server.
+    pub acked_partner_lifetime: Option<UnixTime>,
+    /// partner-lifetime: the lifetime sent (or to send) to the partner and not yet acked.
+    pub partner_lifetime: Option<UnixTime>,
+    /// A BNDUPD with the current status has been sent to the partner (§4.2.2.1): an EXPIRED
+    /// or RELEASED lease then no longer goes back to its client without the partner's ack.
+    pub update_sent: bool,
+}
+
+impl AsRef<LocalLease> for LocalLease {
+    fn as_ref(&self) -> &LocalLease {
+        self
+    }
+}
+
+impl LocalLease {
+    /// A lease with `status` and nothing else recorded.
+    pub const fn new(status: BindingStatus) -> Self {
+        LocalLease {
+            status,
+            client: None,
+            cltt: None,
+            start_time_of_state: None,
+            state_expiration_time: None,
+            expiration_time: None,
+            acked_partner_lifetime: None,
+            partner_lifetime: None,
+            update_sent: false,
+        }
+    }
+}
+
+/// The later of two optional times.
+fn later_of(a: Option<UnixTime>, b: Option<UnixTime>) -> Option<UnixTime> {
+    match (a, b) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    }
+}
