@@ -1,6 +1,6 @@
 //! A DHCPv4 server on the failover library: the code behind `cargo run --example dhcp-server`.
 //!
-//! It serves clients on UDP (port 67; direct and relayed), from one pool, and pairs with a
+//! It serves clients on UDP (port 67; direct and relayed), from one or more pools, and pairs with a
 //! failover partner (ISC dhcpd or another `dhcp-server`) through failover-tokio. Every failover
 //! decision is a library call ([`serve`]): whom to answer ([`failover_tokio::Handle::may_answer`],
 //! RFC 3074 load balancing), which address
@@ -9,7 +9,10 @@
 //! ([`failover_fsm::record::LeaseRecord::granted`] and its siblings, then
 //! [`failover_tokio::Handle::send_binding`], awaited before the DHCPACK goes out).
 //!
-//! Limits: one pool (the stores of failover-tokio hold one contiguous range); replies to a
+//! With several pools each names its subnet, and a client is served from the pool of its
+//! network: the one holding its ciaddr, else the one whose subnet holds the relay's giaddr,
+//! else our server identifier's. Limits: pool balancing counts the pools together, so one
+//! server may hold all of a small pool's available addresses; replies to a
 //! direct client without an address are broadcast (a UDP socket cannot add the ARP entry a
 //! unicast to `yiaddr` needs); the DHCP messages are decided one at a time, each ACK waiting
 //! for its binding to be durable ([`serve::RECORD_TIMEOUT`] bounds each wait: no ACK then)
@@ -42,7 +45,7 @@ use tokio::sync::mpsc;
 use crate::console::{ArgError, Args, Console, Style, thousands};
 use crate::peer::{PeerOptions, PeerStore, Printer, start_admin, start_peer, status_line};
 use serve::{Handled, Ports, Server};
-use wire::Network;
+use wire::{Network, Pool};
 
 /// `--help`.
 pub const USAGE: &str = "\
@@ -53,14 +56,21 @@ USAGE:
         --peer-listen IP:PORT --partner IP:PORT --name NAME (--plaintext | --tls-cert ...) [OPTIONS]
 
 Serves DHCP clients (DISCOVER, REQUEST, RELEASE, DECLINE, INFORM; direct and relayed) from one
-pool, in a failover pair with ISC dhcpd or another dhcp-server. Whom it answers, which address,
+or more pools, in a failover pair with ISC dhcpd or another dhcp-server. Whom it answers, which address,
 for how long and what the partner is told are the failover library's rules.
 
 DHCP:
     --listen IP:PORT           where clients and relays send (default 0.0.0.0:67; below 1024
                                needs root or CAP_NET_BIND_SERVICE)
-    --pool FIRST-LAST          the pool, e.g. 10.0.0.10-10.0.0.250 (required; the same on
-                               both servers)
+    --pool FIRST-LAST[,subnet=MASK|PREFIX][,router=IP]
+                               a pool, e.g. 10.0.0.10-10.0.0.250 (required; the same on both
+                               servers). Repeat it for several subnets: each pool then needs
+                               a subnet (its own, or --subnet), and a client gets an address
+                               of the pool of its network (its ciaddr, else the relay's
+                               giaddr, else our server identifier); a request for an address
+                               of another network is NAKed. Pool balancing still counts the
+                               pools together (the partner gets the highest available
+                               addresses): a small pool may end up all the partner's
     --server-id IP             option 54, an address of ours clients can reach (default: the
                                --listen address; required when that is 0.0.0.0)
     --subnet MASK|PREFIX       option 1, e.g. 255.255.255.0 or 24
@@ -130,6 +140,8 @@ pub struct ServerOptions {
     pub ports: Ports,
     /// `--status-every` (0: off).
     pub status_every: u32,
+    /// `--pool` (repeated), with their subnets and routers.
+    pub pools: Vec<Pool>,
 }
 
 /// What the command line asks for.
@@ -139,6 +151,35 @@ pub enum Parsed {
     Run(Box<ServerOptions>),
     /// Print [`USAGE`].
     Help,
+}
+
+/// `FIRST-LAST[,subnet=MASK|PREFIX][,router=IP]`.
+fn parse_pool_spec(s: &str) -> Result<Pool, ArgError> {
+    let mut parts = s.split(',');
+    let (first, last) = crate::peer::parse_pool(parts.next().unwrap_or(""))?;
+    let mut pool = Pool {
+        first,
+        last,
+        subnet_mask: None,
+        router: None,
+    };
+    for part in parts {
+        match part.trim().split_once('=') {
+            Some(("subnet", m)) => pool.subnet_mask = Some(parse_mask(m)?),
+            Some(("router", r)) => {
+                pool.router = Some(
+                    r.parse()
+                        .map_err(|e| ArgError(format!("--pool {s}: router {r}: {e}")))?,
+                );
+            }
+            _ => {
+                return Err(ArgError(format!(
+                    "--pool {s}: `{part}`: expected subnet=MASK|PREFIX or router=IP"
+                )));
+            }
+        }
+    }
+    Ok(pool)
 }
 
 /// `255.255.255.0` or `24`.
@@ -173,12 +214,12 @@ where
     let mut listen = SocketAddr::from(([0, 0, 0, 0], 67));
     let mut server_id = None;
     let (mut subnet_mask, mut router) = (None, None);
+    let mut pools = Vec::new();
     let (mut lease_time, mut lb_max_secs, mut status_every) = (3600u32, 3u16, 10u32);
     let mut ports = Ports {
         client: 68,
         relay: 67,
     };
-    let mut pool_given = false;
     while let Some(flag) = args.next_flag()? {
         match flag.as_str() {
             "-h" | "--help" => return Ok(Parsed::Help),
@@ -199,14 +240,19 @@ where
             // The one failover option without a value.
             "--plaintext" => peer_args.push(flag.clone()),
             "--listen-peer" => return Err(ArgError("did you mean --peer-listen?".into())),
+            "--pool" => {
+                let pool = parse_pool_spec(&args.value::<String>(&flag)?)?;
+                peer_args.push(flag.clone());
+                peer_args.push(format!("{}-{}", pool.first, pool.last));
+                pools.push(pool);
+            }
             other => {
-                pool_given |= other == "--pool";
                 peer_args.push(other.into());
                 peer_args.push(args.value(&flag)?);
             }
         }
     }
-    if !pool_given {
+    if pools.is_empty() {
         return Err(ArgError("--pool is required (see --help)".into()));
     }
     if !peer_args.iter().any(|a| a == "--listen") {
@@ -230,6 +276,19 @@ where
     if lease_time == 0 {
         return Err(ArgError("--lease-time must be above 0".into()));
     }
+    // Several pools: each needs a subnet to tell the clients' networks apart.
+    for p in &mut pools {
+        p.subnet_mask = p.subnet_mask.or(subnet_mask);
+        p.router = p.router.or(router);
+    }
+    if pools.len() > 1
+        && let Some(p) = pools.iter().find(|p| p.subnet_mask.is_none())
+    {
+        return Err(ArgError(format!(
+            "--pool {}-{}: with several pools each needs a subnet (subnet=… or --subnet)",
+            p.first, p.last
+        )));
+    }
     Ok(Parsed::Run(Box::new(ServerOptions {
         peer,
         listen,
@@ -240,6 +299,7 @@ where
         lb_max_secs,
         ports,
         status_every,
+        pools,
     })))
 }
 
@@ -334,7 +394,8 @@ pub async fn run(
         },
         opts.ports,
         opts.lease_time,
-    );
+    )
+    .with_pools(opts.pools.clone());
     let mut printer = Printer::new(console, true);
     let every = Duration::from_secs(u64::from(opts.status_every.max(1)));
     let mut status_tick = tokio::time::interval(every);

@@ -6,6 +6,7 @@
 
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
+use std::ops::RangeInclusive;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ use failover_fsm::policy::{
 use failover_fsm::{BindingData, Dialect, UnixTime};
 use failover_tokio::{Handle, Storage, wall_clock};
 
-use super::wire::{BadRequest, ClientKind, ClientRequest, Network, Offered, parse, reply};
+use super::wire::{BadRequest, ClientKind, ClientRequest, Network, Offered, Pool, parse, reply};
 use crate::peer::PeerStore;
 
 /// How long an offered address is kept for the client it was offered to.
@@ -102,6 +103,8 @@ pub struct Server {
     store: Arc<PeerStore>,
     dialect: Dialect,
     net: Network,
+    /// The pools, when several: each client is served from the pool of its network.
+    pools: Vec<Pool>,
     ports: Ports,
     desired: u32,
     offers: HashMap<Ipv4Addr, (ClientIdentity, Instant)>,
@@ -136,11 +139,51 @@ impl Server {
             store,
             dialect,
             net,
+            pools: Vec::new(),
             ports,
             desired,
             offers: HashMap::new(),
             recording: HashMap::new(),
             counters: Counters::default(),
+        }
+    }
+
+    /// Serves several pools (more than one: each with its subnet mask), each client from the
+    /// pool of its network ([`Server::pool_for`]); the subnet mask and router of that pool go
+    /// in its replies. One pool (or none given) serves every client.
+    pub fn with_pools(mut self, pools: Vec<Pool>) -> Self {
+        self.pools = pools;
+        self
+    }
+
+    /// The pool of `req`'s network when there are several: the one holding its ciaddr, else
+    /// the one whose subnet holds the relay's giaddr, else our server identifier's (a direct
+    /// client is on our network). `Err` when no pool is on that network.
+    fn pool_for(&self, req: &ClientRequest) -> Result<Option<&Pool>, ()> {
+        if self.pools.len() <= 1 {
+            return Ok(self.pools.first());
+        }
+        let (ciaddr, giaddr) = (req.msg.ciaddr(), req.msg.giaddr());
+        let by = |f: &dyn Fn(&Pool) -> bool| self.pools.iter().find(|p| f(p));
+        let pool = if !ciaddr.is_unspecified() {
+            by(&|p| p.holds(ciaddr)).or_else(|| by(&|p| p.on_network(ciaddr)))
+        } else if !giaddr.is_unspecified() {
+            by(&|p| p.on_network(giaddr))
+        } else {
+            by(&|p| p.on_network(self.net.server_id))
+        };
+        pool.map(Some).ok_or(())
+    }
+
+    /// The pool's subnet mask and router, else the server's.
+    fn network_for(&self, req: &ClientRequest) -> Network {
+        match self.pool_for(req) {
+            Ok(Some(p)) => Network {
+                subnet_mask: p.subnet_mask.or(self.net.subnet_mask),
+                router: p.router.or(self.net.router),
+                ..self.net
+            },
+            _ => self.net,
         }
     }
 
@@ -253,6 +296,23 @@ impl Server {
             self.counters.not_ours += 1;
             return None;
         }
+        // The pool of the client's network (several pools).
+        let Ok(pool) = self.pool_for(req).map(|p| p.copied()) else {
+            self.counters.no_address += 1;
+            return None;
+        };
+        if self.pools.len() > 1
+            && req.kind == ClientKind::Request
+            && let (Some(p), Some(a)) = (pool, address)
+            && !p.holds(a)
+        {
+            // An address of another network: the client moved (RFC 2131 §4.3.2).
+            self.counters.naks += 1;
+            return Some(Handled::Reply(self.send(req, MessageType::Nak, None)));
+        }
+        let within = pool.map_or(Ipv4Addr::UNSPECIFIED..=Ipv4Addr::BROADCAST, |p| {
+            p.first..=p.last
+        });
         if self.is_recording(address) {
             // Its binding is on its way to the partner: the client's retry is answered
             // from the record once it is written.
@@ -260,14 +320,20 @@ impl Server {
             return None;
         }
         match req.kind {
-            ClientKind::Discover => Some(Handled::Reply(self.discover(req, &ep, now))),
+            ClientKind::Discover => Some(Handled::Reply(self.discover(req, &ep, now, within))),
             ClientKind::Request => self.request(req, &ep, address?, kind, now),
             ClientKind::Release | ClientKind::Decline => self.release(req, address?, req.kind, now),
             ClientKind::Inform => Some(Handled::Reply(self.send(req, MessageType::Ack, None))),
         }
     }
 
-    fn discover(&mut self, req: &ClientRequest, ep: &Endpoint, now: UnixTime) -> Option<Outgoing> {
+    fn discover(
+        &mut self,
+        req: &ClientRequest,
+        ep: &Endpoint,
+        now: UnixTime,
+        within: RangeInclusive<Ipv4Addr>,
+    ) -> Option<Outgoing> {
         let me = req.lease_client().identity();
         let clock = Instant::now();
         self.offers.retain(|_, (_, until)| *until > clock);
@@ -278,11 +344,14 @@ impl Server {
             let other = |c: &ClientIdentity| c.same_client(&me) != Some(true);
             offers.get(&a).is_some_and(|(c, _)| other(c)) || recording.get(&a).is_some_and(other)
         };
-        let Some(record) =
-            self.store
-                .memory()
-                .choose_address(ep, &me, req.requested, now, held_for_another)
-        else {
+        let Some(record) = self.store.memory().choose_address_within(
+            within,
+            ep,
+            &me,
+            req.requested,
+            now,
+            held_for_another,
+        ) else {
             self.counters.no_address += 1;
             return None;
         };
@@ -428,7 +497,7 @@ impl Server {
         kind: MessageType,
         lease: Option<Offered>,
     ) -> Option<Outgoing> {
-        let bytes = reply(req, kind, lease, &self.net).ok()?;
+        let bytes = reply(req, kind, lease, &self.network_for(req)).ok()?;
         Some(Outgoing {
             bytes,
             to: destination(req, kind, self.ports),

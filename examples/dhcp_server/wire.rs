@@ -202,6 +202,34 @@ pub struct Network {
     pub router: Option<Ipv4Addr>,
 }
 
+/// One pool of addresses and the network its clients are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Pool {
+    /// The first address.
+    pub first: Ipv4Addr,
+    /// The last address.
+    pub last: Ipv4Addr,
+    /// Option 1 for its clients; with it, the pool's network (`first` under the mask).
+    pub subnet_mask: Option<Ipv4Addr>,
+    /// Option 3 for its clients.
+    pub router: Option<Ipv4Addr>,
+}
+
+impl Pool {
+    /// Whether `address` is one of the pool's.
+    pub fn holds(&self, address: Ipv4Addr) -> bool {
+        (self.first..=self.last).contains(&address)
+    }
+
+    /// Whether `address` is on the pool's network (never, without a subnet mask).
+    pub fn on_network(&self, address: Ipv4Addr) -> bool {
+        self.subnet_mask.is_some_and(|m| {
+            let m = u32::from(m);
+            u32::from(address) & m == u32::from(self.first) & m
+        })
+    }
+}
+
 /// The lease of an OFFER or ACK.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Offered {

@@ -92,9 +92,9 @@ OPTIONS:
     --store FILE               keep leases and state in FILE, an append-only log fsync'd before
                                anything is acknowledged (replayed at start); default: memory
     --pool FIRST-LAST          the addresses of the relationship's pools (e.g.
-                               10.0.0.10-10.0.0.250), all FREE at first; updates for other
-                               addresses are rejected (reason 1). Default: any address the
-                               partner sends is accepted and learnt
+                               10.0.0.10-10.0.0.250; repeat it for several pools), all FREE
+                               at first; updates for other addresses are rejected (reason 1).
+                               Default: any address the partner sends is accepted and learnt
     --status-every S           print a status line every S seconds (default: only on SIGUSR1)
     --admin IP:PORT            serve the operator's HTTP endpoints there: GET /metrics
                                (Prometheus), GET /status (JSON), POST /partner-down (only in
@@ -165,8 +165,8 @@ pub struct PeerOptions {
     pub auto_partner_down: Option<u32>,
     /// `--store`.
     pub store: Option<PathBuf>,
-    /// `--pool`: first and last address.
-    pub pool: Option<(Ipv4Addr, Ipv4Addr)>,
+    /// `--pool` (repeated): the first and last address of each pool.
+    pub pools: Vec<(Ipv4Addr, Ipv4Addr)>,
     /// `--status-every`, seconds.
     pub status_every: Option<u32>,
     /// `--admin`: where to serve `/metrics`, `/status` and `/partner-down`.
@@ -239,7 +239,7 @@ where
         mrd: 20,
         auto_partner_down: None,
         store: None,
-        pool: None,
+        pools: Vec::new(),
         status_every: None,
         admin: None,
         quiet: false,
@@ -262,7 +262,7 @@ where
             "--mrd" => o.mrd = args.value(&flag)?,
             "--auto-partner-down" => o.auto_partner_down = Some(args.value(&flag)?),
             "--store" => o.store = Some(args.value::<PathBuf>(&flag)?),
-            "--pool" => o.pool = Some(parse_pool(&args.value::<String>(&flag)?)?),
+            "--pool" => o.pools.push(parse_pool(&args.value::<String>(&flag)?)?),
             "--status-every" => {
                 let s: u32 = args.value(&flag)?;
                 o.status_every = (s > 0).then_some(s);
@@ -302,12 +302,38 @@ where
         return Err(ArgError("--mrd must be at least 3 seconds".into()));
     }
     o.link = parse_link(plaintext, tls)?;
+    check_pools(&o.pools)?;
     if o.listen == o.partner {
         return Err(ArgError(
             "--listen and --partner are the same address".into(),
         ));
     }
     Ok(Parsed::Run(o))
+}
+
+/// Pools may not overlap, and hold at most [`MAX_POOL`] addresses together.
+fn check_pools(pools: &[(Ipv4Addr, Ipv4Addr)]) -> Result<(), ArgError> {
+    let mut sorted = pools.to_vec();
+    sorted.sort_unstable();
+    for w in sorted.windows(2) {
+        if let [(a, b), (c, d)] = w
+            && c <= b
+        {
+            return Err(ArgError(format!(
+                "--pool {a}-{b} and --pool {c}-{d} overlap"
+            )));
+        }
+    }
+    let total: u64 = pools
+        .iter()
+        .map(|(a, b)| u64::from(u32::from(*b) - u32::from(*a)) + 1)
+        .sum();
+    if total > u64::from(MAX_POOL) {
+        return Err(ArgError(format!(
+            "the pools hold more than {MAX_POOL} addresses"
+        )));
+    }
+    Ok(())
 }
 
 /// The link the options choose: exactly one of `--plaintext` and the four `--tls-*` options.
@@ -347,11 +373,11 @@ impl PeerOptions {
         c
     }
 
-    fn pool_range(&self) -> (Ipv4Addr, u32) {
-        match self.pool {
-            Some((first, last)) => (first, u32::from(last) - u32::from(first) + 1),
-            None => (Ipv4Addr::UNSPECIFIED, 0),
-        }
+    fn pool_ranges(&self) -> Vec<(Ipv4Addr, u32)> {
+        self.pools
+            .iter()
+            .map(|&(first, last)| (first, u32::from(last) - u32::from(first) + 1))
+            .collect()
     }
 }
 
@@ -385,14 +411,14 @@ impl std::fmt::Debug for PeerStore {
 impl PeerStore {
     /// Opens what `opts` asks for (`--store`, `--pool`).
     pub fn open(opts: &PeerOptions) -> io::Result<PeerStore> {
-        let (first, count) = opts.pool_range();
+        let pools = opts.pool_ranges();
         let backing = match &opts.store {
-            Some(path) => Backing::File(FileStore::open(path, opts.role, first, count)?),
-            None => Backing::Memory(MemoryStore::new(opts.role, first, count)),
+            Some(path) => Backing::File(FileStore::open_pools(path, opts.role, &pools)?),
+            None => Backing::Memory(MemoryStore::with_pools(opts.role, &pools)),
         };
         Ok(PeerStore {
             backing,
-            open_pool: opts.pool.is_none(),
+            open_pool: opts.pools.is_empty(),
         })
     }
 
@@ -841,7 +867,7 @@ pub async fn run(
             store.describe(),
             thousands(counts.known as u64),
             thousands(counts.active as u64),
-            if opts.pool.is_none() {
+            if opts.pools.is_empty() {
                 ", learning addresses from the partner"
             } else {
                 ""

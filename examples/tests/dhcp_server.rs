@@ -180,11 +180,22 @@ fn cold_start(primary: &Proc, secondary: &Proc) {
     });
 }
 
-/// Waits until `p` holds `n` ACTIVE leases and nothing waits for the partner.
-fn settled(p: &Proc, n: usize) {
-    p.wait_status(&format!("holding {n} leases, all acknowledged"), 30, |s| {
-        count(s, "ACTIVE") == Some(n) && s.contains("queued 0, unacked 0")
-    });
+/// Waits until `p` holds `n` ACTIVE leases and nothing waits for the partner (`other`, whose
+/// log is shown too if not).
+fn settled(p: &Proc, other: &Proc, n: usize) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ok = |s: &str| count(s, "ACTIVE") == Some(n) && s.contains("queued 0, unacked 0");
+    while !p.status().is_some_and(|s| ok(&s)) {
+        assert!(
+            Instant::now() < deadline,
+            "{}: not holding {n} leases, all acknowledged, within 30 s:\n{}\n\n{}:\n{}",
+            p.name,
+            p.text(),
+            other.name,
+            other.text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// Both stores, read back from their files (the servers stopped), hold exactly the leases
@@ -288,6 +299,11 @@ fn a_pair_serves_a_fleet_and_survives_the_primary_killed() {
     // partner acknowledged the potential-expiration-time, gets the desired time.
     let first = fleet.held(0).unwrap();
     assert!(first.until <= Instant::now() + Duration::from_secs(u64::from(mclt)));
+    // The ACK goes out once the binding is durable here, not once the partner acknowledged
+    // it: wait for that, as the renewal's lease time depends on it.
+    settled(&primary, &secondary, n);
+    settled(&secondary, &primary, n);
+    let fleet = &mut lab.fleet;
     assert_eq!(
         fleet.extend(all.clone(), false),
         (n, 0),
@@ -319,8 +335,8 @@ fn a_pair_serves_a_fleet_and_survives_the_primary_killed() {
     let held = n - 2;
     // Both servers hold every lease and nothing waits for the partner: the primary may die
     // now without a client losing its address.
-    settled(&primary, held);
-    settled(&secondary, held);
+    settled(&primary, &secondary, held);
+    settled(&secondary, &primary, held);
 
     primary.kill();
     let (kept, naks) = fleet.extend(3..n, true);
@@ -352,8 +368,8 @@ fn a_pair_serves_a_fleet_and_survives_the_primary_killed() {
     });
     let fleet = &mut lab.fleet;
     let held = held + 20;
-    settled(&primary, held);
-    settled(&secondary, held);
+    settled(&primary, &secondary, held);
+    settled(&secondary, &primary, held);
     eprintln!("the primary restarted from its store: NORMAL, both servers hold {held} leases");
     let (kept, naks) = fleet.extend(0..fleet.clients.len(), false);
     assert_eq!(
@@ -365,8 +381,8 @@ fn a_pair_serves_a_fleet_and_survives_the_primary_killed() {
     // renewal gets the full lease time (§5.2.1: no more than the acknowledged PET plus the
     // MCLT before): no lease may end during the MCLT-long RECOVER-WAIT below, however slow
     // the machine (one granted MCLT-short did on a loaded CI run).
-    settled(&primary, held);
-    settled(&secondary, held);
+    settled(&primary, &secondary, held);
+    settled(&secondary, &primary, held);
     assert_eq!(
         fleet.extend(0..fleet.clients.len(), false),
         (held, 0),
@@ -383,8 +399,8 @@ fn a_pair_serves_a_fleet_and_survives_the_primary_killed() {
         shortest > Duration::from_secs(120),
         "a renewed lease runs only {shortest:?}: it could end during RECOVER-WAIT"
     );
-    settled(&primary, held);
-    settled(&secondary, held);
+    settled(&primary, &secondary, held);
+    settled(&secondary, &primary, held);
     // The secondary comes back without its lease file: a new server to the primary (which
     // goes PARTNER-DOWN), it recovers every binding (RECOVER, UPDREQALL), waits the MCLT
     // (RECOVER-WAIT) and both return to NORMAL.
@@ -395,8 +411,8 @@ fn a_pair_serves_a_fleet_and_survives_the_primary_killed() {
     let normal = |s: &str| s.contains("status: NORMAL") && s.contains("partner NORMAL");
     secondary.wait_status("NORMAL again", 90, normal);
     primary.wait_status("NORMAL again", 30, normal);
-    settled(&secondary, held);
-    settled(&primary, held);
+    settled(&secondary, &primary, held);
+    settled(&primary, &secondary, held);
     eprintln!(
         "the secondary back without its store: NORMAL after {:.1} s, holding all {held} leases",
         since.elapsed().as_secs_f64()
@@ -422,8 +438,8 @@ fn a_pair_serves_a_fleet_and_survives_the_primary_killed() {
     // The two lease databases agree with each other and with the clients: read back from the
     // stores' files after SIGKILL (what was acknowledged is on disk).
     let held = held + 20;
-    settled(&primary, held);
-    settled(&secondary, held);
+    settled(&primary, &secondary, held);
+    settled(&secondary, &primary, held);
     drop(primary);
     drop(secondary);
     stores_hold_the_clients_leases(&lab, Ipv4Addr::new(10, 77, 0, 10), 240, held);
@@ -447,8 +463,8 @@ fn the_secondary_killed_then_partner_down_by_command_opens_the_whole_pool() {
     assert_eq!(fleet.acquire(first.clone(), 8), 8);
     // Renewed once so that the leases outlive the test (first leases are at most the MCLT).
     assert_eq!(fleet.extend(first.clone(), false), (8, 0));
-    settled(&primary, 8);
-    settled(&secondary, 8);
+    settled(&primary, &secondary, 8);
+    settled(&secondary, &primary, 8);
     let on_secondary = fleet.served_by(first.clone(), SECONDARY_IP);
 
     secondary.kill();
@@ -664,8 +680,8 @@ fn the_secondary_killed_then_partner_down_by_timer_opens_the_whole_pool() {
     let first = fleet.add_clients(8);
     assert_eq!(fleet.acquire(first.clone(), 8), 8);
     assert_eq!(fleet.extend(first.clone(), false), (8, 0));
-    settled(&primary, 8);
-    settled(&secondary, 8);
+    settled(&primary, &secondary, 8);
+    settled(&secondary, &primary, 8);
     // The secondary's addresses, as the primary's log has them last.
     let mut last = BTreeMap::new();
     for l in FileStore::history(&lab.primary.store).unwrap() {

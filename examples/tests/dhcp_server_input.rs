@@ -1,5 +1,5 @@
-//! The `dhcp-server`'s request handling in-process, as its UDP loop calls it: bad input, and a
-//! direct client whose lease expires; and its command line.
+//! The `dhcp-server`'s request handling in-process, as its UDP loop calls it: bad input, a
+//! direct client whose lease expires, two pools on two networks; and its command line.
 //!
 //! Bad input: truncated packets, wrong op, bad
 //! hardware-address lengths, malformed and oversized options, message types a client does not
@@ -42,12 +42,10 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn options(role: &str, peer: u16, partner: u16, mclt: u32) -> ServerOptions {
-    let args = [
-        "--listen",
-        "127.0.0.1:0",
-        "--pool",
-        "10.88.0.10-10.88.0.40",
+fn options_with(role: &str, peer: u16, partner: u16, mclt: u32, pools: &[&str]) -> ServerOptions {
+    let mut args = vec!["--listen", "127.0.0.1:0"];
+    args.extend_from_slice(pools);
+    let rest = [
         "--plaintext",
         "--role",
         role,
@@ -60,6 +58,7 @@ fn options(role: &str, peer: u16, partner: u16, mclt: u32) -> ServerOptions {
         "--mclt",
         &mclt.to_string(),
     ];
+    args.extend_from_slice(&rest);
     match parse_args(args.iter().map(|s| s.to_string())) {
         Ok(Parsed::Run(o)) => *o,
         other => panic!("{other:?}"),
@@ -77,10 +76,15 @@ async fn start(o: &ServerOptions) -> (Handle, Arc<PeerStore>) {
 
 /// A primary and a secondary in-process, both NORMAL.
 async fn pair(mclt: u32) -> (Handle, Arc<PeerStore>, Handle, Arc<PeerStore>) {
+    pair_with(mclt, &["--pool", "10.88.0.10-10.88.0.40"]).await
+}
+
+/// [`pair`] with the pools of `pools` (`--pool` arguments).
+async fn pair_with(mclt: u32, pools: &[&str]) -> (Handle, Arc<PeerStore>, Handle, Arc<PeerStore>) {
     let (pp, sp) = (free_port(), free_port());
     let (po, so) = (
-        options("primary", pp, sp, mclt),
-        options("secondary", sp, pp, mclt),
+        options_with("primary", pp, sp, mclt, pools),
+        options_with("secondary", sp, pp, mclt, pools),
     );
     let (ph, pstore) = start(&po).await;
     let (sh, sstore) = start(&so).await;
@@ -524,6 +528,117 @@ async fn a_direct_clients_lease_expires_and_its_address_is_reused() {
 
 /// The command line: DHCP options, the failover options passed to the peer's parser
 /// (`--peer-listen` as its `--listen`), and the typed errors.
+/// Two pools on two networks: a relayed client gets an address of the pool on its relay's
+/// network with that pool's subnet mask and router; a relay on no pool's network is not
+/// answered; a request for the other network's address is NAKed; the partner records leases
+/// of both pools.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_pools_each_client_is_served_from_the_pool_of_its_network() {
+    // Pool balancing counts the pools together and gives the partner the highest available
+    // addresses (see the dhcp-server's --help): the smaller pool is the lower one, so that
+    // both keep addresses of the primary's.
+    let pools = [
+        "--pool",
+        "10.88.0.10-10.88.0.40,subnet=24,router=10.88.0.1",
+        "--pool",
+        "10.11.0.10-10.11.0.14,subnet=255.255.255.0,router=10.11.0.1",
+    ];
+    let (ph, pstore, sh, sstore) = pair_with(30, &pools).await;
+    let o = options_with("primary", free_port(), free_port(), 30, &pools);
+    assert_eq!(o.pools.len(), 2);
+    let mut server = relay_server(&ph, &pstore).with_pools(o.pools.clone());
+    let via = |mac: &[u8; 6], kind, requested, server_id, giaddr: [u8; 4]| {
+        let mut m = message(mac, kind, Ipv4Addr::UNSPECIFIED, requested, server_id);
+        m.set_giaddr(Ipv4Addr::from(giaddr));
+        bytes(&m)
+    };
+    let options_of = |out: &[u8]| {
+        let m = Message::decode(&mut Decoder::new(out)).unwrap();
+        let mask = match m.opts().get(OptionCode::SubnetMask) {
+            Some(DhcpOption::SubnetMask(a)) => Some(*a),
+            _ => None,
+        };
+        let router = match m.opts().get(OptionCode::Router) {
+            Some(DhcpOption::Router(r)) => r.first().copied(),
+            _ => None,
+        };
+        (mask, router)
+    };
+    let mut leased = Vec::new();
+    for (k, (relay, net)) in [([10, 88, 0, 1], [10, 88, 0]), ([10, 11, 0, 1], [10, 11, 0])]
+        .into_iter()
+        .enumerate()
+    {
+        let mac = primary_mac(k);
+        let offer = server
+            .handle_datagram(&via(&mac, MessageType::Discover, None, None, relay))
+            .await
+            .unwrap()
+            .unwrap_or_else(|| panic!("an OFFER: {:?}", server.counters));
+        let (kind, yiaddr) = reply_of(&offer.bytes);
+        assert_eq!(kind, MessageType::Offer);
+        assert_eq!(yiaddr.octets()[..3], net, "from the pool of {relay:?}");
+        assert_eq!(
+            options_of(&offer.bytes),
+            (
+                Some(Ipv4Addr::new(255, 255, 255, 0)),
+                Some(Ipv4Addr::new(net[0], net[1], net[2], 1))
+            )
+        );
+        // The other network's relay asking for this address: NAKed.
+        let other = if k == 0 {
+            [10, 11, 0, 1]
+        } else {
+            [10, 88, 0, 1]
+        };
+        let nak = server
+            .handle_datagram(&via(
+                &mac,
+                MessageType::Request,
+                Some(yiaddr),
+                Some(SERVER_ID),
+                other,
+            ))
+            .await
+            .unwrap()
+            .expect("a NAK");
+        assert_eq!(reply_of(&nak.bytes).0, MessageType::Nak);
+        let ack = server
+            .handle_datagram(&via(
+                &mac,
+                MessageType::Request,
+                Some(yiaddr),
+                Some(SERVER_ID),
+                relay,
+            ))
+            .await
+            .unwrap()
+            .expect("an ACK");
+        assert_eq!(reply_of(&ack.bytes), (MessageType::Ack, yiaddr));
+        leased.push(yiaddr);
+    }
+    // A relay on no pool's network.
+    let none = server
+        .handle_datagram(&via(
+            &primary_mac(2),
+            MessageType::Discover,
+            None,
+            None,
+            [10, 77, 0, 1],
+        ))
+        .await
+        .unwrap();
+    assert!(none.is_none());
+    settle(&ph).await;
+    for a in leased {
+        for (who, store) in [("primary", &pstore), ("secondary", &sstore)] {
+            let l = store.memory().get(a).unwrap();
+            assert_eq!(l.local.status, BindingStatus::Active, "{who} {a}");
+        }
+    }
+    drop(sh);
+}
+
 #[test]
 fn command_line() {
     let parse = |extra: &[&str]| {
@@ -576,6 +691,38 @@ fn command_line() {
     assert_eq!(c.load_balance_max_seconds, 5);
     assert_eq!((c.auto_partner_down, c.mclt), (Some(600), 120));
     assert_eq!(parse(&["--help"]), Ok(Parsed::Help));
+    // A second pool with its own subnet and router; the first takes --subnet and --router.
+    let Ok(Parsed::Run(two)) = parse(&[
+        "--listen",
+        "192.0.2.1:67",
+        "--subnet",
+        "24",
+        "--router",
+        "10.0.0.1",
+        "--pool",
+        "10.0.1.10-10.0.1.20,subnet=255.255.255.0,router=10.0.1.1",
+    ]) else {
+        panic!()
+    };
+    assert_eq!(two.peer.pools.len(), 2);
+    assert_eq!(
+        two.pools
+            .iter()
+            .map(|p| (p.first, p.subnet_mask, p.router))
+            .collect::<Vec<_>>(),
+        [
+            (
+                Ipv4Addr::new(10, 0, 0, 10),
+                Some(Ipv4Addr::new(255, 255, 255, 0)),
+                Some(Ipv4Addr::new(10, 0, 0, 1))
+            ),
+            (
+                Ipv4Addr::new(10, 0, 1, 10),
+                Some(Ipv4Addr::new(255, 255, 255, 0)),
+                Some(Ipv4Addr::new(10, 0, 1, 1))
+            ),
+        ]
+    );
     for (extra, needle) in [
         (
             &["--subnet", "255.0.255.0", "--listen", "192.0.2.1:67"][..],
@@ -591,6 +738,28 @@ fn command_line() {
             "--lease-time",
         ),
         (&["--listen", "192.0.2.1:67", "--bogus", "1"][..], "--bogus"),
+        (
+            &["--listen", "192.0.2.1:67", "--pool", "10.0.1.10-10.0.1.20"][..],
+            "needs a subnet",
+        ),
+        (
+            &[
+                "--listen",
+                "192.0.2.1:67",
+                "--pool",
+                "10.0.1.10-10.0.1.20,gateway=1",
+            ][..],
+            "expected subnet=",
+        ),
+        (
+            &[
+                "--listen",
+                "192.0.2.1:67",
+                "--pool",
+                "10.0.0.15-10.0.0.30,subnet=24",
+            ][..],
+            "overlap",
+        ),
     ] {
         let e = parse(extra).unwrap_err();
         assert!(e.contains(needle), "{extra:?}: {e}");

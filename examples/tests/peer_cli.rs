@@ -49,7 +49,8 @@ fn required_arguments_and_defaults() {
     assert_eq!(o.partner, "127.0.0.2:647".parse::<SocketAddr>().unwrap());
     assert_eq!(o.name, "dhcp-failover");
     assert_eq!((o.mclt, o.split, o.mud, o.mrd), (3600, 128, 10, 20));
-    assert_eq!((o.bind, o.store.clone(), o.pool), (None, None, None));
+    assert_eq!((o.bind, o.store.clone()), (None, None));
+    assert!(o.pools.is_empty());
     assert_eq!(
         (o.status_every, o.auto_partner_down, o.quiet),
         (None, None, false)
@@ -107,10 +108,18 @@ fn every_option() {
     assert_eq!((o.mclt, o.split, o.mud, o.mrd), (60, 256, 128, 3));
     assert_eq!(o.store, Some(PathBuf::from("/tmp/leases.log")));
     assert_eq!(
-        o.pool,
-        Some((Ipv4Addr::new(10, 0, 0, 10), Ipv4Addr::new(10, 0, 0, 250)))
+        o.pools,
+        [(Ipv4Addr::new(10, 0, 0, 10), Ipv4Addr::new(10, 0, 0, 250))]
     );
     assert_eq!(o.status_every, Some(30));
+    let mut two = REQUIRED.to_vec();
+    two.extend([
+        "--pool",
+        "10.0.1.10-10.0.1.20",
+        "--pool",
+        "10.0.0.10-10.0.0.20",
+    ]);
+    assert_eq!(options(&two).pools.len(), 2);
     assert_eq!(o.auto_partner_down, Some(90));
     assert!(o.quiet);
     let c = o.config();
@@ -159,7 +168,7 @@ fn the_link_is_chosen_explicitly() {
 
 #[test]
 fn bad_arguments_are_refused_with_a_reason() {
-    let cases: [(&[&str], &str); 12] = [
+    let cases: [(&[&str], &str); 14] = [
         (&["--role", "tertiary"], "--role tertiary"),
         (&["--listen", "localhost"], "--listen localhost"),
         (&["--mclt"], "needs a value"),
@@ -169,6 +178,24 @@ fn bad_arguments_are_refused_with_a_reason() {
         (&["--split", "257"], "--split"),
         (&["--pool", "10.0.0.9"], "FIRST-LAST"),
         (&["--pool", "10.0.0.9-10.0.0.1"], "before"),
+        (
+            &[
+                "--pool",
+                "10.0.0.10-10.0.0.20",
+                "--pool",
+                "10.0.0.20-10.0.0.30",
+            ],
+            "overlap",
+        ),
+        (
+            &[
+                "--pool",
+                "10.0.0.0-10.9.255.255",
+                "--pool",
+                "10.16.0.0-10.25.255.255",
+            ],
+            "more than",
+        ),
         (&["--name", ""], "--name"),
         (&["--what"], "unknown option `--what`"),
         (&["extra"], "unexpected argument `extra`"),

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -143,10 +144,32 @@ impl MemoryStore {
     /// A store whose pool is `count` addresses from `first`, all FREE (all addresses start on
     /// the primary, draft §5.4).
     pub fn new(role: Role, first: Ipv4Addr, count: u32) -> Self {
+        MemoryStore::with_pools(role, &[(first, count)])
+    }
+
+    /// A store whose pools are `count` addresses from `first` each (one relationship may
+    /// serve several subnets, draft §5.4: the pools of a relationship), all FREE. Overlapping
+    /// pools hold each address once.
+    ///
+    /// ```
+    /// # use std::net::Ipv4Addr;
+    /// # use failover_tokio::MemoryStore;
+    /// # use failover_fsm::Role;
+    /// let store = MemoryStore::with_pools(
+    ///     Role::Primary,
+    ///     &[(Ipv4Addr::new(192, 0, 2, 10), 100), (Ipv4Addr::new(198, 51, 100, 10), 50)],
+    /// );
+    /// assert_eq!(store.pool_counts().free, 150);
+    /// assert!(store.get(Ipv4Addr::new(198, 51, 100, 59)).is_some());
+    /// assert!(store.get(Ipv4Addr::new(198, 51, 100, 60)).is_none());
+    /// ```
+    pub fn with_pools(role: Role, pools: &[(Ipv4Addr, u32)]) -> Self {
         let mut inner = Inner::default();
-        for i in 0..count {
-            let a = Ipv4Addr::from(u32::from(first).wrapping_add(i));
-            inner.leases.insert(a.octets(), LeaseRecord::fresh(a));
+        for &(first, count) in pools {
+            for i in 0..count {
+                let a = Ipv4Addr::from(u32::from(first).wrapping_add(i));
+                inner.leases.insert(a.octets(), LeaseRecord::fresh(a));
+            }
         }
         inner.reindex();
         MemoryStore {
@@ -220,9 +243,26 @@ impl MemoryStore {
         now: UnixTime,
         skip: impl FnMut(Ipv4Addr, &Lease) -> bool,
     ) -> Option<Lease> {
+        let all = Ipv4Addr::UNSPECIFIED..=Ipv4Addr::BROADCAST;
+        self.choose_address_within(all, endpoint, client, requested, now, skip)
+    }
+
+    /// [`MemoryStore::choose_address`] among the addresses of `pool` only: the choice
+    /// [`failover_fsm::policy::choose_address`] makes over the records of that range, for a
+    /// server with several pools that answers a client from the pool of its network.
+    pub fn choose_address_within(
+        &self,
+        pool: RangeInclusive<Ipv4Addr>,
+        endpoint: &Endpoint,
+        client: &ClientIdentity,
+        requested: Option<Ipv4Addr>,
+        now: UnixTime,
+        skip: impl FnMut(Ipv4Addr, &Lease) -> bool,
+    ) -> Option<Lease> {
         let g = self.lock();
         let mut choice = AddressChoice::new(endpoint, client, requested, now);
-        g.index.choose(&mut choice, &g.leases, skip);
+        let within = pool.start().octets()..=pool.end().octets();
+        g.index.choose(&mut choice, &g.leases, within, skip);
         g.leases.get(&choice.chosen()?.octets()).cloned()
     }
 
@@ -491,8 +531,18 @@ impl FileStore {
         first: Ipv4Addr,
         count: u32,
     ) -> io::Result<Self> {
+        FileStore::open_pools(path, role, &[(first, count)])
+    }
+
+    /// [`FileStore::open`] for a relationship with several pools (`count` addresses from
+    /// `first` each; [`MemoryStore::with_pools`]).
+    pub fn open_pools(
+        path: impl AsRef<Path>,
+        role: Role,
+        pools: &[(Ipv4Addr, u32)],
+    ) -> io::Result<Self> {
         let path = path.as_ref().to_path_buf();
-        let memory = MemoryStore::new(role, first, count);
+        let memory = MemoryStore::with_pools(role, pools);
         let mut whole = 0u64;
         let mut records = 0u64;
         // A compaction cut short: the log itself is still whole.

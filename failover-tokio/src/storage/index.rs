@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
-use std::ops::Bound;
+use std::ops::{Bound, RangeInclusive};
 
 use failover_fsm::accept::{ClientIdentity, LocalBinding};
 use failover_fsm::policy::{AddressChoice, PoolCounts, may_offer_status};
@@ -140,15 +140,21 @@ impl Index {
     /// it asked for (rank 1), and per status that [`may_offer_status`] allows, in address
     /// order, until an address is allowed or none further can win. `skip` leaves out what the
     /// caller must not offer.
+    /// Only addresses `within` are looked at (one pool of several).
     pub(super) fn choose(
         &self,
         choice: &mut AddressChoice<'_>,
         leases: &BTreeMap<[u8; 4], Lease>,
+        within: RangeInclusive<[u8; 4]>,
         mut skip: impl FnMut(Ipv4Addr, &Lease) -> bool,
     ) {
         let (endpoint, client) = (choice.endpoint(), choice.client());
         let (requested, now) = (choice.requested(), choice.now());
+        let (lo, hi) = (*within.start(), *within.end());
         let mut look = |choice: &mut AddressChoice<'_>, a: [u8; 4]| -> bool {
+            if !within.contains(&a) {
+                return false;
+            }
             match leases.get(&a) {
                 Some(l) if !skip(Ipv4Addr::from(a), l) => {
                     choice.consider(Ipv4Addr::from(a), &l.local)
@@ -175,7 +181,7 @@ impl Index {
             if !may_offer_status(endpoint, status) {
                 continue;
             }
-            for (_, a) in self.by_status.range((status, [0; 4])..=(status, [255; 4])) {
+            for (_, a) in self.by_status.range((status, lo)..=(status, hi)) {
                 // Later addresses of this status rank the same and are higher: they cannot
                 // win either (the client's own and the requested one were looked at above).
                 let Some(l) = leases.get(a) else { continue };

@@ -519,6 +519,44 @@ fn check_index_against_the_rules(seed: u64, store: &MemoryStore, first: Ipv4Addr
 }
 
 #[test]
+fn the_choice_within_one_pool_is_the_rules_choice_over_that_pool() {
+    use failover_fsm::policy::choose_address;
+    let (a, b) = (Ipv4Addr::new(192, 0, 2, 0), Ipv4Addr::new(198, 51, 100, 0));
+    let store = MemoryStore::with_pools(Role::Primary, &[(a, 12), (b, 12)]);
+    let mut rng = Rng(7);
+    for step in 0..2_000 {
+        let pool = if rng.below(2) == 0 { a } else { b };
+        let pick = |rng: &mut Rng| {
+            let first = if rng.below(2) == 0 { a } else { b };
+            Ipv4Addr::from(u32::from(first) + u32::try_from(rng.below(12)).unwrap())
+        };
+        let changed = pick(&mut rng);
+        let local = random_local(&mut rng);
+        store.lock().update(changed.octets(), |l| l.local = local);
+        let last = Ipv4Addr::from(u32::from(pool) + 11);
+        let ep = random_endpoint(&mut rng);
+        let me = identity(1 + rng.below(5));
+        // The client's own address and the one it asks for may be in the other pool.
+        let requested = (rng.below(2) == 0).then(|| pick(&mut rng));
+        let now = UnixTime(1_000_000 + u32::try_from(rng.below(500)).unwrap());
+        let all = store.snapshot();
+        let in_pool = all
+            .values()
+            .filter(|l| (pool..=last).contains(&l.data.ip()))
+            .map(|l| (l.data.ip(), l.local));
+        let rule = choose_address(&ep, in_pool, &me, requested, now);
+        let indexed = store
+            .choose_address_within(pool..=last, &ep, &me, requested, now, |_, _| false)
+            .map(|l| l.data.ip());
+        assert_eq!(
+            indexed, rule,
+            "step {step}: pool {pool} {ep:?} {me:?} {requested:?}"
+        );
+    }
+    assert_eq!(store.snapshot().len(), 24);
+}
+
+#[test]
 fn the_indexed_choice_is_the_rules_choice_over_the_whole_table() {
     let first = Ipv4Addr::new(192, 0, 2, 0);
     for seed in 1..=300 {
