@@ -11,8 +11,7 @@
 //!
 //! With several pools each names its subnet, and a client is served from the pool of its
 //! network: the one holding its ciaddr, else the one whose subnet holds the relay's giaddr,
-//! else our server identifier's. Limits: pool balancing counts the pools together, so one
-//! server may hold all of a small pool's available addresses; replies to a
+//! else our server identifier's; each pool is balanced on its own. Limits: replies to a
 //! direct client without an address are broadcast (a UDP socket cannot add the ARP entry a
 //! unicast to `yiaddr` needs); the DHCP messages are decided one at a time, each ACK waiting
 //! for its binding to be durable ([`serve::RECORD_TIMEOUT`] bounds each wait: no ACK then)
@@ -68,9 +67,8 @@ DHCP:
                                a subnet (its own, or --subnet), and a client gets an address
                                of the pool of its network (its ciaddr, else the relay's
                                giaddr, else our server identifier); a request for an address
-                               of another network is NAKed. Pool balancing still counts the
-                               pools together (the partner gets the highest available
-                               addresses): a small pool may end up all the partner's
+                               of another network is NAKed; each pool is balanced between
+                               the two servers on its own
     --server-id IP             option 54, an address of ours clients can reach (default: the
                                --listen address; required when that is 0.0.0.0)
     --subnet MASK|PREFIX       option 1, e.g. 255.255.255.0 or 24

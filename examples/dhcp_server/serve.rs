@@ -149,7 +149,7 @@ impl Server {
     }
 
     /// Serves several pools (more than one: each with its subnet mask), each client from the
-    /// pool of its network ([`Server::pool_for`]); the subnet mask and router of that pool go
+    /// pool of its network (see `pool_for`); the subnet mask and router of that pool go
     /// in its replies. One pool (or none given) serves every client.
     pub fn with_pools(mut self, pools: Vec<Pool>) -> Self {
         self.pools = pools;

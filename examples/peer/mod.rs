@@ -532,6 +532,23 @@ impl Storage for PeerStore {
         self.inner().move_to_partner(plan, now)
     }
 
+    fn pool_count(&self) -> usize {
+        self.inner().pool_count()
+    }
+
+    fn pool_counts_of(&self, pool: usize) -> PoolCounts {
+        self.inner().pool_counts_of(pool)
+    }
+
+    fn move_to_partner_in(
+        &self,
+        pool: usize,
+        plan: &BalancePlan,
+        now: UnixTime,
+    ) -> io::Result<Vec<BindingData>> {
+        self.inner().move_to_partner_in(pool, plan, now)
+    }
+
     fn sync(&self) -> io::Result<()> {
         self.inner().sync()
     }

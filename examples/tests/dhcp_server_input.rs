@@ -534,14 +534,13 @@ async fn a_direct_clients_lease_expires_and_its_address_is_reused() {
 /// of both pools.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_pools_each_client_is_served_from_the_pool_of_its_network() {
-    // Pool balancing counts the pools together and gives the partner the highest available
-    // addresses (see the dhcp-server's --help): the smaller pool is the lower one, so that
-    // both keep addresses of the primary's.
+    // Each pool is balanced on its own: the primary keeps addresses of both (counted
+    // together, the partner would get all of the higher, smaller pool).
     let pools = [
         "--pool",
         "10.88.0.10-10.88.0.40,subnet=24,router=10.88.0.1",
         "--pool",
-        "10.11.0.10-10.11.0.14,subnet=255.255.255.0,router=10.11.0.1",
+        "10.99.0.10-10.99.0.14,subnet=255.255.255.0,router=10.99.0.1",
     ];
     let (ph, pstore, sh, sstore) = pair_with(30, &pools).await;
     let o = options_with("primary", free_port(), free_port(), 30, &pools);
@@ -565,7 +564,7 @@ async fn two_pools_each_client_is_served_from_the_pool_of_its_network() {
         (mask, router)
     };
     let mut leased = Vec::new();
-    for (k, (relay, net)) in [([10, 88, 0, 1], [10, 88, 0]), ([10, 11, 0, 1], [10, 11, 0])]
+    for (k, (relay, net)) in [([10, 88, 0, 1], [10, 88, 0]), ([10, 99, 0, 1], [10, 99, 0])]
         .into_iter()
         .enumerate()
     {
@@ -587,7 +586,7 @@ async fn two_pools_each_client_is_served_from_the_pool_of_its_network() {
         );
         // The other network's relay asking for this address: NAKed.
         let other = if k == 0 {
-            [10, 11, 0, 1]
+            [10, 99, 0, 1]
         } else {
             [10, 88, 0, 1]
         };
@@ -630,6 +629,20 @@ async fn two_pools_each_client_is_served_from_the_pool_of_its_network() {
         .unwrap();
     assert!(none.is_none());
     settle(&ph).await;
+    // Balanced per pool: both servers hold addresses of each (5 in the small pool: the
+    // primary keeps 3 available, less the one leased above, the secondary 2).
+    for (who, store, status) in [
+        ("primary", &pstore, BindingStatus::Free),
+        ("secondary", &sstore, BindingStatus::Backup),
+    ] {
+        for net in [[10, 88, 0], [10, 99, 0]] {
+            let n = (10..=40u8)
+                .filter_map(|h| store.memory().get(Ipv4Addr::new(net[0], net[1], net[2], h)))
+                .filter(|l| l.local.status == status)
+                .count();
+            assert!(n > 0, "{who} holds no {status:?} address of {net:?}");
+        }
+    }
     for a in leased {
         for (who, store) in [("primary", &pstore), ("secondary", &sstore)] {
             let l = store.memory().get(a).unwrap();

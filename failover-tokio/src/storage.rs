@@ -57,6 +57,26 @@ pub trait Storage: LeaseLookup + Send + Sync + 'static {
     /// ([`failover_fsm::policy::balance_candidates`], [`LeaseRecord::given_to_partner`]) and
     /// returns their bindings; queue each with [`Storage::send_current`].
     fn move_to_partner(&self, plan: &BalancePlan, now: UnixTime) -> io::Result<Vec<BindingData>>;
+    /// How many pools the store holds: with several, each is balanced on its own (§5.4;
+    /// [`failover_fsm::Engine::balance_each_pool`]). 1 by default.
+    fn pool_count(&self) -> usize {
+        1
+    }
+    /// Available addresses of pool `pool` (`< pool_count()`); by default the whole store's.
+    fn pool_counts_of(&self, pool: usize) -> PoolCounts {
+        let _ = pool;
+        self.pool_counts()
+    }
+    /// [`Storage::move_to_partner`] within pool `pool`; by default over the whole store.
+    fn move_to_partner_in(
+        &self,
+        pool: usize,
+        plan: &BalancePlan,
+        now: UnixTime,
+    ) -> io::Result<Vec<BindingData>> {
+        let _ = pool;
+        self.move_to_partner(plan, now)
+    }
     /// Makes every change recorded so far durable (one fsync for all of them). Blocking: the
     /// task runs it off the async runtime's workers.
     fn sync(&self) -> io::Result<()>;
@@ -137,6 +157,8 @@ impl Inner {
 #[derive(Debug)]
 pub struct MemoryStore {
     role: Role,
+    /// The pools, each balanced on its own when there are several.
+    pools: Vec<RangeInclusive<[u8; 4]>>,
     inner: Mutex<Inner>,
 }
 
@@ -153,13 +175,14 @@ impl MemoryStore {
     ///
     /// ```
     /// # use std::net::Ipv4Addr;
-    /// # use failover_tokio::MemoryStore;
+    /// # use failover_tokio::{MemoryStore, Storage};
     /// # use failover_fsm::Role;
     /// let store = MemoryStore::with_pools(
     ///     Role::Primary,
     ///     &[(Ipv4Addr::new(192, 0, 2, 10), 100), (Ipv4Addr::new(198, 51, 100, 10), 50)],
     /// );
     /// assert_eq!(store.pool_counts().free, 150);
+    /// assert_eq!(store.pool_count(), 2);
     /// assert!(store.get(Ipv4Addr::new(198, 51, 100, 59)).is_some());
     /// assert!(store.get(Ipv4Addr::new(198, 51, 100, 60)).is_none());
     /// ```
@@ -172,8 +195,18 @@ impl MemoryStore {
             }
         }
         inner.reindex();
+        let mut ranges: Vec<RangeInclusive<[u8; 4]>> = pools
+            .iter()
+            .filter(|(_, count)| *count > 0)
+            .map(|&(first, count)| {
+                let last = Ipv4Addr::from(u32::from(first).wrapping_add(count - 1));
+                first.octets()..=last.octets()
+            })
+            .collect();
+        ranges.sort_by_key(|r| *r.start());
         MemoryStore {
             role,
+            pools: ranges,
             inner: Mutex::new(inner),
         }
     }
@@ -347,6 +380,32 @@ impl LeaseLookup for MemoryStore {
     }
 }
 
+impl MemoryStore {
+    /// [`Storage::move_to_partner`] among the addresses in `range`.
+    fn move_within(
+        &self,
+        range: &RangeInclusive<[u8; 4]>,
+        plan: &BalancePlan,
+        now: UnixTime,
+    ) -> io::Result<Vec<BindingData>> {
+        let mut g = self.lock();
+        let Inner { leases, index, .. } = &*g;
+        // Only addresses of the status the plan takes from can be candidates.
+        let records = index
+            .with_status(plan.takes_from())
+            .into_iter()
+            .filter(|a| range.contains(a))
+            .filter_map(|a| leases.get(&a));
+        let moved: Vec<BindingData> = balance_candidates(plan, records)
+            .map(|l| l.given_to_partner(plan, now))
+            .collect();
+        for b in &moved {
+            g.record(b.address, |l| l.apply_local(b.clone(), true));
+        }
+        Ok(moved)
+    }
+}
+
 impl Storage for MemoryStore {
     fn load_state(&self) -> Option<Persisted> {
         self.lock().state
@@ -460,20 +519,32 @@ impl Storage for MemoryStore {
     }
 
     fn move_to_partner(&self, plan: &BalancePlan, now: UnixTime) -> io::Result<Vec<BindingData>> {
-        let mut g = self.lock();
-        let Inner { leases, index, .. } = &*g;
-        // Only addresses of the status the plan takes from can be candidates.
-        let records = index
-            .with_status(plan.takes_from())
-            .into_iter()
-            .filter_map(|a| leases.get(&a));
-        let moved: Vec<BindingData> = balance_candidates(plan, records)
-            .map(|l| l.given_to_partner(plan, now))
-            .collect();
-        for b in &moved {
-            g.record(b.address, |l| l.apply_local(b.clone(), true));
+        self.move_within(&([0; 4]..=[255; 4]), plan, now)
+    }
+
+    fn pool_count(&self) -> usize {
+        self.pools.len().max(1)
+    }
+
+    fn pool_counts_of(&self, pool: usize) -> PoolCounts {
+        match self.pools.get(pool) {
+            Some(range) if self.pools.len() > 1 => {
+                PoolCounts::of(self.lock().leases.range(range.clone()).map(|(_, l)| l))
+            }
+            _ => self.pool_counts(),
         }
-        Ok(moved)
+    }
+
+    fn move_to_partner_in(
+        &self,
+        pool: usize,
+        plan: &BalancePlan,
+        now: UnixTime,
+    ) -> io::Result<Vec<BindingData>> {
+        match self.pools.get(pool) {
+            Some(range) if self.pools.len() > 1 => self.move_within(range, plan, now),
+            _ => self.move_to_partner(plan, now),
+        }
     }
 
     fn sync(&self) -> io::Result<()> {
@@ -794,6 +865,23 @@ impl Storage for FileStore {
 
     fn move_to_partner(&self, plan: &BalancePlan, now: UnixTime) -> io::Result<Vec<BindingData>> {
         self.memory.move_to_partner(plan, now)
+    }
+
+    fn pool_count(&self) -> usize {
+        self.memory.pool_count()
+    }
+
+    fn pool_counts_of(&self, pool: usize) -> PoolCounts {
+        self.memory.pool_counts_of(pool)
+    }
+
+    fn move_to_partner_in(
+        &self,
+        pool: usize,
+        plan: &BalancePlan,
+        now: UnixTime,
+    ) -> io::Result<Vec<BindingData>> {
+        self.memory.move_to_partner_in(pool, plan, now)
     }
 
     fn sync(&self) -> io::Result<()> {

@@ -256,8 +256,15 @@ async fn two_relationships_told_apart_by_address_reach_normal_on_one_port() {
         s.get(Ipv4Addr::new(198, 18, 40, last))
             .is_some_and(|l| l.local.status == BindingStatus::Active)
     };
-    assert!(active(&a_store, 1) && !active(&a_store, 2));
-    assert!(active(&b_store, 2) && !active(&b_store, 1));
+    // The watched status may predate the send (acks of the pool balancing count too): wait
+    // for the stores themselves, bounded.
+    within(10, async {
+        while !(active(&a_store, 1) && active(&b_store, 2)) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(!active(&a_store, 2) && !active(&b_store, 1));
     for h in [pa_h, pb_h, a, b] {
         h.abort().await;
     }

@@ -557,6 +557,45 @@ fn the_choice_within_one_pool_is_the_rules_choice_over_that_pool() {
 }
 
 #[test]
+fn each_pool_is_counted_and_balanced_on_its_own() {
+    use failover_fsm::policy::{BalanceConfig, BalanceTrigger, plan_balance};
+    let (a, b) = (Ipv4Addr::new(192, 0, 2, 0), Ipv4Addr::new(198, 51, 100, 0));
+    let store = MemoryStore::with_pools(Role::Primary, &[(b, 4), (a, 20)]);
+    assert_eq!(store.pool_count(), 2);
+    // Sorted by address: pool 0 is `a`.
+    assert_eq!(store.pool_counts_of(0).free, 20);
+    assert_eq!(store.pool_counts_of(1).free, 4);
+    let now = UnixTime(1_000_000);
+    for pool in 0..2 {
+        let counts = store.pool_counts_of(pool);
+        let plan = plan_balance(
+            Role::Primary,
+            failover_fsm::ServerState::Normal,
+            counts,
+            &BalanceConfig::default(),
+            BalanceTrigger::Manual,
+        )
+        .unwrap();
+        let moved = store.move_to_partner_in(pool, &plan, now).unwrap();
+        let first = if pool == 0 { a } else { b };
+        assert_eq!(moved.len() as u32, plan.to_move());
+        assert!(moved.iter().all(|m| {
+            let ip = m.ip();
+            (u32::from(first)..u32::from(first) + 24).contains(&u32::from(ip))
+        }));
+    }
+    // Half of each pool is the partner's now.
+    assert_eq!(store.pool_counts_of(0).backup, 10);
+    assert_eq!(store.pool_counts_of(1).backup, 2);
+    // One pool: the whole store's counts.
+    let one = MemoryStore::new(Role::Primary, a, 8);
+    assert_eq!(
+        (one.pool_count(), one.pool_counts_of(0)),
+        (1, one.pool_counts())
+    );
+}
+
+#[test]
 fn the_indexed_choice_is_the_rules_choice_over_the_whole_table() {
     let first = Ipv4Addr::new(192, 0, 2, 0);
     for seed in 1..=300 {

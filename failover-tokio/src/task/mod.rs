@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use failover_fsm::policy::{BalancePlan, BalanceSkipped, BalanceTrigger};
-use failover_fsm::{Engine, EngineError, Instant, Link, RejectReason, Status};
+use failover_fsm::{Engine, EngineError, Instant, Link, RejectReason, Status, UnixTime};
 use failover_proto::Framer;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
@@ -308,21 +308,49 @@ impl<S: Storage> Core<S> {
     }
 
     /// Pool balancing with the store's counts (on request, on the partner's POOLREQ and when
-    /// the engine asks for a check).
+    /// the engine asks for a check). A store with several pools has each balanced on its own
+    /// (§5.4); the plan returned is then the last pool's.
     fn balance(&mut self, trigger: BalanceTrigger) -> Result<BalancePlan, BalanceSkipped> {
-        let counts = self.store.pool_counts();
-        let plan = self.engine.balance_pools(counts, trigger)?;
-        if plan.to_move() > 0 {
-            let wall = self.engine.wall_at(self.clock.now());
-            match self.store.move_to_partner(&plan, wall) {
-                Ok(moved) => {
-                    info!(count = moved.len(), to = ?plan.give_as, "moving addresses to the partner's pool");
-                    self.commit.touched();
-                    self.feed.send_moved(&moved);
-                }
-                Err(e) => warn!(error = %e, "storage failed while balancing"),
-            }
+        let wall = self.engine.wall_at(self.clock.now());
+        let pools = self.store.pool_count();
+        if pools <= 1 {
+            let plan = self
+                .engine
+                .balance_pools(self.store.pool_counts(), trigger)?;
+            self.move_to_partner(0, &plan, wall);
+            return Ok(plan);
         }
-        Ok(plan)
+        let store = self.store.clone();
+        let mut last = None;
+        let mut plans = Vec::with_capacity(pools);
+        self.engine.balance_each_pool(
+            pools,
+            trigger,
+            |i| store.pool_counts_of(i),
+            |i, plan| {
+                plans.push((i, *plan));
+                last = Some(*plan);
+                plan.to_move()
+            },
+        )?;
+        for (i, plan) in plans {
+            self.move_to_partner(i, &plan, wall);
+        }
+        last.ok_or(BalanceSkipped::NotNormal(self.engine.state()))
+    }
+
+    /// Moves the addresses `plan` gives the partner from pool `pool` and queues them.
+    fn move_to_partner(&mut self, pool: usize, plan: &BalancePlan, wall: UnixTime) {
+        if plan.to_move() == 0 {
+            return;
+        }
+        match self.store.move_to_partner_in(pool, plan, wall) {
+            Ok(moved) => {
+                info!(count = moved.len(), pool, to = ?plan.give_as, "moving addresses to the partner's pool");
+                self.commit.touched();
+                self.feed.send_moved(&moved);
+            }
+            Err(e) => warn!(error = %e, "storage failed while balancing"),
+        }
     }
 }
