@@ -19,14 +19,17 @@
     unreachable_pub
 )]
 
+mod common;
+
+use common::emit_bndupd;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use failover_fsm::{BindingData, BindingStatus, Config, Link, Role, ServerState};
 use failover_proto::{
-    Binding, BndUpd, Connect, ConnectAck, Contact, HardwareAddress, Hba, PROTOCOL_VERSION,
-    RejectReason, Repr, ServerFlags, State, Text,
+    Connect, ConnectAck, Contact, Hba, PROTOCOL_VERSION, RejectReason, Repr, ServerFlags, State,
+    Text,
 };
 use failover_tokio::{Handle, MemoryStore, PeerBuilder, PeerEvent, wall_clock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -277,28 +280,6 @@ fn emit_connectack(xid: u32) -> Vec<u8> {
     let mut buf = vec![0u8; m.buffer_len()];
     let n = m.emit(&mut buf).unwrap();
     buf.truncate(n);
-    buf
-}
-
-/// An ACTIVE binding of `address` as a primary sends it, one per BNDUPD.
-fn emit_bndupd(xid: u32, address: Ipv4Addr, n: u32) -> Vec<u8> {
-    let wall = wall_clock().0;
-    let mac = [2, 0, 0, 0, (n >> 8) as u8, n as u8];
-    let b = Binding {
-        hardware_address: Some(HardwareAddress {
-            htype: 1,
-            address: &mac,
-        }),
-        lease_expiration_time: Some(wall + 300),
-        potential_expiration_time: Some(wall + 600),
-        start_time_of_state: Some(wall),
-        client_last_transaction_time: Some(wall),
-        ..Binding::new(address, BindingStatus::Active)
-    };
-    let m = BndUpd::single(wall, xid, &b);
-    let mut buf = vec![0u8; m.buffer_len()];
-    let k = m.emit(&mut buf).unwrap();
-    buf.truncate(k);
     buf
 }
 

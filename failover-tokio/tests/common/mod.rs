@@ -1,6 +1,8 @@
-//! What tests/digest.rs and tests/tls.rs share: a peer on the loopback with short timers and
-//! backoffs, what it reported and whether its link came up, bounded waits, and the binding
-//! each test sends once a pair is up. Each test says how its peers are secured ([`Setup`]).
+//! What failover-tokio's tests share: a peer on the loopback with short timers and backoffs,
+//! what it reported and whether its link came up, bounded waits, and the binding each test
+//! sends once a pair is up (tests/digest.rs, tests/tls.rs; each says how its peers are
+//! secured, [`Setup`]); a raw BNDUPD as a hand-written partner sends it (tests/hostile_partner.rs,
+//! tests/shared_listener.rs).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -8,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use failover_fsm::{BindingData, BindingStatus, Config, Link, Role, ServerState};
+use failover_proto::{Binding, BndUpd, HardwareAddress};
 use failover_tokio::{Handle, MemoryStore, PeerBuilder, PeerEvent, wall_clock};
 
 pub(crate) fn free_port() -> u16 {
@@ -161,4 +164,26 @@ pub(crate) async fn normal_with_a_binding(primary: &Peer, secondary: &Peer, mac:
             && primary.handle.status().unacked_sent == 0
     })
     .await;
+}
+
+/// An ACTIVE binding of `address` as a primary sends it, one per BNDUPD.
+pub(crate) fn emit_bndupd(xid: u32, address: Ipv4Addr, n: u32) -> Vec<u8> {
+    let wall = wall_clock().0;
+    let mac = [2, 0, 0, 0, (n >> 8) as u8, n as u8];
+    let b = Binding {
+        hardware_address: Some(HardwareAddress {
+            htype: 1,
+            address: &mac,
+        }),
+        lease_expiration_time: Some(wall + 300),
+        potential_expiration_time: Some(wall + 600),
+        start_time_of_state: Some(wall),
+        client_last_transaction_time: Some(wall),
+        ..Binding::new(address, BindingStatus::Active)
+    };
+    let m = BndUpd::single(wall, xid, &b);
+    let mut buf = vec![0u8; m.buffer_len()];
+    let k = m.emit(&mut buf).unwrap();
+    buf.truncate(k);
+    buf
 }
