@@ -13,14 +13,16 @@
     missing_docs
 )]
 
+mod common;
+
+use common::emit_bndupd;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use failover_fsm::{BindingData, BindingStatus, Config, Link, Role, ServerState};
 use failover_proto::{
-    Binding, BndUpd, Connect, HardwareAddress, Hba, PROTOCOL_VERSION, RejectReason, Repr,
-    ServerFlags, State, Text,
+    Connect, Hba, PROTOCOL_VERSION, RejectReason, Repr, ServerFlags, State, Text,
 };
 use failover_tokio::{Handle, Listener, MemoryStore, PeerBuilder, wall_clock};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -186,27 +188,6 @@ fn emit_state(xid: u32) -> Vec<u8> {
     let mut buf = vec![0u8; m.buffer_len()];
     let n = m.emit(&mut buf).unwrap();
     buf.truncate(n);
-    buf
-}
-
-fn emit_bndupd(xid: u32, address: Ipv4Addr, n: u32) -> Vec<u8> {
-    let wall = wall_clock().0;
-    let mac = [2, 0, 0, 0, (n >> 8) as u8, n as u8];
-    let b = Binding {
-        hardware_address: Some(HardwareAddress {
-            htype: 1,
-            address: &mac,
-        }),
-        lease_expiration_time: Some(wall + 300),
-        potential_expiration_time: Some(wall + 600),
-        start_time_of_state: Some(wall),
-        client_last_transaction_time: Some(wall),
-        ..Binding::new(address, BindingStatus::Active)
-    };
-    let m = BndUpd::single(wall, xid, &b);
-    let mut buf = vec![0u8; m.buffer_len()];
-    let k = m.emit(&mut buf).unwrap();
-    buf.truncate(k);
     buf
 }
 
@@ -437,6 +418,14 @@ async fn a_flooding_stalled_partner_holds_up_no_other_relationship() {
     let before = acks(&b_partner);
     within(20, b_partner.send_bindings(bindings)).await.unwrap();
     all_acked(&b_partner, before, POOL).await;
+    // The watched status may predate the sends (the balancing's BNDACKs count too): wait,
+    // bounded, for the store itself.
+    within(10, async {
+        while b_store.count(BindingStatus::Active) < POOL as usize {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
     assert_eq!(b_store.count(BindingStatus::Active), POOL as usize);
     assert_eq!(b.status().state, ServerState::Normal);
     // ...while A is still blocked on its partner: connected, its BNDACKs unsent.
