@@ -39,8 +39,8 @@ use failover_fsm::policy::{
 };
 use failover_fsm::record::{BacklogWalk, LeaseClient, LeaseRecord, Received, Walked};
 use failover_fsm::{
-    Action, BindingStatus, Config, Engine, EngineError, Event, Hba, Instant, LeaseLookup, Link,
-    Persisted, RejectReason, Role, ServerState, UnixTime,
+    Action, BindingData, BindingSource, BindingStatus, Config, Engine, EngineError, Event, Hba,
+    Instant, LeaseLookup, Link, Persisted, RejectReason, Role, ServerState, UnixTime,
 };
 use failover_proto::{Framer, MAX_MESSAGE_LEN, MessageType, Repr};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet, SocketStorage};
@@ -286,6 +286,14 @@ impl Table {
 impl LeaseLookup for Table {
     fn lookup(&self, address: Ipv4Addr) -> Option<LocalBinding> {
         self.records.get(self.index(address)?).map(|r| r.local)
+    }
+}
+
+impl BindingSource for Table {
+    fn binding(&self, address: Ipv4Addr) -> Option<BindingData> {
+        self.records
+            .get(self.index(address)?)
+            .map(|r| r.data.clone())
     }
 }
 
@@ -827,7 +835,7 @@ fn run(o: &Options) -> Result<(), String> {
                     }
                     continue;
                 }
-                match core.engine.poll_transmit(now, &mut out.buf) {
+                match core.engine.poll_transmit(now, &mut out.buf, &core.table) {
                     Some(n) => {
                         out.len = n;
                         out.sent = 0;

@@ -13,8 +13,8 @@ use std::net::Ipv4Addr;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use failover_fsm::accept::LocalBinding;
 use failover_fsm::{
-    Action, BindingData, BindingStatus, Config, Engine, Instant, LeaseLookup, Role, ServerState,
-    UnixTime,
+    Action, BindingData, BindingSource, BindingStatus, Config, Engine, Instant, LeaseLookup, Role,
+    ServerState, UnixTime,
 };
 
 const BASE: u32 = 0xC612_0000; // 198.18.0.0
@@ -26,6 +26,17 @@ impl LeaseLookup for Pool {
     fn lookup(&self, a: Ipv4Addr) -> Option<LocalBinding> {
         let i = u32::from(a).checked_sub(BASE)?;
         (i < POOL).then(|| LocalBinding::new(BindingStatus::Free))
+    }
+}
+
+/// The primary's lease table, indexed by address: what the engine reads a binding from when
+/// it sends it (as a store would, a lookup and a copy).
+struct Table<'a>(&'a [BindingData]);
+
+impl BindingSource for Table<'_> {
+    fn binding(&self, a: Ipv4Addr) -> Option<BindingData> {
+        let i = u32::from(a).checked_sub(BASE)?;
+        self.0.get(i as usize).cloned()
     }
 }
 
@@ -58,12 +69,12 @@ fn drain(s: &mut Side) {
     while s.e.poll_event().is_some() {}
 }
 
-fn flush(from: &mut Side, to: &mut Side, buf: &mut [u8; 2048]) -> bool {
+fn flush(from: &mut Side, to: &mut Side, buf: &mut [u8; 2048], table: &Table<'_>) -> bool {
     let now = Instant::ZERO;
     let wall = UnixTime(1_700_000_000);
     let mut moved = false;
     drain(from);
-    while let Some(n) = from.e.poll_transmit(now, buf) {
+    while let Some(n) = from.e.poll_transmit(now, buf, table) {
         to.e.handle_message(now, wall, &buf[..n], &Pool).unwrap();
         drain(to);
         drain(from);
@@ -72,10 +83,10 @@ fn flush(from: &mut Side, to: &mut Side, buf: &mut [u8; 2048]) -> bool {
     moved
 }
 
-fn pump(a: &mut Side, b: &mut Side, buf: &mut [u8; 2048]) {
+fn pump(a: &mut Side, b: &mut Side, buf: &mut [u8; 2048], table: &Table<'_>) {
     loop {
-        let x = flush(a, b, buf);
-        let y = flush(b, a, buf);
+        let x = flush(a, b, buf, table);
+        let y = flush(b, a, buf, table);
         if !x && !y {
             return;
         }
@@ -89,7 +100,7 @@ fn pair(mud: u32) -> (Side, Side) {
     p.e.connection_up(Instant::ZERO).unwrap();
     s.e.connection_up(Instant::ZERO).unwrap();
     let mut buf = [0u8; 2048];
-    pump(&mut p, &mut s, &mut buf);
+    pump(&mut p, &mut s, &mut buf, &Table(&[]));
     assert_eq!(p.e.state(), ServerState::Normal);
     p.acked = 0;
     (p, s)
@@ -110,12 +121,13 @@ fn binding(i: u32) -> BindingData {
 fn stream(p: &mut Side, s: &mut Side, bindings: &[BindingData]) -> u64 {
     let mut buf = [0u8; 2048];
     let mut next = 0;
+    let table = Table(bindings);
     while p.acked < bindings.len() as u64 {
         while next < bindings.len() && p.e.send_queue_space() > 0 {
-            p.e.send_binding(bindings[next].clone()).unwrap();
+            p.e.send_binding(&bindings[next]).unwrap();
             next += 1;
         }
-        pump(p, s, &mut buf);
+        pump(p, s, &mut buf, &table);
     }
     p.acked
 }

@@ -29,8 +29,8 @@ use failover_fsm::accept::{LocalBinding, Verdict};
 use failover_fsm::policy::{BalancePlan, PoolCounts};
 use failover_fsm::record::{Ack, BacklogWalk, Queued, Received, UpdateQueue, Walked};
 use failover_fsm::{
-    Action, BindingData, BindingStatus, Config, Event, Hba, LeaseLookup, Persisted, Role, Status,
-    UnixTime, UpdateId,
+    Action, BindingData, BindingSource, BindingStatus, Config, Event, Hba, LeaseLookup, Persisted,
+    Role, Status, UnixTime, UpdateId,
 };
 use failover_proto::auth::HmacSha256;
 use failover_tokio::{
@@ -480,6 +480,12 @@ impl LeaseLookup for PeerStore {
             self.open_pool
                 .then(|| LocalBinding::new(BindingStatus::Free))
         })
+    }
+}
+
+impl BindingSource for PeerStore {
+    fn binding(&self, address: Ipv4Addr) -> Option<BindingData> {
+        self.inner().binding(address)
     }
 }
 

@@ -39,6 +39,48 @@ pub struct BindingData {
     pub ip_flags: IpFlags,
 }
 
+/// Where the engine reads our bindings when it writes their BNDUPDs: the caller's lease store.
+///
+/// The engine's queue holds addresses, not bindings ([`Engine::send_binding`] keeps a summary of
+/// what was queued); [`Engine::poll_transmit`] asks for the binding of an address when its turn
+/// comes and sends it as the store holds it then — the newest version, as ISC sends a lease's
+/// current state. Return the same data that was handed to `send_binding` unless the record
+/// changed since (a newer version is queued too, or the partner's binding was stored).
+///
+/// An address the store does not hold (`None`) is dropped from the queue and counted in
+/// [`Counters::updates_dropped`](crate::engine::Counters::updates_dropped).
+///
+/// A slice of bindings is a source (found by address), for tests and small tables:
+///
+/// ```
+/// use core::net::Ipv4Addr;
+/// use failover_fsm::{BindingData, BindingSource, BindingStatus};
+///
+/// let table = [BindingData::new(Ipv4Addr::new(192, 0, 2, 1), BindingStatus::Free)];
+/// assert!(table[..].binding(Ipv4Addr::new(192, 0, 2, 1)).is_some());
+/// assert!(table[..].binding(Ipv4Addr::new(192, 0, 2, 2)).is_none());
+/// ```
+///
+/// [`Engine::send_binding`]: crate::Engine::send_binding
+/// [`Engine::poll_transmit`]: crate::Engine::poll_transmit
+pub trait BindingSource {
+    /// The binding of `address` as it goes to the partner now, or `None` if there is none.
+    fn binding(&self, address: Ipv4Addr) -> Option<BindingData>;
+}
+
+impl<T: BindingSource + ?Sized> BindingSource for &T {
+    fn binding(&self, address: Ipv4Addr) -> Option<BindingData> {
+        (**self).binding(address)
+    }
+}
+
+impl BindingSource for [BindingData] {
+    fn binding(&self, address: Ipv4Addr) -> Option<BindingData> {
+        let octets = address.octets();
+        self.iter().rev().find(|b| b.address == octets).cloned()
+    }
+}
+
 /// A binding field too long to keep.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

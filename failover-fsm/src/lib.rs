@@ -105,12 +105,15 @@
 //! }
 //! let mut buf = [0u8; 2048];
 //! let mut acked = 0;
-//! let mut exchange = |p: &mut Engine, s: &mut Engine, now: Instant, acked: &mut u32| loop {
+//! // The bindings each side sends are read from its lease table when they go out; here one
+//! // table stands for both.
+//! let mut exchange = |p: &mut Engine, s: &mut Engine, now: Instant, acked: &mut u32,
+//!                     table: &[BindingData]| loop {
 //!     let mut moved = false;
 //!     for (from, to) in [(0, 1), (1, 0)] {
 //!         let (from, to) = if from == 0 { (&mut *p, &mut *s) } else { (&mut *s, &mut *p) };
 //!         serve(from, acked);
-//!         while let Some(n) = from.poll_transmit(now, &mut buf) {
+//!         while let Some(n) = from.poll_transmit(now, &mut buf, table) {
 //!             to.handle_message(now, wall, &buf[..n], &Pool).unwrap();
 //!             serve(to, acked);
 //!             moved = true;
@@ -121,7 +124,7 @@
 //!
 //! p.connection_up(now)?;
 //! s.connection_up(now)?;
-//! exchange(&mut p, &mut s, now, &mut acked);
+//! exchange(&mut p, &mut s, now, &mut acked, &[]);
 //! // A new pair: both RECOVER, exchange their databases, then NORMAL.
 //! assert_eq!((p.state(), s.state()), (ServerState::Normal, ServerState::Normal));
 //! assert_eq!(s.mclt(), 3600); // learned from the primary's CONNECT
@@ -131,8 +134,9 @@
 //!     .with_client(None, 1, &[0x00, 0x0c, 0x29, 0x12, 0x34, 0x56])?;
 //! b.lease_expiration_time = Some(wall.plus(3600));
 //! b.potential_expiration_time = Some(wall.plus(5400));
-//! p.send_binding(b)?;
-//! exchange(&mut p, &mut s, now, &mut acked);
+//! p.send_binding(&b)?;
+//! let table = [b];
+//! exchange(&mut p, &mut s, now, &mut acked, &table);
 //! assert_eq!(acked, 1);
 //!
 //! // Keep-alives: an idle minute keeps the link up.
@@ -142,7 +146,7 @@
 //!     now = next;
 //!     p.handle_timeout(now);
 //!     s.handle_timeout(now);
-//!     exchange(&mut p, &mut s, now, &mut acked);
+//!     exchange(&mut p, &mut s, now, &mut acked, &table);
 //! }
 //! assert!(p.is_communicating() && s.is_communicating());
 //! # Ok::<(), Box<dyn core::error::Error>>(())
@@ -168,7 +172,7 @@ pub mod time;
 pub mod transition;
 pub mod v6;
 
-pub use binding::BindingData;
+pub use binding::{BindingData, BindingSource};
 pub use config::{Config, ConfigError};
 pub use dialect::Dialect;
 pub use engine::{

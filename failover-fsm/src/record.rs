@@ -452,7 +452,7 @@ impl LeaseRecord {
         queue: &mut Q,
         note: fn(&mut LeaseRecord, UpdateId),
     ) -> Queued {
-        let update = queue.send_binding(self.data.clone())?;
+        let update = queue.send_binding(&self.data)?;
         note(self, update);
         Ok(update)
     }

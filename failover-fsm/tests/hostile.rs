@@ -43,7 +43,7 @@ fn feed(n: &mut Node, now: Instant, wall: u32, bytes: &[u8]) -> Vec<Vec<u8>> {
     n.drain_events();
     let mut out = Vec::new();
     let mut buf = [0u8; 2048];
-    while let Some(len) = n.engine.poll_transmit(now, &mut buf) {
+    while let Some(len) = n.engine.poll_transmit(now, &mut buf, &n.store) {
         out.push(buf[..len].to_vec());
         n.drain_events();
     }
@@ -386,7 +386,10 @@ fn commits_confirmed_after_the_link_dropped_are_not_acked_on_the_next() {
         Err(failover_fsm::EngineError::UnknownToken)
     );
     let mut buf = [0u8; 2048];
-    while let Some(len) = n.engine.poll_transmit(Instant::from_secs(1), &mut buf) {
+    while let Some(len) = n
+        .engine
+        .poll_transmit(Instant::from_secs(1), &mut buf, &n.store)
+    {
         assert!(!matches!(Repr::parse(&buf[..len]), Ok(Repr::BndAck(_))));
     }
 }
@@ -428,7 +431,7 @@ fn an_engine_survives_arbitrary_message_sequences() {
             let _ = n.engine.handle_message(now, UnixTime(T0), &m, &n.store);
             n.drain_events();
             let mut buf = [0u8; 2048];
-            while n.engine.poll_transmit(now, &mut buf).is_some() {
+            while n.engine.poll_transmit(now, &mut buf, &n.store).is_some() {
                 n.drain_events();
             }
             if n.close_requested {
@@ -452,26 +455,26 @@ fn incomplete_bindings_are_refused_before_they_reach_the_wire() {
     // ACTIVE without a hardware address, EXPIRED without one, ACTIVE without its times.
     assert_eq!(
         n.engine
-            .send_binding(failover_fsm::BindingData::new(a, BindingStatus::Active)),
+            .send_binding(&failover_fsm::BindingData::new(a, BindingStatus::Active)),
         err
     );
     assert_eq!(
         n.engine
-            .send_binding(failover_fsm::BindingData::new(a, BindingStatus::Expired)),
+            .send_binding(&failover_fsm::BindingData::new(a, BindingStatus::Expired)),
         err
     );
     let no_times = failover_fsm::BindingData::new(a, BindingStatus::Active)
         .with_client(None, 1, &[2, 0, 0, 0, 0, 5])
         .unwrap();
-    assert_eq!(n.engine.send_binding(no_times.clone()), err);
+    assert_eq!(n.engine.send_binding(&no_times), err);
     // Complete, it is queued; FREE and BACKUP need nothing more.
     let mut ok = no_times;
     ok.lease_expiration_time = Some(UnixTime(T0 + 60));
     ok.potential_expiration_time = Some(UnixTime(T0 + 90));
-    assert!(n.engine.send_binding(ok).is_ok());
+    assert!(n.engine.send_binding(&ok).is_ok());
     assert!(
         n.engine
-            .send_binding(failover_fsm::BindingData::new(
+            .send_binding(&failover_fsm::BindingData::new(
                 Ipv4Addr::new(198, 18, 1, 6),
                 BindingStatus::Backup
             ))
@@ -494,7 +497,7 @@ fn tick(n: &mut Node, now: Instant) -> Vec<Vec<u8>> {
     n.drain_events();
     let mut out = Vec::new();
     let mut buf = [0u8; 2048];
-    while let Some(len) = n.engine.poll_transmit(now, &mut buf) {
+    while let Some(len) = n.engine.poll_transmit(now, &mut buf, &n.store) {
         out.push(buf[..len].to_vec());
         n.drain_events();
     }
@@ -511,7 +514,7 @@ fn a_bndupd_never_acknowledged_closes_the_connection_although_contacts_flow() {
     for s in 1..=200u32 {
         let now = Instant::from_secs(u64::from(s));
         if s == 30 {
-            n.engine.send_binding(binding.clone()).unwrap();
+            n.engine.send_binding(&binding).unwrap();
         }
         let mut out = tick(&mut n, now);
         // The partner is alive: a CONTACT every 5 s keeps tReceive (15 s) from running out.
@@ -550,7 +553,7 @@ fn acknowledged_bndupds_keep_the_connection_and_a_zero_ack_timeout_never_closes(
             if s % 20 == 0 {
                 let a = Ipv4Addr::new(198, 18, 1, (s / 20 % 8) as u8);
                 n.engine
-                    .send_binding(failover_fsm::BindingData::new(a, BindingStatus::Free))
+                    .send_binding(&failover_fsm::BindingData::new(a, BindingStatus::Free))
                     .unwrap();
             }
             let out = tick(&mut n, now);

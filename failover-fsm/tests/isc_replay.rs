@@ -201,7 +201,7 @@ fn replay(name: &str, emulate_primary: bool, pool: (Ipv4Addr, u32), mclt: u32) -
                 Some(d) if d <= now => {
                     node.engine.handle_timeout(d);
                     node.drain_events();
-                    while let Some(n) = node.engine.poll_transmit(d, &mut buf) {
+                    while let Some(n) = node.engine.poll_transmit(d, &mut buf, &node.store) {
                         xids.record(&buf[..n]);
                         push_state(
                             &mut out.our_states,
@@ -280,7 +280,7 @@ fn replay(name: &str, emulate_primary: bool, pool: (Ipv4Addr, u32), mclt: u32) -
             }
         }
         node.drain_events();
-        while let Some(n) = node.engine.poll_transmit(now, &mut buf) {
+        while let Some(n) = node.engine.poll_transmit(now, &mut buf, &node.store) {
             xids.record(&buf[..n]);
             if let Some(s) = summarize(&buf[..n]) {
                 out.ours.insert(s);

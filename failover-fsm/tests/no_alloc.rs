@@ -12,8 +12,8 @@ use std::net::Ipv4Addr;
 
 use failover_fsm::accept::LocalBinding;
 use failover_fsm::{
-    Action, BindingData, BindingStatus, Config, Engine, Instant, LeaseLookup, Role, ServerState,
-    UnixTime,
+    Action, BindingData, BindingSource, BindingStatus, Config, Engine, Instant, LeaseLookup, Role,
+    ServerState, UnixTime,
 };
 
 #[path = "../../failover-proto/tests/common/counting_alloc.rs"]
@@ -30,6 +30,15 @@ const BASE: u32 = 0xC612_0100; // 198.18.1.0
 /// A fixed-size lease store: no heap.
 struct ArrayStore {
     status: [BindingStatus; POOL],
+    /// Our bindings as queued, read back when the engine sends them.
+    bindings: [Option<BindingData>; POOL],
+}
+
+impl BindingSource for ArrayStore {
+    fn binding(&self, address: Ipv4Addr) -> Option<BindingData> {
+        let i = u32::from(address).checked_sub(BASE)? as usize;
+        self.bindings.get(i)?.clone()
+    }
 }
 
 impl LeaseLookup for ArrayStore {
@@ -57,6 +66,7 @@ impl Side {
             engine: E::new(config, None, Instant::ZERO, UnixTime(1_700_000_000), 1).unwrap(),
             store: ArrayStore {
                 status: [BindingStatus::Free; POOL],
+                bindings: core::array::from_fn(|_| None),
             },
             acked: 0,
             committed: 0,
@@ -94,7 +104,7 @@ impl Side {
 fn flush(from: &mut Side, to: &mut Side, now: Instant, wall: UnixTime, buf: &mut [u8]) -> bool {
     let mut moved = false;
     from.drain();
-    while let Some(n) = from.engine.poll_transmit(now, buf) {
+    while let Some(n) = from.engine.poll_transmit(now, buf, &from.store) {
         to.engine
             .handle_message(now, wall, &buf[..n], &to.store)
             .unwrap();
@@ -171,7 +181,8 @@ fn a_whole_run_does_not_allocate() {
             } else {
                 (&mut s, &mut p)
             };
-            from.engine.send_binding(b).unwrap();
+            from.engine.send_binding(&b).unwrap();
+            from.store.bindings[i as usize] = Some(b);
         }
         let wall = p.engine.wall_at(now);
         pump(&mut p, &mut s, now, wall);

@@ -19,8 +19,8 @@ use std::time::Duration;
 
 use failover_fsm::accept::{ClientIdentity, LocalBinding};
 use failover_fsm::{
-    Action, BindingData, BindingStatus, Config, Engine, Event, Instant, LeaseLookup, PERSIST_RETRY,
-    PersistToken, Persisted, RejectReason, Role, ServerState, UnixTime, UpdateId,
+    Action, BindingData, BindingStatus, Config, Engine, EngineError, Event, Instant, LeaseLookup,
+    PERSIST_RETRY, PersistToken, Persisted, RejectReason, Role, ServerState, UnixTime, UpdateId,
 };
 use failover_proto::{HardwareAddress, Repr, ServerFlags};
 
@@ -63,6 +63,8 @@ struct Side {
     events: Vec<Event>,
     /// Every message sent, in order.
     sent: Vec<Vec<u8>>,
+    /// Our bindings as queued: the engine reads the newest of an address when it sends it.
+    queued: Vec<BindingData>,
 }
 
 impl Side {
@@ -79,7 +81,15 @@ impl Side {
             actions: Vec::new(),
             events: Vec::new(),
             sent: Vec::new(),
+            queued: Vec::new(),
         }
+    }
+
+    /// Queues `b` for the partner, keeping it where the engine reads it when it is sent.
+    fn queue(&mut self, b: BindingData) -> Result<UpdateId, EngineError> {
+        let id = self.e.send_binding(&b);
+        self.queued.push(b);
+        id
     }
 
     /// Carries out actions, collects events.
@@ -132,7 +142,7 @@ impl Side {
         self.serve(now);
         let mut buf = [0u8; 2048];
         let mut out = Vec::new();
-        while let Some(n) = self.e.poll_transmit(now, &mut buf) {
+        while let Some(n) = self.e.poll_transmit(now, &mut buf, &self.queued[..]) {
             if let Ok(Repr::State(st)) = Repr::parse(&buf[..n])
                 && !st.server_flags.contains(ServerFlags::STARTUP)
                 && !matches!(st.server_state, ServerState::Shutdown | ServerState::Paused)
@@ -426,10 +436,10 @@ fn isc_rejects_a_crossing_update_while_ours_is_unacknowledged() {
     // Crossing: our ACTIVE is on its way when the secondary's RELEASED of the lease arrives.
     let (mut p, mut s, now) = normal_pair();
     record(&mut p.db);
-    p.e.send_binding(ours.clone()).unwrap();
+    p.queue(ours.clone()).unwrap();
     let held = p.transmit(now);
     assert_eq!(bndupd_xids(&held).len(), 1);
-    s.e.send_binding(theirs.clone()).unwrap();
+    s.queue(theirs.clone()).unwrap();
     let upd = s.transmit(now);
     let their_xid = bndupd_xids(&upd)[0];
     p.deliver(now, &upd);
@@ -457,14 +467,14 @@ fn isc_rejects_a_crossing_update_while_ours_is_unacknowledged() {
     // Not crossing: once ours is acknowledged, the same update is taken.
     let (mut p, mut s, now) = normal_pair();
     record(&mut p.db);
-    p.e.send_binding(ours).unwrap();
+    p.queue(ours).unwrap();
     exchange(&mut p, &mut s, now);
     assert!(
         p.actions
             .iter()
             .any(|a| matches!(a, Action::BindingAcked { .. }))
     );
-    s.e.send_binding(theirs).unwrap();
+    s.queue(theirs).unwrap();
     let upd = s.transmit(now);
     let their_xid = bndupd_xids(&upd)[0];
     p.deliver(now, &upd);
@@ -483,10 +493,8 @@ fn the_engine_reports_queued_updates_as_in_flight_in_the_verdict() {
     let a = Ipv4Addr::new(192, 0, 2, 11);
     let t = UnixTime(WALL);
     let (mut p, mut s, now) = normal_pair();
-    p.e.send_binding(lease(a, BindingStatus::Active, t))
-        .unwrap();
-    s.e.send_binding(lease(a, BindingStatus::Active, t.plus(5)))
-        .unwrap();
+    p.queue(lease(a, BindingStatus::Active, t)).unwrap();
+    s.queue(lease(a, BindingStatus::Active, t.plus(5))).unwrap();
     let upd = s.transmit(now);
     p.deliver(now, &upd);
     let verdict = p.actions.iter().find_map(|x| match x {
@@ -502,17 +510,15 @@ fn acknowledgements_name_the_update_and_its_bndupd() {
     let a = Ipv4Addr::new(192, 0, 2, 20);
     let t = UnixTime(WALL);
     let (mut p, mut s, now) = normal_pair();
-    let first =
-        p.e.send_binding(lease(a, BindingStatus::Active, t))
-            .unwrap();
+    let first = p.queue(lease(a, BindingStatus::Active, t)).unwrap();
     // Replaced before it went out: a new id, and the replaced one is never acknowledged.
     let newer = lease(a, BindingStatus::Active, t.plus(60));
-    let second = p.e.send_binding(newer.clone()).unwrap();
+    let second = p.queue(newer.clone()).unwrap();
     assert!(second > first);
     // The same data again is the same update.
-    assert_eq!(p.e.send_binding(newer).unwrap(), second);
-    let other =
-        p.e.send_binding(lease(
+    assert_eq!(p.queue(newer).unwrap(), second);
+    let other = p
+        .queue(lease(
             Ipv4Addr::new(192, 0, 2, 21),
             BindingStatus::Active,
             t,

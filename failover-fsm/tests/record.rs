@@ -427,7 +427,7 @@ mod helpers {
     }
 
     impl UpdateQueue for Queue {
-        fn send_binding(&mut self, b: BindingData) -> Result<UpdateId, EngineError> {
+        fn send_binding(&mut self, b: &BindingData) -> Result<UpdateId, EngineError> {
             if b.status == BindingStatus::Active && b.hardware_address.is_none() {
                 return Err(EngineError::IncompleteBinding);
             }
@@ -435,7 +435,7 @@ mod helpers {
                 return Err(EngineError::QueueFull);
             }
             self.room -= 1;
-            self.got.push(b);
+            self.got.push(b.clone());
             Ok(UpdateId(self.got.len() as u64))
         }
         fn end_of_updates(&mut self) {
@@ -627,11 +627,11 @@ mod helpers {
         let node = pair.node(true);
         let mut a = BindingData::new(ip(200), BindingStatus::Backup);
         a.start_time_of_state = Some(wall);
-        let first = node.engine.send_binding(a.clone()).unwrap();
+        let first = node.engine.send_binding(&a).unwrap();
         assert!(node.engine.is_queued(first));
         // A newer copy not yet sent takes its place: the first is gone, the second queued.
         a.start_time_of_state = Some(UnixTime(wall.0 + 1));
-        let second = node.engine.send_binding(a).unwrap();
+        let second = node.engine.send_binding(&a).unwrap();
         assert!(!node.engine.is_queued(first));
         assert!(node.engine.is_queued(second));
         // Acknowledged: gone.

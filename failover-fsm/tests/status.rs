@@ -250,7 +250,12 @@ fn our_copy_in_flight_superseded_then_the_connection_lost_is_dropped() {
     pair.primary.grant(addr, mac, wall, 600);
     pair.primary.drain_events();
     let now = pair.now;
-    assert!(pair.primary.engine.poll_transmit(now, &mut buf).is_some());
+    assert!(
+        pair.primary
+            .engine
+            .poll_transmit(now, &mut buf, &pair.primary.store)
+            .is_some()
+    );
     assert_eq!(pair.primary.engine.status(now).unacked_sent, 1);
     // Two seconds later the secondary renews it for longer; that BNDUPD is delivered: the
     // primary takes it, and its own copy in flight is stale.
@@ -258,7 +263,11 @@ fn our_copy_in_flight_superseded_then_the_connection_lost_is_dropped() {
     let (now, wall) = (pair.now, pair.wall());
     pair.secondary.grant(addr, mac, wall, 1200);
     pair.secondary.drain_events();
-    let n = pair.secondary.engine.poll_transmit(now, &mut buf).unwrap();
+    let n = pair
+        .secondary
+        .engine
+        .poll_transmit(now, &mut buf, &pair.secondary.store)
+        .unwrap();
     let p = &mut pair.primary;
     p.engine
         .handle_message(now, wall, &buf[..n], &p.store)
@@ -404,7 +413,10 @@ fn a_connect_refused_on_the_wire_counts_one_reject_sent() {
     // Counted when it goes out, not when decided.
     assert_eq!(counters(&n, Instant::ZERO).rejects_sent_total(), 0);
     let mut buf = [0u8; 2048];
-    let len = n.engine.poll_transmit(Instant::ZERO, &mut buf).unwrap();
+    let len = n
+        .engine
+        .poll_transmit(Instant::ZERO, &mut buf, &n.store)
+        .unwrap();
     assert!(matches!(Repr::parse(&buf[..len]), Ok(Repr::ConnectAck(_))));
     let c = counters(&n, Instant::ZERO);
     assert_eq!(c.rejects_sent(RejectReason::InvalidPartner), 1);

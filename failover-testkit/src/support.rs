@@ -17,8 +17,8 @@ use failover_fsm::accept::{LocalBinding, Verdict, own_free_status};
 use failover_fsm::policy::{BalanceTrigger, PoolCounts, balance_candidates};
 use failover_fsm::record::{Ack, BacklogWalk, LeaseRecord, Received, Walked};
 use failover_fsm::{
-    Action, BindingData, BindingStatus, Config, Engine, Event, Instant, LeaseLookup, Persisted,
-    Role, ServerState, UnixTime, UpdateId,
+    Action, BindingData, BindingSource, BindingStatus, Config, Engine, Event, Instant, LeaseLookup,
+    Persisted, Role, ServerState, UnixTime, UpdateId,
 };
 use failover_proto::HardwareAddress;
 
@@ -38,6 +38,12 @@ pub struct Store {
 impl LeaseLookup for Store {
     fn lookup(&self, address: Ipv4Addr) -> Option<LocalBinding> {
         self.leases.get(&address.octets()).map(|s| s.local)
+    }
+}
+
+impl BindingSource for Store {
+    fn binding(&self, address: Ipv4Addr) -> Option<BindingData> {
+        self.leases.get(&address.octets()).map(|r| r.data.clone())
     }
 }
 
@@ -254,7 +260,7 @@ impl Node {
     /// Queues `data` (the current record of its address) and notes it in the store.
     pub fn send(&mut self, data: BindingData, again: bool) {
         let address = data.address;
-        let update = self.engine.send_binding(data).unwrap();
+        let update = self.engine.send_binding(&data).unwrap();
         self.store.queued(address, update, again);
     }
 
@@ -416,7 +422,7 @@ impl Pair {
                 };
                 node.now = now;
                 node.drain_events();
-                while let Some(n) = node.engine.poll_transmit(now, &mut buf) {
+                while let Some(n) = node.engine.poll_transmit(now, &mut buf, &node.store) {
                     self.wire.push_back((p, buf[..n].to_vec()));
                     progress = true;
                 }

@@ -866,10 +866,11 @@ impl World {
                 loop {
                     let now = self.now;
                     let mut buf = std::mem::take(&mut self.buf);
-                    let n = self.nodes[i]
+                    let node = &mut self.nodes[i];
+                    let n = node
                         .engine
                         .as_mut()
-                        .and_then(|e| e.poll_transmit(now, &mut buf));
+                        .and_then(|e| e.poll_transmit(now, &mut buf, &node.store));
                     if let Some(n) = n {
                         self.net_send(i, &buf[..n]);
                         self.buf = buf;
@@ -1108,7 +1109,7 @@ impl World {
     fn queue_binding(&mut self, i: usize, data: BindingData, vid: u64) {
         let n = &mut self.nodes[i];
         let Some(e) = n.engine.as_mut() else { return };
-        let update = match e.send_binding(data.clone()) {
+        let update = match e.send_binding(&data) {
             Ok(update) => update,
             Err(err) => self.fail(&format!("send_binding refused: {err}")),
         };
@@ -1417,10 +1418,20 @@ impl World {
                 let Ok(data) = BindingData::from_wire(&b) else {
                     self.fail("undecodable binding sent");
                 };
-                let vid = self.nodes[from]
+                let n = &self.nodes[from];
+                // The engine sends the record as the store holds it: a version given to
+                // `send_binding`, or the current record (the partner's binding stored since).
+                let vid = n
                     .sent
                     .get(&data.address)
-                    .and_then(|v| v.iter().rev().find(|(d, _)| *d == data).map(|x| x.1));
+                    .and_then(|v| v.iter().rev().find(|(d, _)| *d == data).map(|x| x.1))
+                    .or_else(|| {
+                        n.store
+                            .leases
+                            .get(&data.address)
+                            .filter(|r| r.data == data)
+                            .map(|_| n.vid.get(&data.address).copied().unwrap_or(INITIAL_VID))
+                    });
                 let Some(vid) = vid else {
                     let known = self.nodes[from].sent.get(&data.address).map(VecDeque::len);
                     self.fail(&format!(

@@ -13,7 +13,9 @@ use std::sync::Mutex;
 use failover_fsm::accept::{ClientIdentity, LocalBinding, Verdict, own_free_status};
 use failover_fsm::policy::{AddressChoice, BalancePlan, Endpoint, PoolCounts, balance_candidates};
 use failover_fsm::record::{Ack, BacklogWalk, LeaseRecord, Queued, Received, UpdateQueue, Walked};
-use failover_fsm::{BindingData, BindingStatus, LeaseLookup, Persisted, Role, UnixTime, UpdateId};
+use failover_fsm::{
+    BindingData, BindingSource, BindingStatus, LeaseLookup, Persisted, Role, UnixTime, UpdateId,
+};
 use tracing::warn;
 
 /// The lease database and failover state of one peer, as the failover task needs them.
@@ -23,8 +25,9 @@ use tracing::warn;
 /// durable at the next [`Storage::sync`]. The task acknowledges a partner's binding (BNDACK)
 /// and announces a state (STATE) only after the `sync` that covers it returned `Ok` (draft
 /// §7.2, §9.2); the changes made while one batch of input is handled share one `sync` (group
-/// commit).
-pub trait Storage: LeaseLookup + Send + Sync + 'static {
+/// commit). Our bindings are read from the store when their BNDUPD is written
+/// ([`BindingSource`]): the record as it stands then.
+pub trait Storage: LeaseLookup + BindingSource + Send + Sync + 'static {
     /// The failover state persisted last, if any (read at start).
     fn load_state(&self) -> Option<Persisted>;
     /// Records the failover state (durable at the next [`Storage::sync`]).
@@ -377,6 +380,15 @@ impl MemoryStore {
 impl LeaseLookup for MemoryStore {
     fn lookup(&self, address: Ipv4Addr) -> Option<LocalBinding> {
         self.lock().leases.get(&address.octets()).map(|l| l.local)
+    }
+}
+
+impl BindingSource for MemoryStore {
+    fn binding(&self, address: Ipv4Addr) -> Option<BindingData> {
+        self.lock()
+            .leases
+            .get(&address.octets())
+            .map(|l| l.data.clone())
     }
 }
 
@@ -815,6 +827,12 @@ fn replay(g: &mut Inner, role: Role, r: Record) {
 impl LeaseLookup for FileStore {
     fn lookup(&self, address: Ipv4Addr) -> Option<LocalBinding> {
         self.memory.lookup(address)
+    }
+}
+
+impl BindingSource for FileStore {
+    fn binding(&self, address: Ipv4Addr) -> Option<BindingData> {
+        self.memory.binding(address)
     }
 }
 

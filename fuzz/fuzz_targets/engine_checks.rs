@@ -915,6 +915,8 @@ struct Harness<const Q: usize, const C: usize, const E: usize> {
     fed_xid: Option<u32>,
     // The current connection.
     outstanding: Vec<Outstanding>,
+    /// Our bindings as queued, the newest of each address: what the engine reads when it sends.
+    queued: Vec<BindingData>,
     /// Live commit tokens: (token, xid of the BNDUPD, address).
     pending: Vec<(u64, u32, [u8; 4])>,
     last_used_token: Option<u64>,
@@ -1007,6 +1009,7 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
             close_requested: false,
             fed_xid: None,
             outstanding: Vec::new(),
+            queued: Vec::new(),
             pending: Vec::new(),
             last_used_token: None,
             last_token: 0,
@@ -1108,8 +1111,11 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
                 if !sendable(&data) {
                     return;
                 }
-                match self.engine.send_binding(data) {
-                    Ok(_) => {}
+                match self.engine.send_binding(&data) {
+                    Ok(_) => {
+                        self.queued.retain(|q| q.address != data.address);
+                        self.queued.push(data);
+                    }
                     Err(EngineError::QueueFull) => assert_eq!(
                         self.engine.send_queue_space(),
                         0,
@@ -1401,7 +1407,10 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
         for round in 0.. {
             assert!(round < 64, "events and messages never run dry");
             let mut progress = self.drain_events();
-            while let Some(n) = self.engine.poll_transmit(self.now, &mut buf) {
+            while let Some(n) = self
+                .engine
+                .poll_transmit(self.now, &mut buf, &self.queued[..])
+            {
                 assert!(n <= buf.len(), "poll_transmit says {n} bytes");
                 self.on_transmit(&buf[..n]);
                 progress = true;

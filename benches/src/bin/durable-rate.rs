@@ -31,8 +31,8 @@ use failover_fsm::accept::{LocalBinding, Verdict};
 use failover_fsm::policy::{BalancePlan, PoolCounts};
 use failover_fsm::record::{Ack, BacklogWalk, Queued, Received, UpdateQueue, Walked};
 use failover_fsm::{
-    BindingData, BindingStatus, Config, LeaseLookup, Persisted, Role, ServerState, UnixTime,
-    UpdateId,
+    BindingData, BindingSource, BindingStatus, Config, LeaseLookup, Persisted, Role, ServerState,
+    UnixTime, UpdateId,
 };
 use failover_testkit::isc;
 use failover_testkit::isc::pair::{Machine, load1, measure_resync};
@@ -49,6 +49,12 @@ struct EachSync(FileStore);
 impl LeaseLookup for EachSync {
     fn lookup(&self, address: Ipv4Addr) -> Option<LocalBinding> {
         self.0.lookup(address)
+    }
+}
+
+impl BindingSource for EachSync {
+    fn binding(&self, address: Ipv4Addr) -> Option<BindingData> {
+        self.0.binding(address)
     }
 }
 

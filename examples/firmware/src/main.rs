@@ -9,7 +9,8 @@ use core::net::Ipv4Addr;
 
 use failover_fsm::accept::LocalBinding;
 use failover_fsm::{
-    Action, BindingData, BindingStatus, Config, Engine, Instant, LeaseLookup, Role, UnixTime,
+    Action, BindingData, BindingSource, BindingStatus, Config, Engine, Instant, LeaseLookup, Role,
+    UnixTime,
 };
 use failover_proto::Framer;
 
@@ -19,6 +20,14 @@ struct Pool;
 impl LeaseLookup for Pool {
     fn lookup(&self, a: Ipv4Addr) -> Option<LocalBinding> {
         (a.octets()[..3] == [192, 0, 2]).then(|| LocalBinding::new(BindingStatus::Free))
+    }
+}
+
+/// What the engine sends for an address: the record as the lease table holds it.
+impl BindingSource for Pool {
+    fn binding(&self, a: Ipv4Addr) -> Option<BindingData> {
+        (a.octets()[..3] == [192, 0, 2])
+            .then(|| black_box(BindingData::new(a, BindingStatus::Free)))
     }
 }
 
@@ -83,7 +92,7 @@ pub extern "C" fn _start() -> ! {
         while let Some(event) = engine.poll_event() {
             black_box(&event);
         }
-        while let Some(n) = engine.poll_transmit(now, &mut tx) {
+        while let Some(n) = engine.poll_transmit(now, &mut tx, &Pool) {
             black_box(&tx[..n.min(tx.len())]);
         }
         if close {
@@ -92,7 +101,7 @@ pub extern "C" fn _start() -> ! {
         if black_box(ticks.is_multiple_of(1000)) {
             let mut b = BindingData::new(Ipv4Addr::new(192, 0, 2, 10), BindingStatus::Active);
             b.lease_expiration_time = Some(wall.plus(3600));
-            let _ = engine.send_binding(b);
+            let _ = engine.send_binding(&b);
         }
         black_box(engine.poll_timeout());
     }

@@ -20,7 +20,7 @@ use failover_proto::{
 use heapless::{Deque, Vec};
 
 use crate::accept::LocalBinding;
-use crate::binding::BindingData;
+use crate::binding::{BindingData, BindingSource};
 use crate::config::{Config, ConfigError};
 use crate::time::{Instant, UnixTime};
 use crate::transition::{self, StateEvent};
@@ -45,7 +45,7 @@ use control::{CONTROL_CAPACITY, Control};
 pub use counters::{Counters, REJECT_SLOTS};
 use incoming::IncomingQueue;
 use mclt::Mclt;
-use outgoing::OutgoingQueue;
+use outgoing::{OutgoingQueue, Sent, Summary};
 use output::Outputs;
 pub use output::{Action, CommitToken, Event, UpdateId};
 use persist::Persistence;
@@ -491,16 +491,21 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     /// Queues a binding to send to the partner (lazy update, §5.1) and returns the id that
     /// [`Action::BindingAcked`] or [`Action::BindingRejected`] will carry.
     ///
-    /// * A copy of the same address queued and not yet sent is replaced: the queue keeps its
-    ///   place, the returned id is a new one, and the acknowledgement carries the new id (the
-    ///   replaced id is never acknowledged).
+    /// The queue keeps the address and a summary of `binding`, not the binding: when its turn
+    /// comes, [`poll_transmit`](Engine::poll_transmit) reads it from the caller's store (a
+    /// [`BindingSource`]), which must by then hold this binding or a
+    /// newer version of the address.
+    ///
+    /// * A version of the same address queued and not yet sent is replaced: the queue keeps
+    ///   its place, the returned id is a new one, and the acknowledgement carries the new id
+    ///   (the replaced id is never acknowledged).
     /// * The same data already queued or in flight is not queued twice: its id is returned.
-    /// * A copy in flight is followed by this one. Should the connection drop before it is
-    ///   acknowledged, only the newest copy is sent again, with the newest id.
+    /// * A version in flight is followed by this one. Should the connection drop before it is
+    ///   acknowledged, the address is sent once again, with the newest id.
     ///
     /// A binding missing what its status requires is refused with
     /// [`EngineError::IncompleteBinding`]; a full queue with [`EngineError::QueueFull`].
-    pub fn send_binding(&mut self, binding: BindingData) -> Result<UpdateId, EngineError> {
+    pub fn send_binding(&mut self, binding: &BindingData) -> Result<UpdateId, EngineError> {
         // What the partner would reject as missing binding information (§7.1, reason 3).
         let status = binding.status;
         if (status.requires_client() && binding.hardware_address.is_none())
@@ -510,7 +515,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         {
             return Err(EngineError::IncompleteBinding);
         }
-        self.outgoing.push(binding)
+        self.outgoing.push(binding.address, Summary::of(binding))
     }
 
     /// After [`Action::SendAllBindings`] / [`Action::SendUnackedBindings`]: everything asked
@@ -652,11 +657,19 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     /// Writes the next message to send into `buf` (2048 bytes always suffice) and returns its
     /// length. Poll until `None` after actions and events. Produces no action or event.
     ///
+    /// Our BNDUPDs carry the bindings as `bindings` — the caller's store — holds them now (see
+    /// [`Engine::send_binding`]).
+    ///
     /// A STATE announcing a state change is held, with everything queued after it, until the
     /// [`Action::Persist`] snapshot holding that state is confirmed (§9.2: persist before
     /// announcing); messages queued before it go out.
     #[must_use]
-    pub fn poll_transmit(&mut self, now: Instant, buf: &mut [u8]) -> Option<usize> {
+    pub fn poll_transmit<B: BindingSource + ?Sized>(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        bindings: &B,
+    ) -> Option<usize> {
         if self.link == Link::Down || self.state_held() {
             return None;
         }
@@ -689,7 +702,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             }
             n
         } else {
-            let n = self.emit_next_binding(wall, buf)?;
+            let n = self.emit_next_binding(now, wall, buf, bindings)?;
             if n.is_some() {
                 counters::bump(&mut self.counters.bndupd_sent);
             }
@@ -715,13 +728,31 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
 
     /// The next BNDUPD within the partner's window: `None` when there is none to send,
     /// `Some(None)` when it did not fit into the buffer.
-    fn emit_next_binding(&mut self, wall: u32, buf: &mut [u8]) -> Option<Option<usize>> {
+    fn emit_next_binding<B: BindingSource + ?Sized>(
+        &mut self,
+        now: Instant,
+        wall: u32,
+        buf: &mut [u8],
+        bindings: &B,
+    ) -> Option<Option<usize>> {
         if self.state == ServerState::Startup || self.outgoing.in_flight() >= self.window() {
             return None;
         }
-        let idx = self.outgoing.first_unsent()?;
-        let xid = self.take_xid();
-        Some(self.outgoing.send(idx, xid, wall, buf))
+        loop {
+            let idx = self.outgoing.first_unsent()?;
+            let xid = self.take_xid();
+            match self.outgoing.send(idx, xid, wall, buf, bindings) {
+                Sent::Written(n) => return Some(Some(n)),
+                Sent::NoRoom => return Some(None),
+                Sent::Dropped => {
+                    // The store holds no binding for it. What waited for it (an UPDDONE, the
+                    // PARTNER-DOWN hold) is looked at again by `handle_timeout` at once: this
+                    // poll makes no output.
+                    self.count_dropped(1);
+                    self.timers.set(Timer::Dropped, now);
+                }
+            }
+        }
     }
 
     /// A message went out at `now`: the partner hears from us, CONTACT can wait.

@@ -1,16 +1,60 @@
 //! Our binding updates to the partner: the queue, what is in flight, and flow control (§5.1,
 //! §8.4).
+//!
+//! The queue holds addresses, not bindings: each slot keeps the address, its place in the
+//! order and a [`Summary`] of the version queued (about a third of a binding); the binding
+//! itself is read from the caller's store ([`BindingSource`]) when its BNDUPD is written, as
+//! ISC sends a lease's current state.
 
-use failover_proto::{BindingStatus, BndUpd};
+use core::net::Ipv4Addr;
+
+use failover_proto::{BindingStatus, BndUpd, IpFlags};
 use heapless::Deque;
 
 use super::{EngineError, UpdateId};
-use crate::binding::BindingData;
+use crate::accept::ClientIdentity;
+use crate::binding::{BindingData, BindingSource};
+use crate::time::UnixTime;
 
 /// Buckets of the filter that tells whether an address may be queued, per queue slot: a full
 /// queue of distinct addresses fills about a quarter of them, so most lookups of an address not
 /// queued stop at the filter; the filter's RAM grows with the queue (8 bytes a slot).
 const PRESENCE_PER_SLOT: usize = 4;
+
+/// What a slot keeps of the version it stands for: enough to tell new data from the same data
+/// (`push`), to judge the partner's binding against ours (`supersede`) and to say what the
+/// partner acknowledged. Set from the caller's data when queued, and from what was written when
+/// sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Summary {
+    pub(super) status: BindingStatus,
+    ip_flags: IpFlags,
+    pub(super) client: ClientIdentity,
+    pub(super) potential_expiration_time: Option<UnixTime>,
+    lease_expiration_time: Option<UnixTime>,
+    start_time_of_state: Option<UnixTime>,
+    client_last_transaction_time: Option<UnixTime>,
+}
+
+impl Summary {
+    pub(super) fn of(b: &BindingData) -> Self {
+        Summary {
+            status: b.status,
+            ip_flags: b.ip_flags,
+            client: b.client(),
+            potential_expiration_time: b.potential_expiration_time,
+            lease_expiration_time: b.lease_expiration_time,
+            start_time_of_state: b.start_time_of_state,
+            client_last_transaction_time: b.client_last_transaction_time,
+        }
+    }
+
+    /// client-last-transaction-time, else start-time-of-state: what orders two versions.
+    fn recency(&self) -> Option<UnixTime> {
+        self.client_last_transaction_time
+            .or(self.start_time_of_state)
+    }
+}
 
 /// One of our bindings, queued or in flight.
 #[derive(Debug, Clone)]
@@ -18,16 +62,17 @@ pub(super) struct Outgoing {
     /// Position in the queue's order: what an UPDDONE or a hold waits for is "everything up to
     /// this sequence number".
     pub(super) seq: u64,
-    /// The [`UpdateId`] of the data held: the sequence number given to the `push` that
+    /// The [`UpdateId`] of the version: the sequence number given to the `push` that
     /// supplied it.
     pub(super) id: u64,
+    pub(super) address: [u8; 4],
     pub(super) xid: Option<u32>,
     /// Our wall time when it was sent (with `xid`): its BNDACK bounds the skew from below.
     pub(super) sent: u32,
-    pub(super) binding: BindingData,
     /// The partner sent a binding for this address that we accepted after this one was sent:
     /// it is stale and is not sent again after a reconnect.
     superseded: bool,
+    pub(super) summary: Summary,
 }
 
 /// The queue of our bindings, in the order they are sent.
@@ -40,6 +85,16 @@ pub(super) struct OutgoingQueue<const N: usize> {
     /// `PRESENCE_PER_SLOT * N` buckets.
     presence: [[u16; PRESENCE_PER_SLOT]; N],
     next_seq: u64,
+}
+
+/// What [`OutgoingQueue::send`] did.
+pub(super) enum Sent {
+    /// The BNDUPD is written: its length.
+    Written(usize),
+    /// It did not fit into the buffer.
+    NoRoom,
+    /// The caller's store no longer holds the address: the slot is gone.
+    Dropped,
 }
 
 impl<const N: usize> OutgoingQueue<N> {
@@ -95,21 +150,25 @@ impl<const N: usize> OutgoingQueue<N> {
 
     /// Whether a binding for `address` is queued or in flight.
     pub(super) fn holds(&self, address: &[u8; 4]) -> bool {
-        self.may_hold(address) && self.queue.iter().any(|o| o.binding.address == *address)
+        self.may_hold(address) && self.queue.iter().any(|o| o.address == *address)
     }
 
-    /// Queues `binding` (see [`super::Engine::send_binding`]).
-    pub(super) fn push(&mut self, binding: BindingData) -> Result<UpdateId, EngineError> {
-        if !self.may_hold(&binding.address) {
-            return self.push_new(binding);
+    /// Queues the version `summary` of `address` (see [`super::Engine::send_binding`]).
+    pub(super) fn push(
+        &mut self,
+        address: [u8; 4],
+        summary: Summary,
+    ) -> Result<UpdateId, EngineError> {
+        if !self.may_hold(&address) {
+            return self.push_new(address, summary);
         }
         // The same data already queued or in flight: its acknowledgement covers this one.
         if let Some(o) = self
             .queue
             .iter()
             .rev()
-            .find(|o| o.binding.address == binding.address)
-            .filter(|o| o.binding == binding && !o.superseded)
+            .find(|o| o.address == address)
+            .filter(|o| o.summary == summary && !o.superseded)
         {
             return Ok(UpdateId(o.id));
         }
@@ -119,29 +178,29 @@ impl<const N: usize> OutgoingQueue<N> {
             .iter_mut()
             .rev()
             .take_while(|o| o.xid.is_none())
-            .find(|o| o.binding.address == binding.address)
+            .find(|o| o.address == address)
         {
             // Replaced in place (its turn and its sequence number stay); the new data has a
             // new id.
-            o.binding = binding;
+            o.summary = summary;
             o.id = id;
             self.next_seq += 1;
             return Ok(UpdateId(id));
         }
-        self.push_new(binding)
+        self.push_new(address, summary)
     }
 
-    fn push_new(&mut self, binding: BindingData) -> Result<UpdateId, EngineError> {
-        let address = binding.address;
+    fn push_new(&mut self, address: [u8; 4], summary: Summary) -> Result<UpdateId, EngineError> {
         let seq = self.next_seq;
         self.queue
             .push_back(Outgoing {
                 seq,
                 id: seq,
+                address,
                 xid: None,
                 sent: 0,
-                binding,
                 superseded: false,
+                summary,
             })
             .map_err(|_| EngineError::QueueFull)?;
         if let Some(n) = self.bucket_mut(&address) {
@@ -160,7 +219,7 @@ impl<const N: usize> OutgoingQueue<N> {
         }
         self.queue
             .iter()
-            .filter(|o| o.binding.address == *address && !o.superseded)
+            .filter(|o| o.address == *address && !o.superseded)
             .fold(None, |found, o| o.xid.or(found).or(Some(0)))
     }
 
@@ -183,22 +242,40 @@ impl<const N: usize> OutgoingQueue<N> {
         }
     }
 
-    /// Writes the binding at `idx` as a BNDUPD with `xid` at our wall time `wall` and marks it
-    /// in flight.
-    pub(super) fn send(
+    /// Writes the binding at `idx`, as `bindings` holds it now, as a BNDUPD with `xid` at our
+    /// wall time `wall` and marks it in flight. An address `bindings` no longer holds is
+    /// dropped from the queue.
+    pub(super) fn send<B: BindingSource + ?Sized>(
         &mut self,
         idx: usize,
         xid: u32,
         wall: u32,
         buf: &mut [u8],
-    ) -> Option<usize> {
-        let o = self.queue.get_mut(idx)?;
-        let wire = o.binding.to_wire();
-        let n = BndUpd::single(wall, xid, &wire).emit(buf).ok()?;
+        bindings: &B,
+    ) -> Sent {
+        let Some(address) = self.queue.get(idx).map(|o| o.address) else {
+            return Sent::NoRoom;
+        };
+        let Some(binding) = bindings
+            .binding(Ipv4Addr::from(address))
+            .filter(|b| b.address == address)
+        else {
+            let _ = self.remove(idx);
+            return Sent::Dropped;
+        };
+        let Ok(n) = BndUpd::single(wall, xid, &binding.to_wire()).emit(buf) else {
+            return Sent::NoRoom;
+        };
+        let Some(o) = self.queue.get_mut(idx) else {
+            return Sent::NoRoom;
+        };
+        // What went out is what the partner will acknowledge, and what its bindings are judged
+        // against from now on.
+        o.summary = Summary::of(&binding);
         o.xid = Some(xid);
         o.sent = wall;
         self.in_flight += 1;
-        Some(n)
+        Sent::Written(n)
     }
 
     /// Takes the binding for `address` sent with `xid` out of the queue (its BNDACK came);
@@ -207,7 +284,7 @@ impl<const N: usize> OutgoingQueue<N> {
         let idx = self
             .queue
             .iter()
-            .position(|o| o.xid == Some(xid) && o.binding.address == *address)?;
+            .position(|o| o.xid == Some(xid) && o.address == *address)?;
         let o = self.remove(idx)?;
         self.in_flight = self.in_flight.saturating_sub(1);
         Some(o)
@@ -233,16 +310,18 @@ impl<const N: usize> OutgoingQueue<N> {
         if !self.may_hold(&received.address) {
             return false;
         }
-        let recency = |b: &BindingData| b.client_last_transaction_time.or(b.start_time_of_state);
-        let theirs = recency(received);
+        let address = received.address;
+        let received = Summary::of(received);
+        let theirs = received.recency();
         let stale = |o: &Outgoing| {
-            o.binding.address == received.address
+            o.address == address
                 && if isc {
-                    !longer_lease(&o.binding, received)
+                    !longer_lease(&o.summary, &received)
                 } else {
-                    match (recency(&o.binding), theirs) {
+                    match (o.summary.recency(), theirs) {
                         (Some(ours), Some(theirs)) => {
-                            ours < theirs || (ours == theirs && !longer_lease(&o.binding, received))
+                            ours < theirs
+                                || (ours == theirs && !longer_lease(&o.summary, &received))
                         }
                         (None, _) => true,
                         (Some(_), None) => false,
@@ -282,16 +361,16 @@ impl<const N: usize> OutgoingQueue<N> {
         // released with the newer copy of a PARTNER-DOWN lease still unsent).
         let mut idx = 0;
         while let Some(o) = self.queue.get(idx) {
-            let address = o.binding.address;
+            let address = o.address;
             let later = self
                 .queue
                 .iter()
                 .skip(idx + 1)
-                .position(|n| n.binding.address == address);
+                .position(|n| n.address == address);
             match later.and_then(|k| self.remove(idx + 1 + k)) {
                 Some(newer) => {
                     if let Some(o) = self.queue.get_mut(idx) {
-                        o.binding = newer.binding;
+                        o.summary = newer.summary;
                         o.id = newer.id;
                     }
                 }
@@ -304,7 +383,7 @@ impl<const N: usize> OutgoingQueue<N> {
 
     fn remove(&mut self, idx: usize) -> Option<Outgoing> {
         let removed = super::take_at(&mut self.queue, idx)?;
-        if let Some(n) = self.bucket_mut(&removed.binding.address) {
+        if let Some(n) = self.bucket_mut(&removed.address) {
             *n = n.saturating_sub(1);
         }
         Some(removed)
@@ -324,11 +403,10 @@ impl<const N: usize> OutgoingQueue<N> {
 /// `ours` is the same client's running lease as `theirs`, with a later lease-expiration-time:
 /// both servers answered the client within the same second (a broadcast REQUEST), and the
 /// partner must hear of the longer lease (the merged record keeps the later time, §7.1.5).
-fn longer_lease(ours: &BindingData, theirs: &BindingData) -> bool {
+fn longer_lease(ours: &Summary, theirs: &Summary) -> bool {
     ours.status == BindingStatus::Active
         && theirs.status == BindingStatus::Active
-        && ours.hardware_address == theirs.hardware_address
-        && ours.client_identifier == theirs.client_identifier
+        && ours.client == theirs.client
         && ours.lease_expiration_time > theirs.lease_expiration_time
 }
 

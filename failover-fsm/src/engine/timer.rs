@@ -33,11 +33,14 @@ pub(super) enum Timer {
     Heartbeat,
     /// Check that our oldest BNDUPD in flight is not older than `Config::ack_timeout`.
     AckWait,
+    /// A binding the caller's store did not hold was dropped when its turn came: what waited
+    /// for it (an UPDDONE, the PARTNER-DOWN hold) is looked at again.
+    Dropped,
 }
 
 impl Timer {
     /// How many kinds there are.
-    const COUNT: usize = 10;
+    const COUNT: usize = 11;
 
     /// The order `handle_timeout` handles expired timers in: the connection first (a
     /// connection that timed out is closed before anything is decided on it), then the
@@ -53,6 +56,7 @@ impl Timer {
         Timer::Linger,
         Timer::PersistRetry,
         Timer::Heartbeat,
+        Timer::Dropped,
     ];
 
     const fn index(self) -> usize {
@@ -162,6 +166,10 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 if transition::operating(self.state) {
                     self.record_operation(now, wall);
                 }
+            }
+            Timer::Dropped => {
+                self.check_upddone();
+                self.release_pd_hold();
             }
         }
     }

@@ -269,9 +269,9 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                     update,
                     xid,
                     address,
-                    status: o.binding.status,
-                    client: o.binding.client(),
-                    potential_expiration_time: o.binding.potential_expiration_time,
+                    status: o.summary.status,
+                    client: o.summary.client,
+                    potential_expiration_time: o.summary.potential_expiration_time,
                 }),
                 Some(reason) => {
                     self.counters.reject_received(reason);

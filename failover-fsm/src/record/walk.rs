@@ -15,7 +15,7 @@ pub type Queued = Result<UpdateId, EngineError>;
 /// test kit may wrap it to watch what is queued.
 pub trait UpdateQueue {
     /// Queues `binding` ([`Engine::send_binding`]).
-    fn send_binding(&mut self, binding: BindingData) -> Queued;
+    fn send_binding(&mut self, binding: &BindingData) -> Queued;
     /// Everything asked for is queued ([`Engine::end_of_updates`]).
     fn end_of_updates(&mut self);
 }
@@ -23,7 +23,7 @@ pub trait UpdateQueue {
 impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> UpdateQueue
     for Engine<QUEUE, COMMITS, EVENTS>
 {
-    fn send_binding(&mut self, binding: BindingData) -> Queued {
+    fn send_binding(&mut self, binding: &BindingData) -> Queued {
         Engine::send_binding(self, binding)
     }
 
@@ -60,11 +60,11 @@ pub enum Walked {
 /// #[derive(Default)]
 /// struct Two(Vec<BindingData>, bool);
 /// impl UpdateQueue for Two {
-///     fn send_binding(&mut self, b: BindingData) -> Result<UpdateId, EngineError> {
+///     fn send_binding(&mut self, b: &BindingData) -> Result<UpdateId, EngineError> {
 ///         if self.0.len() == 2 {
 ///             return Err(EngineError::QueueFull);
 ///         }
-///         self.0.push(b);
+///         self.0.push(b.clone());
 ///         Ok(UpdateId(self.0.len() as u64))
 ///     }
 ///     fn end_of_updates(&mut self) {

@@ -195,7 +195,7 @@ impl<S: Storage> Core<S> {
 
     /// Queues one of the application's bindings and records the update id on its lease record.
     fn queue(&mut self, b: &BindingData) -> Result<(), EngineError> {
-        let id = self.engine.send_binding(b.clone())?;
+        let id = self.engine.send_binding(b)?;
         self.commit.touched();
         if let Err(e) = self.store.binding_queued(b.address, id, false) {
             warn!(error = %e, "storage failed recording a queued update");

@@ -569,9 +569,11 @@ impl Connection {
         let room = failover_proto::MAX_MESSAGE_LEN - core.auth.overhead();
         let mut failed = false;
         while self.out.has_room()
-            && let Some(n) = core
-                .engine
-                .poll_transmit(now, msg.get_mut(..room).unwrap_or_default())
+            && let Some(n) = core.engine.poll_transmit(
+                now,
+                msg.get_mut(..room).unwrap_or_default(),
+                &*core.store,
+            )
         {
             wrote = true;
             let n = match core.auth.sign(&mut msg, n) {

@@ -6,7 +6,9 @@ use core::net::Ipv4Addr;
 
 use failover_fsm::accept::LocalBinding;
 use failover_fsm::record::{BacklogWalk, LeaseRecord, Received, Walked};
-use failover_fsm::{Action, Engine, Event, Instant, LeaseLookup, Persisted};
+use failover_fsm::{
+    Action, BindingData, BindingSource, Engine, Event, Instant, LeaseLookup, Persisted,
+};
 
 use crate::log::{trace, value};
 
@@ -42,6 +44,14 @@ impl LeaseLookup for Leases {
     fn lookup(&self, address: Ipv4Addr) -> Option<LocalBinding> {
         let i = u32::from(address).checked_sub(u32::from(POOL_FIRST))?;
         self.records.get(i as usize).map(|r| r.local)
+    }
+}
+
+/// The engine reads our bindings from here when it sends them.
+impl BindingSource for Leases {
+    fn binding(&self, address: Ipv4Addr) -> Option<BindingData> {
+        let i = u32::from(address).checked_sub(u32::from(POOL_FIRST))?;
+        self.records.get(i as usize).map(|r| r.data.clone())
     }
 }
 
@@ -88,7 +98,7 @@ impl Device {
                 _ => {}
             }
         }
-        while let Some(n) = self.engine.poll_transmit(now, tx) {
+        while let Some(n) = self.engine.poll_transmit(now, tx, &self.leases) {
             sent(tx.get(..n).ok_or("poll_transmit overran the buffer")?)?;
         }
         Ok(())
