@@ -39,8 +39,9 @@ use failover_fsm::policy::{
 };
 use failover_fsm::record::{BacklogWalk, LeaseClient, LeaseRecord, Received, Walked};
 use failover_fsm::{
-    Action, BindingData, BindingSource, BindingStatus, Config, Engine, EngineError, Event, Hba,
-    Instant, LeaseLookup, Link, Persisted, RejectReason, Role, ServerState, UnixTime,
+    Action, BindingData, BindingSource, BindingStatus, Commit, Commits, Config, Engine,
+    EngineError, Event, Hba, Instant, LeaseLookup, Link, Persisted, RejectReason, Role,
+    ServerState, UnixTime,
 };
 use failover_proto::{Framer, MAX_MESSAGE_LEN, MessageType, Repr};
 use smoltcp::iface::{Config as IfaceConfig, Interface, SocketSet, SocketStorage};
@@ -340,42 +341,46 @@ impl Core {
         any
     }
 
+    /// A binding the partner sent and the engine accepted: applied to the table, which is
+    /// durable here, so confirmed at once (§7.2).
+    fn commit(&mut self, c: Commit) {
+        let Commit {
+            token,
+            binding,
+            verdict,
+        } = c;
+        let Some(record) = self.table.get_mut(binding.address) else {
+            // The engine judged it against our lookup, so this does not happen.
+            let _ = self
+                .engine
+                .binding_commit_failed(token, RejectReason::IllegalIpAddress);
+            return;
+        };
+        let received = record.apply_received(&binding, &verdict);
+        let stored = record.local.status;
+        // Applied to the table = durable here: the BNDACK may go (§7.2).
+        let _ = self.engine.binding_committed(token);
+        self.committed += 1;
+        let hw = binding.hardware_address.as_ref().map(|(_, a)| a.as_slice());
+        println!(
+            "committed {} {stored} (sent as {}) {}",
+            Ipv4Addr::from(binding.address),
+            binding.status,
+            Mac(hw.unwrap_or_default()),
+        );
+        if let Received::KeptOurs(_) = received
+            && self.requeue.push_back(binding.address).is_err()
+        {
+            println!("warning: requeue list full; the backlog will carry it");
+        }
+    }
+
     fn act(&mut self, action: Action) {
         match action {
             Action::Persist { token, snapshot } => {
                 // "Stable storage" is this variable: confirmed at once (§9.2).
                 self.persisted = Some(snapshot);
                 let _ = self.engine.persist_complete(token);
-            }
-            Action::CommitBinding {
-                token,
-                binding,
-                verdict,
-            } => {
-                let Some(record) = self.table.get_mut(binding.address) else {
-                    // The engine judged it against our lookup, so this does not happen.
-                    let _ = self
-                        .engine
-                        .binding_commit_failed(token, RejectReason::IllegalIpAddress);
-                    return;
-                };
-                let received = record.apply_received(&binding, &verdict);
-                let stored = record.local.status;
-                // Applied to the table = durable here: the BNDACK may go (§7.2).
-                let _ = self.engine.binding_committed(token);
-                self.committed += 1;
-                let hw = binding.hardware_address.as_ref().map(|(_, a)| a.as_slice());
-                println!(
-                    "committed {} {stored} (sent as {}) {}",
-                    Ipv4Addr::from(binding.address),
-                    binding.status,
-                    Mac(hw.unwrap_or_default()),
-                );
-                if let Received::KeptOurs(_) = received
-                    && self.requeue.push_back(binding.address).is_err()
-                {
-                    println!("warning: requeue list full; the backlog will carry it");
-                }
             }
             Action::BindingAcked { .. } => {
                 if let Some((address, ack)) = action.ack() {
@@ -565,14 +570,19 @@ impl Core {
                     self.messages_in += 1;
                     // The engine refuses input while its output queues are full: empty them.
                     let mut tries = 0;
+                    let mut commits = Commits::new();
                     while let Err(EngineError::EventsPending) =
-                        self.engine.handle_message(now, wall, msg, &self.table)
+                        self.engine
+                            .handle_message(now, wall, msg, &self.table, &mut commits)
                     {
                         tries += 1;
                         if !self.carry_out() || tries > 2 {
                             println!("warning: engine outputs stuck; message dropped");
                             break;
                         }
+                    }
+                    for c in commits {
+                        self.commit(c);
                     }
                     self.carry_out();
                 }

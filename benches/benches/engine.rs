@@ -13,8 +13,8 @@ use std::net::Ipv4Addr;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use failover_fsm::accept::LocalBinding;
 use failover_fsm::{
-    Action, BindingData, BindingSource, BindingStatus, Config, Engine, Instant, LeaseLookup, Role,
-    ServerState, UnixTime,
+    Action, BindingData, BindingSource, BindingStatus, Commits, Config, Engine, Instant,
+    LeaseLookup, Role, ServerState, UnixTime,
 };
 
 const BASE: u32 = 0xC612_0000; // 198.18.0.0
@@ -60,7 +60,6 @@ fn drain(s: &mut Side) {
     while let Some(a) = s.e.poll_action() {
         match a {
             Action::Persist { token, .. } => s.e.persist_complete(token).unwrap(),
-            Action::CommitBinding { token, .. } => s.e.binding_committed(token).unwrap(),
             Action::SendAllBindings | Action::SendUnackedBindings => s.e.end_of_updates(),
             Action::BindingAcked { .. } => s.acked += 1,
             _ => {}
@@ -75,7 +74,12 @@ fn flush(from: &mut Side, to: &mut Side, buf: &mut [u8; 2048], table: &Table<'_>
     let mut moved = false;
     drain(from);
     while let Some(n) = from.e.poll_transmit(now, buf, table) {
-        to.e.handle_message(now, wall, &buf[..n], &Pool).unwrap();
+        let mut commits = Commits::new();
+        to.e.handle_message(now, wall, &buf[..n], &Pool, &mut commits)
+            .unwrap();
+        for c in commits {
+            to.e.binding_committed(c.token).unwrap();
+        }
         drain(to);
         drain(from);
         moved = true;

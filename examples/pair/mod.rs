@@ -364,13 +364,13 @@ fn spawn_listener(
                     )),
                     _ => {}
                 },
-                PeerEvent::Action(a) => match a {
-                    Action::CommitBinding { binding, .. } => {
-                        log.received.fetch_add(1, Ordering::Relaxed);
-                        if binding.status == BindingStatus::Active {
-                            log.received_active.fetch_add(1, Ordering::Relaxed);
-                        }
+                PeerEvent::Received(c) => {
+                    log.received.fetch_add(1, Ordering::Relaxed);
+                    if c.binding.status == BindingStatus::Active {
+                        log.received_active.fetch_add(1, Ordering::Relaxed);
                     }
+                }
+                PeerEvent::Action(a) => match a {
                     Action::BindingAcked { .. } => {
                         log.acked.fetch_add(1, Ordering::Relaxed);
                     }

@@ -29,8 +29,8 @@ use failover_fsm::accept::{LocalBinding, Verdict};
 use failover_fsm::policy::{BalancePlan, PoolCounts};
 use failover_fsm::record::{Ack, BacklogWalk, Queued, Received, UpdateQueue, Walked};
 use failover_fsm::{
-    Action, BindingData, BindingSource, BindingStatus, Config, Event, Hba, LeaseLookup, Persisted,
-    Role, Status, UnixTime, UpdateId,
+    Action, BindingData, BindingSource, BindingStatus, Commit, Config, Event, Hba, LeaseLookup,
+    Persisted, Role, Status, UnixTime, UpdateId,
 };
 use failover_proto::auth::HmacSha256;
 use failover_tokio::{
@@ -742,25 +742,25 @@ impl<'a> Printer<'a> {
                 )),
                 _ => {}
             },
+            PeerEvent::Received(Commit {
+                binding, verdict, ..
+            }) => {
+                if self.quiet {
+                    self.received += 1;
+                } else {
+                    let stored = if verdict.store_as == binding.status {
+                        String::new()
+                    } else {
+                        format!(" (stored as {})", verdict.store_as)
+                    };
+                    self.say(format!("← {}{stored}", describe_binding(&binding)));
+                }
+            }
             PeerEvent::Action(a) => match a {
                 Action::Persist { snapshot, .. } if snapshot.mclt != self.mclt => {
                     self.mclt = snapshot.mclt;
                     if let Some(mclt) = snapshot.mclt {
                         self.say(format!("MCLT agreed with the partner: {mclt} s"));
-                    }
-                }
-                Action::CommitBinding {
-                    binding, verdict, ..
-                } => {
-                    if self.quiet {
-                        self.received += 1;
-                    } else {
-                        let stored = if verdict.store_as == binding.status {
-                            String::new()
-                        } else {
-                            format!(" (stored as {})", verdict.store_as)
-                        };
-                        self.say(format!("← {}{stored}", describe_binding(&binding)));
                     }
                 }
                 Action::BindingAcked {

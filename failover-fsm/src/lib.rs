@@ -41,7 +41,8 @@
 //!   queued after that STATE waits behind it. After [`Engine::persist_failed`] the STATE stays
 //!   unsent, [`Event::PersistFailed`] says so, and the snapshot is asked for again after
 //!   [`PERSIST_RETRY`].
-//! * A binding from the partner is handed over as [`Action::CommitBinding`] and acknowledged
+//! * A binding from the partner is handed to the caller's [`CommitSink`] while
+//!   [`Engine::handle_message`] reads it, and acknowledged
 //!   (BNDACK) only after [`Engine::binding_committed`] (§7.2): nothing is acknowledged that is
 //!   not durable. A commit confirmed after the connection dropped is not acknowledged on the
 //!   next connection; the partner sends the binding again.
@@ -71,7 +72,7 @@
 //! use core::net::Ipv4Addr;
 //! use failover_fsm::accept::LocalBinding;
 //! use failover_fsm::{
-//!     Action, BindingData, BindingStatus, Config, Engine, Instant, LeaseLookup, Role,
+//!     Action, BindingData, BindingStatus, Commits, Config, Engine, Instant, LeaseLookup, Role,
 //!     ServerState, UnixTime,
 //! };
 //!
@@ -95,7 +96,6 @@
 //!     while let Some(action) = e.poll_action() {
 //!         match action {
 //!             Action::Persist { token, .. } => e.persist_complete(token).unwrap(),
-//!             Action::CommitBinding { token, .. } => e.binding_committed(token).unwrap(),
 //!             Action::SendAllBindings | Action::SendUnackedBindings => e.end_of_updates(),
 //!             Action::BindingAcked { .. } => *acked += 1,
 //!             _ => {}
@@ -114,7 +114,12 @@
 //!         let (from, to) = if from == 0 { (&mut *p, &mut *s) } else { (&mut *s, &mut *p) };
 //!         serve(from, acked);
 //!         while let Some(n) = from.poll_transmit(now, &mut buf, table) {
-//!             to.handle_message(now, wall, &buf[..n], &Pool).unwrap();
+//!             // The partner's bindings to commit: durable, then confirmed.
+//!             let mut commits = Commits::new();
+//!             to.handle_message(now, wall, &buf[..n], &Pool, &mut commits).unwrap();
+//!             for c in commits {
+//!                 to.binding_committed(c.token).unwrap();
+//!             }
 //!             serve(to, acked);
 //!             moved = true;
 //!         }
@@ -176,8 +181,9 @@ pub use binding::{BindingData, BindingSource};
 pub use config::{Config, ConfigError};
 pub use dialect::Dialect;
 pub use engine::{
-    Action, CommitToken, Counters, Engine, EngineError, Event, LeaseLookup, Link, MAX_BATCH,
-    PERSIST_RETRY, PersistToken, Persisted, RelationshipName, Status, UpdateId,
+    Action, Commit, CommitSink, CommitToken, Commits, Counters, Engine, EngineError, Event,
+    LeaseLookup, Link, MAX_BATCH, PERSIST_RETRY, PersistToken, Persisted, RelationshipName, Status,
+    UpdateId,
 };
 pub use failover_proto::{BindingStatus, Hba, HbaPolarity, RejectReason, Role, ServerState};
 pub use time::{Instant, UnixTime};

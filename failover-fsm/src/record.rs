@@ -11,7 +11,8 @@
 //!
 //! | the engine says | the store calls | then |
 //! | --- | --- | --- |
-//! | `CommitBinding { binding, verdict, .. }` | [`LeaseRecord::apply_received`] | make it durable, `binding_committed`; on [`Received::KeptOurs`] send ours again |
+//! | ([`crate::CommitSink::commit`] with a binding and its verdict) | [`LeaseRecord::apply_received`] | make it durable, `binding_committed`; on [`Received::KeptOurs`] send ours again |
+//! | (`poll_transmit` reads a binding to send, [`crate::BindingSource`]) | the record's `data` | |
 //! | (the DHCP server changed a lease) | [`LeaseRecord::apply_local`] | make it durable, `send_binding`, [`LeaseRecord::queued`] |
 //! | `BindingAcked` | [`LeaseRecord::apply_ack`] | make it durable |
 //! | `BindingRejected` | [`LeaseRecord::apply_reject`] | |

@@ -57,6 +57,28 @@ impl Sub<Duration> for Instant {
     }
 }
 
+/// An optional [`UnixTime`] in four bytes, for the engine's queues: 0 stands for none, as on
+/// the wire, where ISC sends 0 for "unknown".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct OptTime(u32);
+
+impl OptTime {
+    pub(crate) const fn new(t: Option<UnixTime>) -> Self {
+        match t {
+            Some(t) => OptTime(t.0),
+            None => OptTime(0),
+        }
+    }
+
+    pub(crate) const fn get(self) -> Option<UnixTime> {
+        if self.0 == 0 {
+            None
+        } else {
+            Some(UnixTime(self.0))
+        }
+    }
+}
+
 /// Wall-clock time: seconds since 1970-01-01 UTC, as the draft's absolute times (§6.2).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

@@ -37,9 +37,7 @@ fn node_with(role: Role, adjust: impl FnOnce(&mut Config)) -> Node {
 
 /// Delivers `bytes`, then returns everything the engine sends.
 fn feed(n: &mut Node, now: Instant, wall: u32, bytes: &[u8]) -> Vec<Vec<u8>> {
-    n.engine
-        .handle_message(now, UnixTime(wall), bytes, &n.store)
-        .unwrap();
+    n.handle(now, UnixTime(wall), bytes).unwrap();
     n.drain_events();
     let mut out = Vec::new();
     let mut buf = [0u8; 2048];
@@ -197,7 +195,7 @@ fn bndupd_before_connect_is_out_of_place() {
     );
     closed_with(&n, &out, RejectReason::UnknownConnectionReason);
     // Nothing was handed over to commit.
-    assert!(!n.did(|a| matches!(a, Action::CommitBinding { .. })));
+    assert!(n.received.is_empty());
 }
 
 #[test]
@@ -428,7 +426,7 @@ fn an_engine_survives_arbitrary_message_sequences() {
                 }
                 _ => m.truncate((next() as usize) % m.len() + 1),
             }
-            let _ = n.engine.handle_message(now, UnixTime(T0), &m, &n.store);
+            let _ = n.handle(now, UnixTime(T0), &m);
             n.drain_events();
             let mut buf = [0u8; 2048];
             while n.engine.poll_transmit(now, &mut buf, &n.store).is_some() {
@@ -594,31 +592,36 @@ fn acknowledged_bndupds_keep_the_connection_and_a_zero_ack_timeout_never_closes(
 }
 
 #[test]
-fn a_bndupd_waits_until_the_commits_of_the_previous_one_are_polled() {
+fn bndupds_go_in_while_earlier_commits_are_outstanding_and_each_bndack_waits_for_its_own() {
     let mut n = linked_secondary();
     n.auto_commit = false;
     let wall = UnixTime(T0);
     let first = bndupd(200, Ipv4Addr::new(198, 18, 1, 1));
     let second = bndupd(201, Ipv4Addr::new(198, 18, 1, 2));
-    n.engine
-        .handle_message(Instant::ZERO, wall, &first, &n.store)
-        .unwrap();
-    // Its CommitBinding is not polled: the engine holds one batch of received bindings.
-    assert_eq!(
-        n.engine
-            .handle_message(Instant::ZERO, wall, &second, &n.store),
-        Err(failover_fsm::EngineError::EventsPending)
-    );
-    // Other messages still go in.
-    n.engine
-        .handle_message(Instant::ZERO, wall, &contact(T0, 9), &n.store)
-        .unwrap();
+    // Each binding is handed over while its BNDUPD is read; the engine keeps no copy, so a
+    // second BNDUPD goes in while the first one's commit is outstanding.
+    n.handle(Instant::ZERO, wall, &first).unwrap();
+    n.handle(Instant::ZERO, wall, &second).unwrap();
     n.drain_events();
-    assert_eq!(n.pending_commits.len(), 1);
-    n.engine
-        .handle_message(Instant::ZERO, wall, &second, &n.store)
-        .unwrap();
-    n.drain_events();
-    assert_eq!(n.pending_commits.len(), 2);
+    let handed: Vec<[u8; 4]> = n.received.iter().map(|c| c.binding.address).collect();
+    assert_eq!(handed, [[198, 18, 1, 1], [198, 18, 1, 2]]);
+    let acks = |n: &mut Node| -> Vec<u32> {
+        let mut buf = [0u8; 2048];
+        let mut xids = Vec::new();
+        while let Some(len) = n.engine.poll_transmit(Instant::ZERO, &mut buf, &n.store) {
+            if let Ok(Repr::BndAck(a)) = Repr::parse(&buf[..len]) {
+                xids.push(a.xid);
+            }
+        }
+        xids
+    };
+    // Nothing is acknowledged before its commit (§7.2).
+    assert_eq!(acks(&mut n), Vec::<u32>::new());
+    // BNDACKs are matched by xid: the second may pass the first.
+    let tokens = n.pending_commits.clone();
+    n.engine.binding_committed(tokens[1]).unwrap();
+    assert_eq!(acks(&mut n), [201]);
+    n.engine.binding_committed(tokens[0]).unwrap();
+    assert_eq!(acks(&mut n), [200]);
     assert!(!n.close_requested);
 }

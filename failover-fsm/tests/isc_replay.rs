@@ -274,9 +274,7 @@ fn replay(name: &str, emulate_primary: bool, pool: (Ipv4Addr, u32), mclt: u32) -
                     bytes[8..12].copy_from_slice(&xid.to_be_bytes());
                 }
                 node.drain_events();
-                node.engine
-                    .handle_message(now, wall, &bytes, &node.store)
-                    .unwrap();
+                node.handle(now, wall, &bytes).unwrap();
             }
         }
         node.drain_events();

@@ -12,8 +12,8 @@ use std::net::Ipv4Addr;
 
 use failover_fsm::accept::LocalBinding;
 use failover_fsm::{
-    Action, BindingData, BindingSource, BindingStatus, Config, Engine, Instant, LeaseLookup, Role,
-    ServerState, UnixTime,
+    Action, BindingData, BindingSource, BindingStatus, Commits, Config, Engine, Instant,
+    LeaseLookup, Role, ServerState, UnixTime,
 };
 
 #[path = "../../failover-proto/tests/common/counting_alloc.rs"]
@@ -78,16 +78,6 @@ impl Side {
         while let Some(a) = self.engine.poll_action() {
             match a {
                 Action::Persist { token, .. } => self.engine.persist_complete(token).unwrap(),
-                Action::CommitBinding {
-                    token,
-                    binding,
-                    verdict,
-                } => {
-                    let i = (u32::from(binding.ip()) - BASE) as usize;
-                    self.store.status[i] = verdict.store_as;
-                    self.engine.binding_committed(token).unwrap();
-                    self.committed += 1;
-                }
                 Action::BindingAcked { .. } => self.acked += 1,
                 Action::SendAllBindings | Action::SendUnackedBindings => {
                     self.engine.end_of_updates();
@@ -105,9 +95,17 @@ fn flush(from: &mut Side, to: &mut Side, now: Instant, wall: UnixTime, buf: &mut
     let mut moved = false;
     from.drain();
     while let Some(n) = from.engine.poll_transmit(now, buf, &from.store) {
+        // The commit list is on the stack: no heap.
+        let mut commits = Commits::new();
         to.engine
-            .handle_message(now, wall, &buf[..n], &to.store)
+            .handle_message(now, wall, &buf[..n], &to.store, &mut commits)
             .unwrap();
+        for c in commits {
+            let i = (u32::from(c.binding.ip()) - BASE) as usize;
+            to.store.status[i] = c.verdict.store_as;
+            to.engine.binding_committed(c.token).unwrap();
+            to.committed += 1;
+        }
         to.drain();
         from.drain();
         moved = true;

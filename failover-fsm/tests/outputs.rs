@@ -19,8 +19,9 @@ use std::time::Duration;
 
 use failover_fsm::accept::{ClientIdentity, LocalBinding};
 use failover_fsm::{
-    Action, BindingData, BindingStatus, Config, Engine, EngineError, Event, Instant, LeaseLookup,
-    PERSIST_RETRY, PersistToken, Persisted, RejectReason, Role, ServerState, UnixTime, UpdateId,
+    Action, BindingData, BindingStatus, Commit, Commits, Config, Engine, EngineError, Event,
+    Instant, LeaseLookup, PERSIST_RETRY, PersistToken, Persisted, RejectReason, Role, ServerState,
+    UnixTime, UpdateId,
 };
 use failover_proto::{HardwareAddress, Repr, ServerFlags};
 
@@ -65,6 +66,8 @@ struct Side {
     sent: Vec<Vec<u8>>,
     /// Our bindings as queued: the engine reads the newest of an address when it sends it.
     queued: Vec<BindingData>,
+    /// The partner's bindings handed over to commit (committed at once).
+    received: Vec<Commit>,
 }
 
 impl Side {
@@ -82,6 +85,7 @@ impl Side {
             events: Vec::new(),
             sent: Vec::new(),
             queued: Vec::new(),
+            received: Vec::new(),
         }
     }
 
@@ -110,7 +114,6 @@ impl Side {
                     }
                     Persister::Failing => self.e.persist_failed(now, *token).unwrap(),
                 },
-                Action::CommitBinding { token, .. } => self.e.binding_committed(*token).unwrap(),
                 Action::SendAllBindings | Action::SendUnackedBindings => self.e.end_of_updates(),
                 _ => {}
             }
@@ -168,7 +171,14 @@ impl Side {
 
     fn deliver(&mut self, now: Instant, msgs: &[Vec<u8>]) {
         for m in msgs {
-            self.e.handle_message(now, wall(now), m, &self.db).unwrap();
+            let mut commits = Commits::new();
+            self.e
+                .handle_message(now, wall(now), m, &self.db, &mut commits)
+                .unwrap();
+            for c in commits {
+                self.e.binding_committed(c.token).unwrap();
+                self.received.push(c);
+            }
             self.serve(now);
         }
     }
@@ -458,11 +468,7 @@ fn isc_rejects_a_crossing_update_while_ours_is_unacknowledged() {
             ..
         }
     )));
-    assert!(
-        !p.actions
-            .iter()
-            .any(|a| matches!(a, Action::CommitBinding { .. }))
-    );
+    assert!(p.received.is_empty());
 
     // Not crossing: once ours is acknowledged, the same update is taken.
     let (mut p, mut s, now) = normal_pair();
@@ -479,10 +485,7 @@ fn isc_rejects_a_crossing_update_while_ours_is_unacknowledged() {
     let their_xid = bndupd_xids(&upd)[0];
     p.deliver(now, &upd);
     assert_eq!(bndacks(&p.transmit(now)), vec![(their_xid, None)]);
-    let verdict = p.actions.iter().find_map(|a| match a {
-        Action::CommitBinding { verdict, .. } => Some(*verdict),
-        _ => None,
-    });
+    let verdict = p.received.first().map(|c| c.verdict);
     assert!(!verdict.unwrap().ours_in_flight);
 }
 
@@ -497,10 +500,7 @@ fn the_engine_reports_queued_updates_as_in_flight_in_the_verdict() {
     s.queue(lease(a, BindingStatus::Active, t.plus(5))).unwrap();
     let upd = s.transmit(now);
     p.deliver(now, &upd);
-    let verdict = p.actions.iter().find_map(|x| match x {
-        Action::CommitBinding { verdict, .. } => Some(*verdict),
-        _ => None,
-    });
+    let verdict = p.received.first().map(|c| c.verdict);
     assert!(verdict.unwrap().ours_in_flight);
     assert_eq!(verdict.unwrap().superseded_xid, Some(0));
 }

@@ -269,9 +269,7 @@ fn our_copy_in_flight_superseded_then_the_connection_lost_is_dropped() {
         .poll_transmit(now, &mut buf, &pair.secondary.store)
         .unwrap();
     let p = &mut pair.primary;
-    p.engine
-        .handle_message(now, wall, &buf[..n], &p.store)
-        .unwrap();
+    p.handle(now, wall, &buf[..n]).unwrap();
     p.drain_events();
     assert_eq!(counters(p, now).updates_dropped, 0, "still in flight");
     // The connection drops before its BNDACK: the stale copy is not sent again.
@@ -406,9 +404,7 @@ fn a_connect_refused_on_the_wire_counts_one_reject_sent() {
     };
     let mut bytes = vec![0; c.buffer_len()];
     c.emit(&mut bytes).unwrap();
-    n.engine
-        .handle_message(Instant::ZERO, UnixTime(T0), &bytes, &n.store)
-        .unwrap();
+    n.handle(Instant::ZERO, UnixTime(T0), &bytes).unwrap();
     n.drain_events();
     // Counted when it goes out, not when decided.
     assert_eq!(counters(&n, Instant::ZERO).rejects_sent_total(), 0);

@@ -17,8 +17,8 @@ use failover_fsm::accept::{LocalBinding, Verdict, own_free_status};
 use failover_fsm::policy::{BalanceTrigger, PoolCounts, balance_candidates};
 use failover_fsm::record::{Ack, BacklogWalk, LeaseRecord, Received, Walked};
 use failover_fsm::{
-    Action, BindingData, BindingSource, BindingStatus, Config, Engine, Event, Instant, LeaseLookup,
-    Persisted, Role, ServerState, UnixTime, UpdateId,
+    Action, BindingData, BindingSource, BindingStatus, Commit, Commits, Config, Engine, Event,
+    Instant, LeaseLookup, Persisted, Role, ServerState, UnixTime, UpdateId,
 };
 use failover_proto::HardwareAddress;
 
@@ -134,6 +134,8 @@ pub struct Node {
     /// Commit received bindings at once (true) or leave them for the test to confirm.
     pub auto_commit: bool,
     pub pending_commits: Vec<failover_fsm::CommitToken>,
+    /// Every binding of the partner's the engine handed over to commit, in order.
+    pub received: Vec<Commit>,
 }
 
 impl Node {
@@ -158,7 +160,42 @@ impl Node {
             now,
             auto_commit: true,
             pending_commits: Vec::new(),
+            received: Vec::new(),
         }
+    }
+
+    /// Hands `bytes` to the engine and commits the partner's bindings it accepted, as a DHCP
+    /// server's store would.
+    pub fn handle(
+        &mut self,
+        now: Instant,
+        wall: UnixTime,
+        bytes: &[u8],
+    ) -> Result<(), failover_fsm::EngineError> {
+        let mut commits = Commits::new();
+        self.engine
+            .handle_message(now, wall, bytes, &self.store, &mut commits)?;
+        for c in commits {
+            self.commit(c);
+        }
+        Ok(())
+    }
+
+    /// Applies a received binding to the store (the record contract) and confirms it, or
+    /// leaves it for the test to confirm.
+    fn commit(&mut self, c: Commit) {
+        if let Received::KeptOurs(_) = self.store.commit_received(&c.binding, &c.verdict) {
+            self.store
+                .record(c.binding.address)
+                .send_again(&mut self.engine)
+                .unwrap();
+        }
+        if self.auto_commit {
+            let _ = self.engine.binding_committed(c.token);
+        } else {
+            self.pending_commits.push(c.token);
+        }
+        self.received.push(c);
     }
 
     /// Restarts the engine from what was persisted (a crash or a restart).
@@ -190,23 +227,6 @@ impl Node {
                 Action::Persist { token, snapshot } => {
                     self.persisted = Some(*snapshot);
                     self.engine.persist_complete(*token).unwrap();
-                }
-                Action::CommitBinding {
-                    token,
-                    binding,
-                    verdict,
-                } => {
-                    if let Received::KeptOurs(_) = self.store.commit_received(binding, verdict) {
-                        self.store
-                            .record(binding.address)
-                            .send_again(&mut self.engine)
-                            .unwrap();
-                    }
-                    if self.auto_commit {
-                        let _ = self.engine.binding_committed(*token);
-                    } else {
-                        self.pending_commits.push(*token);
-                    }
                 }
                 Action::BindingAcked { .. } => {
                     let (address, ack) = e.ack().unwrap();
@@ -442,7 +462,7 @@ impl Pair {
                     let wall = to.wall(sim_wall);
                     to.now = now;
                     loop {
-                        match to.engine.handle_message(now, wall, &bytes, &to.store) {
+                        match to.handle(now, wall, &bytes) {
                             Ok(()) => break,
                             Err(failover_fsm::EngineError::EventsPending) => to.drain_events(),
                             Err(e) => panic!("{e}"),
@@ -466,7 +486,7 @@ impl Pair {
             let to = self.node(!from_primary);
             let wall = to.wall(sim_wall);
             to.now = now;
-            let _ = to.engine.handle_message(now, wall, &bytes, &to.store);
+            let _ = to.handle(now, wall, &bytes);
             to.drain_events();
             self.trace.push((from_primary, bytes));
         }

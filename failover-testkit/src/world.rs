@@ -36,8 +36,8 @@ use failover_fsm::accept::{ClientIdentity, Verdict, judge_update};
 use failover_fsm::policy::{BalanceTrigger, PartnerDownLeases};
 use failover_fsm::record::{Ack, Backlog, BacklogWalk, Received, Walked};
 use failover_fsm::{
-    Action as EngineAction, BindingData, BindingStatus, CommitToken, Config, Dialect, EngineError,
-    Event, Instant, Persisted, RejectReason, Role, ServerState, UnixTime,
+    Action as EngineAction, BindingData, BindingStatus, CommitToken, Commits, Config, Dialect,
+    EngineError, Event, Instant, Persisted, RejectReason, Role, ServerState, UnixTime,
 };
 use failover_proto::{Repr, ServerFlags};
 
@@ -923,11 +923,6 @@ impl World {
                     self.fail(&format!("persist_complete failed: {e}"));
                 }
             }
-            EngineAction::CommitBinding {
-                token,
-                binding,
-                verdict,
-            } => self.on_commit(i, token, binding, verdict),
             EngineAction::BindingAcked { .. } => {
                 if let Some((address, ack)) = a.ack() {
                     self.on_acked(i, address, ack);
@@ -1471,14 +1466,20 @@ impl World {
         let wall = self.wall(to);
         self.nodes[to].rx = Some((id, xid));
         let n = &mut self.nodes[to];
+        let mut commits = Commits::new();
         if let Some(e) = n.engine.as_mut() {
-            match e.handle_message(now, wall, &bytes, &n.store) {
+            match e.handle_message(now, wall, &bytes, &n.store, &mut commits) {
                 Ok(()) => {}
                 Err(EngineError::EventsPending) => {
                     self.fail("EventsPending although every event was polled");
                 }
                 Err(e) => self.fail(&format!("handle_message: {e}")),
             }
+        }
+        // The partner's bindings the engine accepted, in the order of the BNDUPD.
+        for c in commits {
+            slog!(self, "{} commit {:?} {:?}", NAMES[to], c.token, c.binding);
+            self.on_commit(to, c.token, c.binding, c.verdict);
         }
         self.drain(to);
         self.nodes[to].rx = None;

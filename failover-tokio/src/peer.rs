@@ -12,7 +12,7 @@ use failover_fsm::policy::{
     LeaseRequest, LoadBalance, PartnerPool, lease_time, may_answer,
 };
 use failover_fsm::{
-    Action, BindingData, Config, EngineError, Event, Instant, ServerState, Status, UnixTime,
+    Action, BindingData, Commit, Config, EngineError, Event, Instant, ServerState, Status, UnixTime,
 };
 use failover_proto::auth::{DigestError, MessageAuth};
 use tokio::net::TcpListener;
@@ -296,9 +296,12 @@ impl<S: Storage> PeerBuilder<S> {
 pub enum PeerEvent {
     /// An informational engine event.
     Engine(Event),
-    /// An engine action, after the task carried it out (snapshot persisted, binding committed,
-    /// acknowledgement recorded...).
+    /// An engine action, after the task carried it out (snapshot persisted, acknowledgement
+    /// recorded...).
     Action(Action),
+    /// A binding from the partner the engine accepted, applied to the store (durable at the
+    /// next sync, acknowledged after it).
+    Received(Commit),
     /// A TCP connection to the partner is up.
     Connected {
         /// The partner's address and port.

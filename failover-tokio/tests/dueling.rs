@@ -331,6 +331,8 @@ impl Peer {
 enum Seen {
     Did(Action),
     Told(Event),
+    /// A binding of the partner's, committed.
+    Committed(BindingData),
 }
 
 /// The engine outputs about `address` among `events`.
@@ -340,13 +342,14 @@ fn about(events: &[PeerEvent], address: [u8; 4]) -> Vec<Seen> {
         .filter_map(|e| match e {
             PeerEvent::Engine(ev) => Some(Seen::Told(ev.clone())),
             PeerEvent::Action(a) => Some(Seen::Did(a.clone())),
+            PeerEvent::Received(c) => Some(Seen::Committed(c.binding.clone())),
             _ => None,
         })
         .filter(|seen| match seen {
             Seen::Told(Event::RejectedPartnerBinding { address: a, .. })
             | Seen::Did(Action::BindingAcked { address: a, .. })
             | Seen::Did(Action::BindingRejected { address: a, .. }) => *a == address,
-            Seen::Did(Action::CommitBinding { binding, .. }) => binding.address == address,
+            Seen::Committed(binding) => binding.address == address,
             _ => false,
         })
         .collect()
@@ -367,8 +370,7 @@ fn judged(events: &[Seen]) -> bool {
     events.iter().any(|e| {
         matches!(
             e,
-            Seen::Told(Event::RejectedPartnerBinding { .. })
-                | Seen::Did(Action::CommitBinding { .. })
+            Seen::Told(Event::RejectedPartnerBinding { .. }) | Seen::Committed(_)
         )
     })
 }
@@ -601,8 +603,9 @@ async fn crossing_updates_for_one_address_settle_on_the_later_binding() {
         "the secondary's update was not acknowledged{summary}"
     );
     assert!(
-        pe.iter().any(|e| matches!(e, Seen::Did(Action::CommitBinding { binding, .. }) if fields(binding) == fields(&secondary_grant)))
-            && p_lease.partner_has_it,
+        pe.iter().any(
+            |e| matches!(e, Seen::Committed(binding) if fields(binding) == fields(&secondary_grant))
+        ) && p_lease.partner_has_it,
         "the primary did not commit the secondary's binding{summary}"
     );
     // And the relationship was not disturbed.

@@ -49,8 +49,8 @@ use arbitrary::{Arbitrary, Unstructured};
 use failover_fsm::accept::LocalBinding;
 use failover_fsm::policy::{BalanceTrigger, PoolCounts};
 use failover_fsm::{
-    Action, BindingData, CommitToken, Config, Dialect, Engine, EngineError, Event, Instant,
-    LeaseLookup, Link, Persisted, UnixTime,
+    Action, BindingData, CommitToken, Commits, Config, Dialect, Engine, EngineError, Event,
+    Instant, LeaseLookup, Link, Persisted, UnixTime,
 };
 use failover_proto::{
     Binding, BindingAck, BindingList, BindingStatus, BndAck, BndUpd, Connect, ConnectAck, Contact,
@@ -1235,11 +1235,23 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
 
     /// One message from the partner.
     fn feed(&mut self, bytes: &[u8]) {
+        let mut commits = Commits::new();
         let r = self
             .engine
-            .handle_message(self.now, self.wall(), bytes, &self.db);
+            .handle_message(self.now, self.wall(), bytes, &self.db, &mut commits);
         assert_eq!(r, Ok(()), "handle_message refused with no event pending");
-        self.fed_xid = Some(Message::new_unchecked(bytes).xid());
+        let xid = Message::new_unchecked(bytes).xid();
+        for c in commits {
+            assert!(
+                c.token.0 > self.last_token,
+                "commit token {} given after {}",
+                c.token.0,
+                self.last_token
+            );
+            self.last_token = c.token.0;
+            self.pending.push((c.token.0, xid, c.binding.address));
+        }
+        self.fed_xid = Some(xid);
         self.drain_events();
         self.fed_xid = None;
         self.serve();
@@ -1470,19 +1482,6 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
                 );
             }
             Action::CloseConnection => self.close_requested = true,
-            Action::CommitBinding { token, binding, .. } => {
-                let xid = self
-                    .fed_xid
-                    .expect("CommitBinding without a BNDUPD being handled");
-                assert!(
-                    token.0 > self.last_token,
-                    "commit token {} given after {}",
-                    token.0,
-                    self.last_token
-                );
-                self.last_token = token.0;
-                self.pending.push((token.0, xid, binding.address));
-            }
             Action::BindingAcked {
                 address,
                 status,

@@ -9,8 +9,8 @@ use core::net::Ipv4Addr;
 
 use failover_fsm::accept::LocalBinding;
 use failover_fsm::{
-    Action, BindingData, BindingSource, BindingStatus, Config, Engine, Instant, LeaseLookup, Role,
-    UnixTime,
+    Action, BindingData, BindingSource, BindingStatus, Commits, Config, Engine, Instant,
+    LeaseLookup, Role, UnixTime,
 };
 use failover_proto::Framer;
 
@@ -60,7 +60,13 @@ pub extern "C" fn _start() -> ! {
         loop {
             match framer.next_message(&mut input) {
                 Ok(Some(msg)) => {
-                    let _ = engine.handle_message(now, wall, msg, &Pool);
+                    let mut commits = Commits::new();
+                    let _ = engine.handle_message(now, wall, msg, &Pool, &mut commits);
+                    for c in commits {
+                        // Flash written (here: pretend), then confirmed.
+                        black_box(&c.binding);
+                        let _ = engine.binding_committed(c.token);
+                    }
                 }
                 Ok(None) => break,
                 Err(_) => {
@@ -78,9 +84,6 @@ pub extern "C" fn _start() -> ! {
                 Action::Persist { token, snapshot } => {
                     black_box(&snapshot);
                     let _ = engine.persist_complete(token);
-                }
-                Action::CommitBinding { token, .. } => {
-                    let _ = engine.binding_committed(token);
                 }
                 Action::SendAllBindings | Action::SendUnackedBindings => engine.end_of_updates(),
                 Action::CloseConnection => close = true,

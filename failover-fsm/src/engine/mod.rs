@@ -47,7 +47,7 @@ use incoming::IncomingQueue;
 use mclt::Mclt;
 use outgoing::{OutgoingQueue, Sent, Summary};
 use output::Outputs;
-pub use output::{Action, CommitToken, Event, UpdateId};
+pub use output::{Action, Commit, CommitSink, CommitToken, Commits, Event, UpdateId};
 use persist::Persistence;
 pub use persist::{PersistToken, Persisted};
 use recovery::{PdHold, Requests};
@@ -158,8 +158,10 @@ impl core::error::Error for EngineError {}
 ///
 ///   Only `poll_action` and `poll_event` hand out actions and events; `poll_transmit` and
 ///   `poll_timeout` never create any. Inputs are refused with [`EngineError::EventsPending`]
-///   while too few output slots are free, and a BNDUPD while an [`Action::CommitBinding`] of
-///   an earlier one is not polled yet (the engine holds one batch of received bindings).
+///   while too few output slots are free.
+///
+///   The partner's bindings are not outputs: [`handle_message`](Engine::handle_message) hands
+///   each one it accepts to the caller's [`CommitSink`] while it reads the BNDUPD.
 ///
 /// # Persistence
 ///
@@ -439,17 +441,19 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     /// (a rejecting BNDACK or CONNECTACK, or DISCONNECT and close) and an
     /// [`Event::ProtocolError`]. Returns `Err(EventsPending)` without consuming the message
     /// when events must be polled first.
+    ///
+    /// `db` answers what the engine needs to judge a received binding (§7.1.3); each binding
+    /// of a BNDUPD it accepts goes to `commits` at once (the engine keeps no copy), to be
+    /// confirmed with [`binding_committed`](Engine::binding_committed) once durable.
     pub fn handle_message(
         &mut self,
         now: Instant,
         wall: UnixTime,
         bytes: &[u8],
         db: &impl LeaseLookup,
+        commits: &mut impl CommitSink,
     ) -> Result<(), EngineError> {
         self.outputs.check_room()?;
-        if bytes.get(2) == Some(&u8::from(MessageType::BndUpd)) {
-            self.outputs.check_commit_room()?;
-        }
         if matches!(self.link, Link::Down | Link::Closing) {
             return Ok(());
         }
@@ -463,7 +467,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 .set(Timer::Contact, now + self.contact_interval());
         }
         match Repr::parse(bytes) {
-            Ok(repr) => self.handle_repr(now, wall, repr, db),
+            Ok(repr) => self.handle_repr(now, wall, repr, db, commits),
             Err(error) => self.malformed(now, bytes, error),
         }
         self.release_upddone_hold(now, wall);
@@ -528,7 +532,8 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         self.check_upddone();
     }
 
-    /// The binding of [`Action::CommitBinding`] `token` is on stable storage: acknowledge it.
+    /// The binding handed to the [`CommitSink`] with `token` is on stable storage: acknowledge
+    /// it.
     pub fn binding_committed(&mut self, token: CommitToken) -> Result<(), EngineError> {
         self.resolve(token, None)
     }
@@ -816,7 +821,14 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         self.outputs.push_action(a);
     }
 
-    fn handle_repr(&mut self, now: Instant, wall: UnixTime, repr: Repr<'_>, db: &impl LeaseLookup) {
+    fn handle_repr(
+        &mut self,
+        now: Instant,
+        wall: UnixTime,
+        repr: Repr<'_>,
+        db: &impl LeaseLookup,
+        commits: &mut impl CommitSink,
+    ) {
         match (repr, self.link) {
             (Repr::Connect(c), Link::AwaitingConnect) => self.on_connect(now, wall, &c),
             (Repr::Connect(c), _) => {
@@ -851,7 +863,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             (Repr::State(s), Link::AwaitingState | Link::Up) => self.on_state(now, wall, &s),
             (Repr::BndUpd(u), Link::Up) => {
                 counters::bump(&mut self.counters.bndupd_received);
-                self.on_bndupd(now, wall, &u, db);
+                self.on_bndupd(now, wall, &u, db, commits);
             }
             (Repr::BndAck(a), Link::Up) => {
                 counters::bump(&mut self.counters.bndack_received);

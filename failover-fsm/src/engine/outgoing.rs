@@ -14,7 +14,7 @@ use heapless::Deque;
 use super::{EngineError, UpdateId};
 use crate::accept::ClientIdentity;
 use crate::binding::{BindingData, BindingSource};
-use crate::time::UnixTime;
+use crate::time::{OptTime, UnixTime};
 
 /// Buckets of the filter that tells whether an address may be queued, per queue slot: a full
 /// queue of distinct addresses fills about a quarter of them, so most lookups of an address not
@@ -25,15 +25,18 @@ const PRESENCE_PER_SLOT: usize = 4;
 /// (`push`), to judge the partner's binding against ours (`supersede`) and to say what the
 /// partner acknowledged. Set from the caller's data when queued, and from what was written when
 /// sent.
+///
+/// Times are kept in four bytes each ([`OptTime`]: a time of 0, "unknown" on the wire, counts
+/// as none).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct Summary {
     pub(super) status: BindingStatus,
     ip_flags: IpFlags,
     pub(super) client: ClientIdentity,
-    pub(super) potential_expiration_time: Option<UnixTime>,
-    lease_expiration_time: Option<UnixTime>,
-    start_time_of_state: Option<UnixTime>,
-    client_last_transaction_time: Option<UnixTime>,
+    potential_expiration_time: OptTime,
+    lease_expiration_time: OptTime,
+    start_time_of_state: OptTime,
+    client_last_transaction_time: OptTime,
 }
 
 impl Summary {
@@ -42,17 +45,23 @@ impl Summary {
             status: b.status,
             ip_flags: b.ip_flags,
             client: b.client(),
-            potential_expiration_time: b.potential_expiration_time,
-            lease_expiration_time: b.lease_expiration_time,
-            start_time_of_state: b.start_time_of_state,
-            client_last_transaction_time: b.client_last_transaction_time,
+            potential_expiration_time: OptTime::new(b.potential_expiration_time),
+            lease_expiration_time: OptTime::new(b.lease_expiration_time),
+            start_time_of_state: OptTime::new(b.start_time_of_state),
+            client_last_transaction_time: OptTime::new(b.client_last_transaction_time),
         }
+    }
+
+    /// The potential-expiration-time sent.
+    pub(super) fn potential_expiration_time(&self) -> Option<UnixTime> {
+        self.potential_expiration_time.get()
     }
 
     /// client-last-transaction-time, else start-time-of-state: what orders two versions.
     fn recency(&self) -> Option<UnixTime> {
         self.client_last_transaction_time
-            .or(self.start_time_of_state)
+            .get()
+            .or(self.start_time_of_state.get())
     }
 }
 
@@ -407,7 +416,7 @@ fn longer_lease(ours: &Summary, theirs: &Summary) -> bool {
     ours.status == BindingStatus::Active
         && theirs.status == BindingStatus::Active
         && ours.client == theirs.client
-        && ours.lease_expiration_time > theirs.lease_expiration_time
+        && ours.lease_expiration_time.get() > theirs.lease_expiration_time.get()
 }
 
 /// The filter bucket of an address among `PRESENCE_PER_SLOT * slots`, as (slot, lane):

@@ -19,6 +19,58 @@ use super::Engine;
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct CommitToken(pub u64);
 
+/// Where the engine hands the partner's bindings it accepted, while it reads their BNDUPD in
+/// [`Engine::handle_message`] (the engine keeps no copy). Commit each to stable storage as
+/// its verdict says, then call [`Engine::binding_committed`] with its token — or
+/// [`Engine::binding_commit_failed`]: only then does the BNDACK go (§7.2).
+///
+/// `commit` runs while the engine is borrowed: apply the binding or keep it, and confirm once
+/// `handle_message` has returned (or later, after a sync). [`Commits`] keeps them for that.
+pub trait CommitSink {
+    /// A binding of the partner's to commit: `binding` has its times in our clock;
+    /// `verdict.store_as` is the binding-status to store (EXPIRED, RELEASED and RESET become
+    /// FREE on receipt, §5.11), with the times to record.
+    fn commit(&mut self, token: CommitToken, binding: BindingData, verdict: Verdict);
+}
+
+/// A received binding to commit, as a [`Commits`] list keeps it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "defmt", derive(defmt::Format))]
+pub struct Commit {
+    /// Pass back to [`Engine::binding_committed`] / [`Engine::binding_commit_failed`].
+    pub token: CommitToken,
+    /// The binding, with times in our clock.
+    pub binding: BindingData,
+    /// What to store (see [`CommitSink::commit`]).
+    pub verdict: Verdict,
+}
+
+/// The bindings of one [`Engine::handle_message`] call: at most [`MAX_BATCH`], so a list this
+/// size never overflows. Make a new one (or drain it) for every call.
+///
+/// ```
+/// # use failover_fsm::{Commits, Engine};
+/// # fn serve(engine: &mut Engine, commits: Commits) {
+/// for c in commits {
+///     // ... store c.binding as c.verdict says, durably ...
+///     engine.binding_committed(c.token).unwrap();
+/// }
+/// # }
+/// ```
+pub type Commits = heapless::Vec<Commit, MAX_BATCH>;
+
+impl<const N: usize> CommitSink for heapless::Vec<Commit, N> {
+    fn commit(&mut self, token: CommitToken, binding: BindingData, verdict: Verdict) {
+        // One call hands out at most MAX_BATCH: a smaller list would drop commits.
+        const { assert!(N >= MAX_BATCH, "a commit list holds at least MAX_BATCH") };
+        let _ = self.push(Commit {
+            token,
+            binding,
+            verdict,
+        });
+    }
+}
+
 /// Identifies one of our binding updates: what [`Engine::send_binding`] returns and what
 /// [`Action::BindingAcked`] and [`Action::BindingRejected`] carry back.
 ///
@@ -48,17 +100,6 @@ pub enum Action {
         token: PersistToken,
         /// Everything that must survive a restart.
         snapshot: Persisted,
-    },
-    /// Commit this binding received from the partner to stable storage, then call
-    /// [`Engine::binding_committed`]: only then is it acknowledged (§7.2).
-    CommitBinding {
-        /// Pass back to `binding_committed`.
-        token: CommitToken,
-        /// The binding, with times in our clock.
-        binding: BindingData,
-        /// What to store: `verdict.store_as` is the binding-status (EXPIRED, RELEASED and RESET
-        /// become FREE on receipt, §5.11), with the times to record.
-        verdict: Verdict,
     },
     /// Close the TCP connection once [`Engine::poll_transmit`] has returned `None` (the last
     /// messages — a DISCONNECT, a rejecting CONNECTACK — go first), then call
@@ -225,18 +266,12 @@ pub enum Event {
 /// Output slots one input may fill at most; inputs are refused while fewer are free.
 const HEADROOM: usize = MAX_BATCH + 8;
 
-/// An [`Action`] as it waits in the queue. A `CommitBinding`'s binding (160 bytes) waits in
-/// [`Outputs::commits`] instead, so that a slot is a third of an `Action`: the queue is sized
-/// for every action one input may produce, the bindings only for one BNDUPD's batch.
+/// An [`Action`] as it waits in the queue.
 #[derive(Debug, Clone)]
 enum Queued {
     Persist {
         token: PersistToken,
         snapshot: Persisted,
-    },
-    Commit {
-        token: CommitToken,
-        verdict: Verdict,
     },
     Close,
     SendAll,
@@ -264,9 +299,6 @@ enum Queued {
 #[derive(Debug)]
 pub(super) struct Outputs<const N: usize> {
     actions: Deque<Queued, N>,
-    /// The bindings of the queued `CommitBinding`s, in order: at most one BNDUPD's batch (a
-    /// BNDUPD is refused while any is left, see [`Outputs::check_commit_room`]).
-    commits: Deque<BindingData, MAX_BATCH>,
     events: Deque<Event, N>,
 }
 
@@ -274,7 +306,6 @@ impl<const N: usize> Outputs<N> {
     pub(super) fn new() -> Self {
         Outputs {
             actions: Deque::new(),
-            commits: Deque::new(),
             events: Deque::new(),
         }
     }
@@ -288,39 +319,10 @@ impl<const N: usize> Outputs<N> {
         Ok(())
     }
 
-    /// Refuses a BNDUPD while a `CommitBinding` of an earlier one is not polled yet: there is
-    /// room for one batch of bindings.
-    pub(super) fn check_commit_room(&self) -> Result<(), EngineError> {
-        if self.commits.is_empty() {
-            Ok(())
-        } else {
-            Err(EngineError::EventsPending)
-        }
-    }
-
-    /// Queues `CommitBinding` without building the `Action` first (the hot path of every
-    /// received binding).
-    pub(super) fn push_commit(
-        &mut self,
-        token: CommitToken,
-        binding: BindingData,
-        verdict: Verdict,
-    ) {
-        // Room was checked before the BNDUPD was read (`check_commit_room`).
-        if self.commits.push_back(binding).is_ok() {
-            let _ = self.actions.push_back(Queued::Commit { token, verdict });
-        }
-    }
-
     #[inline]
     pub(super) fn push_action(&mut self, a: Action) {
         let queued = match a {
             Action::Persist { token, snapshot } => Queued::Persist { token, snapshot },
-            Action::CommitBinding {
-                token,
-                binding,
-                verdict,
-            } => return self.push_commit(token, binding, verdict),
             Action::CloseConnection => Queued::Close,
             Action::SendAllBindings => Queued::SendAll,
             Action::SendUnackedBindings => Queued::SendUnacked,
@@ -366,11 +368,6 @@ impl<const N: usize> Outputs<N> {
     pub(super) fn pop_action(&mut self) -> Option<Action> {
         Some(match self.actions.pop_front()? {
             Queued::Persist { token, snapshot } => Action::Persist { token, snapshot },
-            Queued::Commit { token, verdict } => Action::CommitBinding {
-                token,
-                binding: self.commits.pop_front()?,
-                verdict,
-            },
             Queued::Close => Action::CloseConnection,
             Queued::SendAll => Action::SendAllBindings,
             Queued::SendUnacked => Action::SendUnackedBindings,

@@ -6,7 +6,8 @@ use heapless::Vec;
 
 use super::incoming::{Incoming, Outcome};
 use super::{
-    Action, CommitToken, Engine, EngineError, Event, LeaseLookup, MAX_BATCH, UpdateId, wrong_type,
+    Action, CommitSink, CommitToken, Engine, EngineError, Event, LeaseLookup, MAX_BATCH, UpdateId,
+    wrong_type,
 };
 use crate::accept::{LocalBinding, Verdict, judge_update};
 use crate::binding::BindingData;
@@ -15,13 +16,14 @@ use crate::time::{Instant, UnixTime};
 
 impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
     /// A BNDUPD from the partner: each binding is judged; the accepted ones go to the caller
-    /// to commit, and the BNDACK waits for those commits (§7.2).
+    /// to commit (`commits`), and the BNDACK waits for those commits (§7.2).
     pub(super) fn on_bndupd(
         &mut self,
         now: Instant,
         wall: UnixTime,
         u: &BndUpd<'_>,
         db: &impl LeaseLookup,
+        commits: &mut impl CommitSink,
     ) {
         // Counting the bindings parses them: once.
         let count = u.bindings.len();
@@ -40,7 +42,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             items: Vec::new(),
         };
         for (b, token) in u.bindings.iter().zip(first_token..) {
-            let item = self.receive_binding(&b, token, wall, db);
+            let item = self.receive_binding(&b, token, wall, db, commits);
             // The codec and the check above bound the batch to MAX_BATCH.
             let _ = incoming.items.push(item);
         }
@@ -56,6 +58,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         token: u64,
         wall: UnixTime,
         db: &impl LeaseLookup,
+        commits: &mut impl CommitSink,
     ) -> ([u8; 4], Outcome) {
         let address = b.address.octets();
         let result = match BindingData::from_wire(b) {
@@ -73,8 +76,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         match result {
             Ok((binding, mut verdict)) => {
                 verdict.ours_dropped = self.supersede(&binding);
-                self.outputs
-                    .push_commit(CommitToken(token), binding, verdict);
+                commits.commit(CommitToken(token), binding, verdict);
                 (address, None)
             }
             Err(reason) => {
@@ -271,7 +273,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                     address,
                     status: o.summary.status,
                     client: o.summary.client,
-                    potential_expiration_time: o.summary.potential_expiration_time,
+                    potential_expiration_time: o.summary.potential_expiration_time(),
                 }),
                 Some(reason) => {
                     self.counters.reject_received(reason);

@@ -5,7 +5,7 @@ use std::collections::VecDeque;
 
 use failover_fsm::policy::BalanceTrigger;
 use failover_fsm::record::{BacklogWalk, Received, Walked};
-use failover_fsm::{Action, BindingData, EngineError, RejectReason};
+use failover_fsm::{Action, BindingData, Commit, EngineError, RejectReason};
 use tracing::{debug, warn};
 
 use super::Core;
@@ -57,6 +57,28 @@ impl<S: Storage> Core<S> {
         any
     }
 
+    /// Applies a binding the partner sent and the engine accepted to the store, in memory; the
+    /// engine hears it is committed once the sync covering it returned (group commit).
+    pub(super) fn commit(&mut self, c: Commit) {
+        match self.store.commit_binding(&c.binding, &c.verdict) {
+            Ok(received) => {
+                self.commit.wait_commit(c.token);
+                if let Received::KeptOurs(_) = received {
+                    // The engine dropped its queued version of ours: queue it again at once.
+                    self.feed.current.push_front((c.binding.address, true));
+                }
+                self.out.push(PeerEvent::Received(c));
+            }
+            Err(e) => {
+                warn!(error = %e, "could not store a binding; rejecting it");
+                let _ = self
+                    .engine
+                    .binding_commit_failed(c.token, RejectReason::UnknownError);
+                self.out.push(PeerEvent::StorageError(e.to_string()));
+            }
+        }
+    }
+
     /// Carries out one action.
     fn act(&mut self, action: &Action) {
         match action {
@@ -67,26 +89,6 @@ impl<S: Storage> Core<S> {
                     self.out.push(PeerEvent::StorageError(e.to_string()));
                     let now = self.clock.now();
                     let _ = self.engine.persist_failed(now, *token);
-                }
-            },
-            Action::CommitBinding {
-                token,
-                binding,
-                verdict,
-            } => match self.store.commit_binding(binding, verdict) {
-                Ok(received) => {
-                    self.commit.wait_commit(*token);
-                    if let Received::KeptOurs(_) = received {
-                        // The engine dropped its queued copy of ours: queue it again at once.
-                        self.feed.current.push_front((binding.address, true));
-                    }
-                }
-                Err(e) => {
-                    warn!(error = %e, "could not store a binding; rejecting it");
-                    let _ = self
-                        .engine
-                        .binding_commit_failed(*token, RejectReason::UnknownError);
-                    self.out.push(PeerEvent::StorageError(e.to_string()));
                 }
             },
             Action::BindingAcked { .. } => {

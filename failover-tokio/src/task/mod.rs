@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use failover_fsm::policy::{BalancePlan, BalanceSkipped, BalanceTrigger};
-use failover_fsm::{Engine, EngineError, Instant, Link, RejectReason, Status, UnixTime};
+use failover_fsm::{Commits, Engine, EngineError, Instant, Link, RejectReason, Status, UnixTime};
 use failover_proto::Framer;
 use tokio::sync::{mpsc, oneshot};
 use tracing::{info, warn};
@@ -276,14 +276,19 @@ impl<S: Storage> Core<S> {
                     // The engine refuses input while its output queues lack room: carry them
                     // out (in memory; the sync comes once the batch is read), then retry.
                     let mut tries = 0;
+                    let mut commits = Commits::new();
                     while let Err(EngineError::EventsPending) =
-                        self.engine.handle_message(now, wall, msg, &*self.store)
+                        self.engine
+                            .handle_message(now, wall, msg, &*self.store, &mut commits)
                     {
                         tries += 1;
                         if !self.carry_out() || tries > 2 {
                             warn!("engine outputs stuck; message dropped");
                             break;
                         }
+                    }
+                    for c in commits {
+                        self.commit(c);
                     }
                 }
                 Ok(None) => break,

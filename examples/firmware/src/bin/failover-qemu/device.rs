@@ -7,7 +7,8 @@ use core::net::Ipv4Addr;
 use failover_fsm::accept::LocalBinding;
 use failover_fsm::record::{BacklogWalk, LeaseRecord, Received, Walked};
 use failover_fsm::{
-    Action, BindingData, BindingSource, Engine, Event, Instant, LeaseLookup, Persisted,
+    Action, BindingData, BindingSource, Commits, Engine, Event, Instant, LeaseLookup, Persisted,
+    UnixTime,
 };
 
 use crate::log::{trace, value};
@@ -71,6 +72,31 @@ pub struct Device {
 }
 
 impl Device {
+    /// Hands one message to the engine; the partner's bindings it accepts are stored, then
+    /// confirmed (§7.2: stored first, acknowledged after). The list of them lives on the stack
+    /// for this call only: the engine keeps no copy.
+    pub fn handle(&mut self, now: Instant, wall: UnixTime, msg: &[u8]) -> Result<(), Failure> {
+        let mut commits = Commits::new();
+        self.engine
+            .handle_message(now, wall, msg, &self.leases, &mut commits)
+            .map_err(|_| "handle_message refused")?;
+        for c in commits {
+            let record = self
+                .leases
+                .get_mut(c.binding.address)
+                .ok_or("a committed binding outside the pool")?;
+            if let Received::KeptOurs(_) = record.apply_received(&c.binding, &c.verdict) {
+                record
+                    .send_again(&mut self.engine)
+                    .map_err(|_| "queue full")?;
+            }
+            self.engine
+                .binding_committed(c.token)
+                .map_err(|_| "binding_committed refused")?;
+        }
+        Ok(())
+    }
+
     /// Carries out every action and reads every event, then hands every message the engine
     /// writes to `sent` (the TCP connection). The order is the engine's contract.
     pub fn serve(
@@ -112,23 +138,6 @@ impl Device {
                 engine
                     .persist_complete(token)
                     .map_err(|_| "persist_complete refused")?;
-            }
-            // §7.2: stored first, acknowledged after.
-            Action::CommitBinding {
-                token,
-                binding,
-                verdict,
-            } => {
-                let record = self
-                    .leases
-                    .get_mut(binding.address)
-                    .ok_or("a committed binding outside the pool")?;
-                if let Received::KeptOurs(_) = record.apply_received(&binding, &verdict) {
-                    record.send_again(engine).map_err(|_| "queue full")?;
-                }
-                engine
-                    .binding_committed(token)
-                    .map_err(|_| "binding_committed refused")?;
             }
             // UPDREQALL (§7.4) and UPDREQ (§7.3): queue what the partner should have, then say
             // so; the backlog (§9.8.1). A new secondary's untouched records are not sent.

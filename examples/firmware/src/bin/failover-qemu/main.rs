@@ -124,9 +124,7 @@ fn run() -> Result<(), Failure> {
                 continue;
             }
             let wall = UnixTime(Message::new_unchecked(&rx[..]).time());
-            dev.engine
-                .handle_message(now, wall, rx, &dev.leases)
-                .map_err(|_| "handle_message refused")?;
+            dev.handle(now, wall, rx)?;
             fed += 1;
             dev.serve(now, &mut tx, &mut |b| check.sent(b))?;
         }
@@ -276,9 +274,7 @@ fn time_bndupds(
             .next_message(&mut input)
             .map_err(|_| "framing error")?
         {
-            dev.engine
-                .handle_message(now, wall, msg, &dev.leases)
-                .map_err(|_| "handle_message refused")?;
+            dev.handle(now, wall, msg)?;
             dev.serve(now, tx, &mut |b| {
                 // Copied for the check after the clock stops.
                 let slot = out
