@@ -12,8 +12,9 @@ use crate::value::RejectReason;
 pub enum DecodeErrorKind {
     /// The buffer ends before the bytes the header or an option announced.
     Truncated {
-        /// Bytes needed from the start of the message.
-        needed: usize,
+        /// Bytes needed from the start of the message (a message takes at most 65,537 bytes
+        /// with its size field: four bytes hold it, and keep the error small).
+        needed: u32,
     },
     /// The message-length field is outside 12..=2048 (§6.1).
     BadLength(u16),
@@ -92,12 +93,18 @@ pub enum DecodeErrorKind {
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]
 pub struct DecodeError {
     kind: DecodeErrorKind,
-    offset: usize,
+    // Four bytes, as `needed`: the error is 16 bytes, and so is every event that carries one.
+    offset: u32,
 }
 
 impl DecodeError {
     /// An error of `kind` found at `offset`.
     pub const fn new(kind: DecodeErrorKind, offset: usize) -> Self {
+        let offset = if offset > u32::MAX as usize {
+            u32::MAX
+        } else {
+            offset as u32
+        };
         DecodeError { kind, offset }
     }
 
@@ -108,7 +115,7 @@ impl DecodeError {
 
     /// Byte offset, from the start of the message, of the field at fault.
     pub const fn offset(&self) -> usize {
-        self.offset
+        self.offset as usize
     }
 
     /// Whether the TCP stream can no longer be framed after this error.

@@ -104,7 +104,7 @@ impl Layout for Draft12 {
         if buf.len() < usize::from(len) {
             return Err(DecodeError::new(
                 DecodeErrorKind::Truncated {
-                    needed: usize::from(len),
+                    needed: u32::from(len),
                 },
                 buf.len(),
             ));

@@ -261,12 +261,6 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         self.last_reject = Some(reason);
         self.push_event(Event::RejectedPartnerBinding { address, reason });
         let token = self.incoming.tokens(1);
-        self.keep_incoming(Incoming::reject(
-            xid,
-            self.generation,
-            token,
-            address,
-            reason,
-        ));
+        self.keep_incoming(Incoming::reject(xid, token, address, reason));
     }
 }

@@ -2,7 +2,7 @@
 //! go (§7.2: nothing is acknowledged that is not on stable storage).
 
 use failover_proto::RejectReason;
-use heapless::{Deque, Vec};
+use heapless::Deque;
 
 use super::{CommitToken, EngineError, MAX_BATCH};
 
@@ -15,30 +15,93 @@ pub(super) type Outcome = Option<Option<RejectReason>>;
 #[derive(Debug, Clone)]
 pub(super) struct Incoming {
     pub(super) xid: u32,
-    /// The connection it arrived on.
-    pub(super) generation: u32,
     /// The commit token of the first binding; binding `i` has `first_token + i` (one block of
     /// tokens a BNDUPD, so that no binding needs a token of its own).
     pub(super) first_token: u64,
     /// (address, outcome), in the order of the BNDUPD.
-    pub(super) items: Vec<([u8; 4], Outcome), MAX_BATCH>,
+    pub(super) items: Items,
+}
+
+/// The bindings of one received BNDUPD, (address, outcome) each, in 5 bytes a binding: the
+/// outcome is two bits of a mask and the reason's code.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Items {
+    addresses: [[u8; 4]; MAX_BATCH],
+    /// A rejection's reason code (when its `rejected` bit is set).
+    reasons: [u8; MAX_BATCH],
+    /// Bit i: binding i awaits its commit.
+    awaiting: u8,
+    /// Bit i: binding i is rejected.
+    rejected: u8,
+    len: u8,
+}
+
+// The masks hold a bit per binding.
+const _: () = assert!(MAX_BATCH <= 8);
+
+impl Items {
+    pub(super) fn new() -> Self {
+        Items::default()
+    }
+
+    pub(super) fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Appends a binding; `Err` when MAX_BATCH are there.
+    pub(super) fn push(&mut self, (address, outcome): ([u8; 4], Outcome)) -> Result<(), ()> {
+        let i = self.len();
+        let slot = self.addresses.get_mut(i).ok_or(())?;
+        *slot = address;
+        self.len += 1;
+        self.set(i, outcome);
+        Ok(())
+    }
+
+    /// Binding `i`.
+    pub(super) fn get(&self, i: usize) -> Option<([u8; 4], Outcome)> {
+        let address = *self.addresses.get(..self.len())?.get(i)?;
+        let bit = 1u8 << i;
+        let outcome = if self.awaiting & bit != 0 {
+            None
+        } else if self.rejected & bit != 0 {
+            Some(Some(RejectReason::from(self.reasons.get(i).copied()?)))
+        } else {
+            Some(None)
+        };
+        Some((address, outcome))
+    }
+
+    /// Sets the outcome of binding `i`.
+    pub(super) fn set(&mut self, i: usize, outcome: Outcome) {
+        let bit = 1u8 << i;
+        self.awaiting &= !bit;
+        self.rejected &= !bit;
+        match outcome {
+            None => self.awaiting |= bit,
+            Some(None) => {}
+            Some(Some(reason)) => {
+                self.rejected |= bit;
+                if let Some(r) = self.reasons.get_mut(i) {
+                    *r = u8::from(reason);
+                }
+            }
+        }
+    }
+
+    pub(super) fn iter(&self) -> impl Iterator<Item = ([u8; 4], Outcome)> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
 }
 
 impl Incoming {
     /// A BNDUPD of one binding rejected at once (`token` from [`IncomingQueue::tokens`], to
     /// keep the queue ordered by token).
-    pub(super) fn reject(
-        xid: u32,
-        generation: u32,
-        token: u64,
-        address: [u8; 4],
-        reason: RejectReason,
-    ) -> Self {
-        let mut items = Vec::new();
+    pub(super) fn reject(xid: u32, token: u64, address: [u8; 4], reason: RejectReason) -> Self {
+        let mut items = Items::new();
         let _ = items.push((address, Some(Some(reason))));
         Incoming {
             xid,
-            generation,
             first_token: token,
             items,
         }
@@ -81,7 +144,8 @@ impl<const N: usize> IncomingQueue<N> {
     }
 
     /// Forgets everything of the current connection: its BNDACKs belong to it (§8.6); the
-    /// partner sends the updates again.
+    /// partner sends the updates again. Called when a connection goes and when one comes, so
+    /// that the queue only ever holds the current connection's updates.
     pub(super) fn clear(&mut self) {
         self.updates.clear();
     }
@@ -126,8 +190,8 @@ impl<const N: usize> IncomingQueue<N> {
             .filter(|u| u.awaits(token.0))
             .ok_or(EngineError::UnknownToken)?;
         let idx = update.index_of(token.0);
-        if let Some(item) = idx.and_then(|i| update.items.get_mut(i)) {
-            item.1 = Some(reason);
+        if let Some(i) = idx {
+            update.items.set(i, Some(reason));
         }
         Ok(update.settled())
     }
@@ -162,17 +226,12 @@ impl<const N: usize> IncomingQueue<N> {
             .or_else(|| holder(front))
     }
 
-    /// The next BNDACK to send, for the connection `generation`: the first settled update
-    /// (BNDACKs are matched by xid, §7.2, so one may pass another still awaiting its commit).
-    /// Updates of an older connection are dropped: their BNDACKs belong to it (§8.6).
-    pub(super) fn pop_ack(&mut self, generation: u32) -> Option<Incoming> {
-        loop {
-            let idx = self.updates.iter().position(Incoming::settled)?;
-            let update = super::take_at(&mut self.updates, idx)?;
-            if update.generation == generation {
-                return Some(update);
-            }
-        }
+    /// The next BNDACK to send: the first settled update (BNDACKs are matched by xid, §7.2,
+    /// so one may pass another still awaiting its commit). Every update here arrived on the
+    /// current connection: the queue is cleared when one goes or comes (`clear`).
+    pub(super) fn pop_ack(&mut self) -> Option<Incoming> {
+        let idx = self.updates.iter().position(Incoming::settled)?;
+        super::take_at(&mut self.updates, idx)
     }
 }
 
@@ -182,14 +241,13 @@ mod tests {
 
     fn update(q: &mut IncomingQueue<4>, xid: u32, bindings: usize) -> u64 {
         let first_token = q.tokens(bindings);
-        let mut items = Vec::new();
+        let mut items = Items::new();
         for i in 0..bindings {
             let _ = items.push(([10, 0, 0, i as u8], None));
         }
         assert!(
             q.push(Incoming {
                 xid,
-                generation: 1,
                 first_token,
                 items,
             })
@@ -205,9 +263,9 @@ mod tests {
         let b = update(&mut q, 2, 1);
         assert_eq!(q.resolve(CommitToken(a), None), Ok(false));
         assert_eq!(q.resolve(CommitToken(a + 1), None), Ok(true));
-        assert_eq!(q.pop_ack(1).map(|u| u.xid), Some(1));
+        assert_eq!(q.pop_ack().map(|u| u.xid), Some(1));
         assert_eq!(q.resolve(CommitToken(b), None), Ok(true));
-        assert_eq!(q.pop_ack(1).map(|u| u.xid), Some(2));
+        assert_eq!(q.pop_ack().map(|u| u.xid), Some(2));
         // The ring wraps: the next updates straddle its end.
         let c = update(&mut q, 3, 1);
         let d = update(&mut q, 4, 3);
@@ -221,11 +279,11 @@ mod tests {
             Ok(true)
         );
         assert_eq!(
-            q.pop_ack(1).map(|u| u.xid),
+            q.pop_ack().map(|u| u.xid),
             Some(5),
             "the empty one is settled"
         );
-        assert_eq!(q.pop_ack(1).map(|u| u.xid), Some(6));
+        assert_eq!(q.pop_ack().map(|u| u.xid), Some(6));
         for t in d..d + 3 {
             assert!(q.resolve(CommitToken(t), None).is_ok());
         }
@@ -233,14 +291,16 @@ mod tests {
             q.resolve(CommitToken(d), None),
             Err(EngineError::UnknownToken)
         );
-        assert_eq!(q.pop_ack(1).map(|u| u.xid), Some(4));
+        assert_eq!(q.pop_ack().map(|u| u.xid), Some(4));
         assert_eq!(q.resolve(CommitToken(c), None), Ok(true));
         assert_eq!(
             q.resolve(CommitToken(e + 7), None),
             Err(EngineError::UnknownToken)
         );
-        // An update of an older connection is dropped, not acknowledged.
-        assert_eq!(q.pop_ack(2).map(|u| u.xid), None);
+        // The connection goes: its settled update is dropped, not acknowledged on the next.
+        assert_eq!(q.unacked(), 1);
+        q.clear();
+        assert_eq!(q.pop_ack().map(|u| u.xid), None);
         assert_eq!(q.unacked(), 0);
     }
 }

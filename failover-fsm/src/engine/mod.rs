@@ -198,7 +198,6 @@ pub struct Engine<const QUEUE: usize = 256, const COMMITS: usize = 128, const EV
     anchor: (Instant, UnixTime),
     // Connection.
     link: Link,
-    generation: u32,
     next_xid: u32,
     partner_max_unacked: u32,
     partner_receive_timer: u32,
@@ -285,7 +284,6 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             last_operational: persisted.and_then(|p| p.last_operational),
             anchor: (now, wall),
             link: Link::Down,
-            generation: 0,
             next_xid: xid_seed,
             partner_max_unacked: 1,
             partner_receive_timer: 0,
@@ -393,7 +391,6 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         if self.link != Link::Down {
             return Err(EngineError::AlreadyConnected);
         }
-        self.generation = self.generation.wrapping_add(1);
         self.state_seen = false;
         self.last_rx = Some(now);
         self.last_tx = None;
@@ -697,7 +694,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             n
         } else if self.link != Link::Up {
             return None;
-        } else if let Some(ack) = self.incoming.pop_ack(self.generation) {
+        } else if let Some(ack) = self.incoming.pop_ack() {
             let n = emit_ack(&ack, wall, buf);
             if n.is_some() {
                 counters::bump(&mut self.counters.bndack_sent);
@@ -914,10 +911,10 @@ fn take_at<T, const N: usize>(queue: &mut Deque<T, N>, idx: usize) -> Option<T> 
 /// Writes a BNDACK.
 fn emit_ack(ack: &incoming::Incoming, wall: u32, buf: &mut [u8]) -> Option<usize> {
     let mut list: Vec<BindingAck<'_>, MAX_BATCH> = Vec::new();
-    for (addr, outcome) in &ack.items {
+    for (addr, outcome) in ack.items.iter() {
         let _ = list.push(BindingAck {
             reject_reason: outcome.flatten(),
-            ..BindingAck::accept(Ipv4Addr::from(*addr))
+            ..BindingAck::accept(Ipv4Addr::from(addr))
         });
     }
     BndAck {

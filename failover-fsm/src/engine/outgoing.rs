@@ -18,7 +18,7 @@ use crate::time::{OptTime, UnixTime};
 
 /// Buckets of the filter that tells whether an address may be queued, per queue slot: a full
 /// queue of distinct addresses fills about a quarter of them, so most lookups of an address not
-/// queued stop at the filter; the filter's RAM grows with the queue (8 bytes a slot).
+/// queued stop at the filter; the filter's RAM grows with the queue (4 bytes a slot).
 const PRESENCE_PER_SLOT: usize = 4;
 
 /// What a slot keeps of the version it stands for: enough to tell new data from the same data
@@ -65,7 +65,8 @@ impl Summary {
     }
 }
 
-/// One of our bindings, queued or in flight.
+/// One of our bindings, queued or in flight: 64 bytes (the summary's fields are laid out
+/// here, not nested, so that no padding is wasted).
 #[derive(Debug, Clone)]
 pub(super) struct Outgoing {
     /// Position in the queue's order: what an UPDDONE or a hold waits for is "everything up to
@@ -74,14 +75,89 @@ pub(super) struct Outgoing {
     /// The [`UpdateId`] of the version: the sequence number given to the `push` that
     /// supplied it.
     pub(super) id: u64,
+    client: ClientIdentity,
+    potential_expiration_time: OptTime,
+    lease_expiration_time: OptTime,
+    start_time_of_state: OptTime,
+    client_last_transaction_time: OptTime,
     pub(super) address: [u8; 4],
-    pub(super) xid: Option<u32>,
+    /// The xid it was sent with, when [`IN_FLIGHT`].
+    xid: u32,
     /// Our wall time when it was sent (with `xid`): its BNDACK bounds the skew from below.
     pub(super) sent: u32,
-    /// The partner sent a binding for this address that we accepted after this one was sent:
-    /// it is stale and is not sent again after a reconnect.
-    superseded: bool,
-    pub(super) summary: Summary,
+    ip_flags: IpFlags,
+    /// The binding-status, as its code (one byte, where the enum takes two).
+    status: u8,
+    /// [`IN_FLIGHT`], [`SUPERSEDED`].
+    flags: u8,
+}
+
+/// Sent, with `xid`, and not answered yet.
+const IN_FLIGHT: u8 = 1;
+/// The partner sent a binding for this address that we accepted after this one was sent: it
+/// is stale and is not sent again after a reconnect.
+const SUPERSEDED: u8 = 2;
+
+impl Outgoing {
+    fn new(seq: u64, address: [u8; 4], summary: Summary) -> Self {
+        Outgoing {
+            seq,
+            id: seq,
+            client: summary.client,
+            potential_expiration_time: summary.potential_expiration_time,
+            lease_expiration_time: summary.lease_expiration_time,
+            start_time_of_state: summary.start_time_of_state,
+            client_last_transaction_time: summary.client_last_transaction_time,
+            address,
+            xid: 0,
+            sent: 0,
+            ip_flags: summary.ip_flags,
+            status: u8::from(summary.status),
+            flags: 0,
+        }
+    }
+
+    /// What it stands for.
+    pub(super) fn summary(&self) -> Summary {
+        Summary {
+            status: BindingStatus::from(self.status),
+            ip_flags: self.ip_flags,
+            client: self.client,
+            potential_expiration_time: self.potential_expiration_time,
+            lease_expiration_time: self.lease_expiration_time,
+            start_time_of_state: self.start_time_of_state,
+            client_last_transaction_time: self.client_last_transaction_time,
+        }
+    }
+
+    fn set_summary(&mut self, s: Summary) {
+        self.status = u8::from(s.status);
+        self.ip_flags = s.ip_flags;
+        self.client = s.client;
+        self.potential_expiration_time = s.potential_expiration_time;
+        self.lease_expiration_time = s.lease_expiration_time;
+        self.start_time_of_state = s.start_time_of_state;
+        self.client_last_transaction_time = s.client_last_transaction_time;
+    }
+
+    /// The xid it was sent with, if it is in flight.
+    pub(super) fn xid(&self) -> Option<u32> {
+        (self.flags & IN_FLIGHT != 0).then_some(self.xid)
+    }
+
+    fn set_xid(&mut self, xid: Option<u32>) {
+        match xid {
+            Some(x) => {
+                self.xid = x;
+                self.flags |= IN_FLIGHT;
+            }
+            None => self.flags &= !IN_FLIGHT,
+        }
+    }
+
+    fn superseded(&self) -> bool {
+        self.flags & SUPERSEDED != 0
+    }
 }
 
 /// The queue of our bindings, in the order they are sent.
@@ -91,8 +167,9 @@ pub(super) struct OutgoingQueue<const N: usize> {
     /// How many of the queue are sent and not yet acknowledged (always the first ones).
     in_flight: usize,
     /// How many queued bindings fall in each address bucket (0: none of that address queued);
-    /// `PRESENCE_PER_SLOT * N` buckets.
-    presence: [[u16; PRESENCE_PER_SLOT]; N],
+    /// `PRESENCE_PER_SLOT * N` buckets. A bucket that reaches 255 stays there (it may then
+    /// answer "maybe" for an address not queued, which only costs a look at the queue).
+    presence: [[u8; PRESENCE_PER_SLOT]; N],
     next_seq: u64,
 }
 
@@ -149,7 +226,7 @@ impl<const N: usize> OutgoingQueue<N> {
     /// Whether update `id` is still queued or in flight: not acknowledged, rejected, replaced
     /// by a newer copy, dropped or superseded by the partner's binding.
     pub(super) fn holds_update(&self, id: u64) -> bool {
-        self.queue.iter().any(|o| o.id == id && !o.superseded)
+        self.queue.iter().any(|o| o.id == id && !o.superseded())
     }
 
     /// Whether a binding for `address` may be queued (a cheap filter: `false` is certain).
@@ -177,7 +254,7 @@ impl<const N: usize> OutgoingQueue<N> {
             .iter()
             .rev()
             .find(|o| o.address == address)
-            .filter(|o| o.summary == summary && !o.superseded)
+            .filter(|o| o.summary() == summary && !o.superseded())
         {
             return Ok(UpdateId(o.id));
         }
@@ -186,12 +263,12 @@ impl<const N: usize> OutgoingQueue<N> {
             .queue
             .iter_mut()
             .rev()
-            .take_while(|o| o.xid.is_none())
+            .take_while(|o| o.xid().is_none())
             .find(|o| o.address == address)
         {
             // Replaced in place (its turn and its sequence number stay); the new data has a
             // new id.
-            o.summary = summary;
+            o.set_summary(summary);
             o.id = id;
             self.next_seq += 1;
             return Ok(UpdateId(id));
@@ -202,15 +279,7 @@ impl<const N: usize> OutgoingQueue<N> {
     fn push_new(&mut self, address: [u8; 4], summary: Summary) -> Result<UpdateId, EngineError> {
         let seq = self.next_seq;
         self.queue
-            .push_back(Outgoing {
-                seq,
-                id: seq,
-                address,
-                xid: None,
-                sent: 0,
-                superseded: false,
-                summary,
-            })
+            .push_back(Outgoing::new(seq, address, summary))
             .map_err(|_| EngineError::QueueFull)?;
         if let Some(n) = self.bucket_mut(&address) {
             *n = n.saturating_add(1);
@@ -228,15 +297,15 @@ impl<const N: usize> OutgoingQueue<N> {
         }
         self.queue
             .iter()
-            .filter(|o| o.address == *address && !o.superseded)
-            .fold(None, |found, o| o.xid.or(found).or(Some(0)))
+            .filter(|o| o.address == *address && !o.superseded())
+            .fold(None, |found, o| o.xid().or(found).or(Some(0)))
     }
 
     /// Our wall time when the oldest binding in flight was sent.
     pub(super) fn oldest_sent(&self) -> Option<u32> {
         self.queue
             .iter()
-            .filter(|o| o.xid.is_some())
+            .filter(|o| o.xid().is_some())
             .map(|o| o.sent)
             .min()
     }
@@ -246,8 +315,8 @@ impl<const N: usize> OutgoingQueue<N> {
     pub(super) fn first_unsent(&self) -> Option<usize> {
         // `get`, not `iter().nth`: the deque's iterator steps through every element before.
         match self.queue.get(self.in_flight) {
-            Some(o) if o.xid.is_none() => Some(self.in_flight),
-            _ => self.queue.iter().position(|o| o.xid.is_none()),
+            Some(o) if o.xid().is_none() => Some(self.in_flight),
+            _ => self.queue.iter().position(|o| o.xid().is_none()),
         }
     }
 
@@ -280,8 +349,8 @@ impl<const N: usize> OutgoingQueue<N> {
         };
         // What went out is what the partner will acknowledge, and what its bindings are judged
         // against from now on.
-        o.summary = Summary::of(&binding);
-        o.xid = Some(xid);
+        o.set_summary(Summary::of(&binding));
+        o.set_xid(Some(xid));
         o.sent = wall;
         self.in_flight += 1;
         Sent::Written(n)
@@ -293,7 +362,7 @@ impl<const N: usize> OutgoingQueue<N> {
         let idx = self
             .queue
             .iter()
-            .position(|o| o.xid == Some(xid) && o.address == *address)?;
+            .position(|o| o.xid() == Some(xid) && o.address == *address)?;
         let o = self.remove(idx)?;
         self.in_flight = self.in_flight.saturating_sub(1);
         Some(o)
@@ -325,12 +394,12 @@ impl<const N: usize> OutgoingQueue<N> {
         let stale = |o: &Outgoing| {
             o.address == address
                 && if isc {
-                    !longer_lease(&o.summary, &received)
+                    !longer_lease(&o.summary(), &received)
                 } else {
-                    match (o.summary.recency(), theirs) {
+                    match (o.summary().recency(), theirs) {
                         (Some(ours), Some(theirs)) => {
                             ours < theirs
-                                || (ours == theirs && !longer_lease(&o.summary, &received))
+                                || (ours == theirs && !longer_lease(&o.summary(), &received))
                         }
                         (None, _) => true,
                         (Some(_), None) => false,
@@ -338,13 +407,17 @@ impl<const N: usize> OutgoingQueue<N> {
                 }
         };
         let mut dropped = false;
-        while let Some(idx) = self.queue.iter().position(|o| o.xid.is_none() && stale(o)) {
+        while let Some(idx) = self
+            .queue
+            .iter()
+            .position(|o| o.xid().is_none() && stale(o))
+        {
             let _ = self.remove(idx);
             dropped = true;
         }
         for o in self.queue.iter_mut() {
             if stale(o) {
-                o.superseded = true;
+                o.flags |= SUPERSEDED;
             }
         }
         dropped
@@ -355,12 +428,12 @@ impl<const N: usize> OutgoingQueue<N> {
     /// how many of those were dropped.
     pub(super) fn requeue_unacked(&mut self) -> usize {
         let mut dropped = 0;
-        while let Some(idx) = self.queue.iter().position(|o| o.superseded) {
+        while let Some(idx) = self.queue.iter().position(|o| o.superseded()) {
             let _ = self.remove(idx);
             dropped += 1;
         }
         for o in self.queue.iter_mut() {
-            o.xid = None;
+            o.set_xid(None);
         }
         // One copy per address, with the newest data: an older one was in flight when a newer
         // change was queued behind it (`push` replaces only unsent copies); sending it again
@@ -379,7 +452,7 @@ impl<const N: usize> OutgoingQueue<N> {
             match later.and_then(|k| self.remove(idx + 1 + k)) {
                 Some(newer) => {
                     if let Some(o) = self.queue.get_mut(idx) {
-                        o.summary = newer.summary;
+                        o.set_summary(newer.summary());
                         o.id = newer.id;
                     }
                 }
@@ -392,18 +465,18 @@ impl<const N: usize> OutgoingQueue<N> {
 
     fn remove(&mut self, idx: usize) -> Option<Outgoing> {
         let removed = super::take_at(&mut self.queue, idx)?;
-        if let Some(n) = self.bucket_mut(&removed.address) {
+        if let Some(n) = self.bucket_mut(&removed.address).filter(|n| **n < u8::MAX) {
             *n = n.saturating_sub(1);
         }
         Some(removed)
     }
 
-    fn bucket(&self, address: &[u8; 4]) -> Option<&u16> {
+    fn bucket(&self, address: &[u8; 4]) -> Option<&u8> {
         let (slot, lane) = presence_bucket(address, N);
         self.presence.get(slot)?.get(lane)
     }
 
-    fn bucket_mut(&mut self, address: &[u8; 4]) -> Option<&mut u16> {
+    fn bucket_mut(&mut self, address: &[u8; 4]) -> Option<&mut u8> {
         let (slot, lane) = presence_bucket(address, N);
         self.presence.get_mut(slot)?.get_mut(lane)
     }

@@ -9,7 +9,7 @@ use super::{EngineError, MAX_BATCH};
 use crate::accept::{ClientIdentity, Verdict};
 use crate::binding::BindingData;
 use crate::record::Ack;
-use crate::time::UnixTime;
+use crate::time::{OptTime, UnixTime};
 
 #[cfg(doc)]
 use super::Engine;
@@ -279,13 +279,14 @@ enum Queued {
     SendBacklog,
     PoolRequested,
     PoolCheck,
+    // The time in four bytes: 40 bytes a slot, not 48.
     Acked {
         update: UpdateId,
         xid: u32,
         address: [u8; 4],
         status: BindingStatus,
         client: ClientIdentity,
-        potential_expiration_time: Option<UnixTime>,
+        potential_expiration_time: OptTime,
     },
     Rejected {
         update: UpdateId,
@@ -342,7 +343,7 @@ impl<const N: usize> Outputs<N> {
                 address,
                 status,
                 client,
-                potential_expiration_time,
+                potential_expiration_time: OptTime::new(potential_expiration_time),
             },
             Action::BindingRejected {
                 update,
@@ -387,7 +388,7 @@ impl<const N: usize> Outputs<N> {
                 address,
                 status,
                 client,
-                potential_expiration_time,
+                potential_expiration_time: potential_expiration_time.get(),
             },
             Queued::Rejected {
                 update,

@@ -64,35 +64,43 @@ impl Timer {
     }
 }
 
-/// One optional deadline per [`Timer`].
+/// One optional deadline per [`Timer`]: the deadlines, and a bit per armed one (half the
+/// size of an `Option<Instant>` each).
 #[derive(Debug, Clone, Default)]
 pub(super) struct TimerTable {
-    deadlines: [Option<Instant>; Timer::COUNT],
+    deadlines: [Instant; Timer::COUNT],
+    armed: u16,
 }
 
 impl TimerTable {
+    const fn bit(timer: Timer) -> u16 {
+        1 << timer.index()
+    }
+
     /// Arms `timer` for `at` (replacing its deadline).
     pub(super) fn set(&mut self, timer: Timer, at: Instant) {
         if let Some(d) = self.deadlines.get_mut(timer.index()) {
-            *d = Some(at);
+            *d = at;
+            self.armed |= Self::bit(timer);
         }
     }
 
     /// Disarms `timer`.
     pub(super) fn stop(&mut self, timer: Timer) {
-        if let Some(d) = self.deadlines.get_mut(timer.index()) {
-            *d = None;
-        }
+        self.armed &= !Self::bit(timer);
     }
 
     /// The deadline of `timer`, if armed.
     pub(super) fn get(&self, timer: Timer) -> Option<Instant> {
-        self.deadlines.get(timer.index()).copied().flatten()
+        if self.armed & Self::bit(timer) == 0 {
+            return None;
+        }
+        self.deadlines.get(timer.index()).copied()
     }
 
     /// Whether `timer` is armed.
     pub(super) fn is_set(&self, timer: Timer) -> bool {
-        self.get(timer).is_some()
+        self.armed & Self::bit(timer) != 0
     }
 
     /// Disarms `timer` and returns `true` if it expired by `now`.
@@ -107,7 +115,7 @@ impl TimerTable {
 
     /// The earliest deadline.
     pub(super) fn next_timeout(&self) -> Option<Instant> {
-        self.deadlines.iter().flatten().min().copied()
+        Timer::ORDER.iter().filter_map(|t| self.get(*t)).min()
     }
 }
 

@@ -2,9 +2,8 @@
 //! to ours (BNDACK in, §7.2).
 
 use failover_proto::{Binding, BindingStatus, BndAck, BndUpd, RejectReason};
-use heapless::Vec;
 
-use super::incoming::{Incoming, Outcome};
+use super::incoming::{Incoming, Items, Outcome};
 use super::{
     Action, CommitSink, CommitToken, Engine, EngineError, Event, LeaseLookup, MAX_BATCH, UpdateId,
     wrong_type,
@@ -37,9 +36,8 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         let first_token = self.incoming.tokens(count);
         let mut incoming = Incoming {
             xid: u.xid,
-            generation: self.generation,
             first_token,
-            items: Vec::new(),
+            items: Items::new(),
         };
         for (b, token) in u.bindings.iter().zip(first_token..) {
             let item = self.receive_binding(&b, token, wall, db, commits);
@@ -271,9 +269,9 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                     update,
                     xid,
                     address,
-                    status: o.summary.status,
-                    client: o.summary.client,
-                    potential_expiration_time: o.summary.potential_expiration_time(),
+                    status: o.summary().status,
+                    client: o.summary().client,
+                    potential_expiration_time: o.summary().potential_expiration_time(),
                 }),
                 Some(reason) => {
                     self.counters.reject_received(reason);

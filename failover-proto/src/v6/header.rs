@@ -106,7 +106,7 @@ impl Layout for Rfc8156 {
         if buf.len() < field::SIZE.end {
             return Err(DecodeError::new(
                 DecodeErrorKind::Truncated {
-                    needed: field::SIZE.end,
+                    needed: wire_len(field::SIZE.end),
                 },
                 buf.len(),
             ));
@@ -118,13 +118,17 @@ impl Layout for Rfc8156 {
         let len = m.frame_len();
         if buf.len() < len {
             return Err(DecodeError::new(
-                DecodeErrorKind::Truncated { needed: len },
+                DecodeErrorKind::Truncated {
+                    needed: wire_len(len),
+                },
                 buf.len(),
             ));
         }
         if m.msg_type().is_failover() && size < MIN_FAILOVER_SIZE {
             return Err(DecodeError::new(
-                DecodeErrorKind::Truncated { needed: HEADER_LEN },
+                DecodeErrorKind::Truncated {
+                    needed: wire_len(HEADER_LEN),
+                },
                 len,
             ));
         }
@@ -207,4 +211,9 @@ impl<T: AsRef<[u8]>> defmt::Format for Message<T> {
             self.sent_time()
         );
     }
+}
+
+/// A length on the stream as the error reports it (a frame is at most 65,537 bytes).
+fn wire_len(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
