@@ -158,8 +158,20 @@ impl Proc {
 
     /// The last status line.
     pub(crate) fn status(&self) -> Option<String> {
+        self.status_after(0)
+    }
+
+    /// How many lines the process printed so far: a mark for [`Proc::status_after`].
+    pub(crate) fn mark(&self) -> usize {
+        self.out.lock().unwrap().len()
+    }
+
+    /// The last status line printed after `mark` (lines printed before it may predate what
+    /// the caller just did).
+    pub(crate) fn status_after(&self, mark: usize) -> Option<String> {
         let out = self.out.lock().unwrap();
-        out.iter().rev().find(|l| l.contains("status: ")).cloned()
+        let fresh = out.get(mark..).unwrap_or_default();
+        fresh.iter().rev().find(|l| l.contains("status: ")).cloned()
     }
 
     /// Waits (bounded) until the last status line satisfies `ok`.
