@@ -581,7 +581,7 @@ impl Core {
                             break;
                         }
                     }
-                    for c in commits {
+                    while let Some(c) = commits.pop() {
                         self.commit(c);
                     }
                     self.carry_out();

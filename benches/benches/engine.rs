@@ -77,7 +77,7 @@ fn flush(from: &mut Side, to: &mut Side, buf: &mut [u8; 2048], table: &Table<'_>
         let mut commits = Commits::new();
         to.e.handle_message(now, wall, &buf[..n], &Pool, &mut commits)
             .unwrap();
-        for c in commits {
+        while let Some(c) = commits.pop() {
             to.e.binding_committed(c.token).unwrap();
         }
         drain(to);

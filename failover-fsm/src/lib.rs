@@ -117,7 +117,7 @@
 //!             // The partner's bindings to commit: durable, then confirmed.
 //!             let mut commits = Commits::new();
 //!             to.handle_message(now, wall, &buf[..n], &Pool, &mut commits).unwrap();
-//!             for c in commits {
+//!             while let Some(c) = commits.pop() {
 //!                 to.binding_committed(c.token).unwrap();
 //!             }
 //!             serve(to, acked);

@@ -100,7 +100,7 @@ fn flush(from: &mut Side, to: &mut Side, now: Instant, wall: UnixTime, buf: &mut
         to.engine
             .handle_message(now, wall, &buf[..n], &to.store, &mut commits)
             .unwrap();
-        for c in commits {
+        while let Some(c) = commits.pop() {
             let i = (u32::from(c.binding.ip()) - BASE) as usize;
             to.store.status[i] = c.verdict.store_as;
             to.engine.binding_committed(c.token).unwrap();

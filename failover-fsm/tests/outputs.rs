@@ -175,7 +175,7 @@ impl Side {
             self.e
                 .handle_message(now, wall(now), m, &self.db, &mut commits)
                 .unwrap();
-            for c in commits {
+            while let Some(c) = commits.pop() {
                 self.e.binding_committed(c.token).unwrap();
                 self.received.push(c);
             }

@@ -175,7 +175,7 @@ impl Node {
         let mut commits = Commits::new();
         self.engine
             .handle_message(now, wall, bytes, &self.store, &mut commits)?;
-        for c in commits {
+        while let Some(c) = commits.pop() {
             self.commit(c);
         }
         Ok(())

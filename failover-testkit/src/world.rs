@@ -1477,7 +1477,7 @@ impl World {
             }
         }
         // The partner's bindings the engine accepted, in the order of the BNDUPD.
-        for c in commits {
+        while let Some(c) = commits.pop() {
             slog!(self, "{} commit {:?} {:?}", NAMES[to], c.token, c.binding);
             self.on_commit(to, c.token, c.binding, c.verdict);
         }

@@ -1241,7 +1241,7 @@ impl<const Q: usize, const C: usize, const E: usize> Harness<Q, C, E> {
             .handle_message(self.now, self.wall(), bytes, &self.db, &mut commits);
         assert_eq!(r, Ok(()), "handle_message refused with no event pending");
         let xid = Message::new_unchecked(bytes).xid();
-        for c in commits {
+        while let Some(c) = commits.pop() {
             assert!(
                 c.token.0 > self.last_token,
                 "commit token {} given after {}",

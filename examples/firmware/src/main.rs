@@ -62,7 +62,7 @@ pub extern "C" fn _start() -> ! {
                 Ok(Some(msg)) => {
                     let mut commits = Commits::new();
                     let _ = engine.handle_message(now, wall, msg, &Pool, &mut commits);
-                    for c in commits {
+                    while let Some(c) = commits.pop() {
                         // Flash written (here: pretend), then confirmed.
                         black_box(&c.binding);
                         let _ = engine.binding_committed(c.token);

@@ -26,6 +26,7 @@ pub struct CommitToken(pub u64);
 ///
 /// `commit` runs while the engine is borrowed: apply the binding or keep it, and confirm once
 /// `handle_message` has returned (or later, after a sync). [`Commits`] keeps them for that.
+/// (`heapless::Vec<Commit, N>` with `N >= MAX_BATCH` is a sink too.)
 pub trait CommitSink {
     /// A binding of the partner's to commit: `binding` has its times in our clock;
     /// `verdict.store_as` is the binding-status to store (EXPIRED, RELEASED and RESET become
@@ -45,19 +46,55 @@ pub struct Commit {
     pub verdict: Verdict,
 }
 
-/// The bindings of one [`Engine::handle_message`] call: at most [`MAX_BATCH`], so a list this
-/// size never overflows. Make a new one (or drain it) for every call.
+/// The bindings of one [`Engine::handle_message`] call, in the order of the BNDUPD: at most
+/// [`MAX_BATCH`], so this list never overflows. Make one per call (it is a few words until a
+/// binding arrives) and take them with [`Commits::pop`] — one at a time, so that the list is
+/// never copied whole.
 ///
 /// ```
 /// # use failover_fsm::{Commits, Engine};
-/// # fn serve(engine: &mut Engine, commits: Commits) {
-/// for c in commits {
+/// # fn serve(engine: &mut Engine, mut commits: Commits) {
+/// while let Some(c) = commits.pop() {
 ///     // ... store c.binding as c.verdict says, durably ...
 ///     engine.binding_committed(c.token).unwrap();
 /// }
 /// # }
 /// ```
-pub type Commits = heapless::Vec<Commit, MAX_BATCH>;
+#[derive(Debug, Default)]
+pub struct Commits(Deque<Commit, MAX_BATCH>);
+
+impl Commits {
+    /// An empty list.
+    pub const fn new() -> Self {
+        Commits(Deque::new())
+    }
+
+    /// The first binding not taken yet.
+    pub fn pop(&mut self) -> Option<Commit> {
+        self.0.pop_front()
+    }
+
+    /// How many are left.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether none is left.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl CommitSink for Commits {
+    fn commit(&mut self, token: CommitToken, binding: BindingData, verdict: Verdict) {
+        // One call hands out at most MAX_BATCH.
+        let _ = self.0.push_back(Commit {
+            token,
+            binding,
+            verdict,
+        });
+    }
+}
 
 impl<const N: usize> CommitSink for heapless::Vec<Commit, N> {
     fn commit(&mut self, token: CommitToken, binding: BindingData, verdict: Verdict) {

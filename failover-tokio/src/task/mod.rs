@@ -287,7 +287,7 @@ impl<S: Storage> Core<S> {
                             break;
                         }
                     }
-                    for c in commits {
+                    while let Some(c) = commits.pop() {
                         self.commit(c);
                     }
                 }

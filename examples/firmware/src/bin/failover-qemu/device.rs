@@ -80,7 +80,7 @@ impl Device {
         self.engine
             .handle_message(now, wall, msg, &self.leases, &mut commits)
             .map_err(|_| "handle_message refused")?;
-        for c in commits {
+        while let Some(c) = commits.pop() {
             let record = self
                 .leases
                 .get_mut(c.binding.address)
