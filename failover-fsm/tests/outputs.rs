@@ -566,3 +566,75 @@ fn a_close_is_an_action_and_the_last_messages_go_before_it() {
     assert!(matches!(Repr::parse(&out[0]), Ok(Repr::Disconnect(_))));
     assert!(p.e.poll_timeout().is_none_or(|t| t > now));
 }
+
+#[test]
+fn a_bndupd_carries_the_stores_record_as_it_is_when_sent() {
+    // Issue 14: the engine keeps an address, not a copy; the binding is read from the store
+    // when its turn comes.
+    let a = Ipv4Addr::new(192, 0, 2, 30);
+    let t = UnixTime(WALL);
+    let (mut p, mut s, now) = normal_pair();
+    let queued = lease(a, BindingStatus::Active, t);
+    let id = p.queue(queued).unwrap();
+    // The store's record changes before the BNDUPD is written (a store that changes a record
+    // queues it again; here the change is made behind the engine's back to show what is read).
+    let mut newer = lease(a, BindingStatus::Active, t);
+    newer.lease_expiration_time = Some(t.plus(7200));
+    p.queued.push(newer);
+    let out = p.transmit(now);
+    let sent: Vec<Option<u32>> = out
+        .iter()
+        .filter_map(|m| match Repr::parse(m) {
+            Ok(Repr::BndUpd(u)) => u.bindings.iter().next().map(|b| b.lease_expiration_time),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(sent, [Some(WALL + 7200)]);
+    // The acknowledgement names the update queued, with what went out.
+    s.deliver(now, &out);
+    let answers = s.transmit(now);
+    p.deliver(now, &answers);
+    let acked = p.actions.iter().find_map(|x| match x {
+        Action::BindingAcked {
+            update,
+            potential_expiration_time,
+            ..
+        } => Some((*update, *potential_expiration_time)),
+        _ => None,
+    });
+    assert_eq!(acked, Some((id, Some(t.plus(5400)))));
+}
+
+#[test]
+fn an_address_the_store_does_not_hold_is_dropped_counted_and_not_sent() {
+    let t = UnixTime(WALL);
+    let (mut p, _s, now) = normal_pair();
+    // Queued straight into the engine: the store (the side's list) never held it.
+    p.e.send_binding(&lease(
+        Ipv4Addr::new(192, 0, 2, 31),
+        BindingStatus::Active,
+        t,
+    ))
+    .unwrap();
+    let kept = p.queue(lease(
+        Ipv4Addr::new(192, 0, 2, 32),
+        BindingStatus::Active,
+        t,
+    ));
+    assert!(kept.is_ok());
+    let out = p.transmit(now);
+    // Only the address the store holds goes; the other is gone from the queue, counted.
+    let addresses: Vec<Ipv4Addr> = out
+        .iter()
+        .filter_map(|m| match Repr::parse(m) {
+            Ok(Repr::BndUpd(u)) => u.bindings.iter().next().map(|b| b.address),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(addresses, [Ipv4Addr::new(192, 0, 2, 32)]);
+    let status = p.e.status(now);
+    assert_eq!(status.counters.updates_dropped, 1);
+    assert_eq!(status.queued, 1, "the one in flight");
+    // What waited for it is looked at again at once (a timer due now), not on the next input.
+    assert!(p.e.poll_timeout().is_some_and(|t| t <= now));
+}

@@ -1155,15 +1155,13 @@ impl World {
     fn on_commit(&mut self, i: usize, token: CommitToken, binding: BindingData, verdict: Verdict) {
         let j = 1 - i;
         let Some((conn, xid)) = self.nodes[i].rx else {
-            self.fail("CommitBinding outside the delivery of a BNDUPD");
+            self.fail("a commit outside the delivery of a BNDUPD");
         };
         let Some(&(addr, vid)) = self.nodes[j].tx.get(&(conn, xid)) else {
-            self.fail(&format!(
-                "CommitBinding for xid {xid} the partner never sent"
-            ));
+            self.fail(&format!("a commit for xid {xid} the partner never sent"));
         };
         if addr != binding.address {
-            self.fail("CommitBinding for another address than the BNDUPD's");
+            self.fail("a commit for another address than the BNDUPD's");
         }
         let delay = if self.p.commit_delay_ms == 0 {
             0
