@@ -290,6 +290,11 @@ impl<S: Storage> Core<S> {
                     while let Some(c) = commits.pop() {
                         self.commit(c);
                     }
+                    // This message's actions before the next message's commits: the store sees
+                    // every change in the order the engine decided it (a pool check on entering
+                    // NORMAL counts the addresses as they stood then, not with the bindings of
+                    // the BNDUPDs read after it).
+                    self.carry_out();
                 }
                 Ok(None) => break,
                 Err(e) => {
