@@ -244,6 +244,12 @@ pub struct Verdict {
     /// ([`crate::record::Received::KeptOurs`]): nothing else would send it before the next
     /// connection.
     pub ours_dropped: bool,
+    /// The engine took this update as newer than ours although our client-last-transaction-
+    /// time is later: the two crossed within the clocks' uncertainty, ours ending the client's
+    /// lease and this one renewing it (draft time rule (1), §7.1.3, with §5.10; see the
+    /// engine's crossing-update ordering). The store keeps it over its record, whatever the
+    /// times say, so that both servers keep the lease.
+    pub taken_as_newer: bool,
     /// Seconds the engine added to the partner's times to bring them into our clock (the skew
     /// correction, §5.10; 0 without one). The same update sent again over a later connection
     /// may be corrected differently; this tells the store it is the same.
@@ -347,6 +353,7 @@ pub fn judge_update(
         superseded_xid,
         ours_in_flight: local.in_flight.is_some(),
         ours_dropped: false,
+        taken_as_newer: false,
         partner_time_shift: 0,
         skew_margin: 0,
     })

@@ -320,6 +320,7 @@ impl LeaseRecord {
             .or(binding.start_time_of_state);
         let older = !before.partner_has_it
             && !refused
+            && !verdict.taken_as_newer
             && matches!((ours, theirs), (Some(o), Some(t)) if o > t);
         if !older {
             return Received::Stored;

@@ -31,6 +31,7 @@ fn verdict(b: &BindingData, store_as: BindingStatus) -> Verdict {
         superseded_xid: None,
         ours_in_flight: false,
         ours_dropped: false,
+        taken_as_newer: false,
         partner_time_shift: 0,
         skew_margin: 0,
     }

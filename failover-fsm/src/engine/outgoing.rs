@@ -384,7 +384,15 @@ impl<const N: usize> OutgoingQueue<N> {
     /// after we took the primary's BACKUP made the primary free an address we were leasing.)
     ///
     /// Returns whether a copy was dropped.
-    pub(super) fn supersede(&mut self, received: &BindingData, isc: bool) -> bool {
+    /// `taken_as_newer`: the engine ordered the partner's binding after ours although ours is
+    /// later by the clock (crossing updates, [`crate::accept::Verdict::taken_as_newer`]): ours
+    /// are stale like older ones.
+    pub(super) fn supersede(
+        &mut self,
+        received: &BindingData,
+        isc: bool,
+        taken_as_newer: bool,
+    ) -> bool {
         if !self.may_hold(&received.address) {
             return false;
         }
@@ -393,7 +401,9 @@ impl<const N: usize> OutgoingQueue<N> {
         let theirs = received.recency();
         let stale = |o: &Outgoing| {
             o.address == address
-                && if isc {
+                && if taken_as_newer {
+                    true
+                } else if isc {
                     !longer_lease(&o.summary(), &received)
                 } else {
                     match (o.summary().recency(), theirs) {

@@ -73,7 +73,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         };
         match result {
             Ok((binding, mut verdict)) => {
-                verdict.ours_dropped = self.supersede(&binding);
+                verdict.ours_dropped = self.supersede(&binding, verdict.taken_as_newer);
                 commits.commit(CommitToken(token), binding, verdict);
                 (address, None)
             }
@@ -126,9 +126,14 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         // What is outstanding is the engine's to know, not the store's.
         local.in_flight = self.outgoing.in_flight_for(&received.address);
         let ours_in_flight = local.in_flight;
+        let cltt_before = local.cltt;
         if self.config.dialect == Dialect::Draft && !self.refresh_from_partner {
             self.order_crossing_updates(&mut local, received, wall);
         }
+        // Ordered before theirs: the store must not keep ours for its later time (seed
+        // 54068510: the primary kept its RELEASED over the secondary's renewal it had
+        // accepted, sent it again later, and freed the address under the client).
+        let taken_as_newer = local.cltt != cltt_before && local.cltt < cltt_before;
         if self.refresh_from_partner {
             // Refreshing a lost lease table from the partner (§9.5: "refresh its stable
             // storage from the other server"). Whatever we hold is a restored older copy at
@@ -173,6 +178,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         Ok(Verdict {
             superseded_xid: verdict.superseded_xid.or(refreshed),
             ours_in_flight: ours_in_flight.is_some(),
+            taken_as_newer,
             partner_time_shift,
             skew_margin,
             ..verdict
@@ -223,10 +229,10 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     /// We accept the partner's `received` binding: our stale copies of it go (see
     /// `OutgoingQueue::supersede`).
     /// Returns whether a copy not yet sent was dropped ([`Verdict::ours_dropped`]).
-    fn supersede(&mut self, received: &BindingData) -> bool {
+    fn supersede(&mut self, received: &BindingData, taken_as_newer: bool) -> bool {
         let isc = self.config.dialect == Dialect::Isc;
         let queued = self.outgoing.len();
-        if !self.outgoing.supersede(received, isc) {
+        if !self.outgoing.supersede(received, isc, taken_as_newer) {
             return false;
         }
         let dropped = queued.saturating_sub(self.outgoing.len());

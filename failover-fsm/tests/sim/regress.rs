@@ -333,6 +333,7 @@ fn an_acknowledged_record_does_not_outrank_the_partners_next_update() {
         superseded_xid: None,
         ours_in_flight: false,
         ours_dropped: false,
+        taken_as_newer: false,
         partner_time_shift: 0,
         skew_margin: 0,
     };
@@ -618,4 +619,17 @@ fn extra_seed_32156737_isc_queued_release_keeps_the_rewind_closed() {
 #[test]
 fn extra_seed_32092117_isc_queued_release_keeps_the_rewind_closed() {
     extra_seed_passes(32092117);
+}
+
+/// Draft dialect: the primary's RELEASED of a client's lease and the secondary's new lease for
+/// the same client crossed a second apart, the secondary's client-last-transaction-time the
+/// earlier by the clocks. The engine ordered the renewal after the release (crossing updates
+/// within the clocks' uncertainty keep the lease), but the primary's record kept its RELEASED
+/// for its later time, sent it again on the next connection, and freed the address once the
+/// secondary took it while the client still held the secondary's lease. The record now keeps
+/// what the engine took as newer (`Verdict::taken_as_newer`), and the engine's copy in flight
+/// is stale. Found by a 100,000-seed run of 2026-12-03 (fails at 19072c4).
+#[test]
+fn extra_seed_54068510_draft_crossing_renewal_is_kept_over_our_release() {
+    extra_seed_passes(54068510);
 }

@@ -262,6 +262,7 @@ pub(super) fn decode_record(line: &str) -> Option<Record> {
                 // is applied.
                 ours_in_flight: false,
                 ours_dropped: false,
+                taken_as_newer: false,
                 partner_time_shift: 0,
                 skew_margin: 0,
             };

@@ -104,6 +104,7 @@ fn records_round_trip_through_the_log_format() {
         superseded_xid: Some(9),
         ours_in_flight: false,
         ours_dropped: false,
+        taken_as_newer: false,
         partner_time_shift: 0,
         skew_margin: 0,
     };
@@ -153,6 +154,7 @@ fn an_update_sent_again_does_not_undo_a_newer_change() {
         superseded_xid: None,
         ours_in_flight: false,
         ours_dropped: false,
+        taken_as_newer: false,
         partner_time_shift: 0,
         skew_margin: 0,
     };
@@ -201,6 +203,7 @@ fn a_torn_last_line_does_not_swallow_the_next_record() {
         superseded_xid: None,
         ours_in_flight: false,
         ours_dropped: false,
+        taken_as_newer: false,
         partner_time_shift: 0,
         skew_margin: 0,
     };
