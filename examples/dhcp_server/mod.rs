@@ -27,6 +27,7 @@
 //! assert_eq!(o.peer.listen.port(), 6647);
 //! ```
 
+pub mod offers;
 pub mod serve;
 pub mod wire;
 
@@ -43,7 +44,7 @@ use tokio::sync::mpsc;
 
 use crate::console::{ArgError, Args, Console, Style, thousands};
 use crate::peer::{PeerOptions, PeerStore, Printer, start_admin, start_peer, status_line};
-use serve::{Handled, Ports, Server};
+use serve::{Handled, Ports, Recording, Server};
 use wire::{Network, Pool};
 
 /// `--help`.
@@ -323,8 +324,34 @@ pub enum Command {
 const ME: &str = "dhcp";
 
 /// Most bindings being recorded at once; the socket is not read beyond (back-pressure: the
-/// kernel's buffer holds the next messages, then drops them as a saturated server must).
-const MAX_RECORDING: usize = 512;
+/// kernel's buffer holds the next messages, then drops them as a saturated server must). A
+/// slow sync (a compaction of the log, a busy disk) holds a few hundred milliseconds of
+/// requests: they wait here rather than in the kernel's smaller buffer.
+const MAX_RECORDING: usize = 4096;
+
+/// Most datagrams read in one go when the socket holds several: their bindings go to the
+/// failover task as one request.
+const BURST: usize = 64;
+
+/// Decides one datagram: sends its reply now, or adds its binding to `batch`.
+async fn take(
+    server: &mut Server,
+    socket: &UdpSocket,
+    datagram: &[u8],
+    batch: &mut Vec<Recording>,
+) {
+    match server.begin(datagram) {
+        Ok(Handled::Reply(Some(out))) => {
+            let _ = socket.send_to(&out.bytes, out.to).await;
+        }
+        // Recorded while the next messages are handled: the failover task makes the bindings
+        // of many durable with one sync (group commit).
+        Ok(Handled::Record(r)) => batch.push(r),
+        Ok(Handled::Reply(None)) => {}
+        // Counted (`bad` in the status line); a client's garbage is no news.
+        Err(_) => {}
+    }
+}
 
 /// The status line: the DHCP side, then the failover side.
 pub fn dhcp_status(server: &Server, handle: &Handle, store: &PeerStore) -> String {
@@ -410,37 +437,43 @@ pub async fn run(
                 Some(e) => printer.event(e),
                 None => return Err(io::Error::other("the failover task stopped")),
             },
-            got = socket.recv_from(&mut buf), if recordings.len() < MAX_RECORDING => {
-                let (n, _from) = match got {
-                    Ok(x) => x,
-                    // ICMP port unreachable from an earlier reply, and the like: not fatal.
-                    Err(_) => continue,
-                };
-                let datagram = buf.get(..n).unwrap_or_default();
-                match server.begin(datagram) {
-                    Ok(Handled::Reply(Some(out))) => {
-                        let _ = socket.send_to(&out.bytes, out.to).await;
+            got = socket.recv_from(&mut buf), if server.recording() < MAX_RECORDING => {
+                let mut batch = Vec::new();
+                if let Ok((n, _from)) = got {
+                    take(&mut server, &socket, buf.get(..n).unwrap_or_default(), &mut batch).await;
+                }
+                // And what else the socket holds already: one request to the failover task for
+                // the burst. (An error is ICMP port unreachable from an earlier reply and the
+                // like: not fatal.)
+                for _ in 1..BURST {
+                    if server.recording() >= MAX_RECORDING {
+                        break;
                     }
-                    // Recorded while the next messages are handled: the failover task makes
-                    // the bindings of many durable with one sync (group commit).
-                    Ok(Handled::Record(r)) => {
-                        recordings.spawn(server.record_later(r));
+                    match socket.try_recv_from(&mut buf) {
+                        Ok((n, _from)) => {
+                            let datagram = buf.get(..n).unwrap_or_default();
+                            take(&mut server, &socket, datagram, &mut batch).await;
+                        }
+                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                        Err(_) => {}
                     }
-                    Ok(Handled::Reply(None)) => {}
-                    // Counted (`bad` in the status line); a client's garbage is no news.
-                    Err(_) => {}
+                }
+                if !batch.is_empty() {
+                    recordings.spawn(server.record_later(batch));
                 }
             }
             Some(done) = recordings.join_next(), if !recordings.is_empty() => {
                 let Ok(done) = done else { continue };
-                if let Some(out) = server.recorded(done) {
+                for out in server.recorded(done) {
                     let _ = socket.send_to(&out.bytes, out.to).await;
                 }
             }
             _ = expiry_tick.tick() => {
-                let n = server.expire().await;
-                if n > 0 {
-                    console.line(ME, format!("{n} leases expired"));
+                // Recorded beside the clients' messages, not in their way: the expired
+                // addresses wait (as being recorded) until the failover task has them durable.
+                if let Some(ended) = server.begin_expiry() {
+                    console.line(ME, format!("{} leases expired", ended.len()));
+                    recordings.spawn(server.record_later(ended));
                 }
             }
             _ = status_tick.tick(), if opts.status_every > 0 => {
@@ -467,7 +500,7 @@ pub async fn run(
     // The bindings under way are recorded, and their clients answered, before the partner is
     // told we stop (each wait is bounded by RECORD_TIMEOUT).
     while let Some(done) = recordings.join_next().await {
-        if let Some(out) = done.ok().and_then(|d| server.recorded(d)) {
+        for out in done.map(|d| server.recorded(d)).unwrap_or_default() {
             let _ = socket.send_to(&out.bytes, out.to).await;
         }
     }

@@ -19,6 +19,7 @@ use failover_fsm::policy::{
 use failover_fsm::{BindingData, Dialect, UnixTime};
 use failover_tokio::{Handle, Storage, wall_clock};
 
+use super::offers::Offers;
 use super::wire::{BadRequest, ClientKind, ClientRequest, Network, Offered, Pool, parse, reply};
 use crate::peer::PeerStore;
 
@@ -58,7 +59,7 @@ pub struct Counters {
     pub releases: u64,
     /// Leases expired.
     pub expired: u64,
-    /// Bindings the peer did not record (no ACK went out).
+    /// Bindings the peer did not record (no ACK went out), counted one by one.
     pub record_failures: u64,
 }
 
@@ -77,14 +78,25 @@ pub enum Handled {
 pub struct Recording {
     address: Ipv4Addr,
     binding: BindingData,
-    /// The DHCPACK, for a lease; none for a RELEASE or DECLINE.
-    reply: Option<Outgoing>,
+    why: Why,
 }
 
-/// A [`Recording`] and whether the failover peer recorded it in time.
+/// What a [`Recording`] is for.
+#[derive(Debug)]
+enum Why {
+    /// A lease: the DHCPACK waits for it.
+    Lease(Outgoing),
+    /// A RELEASE or DECLINE: nothing is sent.
+    Release,
+    /// A lease whose time is up ([`Server::begin_expiry`]).
+    Expiry,
+}
+
+/// [`Recording`]s handed to the failover peer together, and whether it recorded them in
+/// time.
 #[derive(Debug)]
 pub struct Recorded {
-    recording: Recording,
+    recordings: Vec<Recording>,
     ok: bool,
 }
 
@@ -107,9 +119,9 @@ pub struct Server {
     pools: Vec<Pool>,
     ports: Ports,
     desired: u32,
-    offers: HashMap<Ipv4Addr, (ClientIdentity, Instant)>,
-    /// Addresses whose binding is being recorded, and for whom: the store does not show it
-    /// yet, so nothing else is decided about them meanwhile.
+    offers: Offers,
+    /// Addresses whose binding is being recorded, and for whom (nobody's for an expiry): the
+    /// store does not show it yet, so nothing else is decided about them meanwhile.
     recording: HashMap<Ipv4Addr, ClientIdentity>,
     /// What happened so far.
     pub counters: Counters,
@@ -142,7 +154,7 @@ impl Server {
             pools: Vec::new(),
             ports,
             desired,
-            offers: HashMap::new(),
+            offers: Offers::new(OFFER_HOLD),
             recording: HashMap::new(),
             counters: Counters::default(),
         }
@@ -201,8 +213,8 @@ impl Server {
         match self.begin(datagram)? {
             Handled::Reply(r) => Ok(r),
             Handled::Record(r) => {
-                let done = self.record_later(r).await;
-                Ok(self.recorded(done))
+                let done = self.record_later(vec![r]).await;
+                Ok(self.recorded(done).pop())
             }
         }
     }
@@ -220,40 +232,51 @@ impl Server {
         Ok(self.handle_request(&req).unwrap_or(Handled::Reply(None)))
     }
 
-    /// Records `recording`'s binding with the failover peer (durable, queued for the partner),
-    /// waiting at most [`RECORD_TIMEOUT`]. Needs no access to the server: the caller may run
-    /// many at once, then hands each result to [`Server::recorded`].
+    /// Records the bindings of `recordings` with the failover peer (durable, queued for the
+    /// partner) in one request, waiting at most [`RECORD_TIMEOUT`]: the messages of one burst
+    /// cost the failover task one command and the server one wake-up, and one sync covers
+    /// them (it covers whatever the task recorded before it started). Needs no access to the
+    /// server: the caller may run many at once, then hands each result to
+    /// [`Server::recorded`].
     pub fn record_later(
         &self,
-        recording: Recording,
+        recordings: Vec<Recording>,
     ) -> impl std::future::Future<Output = Recorded> + Send + 'static {
         let handle = self.handle.clone();
         async move {
-            let sent = handle.send_bindings(vec![recording.binding.clone()]);
+            let bindings = recordings.iter().map(|r| r.binding.clone()).collect();
+            let sent = handle.send_bindings(bindings);
             let ok = matches!(tokio::time::timeout(RECORD_TIMEOUT, sent).await, Ok(Ok(())));
-            Recorded { recording, ok }
+            Recorded { recordings, ok }
         }
     }
 
-    /// A binding is recorded (or not): returns the reply that waited for it.
-    pub fn recorded(&mut self, done: Recorded) -> Option<Outgoing> {
-        let Recorded { recording, ok } = done;
-        self.recording.remove(&recording.address);
-        if !ok {
-            self.counters.record_failures += 1;
-            return None;
-        }
-        match recording.reply {
-            Some(ack) => {
-                self.offers.remove(&recording.address);
-                self.counters.acks += 1;
-                Some(ack)
+    /// Bindings are recorded (or not): returns the replies that waited for them, in order.
+    pub fn recorded(&mut self, done: Recorded) -> Vec<Outgoing> {
+        let Recorded { recordings, ok } = done;
+        let mut replies = Vec::new();
+        for recording in recordings {
+            self.recording.remove(&recording.address);
+            if !ok {
+                self.counters.record_failures += 1;
+                continue;
             }
-            None => {
-                self.counters.releases += 1;
-                None
+            match recording.why {
+                Why::Lease(ack) => {
+                    self.offers.remove(recording.address);
+                    self.counters.acks += 1;
+                    replies.push(ack);
+                }
+                Why::Release => self.counters.releases += 1,
+                Why::Expiry => self.counters.expired += 1,
             }
         }
+        replies
+    }
+
+    /// How many bindings are being recorded.
+    pub fn recording(&self) -> usize {
+        self.recording.len()
     }
 
     /// Whether a binding of `address` is being recorded: its record in the store is not the
@@ -271,9 +294,7 @@ impl Server {
                 let (rk, a) = request_kind(req)?;
                 if rk == RequestKind::Selecting && req.server_id != Some(self.net.server_id) {
                     // The client took another server's offer: ours is free again.
-                    let me = req.lease_client().identity();
-                    self.offers
-                        .retain(|_, (c, _)| c.same_client(&me) != Some(true));
+                    self.offers.remove_client(&req.lease_client().identity());
                     return None;
                 }
                 (MessageKind::Request(rk), Some(a))
@@ -336,13 +357,13 @@ impl Server {
     ) -> Option<Outgoing> {
         let me = req.lease_client().identity();
         let clock = Instant::now();
-        self.offers.retain(|_, (_, until)| *until > clock);
+        self.offers.expire(clock);
         let (offers, recording) = (&self.offers, &self.recording);
         // 2. An address the failover state lets us give this client (the store's indexes find
         // what `choose_address` would choose from the whole pool).
         let held_for_another = |a: Ipv4Addr, _: &_| {
             let other = |c: &ClientIdentity| c.same_client(&me) != Some(true);
-            offers.get(&a).is_some_and(|(c, _)| other(c)) || recording.get(&a).is_some_and(other)
+            offers.client_of(a).is_some_and(other) || recording.get(&a).is_some_and(other)
         };
         let Some(record) = self.store.memory().choose_address_within(
             within,
@@ -363,7 +384,7 @@ impl Server {
             times: LeaseTimes::for_client(&record.local, record.holds(&me)),
             partner_down: PartnerDownLeases::KeepMclt,
         });
-        self.offers.insert(address, (me, clock + OFFER_HOLD));
+        self.offers.insert(address, me, clock);
         self.counters.offers += 1;
         self.send(
             req,
@@ -432,7 +453,7 @@ impl Server {
         Some(Handled::Record(Recording {
             address,
             binding,
-            reply: Some(ack),
+            why: Why::Lease(ack),
         }))
     }
 
@@ -454,41 +475,51 @@ impl Server {
         Some(Handled::Record(Recording {
             address,
             binding,
-            reply: None,
+            why: Why::Release,
         }))
     }
 
-    /// Ends the leases whose time is up (EXPIRED, sent to the partner). Returns how many.
+    /// Ends the leases whose time is up (EXPIRED, sent to the partner) and waits until that is
+    /// recorded. Returns how many. (The server's loop uses [`Server::begin_expiry`] instead,
+    /// so as not to wait.)
     pub async fn expire(&mut self) -> usize {
+        let Some(ended) = self.begin_expiry() else {
+            return 0;
+        };
+        let n = ended.len();
+        let done = self.record_later(ended).await;
+        let ok = done.ok;
+        self.recorded(done);
+        if ok { n } else { 0 }
+    }
+
+    /// The leases whose time is up, as EXPIRED bindings to record ([`Server::record_later`],
+    /// then [`Server::recorded`]), or `None`. Their addresses count as being recorded
+    /// meanwhile: no client is offered or granted one until the expiry is durable, and the
+    /// next call does not end them again.
+    pub fn begin_expiry(&mut self) -> Option<Vec<Recording>> {
         let now = wall_clock();
         if !expires_leases(&self.endpoint()) {
-            return 0;
+            return None;
         }
-        let recording = &self.recording;
+        let recording = &mut self.recording;
         // A lease being renewed is not ended: its renewal is on its way to the store.
-        let ended: Vec<BindingData> = self
+        let ended: Vec<Recording> = self
             .store
             .memory()
             .expired(now)
             .into_iter()
             .filter(|b| !recording.contains_key(&b.ip()))
+            .map(|binding| Recording {
+                address: binding.ip(),
+                binding,
+                why: Why::Expiry,
+            })
             .collect();
-        let n = ended.len();
-        if n > 0 && self.record_all(ended).await {
-            self.counters.expired += n as u64;
-            return n;
+        for r in &ended {
+            recording.insert(r.address, ClientIdentity::NONE);
         }
-        0
-    }
-
-    async fn record_all(&mut self, bindings: Vec<BindingData>) -> bool {
-        match tokio::time::timeout(RECORD_TIMEOUT, self.handle.send_bindings(bindings)).await {
-            Ok(Ok(())) => true,
-            _ => {
-                self.counters.record_failures += 1;
-                false
-            }
-        }
+        (!ended.is_empty()).then_some(ended)
     }
 
     fn send(

@@ -21,7 +21,7 @@ use std::time::Duration;
 
 use dhcproto::v4::{DhcpOption, HType, Message, MessageType, Opcode, OptionCode};
 use dhcproto::{Decodable, Decoder, Encodable};
-use failover_examples::dhcp_server::serve::{Ports, Server};
+use failover_examples::dhcp_server::serve::{Handled, Ports, Server};
 use failover_examples::dhcp_server::wire::{BadRequest, ClientKind, Network, parse};
 use failover_examples::dhcp_server::{Parsed, ServerOptions, parse_args};
 use failover_examples::peer::{PeerStore, start_peer};
@@ -522,6 +522,120 @@ async fn a_direct_clients_lease_expires_and_its_address_is_reused() {
         .unwrap()
         .unwrap();
     assert_eq!(reply_of(&offer.bytes), (MessageType::Offer, addr), "reused");
+    ph.abort().await;
+    sh.abort().await;
+}
+
+/// The server loop's way of recording (issue 12): the REQUESTs of one burst go to the failover
+/// peer as one batch and are ACKed in order once durable; the expiry of leases runs beside the
+/// clients' messages, its addresses held back (not offered, a renewal silent, not ended twice)
+/// until it is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_is_recorded_as_one_batch_and_expiry_holds_its_addresses_until_durable() {
+    let (ph, pstore, sh, _sstore) = pair(3).await;
+    let mut server = relay_server(&ph, &pstore);
+    let unspec = Ipv4Addr::UNSPECIFIED;
+    let macs: Vec<[u8; 6]> = (0..3).map(primary_mac).collect();
+    let mut requests = Vec::new();
+    for mac in &macs {
+        let offer = server
+            .handle_datagram(&bytes(&message(
+                mac,
+                MessageType::Discover,
+                unspec,
+                None,
+                None,
+            )))
+            .await
+            .unwrap()
+            .unwrap();
+        let (kind, addr) = reply_of(&offer.bytes);
+        assert_eq!(kind, MessageType::Offer);
+        requests.push((
+            addr,
+            bytes(&message(
+                mac,
+                MessageType::Request,
+                unspec,
+                Some(addr),
+                Some(SERVER_ID),
+            )),
+        ));
+    }
+    // The three REQUESTs decided one after the other, recorded together.
+    let batch: Vec<_> = requests
+        .iter()
+        .map(|(_, r)| match server.begin(r).unwrap() {
+            Handled::Record(rec) => rec,
+            other => panic!("{other:?}"),
+        })
+        .collect();
+    assert_eq!(server.recording(), 3);
+    let done = server.record_later(batch).await;
+    let acks = server.recorded(done);
+    let leased: Vec<Ipv4Addr> = requests.iter().map(|(a, _)| *a).collect();
+    assert_eq!(
+        acks.iter().map(|o| reply_of(&o.bytes)).collect::<Vec<_>>(),
+        leased
+            .iter()
+            .map(|a| (MessageType::Ack, *a))
+            .collect::<Vec<_>>(),
+        "one ACK each, in order"
+    );
+    assert_eq!((server.counters.acks, server.recording()), (3, 0));
+    for a in &leased {
+        assert_eq!(
+            pstore.memory().get(*a).unwrap().local.status,
+            BindingStatus::Active,
+            "durable before its ACK"
+        );
+    }
+    settle(&ph).await;
+
+    // The MCLT-long leases (3 s) end.
+    tokio::time::sleep(Duration::from_millis(4100)).await;
+    let ended = server.begin_expiry().expect("three leases ended");
+    assert_eq!(ended.len(), 3);
+    assert_eq!(server.recording(), 3);
+    assert!(server.begin_expiry().is_none(), "not ended twice meanwhile");
+    // Meanwhile: the first client's renewal is not answered, a new client is offered none of
+    // the three.
+    let renew = bytes(&message(
+        &macs[0],
+        MessageType::Request,
+        leased[0],
+        None,
+        None,
+    ));
+    let silent = server.counters.silent;
+    assert!(matches!(server.begin(&renew), Ok(Handled::Reply(None))));
+    assert_eq!(server.counters.silent, silent + 1);
+    let newcomer = primary_mac(3);
+    let offer = server
+        .handle_datagram(&bytes(&message(
+            &newcomer,
+            MessageType::Discover,
+            unspec,
+            None,
+            None,
+        )))
+        .await
+        .unwrap()
+        .unwrap();
+    let (kind, offered) = reply_of(&offer.bytes);
+    assert_eq!(kind, MessageType::Offer);
+    assert!(!leased.contains(&offered), "{offered} is being expired");
+    // Recorded: counted, nothing sent, the addresses released to the rules again.
+    let done = server.record_later(ended).await;
+    assert!(server.recorded(done).is_empty());
+    assert_eq!((server.counters.expired, server.recording()), (3, 0));
+    for a in &leased {
+        let status = pstore.memory().get(*a).unwrap().local.status;
+        assert!(
+            matches!(status, BindingStatus::Expired | BindingStatus::Free),
+            "{a}: {status:?}"
+        );
+    }
     ph.abort().await;
     sh.abort().await;
 }

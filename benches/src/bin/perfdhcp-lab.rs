@@ -48,7 +48,16 @@ OPTIONS:
                          ISC and ours go COMMUNICATIONS-INTERRUPTED → PARTNER-DOWN after S s
                          (default 10, ISC's shortest useful setting; 0: off). Kea: its
                          max-response-delay (default 60 s)
+    --mud N              max-unacked-updates of the ISC pair and ours (default 10, ISC's usual
+                         setting; ours accepts up to 128)
     --server PATH        the dhcp-server binary (default target/release/examples/dhcp-server)
+    --baseline PATH      another dhcp-server binary (an earlier build), measured in the same
+                         run as systems ours-pair-before / ours-single-before (added to the
+                         default list when given)
+    --generator G        perfdhcp (default) or flood: dora-flood, this program's sibling binary
+                         (cargo build --release -p failover-benches --bin dora-flood), an
+                         open-loop Rust generator for when perfdhcp saturates first; it reports
+                         p50 / p99 itself. The failover test always uses perfdhcp
     --latency            capture every rung on the lab's bridge (dumpcap) and compute p50 / p99
                          of DISCOVER→OFFER and REQUEST→ACK from the packets' timestamps
                          (tshark); perfdhcp 2.2 prints no percentiles. The capture takes CPU
@@ -85,9 +94,11 @@ enum System {
     KeaLb,
     KeaHs,
     OursPair,
+    OursPairBefore,
     IscSingle,
     KeaSingle,
     OursSingle,
+    OursSingleBefore,
 }
 
 impl System {
@@ -101,6 +112,9 @@ impl System {
         System::OursSingle,
     ];
 
+    /// `--baseline`'s: our server, built from an earlier commit.
+    const BEFORE: [System; 2] = [System::OursPairBefore, System::OursSingleBefore];
+
     fn name(self) -> &'static str {
         match self {
             System::IscPair => "isc-pair",
@@ -110,17 +124,37 @@ impl System {
             System::KeaSingle => "kea-single",
             System::OursPair => "ours-pair",
             System::OursSingle => "ours-single",
+            System::OursPairBefore => "ours-pair-before",
+            System::OursSingleBefore => "ours-single-before",
         }
     }
 
     fn parse(s: &str) -> Option<System> {
-        System::ALL.into_iter().find(|x| x.name() == s)
+        System::ALL
+            .into_iter()
+            .chain(System::BEFORE)
+            .find(|x| x.name() == s)
     }
 
     fn is_pair(self) -> bool {
         matches!(
             self,
-            System::IscPair | System::KeaLb | System::KeaHs | System::OursPair
+            System::IscPair
+                | System::KeaLb
+                | System::KeaHs
+                | System::OursPair
+                | System::OursPairBefore
+        )
+    }
+
+    /// A pair or a single of our `dhcp-server` (either build).
+    fn is_ours(self) -> bool {
+        matches!(
+            self,
+            System::OursPair
+                | System::OursSingle
+                | System::OursPairBefore
+                | System::OursSingleBefore
         )
     }
 }
@@ -135,8 +169,48 @@ struct Options {
     /// ISC `auto-partner-down`, ours `--auto-partner-down` (0: off).
     auto_partner_down: u32,
     server: PathBuf,
+    /// ISC's `max-unacked-updates`, ours `--mud`.
+    mud: u32,
+    /// `--baseline`: the build the `*-before` systems run.
+    baseline: Option<PathBuf>,
+    generator: Generator,
     /// p50 / p99 from a capture of every rung.
     latency: bool,
+}
+
+/// What drives the DHCP load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Generator {
+    /// Kea's perfdhcp.
+    Perfdhcp,
+    /// `dora-flood` (benches/src/bin/dora-flood.rs).
+    Flood,
+}
+
+impl Generator {
+    fn name(self) -> &'static str {
+        match self {
+            Generator::Perfdhcp => "perfdhcp",
+            Generator::Flood => "dora-flood",
+        }
+    }
+}
+
+impl Options {
+    /// The `dhcp-server` binary `sys` runs.
+    fn server_for(&self, sys: System) -> &Path {
+        match (sys, &self.baseline) {
+            (System::OursPairBefore | System::OursSingleBefore, Some(b)) => b,
+            _ => &self.server,
+        }
+    }
+}
+
+/// dora-flood: next to this program.
+fn flood_binary() -> PathBuf {
+    std::env::current_exe()
+        .map(|p| p.with_file_name("dora-flood"))
+        .unwrap_or_else(|_| PathBuf::from("target/release/dora-flood"))
 }
 
 fn parse_list<T>(s: &str, f: impl Fn(&str) -> Option<T>) -> Result<Vec<T>, String> {
@@ -168,8 +242,12 @@ fn parse_args() -> Result<Parsed, String> {
         failover_rate: 100,
         auto_partner_down: 10,
         server: PathBuf::from("target/release/examples/dhcp-server"),
+        baseline: None,
+        mud: 10,
+        generator: Generator::Perfdhcp,
         latency: false,
     };
+    let mut systems_given = false;
     let mut args = std::env::args().skip(1);
     let rate = |x: &str| x.parse::<u32>().ok().filter(|&r| r > 0);
     while let Some(flag) = args.next() {
@@ -179,7 +257,25 @@ fn parse_args() -> Result<Parsed, String> {
             "--cleanup" => return Ok(Parsed::Cleanup),
             "--redraw" => return Ok(Parsed::Redraw(PathBuf::from(value()?))),
             "--out" => o.out = PathBuf::from(value()?),
-            "--systems" => o.systems = parse_list(&value()?, System::parse)?,
+            "--systems" => {
+                o.systems = parse_list(&value()?, System::parse)?;
+                systems_given = true;
+            }
+            "--baseline" => o.baseline = Some(PathBuf::from(value()?)),
+            "--mud" => {
+                o.mud = value()?
+                    .parse()
+                    .ok()
+                    .filter(|m| (1..=128).contains(m))
+                    .ok_or("--mud: 1 to 128")?;
+            }
+            "--generator" => {
+                o.generator = match value()?.as_str() {
+                    "perfdhcp" => Generator::Perfdhcp,
+                    "flood" | "dora-flood" => Generator::Flood,
+                    other => return Err(format!("--generator {other}: perfdhcp or flood")),
+                };
+            }
             "--rates" => o.rates = parse_list(&value()?, rate)?,
             "--seconds" => o.seconds = rate(&value()?).ok_or("--seconds: a number above 0")?,
             "--failover" => {
@@ -209,10 +305,20 @@ fn parse_args() -> Result<Parsed, String> {
             other => return Err(format!("unknown option {other} (see --help)")),
         }
     }
+    if o.baseline.is_some() && !systems_given {
+        o.systems.extend(System::BEFORE);
+        o.systems.sort();
+    }
+    if o.baseline.is_none() && o.systems.iter().any(|s| System::BEFORE.contains(s)) {
+        return Err("ours-*-before systems need --baseline PATH".into());
+    }
     if o.systems.is_empty() || o.rates.is_empty() {
         return Err("--systems and --rates must not be empty".into());
     }
-    if o.failover.iter().any(|s| !s.is_pair()) {
+    if o.failover
+        .iter()
+        .any(|s| !s.is_pair() || System::BEFORE.contains(s))
+    {
         return Err("--failover takes pairs only".into());
     }
     Ok(Parsed::Run(o))
@@ -250,10 +356,6 @@ fn missing_tools(o: &Options) -> Vec<String> {
         .systems
         .iter()
         .any(|s| matches!(s, System::IscPair | System::IscSingle));
-    let needs_ours = o
-        .systems
-        .iter()
-        .any(|s| matches!(s, System::OursPair | System::OursSingle));
     for (need, prog, arg, pkg) in [
         (true, "ip", "-V", "iproute2"),
         (true, "perfdhcp", "-v", "kea-admin"),
@@ -269,10 +371,24 @@ fn missing_tools(o: &Options) -> Vec<String> {
     if needs_kea && !Path::new("/usr/lib/x86_64-linux-gnu/kea/hooks/libdhcp_ha.so").exists() {
         missing.push("Kea's HA hook libdhcp_ha.so (apt-get install -y kea-dhcp4-server)".into());
     }
-    if needs_ours && !o.server.exists() {
-        missing.push(format!(
+    for server in o
+        .systems
+        .iter()
+        .filter(|s| s.is_ours())
+        .map(|&s| o.server_for(s))
+    {
+        let line = format!(
             "{} (cargo build --release --example dhcp-server)",
-            o.server.display()
+            server.display()
+        );
+        if !server.exists() && !missing.contains(&line) {
+            missing.push(line);
+        }
+    }
+    if o.generator == Generator::Flood && !flood_binary().exists() {
+        missing.push(format!(
+            "{} (cargo build --release -p failover-benches --bin dora-flood)",
+            flood_binary().display()
         ));
     }
     missing
@@ -506,7 +622,8 @@ impl Side {
     }
 }
 
-fn start_isc(dir: &Path, side: Side, pair: bool, auto_partner_down: u32) -> io::Result<Proc> {
+fn start_isc(o: &Options, dir: &Path, side: Side, pair: bool) -> io::Result<Proc> {
+    let auto_partner_down = o.auto_partner_down;
     let apd = if auto_partner_down > 0 {
         format!("  auto-partner-down {auto_partner_down};\n")
     } else {
@@ -522,6 +639,7 @@ fn start_isc(dir: &Path, side: Side, pair: bool, auto_partner_down: u32) -> io::
                     ("ADDR", side.addr()),
                     ("PEER", side.peer()),
                     ("APD", &apd),
+                    ("MUD", &o.mud.to_string()),
                     (
                         "PRIMARY_ONLY",
                         if primary {
@@ -650,7 +768,8 @@ fn start_kea(dir: &Path, side: Side, mode: KeaMode) -> io::Result<Proc> {
     )
 }
 
-fn start_ours(server: &Path, dir: &Path, side: Side, auto_partner_down: u32) -> io::Result<Proc> {
+fn start_ours(o: &Options, sys: System, dir: &Path, side: Side) -> io::Result<Proc> {
+    let (server, auto_partner_down) = (o.server_for(sys), o.auto_partner_down);
     let role = match side {
         Side::A => "primary",
         Side::B => "secondary",
@@ -683,7 +802,7 @@ fn start_ours(server: &Path, dir: &Path, side: Side, auto_partner_down: u32) -> 
         "--split",
         "128",
         "--mud",
-        "10",
+        &o.mud.to_string(),
         "--mrd",
         "15",
         "--status-every",
@@ -736,6 +855,37 @@ fn wait_logs(procs: &mut [Proc], needles: &[&str], timeout: Duration) -> io::Res
     )))
 }
 
+/// Waits until `ready` holds for every server's log (`timeout` bounds it).
+fn wait_until(procs: &mut [Proc], ready: fn(&str) -> bool, timeout: Duration) -> io::Result<()> {
+    let t0 = Instant::now();
+    while t0.elapsed() < timeout {
+        for p in procs.iter_mut() {
+            if !p.alive() {
+                return Err(io::Error::other(format!("{} exited", p.label)));
+            }
+        }
+        if procs.iter().all(|p| ready(&p.log_text())) {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Err(io::Error::other(format!(
+        "not settled after {} s",
+        timeout.as_secs()
+    )))
+}
+
+/// Whether a `dhcp-server`'s last status line (`--status-every 1`) shows pool balancing done:
+/// NORMAL, nothing queued, unacknowledged or awaiting commit, and BACKUP addresses.
+fn ours_balanced(log: &str) -> bool {
+    let Some(line) = log.lines().rfind(|l| l.contains("status: ")) else {
+        return false;
+    };
+    line.contains("status: NORMAL")
+        && line.contains("queued 0, unacked 0, awaiting commit 0")
+        && !line.contains(" 0 BACKUP")
+}
+
 /// Starts a system with fresh stores under `dir` and waits for its failover/HA state.
 fn start_system(o: &Options, sys: System, dir: &Path) -> io::Result<(Vec<Proc>, Duration)> {
     let mut procs = Vec::new();
@@ -748,15 +898,14 @@ fn start_system(o: &Options, sys: System, dir: &Path) -> io::Result<(Vec<Proc>, 
         let d = dir.join(side.tag());
         fs::create_dir_all(&d)?;
         procs.push(match sys {
-            System::IscPair | System::IscSingle => {
-                start_isc(&d, side, sys.is_pair(), o.auto_partner_down)?
-            }
+            System::IscPair | System::IscSingle => start_isc(o, &d, side, sys.is_pair())?,
             System::KeaLb => start_kea(&d, side, KeaMode::LoadBalancing)?,
             System::KeaHs => start_kea(&d, side, KeaMode::HotStandby)?,
             System::KeaSingle => start_kea(&d, side, KeaMode::Single)?,
-            System::OursPair | System::OursSingle => {
-                start_ours(&o.server, &d, side, o.auto_partner_down)?
-            }
+            System::OursPair
+            | System::OursSingle
+            | System::OursPairBefore
+            | System::OursSingleBefore => start_ours(o, sys, &d, side)?,
         });
     }
     let kea_log = |p: &Proc| p.log.with_file_name("kea.log");
@@ -783,12 +932,19 @@ fn start_system(o: &Options, sys: System, dir: &Path) -> io::Result<(Vec<Proc>, 
             };
             wait_logs(&mut procs, &[needle, needle], Duration::from_secs(90))?
         }
-        System::OursPair => wait_logs(
-            &mut procs,
-            &["→ NORMAL", "→ NORMAL"],
-            Duration::from_secs(90),
-        )?,
-        System::OursSingle => {
+        System::OursPair | System::OursPairBefore => {
+            let t0 = Instant::now();
+            wait_logs(
+                &mut procs,
+                &["→ NORMAL", "→ NORMAL"],
+                Duration::from_secs(90),
+            )?;
+            // And pool balancing done (the primary's BNDUPDs of half the pool, each
+            // acknowledged): the load must not start beside 8,192 updates each way.
+            wait_until(&mut procs, ours_balanced, Duration::from_secs(90))?;
+            t0.elapsed()
+        }
+        System::OursSingle | System::OursSingleBefore => {
             // No partner: the operator declares it down, as a lone failover server must be.
             // A fresh store starts in STARTUP, then RECOVER (no state of its own, §9.3) after
             // the startup wait, where only a forced PARTNER-DOWN is taken.
@@ -881,22 +1037,59 @@ fn parse_report(text: &str) -> Report {
                 l.max_ms = number(v);
             } else if let Some(v) = line.strip_prefix("std deviation:") {
                 l.std_ms = number(v);
+            } else if let Some(v) = line.strip_prefix("p50 delay:") {
+                // dora-flood's; perfdhcp 2.2 prints none.
+                l.p50_ms = number(v);
+            } else if let Some(v) = line.strip_prefix("p99 delay:") {
+                l.p99_ms = number(v);
             }
         }
     }
     r
 }
 
-/// Runs perfdhcp in the client namespace for `seconds` at `rate`; its output goes to `log`.
-fn perfdhcp(rate: u32, seconds: u32, periodic: bool, log: &Path) -> io::Result<Report> {
+/// utime + stime of process `pid`, clock ticks (/proc/PID/stat fields 14 and 15).
+fn cpu_ticks_of(pid: u32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let rest = stat.rsplit_once(')')?.1;
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+}
+
+/// Runs the generator in the client namespace for `seconds` at `rate` against `sys`; its
+/// output goes to `log`. Returns its report and the CPU it used while sending (% of one
+/// core, from /proc every 100 ms: whether it, not the server, was the bottleneck).
+fn generate(
+    generator: Generator,
+    sys: System,
+    rate: u32,
+    seconds: u32,
+    log: &Path,
+) -> io::Result<(Report, Option<f64>)> {
     let mut cmd = Command::new("ip");
-    cmd.args(["netns", "exec", NS_C, "perfdhcp", "-4", "-l", "br0"])
-        .args(["-R", &CLIENTS.to_string()])
-        .args(["-r", &rate.to_string()])
-        .args(["-p", &seconds.to_string()])
-        .args(["-W", &EXIT_WAIT_US.to_string()]);
-    if periodic {
-        cmd.args(["-t", "1"]);
+    cmd.args(["netns", "exec", NS_C]);
+    match generator {
+        Generator::Perfdhcp => {
+            cmd.args(["perfdhcp", "-4", "-l", "br0"])
+                .args(["-R", &CLIENTS.to_string()])
+                .args(["-r", &rate.to_string()])
+                .args(["-p", &seconds.to_string()])
+                .args(["-W", &EXIT_WAIT_US.to_string()]);
+        }
+        Generator::Flood => {
+            let to = if sys.is_pair() {
+                format!("{ADDR_A},{ADDR_B}")
+            } else {
+                ADDR_A.to_string()
+            };
+            cmd.arg(flood_binary())
+                .args(["--rate", &rate.to_string()])
+                .args(["--seconds", &seconds.to_string()])
+                .args(["--to", &to])
+                .args(["--clients", &CLIENTS.to_string()])
+                .args(["--giaddr", RELAY])
+                .args(["--wait-ms", &(EXIT_WAIT_US / 1000).to_string()]);
+        }
     }
     let out = fs::File::create(log)?;
     let mut child = cmd
@@ -904,6 +1097,10 @@ fn perfdhcp(rate: u32, seconds: u32, periodic: bool, log: &Path) -> io::Result<R
         .stderr(out)
         .stdin(Stdio::null())
         .spawn()?;
+    // `ip netns exec` execs the generator: the child's PID is its.
+    let t0 = Instant::now();
+    let sending = Duration::from_secs(u64::from(seconds));
+    let mut cpu_while_sending = None;
     let deadline = Instant::now() + Duration::from_secs(u64::from(seconds) + 30);
     loop {
         if child.try_wait()?.is_some() {
@@ -912,11 +1109,22 @@ fn perfdhcp(rate: u32, seconds: u32, periodic: bool, log: &Path) -> io::Result<R
         if Instant::now() > deadline {
             let _ = child.kill();
             let _ = child.wait();
-            return Err(io::Error::other("perfdhcp did not end in time; killed"));
+            return Err(io::Error::other(format!(
+                "{} did not end in time; killed",
+                generator.name()
+            )));
+        }
+        if t0.elapsed() <= sending
+            && let Some(t) = cpu_ticks_of(child.id())
+        {
+            cpu_while_sending = Some((t, t0.elapsed()));
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Ok(parse_report(&fs::read_to_string(log)?))
+    let cpu = cpu_while_sending
+        .filter(|(_, at)| !at.is_zero())
+        .map(|(t, at)| 100.0 * t as f64 / ticks_per_s() / at.as_secs_f64());
+    Ok((parse_report(&fs::read_to_string(log)?), cpu))
 }
 
 /// One rung of the ladder.
@@ -928,6 +1136,9 @@ struct Run {
     /// Server CPU during the run, % of one core, per server.
     cpu: Vec<f64>,
     load1: String,
+    /// perfdhcp or dora-flood, and its CPU while sending (% of one core).
+    generator: String,
+    generator_cpu: Option<f64>,
 }
 
 impl Run {
@@ -981,11 +1192,12 @@ fn ladder(o: &Options, sys: System, dir: &Path, runs: &mut Vec<Run>) -> io::Resu
             None
         };
         let t0 = Instant::now();
-        let report = perfdhcp(
+        let report = generate(
+            o.generator,
+            sys,
             rate,
             o.seconds,
-            false,
-            &dir.join(format!("perfdhcp-{rate}.txt")),
+            &dir.join(format!("{}-{rate}.txt", o.generator.name())),
         );
         let wall = t0.elapsed().as_secs_f64();
         let cpu = procs
@@ -996,7 +1208,7 @@ fn ladder(o: &Options, sys: System, dir: &Path, runs: &mut Vec<Run>) -> io::Resu
                 _ => f64::NAN,
             })
             .collect();
-        let mut report = report?;
+        let (mut report, generator_cpu) = report?;
         if let Some(c) = capture {
             let file = c.stop();
             let [d, a, lag] = latencies(&file)?;
@@ -1013,9 +1225,11 @@ fn ladder(o: &Options, sys: System, dir: &Path, runs: &mut Vec<Run>) -> io::Resu
             report,
             cpu,
             load1: load,
+            generator: o.generator.name().to_string(),
+            generator_cpu,
         };
         println!(
-            "{:12} r={:6} → {:8.0} DORA/s, drops {:5.2} % (DO {} / RA {}), RA avg {} ms, max {} ms",
+            "{:12} r={:6} → {:8.0} DORA/s, drops {:5.2} % (DO {} / RA {}), RA avg {} ms, max {} ms, CPU {} + {}: {} %, load {}",
             sys.name(),
             rate,
             run.dora_per_s(),
@@ -1023,9 +1237,17 @@ fn ladder(o: &Options, sys: System, dir: &Path, runs: &mut Vec<Run>) -> io::Resu
             run.report.discover_offer.drops,
             run.report.request_ack.drops,
             opt(run.report.request_ack.avg_ms),
-            opt(run.report.request_ack.max_ms)
+            opt(run.report.request_ack.max_ms),
+            run.cpu
+                .iter()
+                .map(|c| format!("{c:.0} %"))
+                .collect::<Vec<_>>()
+                .join(" + "),
+            o.generator.name(),
+            opt(run.generator_cpu),
+            run.load1
         );
-        if o.latency {
+        if o.latency || o.generator == Generator::Flood {
             let (d, a) = (&run.report.discover_offer, &run.report.request_ack);
             println!(
                 "{:12}          p50 / p99 ms: DO {} / {}, RA {} / {}, partner's lag {} / {}",
@@ -1293,7 +1515,7 @@ fn takeover(o: &Options, sys: System, dir: &Path) -> io::Result<Takeover> {
     let (seconds, kill_at) = (90u32, 10u32);
     let needle = match sys {
         System::IscPair => "to partner-down",
-        System::OursPair => "→ PARTNER-DOWN",
+        System::OursPair | System::OursPairBefore => "→ PARTNER-DOWN",
         _ => "to PARTNER-DOWN state",
     };
     let mut killed_at: Option<Instant> = None;
@@ -1399,7 +1621,7 @@ fn last_state(sys: System, log: &str) -> String {
                     .map(|(_, r)| r.trim().to_string())
             })
             .next_back(),
-        System::OursPair => log
+        System::OursPair | System::OursPairBefore => log
             .lines()
             .filter(|l| l.contains(" → "))
             .filter_map(|l| l.rsplit_once(" → ").map(|(_, r)| r.trim().to_string()))
@@ -1420,7 +1642,7 @@ fn write_csv(out: &Path, runs: &[Run], takeovers: &[Takeover]) -> io::Result<()>
         "system,offered_per_s,seconds,do_sent,do_received,do_drops,ra_sent,ra_received,ra_drops,\
          dora_per_s,perfdhcp_rate_line,do_min_ms,do_avg_ms,do_max_ms,do_std_ms,ra_min_ms,\
          ra_avg_ms,ra_max_ms,ra_std_ms,cpu_a_pct,cpu_b_pct,load1,do_orphans,ra_orphans,\
-         do_p50_ms,do_p99_ms,ra_p50_ms,ra_p99_ms,lag_p50_ms,lag_p99_ms\n",
+         do_p50_ms,do_p99_ms,ra_p50_ms,ra_p99_ms,lag_p50_ms,lag_p99_ms,generator,generator_cpu_pct\n",
     );
     let f = |x: Option<f64>| x.map_or_else(String::new, |v| format!("{v}"));
     for r in runs {
@@ -1428,7 +1650,7 @@ fn write_csv(out: &Path, runs: &[Run], takeovers: &[Takeover]) -> io::Result<()>
         let cpu = |i: usize| r.cpu.get(i).map_or_else(String::new, |c| format!("{c:.1}"));
         let _ = writeln!(
             s,
-            "{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
+            "{},{},{},{},{},{},{},{},{},{:.1},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
             r.system.name(),
             r.offered,
             r.seconds,
@@ -1458,7 +1680,10 @@ fn write_csv(out: &Path, runs: &[Run], takeovers: &[Takeover]) -> io::Result<()>
             f(a.p50_ms),
             f(a.p99_ms),
             f(r.report.lag_p50_ms),
-            f(r.report.lag_p99_ms)
+            f(r.report.lag_p99_ms),
+            r.generator,
+            r.generator_cpu
+                .map_or_else(String::new, |c| format!("{c:.1}"))
         );
     }
     fs::write(out.join("runs.csv"), s)?;
@@ -1520,8 +1745,8 @@ fn ra_latency(r: &Run) -> String {
 fn summary_md(machine: &str, sums: &[Summary<'_>], takeovers: &[Takeover]) -> String {
     let mut s = format!("{machine}\n\n");
     s.push_str(
-        "| system | DORA/s, 0 drops (offered) | RA avg / max ms there (p50 / p99) | DORA/s at saturation (offered) | drops there DO / RA | RA avg / max ms there (p50 / p99) | server CPU % there |\n\
-         | --- | --- | --- | --- | --- | --- | --- |\n",
+        "| system | DORA/s, 0 drops (offered) | RA avg / max ms there (p50 / p99) | DORA/s at saturation (offered) | drops there DO / RA | RA avg / max ms there (p50 / p99) | server CPU % there | generator, its CPU % there |\n\
+         | --- | --- | --- | --- | --- | --- | --- | --- |\n",
     );
     for x in sums {
         let zero = x.zero.map_or_else(
@@ -1533,8 +1758,8 @@ fn summary_md(machine: &str, sums: &[Summary<'_>], takeovers: &[Takeover]) -> St
                 )
             },
         );
-        let (peak, drops, lat, cpu) = x.peak.map_or_else(
-            || ("-".into(), "-".into(), "-".into(), "-".into()),
+        let (peak, drops, lat, cpu, generator) = x.peak.map_or_else(
+            || ("-".into(), "-".into(), "-".into(), "-".into(), "-".into()),
             |r| {
                 let sent_do = r.report.discover_offer.sent.max(1) as f64;
                 let sent_ra = r.report.request_ack.sent.max(1) as f64;
@@ -1551,19 +1776,26 @@ fn summary_md(machine: &str, sums: &[Summary<'_>], takeovers: &[Takeover]) -> St
                         .map(|c| format!("{c:.0}"))
                         .collect::<Vec<_>>()
                         .join(" + "),
+                    format!(
+                        "{} {}",
+                        r.generator,
+                        r.generator_cpu
+                            .map_or_else(|| "?".to_string(), |c| format!("{c:.0}"))
+                    ),
                 )
             },
         );
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
             x.system.name(),
             zero.0,
             zero.1,
             peak,
             drops,
             lat,
-            cpu
+            cpu,
+            generator
         );
     }
     if !takeovers.is_empty() {
@@ -1692,6 +1924,11 @@ fn read_runs(path: &Path) -> io::Result<Vec<Run>> {
                 .filter_map(|c| get(c).parse::<f64>().ok())
                 .collect(),
             load1: get("load1").to_string(),
+            generator: match get("generator") {
+                "" => "perfdhcp".to_string(),
+                g => g.to_string(),
+            },
+            generator_cpu: ms("generator_cpu_pct"),
         });
     }
     Ok(runs)
@@ -1771,9 +2008,19 @@ fn lab(o: &Options) -> io::Result<()> {
         .map(|x| String::from_utf8_lossy(&x.stdout).trim().to_string())
         .unwrap_or_default();
     let machine = format!(
-        "{}; before the run: {uptime}; perfdhcp -4 -l br0 -R {CLIENTS} -r RATE -p {} -W {EXIT_WAIT_US}",
+        "{}; before the run: {uptime}; {}",
         Machine::probe(),
-        o.seconds
+        match o.generator {
+            Generator::Perfdhcp => format!(
+                "perfdhcp -4 -l br0 -R {CLIENTS} -r RATE -p {} -W {EXIT_WAIT_US}",
+                o.seconds
+            ),
+            Generator::Flood => format!(
+                "dora-flood --rate RATE --seconds {} --clients {CLIENTS} --wait-ms {}",
+                o.seconds,
+                EXIT_WAIT_US / 1000
+            ),
+        }
     );
     println!("{machine}\nresults in {}", out.display());
     fs::write(out.join("machine.txt"), format!("{machine}\n"))?;
@@ -1892,6 +2139,8 @@ std deviation: 22.975 ms
             report: r,
             cpu: vec![28.4, 30.4],
             load1: "5.0".into(),
+            generator: "perfdhcp".into(),
+            generator_cpu: None,
         };
         // REQUEST-ACK received over the sending time, not perfdhcp's Rate line.
         assert!((run.dora_per_s() - 945.9).abs() < 1e-9);
@@ -1941,6 +2190,8 @@ std deviation: 22.975 ms
             report: parse_report(SAMPLE),
             cpu: vec![36.3, 38.4],
             load1: "4.9".into(),
+            generator: "dora-flood".into(),
+            generator_cpu: Some(61.5),
         };
         write_csv(&dir, std::slice::from_ref(&run), &[]).unwrap();
         let back = read_runs(&dir.join("runs.csv")).unwrap();
@@ -1955,5 +2206,38 @@ std deviation: 22.975 ms
         assert_eq!(b.report.request_ack.orphans, 7436);
         assert_eq!(b.report.discover_offer.avg_ms, Some(27.879));
         assert_eq!(b.cpu, vec![36.3, 38.4]);
+        assert_eq!(
+            (b.generator.as_str(), b.generator_cpu),
+            ("dora-flood", Some(61.5))
+        );
+    }
+
+    #[test]
+    fn dora_flood_s_percentiles_are_read_and_pool_balancing_is_seen_done() {
+        let r = parse_report(
+            "***Statistics for: REQUEST-ACK***\nsent packets: 4\nreceived packets: 4\n\
+             drops: 0\norphans: 0\n\nmin delay: 1.000 ms\navg delay: 2.500 ms\n\
+             max delay: 4.000 ms\nstd deviation: 1.118 ms\np50 delay: 2.000 ms\n\
+             p99 delay: 4.000 ms\n",
+        );
+        assert_eq!(
+            (r.request_ack.p50_ms, r.request_ack.p99_ms),
+            (Some(2.0), Some(4.0))
+        );
+        let line = |state: &str, queued: u32, backup: &str| {
+            format!(
+                "  1.0s dhcp      dhcp: 0 offers · status: {state} for 1 s, partner NORMAL · \
+                 queued {queued}, unacked 0, awaiting commit 0 · 16,384 addresses: 0 ACTIVE, \
+                 8,192 FREE, {backup} BACKUP · messages 1 in\n"
+            )
+        };
+        assert!(!ours_balanced(""));
+        assert!(!ours_balanced(&line("NORMAL", 0, "0")), "nothing moved yet");
+        assert!(!ours_balanced(&line("NORMAL", 256, "1,024")), "under way");
+        assert!(!ours_balanced(&line("RECOVER-DONE", 0, "8,192")));
+        assert!(ours_balanced(&line("NORMAL", 0, "8,192")));
+        // The last status line counts.
+        let two = line("NORMAL", 0, "8,192") + &line("NORMAL", 3, "8,192");
+        assert!(!ours_balanced(&two));
     }
 }
