@@ -10,7 +10,9 @@
 //!
 //! Each message goes to every `--to` server (as perfdhcp's broadcast reaches both servers of
 //! a pair), with giaddr set: the servers answer the relay at `giaddr`:67, this socket. Clients
-//! are perfdhcp's: MAC 00:0c:01:02:03:04 plus a random index below `--clients`. One thread,
+//! are perfdhcp's: MAC 00:0c:01:02:03:04 plus a random index below `--clients`, one exchange
+//! at a time per client (a client is picked again once ACKed or NAKed, or after the wait,
+//! `--wait-ms`, if unanswered). One thread,
 //! hand-built messages (no DHCP crate), a non-blocking socket polled with 20 µs naps when
 //! idle; the delays are taken in user space around the system calls, so they include this
 //! program's own scheduling and nap (tens of µs).
@@ -234,6 +236,11 @@ fn run(o: &Options) -> io::Result<()> {
     let mut slots = vec![Slot::default(); usize::try_from(total).unwrap_or(0)];
     let (mut discover, mut request) = (Leg::default(), Leg::default());
     let mut naks = 0u64;
+    // A client with an exchange under way (until its ACK or NAK, or the wait after a send)
+    // is not picked again meanwhile: a real client runs one DORA at a time, and a server may
+    // leave a second REQUEST unanswered while the first one's binding is being recorded.
+    let mut busy_until = vec![0u64; usize::try_from(o.clients).unwrap_or(0)];
+    let hold = u64::try_from(o.wait.as_nanos()).unwrap_or(u64::MAX);
     let mut rng = 0x9e37_79b9_7f4a_7c15u64;
     let mut out = Vec::with_capacity(300);
     let mut buf = [0u8; 1500];
@@ -250,7 +257,17 @@ fn run(o: &Options) -> io::Result<()> {
         let due = (u128::from(o.rate) * elapsed.as_nanos() / 1_000_000_000).min(u128::from(total));
         let mut burst = 0;
         while u128::from(sent) < due && burst < 64 {
-            let client = u32::try_from(next(&mut rng) % u64::from(o.clients)).unwrap_or(0);
+            let now = ns(Instant::now());
+            let mut client = 0;
+            for _ in 0..32 {
+                client = u32::try_from(next(&mut rng) % u64::from(o.clients)).unwrap_or(0);
+                if busy_until.get(client as usize).is_some_and(|&b| b <= now) {
+                    break;
+                }
+            }
+            if let Some(b) = busy_until.get_mut(client as usize) {
+                *b = now.saturating_add(hold);
+            }
             let xid = u32::try_from(sent).unwrap_or(u32::MAX);
             message(&mut out, DISCOVER, xid, o.giaddr, mac(client), None);
             if let Some(s) = slots.get_mut(sent as usize) {
@@ -307,8 +324,16 @@ fn run(o: &Options) -> io::Result<()> {
                 ACK if s.request > 0 && s.ack == 0 => {
                     s.ack = at;
                     request.delays_ms.push((at - s.request) as f64 / 1e6);
+                    if let Some(b) = busy_until.get_mut(s.client as usize) {
+                        *b = 0;
+                    }
                 }
-                NAK => naks += 1,
+                NAK => {
+                    naks += 1;
+                    if let Some(b) = busy_until.get_mut(s.client as usize) {
+                        *b = 0;
+                    }
+                }
                 OFFER => discover.orphans += 1,
                 _ => request.orphans += 1,
             }
