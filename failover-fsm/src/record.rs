@@ -473,9 +473,20 @@ impl LeaseRecord {
     }
 
     /// Our record was queued again after [`Received::KeptOurs`]: the partner holds its own
-    /// status until it takes ours, so that stays the status it may know.
+    /// status until it takes ours, so that stays the status it may know — except when ours
+    /// is ended (EXPIRED, RELEASED, RESET): the partner frees the address on it (§5.11), so
+    /// the rewind its status would allow is closed, as once an ended status is sent
+    /// ([`LeaseRecord::queued`]). (Simulator seed 56136648, ISC dialect: the secondary kept its
+    /// RELEASED over the primary's BACKUP sent again, noted BACKUP, and ISC's rewind gave the
+    /// address to a new client while the primary took the RELEASED as FREE, its own.)
     pub fn queued_again(&mut self, update: UpdateId) {
         self.queued = Some(update);
+        if matches!(
+            self.data.status,
+            BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
+        ) {
+            self.local.partner_status = Some(self.data.status);
+        }
     }
 
     /// The partner asked for every binding (UPDREQALL, §7.4): it lost or restored what it had

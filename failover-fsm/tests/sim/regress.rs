@@ -633,3 +633,14 @@ fn extra_seed_32092117_isc_queued_release_keeps_the_rewind_closed() {
 fn extra_seed_54068510_draft_crossing_renewal_is_kept_over_our_release() {
     extra_seed_passes(54068510);
 }
+
+/// ISC dialect: the secondary kept its RELEASED (ours, newer) over the primary's BACKUP sent
+/// again, acknowledged it (noting BACKUP as the primary's status) and queued its RELEASED
+/// again; ISC's rewind then gave the address to a new client in NORMAL while the primary took
+/// the RELEASED and stored FREE, its own. Queued again, an ended status of ours closes the
+/// rewind as it does when first sent (`LeaseRecord::queued_again`). Found by a 200,000-seed
+/// run of 2026-12-03 (fails at 19072c4).
+#[test]
+fn extra_seed_56136648_isc_release_queued_again_closes_the_rewind() {
+    extra_seed_passes(56136648);
+}
