@@ -377,8 +377,16 @@ impl LeaseRecord {
         self.local.partner_status = Some(verdict.store_as);
         // The partner says whether the address is reserved for its client (§5.13).
         self.local.reserved = binding.ip_flags.contains(IpFlags::RESERVED);
+        // A longer lease of ours for the same client, merged in: the partner knows only its
+        // shorter one until our record reaches it, so the backlog sends it (§9.8.1). Noted as
+        // known, it was lost with the engine's queued copy in a crash, and the partner's
+        // EXPIRED of its shorter lease was refused for good (simulator seed 59074511).
+        let merged_longer = matches!(
+            (verdict.lease_expiration, binding.lease_expiration_time),
+            (Some(merged), Some(theirs)) if merged > theirs
+        );
         self.data = data;
-        self.partner_has_it = true;
+        self.partner_has_it = !merged_longer;
         self.queued = None;
     }
 

@@ -644,3 +644,14 @@ fn extra_seed_54068510_draft_crossing_renewal_is_kept_over_our_release() {
 fn extra_seed_56136648_isc_release_queued_again_closes_the_rewind() {
     extra_seed_passes(56136648);
 }
+
+/// Draft dialect: both servers answered one client's broadcast REQUEST in the same second, the
+/// secondary with a longer lease. It took the primary's shorter lease with the later expiry
+/// merged in, noted the partner as knowing the record, and its queued copy of the longer lease
+/// was lost when it crashed: the primary expired its shorter lease, and the secondary refused
+/// that EXPIRED for good. A merged longer lease of ours now counts as unknown to the partner
+/// (the backlog sends it). Found by a 200,000-seed run of 2026-12-03 (fails at 19072c4).
+#[test]
+fn extra_seed_59074511_draft_merged_longer_lease_goes_to_the_partner() {
+    extra_seed_passes(59074511);
+}
