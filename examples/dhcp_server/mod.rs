@@ -382,7 +382,16 @@ pub async fn run(
     mut commands: mpsc::Receiver<Command>,
     started: impl FnOnce(&Handle, SocketAddr),
 ) -> io::Result<()> {
-    let store = Arc::new(PeerStore::open(&opts.peer)?);
+    // Reading the log (and fsyncing a torn tail) blocks: on tokio's blocking pool, not on a
+    // runtime worker.
+    let store = {
+        let o = opts.peer.clone();
+        Arc::new(
+            tokio::task::spawn_blocking(move || PeerStore::open(&o))
+                .await
+                .map_err(io::Error::other)??,
+        )
+    };
     let socket = UdpSocket::bind(opts.listen).await?;
     socket.set_broadcast(true)?;
     let config = opts.config();

@@ -849,7 +849,16 @@ pub async fn run(
     mut status_requests: mpsc::Receiver<()>,
     started: impl FnOnce(&Handle),
 ) -> io::Result<()> {
-    let store = Arc::new(PeerStore::open(opts)?);
+    // Reading the log (and fsyncing a torn tail) blocks: on tokio's blocking pool, not on a
+    // runtime worker.
+    let store = {
+        let o = opts.clone();
+        Arc::new(
+            tokio::task::spawn_blocking(move || PeerStore::open(&o))
+                .await
+                .map_err(io::Error::other)??,
+        )
+    };
     let persisted = store.load_state();
     let (handle, mut events) = start_peer(opts, opts.config(), store.clone()).await?;
     let counts = store.counts();
