@@ -812,7 +812,7 @@ async fn a_partner_that_stops_reading_is_bounded_and_dropped() {
         let st = ours.handle.status();
         assert_eq!(st.link, Link::Up);
         assert!(st.last_received > before, "status not updated: {st:?}");
-        assert!(st.queued <= 256 && st.unacked_sent <= 256, "{st:?}");
+        assert!(st.queued <= 1024 && st.unacked_sent <= 1024, "{st:?}"); // the engine queue
         peak = (peak.0.max(st.queued), peak.1.max(st.unacked_sent));
     }
     assert!(!send.is_finished(), "5,000 bindings cannot all be queued");
@@ -853,7 +853,7 @@ async fn a_partner_that_stops_reading_is_bounded_and_dropped() {
         Some(&Msg::Disconnect(RejectReason::NoTraffic))
     );
     assert_eq!(bndupds, peak.1.max(bndupds));
-    assert!(bndupds <= 256);
+    assert!(bndupds <= 1024); // no more than the engine queue holds
     let partner = real_partner_reaches_normal(&ours).await;
     // The real partner acknowledges (or rejects) them all: the back-pressured call returns.
     let r = within(30, send).await.unwrap();

@@ -142,7 +142,7 @@ async fn start<S: Storage>(
 ) -> std::io::Result<Handle> {
     let a = |p| SocketAddr::from(([127, 0, 0, 1], p));
     let mut config = Config::new(role, "durable-rate", 5);
-    config.max_unacked_bndupd = 128;
+    config.max_unacked_bndupd = mud();
     let (h, mut rx) = PeerBuilder::new(config, a(partner), store)
         .plaintext()
         .listen(a(listen))
@@ -260,7 +260,7 @@ async fn resync(mode: Mode, dir: &Path, n: u32) -> std::io::Result<Duration> {
     let p = peer(mode, Role::Primary, pp, sp, ps).await?;
     let ss = open(dir, "s.log", Role::Secondary, n)?;
     let mut config = Config::new(Role::Secondary, "durable-rate", 5);
-    config.max_unacked_bndupd = 128;
+    config.max_unacked_bndupd = mud();
     let t = Instant::now();
     let (s, mut rx) = match mode {
         Mode::Each => {
@@ -287,6 +287,14 @@ async fn resync(mode: Mode, dir: &Path, n: u32) -> std::io::Result<Duration> {
     p.abort().await;
     s.abort().await;
     Ok(elapsed)
+}
+
+/// The window both peers advertise (max-unacked-bndupd): `DURABLE_MUD`, default 128.
+fn mud() -> u32 {
+    std::env::var("DURABLE_MUD")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(128)
 }
 
 fn main() -> ExitCode {

@@ -38,10 +38,11 @@ pub(crate) use connection::{Backoff, Connection, Incoming};
 pub(crate) use forward::Forward;
 pub(crate) use stream::Stream;
 
-/// The engine as the binding sizes it: 256 bindings queued (more wait in the task), 128
-/// received updates awaiting commit (so max-unacked-bndupd up to 128), 128 actions and as many
-/// events.
-pub(crate) type PeerEngine = Engine<256, 128, 128>;
+/// The engine as the binding sizes it: 1,024 bindings queued (more wait in the task), 512
+/// received updates awaiting commit (so max-unacked-bndupd up to 512: between two of our peers
+/// a larger window means fewer group-commit syncs per binding), 128 actions and as many
+/// events. About 100 KiB, boxed.
+pub(crate) type PeerEngine = Engine<1024, 512, 128>;
 
 /// Most rounds of [`Task::drive`] per input: every round moves something, so this only bounds
 /// a defect, never normal work.
