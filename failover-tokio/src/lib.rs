@@ -35,6 +35,7 @@ mod task;
 #[cfg(feature = "tls")]
 pub mod tls;
 pub mod transport;
+pub mod v6;
 
 pub use listener::{Listener, ListenerCounters};
 pub use peer::{Counters, Handle, PeerBuilder, PeerError, PeerEvent, wall_clock};

@@ -18,8 +18,8 @@ use super::binding::{
     Binding, be16, be32, missing, opt_len, put_opt, put_opt_u32, put_status, status_len,
 };
 use super::header::{HEADER_LEN, MAX_FRAME_LEN, MAX_XID, Message, MessageType, PLAIN_HEADER_LEN};
-use super::option::{Level, scan, scan_plain};
-use super::value::{ConnectFlags, ProtocolVersion, ServerFlags, ServerState, StatusCode};
+use super::option::{Level, OptionCode, scan, scan_plain};
+use super::value::{ConnectFlags, ProtocolVersion, ServerFlags, ServerState, Status, StatusCode};
 
 /// What the header of a typed message says besides its length: its type (the variant named
 /// as the struct) and the (xid, sent_time) fields. `message_api!` implements it.
@@ -637,7 +637,70 @@ pub struct OtherMessage<'a> {
     pub options: ExtraOptions<'a>,
 }
 
-impl OtherMessage<'_> {
+impl<'a> OtherMessage<'a> {
+    /// STARTTLS (23, no options): the first message of a secure-mode connection, from the
+    /// primary, before CONNECT (§6.1, RFC 7653 §8.2).
+    ///
+    /// ```
+    /// use failover_proto::v6::OtherMessage;
+    /// let mut out = [0u8; 8];
+    /// let n = OtherMessage::start_tls(0x0a0b0c).emit(&mut out)?;
+    /// assert_eq!(&out[..n], &[0x00, 0x04, 23, 0x0a, 0x0b, 0x0c]);
+    /// # Ok::<(), failover_proto::EncodeError>(())
+    /// ```
+    pub const fn start_tls(xid: u32) -> OtherMessage<'static> {
+        OtherMessage {
+            msg_type: MessageType::StartTls,
+            xid,
+            options: ExtraOptions::EMPTY,
+        }
+    }
+
+    /// The REPLY (7) to a STARTTLS with `xid` (RFC 7653 §8.2): without options, it agrees to
+    /// TLS; with `refused` it carries OPTION_STATUS_CODE TLSConnectionRefused, as a server in
+    /// insecure mode answers. Written into `out`; returns its length.
+    ///
+    /// ```
+    /// use failover_proto::v6::{OtherMessage, Repr, Status};
+    /// let mut out = [0u8; 16];
+    /// let n = OtherMessage::emit_start_tls_reply(9, true, &mut out)?;
+    /// let Repr::Other(reply) = Repr::parse(&out[..n])? else { unreachable!() };
+    /// assert_eq!(reply.status_code().map(|s| s.status), Some(Status::TlsConnectionRefused));
+    /// let n = OtherMessage::emit_start_tls_reply(9, false, &mut out)?;
+    /// let Repr::Other(reply) = Repr::parse(&out[..n])? else { unreachable!() };
+    /// assert_eq!(reply.status_code(), None);
+    /// # Ok::<(), Box<dyn core::error::Error>>(())
+    /// ```
+    pub fn emit_start_tls_reply(
+        xid: u32,
+        refused: bool,
+        out: &mut [u8],
+    ) -> Result<usize, EncodeError> {
+        let [hi, lo] = u16::from(Status::TlsConnectionRefused).to_be_bytes();
+        let [c1, c2] = u16::from(OptionCode::StatusCode).to_be_bytes();
+        let status = [c1, c2, 0, 2, hi, lo];
+        OtherMessage {
+            msg_type: MessageType::Reply,
+            xid,
+            options: if refused {
+                ExtraOptions::from_encoded(&status)
+            } else {
+                ExtraOptions::EMPTY
+            },
+        }
+        .emit(out)
+    }
+
+    /// The message's OPTION_STATUS_CODE (13), if it carries one: what a REPLY to STARTTLS
+    /// says (RFC 7653 §8.2).
+    pub fn status_code(&self) -> Option<StatusCode<'a>> {
+        let code = u16::from(OptionCode::StatusCode);
+        self.options
+            .iter()
+            .find(|o| o.code == code)
+            .map(|o| StatusCode::from_data(o.data))
+    }
+
     /// Bytes the encoded message takes, with its message-size field.
     pub fn buffer_len(&self) -> usize {
         PLAIN_HEADER_LEN + self.options.wire_len()

@@ -5,6 +5,9 @@
 //! tests/shared_listener.rs).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, dead_code)]
 
+#[cfg(feature = "tls")]
+pub(crate) mod pki;
+
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
