@@ -17,6 +17,36 @@
 //!
 //! This module is the transport only: the messages that go over a [`Connection6`] (CONNECT,
 //! STATE, BNDUPD, ...) are the caller's, encoded and decoded with [`failover_proto::v6`].
+//!
+//! ```
+//! use std::net::{IpAddr, Ipv4Addr};
+//! use std::time::Duration;
+//! use failover_proto::v6::{Contact, Repr};
+//! use failover_tokio::v6::{Security6, accept_as_secondary, connect_as_primary};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let listener = tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await?;
+//! let at = listener.local_addr()?;
+//! let wait = Duration::from_secs(2);
+//! // The secondary listens and takes only its partner's connections (here: 127.0.0.1).
+//! let secondary = tokio::spawn(async move {
+//!     let (tcp, _) = listener.accept().await?;
+//!     let partner = IpAddr::V4(Ipv4Addr::LOCALHOST);
+//!     let mut conn = accept_as_secondary(tcp, partner, &Security6::Insecure, wait).await?;
+//!     let mut msg = Vec::new();
+//!     conn.next_message(&mut msg).await?;
+//!     Ok::<_, Box<dyn std::error::Error + Send + Sync>>(msg)
+//! });
+//! // The primary connects (with `Security6::Secure(tls)` it would run STARTTLS first).
+//! let mut conn = connect_as_primary(at, &Security6::Insecure, 1, wait).await?;
+//! conn.send(&Repr::Contact(Contact { xid: 2, sent_time: 0, extra: Default::default() }))
+//!     .await?;
+//! let got = secondary.await?.map_err(|e| e.to_string())?;
+//! assert!(matches!(Repr::parse(&got)?, Repr::Contact(c) if c.xid == 2));
+//! # Ok(())
+//! # }
+//! ```
 
 use std::fmt;
 use std::io;
