@@ -474,9 +474,20 @@ impl LeaseRecord {
     /// the partner's own updates: sent again after its BNDACK was lost, it overwrote the
     /// partner's newer RELEASED, and both servers held the address as theirs (simulator seed
     /// 41003013). Apply it with [`LeaseRecord::apply_local`] and queue it.
+    ///
+    /// The move is made after the version it replaces, so its time is never earlier than that
+    /// version's client-last-transaction-time and start-time-of-state: those may come from the
+    /// partner's clock, ahead of ours by less than the skew bounds prove (§5.10, no
+    /// correction), and the partner orders its own crossing update against the move by these
+    /// times ([`LeaseRecord::apply_received`], §7.1.3). Simulator seed 60023994: the primary
+    /// stored the secondary's RELEASED (its BNDACK lost with the connection) and moved the
+    /// address to BACKUP a second earlier by its clock; the secondary kept its RELEASED, sent
+    /// again, as the newer, the primary kept its BACKUP over that re-sent update, and the
+    /// address ended BACKUP on one side and FREE on the other.
     pub fn given_to_partner(&self, plan: &BalancePlan, now: UnixTime) -> BindingData {
         let mut b = BindingData::new(self.data.ip(), plan.give_as);
-        b.start_time_of_state = Some(now);
+        let replaced = [self.local.cltt, self.local.start_time_of_state];
+        b.start_time_of_state = Some(replaced.into_iter().flatten().fold(now, UnixTime::max));
         b
     }
 

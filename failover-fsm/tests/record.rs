@@ -508,6 +508,38 @@ mod helpers {
     }
 
     #[test]
+    fn a_move_is_not_older_than_the_partners_version_it_replaces() {
+        use super::{A, ack, lease, verdict};
+        use failover_fsm::record::Received;
+        // The secondary's clock runs a second ahead of the primary's, too little to prove a
+        // correction (§5.10). Its client released the lease at 698 by its clock; the primary
+        // took the RELEASED (FREE) and moves the address to the secondary at 697 by its own.
+        let released = lease(15, BindingStatus::Released, 698);
+        let mut secondary = LeaseRecord::fresh(A);
+        secondary.apply_local(released.clone(), true);
+        secondary.queued(UpdateId(41));
+        let mut primary = LeaseRecord::fresh(A);
+        let freed = verdict(&released, BindingStatus::Free);
+        assert_eq!(primary.apply_received(&released, &freed), Received::Stored);
+        let p = plan(Role::Primary, PoolCounts { free: 8, backup: 0 });
+        let backup = primary.given_to_partner(&p, UnixTime(697));
+        assert_eq!(backup.start_time_of_state, Some(UnixTime(698)));
+        primary.apply_local(backup.clone(), true);
+        // The RELEASED sent again (its BNDACK lost with the connection) does not undo the move.
+        assert_eq!(
+            primary.apply_received(&released, &freed),
+            Received::KeptOurs(backup.clone())
+        );
+        // The secondary takes the move over its RELEASED, and the BNDACK of the RELEASED frees
+        // nothing: BACKUP on both sides (simulator seed 60023994).
+        let moved = verdict(&backup, BindingStatus::Backup);
+        assert_eq!(secondary.apply_received(&backup, &moved), Received::Stored);
+        assert!(!secondary.apply_ack(&ack(UpdateId(41), &released), Role::Secondary));
+        assert_eq!(secondary.data, backup);
+        assert_eq!(primary.data, backup);
+    }
+
+    #[test]
     fn a_walk_resumes_where_the_queue_filled_and_ends_the_request_once() {
         let mut records = pool(6);
         for r in &mut records[..5] {

@@ -655,3 +655,17 @@ fn extra_seed_56136648_isc_release_queued_again_closes_the_rewind() {
 fn extra_seed_59074511_draft_merged_longer_lease_goes_to_the_partner() {
     extra_seed_passes(59074511);
 }
+
+/// Draft dialect: the secondary's RELEASED crossed a reconnection (its BNDACK lost with the
+/// duplicate connection); the primary had stored it as FREE and moved the address to the
+/// secondary as BACKUP, a second earlier by its clock than the RELEASED by the secondary's (one
+/// second of skew, too little to prove a correction). The secondary kept its RELEASED, sent
+/// again, as the newer; the primary kept its BACKUP over that re-sent update; the BNDACK of the
+/// RELEASED then freed the address on the secondary: BACKUP on one side, FREE on the other. A
+/// pool move's start-time-of-state is now never earlier than the times of the version it
+/// replaces (`LeaseRecord::given_to_partner`). Found by a 200,000-seed run of 2026-12-03 (fails
+/// the same way before the 59074511 fix).
+#[test]
+fn extra_seed_60023994_draft_pool_move_is_not_older_than_the_release_it_follows() {
+    extra_seed_passes(60023994);
+}
