@@ -153,34 +153,28 @@ pub fn parse(datagram: &[u8]) -> Result<ClientRequest, BadRequest> {
 /// "the options field MUST be well formed"). The decoder forgives an option cut short, which
 /// would let a damaged REQUEST renew a lease.
 fn check_options(mut area: &[u8]) -> Result<(), BadRequest> {
+    // dhcproto joins directly consecutive options of one code into one (RFC 3396 §7), so the
+    // length rules hold for the total of such a run, not for each piece (two CLIENT NDI of 3
+    // bytes are read as one of 6: a debug build panicked, the `dhcp_request` fuzz target).
+    let mut run: Option<(u8, usize)> = None;
     loop {
         match area {
             [] => return Err(BadRequest::Malformed("no END option".into())),
-            [255, ..] => return Ok(()),
-            [0, rest @ ..] => area = rest,
+            [255, ..] => return check_option(run),
+            [0, rest @ ..] => {
+                check_option(run.take())?;
+                area = rest;
+            }
             [code, len, rest @ ..] if rest.len() >= usize::from(*len) => {
-                // The options the server reads must have their RFC 2132 lengths; the decoder
-                // would take a bad one as unknown and serve the message without it.
-                let fits = match code {
-                    53 => *len == 1,
-                    50 | 54 => *len == 4,
-                    61 => *len >= 2,
-                    // dhcproto reads these with fixed sizes or asserts their length (a debug
-                    // build panics, found by the `dhcp_request` fuzz target: RAPID COMMIT
-                    // with data): RFC 4039, RFC 4702, RFC 4578, RFC 6926, RFC 2132, RFC 8925.
-                    80 => *len == 0,
-                    81 => *len >= 3,
-                    94 => *len == 3,
-                    151 => *len >= 1,
-                    51 | 58 | 59 | 91 | 108 | 152..=155 => *len == 4,
-                    _ => true,
+                let len = usize::from(*len);
+                run = match run {
+                    Some((c, total)) if c == *code => Some((c, total + len)),
+                    other => {
+                        check_option(other)?;
+                        Some((*code, len))
+                    }
                 };
-                if !fits {
-                    return Err(BadRequest::Malformed(format!(
-                        "option {code} of length {len}"
-                    )));
-                }
-                area = rest.get(usize::from(*len)..).unwrap_or_default();
+                area = rest.get(len..).unwrap_or_default();
             }
             [code, ..] => {
                 return Err(BadRequest::Malformed(format!(
@@ -188,6 +182,37 @@ fn check_options(mut area: &[u8]) -> Result<(), BadRequest> {
                 )));
             }
         }
+    }
+}
+
+/// Whether option `code` of `len` bytes (all its consecutive pieces) has the length the
+/// server and dhcproto need.
+fn check_option(option: Option<(u8, usize)>) -> Result<(), BadRequest> {
+    let Some((code, len)) = option else {
+        return Ok(());
+    };
+    // The options the server reads must have their RFC 2132 lengths; the decoder would take a
+    // bad one as unknown and serve the message without it.
+    let fits = match code {
+        53 => len == 1,
+        50 | 54 => len == 4,
+        61 => len >= 2,
+        // dhcproto reads these with fixed sizes or asserts their length (a debug build
+        // panics, found by the `dhcp_request` fuzz target: RAPID COMMIT with data): RFC 4039,
+        // RFC 4702, RFC 4578, RFC 6926, RFC 2132, RFC 8925.
+        80 => len == 0,
+        81 => len >= 3,
+        94 => len == 3,
+        151 => len >= 1,
+        51 | 58 | 59 | 91 | 108 | 152..=155 => len == 4,
+        _ => true,
+    };
+    if fits {
+        Ok(())
+    } else {
+        Err(BadRequest::Malformed(format!(
+            "option {code} of length {len}"
+        )))
     }
 }
 
