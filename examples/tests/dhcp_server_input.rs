@@ -198,6 +198,15 @@ fn the_fuzz_corpus_passes_the_fuzz_targets_checks() {
         n += 1;
     }
     assert!(n >= 5);
+    // What the target once crashed on: refused now, and still no panic.
+    let dir =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../fuzz/artifacts/dhcp_request");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let data = std::fs::read(entry.unwrap().path()).unwrap();
+        dhcp_checks::check_dhcp_request(&data);
+        n += 1;
+    }
+    assert!(n >= 6);
 }
 
 /// A tiny deterministic generator (xorshift) for the mutation loop.
