@@ -8,7 +8,7 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
 use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Condvar, Mutex, MutexGuard};
 
 use failover_fsm::accept::{ClientIdentity, LocalBinding, Verdict, own_free_status};
 use failover_fsm::policy::{AddressChoice, BalancePlan, Endpoint, PoolCounts, balance_candidates};
@@ -81,7 +81,9 @@ pub trait Storage: LeaseLookup + BindingSource + Send + Sync + 'static {
         self.move_to_partner(plan, now)
     }
     /// Makes every change recorded so far durable (one fsync for all of them). Blocking: the
-    /// task runs it off the async runtime's workers.
+    /// task runs it off the async runtime's workers, and may run a few at once (the next
+    /// group's while one runs): each call returns `Ok` only once every change recorded before
+    /// it was called is durable, whichever call wrote it.
     fn sync(&self) -> io::Result<()>;
     /// Whether [`Storage::sync`] does I/O that may block. `true` (the default): the task runs it
     /// on tokio's blocking pool; `false` (a store in memory): it calls it in place, saving two
@@ -584,6 +586,8 @@ impl Storage for MemoryStore {
 pub struct FileStore {
     memory: MemoryStore,
     log: Mutex<Log>,
+    /// Signalled when a sync ends: the next in line may end then.
+    turn: Condvar,
     path: PathBuf,
 }
 
@@ -595,6 +599,13 @@ struct Log {
     compactions: u64,
     /// After a failed compaction: the record count to reach before the next attempt.
     retry_after: u64,
+    /// Syncs begun so far: each takes the next number and ends in that order.
+    begun: u64,
+    /// Syncs ended so far (the number of the next to end).
+    ended: u64,
+    /// Failed writes and fsyncs so far. A sync that began before a failure fails too: the
+    /// records it covers may have been written by the one that failed.
+    failures: u64,
 }
 
 impl FileStore {
@@ -677,7 +688,11 @@ impl FileStore {
                 records,
                 compactions: 0,
                 retry_after: 0,
+                begun: 0,
+                ended: 0,
+                failures: 0,
             }),
+            turn: Condvar::new(),
             path,
         })
     }
@@ -902,13 +917,83 @@ impl Storage for FileStore {
         self.memory.move_to_partner_in(pool, plan, now)
     }
 
+    /// Several syncs may run at once (the task starts the next group's while one runs): each
+    /// appends under the log's lock, so records reach the file in the order they were taken,
+    /// then fsyncs outside it, so that a sync need not wait for one that began before and
+    /// does not cover its records. Syncs end in the order they began, and one that began
+    /// before any write or fsync failed fails too: the records it covers may have been written
+    /// by the one that failed.
     fn sync(&self) -> io::Result<()> {
-        // One writer at a time, so that records reach the file in the order they were taken.
-        let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
+        let (number, failures, written) = self.append_for_sync();
+        let synced = match written {
+            Ok(Some(description)) => description.sync_data(),
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        let mut log = self.lock_log();
+        while log.ended != number {
+            log = self.turn.wait(log).unwrap_or_else(|p| p.into_inner());
+        }
+        let result = match synced {
+            Err(e) => {
+                // Not durable: every record is written again at the next sync.
+                log.failures += 1;
+                self.memory.lock().mark_all_dirty();
+                Err(e)
+            }
+            Ok(()) if log.failures != failures => Err(io::Error::other(
+                "an earlier sync of the lease log failed; its records are written again",
+            )),
+            Ok(()) => Ok(()),
+        };
+        log.ended += 1;
+        self.turn.notify_all();
+        if result.is_ok() {
+            let live = self.memory.lock().leases.len() as u64 + 1;
+            if log.records > (2 * live + Self::COMPACT_SLACK).max(log.retry_after) {
+                // What was appended is durable either way; a failed compaction leaves the old
+                // log in use and is tried again once as many records again were appended.
+                if self.compact(&mut log).is_err() {
+                    log.retry_after = log.records + Self::COMPACT_SLACK;
+                }
+            }
+        }
+        result
+    }
+}
+
+impl FileStore {
+    fn lock_log(&self) -> MutexGuard<'_, Log> {
+        self.log.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A sync's first half, under the log's lock: takes its number and the failure count, and
+    /// appends every changed record. Returns, if it wrote, a file description of the log
+    /// opened before the write, to fsync: Linux reports a write-back error once to each open
+    /// description, so a description of its own sees any error on the pages it wrote (a
+    /// shared one could have reported it to an overlapping sync instead). Records written by
+    /// an earlier sync are that sync's to make durable; this one ends after it.
+    fn append_for_sync(&self) -> (u64, u64, io::Result<Option<File>>) {
+        let mut log = self.lock_log();
+        let number = log.begun;
+        log.begun += 1;
+        let failures = log.failures;
+        let written = self.append(&mut log);
+        if written.is_err() {
+            log.failures += 1;
+        }
+        (number, failures, written)
+    }
+
+    /// Appends the record of every address changed since the last sync, and the state if it
+    /// changed; `None` if there was nothing to write.
+    fn append(&self, log: &mut Log) -> io::Result<Option<File>> {
         let (records, state) = self.memory.take_dirty();
         if records.is_empty() && state.is_none() {
-            return Ok(());
+            return Ok(None);
         }
+        // With write access: some systems flush only a file opened for writing.
+        let description = OpenOptions::new().append(true).open(&self.path);
         let appended = records.len() as u64 + u64::from(state.is_some());
         let mut out = String::new();
         if let Some(p) = state {
@@ -920,25 +1005,26 @@ impl Storage for FileStore {
             out.push('\n');
         }
         let f = &mut log.file;
-        let len = f.metadata()?.len();
-        let written = f.write_all(out.as_bytes()).and_then(|()| f.sync_data());
-        if written.is_err() {
-            // Not durable: no torn line stays in the middle of the log, and every record is
-            // written again at the next attempt.
-            let _ = f.set_len(len);
-            self.memory.lock().mark_all_dirty();
-            return written;
-        }
-        log.records += appended;
-        let live = self.memory.lock().leases.len() as u64 + 1;
-        if log.records > (2 * live + Self::COMPACT_SLACK).max(log.retry_after) {
-            // What was just appended is durable either way; a failed compaction leaves the
-            // old log in use and is tried again once as many records again were appended.
-            if self.compact(&mut log).is_err() {
-                log.retry_after = log.records + Self::COMPACT_SLACK;
+        let written = description.and_then(|d| {
+            let len = f.metadata()?.len();
+            let w = f.write_all(out.as_bytes());
+            if w.is_err() {
+                // No torn line stays in the middle of the log.
+                let _ = f.set_len(len);
+            }
+            w.map(|()| d)
+        });
+        match written {
+            Ok(d) => {
+                log.records += appended;
+                Ok(Some(d))
+            }
+            Err(e) => {
+                // Every record is written again at the next attempt.
+                self.memory.lock().mark_all_dirty();
+                Err(e)
             }
         }
-        Ok(())
     }
 }
 

@@ -1,5 +1,7 @@
 //! Tests of the stores (a module of `storage`).
 
+use std::sync::Arc;
+
 use super::log_format::put_u32;
 use super::*;
 use failover_fsm::{ServerState, UnixTime};
@@ -294,6 +296,68 @@ fn a_long_running_log_is_compacted_and_replays_to_the_same_table() {
     let store = FileStore::open(&path, Role::Primary, first, 8).unwrap();
     assert_eq!(store.load_state(), Some(state));
     assert!(!compact_path(&path).exists());
+    drop(store);
+    let _ = std::fs::remove_file(&path);
+}
+
+/// Syncs from several threads at once (the task overlaps a few): each returns with the
+/// record changed before it in the log, whichever sync wrote it, across compactions; the log
+/// replays to the same table.
+#[test]
+fn overlapping_syncs_each_return_with_their_records_in_the_log() {
+    let path = std::env::temp_dir().join(format!(
+        "failover-storage-overlap-{}.log",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let first = Ipv4Addr::new(192, 0, 2, 0);
+    let store = Arc::new(FileStore::open(&path, Role::Primary, first, 8).unwrap());
+    let threads: Vec<_> = (0..4u8)
+        .map(|t| {
+            let store = store.clone();
+            let path = path.clone();
+            std::thread::spawn(move || {
+                for round in 0..300u32 {
+                    let mut b =
+                        BindingData::new(Ipv4Addr::new(192, 0, 2, t), BindingStatus::Active)
+                            .with_client(None, 1, &[2, 0, 0, 0, 0, t])
+                            .unwrap();
+                    b.lease_expiration_time = Some(UnixTime(10_000 + round));
+                    store.record_local(&b).unwrap();
+                    store.sync().unwrap();
+                    let newest = FileStore::history(&path)
+                        .unwrap()
+                        .into_iter()
+                        .filter(|l| l.data.address == b.address)
+                        .filter_map(|l| l.data.lease_expiration_time)
+                        .max();
+                    assert!(
+                        newest >= b.lease_expiration_time,
+                        "thread {t} round {round}: {newest:?}"
+                    );
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        t.join().unwrap();
+    }
+    assert!(store.compactions() >= 1, "{}", store.compactions());
+    let before = store.memory().snapshot();
+    drop(store);
+    let store = FileStore::open(&path, Role::Primary, first, 8).unwrap();
+    let after = store.memory().snapshot();
+    for t in 0..4u8 {
+        let a = [192, 0, 2, t];
+        assert_eq!(
+            after.get(&a).map(|x| &x.data),
+            before.get(&a).map(|x| &x.data)
+        );
+        assert_eq!(
+            after.get(&a).and_then(|x| x.data.lease_expiration_time),
+            Some(UnixTime(10_299))
+        );
+    }
     drop(store);
     let _ = std::fs::remove_file(&path);
 }

@@ -4,11 +4,14 @@
 //! application told its bindings are recorded.
 //!
 //! Pipelined: while one group's sync runs, the task goes on reading and applying input to the
-//! store in memory; what that input waits for forms the next group, whose sync starts as soon
-//! as the running one returns. A confirmation is only given by a sync that started after the
-//! change it covers, so "acknowledged" still means "durable", and the syncs run back to back
-//! with larger groups instead of alternating with the reads.
+//! store in memory; what that input waits for forms the next group, whose sync starts at once
+//! as long as fewer than [`MAX_SYNCS`] run (beyond that, as soon as one returns). A
+//! confirmation is only given by a sync that started after the change it covers, so
+//! "acknowledged" still means "durable"; groups are confirmed in the order their syncs
+//! started. Overlapping syncs spare a group the wait for a running sync that does not cover
+//! it: on the lab's shared disk that wait was most of the DHCPACK's p99 (BENCHMARKS.md).
 
+use std::collections::VecDeque;
 use std::io;
 use std::time::Duration;
 
@@ -23,6 +26,10 @@ use crate::storage::Storage;
 /// Longest a change nobody waits for (an acknowledgement recorded, an update queued) stays
 /// only in memory.
 const LAZY_SYNC: Duration = Duration::from_millis(50);
+
+/// Most syncs running at once. More overlap shortens a group's wait only while the disk has
+/// room for more flushes; beyond, the groups grow instead (group commit).
+pub(super) const MAX_SYNCS: usize = 3;
 
 /// What waits for one sync.
 #[derive(Default)]
@@ -44,11 +51,12 @@ pub(super) struct Running {
     group: Group,
 }
 
-/// What waits for the next sync, and the sync running.
+/// What waits for the next sync, and the syncs running.
 pub(super) struct GroupCommit {
     /// Waits for the next sync to start (a running one may not cover it).
     next: Group,
-    running: Option<Running>,
+    /// Oldest first: confirmed in this order.
+    running: VecDeque<Running>,
     /// The store changed since the last sync started and nobody waits: sync by then.
     lazy: Option<tokio::time::Instant>,
 }
@@ -57,7 +65,7 @@ impl GroupCommit {
     pub(super) fn new() -> Self {
         GroupCommit {
             next: Group::default(),
-            running: None,
+            running: VecDeque::new(),
             lazy: None,
         }
     }
@@ -86,18 +94,18 @@ impl GroupCommit {
 
     /// When to sync changes nobody waits for; none while a sync runs (its end starts the next).
     pub(super) fn lazy_deadline(&self) -> Option<tokio::time::Instant> {
-        self.lazy.filter(|_| self.running.is_none())
+        self.lazy.filter(|_| self.running.is_empty())
     }
 
-    pub(super) fn running(&mut self) -> &mut Option<Running> {
+    pub(super) fn running(&mut self) -> &mut VecDeque<Running> {
         &mut self.running
     }
 }
 
-/// The end of the running sync (pending forever if none runs). Cancel-safe: the sync's handle
-/// stays in `running` until [`Core::group_synced`] takes it.
-pub(super) async fn sync_done(running: &mut Option<Running>) -> io::Result<()> {
-    match running {
+/// The end of the oldest running sync (pending forever if none runs). Cancel-safe: the sync's
+/// handle stays in `running` until [`Core::group_synced`] takes it.
+pub(super) async fn sync_done(running: &mut VecDeque<Running>) -> io::Result<()> {
+    match running.front_mut() {
         Some(r) => match (&mut r.sync).await {
             Ok(r) => r,
             Err(e) => Err(io::Error::other(e.to_string())),
@@ -107,21 +115,21 @@ pub(super) async fn sync_done(running: &mut Option<Running>) -> io::Result<()> {
 }
 
 impl<S: Storage> Core<S> {
-    /// Starts the sync of the next group if something waits for it and no sync runs. A store
-    /// whose sync does not block is synced in place and the group confirmed at once: returns
-    /// `true` then.
+    /// Starts the sync of the next group if something waits for it and fewer than
+    /// [`MAX_SYNCS`] run. A store whose sync does not block is synced in place and the group
+    /// confirmed at once: returns `true` then.
     pub(super) fn start_group(&mut self) -> bool {
         let commit = &mut self.commit;
-        if commit.running.is_some() || commit.next.is_empty() {
+        if commit.running.len() >= MAX_SYNCS || commit.next.is_empty() {
             return false;
         }
         self.sync_next()
     }
 
-    /// Syncs everything changed so far and confirms what waited, waiting for a running sync
+    /// Syncs everything changed so far and confirms what waited, waiting for the running syncs
     /// first (a due lazy sync; the task's end).
     pub(super) async fn commit_group(&mut self) {
-        if self.commit.running.is_some() {
+        while !self.commit.running.is_empty() {
             let result = sync_done(&mut self.commit.running).await;
             self.group_synced(result);
         }
@@ -143,7 +151,7 @@ impl<S: Storage> Core<S> {
         if self.store.sync_blocks() {
             let store = self.store.clone();
             let sync = tokio::task::spawn_blocking(move || store.sync());
-            self.commit.running = Some(Running { sync, group });
+            self.commit.running.push_back(Running { sync, group });
             false
         } else {
             let synced = self.store.sync();
@@ -152,9 +160,9 @@ impl<S: Storage> Core<S> {
         }
     }
 
-    /// The running sync returned `result`: confirms its group.
+    /// The oldest running sync returned `result`: confirms its group.
     pub(super) fn group_synced(&mut self, result: io::Result<()>) {
-        if let Some(r) = self.commit.running.take() {
+        if let Some(r) = self.commit.running.pop_front() {
             self.confirm(result, r.group);
         }
     }
