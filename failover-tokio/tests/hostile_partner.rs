@@ -789,7 +789,9 @@ async fn a_partner_that_stops_reading_is_bounded_and_dropped() {
     let h = ours.handle.clone();
     let base = u32::from(Ipv4Addr::new(10, 20, 0, 0));
     let wall = wall_clock();
-    let bindings: Vec<BindingData> = (0..5000u32)
+    // More than the engine's queue (1,024) and the addresses that may wait beside it
+    // answered (4,096): the call waits for room.
+    let bindings: Vec<BindingData> = (0..8000u32)
         .map(|i| {
             let mut b = BindingData::new(Ipv4Addr::from(base + i), BindingStatus::Active)
                 .with_client(None, 1, &[2, 0, 0, 0, (i >> 8) as u8, i as u8])
@@ -815,7 +817,7 @@ async fn a_partner_that_stops_reading_is_bounded_and_dropped() {
         assert!(st.queued <= 1024 && st.unacked_sent <= 1024, "{st:?}"); // the engine queue
         peak = (peak.0.max(st.queued), peak.1.max(st.unacked_sent));
     }
-    assert!(!send.is_finished(), "5,000 bindings cannot all be queued");
+    assert!(!send.is_finished(), "8,000 bindings cannot all be queued");
     // Phase 2: silence. The receive timer drops the connection.
     let mut w = ours.handle.watch();
     within(
@@ -859,6 +861,96 @@ async fn a_partner_that_stops_reading_is_bounded_and_dropped() {
     let r = within(30, send).await.unwrap();
     println!("send_bindings of 5,000 returned {r:?}");
     assert!(r.is_ok());
+    finish(ours, partner).await;
+}
+
+// ----- 8b. a partner slower than our clients -----
+
+/// A partner that takes BNDUPDs but never acknowledges them: the application's bindings beyond
+/// what the engine's queue holds are recorded and answered all the same (the partner learns of
+/// them later, §5.1), the partner still gets no more than its window, and once a real partner
+/// connects every one is sent and answered.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bindings_beyond_the_queue_are_answered_while_the_partner_lags() {
+    let ours = start_ours(Role::Secondary, Ipv4Addr::new(198, 18, 22, 0), None).await;
+    let mut s = connect(ours.port).await;
+    handshake(&mut s, &ours, 10).await;
+    let base = u32::from(Ipv4Addr::new(10, 22, 0, 0));
+    let wall = wall_clock();
+    let bindings: Vec<BindingData> = (0..2000u32)
+        .map(|i| {
+            let mut b = BindingData::new(Ipv4Addr::from(base + i), BindingStatus::Active)
+                .with_client(None, 1, &[2, 0, 0, 0, (i >> 8) as u8, i as u8])
+                .unwrap();
+            b.lease_expiration_time = Some(wall.plus(300));
+            b.potential_expiration_time = Some(wall.plus(450));
+            b.client_last_transaction_time = Some(wall);
+            b
+        })
+        .collect();
+    // More than the engine's queue (1,024), not acknowledged at all: answered anyway.
+    within(5, ours.handle.send_bindings(bindings))
+        .await
+        .unwrap();
+    let st = ours.handle.status();
+    assert_eq!(st.link, Link::Up);
+    assert!(st.queued <= 1024 && st.unacked_sent <= 10, "{st:?}");
+    // The hostile partner hangs up; a real one connects and gets them all.
+    drop(s);
+    let mut w = ours.handle.watch();
+    within(5, w.wait_for(|st| st.link == Link::Down))
+        .await
+        .unwrap();
+    let partner = real_partner_reaches_normal(&ours).await;
+    within(
+        30,
+        w.wait_for(|st| st.state == ServerState::Normal && st.queued == 0 && st.unacked_sent == 0),
+    )
+    .await
+    .unwrap();
+    let c = ours.handle.status().counters;
+    assert!(c.bndupd_sent >= 2000, "{c:?}");
+    finish(ours, partner).await;
+}
+
+/// Bindings `from..to` of 10.23.0.0/16, ACTIVE for five minutes.
+fn lab_bindings(from: u32, to: u32) -> Vec<BindingData> {
+    let base = u32::from(Ipv4Addr::new(10, 23, 0, 0));
+    let wall = wall_clock();
+    (from..to)
+        .map(|i| {
+            let mut b = BindingData::new(Ipv4Addr::from(base + i), BindingStatus::Active)
+                .with_client(None, 1, &[2, 0, 0, 0, (i >> 8) as u8, i as u8])
+                .unwrap();
+            b.lease_expiration_time = Some(wall.plus(300));
+            b.potential_expiration_time = Some(wall.plus(450));
+            b.client_last_transaction_time = Some(wall);
+            b
+        })
+        .collect()
+}
+
+/// With a real partner: a first command leaves addresses waiting beyond the engine's queue, a
+/// second one more than may wait beside them (it waits for room): both are answered, the
+/// waiting addresses going first as acknowledgements free room.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bindings_waiting_beyond_the_queue_drain_before_the_next_command() {
+    let ours = start_ours(Role::Secondary, Ipv4Addr::new(198, 18, 23, 0), None).await;
+    let partner = real_partner_reaches_normal(&ours).await;
+    let h = ours.handle.clone();
+    let (first, second) = within(60, async {
+        tokio::join!(
+            h.send_bindings(lab_bindings(0, 3000)),
+            h.send_bindings(lab_bindings(3000, 8000))
+        )
+    })
+    .await;
+    first.unwrap();
+    second.unwrap();
+    let mut w = ours.handle.watch();
+    within(60, w.wait_for(|st| st.queued == 0 && st.unacked_sent == 0))
+        .await
+        .unwrap();
     finish(ours, partner).await;
 }
 

@@ -12,12 +12,24 @@ use super::Core;
 use crate::peer::{PeerError, PeerEvent, Reply};
 use crate::storage::Storage;
 
+/// Most of the application's addresses waiting, already answered, for room in the engine's
+/// queue while the partner is connected ([`Feed::spilled`]); beyond, the application waits.
+/// At 8,000 bindings a second, about half a second of the partner's lag.
+pub(super) const MAX_SPILLED: usize = 4096;
+
 /// Bindings waiting for room in the engine's queue.
 #[derive(Default)]
 pub(super) struct Feed {
     /// The application's bindings, and where their outcome goes; no other command is taken
     /// while they wait (back-pressure).
     parked: Option<(VecDeque<BindingData>, Reply)>,
+    /// Addresses of the application's bindings that found the engine's queue full while the
+    /// partner is connected: recorded, made durable and answered like the others, their
+    /// current record goes as acknowledgements free room, before `current` and in the order
+    /// they came (the application's later bindings line up behind them). The partner learns
+    /// of them later (§5.1's lazy update); the lease times were decided under the MCLT rules
+    /// from what the partner had acknowledged (§5.2.1), which a later send does not change.
+    spilled: VecDeque<[u8; 4]>,
     /// Addresses whose current record goes to the partner: `true` queued again after
     /// [`Received::KeptOurs`], `false` moved by pool balancing.
     current: VecDeque<([u8; 4], bool)>,
@@ -138,15 +150,51 @@ impl<S: Storage> Core<S> {
     /// `true` if any moved.
     pub(super) fn feed_queue(&mut self) -> bool {
         let mut moved = false;
+        // The older first: what waits already answered, then the bindings of the command
+        // under way (were those first, a full spill would park them for good).
+        while let Some(&address) = self.feed.spilled.front() {
+            match self.store.send_current(address, false, &mut *self.engine) {
+                Ok(_) => {
+                    self.commit.touched();
+                    moved = true;
+                }
+                Err(EngineError::QueueFull) if !self.engine.is_communicating() => {
+                    // Not acknowledged in the store: they go with the backlog (§9.8.1).
+                    self.feed.spilled.clear();
+                    moved = true;
+                    break;
+                }
+                // The application's next bindings line up behind (below).
+                Err(EngineError::QueueFull) => break,
+                Err(e) => {
+                    warn!(error = %e, address = %std::net::Ipv4Addr::from(address), "binding not sent");
+                }
+            }
+            self.feed.spilled.pop_front();
+        }
         if let Some((mut list, reply)) = self.feed.parked.take() {
             let mut result = Ok(());
             while let Some(b) = list.pop_front() {
-                match self.queue(&b) {
+                let queued = if self.feed.spilled.is_empty() {
+                    self.queue(&b)
+                } else {
+                    Err(EngineError::QueueFull)
+                };
+                match queued {
                     Ok(()) => moved = true,
                     Err(EngineError::QueueFull) if !self.engine.is_communicating() => {
                         // The partner is away: the rest is recorded in the store as not
                         // acknowledged and goes with the backlog once it is back (§9.8.1), so
                         // the caller need not wait for an outage to end.
+                        break;
+                    }
+                    Err(EngineError::QueueFull)
+                        if self.feed.spilled.len() + list.len() < MAX_SPILLED =>
+                    {
+                        // The partner is slower than our clients: the rest waits here, and the
+                        // caller only for the sync.
+                        self.feed.spilled.push_back(b.address);
+                        self.feed.spilled.extend(list.iter().map(|b| b.address));
                         break;
                     }
                     Err(EngineError::QueueFull) => {
