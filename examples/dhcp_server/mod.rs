@@ -95,7 +95,10 @@ FAILOVER (as the `peer` example):
     --bind IP                  source address of our connections to the partner
     --mclt S                   maximum client lead time (default 3600)
     --split N                  hash buckets 0..N-1 of 256 served by the primary (default 128)
-    --mud N, --mrd S           max-unacked-bndupd, max-response-delay
+    --mud N                    max-unacked-bndupd we advertise, 1..=128 (default 128: the
+                               partner may send that many BNDUPDs before our BNDACKs; the
+                               `peer` example's default is ISC's 10)
+    --mrd S                    max-response-delay
     --auto-partner-down S      COMMUNICATIONS-INTERRUPTED → PARTNER-DOWN after S seconds
     --store FILE               leases in FILE (fsync'd append-only log; default: memory)
     --admin IP:PORT            operator's HTTP endpoints: GET /metrics (Prometheus), GET
@@ -257,6 +260,13 @@ where
     if !peer_args.iter().any(|a| a == "--listen") {
         return Err(ArgError("--peer-listen is required (see --help)".into()));
     }
+    if !peer_args.iter().any(|a| a == "--mud") {
+        // Each BNDUPD carries one binding, and each waits for the partner's sync before its
+        // BNDACK: ISC's 10 in flight bounded a pair of ours at ~9,500 DORA/s
+        // (BENCHMARKS.md, issue 12). ISC as partner honours what we advertise.
+        peer_args.push("--mud".into());
+        peer_args.push(DEFAULT_MUD.to_string());
+    }
     let mut peer = match crate::peer::parse_args(peer_args)? {
         crate::peer::Parsed::Run(p) => p,
         crate::peer::Parsed::Help => return Ok(Parsed::Help),
@@ -322,6 +332,10 @@ pub enum Command {
 }
 
 const ME: &str = "dhcp";
+
+/// `--mud` unless given: the most the options accept (failover-tokio's engine holds up to 512
+/// received updates awaiting commit).
+pub const DEFAULT_MUD: u32 = 128;
 
 /// Most bindings being recorded at once; the socket is not read beyond (back-pressure: the
 /// kernel's buffer holds the next messages, then drops them as a saturated server must).

@@ -48,8 +48,9 @@ OPTIONS:
                          ISC and ours go COMMUNICATIONS-INTERRUPTED → PARTNER-DOWN after S s
                          (default 10, ISC's shortest useful setting; 0: off). Kea: its
                          max-response-delay (default 60 s)
-    --mud N              max-unacked-updates of the ISC pair and ours (default 10, ISC's usual
-                         setting; ours accepts up to 128)
+    --mud N              max-unacked-updates of the ISC pair and ours alike, 1 to 128 (default:
+                         each its own: ISC 10, its usual setting; dhcp-server 128, its default
+                         since issue 12's third round)
     --server PATH        the dhcp-server binary (default target/release/examples/dhcp-server)
     --baseline PATH      another dhcp-server binary (an earlier build), measured in the same
                          run as systems ours-pair-before / ours-single-before (added to the
@@ -169,8 +170,8 @@ struct Options {
     /// ISC `auto-partner-down`, ours `--auto-partner-down` (0: off).
     auto_partner_down: u32,
     server: PathBuf,
-    /// ISC's `max-unacked-updates`, ours `--mud`.
-    mud: u32,
+    /// ISC's `max-unacked-updates`, ours `--mud` (`None`: ISC 10, ours its default).
+    mud: Option<u32>,
     /// `--baseline`: the build the `*-before` systems run.
     baseline: Option<PathBuf>,
     generator: Generator,
@@ -243,7 +244,7 @@ fn parse_args() -> Result<Parsed, String> {
         auto_partner_down: 10,
         server: PathBuf::from("target/release/examples/dhcp-server"),
         baseline: None,
-        mud: 10,
+        mud: None,
         generator: Generator::Perfdhcp,
         latency: false,
     };
@@ -263,11 +264,13 @@ fn parse_args() -> Result<Parsed, String> {
             }
             "--baseline" => o.baseline = Some(PathBuf::from(value()?)),
             "--mud" => {
-                o.mud = value()?
-                    .parse()
-                    .ok()
-                    .filter(|m| (1..=128).contains(m))
-                    .ok_or("--mud: 1 to 128")?;
+                o.mud = Some(
+                    value()?
+                        .parse()
+                        .ok()
+                        .filter(|m| (1..=128).contains(m))
+                        .ok_or("--mud: 1 to 128")?,
+                );
             }
             "--generator" => {
                 o.generator = match value()?.as_str() {
@@ -639,7 +642,7 @@ fn start_isc(o: &Options, dir: &Path, side: Side, pair: bool) -> io::Result<Proc
                     ("ADDR", side.addr()),
                     ("PEER", side.peer()),
                     ("APD", &apd),
-                    ("MUD", &o.mud.to_string()),
+                    ("MUD", &o.mud.unwrap_or(10).to_string()),
                     (
                         "PRIMARY_ONLY",
                         if primary {
@@ -801,8 +804,6 @@ fn start_ours(o: &Options, sys: System, dir: &Path, side: Side) -> io::Result<Pr
         "60",
         "--split",
         "128",
-        "--mud",
-        &o.mud.to_string(),
         "--mrd",
         "15",
         "--status-every",
@@ -814,6 +815,10 @@ fn start_ours(o: &Options, sys: System, dir: &Path, side: Side) -> io::Result<Pr
     .map(|s| s.to_string())
     .collect();
     let mut argv = argv;
+    if let Some(mud) = o.mud {
+        argv.push("--mud".into());
+        argv.push(mud.to_string());
+    }
     if auto_partner_down > 0 {
         argv.push("--auto-partner-down".into());
         argv.push(auto_partner_down.to_string());
