@@ -1,8 +1,12 @@
 //! Tests of the stores (a module of `storage`).
 
+use std::fs::OpenOptions;
+use std::io::Write;
+use std::path::Path;
 use std::sync::Arc;
 
-use super::log_format::put_u32;
+use super::file::compact_path;
+use super::log_format::{Record, decode_record, encode_record, put_lease, put_u32};
 use super::*;
 use failover_fsm::{ServerState, UnixTime};
 use failover_proto::IpFlags;
