@@ -34,7 +34,6 @@ pub mod wire;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::sync::Arc;
 use std::time::Duration;
 
 use failover_fsm::{BindingStatus, Config};
@@ -95,7 +94,7 @@ FAILOVER (as the `peer` example):
     --bind IP                  source address of our connections to the partner
     --mclt S                   maximum client lead time (default 3600)
     --split N                  hash buckets 0..N-1 of 256 served by the primary (default 128)
-    --mud N                    max-unacked-bndupd we advertise, 1..=128 (default 128: the
+    --mud N                    max-unacked-bndupd we advertise, 1..=512 (default 128: the
                                partner may send that many BNDUPDs before our BNDACKs; the
                                `peer` example's default is ISC's 10)
     --mrd S                    max-response-delay
@@ -333,8 +332,8 @@ pub enum Command {
 
 const ME: &str = "dhcp";
 
-/// `--mud` unless given: the most the options accept (failover-tokio's engine holds up to 512
-/// received updates awaiting commit).
+/// `--mud` unless given (up to [`failover_tokio::MAX_UNACKED_BNDUPD`] may be): the window
+/// issue 12's figures were measured with (BENCHMARKS.md).
 pub const DEFAULT_MUD: u32 = 128;
 
 /// Most bindings being recorded at once; the socket is not read beyond (back-pressure: the
@@ -396,16 +395,7 @@ pub async fn run(
     mut commands: mpsc::Receiver<Command>,
     started: impl FnOnce(&Handle, SocketAddr),
 ) -> io::Result<()> {
-    // Reading the log (and fsyncing a torn tail) blocks: on tokio's blocking pool, not on a
-    // runtime worker.
-    let store = {
-        let o = opts.peer.clone();
-        Arc::new(
-            tokio::task::spawn_blocking(move || PeerStore::open(&o))
-                .await
-                .map_err(io::Error::other)??,
-        )
-    };
+    let store = PeerStore::open_blocking(&opts.peer).await?;
     let socket = UdpSocket::bind(opts.listen).await?;
     socket.set_broadcast(true)?;
     let config = opts.config();

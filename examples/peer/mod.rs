@@ -83,7 +83,7 @@ OPTIONS:
                                is sent in CONNECT; a secondary learns it from its primary
     --split N                  hash buckets 0..N-1 of 256 for the primary (ISC `split`,
                                default 128); a secondary learns the primary's
-    --mud N                    max-unacked-bndupd we advertise, 1..=128 (ISC
+    --mud N                    max-unacked-bndupd we advertise, 1..=512 (ISC
                                `max-unacked-updates`, default 10)
     --mrd S                    max-response-delay: the partner must send something every S
                                seconds or the connection is dropped (default 20, at least 3)
@@ -295,8 +295,11 @@ where
     if o.split > 256 {
         return Err(ArgError("--split must be 0..=256".into()));
     }
-    if o.mud == 0 || o.mud > 128 {
-        return Err(ArgError("--mud must be 1..=128".into()));
+    if o.mud == 0 || o.mud > failover_tokio::MAX_UNACKED_BNDUPD {
+        return Err(ArgError(format!(
+            "--mud must be 1..={}",
+            failover_tokio::MAX_UNACKED_BNDUPD
+        )));
     }
     if o.mrd < 3 {
         return Err(ArgError("--mrd must be at least 3 seconds".into()));
@@ -420,6 +423,16 @@ impl PeerStore {
             backing,
             open_pool: opts.pools.is_empty(),
         })
+    }
+
+    /// [`PeerStore::open`] on tokio's blocking pool: reading the log (and fsyncing a torn
+    /// tail) blocks, so not on a runtime worker.
+    pub async fn open_blocking(opts: &PeerOptions) -> io::Result<Arc<PeerStore>> {
+        let o = opts.clone();
+        tokio::task::spawn_blocking(move || PeerStore::open(&o))
+            .await
+            .map_err(io::Error::other)?
+            .map(Arc::new)
     }
 
     /// The in-memory view.
@@ -849,16 +862,7 @@ pub async fn run(
     mut status_requests: mpsc::Receiver<()>,
     started: impl FnOnce(&Handle),
 ) -> io::Result<()> {
-    // Reading the log (and fsyncing a torn tail) blocks: on tokio's blocking pool, not on a
-    // runtime worker.
-    let store = {
-        let o = opts.clone();
-        Arc::new(
-            tokio::task::spawn_blocking(move || PeerStore::open(&o))
-                .await
-                .map_err(io::Error::other)??,
-        )
-    };
+    let store = PeerStore::open_blocking(opts).await?;
     let persisted = store.load_state();
     let (handle, mut events) = start_peer(opts, opts.config(), store.clone()).await?;
     let counts = store.counts();

@@ -173,7 +173,7 @@ fn bad_arguments_are_refused_with_a_reason() {
         (&["--listen", "localhost"], "--listen localhost"),
         (&["--mclt"], "needs a value"),
         (&["--mud", "0"], "--mud"),
-        (&["--mud", "129"], "--mud"),
+        (&["--mud", "513"], "--mud"), // one above failover_tokio::MAX_UNACKED_BNDUPD
         (&["--mrd", "2"], "--mrd"),
         (&["--split", "257"], "--split"),
         (&["--pool", "10.0.0.9"], "FIRST-LAST"),

@@ -44,6 +44,11 @@ pub use storage::{Backlog, FileStore, Lease, MemoryStore, Storage};
 pub use tls::{TlsConfig, TlsError, TlsRefusal};
 pub use transport::{Transport, TransportNotChosen};
 
+/// The largest max-unacked-bndupd a [`PeerBuilder`]'s configuration may advertise: the
+/// partner's BNDUPDs its engine holds awaiting commit (a larger value is refused by
+/// [`failover_fsm::Config::validate`] when the peer starts).
+pub const MAX_UNACKED_BNDUPD: u32 = 512;
+
 /// The README's code examples, compiled and run as doctests.
 #[cfg(doctest)]
 #[doc = include_str!("../../README.md")]

@@ -42,7 +42,7 @@ pub(crate) use stream::Stream;
 /// received updates awaiting commit (so max-unacked-bndupd up to 512: between two of our peers
 /// a larger window means fewer group-commit syncs per binding), 128 actions and as many
 /// events. About 100 KiB, boxed.
-pub(crate) type PeerEngine = Engine<1024, 512, 128>;
+pub(crate) type PeerEngine = Engine<1024, { crate::MAX_UNACKED_BNDUPD as usize }, 128>;
 
 /// Most rounds of [`Task::drive`] per input: every round moves something, so this only bounds
 /// a defect, never normal work.
