@@ -21,7 +21,7 @@
 
 mod common;
 
-use common::emit_bndupd;
+use common::{active_leases, emit_bndupd};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -788,20 +788,9 @@ async fn a_partner_that_stops_reading_is_bounded_and_dropped() {
     handshake(&mut s, &ours, 100_000).await;
     let h = ours.handle.clone();
     let base = u32::from(Ipv4Addr::new(10, 20, 0, 0));
-    let wall = wall_clock();
     // More than the engine's queue (1,024) and the addresses that may wait beside it
     // answered (4,096): the call waits for room.
-    let bindings: Vec<BindingData> = (0..8000u32)
-        .map(|i| {
-            let mut b = BindingData::new(Ipv4Addr::from(base + i), BindingStatus::Active)
-                .with_client(None, 1, &[2, 0, 0, 0, (i >> 8) as u8, i as u8])
-                .unwrap();
-            b.lease_expiration_time = Some(wall.plus(300));
-            b.potential_expiration_time = Some(wall.plus(450));
-            b.client_last_transaction_time = Some(wall);
-            b
-        })
-        .collect();
+    let bindings = active_leases((0..8000u32).map(|i| Ipv4Addr::from(base + i)));
     let send = tokio::spawn(async move { h.send_bindings(bindings).await });
     // Phase 1: CONTACT every second, never a read: the link stays up, the queue stays bounded.
     let mut peak = (0usize, 0usize);
@@ -876,18 +865,7 @@ async fn bindings_beyond_the_queue_are_answered_while_the_partner_lags() {
     let mut s = connect(ours.port).await;
     handshake(&mut s, &ours, 10).await;
     let base = u32::from(Ipv4Addr::new(10, 22, 0, 0));
-    let wall = wall_clock();
-    let bindings: Vec<BindingData> = (0..2000u32)
-        .map(|i| {
-            let mut b = BindingData::new(Ipv4Addr::from(base + i), BindingStatus::Active)
-                .with_client(None, 1, &[2, 0, 0, 0, (i >> 8) as u8, i as u8])
-                .unwrap();
-            b.lease_expiration_time = Some(wall.plus(300));
-            b.potential_expiration_time = Some(wall.plus(450));
-            b.client_last_transaction_time = Some(wall);
-            b
-        })
-        .collect();
+    let bindings = active_leases((0..2000u32).map(|i| Ipv4Addr::from(base + i)));
     // More than the engine's queue (1,024), not acknowledged at all: answered anyway.
     within(5, ours.handle.send_bindings(bindings))
         .await

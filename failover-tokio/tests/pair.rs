@@ -1,6 +1,8 @@
 //! Two peers over loopback TCP: reach NORMAL, exchange bindings, survive a restart.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic, missing_docs)]
 
+mod common;
+
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::Arc;
 use std::time::Duration;
@@ -287,7 +289,6 @@ async fn bindings_made_while_the_partner_is_away_do_not_wait_and_reach_it_later(
     within(20, p.wait_for_state(ServerState::CommunicationsInterrupted))
         .await
         .unwrap();
-    let wall = wall_clock();
     let free: Vec<Ipv4Addr> = ps
         .snapshot()
         .iter()
@@ -296,19 +297,7 @@ async fn bindings_made_while_the_partner_is_away_do_not_wait_and_reach_it_later(
         .take(N)
         .collect();
     assert_eq!(free.len(), N);
-    let bindings: Vec<BindingData> = free
-        .iter()
-        .enumerate()
-        .map(|(i, a)| {
-            let mut b = BindingData::new(*a, BindingStatus::Active)
-                .with_client(None, 1, &[2, 0, 0, 0, (i >> 8) as u8, i as u8])
-                .unwrap();
-            b.lease_expiration_time = Some(wall.plus(300));
-            b.potential_expiration_time = Some(wall.plus(450));
-            b.client_last_transaction_time = Some(wall);
-            b
-        })
-        .collect();
+    let bindings = common::active_leases(free.iter().copied());
     // More than the engine's queue holds: answered without waiting for the partner.
     within(10, p.send_bindings(bindings)).await.unwrap();
     assert_eq!(ps.count(BindingStatus::Active), N);

@@ -27,6 +27,7 @@ use failover_tokio::v6::{
 };
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
 
 const WAIT: Duration = Duration::from_secs(3);
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
@@ -35,6 +36,19 @@ async fn listener() -> (TcpListener, SocketAddr) {
     let l = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).await.unwrap();
     let a = l.local_addr().unwrap();
     (l, a)
+}
+
+/// A secondary on a new loopback listener: accepts one connection and sets it up as
+/// `security` says, expecting its partner at 127.0.0.1. Returns the listener's address.
+async fn spawn_secondary(
+    security: Security6,
+) -> (SocketAddr, JoinHandle<Result<Connection6, StartError>>) {
+    let (l, a) = listener().await;
+    let secondary = tokio::spawn(async move {
+        let (tcp, _) = l.accept().await.unwrap();
+        accept_as_secondary(tcp, LOOPBACK, &security, WAIT).await
+    });
+    (a, secondary)
 }
 
 fn now() -> u32 {
@@ -121,11 +135,7 @@ async fn run_handshake(primary: &mut Connection6, secondary: &mut Connection6) {
 
 #[tokio::test]
 async fn insecure_mode_connects_without_starttls_and_frames_messages() {
-    let (l, a) = listener().await;
-    let secondary = tokio::spawn(async move {
-        let (tcp, _) = l.accept().await.unwrap();
-        accept_as_secondary(tcp, LOOPBACK, &Security6::Insecure, WAIT).await
-    });
+    let (a, secondary) = spawn_secondary(Security6::Insecure).await;
     let mut primary = connect_as_primary(a, &Security6::Insecure, 1, WAIT)
         .await
         .unwrap();
@@ -169,11 +179,7 @@ async fn insecure_mode_connects_without_starttls_and_frames_messages() {
 
 #[tokio::test]
 async fn an_insecure_secondary_refuses_starttls_with_tls_connection_refused() {
-    let (l, a) = listener().await;
-    let secondary = tokio::spawn(async move {
-        let (tcp, _) = l.accept().await.unwrap();
-        accept_as_secondary(tcp, LOOPBACK, &Security6::Insecure, WAIT).await
-    });
+    let (a, secondary) = spawn_secondary(Security6::Insecure).await;
     let mut raw = TcpStream::connect(a).await.unwrap();
     // STARTTLS, transaction-id 0x010203, in the plain DHCPv6 layout (RFC 7653 §6.2.2).
     raw.write_all(&[0x00, 0x04, 23, 0x01, 0x02, 0x03])
@@ -270,12 +276,7 @@ mod secure {
     #[tokio::test]
     async fn starttls_then_tls_then_the_connect_exchange() {
         let pki = Pki::new();
-        let (l, a) = listener().await;
-        let s_tls = Security6::Secure(pki.secondary());
-        let secondary = tokio::spawn(async move {
-            let (tcp, _) = l.accept().await.unwrap();
-            accept_as_secondary(tcp, LOOPBACK, &s_tls, WAIT).await
-        });
+        let (a, secondary) = spawn_secondary(Security6::Secure(pki.secondary())).await;
         let mut primary = connect_as_primary(a, &Security6::Secure(pki.primary()), 77, WAIT)
             .await
             .unwrap();
@@ -348,12 +349,7 @@ mod secure {
     #[tokio::test]
     async fn a_secure_secondary_closes_a_connection_that_does_not_start_with_starttls() {
         let pki = Pki::new();
-        let (l, a) = listener().await;
-        let s_tls = Security6::Secure(pki.secondary());
-        let secondary = tokio::spawn(async move {
-            let (tcp, _) = l.accept().await.unwrap();
-            accept_as_secondary(tcp, LOOPBACK, &s_tls, WAIT).await
-        });
+        let (a, secondary) = spawn_secondary(Security6::Secure(pki.secondary())).await;
         let mut primary = connect_as_primary(a, &Security6::Insecure, 1, WAIT)
             .await
             .unwrap();
@@ -379,12 +375,7 @@ mod secure {
     async fn a_certificate_of_another_identity_is_refused() {
         let pki = Pki::new();
         let intruder = pki.ca.leaf("intruder.test", false);
-        let (l, a) = listener().await;
-        let s_tls = Security6::Secure(pki.secondary());
-        let secondary = tokio::spawn(async move {
-            let (tcp, _) = l.accept().await.unwrap();
-            accept_as_secondary(tcp, LOOPBACK, &s_tls, WAIT).await
-        });
+        let (a, secondary) = spawn_secondary(Security6::Secure(pki.secondary())).await;
         // Same CA, valid, but it names intruder.test where the secondary pins primary.test.
         let wrong = Security6::Secure(tls(&intruder, &pki.ca, SECONDARY_ID));
         let p = connect_as_primary(a, &wrong, 1, WAIT).await;

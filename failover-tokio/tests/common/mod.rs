@@ -169,6 +169,26 @@ pub(crate) async fn normal_with_a_binding(primary: &Peer, secondary: &Peer, mac:
     .await;
 }
 
+/// ACTIVE leases of 300 s (potential-expiration 450 s) from `wall_clock()`, one for each of
+/// `addresses`, each to its own client (hardware address from its index): what a DHCP server
+/// hands its peer after a burst of DHCPACKs.
+pub(crate) fn active_leases(addresses: impl IntoIterator<Item = Ipv4Addr>) -> Vec<BindingData> {
+    let wall = wall_clock();
+    addresses
+        .into_iter()
+        .enumerate()
+        .map(|(i, a)| {
+            let mut b = BindingData::new(a, BindingStatus::Active)
+                .with_client(None, 1, &[2, 0, 0, 0, (i >> 8) as u8, i as u8])
+                .unwrap();
+            b.lease_expiration_time = Some(wall.plus(300));
+            b.potential_expiration_time = Some(wall.plus(450));
+            b.client_last_transaction_time = Some(wall);
+            b
+        })
+        .collect()
+}
+
 /// An ACTIVE binding of `address` as a primary sends it, one per BNDUPD.
 pub(crate) fn emit_bndupd(xid: u32, address: Ipv4Addr, n: u32) -> Vec<u8> {
     let wall = wall_clock().0;
