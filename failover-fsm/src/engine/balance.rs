@@ -3,10 +3,13 @@
 
 use crate::policy::{BalancePlan, BalanceSkipped, BalanceTrigger, PoolCounts, plan_balance};
 
+use super::Family;
 use super::control::Control;
 use super::{Engine, Link};
 
-impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
+impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
+    Engine<QUEUE, COMMITS, EVENTS, F>
+{
     /// Answers the partner's POOLREQ (after [`crate::Action::PoolRequested`]) with the number of
     /// addresses moved to its pool; the caller then sends them as BNDUPDs (§7.7).
     pub fn pool_response(&mut self, addresses_transferred: u32) {

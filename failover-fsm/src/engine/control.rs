@@ -5,6 +5,7 @@ use failover_proto::{
     ServerFlags, ServerState, State, Text, TlsReply, TlsRequest, UpdDone, UpdReq, UpdReqAll,
 };
 
+use super::Family;
 use super::{Engine, PdHold};
 use crate::time::UnixTime;
 
@@ -36,7 +37,9 @@ pub(super) enum Control {
     Close,
 }
 
-impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
+impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
+    Engine<QUEUE, COMMITS, EVENTS, F>
+{
     /// Queues a control message. STATE and CONTACT are queued once (a STATE says the state
     /// at the time it is written).
     pub(super) fn push_control(&mut self, c: Control) {
@@ -90,6 +93,9 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             Control::Connect | Control::ConnectAck { reject: None, .. }
         ) {
             self.skew.handshake_sent(wall);
+        }
+        if F::IS_V6 {
+            return self.emit_control6(c, xid, wall, buf);
         }
         match c {
             Control::Connect | Control::ConnectAck { .. } => self.emit_handshake(c, xid, wall, buf),

@@ -3,16 +3,19 @@
 
 use failover_proto::{
     Connect, ConnectAck, DecodeError, DecodeErrorKind, Message, MessageType, PROTOCOL_VERSION,
-    RejectReason, ServerFlags, ServerState, State, TlsRequest,
+    RejectReason, ServerState, TlsRequest,
 };
 
+use super::Family;
 use super::incoming::Incoming;
 use super::{Action, Control, Engine, Event, Link, Timer, wrong_type};
 use crate::dialect::Dialect;
 use crate::time::{Instant, UnixTime};
 use crate::transition::StateEvent;
 
-impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
+impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
+    Engine<QUEUE, COMMITS, EVENTS, F>
+{
     /// Refuses a CONNECT: CONNECTACK with `reason`, then close (§7.8.2).
     pub(super) fn reject_connect(&mut self, now: Instant, xid: u32, reason: RejectReason) {
         self.last_reject = Some(reason);
@@ -106,41 +109,56 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     }
 
     /// The agreed MCLT changed to ours: persist it.
-    fn mclt_agreed(&mut self, wall: UnixTime) {
+    pub(super) fn mclt_agreed(&mut self, wall: UnixTime) {
         if let Some(mclt) = self.mclt.agree(wall) {
             self.persist.set_mclt(mclt);
         }
     }
 
-    fn skew_ok(&self, skew: i64) -> bool {
-        skew.unsigned_abs() <= u64::from(self.config.max_clock_skew)
+    pub(super) fn skew_ok(&self, skew: i64) -> bool {
+        let limit = if F::IS_V6 {
+            // RFC 8156 §7.1: more than 5 s apart is too far, whatever the configuration.
+            self.config.max_clock_skew.min(crate::v6::TIME_SKEW_LIMIT)
+        } else {
+            self.config.max_clock_skew
+        };
+        skew.unsigned_abs() <= u64::from(limit)
     }
 
-    pub(super) fn on_state(&mut self, now: Instant, wall: UnixTime, s: &State<'_>) {
-        self.skew.measure(wall, s.time);
-        let since = self.partner_time(s.start_time_of_state);
-        let startup = s.server_flags.contains(ServerFlags::STARTUP);
+    /// The partner's STATE (§7.10; RFC 8156 §6.4): sent at `sent`, announcing `state` (with
+    /// the STARTUP flag `startup`) since `start` — both times the partner's clock, Unix
+    /// seconds.
+    pub(super) fn on_state(
+        &mut self,
+        now: Instant,
+        wall: UnixTime,
+        sent: u32,
+        state: ServerState,
+        startup: bool,
+        start: u32,
+    ) {
+        self.skew.measure(wall, sent);
+        let since = self.partner_time(start);
         let first = self.link == Link::AwaitingState;
         if first {
             self.communications_ok();
         }
-        let changed =
-            first || self.partner_state != Some(s.server_state) || self.partner_startup != startup;
+        let changed = first || self.partner_state != Some(state) || self.partner_startup != startup;
         self.push_event(Event::PartnerStateChanged {
-            state: s.server_state,
+            state,
             since,
             startup,
         });
         if changed {
             let event = StateEvent::PartnerState {
-                state: s.server_state,
+                state,
                 startup,
                 since,
             };
             self.run(now, wall, event);
         }
         self.partner_startup = startup;
-        self.partner_state = Some(s.server_state);
+        self.partner_state = Some(state);
         self.partner_since = Some(since);
         self.state_seen = true;
         if first {
@@ -148,7 +166,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         }
         // SHUTDOWN lingers only to see the partner take over (§9.14.2): it has.
         if self.state == ServerState::Shutdown
-            && s.server_state == ServerState::PartnerDown
+            && state == ServerState::PartnerDown
             && self.timers.is_set(Timer::Linger)
         {
             self.timers.stop(Timer::Linger);
@@ -219,7 +237,12 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     }
 
     pub(super) fn out_of_place(&mut self, now: Instant, t: MessageType, reason: RejectReason) {
-        self.protocol_error(now, wrong_type(0, t.into()), reason);
+        self.out_of_place_code(now, t.into(), reason);
+    }
+
+    /// A message of type `code` where none may come: DISCONNECT with `reason`, then close.
+    pub(super) fn out_of_place_code(&mut self, now: Instant, code: u8, reason: RejectReason) {
+        self.protocol_error(now, wrong_type(0, code), reason);
     }
 
     pub(super) fn malformed(&mut self, now: Instant, bytes: &[u8], error: DecodeError) {

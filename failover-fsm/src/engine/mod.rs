@@ -15,7 +15,7 @@ use core::time::Duration;
 
 use failover_proto::{
     BindingAck, BindingList, BndAck, DecodeError, DecodeErrorKind, Hba, MessageType, RejectReason,
-    Repr, Role, ServerState,
+    Repr, Role, ServerFlags, ServerState,
 };
 use heapless::{Deque, Vec};
 
@@ -28,6 +28,7 @@ use crate::transition::{self, StateEvent};
 mod balance;
 mod control;
 mod counters;
+mod family;
 mod handshake;
 mod incoming;
 mod mclt;
@@ -40,9 +41,11 @@ mod state;
 mod status;
 mod timer;
 mod update;
+mod wire6;
 
 use control::{CONTROL_CAPACITY, Control};
 pub use counters::{Counters, REJECT_SLOTS};
+pub use family::{Family, V4, V6};
 use incoming::IncomingQueue;
 use mclt::Mclt;
 use outgoing::{OutgoingQueue, Sent, Summary};
@@ -181,7 +184,13 @@ impl core::error::Error for EngineError {}
 /// BNDUPDs awaiting the caller's commit (at least the advertised max-unacked-bndupd),
 /// `EVENTS` undelivered actions, and as many undelivered events (at least 32).
 #[derive(Debug)]
-pub struct Engine<const QUEUE: usize = 256, const COMMITS: usize = 128, const EVENTS: usize = 64> {
+pub struct Engine<
+    const QUEUE: usize = 256,
+    const COMMITS: usize = 128,
+    const EVENTS: usize = 64,
+    F: Family = V4,
+> {
+    family: core::marker::PhantomData<F>,
     config: Config,
     // Failover state (§9).
     state: ServerState,
@@ -241,7 +250,9 @@ pub struct Engine<const QUEUE: usize = 256, const COMMITS: usize = 128, const EV
     counters: Counters,
 }
 
-impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
+impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
+    Engine<QUEUE, COMMITS, EVENTS, F>
+{
     /// Starts an endpoint in STARTUP (§9.3) at monotonic `now` and wall-clock `wall`.
     ///
     /// `persisted` is what the engine last asked to persist (`None` for a brand-new server,
@@ -253,6 +264,11 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         wall: UnixTime,
         xid_seed: u32,
     ) -> Result<Self, ConfigError> {
+        let mut config = config;
+        if F::IS_V6 {
+            // RFC 8156 has one rule book, draft-12's where they agree (`v6::state`).
+            config.dialect = crate::dialect::Dialect::Draft;
+        }
         config.validate(COMMITS)?;
         let previous = transition::startup_previous(persisted.map(|p| p.state), config.dialect);
         let mclt = Mclt::new(config.role, config.mclt, persisted.and_then(|p| p.mclt));
@@ -272,6 +288,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             lease_table_lost: false,
         };
         Ok(Engine {
+            family: core::marker::PhantomData,
             hba: config.hba,
             mclt,
             config,
@@ -432,27 +449,12 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         }
     }
 
-    /// Handles one whole message from the partner (as framed by `failover_proto::Framer`).
-    ///
-    /// Malformed or out-of-place messages never corrupt state: they get the draft's answer
-    /// (a rejecting BNDACK or CONNECTACK, or DISCONNECT and close) and an
-    /// [`Event::ProtocolError`]. Returns `Err(EventsPending)` without consuming the message
-    /// when events must be polled first.
-    ///
-    /// `db` answers what the engine needs to judge a received binding (§7.1.3); each binding
-    /// of a BNDUPD it accepts goes to `commits` at once (the engine keeps no copy), to be
-    /// confirmed with [`binding_committed`](Engine::binding_committed) once durable.
-    pub fn handle_message(
-        &mut self,
-        now: Instant,
-        wall: UnixTime,
-        bytes: &[u8],
-        db: &impl LeaseLookup,
-        commits: &mut impl CommitSink,
-    ) -> Result<(), EngineError> {
+    /// What every received message does first: `false` when the connection is not there to
+    /// read it.
+    fn begin_message(&mut self, now: Instant, wall: UnixTime) -> Result<bool, EngineError> {
         self.outputs.check_room()?;
         if matches!(self.link, Link::Down | Link::Closing) {
-            return Ok(());
+            return Ok(false);
         }
         self.anchor = (now, wall);
         self.last_rx = Some(now);
@@ -463,12 +465,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             self.timers
                 .set(Timer::Contact, now + self.contact_interval());
         }
-        match Repr::parse(bytes) {
-            Ok(repr) => self.handle_repr(now, wall, repr, db, commits),
-            Err(error) => self.malformed(now, bytes, error),
-        }
-        self.release_upddone_hold(now, wall);
-        Ok(())
+        Ok(true)
     }
 
     // ----- commands -----
@@ -487,36 +484,6 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         self.refresh_from_partner = true;
         self.lost_storage = true;
         self.persist.set_lease_table_lost(true);
-    }
-
-    /// Queues a binding to send to the partner (lazy update, §5.1) and returns the id that
-    /// [`Action::BindingAcked`] or [`Action::BindingRejected`] will carry.
-    ///
-    /// The queue keeps the address and a summary of `binding`, not the binding: when its turn
-    /// comes, [`poll_transmit`](Engine::poll_transmit) reads it from the caller's store (a
-    /// [`BindingSource`]), which must by then hold this binding or a
-    /// newer version of the address.
-    ///
-    /// * A version of the same address queued and not yet sent is replaced: the queue keeps
-    ///   its place, the returned id is a new one, and the acknowledgement carries the new id
-    ///   (the replaced id is never acknowledged).
-    /// * The same data already queued or in flight is not queued twice: its id is returned.
-    /// * A version in flight is followed by this one. Should the connection drop before it is
-    ///   acknowledged, the address is sent once again, with the newest id.
-    ///
-    /// A binding missing what its status requires is refused with
-    /// [`EngineError::IncompleteBinding`]; a full queue with [`EngineError::QueueFull`].
-    pub fn send_binding(&mut self, binding: &BindingData) -> Result<UpdateId, EngineError> {
-        // What the partner would reject as missing binding information (§7.1, reason 3).
-        let status = binding.status;
-        if (status.requires_client() && binding.hardware_address.is_none())
-            || (status == failover_proto::BindingStatus::Active
-                && (binding.lease_expiration_time.is_none()
-                    || binding.potential_expiration_time.is_none()))
-        {
-            return Err(EngineError::IncompleteBinding);
-        }
-        self.outgoing.push(binding.address, Summary::of(binding))
     }
 
     /// After [`Action::SendAllBindings`] / [`Action::SendUnackedBindings`]: everything asked
@@ -572,18 +539,6 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         } else {
             Err(EngineError::NoTransition { state })
         }
-    }
-
-    /// Long stop (§9.14): SHUTDOWN is announced to the partner.
-    pub fn shutdown(&mut self, now: Instant) {
-        let wall = self.wall_at(now);
-        self.run(now, wall, StateEvent::AdminShutdown);
-    }
-
-    /// Short stop (§9.13): PAUSED is announced to the partner.
-    pub fn pause(&mut self, now: Instant) {
-        let wall = self.wall_at(now);
-        self.run(now, wall, StateEvent::AdminPause);
     }
 
     /// Closes the connection in an orderly way: DISCONNECT with `reason`, then close (§7.12).
@@ -656,21 +611,13 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         self.outputs.pop_event()
     }
 
-    /// Writes the next message to send into `buf` (2048 bytes always suffice) and returns its
-    /// length. Poll until `None` after actions and events. Produces no action or event.
-    ///
-    /// Our BNDUPDs carry the bindings as `bindings` — the caller's store — holds them now (see
-    /// [`Engine::send_binding`]).
-    ///
-    /// A STATE announcing a state change is held, with everything queued after it, until the
-    /// [`Action::Persist`] snapshot holding that state is confirmed (§9.2: persist before
-    /// announcing); messages queued before it go out.
-    #[must_use]
-    pub fn poll_transmit<B: BindingSource + ?Sized>(
+    /// [`Engine::poll_transmit`] for either family; `binding` writes the next binding update
+    /// (`None`: none to send; `Some(None)`: it did not fit).
+    fn transmit(
         &mut self,
         now: Instant,
         buf: &mut [u8],
-        bindings: &B,
+        binding: impl FnOnce(&mut Self, Instant, u32, &mut [u8]) -> Option<Option<usize>>,
     ) -> Option<usize> {
         if self.link == Link::Down || self.state_held() {
             return None;
@@ -704,7 +651,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             }
             n
         } else {
-            let n = self.emit_next_binding(now, wall, buf, bindings)?;
+            let n = binding(self, now, wall, buf)?;
             if n.is_some() {
                 counters::bump(&mut self.counters.bndupd_sent);
             }
@@ -785,9 +732,12 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
         usize::try_from(self.partner_max_unacked.max(1)).unwrap_or(usize::MAX)
     }
 
-    /// CONTACT after ⌊partner receive-timer / 3⌋ s of silence (§7.9.1; ISC the same).
+    /// CONTACT after ⌊partner receive-timer / 3⌋ s of silence (§7.9.1; ISC the same); in
+    /// RFC 8156, FO_SEND_TIME = the partner's keep-alive time / 4 (§6.5, integer division,
+    /// at least 1 s: the digest's reading).
     fn contact_interval(&self) -> Duration {
-        secs((self.partner_receive_timer / 3).max(1))
+        let per = if F::IS_V6 { 4 } else { 3 };
+        secs((self.partner_receive_timer / per).max(1))
     }
 
     fn stop_link_timers(&mut self) {
@@ -802,8 +752,14 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     }
 
     fn take_xid(&mut self) -> u32 {
-        // ISC never uses xid 0 for a BNDUPD; skip it for every message.
-        self.next_xid = self.next_xid.wrapping_add(1);
+        // ISC never uses xid 0 for a BNDUPD; skip it for every message. RFC 8156's are 24
+        // bits (§5.4).
+        let mask = if F::IS_V6 {
+            failover_proto::v6::MAX_XID
+        } else {
+            u32::MAX
+        };
+        self.next_xid = self.next_xid.wrapping_add(1) & mask;
         if self.next_xid == 0 {
             self.next_xid = 1;
         }
@@ -857,7 +813,14 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
             }
             (Repr::Optional(_), _) => {} // §6.1: optional types are ignored.
             (Repr::Contact(_), Link::AwaitingState | Link::Up) => {}
-            (Repr::State(s), Link::AwaitingState | Link::Up) => self.on_state(now, wall, &s),
+            (Repr::State(s), Link::AwaitingState | Link::Up) => self.on_state(
+                now,
+                wall,
+                s.time,
+                s.server_state,
+                s.server_flags.contains(ServerFlags::STARTUP),
+                s.start_time_of_state,
+            ),
             (Repr::BndUpd(u), Link::Up) => {
                 counters::bump(&mut self.counters.bndupd_received);
                 self.on_bndupd(now, wall, &u, db, commits);
@@ -887,6 +850,103 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
                 );
             }
         }
+    }
+}
+
+/// What only a DHCPv4 engine does: send draft-12 bindings, pause and shut down (RFC 8156 has
+/// neither PAUSED nor SHUTDOWN).
+impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize>
+    Engine<QUEUE, COMMITS, EVENTS, V4>
+{
+    /// Handles one whole message from the partner (as framed by `failover_proto::Framer`).
+    ///
+    /// Malformed or out-of-place messages never corrupt state: they get the draft's answer
+    /// (a rejecting BNDACK or CONNECTACK, or DISCONNECT and close) and an
+    /// [`Event::ProtocolError`]. Returns `Err(EventsPending)` without consuming the message
+    /// when events must be polled first.
+    ///
+    /// `db` answers what the engine needs to judge a received binding (§7.1.3); each binding
+    /// of a BNDUPD it accepts goes to `commits` at once (the engine keeps no copy), to be
+    /// confirmed with [`binding_committed`](Engine::binding_committed) once durable.
+    pub fn handle_message(
+        &mut self,
+        now: Instant,
+        wall: UnixTime,
+        bytes: &[u8],
+        db: &impl LeaseLookup,
+        commits: &mut impl CommitSink,
+    ) -> Result<(), EngineError> {
+        if self.begin_message(now, wall)? {
+            match Repr::parse(bytes) {
+                Ok(repr) => self.handle_repr(now, wall, repr, db, commits),
+                Err(error) => self.malformed(now, bytes, error),
+            }
+            self.release_upddone_hold(now, wall);
+        }
+        Ok(())
+    }
+
+    /// Writes the next message to send into `buf` (2048 bytes always suffice) and returns its
+    /// length. Poll until `None` after actions and events. Produces no action or event.
+    ///
+    /// Our BNDUPDs carry the bindings as `bindings` — the caller's store — holds them now (see
+    /// [`Engine::send_binding`]).
+    ///
+    /// A STATE announcing a state change is held, with everything queued after it, until the
+    /// [`Action::Persist`] snapshot holding that state is confirmed (§9.2: persist before
+    /// announcing); messages queued before it go out.
+    #[must_use]
+    pub fn poll_transmit<B: BindingSource + ?Sized>(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        bindings: &B,
+    ) -> Option<usize> {
+        self.transmit(now, buf, |e, now, wall, buf| {
+            e.emit_next_binding(now, wall, buf, bindings)
+        })
+    }
+
+    /// Queues a binding to send to the partner (lazy update, §5.1) and returns the id that
+    /// [`Action::BindingAcked`] or [`Action::BindingRejected`] will carry.
+    ///
+    /// The queue keeps the address and a summary of `binding`, not the binding: when its turn
+    /// comes, [`poll_transmit`](Engine::poll_transmit) reads it from the caller's store (a
+    /// [`BindingSource`]), which must by then hold this binding or a
+    /// newer version of the address.
+    ///
+    /// * A version of the same address queued and not yet sent is replaced: the queue keeps
+    ///   its place, the returned id is a new one, and the acknowledgement carries the new id
+    ///   (the replaced id is never acknowledged).
+    /// * The same data already queued or in flight is not queued twice: its id is returned.
+    /// * A version in flight is followed by this one. Should the connection drop before it is
+    ///   acknowledged, the address is sent once again, with the newest id.
+    ///
+    /// A binding missing what its status requires is refused with
+    /// [`EngineError::IncompleteBinding`]; a full queue with [`EngineError::QueueFull`].
+    pub fn send_binding(&mut self, binding: &BindingData) -> Result<UpdateId, EngineError> {
+        // What the partner would reject as missing binding information (§7.1, reason 3).
+        let status = binding.status;
+        if (status.requires_client() && binding.hardware_address.is_none())
+            || (status == failover_proto::BindingStatus::Active
+                && (binding.lease_expiration_time.is_none()
+                    || binding.potential_expiration_time.is_none()))
+        {
+            return Err(EngineError::IncompleteBinding);
+        }
+        self.outgoing.push(binding.address, Summary::of(binding))
+    }
+
+    /// Long stop (§9.14): SHUTDOWN is announced to the partner.
+    pub fn shutdown(&mut self, now: Instant) {
+        let wall = self.wall_at(now);
+        self.run(now, wall, StateEvent::AdminShutdown);
+    }
+
+    /// Short stop (§9.13): PAUSED is announced to the partner.
+    pub fn pause(&mut self, now: Instant) {
+        let wall = self.wall_at(now);
+        self.run(now, wall, StateEvent::AdminPause);
     }
 }
 

@@ -3,6 +3,7 @@
 
 use failover_proto::ServerState;
 
+use super::Family;
 use super::{Action, Control, Engine, Event, Link};
 use crate::dialect::Dialect;
 use crate::time::{Instant, UnixTime};
@@ -55,7 +56,9 @@ impl Requests {
     }
 }
 
-impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
+impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
+    Engine<QUEUE, COMMITS, EVENTS, F>
+{
     /// The partner asks for our bindings (all, or those it has not acknowledged).
     pub(super) fn on_update_request(&mut self, xid: u32, all: bool) {
         // A newer request replaces one still being answered (ISC: "silently discarding").

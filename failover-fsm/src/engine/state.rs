@@ -4,6 +4,7 @@ use core::time::Duration;
 
 use failover_proto::ServerState;
 
+use super::Family;
 use super::{Action, Control, Engine, Event, Link, PdHold, Timer, secs};
 use crate::time::{Instant, UnixTime};
 use crate::transition::{self, Actions, Context, StateEvent};
@@ -12,7 +13,9 @@ use crate::transition::{self, Actions, Context, StateEvent};
 /// (§9.14.2; ISC waits about 4 s).
 const SHUTDOWN_LINGER: u64 = 5;
 
-impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
+impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
+    Engine<QUEUE, COMMITS, EVENTS, F>
+{
     fn context(&self, wall: UnixTime) -> Context {
         Context {
             previous: self.previous,
@@ -38,7 +41,11 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE
     /// Runs the state machine on `event` (§9) and carries out the result.
     pub(super) fn run(&mut self, now: Instant, wall: UnixTime, event: StateEvent) {
         let ctx = self.context(wall);
-        let t = transition::step(self.state, &event, &ctx);
+        let t = if F::IS_V6 {
+            crate::v6::state::step_v4(self.state, &event, &ctx)
+        } else {
+            transition::step(self.state, &event, &ctx)
+        };
         let from = self.state;
         if let Some(next) = t.next
             && next != self.state

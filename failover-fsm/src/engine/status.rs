@@ -4,6 +4,7 @@ use core::time::Duration;
 
 use failover_proto::{Hba, HbaPolarity, RejectReason, Role, ServerState};
 
+use super::Family;
 use super::{Counters, Engine, Timer};
 use crate::config::MAX_NAME;
 use crate::time::{Instant, UnixTime};
@@ -162,7 +163,9 @@ impl Status {
     }
 }
 
-impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
+impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
+    Engine<QUEUE, COMMITS, EVENTS, F>
+{
     /// A snapshot for operators.
     pub fn status(&self, now: Instant) -> Status {
         let left = |t: Timer| self.timers.get(t).map(|d| d.saturating_duration_since(now));

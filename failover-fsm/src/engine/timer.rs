@@ -5,6 +5,7 @@
 
 use failover_proto::{RejectReason, ServerState};
 
+use super::Family;
 use super::control::Control;
 use super::{Engine, Event, Link, secs};
 use crate::time::{Instant, UnixTime};
@@ -120,7 +121,9 @@ impl TimerTable {
 }
 
 /// Expired timers: what each one does.
-impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
+impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
+    Engine<QUEUE, COMMITS, EVENTS, F>
+{
     /// Handles expired timers at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
         for timer in Timer::ORDER {

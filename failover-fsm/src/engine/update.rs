@@ -3,6 +3,7 @@
 
 use failover_proto::{Binding, BindingStatus, BndAck, BndUpd, RejectReason};
 
+use super::Family;
 use super::incoming::{Incoming, Items, Outcome};
 use super::{
     Action, CommitSink, CommitToken, Engine, EngineError, Event, LeaseLookup, MAX_BATCH, UpdateId,
@@ -13,7 +14,9 @@ use crate::binding::BindingData;
 use crate::dialect::Dialect;
 use crate::time::{Instant, UnixTime};
 
-impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> Engine<QUEUE, COMMITS, EVENTS> {
+impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
+    Engine<QUEUE, COMMITS, EVENTS, F>
+{
     /// A BNDUPD from the partner: each binding is judged; the accepted ones go to the caller
     /// to commit (`commits`), and the BNDACK waits for those commits (§7.2).
     pub(super) fn on_bndupd(

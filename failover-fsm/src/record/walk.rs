@@ -6,7 +6,7 @@ use core::net::Ipv4Addr;
 
 use super::{Backlog, LeaseRecord};
 use crate::binding::BindingData;
-use crate::engine::{Action, Engine, EngineError, UpdateId};
+use crate::engine::{Action, Engine, EngineError, UpdateId, V4};
 
 /// What queueing a binding gave: the engine's id of the update, or why it was refused.
 pub type Queued = Result<UpdateId, EngineError>;
@@ -21,7 +21,7 @@ pub trait UpdateQueue {
 }
 
 impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> UpdateQueue
-    for Engine<QUEUE, COMMITS, EVENTS>
+    for Engine<QUEUE, COMMITS, EVENTS, V4>
 {
     fn send_binding(&mut self, binding: &BindingData) -> Queued {
         Engine::send_binding(self, binding)

@@ -152,3 +152,50 @@ fn later_of(a: Option<UnixTime>, b: Option<UnixTime>) -> Option<UnixTime> {
         (a, b) => a.or(b),
     }
 }
+
+/// The OPTION_STATUS_CODE that says `reason` in a CONNECTREPLY, DISCONNECT or BNDREPLY
+/// (§5.6, §6.1.2). The engine decides in draft-12's reasons; this is the one mapping onto
+/// RFC 8156's codes (and [`reason_of`] the way back).
+///
+/// | draft-12 reason | RFC 8156 status |
+/// |---|---|
+/// | time mismatch | ExcessiveTimeSkew (§7.1) |
+/// | protocol version mismatch | NotSupported (§6.1.2) |
+/// | invalid partner, invalid MCLT, illegal address | ConfigurationConflict (*reading*, §6.1.2 names none) |
+/// | missing binding information | MissingBindingInformation |
+/// | outdated binding information | OutdatedBindingInformation |
+/// | fatal conflict | AddressInUse |
+/// | TLS not configured / not supported / required | TLSConnectionRefused |
+/// | anything else | UnspecFail |
+pub const fn status_of(reason: failover_proto::RejectReason) -> failover_proto::v6::Status {
+    use failover_proto::RejectReason as R;
+    use failover_proto::v6::Status as S;
+    match reason {
+        R::TimeMismatch => S::ExcessiveTimeSkew,
+        R::VersionMismatch => S::NotSupported,
+        R::InvalidPartner | R::InvalidMclt | R::IllegalIpAddress => S::ConfigurationConflict,
+        R::MissingBindingInformation => S::MissingBindingInformation,
+        R::OutdatedBindingInformation => S::OutdatedBindingInformation,
+        R::FatalConflict => S::AddressInUse,
+        R::TlsNotConfigured | R::TlsNotSupported | R::TlsRequired => S::TlsConnectionRefused,
+        _ => S::UnspecFail,
+    }
+}
+
+/// The draft-12 reason the engine records for a partner's error status (the inverse of
+/// [`status_of`] where it is one to one; ServerShuttingDown and the codes without a
+/// counterpart read as unknown-connection-reason).
+pub const fn reason_of(status: failover_proto::v6::Status) -> failover_proto::RejectReason {
+    use failover_proto::RejectReason as R;
+    use failover_proto::v6::Status as S;
+    match status {
+        S::ExcessiveTimeSkew => R::TimeMismatch,
+        S::NotSupported => R::VersionMismatch,
+        S::ConfigurationConflict => R::InvalidPartner,
+        S::MissingBindingInformation => R::MissingBindingInformation,
+        S::OutdatedBindingInformation => R::OutdatedBindingInformation,
+        S::AddressInUse => R::FatalConflict,
+        S::TlsConnectionRefused => R::TlsNotConfigured,
+        _ => R::UnknownConnectionReason,
+    }
+}

@@ -218,42 +218,54 @@ pub fn startup_previous(stored: Option<ServerState>) -> ServerState {
 
 /// The transition `event` causes in `ours` (§8), with the entry actions of the next state.
 pub fn step(ours: ServerState, event: &Event, ctx: &Context) -> Transition {
-    let (ev4, ctx4) = (event.to_v4(), ctx.to_v4());
-    let mut t = transition::step(to_v4(ours), &ev4, &ctx4);
-    if let Some(next) = recover_done_cell(ours, event, ctx, t.next) {
-        t.next = Some(to_v4(next));
-        t.actions |= transition::entry_actions(to_v4(next), to_v4(ours), &ctx4.after(&ev4));
-    }
+    let t = step_v4(to_v4(ours), &event.to_v4(), &ctx.to_v4());
     Transition {
         next: t.next.and_then(from_v4),
         actions: t.actions,
     }
 }
 
+/// [`step`] on draft-12's types, as the engine runs it for a [`V6`](crate::engine::V6)
+/// relationship (it keeps its state as draft-12's): v4's table with the cells RFC 8156 adds.
+/// A cell leading to PAUSED or SHUTDOWN, which RFC 8156 lacks, stays.
+pub(crate) fn step_v4(
+    ours: V4,
+    event: &StateEvent,
+    ctx: &transition::Context,
+) -> transition::Transition {
+    let mut t = transition::step(ours, event, ctx);
+    if let Some(next) = recover_done_cell(ours, event, ctx, t.next) {
+        t.next = Some(next);
+        t.actions |= transition::entry_actions(next, ours, &ctx.after(event));
+    }
+    if matches!(t.next, Some(V4::Paused | V4::Shutdown)) {
+        t.next = None;
+    }
+    t
+}
+
 /// §8.7.2's cells that draft-12 §9.7.2 lacks: RECOVER-DONE (stayed in, or resumed from
 /// STARTUP) with a partner in RECOVER / RECOVER-WAIT or POTENTIAL-CONFLICT.
 fn recover_done_cell(
-    ours: ServerState,
-    event: &Event,
-    ctx: &Context,
+    ours: V4,
+    event: &StateEvent,
+    ctx: &transition::Context,
     v4_next: Option<V4>,
-) -> Option<ServerState> {
-    let Event::PartnerState { state: p, .. } = *event else {
+) -> Option<V4> {
+    let StateEvent::PartnerState { state: p, .. } = *event else {
         return None;
     };
-    let repeat = ours != ServerState::Startup && ctx.comm_ok && ctx.partner == Some(p);
+    let repeat = ours != V4::Startup && ctx.comm_ok && ctx.partner == Some(p);
     let in_recover_done = match v4_next {
-        None => ours == ServerState::RecoverDone,
+        None => ours == V4::RecoverDone,
         Some(next) => next == V4::RecoverDone,
     };
     if repeat || !in_recover_done {
         return None;
     }
     match p {
-        ServerState::Recover | ServerState::RecoverWait => {
-            Some(ServerState::CommunicationsInterrupted)
-        }
-        ServerState::PotentialConflict => Some(ServerState::PotentialConflict),
+        V4::Recover | V4::RecoverWait => Some(V4::CommunicationsInterrupted),
+        V4::PotentialConflict => Some(V4::PotentialConflict),
         _ => None,
     }
 }
