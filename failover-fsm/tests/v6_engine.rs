@@ -9,11 +9,19 @@
 )]
 
 use core::time::Duration;
+use std::collections::HashMap;
+use std::net::Ipv6Addr;
 
-use failover_fsm::engine::{Action, Engine, Event, Persisted, V6};
+use failover_fsm::engine::{
+    Action, BindingHandle, BindingSource6, CommitToken, Engine, Event, LeaseLookup6, Persisted,
+    UpdateId, UpdateSink6, V6,
+};
+use failover_fsm::v6::accept::Verdict;
+use failover_fsm::v6::{ClientKey, LocalLease, owner};
 use failover_fsm::{Config, Instant, RejectReason, Role, ServerState, UnixTime};
 use failover_proto::v6::{
-    self, ConnectFlags, ProtocolVersion, Repr, ServerFlags, Status, StatusCode, time,
+    self, Binding, BindingStatus, ClientData, ConnectFlags, Ia, IaKind, Lease, LeaseAddr, List,
+    ProtocolVersion, Repr, ServerFlags, Status, StatusCode, time,
 };
 
 type Engine6 = Engine<16, 16, 64, V6>;
@@ -27,6 +35,128 @@ fn config(role: Role) -> Config {
     c
 }
 
+/// One client's binding: its DUID and leases (IA_NA 1, IA_PD 2).
+struct Client {
+    duid: Vec<u8>,
+    na: Vec<LeaseAddr>,
+    pd: Vec<LeaseAddr>,
+}
+
+/// A DHCPv6 lease table: the records, and the clients that hold them.
+#[derive(Default)]
+struct Leases {
+    records: HashMap<LeaseAddr, LocalLease>,
+    clients: HashMap<u32, Client>,
+    /// The wall clock for OPTION_LQ_BASE_TIME.
+    now: u32,
+}
+
+impl LeaseLookup6 for Leases {
+    fn lookup(&self, lease: LeaseAddr) -> Option<LocalLease> {
+        self.records.get(&lease).copied()
+    }
+}
+
+impl BindingSource6 for Leases {
+    fn binding<R>(
+        &self,
+        handle: BindingHandle,
+        write: impl FnOnce(&Binding<'_>) -> R,
+    ) -> Option<R> {
+        let client = self.clients.get(&handle.0)?;
+        let base = UnixTime(self.now);
+        let lease = |addr: &LeaseAddr| self.records[addr].update_lease(*addr, 300, 600, base);
+        let na: Vec<Lease<'static>> = client.na.iter().map(lease).collect();
+        let pd: Vec<Lease<'static>> = client.pd.iter().map(lease).collect();
+        let ia = |kind, iaid, leases| Ia {
+            kind,
+            iaid,
+            t1: 150,
+            t2: 240,
+            leases: List::from_slice(leases),
+            status: None,
+            extra: Default::default(),
+        };
+        let ias = [ia(IaKind::Na, 1, &na[..]), ia(IaKind::Pd, 2, &pd[..])];
+        let ias = if pd.is_empty() { &ias[..1] } else { &ias[..] };
+        Some(write(&Binding::Client(ClientData {
+            status: None,
+            client_id: Some(&client.duid),
+            lq_base_time: time::from_unix(u64::from(self.now)),
+            vss: None,
+            reconfigure: None,
+            relay_data: None,
+            ias: List::from_slice(ias),
+            extra: Default::default(),
+        })))
+    }
+}
+
+/// One answer to our updates: (update, handle, lease, acked binding-status,
+/// partner-lifetime-sent, outcome).
+type Answer = (
+    UpdateId,
+    BindingHandle,
+    LeaseAddr,
+    Option<BindingStatus>,
+    Option<u32>,
+    Result<(), Status>,
+);
+
+/// Accepted leases awaiting their commit, and the answers to ours not yet stored.
+#[derive(Default)]
+struct Pending {
+    commits: Vec<(CommitToken, LeaseAddr, Option<ClientKey>, Verdict)>,
+    answers: Vec<Answer>,
+    /// Every answer ever received.
+    answered: Vec<Answer>,
+}
+
+impl UpdateSink6 for Pending {
+    fn commit(
+        &mut self,
+        token: CommitToken,
+        binding: &Binding<'_>,
+        ia: Option<&Ia<'_>>,
+        lease: &Lease<'_>,
+        verdict: &Verdict,
+    ) {
+        let client = match (binding, ia) {
+            (Binding::Client(c), Some(ia)) => {
+                c.client_id.map(|d| ClientKey::new(d, ia.kind, ia.iaid))
+            }
+            _ => None,
+        };
+        self.commits.push((token, lease.addr, client, *verdict));
+    }
+
+    fn acked(
+        &mut self,
+        update: UpdateId,
+        handle: BindingHandle,
+        lease: &Lease<'_>,
+        outcome: Result<(), Status>,
+    ) {
+        let answer = (
+            update,
+            handle,
+            lease.addr,
+            lease.binding_status,
+            lease.partner_lifetime_sent,
+            outcome,
+        );
+        self.answers.push(answer);
+        self.answered.push(answer);
+    }
+}
+
+fn kind_of(addr: LeaseAddr) -> owner::Kind {
+    match addr {
+        LeaseAddr::Address(a) => owner::Kind::Address(a),
+        LeaseAddr::Prefix { .. } => owner::Kind::Prefix,
+    }
+}
+
 /// One endpoint and what it did.
 struct Side {
     e: Engine6,
@@ -37,6 +167,10 @@ struct Side {
     pool_requests: usize,
     /// The last snapshot the engine asked to persist (confirmed at once).
     persisted: Option<Persisted>,
+    leases: Leases,
+    pending: Pending,
+    /// Leave commits to the test (else `settle` commits everything at once).
+    hold: bool,
 }
 
 impl Side {
@@ -49,6 +183,9 @@ impl Side {
             closed: false,
             pool_requests: 0,
             persisted: None,
+            leases: Leases::default(),
+            pending: Pending::default(),
+            hold: false,
         }
     }
 
@@ -68,6 +205,22 @@ impl Side {
     /// Carries out actions (persist at once, answer POOLREQ, nothing to send for update
     /// requests) and keeps events.
     fn settle(&mut self) {
+        if !self.hold {
+            self.commit_all();
+        }
+        let now = UnixTime(self.leases.now);
+        for (_, _, addr, status, sent, outcome) in std::mem::take(&mut self.pending.answers) {
+            if outcome.is_ok()
+                && let Some(r) = self.leases.records.get_mut(&addr)
+            {
+                r.store_ack(
+                    kind_of(addr),
+                    status,
+                    sent.map(v6::time::to_unix).map(|t| UnixTime(t as u32)),
+                    now,
+                );
+            }
+        }
         while let Some(a) = self.e.poll_action() {
             match a {
                 Action::Persist { token, snapshot } => {
@@ -79,7 +232,14 @@ impl Side {
                     self.pool_requests += 1;
                     self.e.pool_response(0);
                 }
-                Action::SendAllBindings | Action::SendUnackedBindings => self.e.end_of_updates(),
+                Action::SendAllBindings | Action::SendUnackedBindings => {
+                    let mut handles: Vec<u32> = self.leases.clients.keys().copied().collect();
+                    handles.sort_unstable();
+                    for h in handles {
+                        self.e.send_binding(BindingHandle(h)).unwrap();
+                    }
+                    self.e.end_of_updates();
+                }
                 _ => {}
             }
         }
@@ -88,11 +248,24 @@ impl Side {
         }
     }
 
+    /// Stores every accepted lease (`LocalLease::store_received`) and confirms it.
+    fn commit_all(&mut self) {
+        for (token, addr, client, verdict) in std::mem::take(&mut self.pending.commits) {
+            self.leases
+                .records
+                .entry(addr)
+                .or_insert(LocalLease::new(BindingStatus::Free))
+                .store_received(client, &verdict);
+            self.e.binding_committed(token).unwrap();
+        }
+    }
+
     fn transmit(&mut self, now: Instant) -> Vec<Vec<u8>> {
         self.settle();
         let mut out = Vec::new();
         let mut buf = [0u8; 2048];
-        while let Some(n) = self.e.poll_transmit(now, &mut buf) {
+        self.leases.now = self.wall(now).0;
+        while let Some(n) = self.e.poll_transmit(now, &mut buf, &self.leases) {
             out.push(buf[..n].to_vec());
         }
         self.settle();
@@ -101,7 +274,10 @@ impl Side {
 
     fn receive(&mut self, now: Instant, msg: &[u8]) {
         let wall = self.wall(now);
-        self.e.handle_message(now, wall, msg).unwrap();
+        self.leases.now = wall.0;
+        self.e
+            .handle_message(now, wall, msg, &self.leases, &mut self.pending)
+            .unwrap();
         self.settle();
     }
 }
@@ -574,4 +750,601 @@ fn status_codes_map_both_ways() {
         Status::UnspecFail
     );
     let _ = StatusCode::new(Status::Success, "");
+}
+
+// ----- binding updates received (§7.5, §7.6) -----
+
+const DUID: &[u8] = &[0, 3, 0, 1, 2, 0, 0x5e, 0, 0x53, 1];
+const OTHER_DUID: &[u8] = &[0, 3, 0, 1, 2, 0, 0x5e, 0, 0x53, 2];
+
+fn address(n: u16) -> LeaseAddr {
+    LeaseAddr::Address(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n))
+}
+
+fn prefix(n: u16) -> LeaseAddr {
+    LeaseAddr::Prefix {
+        prefix: Ipv6Addr::new(0x2001, 0xdb8, n, 0, 0, 0, 0, 0),
+        len: 56,
+    }
+}
+
+/// An ACTIVE lease as a BNDUPD carries it (§7.4): last contact `ago` seconds before `at`.
+fn active(addr: LeaseAddr, at: u32, ago: u32) -> Lease<'static> {
+    Lease {
+        addr,
+        preferred_lifetime: 300,
+        valid_lifetime: 600,
+        status: None,
+        vss: None,
+        lq_base_time: None,
+        binding_status: Some(BindingStatus::Active),
+        start_time_of_state: Some(at - ago),
+        state_expiration_time: Some(at + 600),
+        clt_time: Some(ago),
+        partner_lifetime: Some(at + 900),
+        partner_raw_clt_time: None,
+        expiration_time: Some(at + 600),
+        partner_lifetime_sent: None,
+        client_fqdn: None,
+        dns_removal_info: None,
+        extra: Default::default(),
+    }
+}
+
+/// A BNDUPD for `duid`: `na` in IA_NA 1, `pd` in IA_PD 2, sent at wire time `at`.
+fn bndupd(xid: u32, at: u32, duid: &[u8], na: &[Lease<'_>], pd: &[Lease<'_>]) -> Vec<u8> {
+    let ia = |kind, iaid, leases| Ia {
+        kind,
+        iaid,
+        t1: 150,
+        t2: 240,
+        leases: List::from_slice(leases),
+        status: None,
+        extra: Default::default(),
+    };
+    let mut ias = Vec::new();
+    if !na.is_empty() {
+        ias.push(ia(IaKind::Na, 1, na));
+    }
+    if !pd.is_empty() {
+        ias.push(ia(IaKind::Pd, 2, pd));
+    }
+    let client = ClientData {
+        status: None,
+        client_id: Some(duid),
+        lq_base_time: Some(at),
+        vss: None,
+        reconfigure: None,
+        relay_data: None,
+        ias: List::from_slice(&ias),
+        extra: Default::default(),
+    };
+    let mut buf = [0u8; 2048];
+    let n = v6::BndUpd {
+        xid,
+        sent_time: at,
+        binding: Binding::Client(client),
+        extra: Default::default(),
+    }
+    .emit(&mut buf)
+    .unwrap();
+    buf[..n].to_vec()
+}
+
+/// Both in NORMAL; the link's delivery stops, so that the test alone speaks to each side.
+fn normal_pair() -> Link6 {
+    let mut link = Link6::new(0);
+    link.run_for(16);
+    link.connect();
+    link.run_for(u64::from(MCLT) + 30);
+    assert_eq!(link.states(), (ServerState::Normal, ServerState::Normal));
+    link.up = false;
+    link
+}
+
+/// A lease of a BNDREPLY: (address, status code, binding-status, partner-lifetime-sent).
+type Replied = (
+    LeaseAddr,
+    Option<Status>,
+    Option<BindingStatus>,
+    Option<u32>,
+);
+
+/// The xid and every lease of a BNDREPLY.
+fn replied(bytes: &[u8]) -> (u32, Vec<Replied>) {
+    let Ok(Repr::BndReply(r)) = Repr::parse(bytes) else {
+        panic!("BNDREPLY expected: {bytes:02x?}");
+    };
+    let Binding::Client(c) = r.binding else {
+        panic!("CLIENT_DATA expected")
+    };
+    assert_eq!(c.client_id, Some(DUID));
+    let leases = c
+        .ias
+        .iter()
+        .flat_map(|ia| ia.leases.iter())
+        .map(|l| {
+            (
+                l.addr,
+                l.status.map(|s| s.status),
+                l.binding_status,
+                l.partner_lifetime_sent,
+            )
+        })
+        .collect();
+    (r.xid, leases)
+}
+
+#[test]
+fn bndupd_is_committed_then_answered_with_its_echo() {
+    let mut link = normal_pair();
+    let now = link.now;
+    let at = time::from_unix(u64::from(link.s.wall(now).0)).unwrap();
+    let s = &mut link.s;
+    s.leases
+        .records
+        .insert(address(1), LocalLease::new(BindingStatus::Free));
+    s.leases
+        .records
+        .insert(prefix(7), LocalLease::new(BindingStatus::Free));
+    s.hold = true;
+    let upd = bndupd(
+        0x00ab_cdef,
+        at,
+        DUID,
+        &[active(address(1), at, 5)],
+        &[active(prefix(7), at, 5)],
+    );
+    s.receive(now, &upd);
+    assert_eq!(
+        s.pending.commits.len(),
+        2,
+        "both leases handed to the store"
+    );
+    assert!(
+        s.transmit(now).is_empty(),
+        "no BNDREPLY before the commits (§7.5.2)"
+    );
+    let later = s.pending.commits.split_off(1);
+    s.commit_all();
+    assert!(
+        s.transmit(now).is_empty(),
+        "one lease still awaits its commit"
+    );
+    s.pending.commits = later;
+    s.commit_all();
+    let out = s.transmit(now);
+    assert_eq!(out.len(), 1);
+    let (xid, leases) = replied(&out[0]);
+    assert_eq!(xid, 0x00ab_cdef);
+    assert_eq!(
+        leases,
+        [
+            (
+                address(1),
+                None,
+                Some(BindingStatus::Active),
+                Some(at + 900)
+            ),
+            (prefix(7), None, Some(BindingStatus::Active), Some(at + 900)),
+        ],
+        "accepted: no status code; partner-lifetime echoed as partner-lifetime-sent (§7.6)"
+    );
+    let stored = s.leases.records[&address(1)];
+    assert_eq!(stored.status, BindingStatus::Active);
+    assert_eq!(stored.client, Some(ClientKey::new(DUID, IaKind::Na, 1)));
+    assert_eq!(
+        stored.expiration_time.map(|t| t.0),
+        Some(link.s.wall(now).0 + 900)
+    );
+    assert_eq!(link.s.e.status(now).counters.bndupd_received, 1);
+}
+
+#[test]
+fn rejected_leases_carry_their_status_code() {
+    let mut link = normal_pair();
+    let now = link.now;
+    let wall = link.p.wall(now);
+    let at = time::from_unix(u64::from(wall.0)).unwrap();
+    let p = &mut link.p;
+    // address(1) is ACTIVE here for another client since 10 s ago; address(3) is not ours.
+    p.leases.records.insert(
+        address(1),
+        LocalLease {
+            client: Some(ClientKey::new(OTHER_DUID, IaKind::Na, 1)),
+            cltt: Some(wall.minus(10)),
+            start_time_of_state: Some(wall.minus(10)),
+            state_expiration_time: Some(wall.plus(600)),
+            ..LocalLease::new(BindingStatus::Active)
+        },
+    );
+    p.leases
+        .records
+        .insert(address(5), LocalLease::new(BindingStatus::Free));
+    // The secondary's client last talked 100 s ago: older than our lease (accept(3) with
+    // another client, and we are the primary: AddressInUse, §7.5.4).
+    let upd = bndupd(
+        77,
+        at,
+        DUID,
+        &[
+            active(address(1), at, 100),
+            active(address(3), at, 1),
+            active(address(5), at, 1),
+        ],
+        &[],
+    );
+    p.receive(now, &upd);
+    let out = p.transmit(now);
+    let (xid, leases) = replied(&out[0]);
+    assert_eq!(xid, 77);
+    let statuses: Vec<_> = leases.iter().map(|l| (l.0, l.1)).collect();
+    assert_eq!(
+        statuses,
+        [
+            (address(1), Some(Status::AddressInUse)),
+            (address(3), Some(Status::ConfigurationConflict)),
+            (address(5), None),
+        ]
+    );
+    assert_eq!(
+        p.leases.records[&address(1)].client,
+        Some(ClientKey::new(OTHER_DUID, IaKind::Na, 1))
+    );
+    assert_eq!(p.leases.records[&address(5)].status, BindingStatus::Active);
+    assert!(p.events.contains(&Event::RejectedPartnerLease {
+        lease: address(1),
+        status: Status::AddressInUse
+    }));
+    assert!(
+        p.e.is_communicating(),
+        "a rejection is an answer, not a failure"
+    );
+}
+
+#[test]
+fn bndupd_lacking_binding_status_is_answered_not_disconnected() {
+    let mut link = normal_pair();
+    let now = link.now;
+    let at = time::from_unix(u64::from(link.s.wall(now).0)).unwrap();
+    let mut lease = active(address(1), at, 5);
+    lease.binding_status = None;
+    let mut buf = [0u8; 1024];
+    let ia = [Ia {
+        kind: IaKind::Na,
+        iaid: 1,
+        t1: 0,
+        t2: 0,
+        leases: List::single(&lease),
+        status: None,
+        extra: Default::default(),
+    }];
+    let n = v6::BndReply {
+        // Emitted with BNDREPLY's rules (which do not ask for binding-status), sent as BNDUPD.
+        xid: 9,
+        sent_time: at,
+        binding: Binding::Client(ClientData {
+            status: None,
+            client_id: Some(DUID),
+            lq_base_time: Some(at),
+            vss: None,
+            reconfigure: None,
+            relay_data: None,
+            ias: List::from_slice(&ia),
+            extra: Default::default(),
+        }),
+        extra: Default::default(),
+    }
+    .emit(&mut buf)
+    .unwrap();
+    buf[2] = 24; // BNDUPD
+    assert!(
+        Repr::parse(&buf[..n]).is_err(),
+        "the codec refuses it as a BNDUPD"
+    );
+    let s = &mut link.s;
+    s.receive(now, &buf[..n]);
+    let out = s.transmit(now);
+    let Ok(Repr::BndReply(r)) = Repr::parse(&out[0]) else {
+        panic!("BNDREPLY expected")
+    };
+    assert_eq!(r.xid, 9);
+    let Binding::Client(c) = r.binding else {
+        panic!()
+    };
+    assert_eq!(
+        c.status.map(|s| s.status),
+        Some(Status::MissingBindingInformation)
+    );
+    assert!(s.e.is_communicating());
+    assert!(s.pending.commits.is_empty());
+}
+
+#[test]
+fn more_bndupds_than_the_window_close_the_connection() {
+    let mut link = normal_pair();
+    let now = link.now;
+    let at = time::from_unix(u64::from(link.s.wall(now).0)).unwrap();
+    let s = &mut link.s;
+    s.leases
+        .records
+        .insert(address(1), LocalLease::new(BindingStatus::Free));
+    s.hold = true;
+    // max-unacked-bndupd is 10 (§6.1.2: never more unanswered than the partner's).
+    for xid in 1..=10 {
+        s.receive(
+            now,
+            &bndupd(xid, at, DUID, &[active(address(1), at, 5)], &[]),
+        );
+    }
+    assert!(s.e.is_communicating());
+    s.receive(
+        now,
+        &bndupd(11, at, DUID, &[active(address(1), at, 5)], &[]),
+    );
+    let out = s.transmit(now);
+    assert!(
+        matches!(Repr::parse(&out[0]), Ok(Repr::Disconnect(_))),
+        "{:?}",
+        Repr::parse(&out[0]).map(|r| r.message_type())
+    );
+    assert!(s.closed);
+}
+
+#[test]
+fn a_lost_connection_forgets_its_unanswered_bndupds() {
+    let mut link = normal_pair();
+    let now = link.now;
+    let at = time::from_unix(u64::from(link.s.wall(now).0)).unwrap();
+    link.s
+        .leases
+        .records
+        .insert(address(1), LocalLease::new(BindingStatus::Free));
+    link.s.hold = true;
+    link.s
+        .receive(now, &bndupd(5, at, DUID, &[active(address(1), at, 5)], &[]));
+    let (token, ..) = link.s.pending.commits[0];
+    link.disconnect();
+    // Its BNDREPLY belonged to the dead connection: the partner sends the BNDUPD again.
+    assert!(link.s.e.binding_committed(token).is_err());
+    link.up = true;
+    link.trace.clear();
+    link.connect();
+    assert!(!link.names().iter().any(|(_, n)| *n == "BNDREPLY"));
+}
+
+// ----- our binding updates (§7.4, §7.7) -----
+
+/// Gives `side` client `handle` holding `na` and `pd` ACTIVE from `wall`, and tells its
+/// partner's table the leases exist (FREE).
+fn grant(
+    link: &mut Link6,
+    primary: bool,
+    handle: u32,
+    duid: &[u8],
+    na: &[LeaseAddr],
+    pd: &[LeaseAddr],
+) {
+    let wall = if primary {
+        link.p.wall(link.now)
+    } else {
+        link.s.wall(link.now)
+    };
+    let (me, partner) = if primary {
+        (&mut link.p, &mut link.s)
+    } else {
+        (&mut link.s, &mut link.p)
+    };
+    for (addr, kind) in na
+        .iter()
+        .map(|a| (*a, IaKind::Na))
+        .chain(pd.iter().map(|a| (*a, IaKind::Pd)))
+    {
+        let iaid = if kind == IaKind::Na { 1 } else { 2 };
+        me.leases.records.insert(
+            addr,
+            LocalLease {
+                client: Some(ClientKey::new(duid, kind, iaid)),
+                cltt: Some(wall),
+                start_time_of_state: Some(wall),
+                state_expiration_time: Some(wall.plus(600)),
+                partner_lifetime: Some(wall.plus(900)),
+                ..LocalLease::new(BindingStatus::Active)
+            },
+        );
+        partner
+            .leases
+            .records
+            .entry(addr)
+            .or_insert(LocalLease::new(BindingStatus::Free));
+    }
+    me.leases.clients.insert(
+        handle,
+        Client {
+            duid: duid.to_vec(),
+            na: na.to_vec(),
+            pd: pd.to_vec(),
+        },
+    );
+}
+
+#[test]
+fn our_binding_goes_out_and_its_answer_is_stored() {
+    let mut link = normal_pair();
+    link.up = true;
+    grant(&mut link, true, 1, DUID, &[address(1)], &[prefix(7)]);
+    let wall = link.p.wall(link.now);
+    let id = link.p.e.send_binding(BindingHandle(1)).unwrap();
+    assert!(link.p.e.is_queued(id));
+    link.trace.clear();
+    link.pump();
+    assert_eq!(link.names(), [(true, "BNDUPD"), (false, "BNDREPLY")]);
+    assert!(!link.p.e.is_queued(id));
+    // The secondary stored both leases for our client (§7.5.5).
+    let theirs = link.s.leases.records[&address(1)];
+    assert_eq!(theirs.status, BindingStatus::Active);
+    assert_eq!(theirs.client, Some(ClientKey::new(DUID, IaKind::Na, 1)));
+    assert_eq!(
+        theirs.expiration_time,
+        Some(wall.plus(900)),
+        "our partner-lifetime (123)"
+    );
+    assert_eq!(
+        link.s.leases.records[&prefix(7)].client,
+        Some(ClientKey::new(DUID, IaKind::Pd, 2))
+    );
+    // Both leases answered, accepted, with the partner-lifetime they acknowledge (§7.7).
+    let answered: Vec<_> = link
+        .p
+        .pending
+        .answered
+        .iter()
+        .map(|a| (a.0, a.2, a.5))
+        .collect();
+    assert_eq!(
+        answered,
+        [(id, address(1), Ok(())), (id, prefix(7), Ok(()))]
+    );
+    let ours = link.p.leases.records[&address(1)];
+    assert_eq!(ours.acked_partner_lifetime, Some(wall.plus(900)));
+    assert_eq!(ours.partner_lifetime, None, "nothing more to send");
+
+    // The client releases its address: the partner hears of it; once it answered, the
+    // address goes back to its owner, the primary (last bit 1): FREE (§7.2, §4.2.1.1).
+    let r = link.p.leases.records.get_mut(&address(1)).unwrap();
+    r.status = BindingStatus::Released;
+    r.start_time_of_state = Some(wall.plus(10));
+    r.cltt = Some(wall.plus(10));
+    r.state_expiration_time = None;
+    link.run_for(11);
+    link.p.e.send_binding(BindingHandle(1)).unwrap();
+    link.pump();
+    assert_eq!(
+        link.s.leases.records[&address(1)].status,
+        BindingStatus::Released
+    );
+    assert_eq!(
+        link.p.leases.records[&address(1)].status,
+        BindingStatus::Free
+    );
+    assert_eq!(
+        link.p.leases.records[&prefix(7)].status,
+        BindingStatus::Active
+    );
+}
+
+#[test]
+fn a_rejected_lease_is_only_remembered() {
+    let mut link = normal_pair();
+    link.up = true;
+    // The secondary's client holds address(2) and prefix(9); the primary's table has
+    // address(2) ACTIVE for another client since later than that: the primary refuses that
+    // lease with AddressInUse (accept(3), §7.5.4), and takes the prefix.
+    grant(&mut link, false, 4, DUID, &[address(2)], &[prefix(9)]);
+    let wall = link.p.wall(link.now);
+    let others = LocalLease {
+        client: Some(ClientKey::new(OTHER_DUID, IaKind::Na, 1)),
+        cltt: Some(wall.plus(30)),
+        start_time_of_state: Some(wall.plus(30)),
+        state_expiration_time: Some(wall.plus(600)),
+        ..LocalLease::new(BindingStatus::Active)
+    };
+    link.p.leases.records.insert(address(2), others);
+    let ours_before = link.s.leases.records[&address(2)];
+    let id = link.s.e.send_binding(BindingHandle(4)).unwrap();
+    link.pump();
+    let answered: Vec<_> = link
+        .s
+        .pending
+        .answered
+        .iter()
+        .map(|a| (a.0, a.2, a.5))
+        .collect();
+    assert_eq!(
+        answered,
+        [
+            (id, address(2), Err(Status::AddressInUse)),
+            (id, prefix(9), Ok(()))
+        ]
+    );
+    assert_eq!(
+        link.p.leases.records[&address(2)],
+        others,
+        "the primary kept its own"
+    );
+    assert_eq!(
+        link.s.leases.records[&address(2)],
+        ours_before,
+        "a rejection changes nothing of ours (§7.7)"
+    );
+    assert_eq!(
+        link.s.leases.records[&prefix(9)].acked_partner_lifetime,
+        Some(link.s.wall(link.now).plus(900))
+    );
+    let counters = link.s.e.status(link.now).counters;
+    assert_eq!(counters.rejects_received(RejectReason::FatalConflict), 1);
+    assert!(link.p.e.is_communicating() && link.s.e.is_communicating());
+}
+
+#[test]
+fn update_request_gets_every_binding_then_upddone() {
+    let mut link = normal_pair();
+    link.up = true;
+    for h in 1..=3u16 {
+        grant(
+            &mut link,
+            true,
+            u32::from(h),
+            &[0, 3, 0, 1, 2, 0, 0x5e, 0, 0x53, h as u8],
+            &[address(2 * h + 1)],
+            &[],
+        );
+    }
+    // The secondary loses its lease table and restarts: RECOVER, UPDREQALL (§8.5.2).
+    link.disconnect();
+    let now = link.now;
+    link.s.leases.records.clear();
+    link.s.persisted = None;
+    link.s.restart(Role::Secondary, now);
+    link.s.e.lease_table_lost();
+    link.run_for(16);
+    for h in 1..=3u16 {
+        link.s
+            .leases
+            .records
+            .insert(address(2 * h + 1), LocalLease::new(BindingStatus::Free));
+    }
+    link.trace.clear();
+    link.up = true;
+    link.connect();
+    let names = link.names();
+    let pos = |n: &str, from_p: bool| names.iter().position(|x| *x == (from_p, n));
+    let upddone = pos("UPDDONE", true).expect("UPDDONE");
+    let updates: Vec<usize> = names
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| **x == (true, "BNDUPD"))
+        .map(|(i, _)| i)
+        .collect();
+    let replies: Vec<usize> = names
+        .iter()
+        .enumerate()
+        .filter(|(_, x)| **x == (false, "BNDREPLY"))
+        .map(|(i, _)| i)
+        .collect();
+    assert!(pos("UPDREQALL", false).is_some(), "{names:?}");
+    assert_eq!(updates.len(), 3, "{names:?}");
+    assert_eq!(replies.len(), 3, "{names:?}");
+    assert!(
+        replies.iter().all(|r| *r < upddone),
+        "UPDDONE only once every BNDUPD was answered (§5.3.7): {names:?}"
+    );
+    for h in 1..=3u16 {
+        assert_eq!(
+            link.s.leases.records[&address(2 * h + 1)].status,
+            BindingStatus::Active
+        );
+    }
+    link.run_for(u64::from(MCLT) + 30);
+    assert_eq!(link.states(), (ServerState::Normal, ServerState::Normal));
 }

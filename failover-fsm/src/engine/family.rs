@@ -8,11 +8,14 @@
 
 use core::fmt::Debug;
 
-mod sealed {
+pub(super) mod sealed {
     /// What the engine reads of a family. Sealed: the engine knows both wire formats.
     pub trait Sealed {
         /// RFC 8156 (DHCPv6) on the wire.
         const IS_V6: bool;
+        /// Received BNDUPDs kept until their answer is written: RFC 8156's BNDREPLY echoes
+        /// the binding (§7.6), draft-12's BNDACK only the addresses the engine keeps anyway.
+        type Echoes<const N: usize>: super::super::wire6::EchoStore + Default + core::fmt::Debug;
     }
 }
 
@@ -36,10 +39,12 @@ pub struct V6;
 
 impl sealed::Sealed for V4 {
     const IS_V6: bool = false;
+    type Echoes<const N: usize> = super::wire6::NoEchoes;
 }
 impl Family for V4 {}
 
 impl sealed::Sealed for V6 {
     const IS_V6: bool = true;
+    type Echoes<const N: usize> = super::wire6::Echoes<N>;
 }
 impl Family for V6 {}

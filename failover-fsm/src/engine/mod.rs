@@ -42,6 +42,8 @@ mod status;
 mod timer;
 mod update;
 mod wire6;
+use wire6::EchoStore;
+pub use wire6::{BindingHandle, BindingSource6, LeaseLookup6, MAX_ECHO, UpdateSink6};
 
 use control::{CONTROL_CAPACITY, Control};
 pub use counters::{Counters, REJECT_SLOTS};
@@ -220,6 +222,8 @@ pub struct Engine<
     // Queues.
     control: Deque<Control, CONTROL_CAPACITY>,
     incoming: IncomingQueue<COMMITS>,
+    /// What the answers to `incoming` must echo (RFC 8156 only).
+    echoes: <F as family::sealed::Sealed>::Echoes<COMMITS>,
     outgoing: OutgoingQueue<QUEUE>,
     outputs: Outputs<EVENTS>,
     /// What must survive a restart, and how far the caller has written it.
@@ -312,6 +316,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
             timers,
             control: Deque::new(),
             incoming: IncomingQueue::new(),
+            echoes: Default::default(),
             outgoing: OutgoingQueue::new(),
             outputs: Outputs::new(),
             persist: Persistence::new(persisted, base),
@@ -414,6 +419,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
         self.skew.reset();
         self.control.clear();
         self.incoming.clear();
+        self.echoes.clear();
         self.timers
             .set(Timer::Handshake, now + secs(self.config.connect_timeout));
         self.timers
@@ -442,6 +448,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
         // Received updates not yet acked are dropped: their BNDACK belongs to the dead
         // connection (§8.6); the partner sends them again.
         self.incoming.clear();
+        self.echoes.clear();
         self.requeue_unacked();
         self.requests.connection_lost();
         if was_up {
@@ -642,7 +649,11 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
         } else if self.link != Link::Up {
             return None;
         } else if let Some(ack) = self.incoming.pop_ack() {
-            let n = emit_ack(&ack, wall, buf);
+            let n = if F::IS_V6 {
+                self.emit_reply6(&ack, wall, buf)
+            } else {
+                emit_ack(&ack, wall, buf)
+            };
             if n.is_some() {
                 counters::bump(&mut self.counters.bndack_sent);
                 for reason in ack.items.iter().filter_map(|(_, r)| r.flatten()) {
@@ -684,13 +695,25 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
         buf: &mut [u8],
         bindings: &B,
     ) -> Option<Option<usize>> {
+        self.emit_next_update(now, buf, |queue, idx, xid, buf| {
+            queue.send(idx, xid, wall, buf, bindings)
+        })
+    }
+
+    /// The next update within the partner's window, written by `send` (either family's).
+    fn emit_next_update(
+        &mut self,
+        now: Instant,
+        buf: &mut [u8],
+        mut send: impl FnMut(&mut OutgoingQueue<QUEUE>, usize, u32, &mut [u8]) -> Sent,
+    ) -> Option<Option<usize>> {
         if self.state == ServerState::Startup || self.outgoing.in_flight() >= self.window() {
             return None;
         }
         loop {
             let idx = self.outgoing.first_unsent()?;
             let xid = self.take_xid();
-            match self.outgoing.send(idx, xid, wall, buf, bindings) {
+            match send(&mut self.outgoing, idx, xid, buf) {
                 Sent::Written(n) => return Some(Some(n)),
                 Sent::NoRoom => return Some(None),
                 Sent::Dropped => {

@@ -52,6 +52,19 @@ impl Summary {
         }
     }
 
+    /// Nothing: an RFC 8156 slot, whose binding the caller's store describes alone.
+    pub(super) fn none() -> Self {
+        Summary {
+            status: BindingStatus::Free,
+            ip_flags: IpFlags::EMPTY,
+            client: ClientIdentity::default(),
+            potential_expiration_time: OptTime::new(None),
+            lease_expiration_time: OptTime::new(None),
+            start_time_of_state: OptTime::new(None),
+            client_last_transaction_time: OptTime::new(None),
+        }
+    }
+
     /// The potential-expiration-time sent.
     pub(super) fn potential_expiration_time(&self) -> Option<UnixTime> {
         self.potential_expiration_time.get()
@@ -276,6 +289,26 @@ impl<const N: usize> OutgoingQueue<N> {
         self.push_new(address, summary)
     }
 
+    /// Queues a new version of binding `key` (RFC 8156: the caller's handle), whose content
+    /// the queue does not know: one not sent yet is replaced in place (new id), one in flight
+    /// is followed.
+    pub(super) fn push_version(&mut self, key: [u8; 4]) -> Result<UpdateId, EngineError> {
+        let id = self.next_seq;
+        if self.may_hold(&key)
+            && let Some(o) = self
+                .queue
+                .iter_mut()
+                .rev()
+                .take_while(|o| o.xid().is_none())
+                .find(|o| o.address == key)
+        {
+            o.id = id;
+            self.next_seq += 1;
+            return Ok(UpdateId(id));
+        }
+        self.push_new(key, Summary::none())
+    }
+
     fn push_new(&mut self, address: [u8; 4], summary: Summary) -> Result<UpdateId, EngineError> {
         let seq = self.next_seq;
         self.queue
@@ -354,6 +387,46 @@ impl<const N: usize> OutgoingQueue<N> {
         o.sent = wall;
         self.in_flight += 1;
         Sent::Written(n)
+    }
+
+    /// Writes the binding at `idx` with `write` (given its key and `buf`: `None` when the
+    /// caller's store no longer holds it, `Some(None)` when it did not fit) as the update with
+    /// `xid`, sent at our wall time `wall`, and marks it in flight.
+    pub(super) fn send_with(
+        &mut self,
+        idx: usize,
+        xid: u32,
+        wall: u32,
+        buf: &mut [u8],
+        write: impl FnOnce([u8; 4], &mut [u8]) -> Option<Option<usize>>,
+    ) -> Sent {
+        let Some(key) = self.queue.get(idx).map(|o| o.address) else {
+            return Sent::NoRoom;
+        };
+        let n = match write(key, buf) {
+            None => {
+                let _ = self.remove(idx);
+                return Sent::Dropped;
+            }
+            Some(None) => return Sent::NoRoom,
+            Some(Some(n)) => n,
+        };
+        let Some(o) = self.queue.get_mut(idx) else {
+            return Sent::NoRoom;
+        };
+        o.set_xid(Some(xid));
+        o.sent = wall;
+        self.in_flight += 1;
+        Sent::Written(n)
+    }
+
+    /// Takes the update sent with `xid` out of the queue (RFC 8156: one binding an update,
+    /// matched by xid alone); `None` for an unknown or stale xid.
+    pub(super) fn take_answered_xid(&mut self, xid: u32) -> Option<Outgoing> {
+        let idx = self.queue.iter().position(|o| o.xid() == Some(xid))?;
+        let o = self.remove(idx)?;
+        self.in_flight = self.in_flight.saturating_sub(1);
+        Some(o)
     }
 
     /// Takes the binding for `address` sent with `xid` out of the queue (its BNDACK came);

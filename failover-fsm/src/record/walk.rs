@@ -24,7 +24,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize> UpdateQueue
     for Engine<QUEUE, COMMITS, EVENTS, V4>
 {
     fn send_binding(&mut self, binding: &BindingData) -> Queued {
-        Engine::send_binding(self, binding)
+        Engine::<QUEUE, COMMITS, EVENTS, V4>::send_binding(self, binding)
     }
 
     fn end_of_updates(&mut self) {

@@ -145,6 +145,110 @@ impl LocalLease {
     }
 }
 
+impl LocalLease {
+    /// Stores a lease of the partner's BNDUPD that [`accept::judge_update`] accepted as
+    /// `verdict` (§7.5.5): the received status and times, the client the update names
+    /// (`None` for a clientless prefix). What the partner acked to us belongs to the client
+    /// it was acked for: a lease taken over by another client forgets it.
+    pub fn store_received(&mut self, client: Option<ClientKey>, verdict: &accept::Verdict) {
+        if verdict.client_changed {
+            self.acked_partner_lifetime = None;
+        }
+        self.status = verdict.status;
+        self.client = client;
+        self.start_time_of_state = verdict.start_time_of_state;
+        self.state_expiration_time = verdict.state_expiration_time;
+        self.expiration_time = verdict.expiration_time;
+        self.cltt = verdict.cltt;
+        self.partner_lifetime = verdict.partner_lifetime;
+    }
+}
+
+impl LocalLease {
+    /// Stores the partner's acceptance of our update of this lease (§7.7): the
+    /// partner-lifetime it acknowledges (`partner_lifetime_sent`, OPTION_F_PARTNER_LIFETIME_SENT)
+    /// raises acked-partner-lifetime, partner-lifetime is sent (0, "nothing more to send"), and
+    /// an EXPIRED, RELEASED or RESET lease the partner now knows of goes through PENDING-FREE
+    /// to its free status (§7.2, [`owner::freed_status`]) — only if the acknowledged
+    /// binding-status (`acked_status`) is still ours: a newer change waits for its own answer.
+    pub fn store_ack(
+        &mut self,
+        kind: owner::Kind,
+        acked_status: Option<BindingStatus>,
+        partner_lifetime_sent: Option<UnixTime>,
+        now: UnixTime,
+    ) {
+        if let Some(t) = partner_lifetime_sent {
+            self.acked_partner_lifetime = later_of(self.acked_partner_lifetime, Some(t));
+        }
+        if acked_status != Some(self.status) {
+            return;
+        }
+        self.partner_lifetime = None;
+        if matches!(
+            self.status,
+            BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
+        ) {
+            self.status = owner::freed_status(kind);
+            self.start_time_of_state = Some(now);
+            self.state_expiration_time = None;
+        }
+    }
+
+    /// This lease as our BNDUPD carries it (§7.4, Figure 5): binding-status,
+    /// start-time-of-state, the client's last contact relative to `lq_base_time` (the
+    /// CLIENT_DATA's OPTION_LQ_BASE_TIME), and — for a status that times out (one with a
+    /// state-expiration-time) — state-expiration-time, partner-lifetime and expiration-time
+    /// together (§7.4: all three or none). `preferred` and `valid` are the lifetimes sent to
+    /// the client. OPTION_F_PARTNER_RAW_CLT_TIME is not sent (the record does not keep it;
+    /// §7.4 states no presence rule).
+    pub fn update_lease(
+        &self,
+        addr: failover_proto::v6::LeaseAddr,
+        preferred: u32,
+        valid: u32,
+        lq_base_time: UnixTime,
+    ) -> failover_proto::v6::Lease<'static> {
+        let wire = |t: UnixTime| time::from_unix(u64::from(t.0)).unwrap_or(0);
+        let times_out = self.state_expiration_time.is_some();
+        let or_start = |t: Option<UnixTime>| t.or(self.start_time_of_state).map(wire);
+        failover_proto::v6::Lease {
+            addr,
+            preferred_lifetime: preferred,
+            valid_lifetime: valid,
+            status: None,
+            vss: None,
+            lq_base_time: None,
+            binding_status: Some(self.status),
+            start_time_of_state: Some(self.start_time_of_state.map_or(0, wire)),
+            state_expiration_time: self.state_expiration_time.map(wire),
+            clt_time: self.cltt.map(|c| lq_base_time.secs_since(c)),
+            // Figure 5: our partner-lifetime (123; once acked, the acked one again), our
+            // expiration-time (120, what we acked to the partner; the state's start when
+            // nothing was).
+            partner_lifetime: if times_out {
+                or_start(
+                    self.partner_lifetime
+                        .or(self.acked_partner_lifetime)
+                        .or(self.state_expiration_time),
+                )
+            } else {
+                None
+            },
+            partner_raw_clt_time: None,
+            expiration_time: if times_out {
+                or_start(self.expiration_time)
+            } else {
+                None
+            },
+            partner_lifetime_sent: None,
+            client_fqdn: None,
+            dns_removal_info: None,
+            extra: Default::default(),
+        }
+    }
+}
+
 /// The later of two optional times.
 fn later_of(a: Option<UnixTime>, b: Option<UnixTime>) -> Option<UnixTime> {
     match (a, b) {
