@@ -42,6 +42,7 @@ fn type_sizes() {
 /// 16>` — a window of 16 each way — at 4 KiB or less.
 #[test]
 fn engine_sizes() {
+    use failover_fsm::engine::V6;
     use failover_fsm::{Counters, Engine, Status};
     let sizes = [
         ("Counters", size_of::<Counters>()),
@@ -49,6 +50,10 @@ fn engine_sizes() {
         ("Engine<16, 16, 16>", size_of::<Engine<16, 16, 16>>()),
         ("Engine<64, 32, 32>", size_of::<Engine<64, 32, 32>>()),
         ("Engine (256, 128, 64)", size_of::<Engine>()),
+        (
+            "Engine<16, 16, 16, V6>",
+            size_of::<Engine<16, 16, 16, V6>>(),
+        ),
     ];
     for (name, size) in sizes {
         println!("size_of::<{name}>() = {size}");
@@ -61,4 +66,8 @@ fn engine_sizes() {
     assert!(size_of::<Engine<64, 32, 32>>() <= 10 * 1024);
     assert!(size_of::<Engine>() <= 32 * 1024);
     assert!(size_of::<failover_fsm::Event>() <= 16);
+    // An RFC 8156 engine keeps each received BNDUPD whole until its BNDREPLY echoes it
+    // (`MAX_ECHO` bytes a slot of COMMITS): the v4 engine's size plus that, no more.
+    let echoes = 16 * (failover_fsm::engine::MAX_ECHO + 16);
+    assert!(size_of::<Engine<16, 16, 16, V6>>() <= size_of::<Engine<16, 16, 16>>() + echoes + 64);
 }

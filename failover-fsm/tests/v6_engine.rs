@@ -110,6 +110,8 @@ struct Pending {
     answers: Vec<Answer>,
     /// Every answer ever received.
     answered: Vec<Answer>,
+    /// The partner's leases we refused.
+    refused: Vec<(LeaseAddr, Status)>,
 }
 
 impl UpdateSink6 for Pending {
@@ -128,6 +130,10 @@ impl UpdateSink6 for Pending {
             _ => None,
         };
         self.commits.push((token, lease.addr, client, *verdict));
+    }
+
+    fn refused(&mut self, _: &Binding<'_>, _: Option<&Ia<'_>>, lease: &Lease<'_>, status: Status) {
+        self.refused.push((lease.addr, status));
     }
 
     fn acked(
@@ -992,10 +998,14 @@ fn rejected_leases_carry_their_status_code() {
         Some(ClientKey::new(OTHER_DUID, IaKind::Na, 1))
     );
     assert_eq!(p.leases.records[&address(5)].status, BindingStatus::Active);
-    assert!(p.events.contains(&Event::RejectedPartnerLease {
-        lease: address(1),
-        status: Status::AddressInUse
-    }));
+    assert_eq!(
+        p.pending.refused,
+        [
+            (address(1), Status::AddressInUse),
+            (address(3), Status::ConfigurationConflict)
+        ],
+        "the store hears of each refusal"
+    );
     assert!(
         p.e.is_communicating(),
         "a rejection is an answer, not a failure"

@@ -251,14 +251,6 @@ pub enum Event {
         /// Why.
         reason: RejectReason,
     },
-    /// A lease of the partner's RFC 8156 BNDUPD was rejected with this status (its BNDREPLY
-    /// says so, §7.6).
-    RejectedPartnerLease {
-        /// The address or prefix.
-        lease: failover_proto::v6::LeaseAddr,
-        /// Why (§5.6).
-        status: failover_proto::v6::Status,
-    },
     /// The partner finished sending what we asked for (UPDDONE).
     UpdatesReceived,
     /// The partner answered our POOLREQ (§7.7).

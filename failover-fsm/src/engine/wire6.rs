@@ -52,6 +52,18 @@ pub trait UpdateSink6 {
         verdict: &Verdict,
     );
 
+    /// A lease of the partner's BNDUPD judged and refused with `status` (§7.5.4): its BNDREPLY
+    /// says so. For logging; nothing to store (by default, nothing is done).
+    fn refused(
+        &mut self,
+        binding: &Binding<'_>,
+        ia: Option<&Ia<'_>>,
+        lease: &Lease<'_>,
+        status: v6::Status,
+    ) {
+        let _ = (binding, ia, lease, status);
+    }
+
     /// The partner answered our update `update` of `handle` for `lease` (the BNDREPLY's
     /// echo): `Ok` accepted ([`LocalLease::store_ack`] with its binding-status and
     /// partner-lifetime-sent), `Err` rejected with that status (§7.7: only remember it; an
@@ -332,12 +344,9 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
                     None
                 }
                 Err(status) => {
+                    commits.refused(&u.binding, ia, lease, status);
                     let reason = reason_of(status);
                     e.last_reject = Some(reason);
-                    e.push_event(Event::RejectedPartnerLease {
-                        lease: lease.addr,
-                        status,
-                    });
                     Some(Some(reason))
                 }
             };
