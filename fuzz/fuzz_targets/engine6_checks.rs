@@ -297,10 +297,10 @@ struct Harness {
     sink: Sink,
     now: Instant,
     up: bool,
-    /// Tokens handed out per received BNDUPD xid on this connection, and the settled ones.
-    tokens_of: HashMap<u32, Vec<u64>>,
+    /// Per xid, the tokens handed out for each received BNDUPD with that xid on this
+    /// connection and not answered yet (a partner may reuse an xid); the settled tokens.
+    tokens_of: HashMap<u32, Vec<Vec<u64>>>,
     settled: HashSet<u64>,
-    replied: HashSet<u32>,
     /// Our BNDUPDs in flight, by xid, in order.
     in_flight: Vec<u32>,
     /// The partner's max-unacked-bndupd, once a CONNECT / CONNECTREPLY told us.
@@ -340,7 +340,6 @@ pub fn run(setup: &Setup, steps: &[Step]) -> Outcome {
         up: false,
         tokens_of: HashMap::new(),
         settled: HashSet::new(),
-        replied: HashSet::new(),
         in_flight: Vec::new(),
         partner_window: None,
         persist: None,
@@ -379,16 +378,22 @@ impl Harness {
             .e
             .handle_message(self.now, wall, bytes, &self.store, &mut self.sink);
         assert!(r.is_ok(), "handle_message after draining: {r:?}");
-        // Tokens handed out now belong to the BNDUPD just delivered.
-        if let Ok(Repr::BndUpd(u)) = Repr::parse(bytes) {
+        // Tokens handed out now belong to the BNDUPD just delivered (read or not: one that
+        // lacks binding information is answered too, §7.5.3).
+        let msg = v6::Message::new_unchecked(bytes);
+        if msg.msg_type() == v6::MessageType::BndUpd && bytes.len() >= v6::HEADER_LEN {
+            let xid = msg.xid();
             let new: Vec<u64> = self
                 .sink
                 .pending
                 .iter()
                 .map(|p| p.0.0)
-                .filter(|t| !self.tokens_of.values().flatten().any(|x| x == t))
+                .filter(|t| !self.tokens_of.values().flatten().flatten().any(|x| x == t))
                 .collect();
-            self.tokens_of.entry(u.xid).or_default().extend(new);
+            // A BNDUPD the engine took (not one that closed the connection).
+            if !self.closing {
+                self.tokens_of.entry(xid).or_default().push(new);
+            }
         }
     }
 
@@ -407,7 +412,6 @@ impl Harness {
                     self.closing = false;
                     self.in_flight.clear();
                     self.tokens_of.clear();
-                    self.replied.clear();
                     self.sink.pending.clear();
                     self.partner_window = None;
                 }
@@ -417,7 +421,6 @@ impl Harness {
                 self.up = false;
                 self.in_flight.clear();
                 self.tokens_of.clear();
-                self.replied.clear();
                 self.sink.pending.clear();
             }
             Step::Wait(s) => {
@@ -785,13 +788,19 @@ impl Harness {
             }
             Repr::BndReply(_) => {
                 self.outcome.bndreplies_sent += 1;
-                assert!(self.replied.insert(xid), "a second BNDREPLY for xid {xid}");
-                if let Some(tokens) = self.tokens_of.get(&xid) {
-                    assert!(
-                        tokens.iter().all(|t| self.settled.contains(t)),
-                        "BNDREPLY {xid} before its commits (§7.5.2)"
-                    );
-                }
+                // One answer per BNDUPD received with this xid, each after its commits.
+                let settled = &self.settled;
+                let updates = self.tokens_of.get_mut(&xid);
+                let Some(updates) = updates else {
+                    panic!("BNDREPLY {xid} answers no BNDUPD of this connection");
+                };
+                let Some(i) = updates
+                    .iter()
+                    .position(|tokens| tokens.iter().all(|t| settled.contains(t)))
+                else {
+                    panic!("BNDREPLY {xid} before its commits (§7.5.2)");
+                };
+                updates.remove(i);
             }
             Repr::Disconnect(_) => assert!(self.closing, "DISCONNECT without closing"),
             Repr::ConnectReply(r) if !r.is_accept() => {
