@@ -97,6 +97,20 @@ mod log_format;
 
 pub use file::FileStore;
 
+/// The failover state as one line of the file store's log (`state ...`): the DHCPv6 peer's
+/// state file ([`crate::v6::StateFile`]) holds the same line.
+pub(crate) fn state_line(state: &Persisted) -> String {
+    log_format::encode_record(&log_format::Record::State(*state))
+}
+
+/// A line of [`state_line`]'s format read back; `None` if it is not one.
+pub(crate) fn parse_state_line(line: &str) -> Option<Persisted> {
+    match log_format::decode_record(line)? {
+        log_format::Record::State(p) => Some(p),
+        _ => None,
+    }
+}
+
 use index::{Index, same_place};
 
 /// Which bindings a [`BacklogWalk`] sends.

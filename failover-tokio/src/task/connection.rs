@@ -20,6 +20,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::Core;
+use super::backoff::{Backoff, Redial};
 use super::outbox::Outbox;
 use super::stream::Stream;
 use crate::listener::{Handoff, Registration};
@@ -87,17 +88,6 @@ type Handshakes = ();
 
 type Dial = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Stream, DialError>> + Send>>;
 
-/// Reconnect timing.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct Backoff {
-    /// First delay after a failure (doubles up to `max`).
-    pub(crate) min: Duration,
-    /// Longest delay.
-    pub(crate) max: Duration,
-    /// Delay after the partner rejected us or sent DISCONNECT (§7.9).
-    pub(crate) after_reject: Duration,
-}
-
 /// The partner's connection and how we get one.
 /// Where the partner's connections come from.
 pub(crate) enum Incoming {
@@ -148,10 +138,8 @@ pub(crate) struct Connection {
     /// up nothing.
     handshakes: Handshakes,
     reconnect_at: Option<tokio::time::Instant>,
-    timing: Backoff,
-    backoff: Duration,
+    redial: Redial,
     write_timeout: Duration,
-    rng: u64,
     rbuf: Box<[u8]>,
     out: Outbox,
     /// The engine asked to close while our last messages wait for the socket: closed by then
@@ -178,10 +166,8 @@ impl Connection {
             dialing: None,
             handshakes: Handshakes::default(),
             reconnect_at: Some(tokio::time::Instant::now()),
-            timing,
-            backoff: timing.min,
+            redial: Redial::new(timing, seed),
             write_timeout,
-            rng: u64::from(seed) | 1,
             rbuf: vec![0u8; READ_BUFFER].into_boxed_slice(),
             out: Outbox::new(),
             close_by: None,
@@ -318,16 +304,6 @@ impl Connection {
             }
         }
         true
-    }
-
-    fn jitter(&mut self, d: Duration) -> Duration {
-        // xorshift: ±25 % so that two peers do not dial each other in lockstep.
-        self.rng ^= self.rng << 13;
-        self.rng ^= self.rng >> 7;
-        self.rng ^= self.rng << 17;
-        let spread = d.as_millis() as u64 / 2;
-        let offset = if spread == 0 { 0 } else { self.rng % spread };
-        d - d / 4 + Duration::from_millis(offset)
     }
 
     fn accepted<S: Storage>(
@@ -508,19 +484,13 @@ impl Connection {
             peer,
             outgoing,
         });
-        self.backoff = self.timing.min;
+        self.redial.connected();
         core.out.push(PeerEvent::Connected { peer, outgoing });
         true
     }
 
     fn schedule_reconnect(&mut self, after_reject: bool) {
-        let base = if after_reject {
-            self.timing.after_reject
-        } else {
-            self.backoff
-        };
-        let d = self.jitter(base);
-        self.backoff = (self.backoff * 2).min(self.timing.max);
+        let d = self.redial.delay(after_reject);
         self.reconnect_at = Some(tokio::time::Instant::now() + d);
     }
 
@@ -637,7 +607,7 @@ impl Connection {
     }
 }
 
-fn earliest(
+pub(crate) fn earliest(
     a: Option<tokio::time::Instant>,
     b: Option<tokio::time::Instant>,
 ) -> Option<tokio::time::Instant> {
@@ -647,7 +617,7 @@ fn earliest(
     }
 }
 
-pub(super) async fn sleep_opt(at: Option<tokio::time::Instant>) {
+pub(crate) async fn sleep_opt(at: Option<tokio::time::Instant>) {
     match at {
         Some(t) => tokio::time::sleep_until(t).await,
         None => std::future::pending().await,

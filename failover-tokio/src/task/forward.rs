@@ -10,18 +10,19 @@ use tracing::{info, warn};
 
 use crate::peer::{Counters, PeerEvent};
 
-/// The application's side of the task.
-pub(crate) struct Forward {
-    tx: mpsc::Sender<PeerEvent>,
+/// The application's side of the task: events of type `E` (the DHCPv4 peer's [`PeerEvent`],
+/// the DHCPv6 peer's [`crate::v6::PeerEvent6`]).
+pub(crate) struct Forward<E = PeerEvent> {
+    tx: mpsc::Sender<E>,
     /// Events gathered while input is handled, sent once it is.
-    pending: VecDeque<PeerEvent>,
+    pending: VecDeque<E>,
     status: watch::Sender<Status>,
     pub(crate) counters: Arc<Counters>,
 }
 
-impl Forward {
+impl<E> Forward<E> {
     pub(crate) fn new(
-        tx: mpsc::Sender<PeerEvent>,
+        tx: mpsc::Sender<E>,
         status: watch::Sender<Status>,
         counters: Arc<Counters>,
     ) -> Self {
@@ -33,7 +34,7 @@ impl Forward {
         }
     }
 
-    pub(crate) fn push(&mut self, event: PeerEvent) {
+    pub(crate) fn push(&mut self, event: E) {
         self.pending.push_back(event);
     }
 
@@ -60,7 +61,7 @@ impl Forward {
 }
 
 /// Logs an informational engine event.
-pub(super) fn log_event(event: &Event) {
+pub(crate) fn log_event(event: &Event) {
     match event {
         Event::StateChanged { from, to } => {
             info!(from = %from, to = %to, "failover state changed");

@@ -14,6 +14,7 @@
 //! No protocol decision is taken here: the engine takes them all.
 
 mod actions;
+mod backoff;
 mod commit;
 mod connection;
 mod forward;
@@ -33,9 +34,11 @@ use crate::auth::LinkAuth;
 use crate::peer::{Command, PeerError, PeerEvent};
 use crate::storage::Storage;
 use actions::Feed;
+pub(crate) use backoff::{Backoff, Redial};
 use commit::GroupCommit;
-pub(crate) use connection::{Backoff, Connection, Incoming};
-pub(crate) use forward::Forward;
+pub(crate) use connection::{Connection, Incoming, earliest, sleep_opt};
+pub(crate) use forward::{Forward, log_event};
+pub(crate) use outbox::Outbox;
 pub(crate) use stream::Stream;
 
 /// The engine as the binding sizes it: 1,024 bindings queued (more wait in the task), 512
@@ -64,7 +67,7 @@ impl Clock {
         Instant::from_millis(u64::try_from(ms).unwrap_or(u64::MAX))
     }
 
-    fn deadline(&self, t: Instant) -> tokio::time::Instant {
+    pub(crate) fn deadline(&self, t: Instant) -> tokio::time::Instant {
         self.origin + Duration::from_millis(t.as_millis())
     }
 }

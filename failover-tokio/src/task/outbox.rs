@@ -4,7 +4,7 @@
 //! ([`super::connection::Connection::next`] polls it beside the read). A partner that stops
 //! reading fills this buffer, up to [`WRITE_BATCH`] bytes; the engine keeps the rest queued
 //! (its own bounds), and the connection is dropped once the socket took nothing for the write
-//! timeout.
+//! timeout. The DHCPv6 task ([`crate::v6`]) writes through one too.
 
 use std::io;
 use std::task::{Context, Poll, Waker};
@@ -12,9 +12,9 @@ use std::task::{Context, Poll, Waker};
 use super::stream::Stream;
 
 /// Most bytes waiting for the socket before the engine is asked for more.
-pub(super) const WRITE_BATCH: usize = 64 * 1024;
+pub(crate) const WRITE_BATCH: usize = 64 * 1024;
 
-pub(super) struct Outbox {
+pub(crate) struct Outbox {
     buf: Vec<u8>,
     /// How much of `buf` the socket took already.
     pos: usize,
@@ -25,7 +25,7 @@ pub(super) struct Outbox {
 }
 
 impl Outbox {
-    pub(super) fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Outbox {
             // Grown on first use: an idle relationship of many keeps none of it.
             buf: Vec::new(),
@@ -36,17 +36,17 @@ impl Outbox {
     }
 
     /// Nothing waits to be written or flushed.
-    pub(super) fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.pos == self.buf.len() && !self.flush
     }
 
     /// Whether the engine may be asked for more.
-    pub(super) fn has_room(&self) -> bool {
+    pub(crate) fn has_room(&self) -> bool {
         self.buf.len() - self.pos < WRITE_BATCH
     }
 
     /// Queues one message.
-    pub(super) fn push(&mut self, msg: &[u8]) {
+    pub(crate) fn push(&mut self, msg: &[u8]) {
         if self.is_empty() {
             self.since = Some(tokio::time::Instant::now());
         }
@@ -59,7 +59,7 @@ impl Outbox {
     }
 
     /// Forgets what waits (the connection is gone).
-    pub(super) fn clear(&mut self) {
+    pub(crate) fn clear(&mut self) {
         self.buf.clear();
         self.pos = 0;
         self.flush = false;
@@ -67,7 +67,7 @@ impl Outbox {
     }
 
     /// When the connection is to be dropped if the socket takes nothing more meanwhile.
-    pub(super) fn stall_deadline(
+    pub(crate) fn stall_deadline(
         &self,
         write_timeout: std::time::Duration,
     ) -> Option<tokio::time::Instant> {
@@ -78,7 +78,7 @@ impl Outbox {
 
     /// Writes what waits, as far as the socket takes it; ready once all is written and
     /// flushed (or on an error).
-    pub(super) fn poll_write(
+    pub(crate) fn poll_write(
         &mut self,
         stream: &mut Stream,
         cx: &mut Context<'_>,
@@ -106,7 +106,7 @@ impl Outbox {
     }
 
     /// Writes what the socket takes now, without waiting: `Some(Err)` if the write failed.
-    pub(super) fn write_now(&mut self, stream: &mut Stream) -> Option<io::Error> {
+    pub(crate) fn write_now(&mut self, stream: &mut Stream) -> Option<io::Error> {
         // A pending poll leaves the socket registered with a waker that does nothing; the
         // task's next select polls it again with its own.
         match self.poll_write(stream, &mut Context::from_waker(Waker::noop())) {

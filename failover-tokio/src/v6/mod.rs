@@ -15,8 +15,17 @@
 //! * **Framing** (§5.1, RFC 5460 §5.1): each message after a 2-byte size, as
 //!   [`failover_proto::v6::framer`] checks it.
 //!
-//! This module is the transport only: the messages that go over a [`Connection6`] (CONNECT,
-//! STATE, BNDUPD, ...) are the caller's, encoded and decoded with [`failover_proto::v6`].
+//! * **The peer** ([`Peer6`], [`Handle6`]): the engine (`failover_fsm::Engine<_, _, _, V6>`)
+//!   driven over these connections — the primary connects and reconnects with backoff
+//!   (slower after a refusal, §6.1), the secondary accepts its partner; the engine's timers
+//!   (CONTACT every quarter of the partner's keep-alive time, §6.5); its state snapshots made
+//!   durable in a [`StateStore`] ([`StateFile`]: written atomically and fsync'd on tokio's
+//!   blocking pool) before the engine may announce them, and read back at the next start
+//!   (§8.3). Binding updates (BNDUPD / BNDREPLY for IA_NA and IA_PD) are not carried yet.
+//!
+//! The connection functions alone are the transport: the messages that go over a
+//! [`Connection6`] (CONNECT, STATE, BNDUPD, ...) are then the caller's, encoded and decoded
+//! with [`failover_proto::v6`].
 //!
 //! ```
 //! use std::net::{IpAddr, Ipv4Addr};
@@ -51,6 +60,7 @@
 use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
+use std::task::{Context, Poll};
 use std::time::Duration;
 
 use failover_proto::DecodeError;
@@ -64,6 +74,13 @@ use crate::TlsConfig;
 use crate::task::Stream;
 #[cfg(feature = "tls")]
 use crate::tls::{HandshakeFailed, TlsRefusal};
+
+mod peer;
+mod state;
+mod task;
+
+pub use peer::{Handle6, Peer6, Peer6Error, PeerEvent6};
+pub use state::{MemoryState, StateFile, StateStore};
 
 /// The failover port, as for DHCPv4 (§5.1).
 pub const PORT: u16 = v6::FAILOVER_PORT;
@@ -193,10 +210,21 @@ pub async fn connect_as_primary(
     let tcp = tokio::time::timeout(timeout, TcpStream::connect(partner))
         .await
         .map_err(|_| StartError::Timeout)??;
+    start_as_primary(tcp, security, xid, timeout).await
+}
+
+/// [`connect_as_primary`] on a TCP connection already open (the peer's, from its bind
+/// address).
+pub(crate) async fn start_as_primary(
+    tcp: TcpStream,
+    security: &Security6,
+    xid: u32,
+    timeout: Duration,
+) -> Result<Connection6, StartError> {
     tcp.set_nodelay(true)?;
     match security {
         Security6::Insecure => {
-            let _ = xid; // no STARTTLS
+            let _ = (xid, timeout); // no STARTTLS
             Ok(Connection6::new(Stream::Plain(tcp)))
         }
         #[cfg(feature = "tls")]
@@ -353,28 +381,46 @@ impl Connection6 {
     /// held. `Ok(false)`: the partner closed the connection between two messages. A size below
     /// a DHCPv6 header is an error, after which the stream cannot be trusted: close it.
     pub async fn next_message(&mut self, out: &mut Vec<u8>) -> Result<bool, StartError> {
+        std::future::poll_fn(|cx| self.poll_message(cx, out)).await
+    }
+
+    /// [`Connection6::next_message`] as a poll, for a task that polls reads and writes
+    /// together. Cancel-safe: bytes read stay buffered until their message is whole.
+    pub(crate) fn poll_message(
+        &mut self,
+        cx: &mut Context<'_>,
+        out: &mut Vec<u8>,
+    ) -> Poll<Result<bool, StartError>> {
         let mut rbuf = [0u8; 4096];
         loop {
             match v6::framer::frame_status(&self.inbuf).map_err(StartError::Malformed)? {
                 FrameStatus::Complete(n) => {
                     out.clear();
                     out.extend(self.inbuf.drain(..n));
-                    return Ok(true);
+                    return Poll::Ready(Ok(true));
                 }
                 FrameStatus::Incomplete { .. } => {
-                    let n = self.stream.read_some(&mut rbuf).await?;
+                    let n = match self.stream.poll_read(cx, &mut rbuf) {
+                        Poll::Ready(r) => r?,
+                        Poll::Pending => return Poll::Pending,
+                    };
                     if n == 0 {
-                        return if self.inbuf.is_empty() {
+                        return Poll::Ready(if self.inbuf.is_empty() {
                             Ok(false)
                         } else {
                             Err(StartError::Closed)
-                        };
+                        });
                     }
                     self.inbuf
                         .extend_from_slice(rbuf.get(..n).unwrap_or_default());
                 }
             }
         }
+    }
+
+    /// The stream under the framing (the peer task writes through an outbox).
+    pub(crate) fn stream_mut(&mut self) -> &mut Stream {
+        &mut self.stream
     }
 
     /// Closes our side (with TLS, after its close_notify).

@@ -1,0 +1,419 @@
+//! The DHCPv6 failover peer's public side: [`Peer6`] starts the task, [`Handle6`] talks to
+//! it, [`PeerEvent6`]s come out of it. Section numbers are RFC 8156's.
+
+use std::fmt;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use failover_fsm::engine::{Engine, V6};
+use failover_fsm::{Config, ConfigError, Event, Instant, Persisted, Role, ServerState, Status};
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
+use tracing::{Instrument, info_span};
+
+use super::state::{StateFile, StateStore};
+use super::task::{Command, Net, Task6};
+use super::{Security6, StartError};
+use crate::peer::{Counters, PeerError, wall_clock};
+use crate::task::{Backoff, Clock, Forward};
+
+/// The engine as the DHCPv6 peer sizes it: the DHCPv4 peer's capacities (1,024 updates queued,
+/// 512 received awaiting commit, 128 actions and events), ready for RFC 8156's binding
+/// updates. Boxed.
+pub(crate) type Engine6 = Engine<1024, { crate::MAX_UNACKED_BNDUPD as usize }, 128, V6>;
+
+/// Configures and starts a DHCPv6 failover peer (RFC 8156): the primary connects to its
+/// partner and reconnects after a loss (§6.1), the secondary listens and takes only its
+/// partner's connections; STARTTLS and TLS, or plain TCP, as [`Security6`] says; the engine's
+/// timers; its state snapshots written to a [`StateStore`] before they are confirmed.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+/// use failover_fsm::{Config, Role, ServerState};
+/// use failover_tokio::v6::{Peer6, Security6};
+///
+/// let config = Config::new(Role::Secondary, "dhcpv6-failover", 3600);
+/// let (handle, mut events) = Peer6::new(config, "[2001:db8::1]:647".parse()?)
+///     .listen("[2001:db8::2]:647".parse()?)
+///     .security(Security6::Insecure) // or Security6::Secure(tls) with the `tls` feature
+///     .state_file("/var/lib/dhcp/failover6.state")
+///     .start()
+///     .await?;
+/// tokio::spawn(async move { while let Some(e) = events.recv().await { println!("{e:?}") } });
+/// handle.wait_for_state(ServerState::Normal).await?;
+/// # Ok(()) }
+/// ```
+pub struct Peer6 {
+    config: Config,
+    partner: SocketAddr,
+    listen: SocketAddr,
+    bind: Option<IpAddr>,
+    security: Option<Security6>,
+    state: Option<Arc<dyn StateStore>>,
+    timing: Backoff,
+    setup_timeout: Duration,
+    event_capacity: usize,
+    write_timeout: Option<Duration>,
+}
+
+impl fmt::Debug for Peer6 {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Peer6")
+            .field("role", &self.config.role)
+            .field("partner", &self.partner)
+            .field("listen", &self.listen)
+            .field("security", &self.security)
+            .field("state", &self.state.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl Peer6 {
+    /// A peer for `config` whose partner is at `partner` (port 647 normally): the address a
+    /// primary connects to, and the only one a secondary takes connections from (§6.1). A
+    /// secondary listens on `[::]:647` unless told otherwise ([`Peer6::listen`]).
+    pub fn new(config: Config, partner: SocketAddr) -> Self {
+        Peer6 {
+            config,
+            partner,
+            listen: SocketAddr::from(([0u16; 8], super::PORT)),
+            bind: None,
+            security: None,
+            state: None,
+            timing: Backoff {
+                min: Duration::from_secs(5),
+                max: Duration::from_secs(60),
+                after_reject: Duration::from_secs(60),
+            },
+            setup_timeout: Duration::from_secs(15),
+            event_capacity: 1024,
+            write_timeout: None,
+        }
+    }
+
+    /// Where a secondary listens for its partner (§6.1). A primary does not listen: it answers
+    /// no connection it did not open.
+    pub fn listen(mut self, addr: SocketAddr) -> Self {
+        self.listen = addr;
+        self
+    }
+
+    /// Source address of a primary's connections (the secondary takes only its partner's
+    /// address).
+    pub fn bind_address(mut self, ip: IpAddr) -> Self {
+        self.bind = Some(ip);
+        self
+    }
+
+    /// Secure mode (STARTTLS, then TLS 1.3 with pinned certificates) or insecure mode (§10,
+    /// RFC 7653 §8.2). Required: there is no default ([`Peer6Error::SecurityNotChosen`]).
+    pub fn security(mut self, security: Security6) -> Self {
+        self.security = Some(security);
+        self
+    }
+
+    /// Keeps the failover state in the file at `path` ([`StateFile`]): read at start, replaced
+    /// atomically at every change.
+    pub fn state_file(self, path: impl Into<PathBuf>) -> Self {
+        self.state_store(Arc::new(StateFile::new(path)))
+    }
+
+    /// Keeps the failover state in `store`. A peer needs one ([`Peer6Error::StateNotChosen`]);
+    /// [`super::MemoryState`] keeps it for the process's lifetime only.
+    pub fn state_store(mut self, store: Arc<dyn StateStore>) -> Self {
+        self.state = Some(store);
+        self
+    }
+
+    /// A primary's reconnect delay: `min` after the first failure, doubling up to `max`, with
+    /// jitter (§6.1: "SHOULD be configurable"; default 5–60 s).
+    pub fn reconnect(mut self, min: Duration, max: Duration) -> Self {
+        self.timing.min = min;
+        self.timing.max = max.max(min);
+        self
+    }
+
+    /// A primary's reconnect delay after the partner refused the connection (a rejecting
+    /// CONNECTREPLY, a DISCONNECT, STARTTLS refused, a failed TLS handshake): §6.1 asks for
+    /// slower retries then; default 60 s.
+    pub fn reject_backoff(mut self, d: Duration) -> Self {
+        self.timing.after_reject = d;
+        self
+    }
+
+    /// Longest a connection's set-up may take before the engine sees it: the TCP connect, the
+    /// STARTTLS exchange and the first message (default 15 s; the TLS handshake has its own,
+    /// `TlsConfig::handshake_timeout`).
+    pub fn setup_timeout(mut self, d: Duration) -> Self {
+        self.setup_timeout = d;
+        self
+    }
+
+    /// Capacity of the event channel (when it is full the task waits for the application).
+    pub fn event_capacity(mut self, n: usize) -> Self {
+        self.event_capacity = n.max(1);
+        self
+    }
+
+    /// Longest a write to the partner may block before the connection is dropped; default:
+    /// the keep-alive time we advertise (`Config::receive_timer`, §6.5).
+    pub fn write_timeout(mut self, d: Duration) -> Self {
+        self.write_timeout = Some(d);
+        self
+    }
+
+    /// Reads the saved state (on the blocking pool), binds a secondary's listener and starts
+    /// the task.
+    pub async fn start(self) -> Result<(Handle6, mpsc::Receiver<PeerEvent6>), Peer6Error> {
+        let security = self.security.ok_or(Peer6Error::SecurityNotChosen)?;
+        let store = self.state.ok_or(Peer6Error::StateNotChosen)?;
+        let loader = store.clone();
+        let restored = tokio::task::spawn_blocking(move || loader.load())
+            .await
+            .map_err(|e| Peer6Error::StateUnreadable(io::Error::other(e.to_string())))?
+            .map_err(Peer6Error::StateUnreadable)?;
+        let (listener, local) = match self.config.role {
+            Role::Secondary => {
+                let l = TcpListener::bind(self.listen)
+                    .await
+                    .map_err(Peer6Error::Bind)?;
+                let local = l.local_addr().map_err(Peer6Error::Bind)?;
+                (Some(l), Some(local))
+            }
+            Role::Primary => (None, None),
+        };
+        let now = Instant::ZERO;
+        let wall = wall_clock();
+        let seed = xid_seed(&self.config, wall.0, local);
+        let engine = Box::new(
+            Engine6::new(self.config.clone(), restored, now, wall, seed)
+                .map_err(Peer6Error::Config)?,
+        );
+        let status = engine.status(now);
+        let (status_tx, status_rx) = watch::channel(status);
+        let (cmd_tx, cmd_rx) = mpsc::channel(64);
+        let (event_tx, event_rx) = mpsc::channel(self.event_capacity);
+        let counters = Arc::new(Counters::default());
+        let write_timeout = self
+            .write_timeout
+            .unwrap_or(Duration::from_secs(u64::from(self.config.receive_timer)));
+        let net = Net::new(
+            self.config.role,
+            self.partner,
+            self.bind,
+            listener,
+            security,
+            self.timing,
+            self.setup_timeout,
+            write_timeout,
+            seed,
+        );
+        let task = Task6::new(
+            engine,
+            Clock::new(tokio::time::Instant::now()),
+            net,
+            store,
+            cmd_rx,
+            Forward::new(event_tx, status_tx, counters.clone()),
+        );
+        let span = info_span!(
+            "failover6",
+            name = %String::from_utf8_lossy(&self.config.relationship_name),
+            role = ?self.config.role
+        );
+        let join = tokio::spawn(task.run().instrument(span));
+        Ok((
+            Handle6 {
+                cmd: cmd_tx,
+                status: status_rx,
+                counters,
+                local,
+                restored,
+                join: Arc::new(std::sync::Mutex::new(Some(join))),
+            },
+            event_rx,
+        ))
+    }
+}
+
+/// Distinct per relationship and start (xids, jitter).
+fn xid_seed(config: &Config, wall: u32, local: Option<SocketAddr>) -> u32 {
+    let name = config
+        .relationship_name
+        .iter()
+        .fold(0x811c_9dc5u32, |h, b| {
+            (h ^ u32::from(*b)).wrapping_mul(0x0100_0193)
+        });
+    (wall ^ name ^ u32::from(local.map_or(0, |l| l.port()))).max(1)
+}
+
+/// Why a [`Peer6`] did not start.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Peer6Error {
+    /// No [`Peer6::security`]: insecure mode must be asked for (RFC 7653 §9.1: secure mode is
+    /// to be the default, so it is never had by omission).
+    SecurityNotChosen,
+    /// No [`Peer6::state_file`] or [`Peer6::state_store`].
+    StateNotChosen,
+    /// The saved state could not be read: starting as a new server would forget it.
+    StateUnreadable(io::Error),
+    /// The secondary's listening address could not be bound.
+    Bind(io::Error),
+    /// The engine refused the configuration.
+    Config(ConfigError),
+}
+
+impl fmt::Display for Peer6Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Peer6Error::SecurityNotChosen => {
+                f.write_str("choose secure or insecure mode (Peer6::security)")
+            }
+            Peer6Error::StateNotChosen => {
+                f.write_str("choose where the failover state is kept (Peer6::state_file)")
+            }
+            Peer6Error::StateUnreadable(e) => write!(f, "saved failover state unreadable: {e}"),
+            Peer6Error::Bind(e) => write!(f, "cannot listen: {e}"),
+            Peer6Error::Config(e) => write!(f, "configuration: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for Peer6Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Peer6Error::StateUnreadable(e) | Peer6Error::Bind(e) => Some(e),
+            Peer6Error::Config(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+/// What the DHCPv6 failover task reports to the application.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub enum PeerEvent6 {
+    /// An informational engine event (state changes, the partner's state, rejections...).
+    Engine(Event),
+    /// A state snapshot is durable in the [`StateStore`] and confirmed to the engine.
+    Persisted(Persisted),
+    /// A connection to the partner is set up (STARTTLS and TLS done in secure mode) and handed
+    /// to the engine.
+    Connected {
+        /// The partner's address and port.
+        peer: SocketAddr,
+        /// We opened it (the primary) or accepted it (the secondary).
+        outgoing: bool,
+        /// It runs TLS.
+        tls: bool,
+    },
+    /// The connection is gone.
+    Disconnected,
+    /// A connection was not set up: a stranger's (dropped unread, §6.1), a refused STARTTLS,
+    /// a failed TLS handshake, a primary's failed connect. The engine never saw it.
+    SetupFailed {
+        /// The other end (the partner's address for a failed connect).
+        peer: SocketAddr,
+        /// We opened it.
+        outgoing: bool,
+        /// Why.
+        error: Arc<StartError>,
+    },
+    /// The state store failed: the snapshot is not durable, and the engine asks again later
+    /// (its STATE announcement waits).
+    StorageError(Arc<io::Error>),
+}
+
+pub(crate) type Reply = oneshot::Sender<Result<(), PeerError>>;
+
+/// The embedding DHCPv6 server's handle on its failover peer. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Handle6 {
+    cmd: mpsc::Sender<Command>,
+    status: watch::Receiver<Status>,
+    counters: Arc<Counters>,
+    local: Option<SocketAddr>,
+    restored: Option<Persisted>,
+    join: Arc<std::sync::Mutex<Option<JoinHandle<()>>>>,
+}
+
+impl Handle6 {
+    /// The engine's status, as of the task's last step.
+    pub fn status(&self) -> Status {
+        *self.status.borrow()
+    }
+
+    /// A receiver that sees every status change.
+    pub fn watch(&self) -> watch::Receiver<Status> {
+        self.status.clone()
+    }
+
+    /// Waits until our state is `state` (engine terms: `ServerState::Normal`...);
+    /// `Err(Stopped)` if the task ends first.
+    pub async fn wait_for_state(&self, state: ServerState) -> Result<(), PeerError> {
+        let mut w = self.status.clone();
+        w.wait_for(|s| s.state == state)
+            .await
+            .map(|_| ())
+            .map_err(|_| PeerError::Stopped)
+    }
+
+    /// The operator declares the partner down (§8.4.2 via COMMUNICATIONS-INTERRUPTED): taken
+    /// from COMMUNICATIONS-INTERRUPTED (or RESOLUTION-INTERRUPTED) only, unless `force`; see
+    /// [`failover_fsm::Engine::partner_down`]. Returns once the engine has taken it.
+    pub async fn partner_down(&self, force: bool) -> Result<(), PeerError> {
+        let (tx, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::PartnerDown { force, reply: tx })
+            .await
+            .map_err(|_| PeerError::Stopped)?;
+        rx.await.map_err(|_| PeerError::Stopped)?
+    }
+
+    /// Stops the peer in order: DISCONNECT to the partner, the close, a snapshot being written
+    /// finished (its confirmation no longer matters), then the task ends. RFC 8156 has no
+    /// SHUTDOWN state: the partner goes COMMUNICATIONS-INTERRUPTED.
+    pub async fn shutdown(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmd.send(Command::Shutdown(tx)).await.is_ok() {
+            let _ = rx.await;
+        }
+        let join = self.join.lock().ok().and_then(|mut j| j.take());
+        if let Some(j) = join {
+            let _ = j.await;
+        }
+    }
+
+    /// Stops the task at once, as a crash would: no DISCONNECT, nothing more persisted; the
+    /// sockets close with the task. Returns once it is gone (a secondary's port is free again).
+    /// A state write already on the blocking pool still finishes. What the [`StateStore`]
+    /// holds is what a restart starts from.
+    pub async fn abort(&self) {
+        let join = self.join.lock().ok().and_then(|mut j| j.take());
+        if let Some(j) = join {
+            j.abort();
+            let _ = j.await;
+        }
+    }
+
+    /// The snapshot the peer started from (read from its [`StateStore`]); `None`: a new
+    /// server.
+    pub fn restored(&self) -> Option<Persisted> {
+        self.restored
+    }
+
+    /// Where a secondary listens (`None` for a primary).
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.local
+    }
+
+    /// The task's counters (connections, refusals, messages; no message digests in RFC 8156).
+    pub fn counters(&self) -> &Counters {
+        &self.counters
+    }
+}

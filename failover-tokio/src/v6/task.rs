@@ -1,0 +1,710 @@
+//! The DHCPv6 failover task: one `Engine<_, _, _, V6>`, its state store and one
+//! [`Connection6`], driven by tokio. Section numbers are RFC 8156's.
+//!
+//! Each turn of [`Task6::run`] delivers one input — a command, a message from the partner, a
+//! timer, a connection set up or lost, a snapshot written — then [`Task6::drive`]s the engine
+//! until nothing moves: carry out its actions (a snapshot goes to the blocking pool and is
+//! confirmed only once durable), forward its events, write what it has to send. The engine is
+//! fed in one place ([`Task6::deliver`]) and drained in one ([`Task6::transmit`]).
+//!
+//! No protocol decision is taken here: the engine takes them all. What the task does with
+//! the engine's requests for bindings is the exception that proves it: there are none yet
+//! (binding updates come with the engine's IA_NA / IA_PD support), so each is answered empty.
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use failover_fsm::{Action, EngineError, Event, PersistToken, Persisted, RejectReason, Role};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::{JoinHandle, JoinSet};
+use tracing::{debug, info, warn};
+
+use super::peer::{Engine6, PeerEvent6, Reply};
+use super::state::StateStore;
+use super::{Connection6, Security6, StartError, start_as_primary};
+use crate::peer::{PeerError, wall_clock};
+use crate::task::{Backoff, Clock, Forward, Outbox, Redial, earliest, log_event, sleep_opt};
+
+/// Most rounds of [`Task6::drive`] per input: every round moves something, so this only
+/// bounds a defect, never normal work.
+const MAX_ROUNDS: usize = 10_000;
+/// Most set-ups of accepted connections (STARTTLS, TLS, the first message) under way at once;
+/// more connections are closed (the partner needs one).
+const MAX_SETUPS: usize = 4;
+/// Longest the engine's last messages (a DISCONNECT) may wait for a partner that does not
+/// read once the engine asked to close.
+const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// Longest a shutdown waits for its DISCONNECT to be written and its last snapshot.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
+
+/// What the application asks of the task.
+pub(crate) enum Command {
+    PartnerDown { force: bool, reply: Reply },
+    Shutdown(oneshot::Sender<()>),
+}
+
+/// A snapshot on its way to the state store.
+struct Persisting {
+    token: PersistToken,
+    snapshot: Persisted,
+    write: JoinHandle<io::Result<()>>,
+}
+
+/// The DHCPv6 failover task.
+pub(crate) struct Task6 {
+    engine: Box<Engine6>,
+    clock: Clock,
+    net: Net,
+    store: Arc<dyn StateStore>,
+    /// Oldest first (the engine has one outstanding at a time).
+    persisting: VecDeque<Persisting>,
+    out: Forward<PeerEvent6>,
+    cmd_rx: mpsc::Receiver<Command>,
+    /// The engine asked to close the connection: done once its last messages are written.
+    close_pending: bool,
+    /// A shutdown was asked for: whom to tell once done.
+    stopping: Option<oneshot::Sender<()>>,
+}
+
+impl Task6 {
+    pub(crate) fn new(
+        engine: Box<Engine6>,
+        clock: Clock,
+        net: Net,
+        store: Arc<dyn StateStore>,
+        cmd_rx: mpsc::Receiver<Command>,
+        out: Forward<PeerEvent6>,
+    ) -> Self {
+        Task6 {
+            engine,
+            clock,
+            net,
+            store,
+            persisting: VecDeque::new(),
+            out,
+            cmd_rx,
+            close_pending: false,
+            stopping: None,
+        }
+    }
+
+    pub(crate) async fn run(mut self) {
+        info!(partner = %self.net.partner, "DHCPv6 failover peer started");
+        loop {
+            self.drive().await;
+            if self.stopping.is_some() {
+                self.finish_shutdown().await;
+                break;
+            }
+            self.next_input().await;
+        }
+        info!("DHCPv6 failover peer stopped");
+    }
+
+    /// Waits for one input and hands it to the engine.
+    async fn next_input(&mut self) {
+        let timeout = self.engine.poll_timeout().map(|t| self.clock.deadline(t));
+        let redial = self.net.redial_deadline();
+        tokio::select! {
+            cmd = self.cmd_rx.recv() => self.command(cmd),
+            input = self.net.next() => self.network(input),
+            _ = sleep_opt(timeout) => {
+                let now = self.clock.now();
+                self.engine.handle_timeout(now);
+            }
+            _ = sleep_opt(redial) => self.net.dial(),
+            written = written(&mut self.persisting) => self.persisted(written),
+        }
+    }
+
+    fn command(&mut self, cmd: Option<Command>) {
+        let now = self.clock.now();
+        match cmd {
+            Some(Command::PartnerDown { force, reply }) => {
+                let taken = self.engine.partner_down(now, force);
+                match taken {
+                    Ok(()) => info!(force, "operator: partner down"),
+                    Err(e) => warn!(error = %e, "operator's partner down refused"),
+                }
+                let _ = reply.send(taken.map_err(PeerError::Engine));
+            }
+            Some(Command::Shutdown(done)) => self.begin_shutdown(done),
+            // Every handle is gone: stop as if told to.
+            None => self.begin_shutdown(oneshot::channel().0),
+        }
+    }
+
+    fn begin_shutdown(&mut self, done: oneshot::Sender<()>) {
+        info!("shutting down");
+        let now = self.clock.now();
+        // RFC 8156 has no SHUTDOWN state: DISCONNECT, and the partner goes
+        // COMMUNICATIONS-INTERRUPTED.
+        self.engine
+            .disconnect(now, RejectReason::UnknownConnectionReason);
+        self.stopping = Some(done);
+    }
+
+    async fn finish_shutdown(&mut self) {
+        self.net.finish_writes(SHUTDOWN_WAIT).await;
+        self.connection_lost();
+        // A snapshot being written finishes (its confirmation no longer matters).
+        while let Some(p) = self.persisting.pop_front() {
+            let _ = tokio::time::timeout(SHUTDOWN_WAIT, p.write).await;
+        }
+        self.out.flush().await;
+        if let Some(done) = self.stopping.take() {
+            let _ = done.send(());
+        }
+    }
+
+    /// Carries out the engine's outputs until nothing moves: actions, events, messages to the
+    /// partner, the close it asked for; then publishes the status.
+    async fn drive(&mut self) {
+        for _ in 0..MAX_ROUNDS {
+            let mut moved = self.carry_out();
+            let wrote = self.transmit();
+            if !wrote && self.close_pending && self.net.written_before_close() {
+                // The engine's last messages are written: now the close it asked for.
+                self.connection_lost();
+                moved = true;
+            } else if !self.net.is_up() {
+                self.close_pending = false;
+            }
+            self.out.flush().await;
+            if !wrote && !moved {
+                break;
+            }
+        }
+        let status = self.engine.status(self.clock.now());
+        self.out.publish(status);
+    }
+
+    /// Actions, then events, as the engine hands them out; `true` if there were any.
+    fn carry_out(&mut self) -> bool {
+        let mut moved = false;
+        for _ in 0..MAX_ROUNDS {
+            let Some(action) = self.engine.poll_action() else {
+                break;
+            };
+            moved = true;
+            self.act(action);
+        }
+        for _ in 0..MAX_ROUNDS {
+            let Some(event) = self.engine.poll_event() else {
+                break;
+            };
+            moved = true;
+            log_event(&event);
+            if matches!(
+                event,
+                Event::ConnectionRejected { .. } | Event::PartnerDisconnected { .. }
+            ) {
+                // §6.1: retry more slowly after a rejection.
+                self.net.refused = true;
+            }
+            self.out.push(PeerEvent6::Engine(event));
+        }
+        moved
+    }
+
+    fn act(&mut self, action: Action) {
+        match action {
+            Action::Persist { token, snapshot } => {
+                // Durable before confirmed: the write (and its fsync) on the blocking pool.
+                let store = self.store.clone();
+                let write = tokio::task::spawn_blocking(move || store.save(&snapshot));
+                self.persisting.push_back(Persisting {
+                    token,
+                    snapshot,
+                    write,
+                });
+            }
+            Action::CloseConnection => self.close_pending = true,
+            // No bindings to send yet (see the module docs): the request is answered at once,
+            // so that UPDDONE goes out.
+            Action::SendAllBindings | Action::SendUnackedBindings => self.engine.end_of_updates(),
+            // No delegable prefixes to move yet (§4.2.2): POOLRESP only acknowledges.
+            Action::PoolRequested => self.engine.pool_response(0),
+            // Nothing queued, nothing to balance, no update of ours acknowledged.
+            _ => {}
+        }
+    }
+
+    /// The oldest snapshot's write ended.
+    fn persisted(&mut self, written: io::Result<()>) {
+        let Some(p) = self.persisting.pop_front() else {
+            return;
+        };
+        let now = self.clock.now();
+        match written {
+            Ok(()) => {
+                let _ = self.engine.persist_complete(p.token);
+                self.out.push(PeerEvent6::Persisted(p.snapshot));
+            }
+            Err(e) => {
+                warn!(error = %e, "failover state not saved; the engine asks again");
+                let _ = self.engine.persist_failed(now, p.token);
+                self.out.push(PeerEvent6::StorageError(Arc::new(e)));
+            }
+        }
+    }
+
+    /// What happened on the network side.
+    fn network(&mut self, input: NetInput) {
+        match input {
+            NetInput::Accepted(Ok((tcp, from))) => self.accepted(tcp, from),
+            NetInput::Accepted(Err(e)) => debug!(error = %e, "accept failed"),
+            NetInput::SetUp(from, Ok(conn)) => self.admit(conn, from, false),
+            NetInput::SetUp(from, Err(e)) => self.setup_failed(from, false, e),
+            NetInput::Dialed(Ok(conn)) => {
+                let peer = conn.peer_addr().unwrap_or(self.net.partner);
+                self.admit(conn, peer, true);
+            }
+            NetInput::Dialed(Err(e)) => {
+                // Refused at STARTTLS or in the TLS handshake: slower, as after a rejection.
+                self.net.refused = !matches!(
+                    e,
+                    StartError::Io(_) | StartError::Timeout | StartError::Closed
+                );
+                self.setup_failed(self.net.partner, true, e);
+                self.net.schedule_redial();
+            }
+            NetInput::Message(Ok(true)) => self.deliver(),
+            NetInput::Message(Ok(false)) => {
+                debug!("the partner closed the connection");
+                self.connection_lost();
+            }
+            NetInput::Message(Err(e)) => {
+                // A size below a DHCPv6 header, or a close within a message: the stream cannot
+                // be trusted any more (§5.1).
+                warn!(error = %e, "unreadable stream from the partner; dropping the connection");
+                self.connection_lost();
+            }
+            NetInput::Written(Ok(())) | NetInput::Nothing => {}
+            NetInput::Written(Err(e)) => {
+                warn!(error = %e, "write to the partner failed; dropping the connection");
+                self.connection_lost();
+            }
+            NetInput::WriteStalled if !self.net.stalled() => {}
+            NetInput::WriteStalled => {
+                warn!(timeout = ?self.net.write_timeout, "the partner took nothing we sent for the write timeout (or since we closed); dropping the connection");
+                self.connection_lost();
+            }
+        }
+    }
+
+    /// The one place a message from the partner reaches the engine.
+    fn deliver(&mut self) {
+        let now = self.clock.now();
+        let wall = wall_clock();
+        self.out.counters.count_in();
+        for _ in 0..3 {
+            match self.engine.handle_message(now, wall, &self.net.msg) {
+                // The engine refuses input while its output queues lack room: carry them out,
+                // then retry.
+                Err(EngineError::EventsPending) => {
+                    if !self.carry_out() {
+                        break;
+                    }
+                }
+                _ => return,
+            }
+        }
+        warn!("engine outputs stuck; message dropped");
+    }
+
+    /// The one place the engine's messages are taken: into the outbox, as far as it has
+    /// room, then written as far as the socket takes them now; `true` if the engine had any.
+    fn transmit(&mut self) -> bool {
+        let now = self.clock.now();
+        let mut wrote = false;
+        while self.net.out.has_room()
+            && let Some(n) = self.engine.poll_transmit(now, &mut self.net.tx)
+        {
+            wrote = true;
+            let Net { out, tx, .. } = &mut self.net;
+            out.push(tx.get(..n).unwrap_or_default());
+            self.out.counters.count_out();
+        }
+        if let Some(e) = self.net.write_now() {
+            warn!(error = %e, "write to the partner failed; dropping the connection");
+            self.connection_lost();
+        }
+        wrote
+    }
+
+    /// A secondary's listener took a connection: set up beside the task (a slow one holds up
+    /// nothing), unless it is not from the partner (§6.1: dropped unread).
+    fn accepted(&mut self, tcp: TcpStream, from: SocketAddr) {
+        if from.ip() != self.net.partner.ip() {
+            drop(tcp);
+            let error = StartError::Stranger { from: from.ip() };
+            self.setup_failed(from, false, error);
+            return;
+        }
+        if self.net.setups.len() >= MAX_SETUPS {
+            self.out.counters.count_refused();
+            debug!(%from, "refused a connection: too many set-ups under way");
+            return;
+        }
+        let security = self.net.security.clone();
+        let partner = self.net.partner.ip();
+        let timeout = self.net.setup_timeout;
+        self.net.setups.spawn(async move {
+            let r = super::accept_as_secondary(tcp, partner, &security, timeout).await;
+            (from, r)
+        });
+    }
+
+    fn setup_failed(&mut self, peer: SocketAddr, outgoing: bool, error: StartError) {
+        match &error {
+            StartError::Io(_) | StartError::Timeout | StartError::Closed => {
+                debug!(%peer, outgoing, %error, "connection not set up");
+            }
+            _ => {
+                #[cfg(feature = "tls")]
+                if matches!(error, StartError::Tls(_)) {
+                    self.out.counters.count_tls_refused();
+                } else {
+                    self.out.counters.count_refused();
+                }
+                #[cfg(not(feature = "tls"))]
+                self.out.counters.count_refused();
+                warn!(%peer, outgoing, %error, "connection refused");
+            }
+        }
+        self.out.push(PeerEvent6::SetupFailed {
+            peer,
+            outgoing,
+            error: Arc::new(error),
+        });
+    }
+
+    /// Hands a set-up connection to the engine. One connection per relationship: a new one
+    /// from the partner replaces one still in its handshake (the primary gave that one up),
+    /// and is closed while one is up.
+    fn admit(&mut self, conn: Connection6, peer: SocketAddr, outgoing: bool) {
+        let now = self.clock.now();
+        if self.net.conn.is_some() {
+            if self.engine.is_communicating() {
+                self.out.counters.count_refused();
+                debug!(%peer, "closed a second connection from the partner");
+                return;
+            }
+            debug!(%peer, "replacing a connection still in its handshake");
+            self.net.drop_conn();
+            self.engine.connection_down(now);
+        }
+        if self.engine.connection_up(now).is_err() {
+            return;
+        }
+        let tls = conn.is_tls();
+        info!(%peer, outgoing, tls, "connected to the partner");
+        self.net.attach(conn, peer);
+        self.out.counters.count_connection(outgoing);
+        self.out.push(PeerEvent6::Connected {
+            peer,
+            outgoing,
+            tls,
+        });
+    }
+
+    /// Closes the connection (if any), tells the engine, and has a primary dial again.
+    fn connection_lost(&mut self) {
+        self.close_pending = false;
+        if self.net.drop_conn() {
+            info!("disconnected from the partner");
+            self.out.push(PeerEvent6::Disconnected);
+        }
+        let now = self.clock.now();
+        self.engine.connection_down(now);
+        self.net.schedule_redial();
+    }
+}
+
+/// The end of the oldest snapshot's write (pending forever if none). Cancel-safe: the
+/// write's handle stays queued until [`Task6::persisted`] takes it.
+async fn written(persisting: &mut VecDeque<Persisting>) -> io::Result<()> {
+    match persisting.front_mut() {
+        Some(p) => match (&mut p.write).await {
+            Ok(r) => r,
+            Err(e) => Err(io::Error::other(e.to_string())),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// One thing that happened on the network side.
+pub(crate) enum NetInput {
+    Accepted(io::Result<(TcpStream, SocketAddr)>),
+    /// An accepted connection's set-up ended.
+    SetUp(SocketAddr, Result<Connection6, StartError>),
+    Dialed(Result<Connection6, StartError>),
+    /// A whole message is in [`Net::msg`] (`Ok(true)`), or the connection ended.
+    Message(Result<bool, StartError>),
+    /// Everything waiting for the socket was written (or the write failed).
+    Written(io::Result<()>),
+    /// The socket took nothing of what waits for the write timeout.
+    WriteStalled,
+    /// A set-up task that ended without a result (aborted).
+    Nothing,
+}
+
+type Dial =
+    std::pin::Pin<Box<dyn std::future::Future<Output = Result<Connection6, StartError>> + Send>>;
+
+/// The connection side: a secondary's listener and the set-ups of what it accepts, a
+/// primary's dial and its backoff, the one live connection and what waits to be written.
+pub(crate) struct Net {
+    role: Role,
+    partner: SocketAddr,
+    bind: Option<IpAddr>,
+    listener: Option<TcpListener>,
+    security: Security6,
+    setups: JoinSet<(SocketAddr, Result<Connection6, StartError>)>,
+    dialing: Option<Dial>,
+    conn: Option<Connection6>,
+    out: Outbox,
+    /// The engine's messages are written here first (the largest RFC 8156 frame fits).
+    tx: Box<[u8]>,
+    /// The message read last.
+    msg: Vec<u8>,
+    redial: Redial,
+    redial_at: Option<tokio::time::Instant>,
+    /// The partner refused us since the last connection came up (§6.1: retry slower).
+    refused: bool,
+    setup_timeout: Duration,
+    write_timeout: Duration,
+    /// The engine asked to close while our last messages wait for the socket: closed by then
+    /// even if they are not written.
+    close_by: Option<tokio::time::Instant>,
+    /// The STARTTLS transaction-id of the next dial.
+    next_xid: u32,
+}
+
+impl Net {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        role: Role,
+        partner: SocketAddr,
+        bind: Option<IpAddr>,
+        listener: Option<TcpListener>,
+        security: Security6,
+        timing: Backoff,
+        setup_timeout: Duration,
+        write_timeout: Duration,
+        seed: u32,
+    ) -> Self {
+        Net {
+            role,
+            partner,
+            bind,
+            listener,
+            security,
+            setups: JoinSet::new(),
+            dialing: None,
+            conn: None,
+            out: Outbox::new(),
+            tx: vec![0u8; failover_proto::v6::MAX_FRAME_LEN].into_boxed_slice(),
+            msg: Vec::new(),
+            redial: Redial::new(timing, seed),
+            // Only the primary connects (§6.1), at once.
+            redial_at: (role == Role::Primary).then(tokio::time::Instant::now),
+            refused: false,
+            setup_timeout,
+            write_timeout,
+            close_by: None,
+            next_xid: seed,
+        }
+    }
+
+    fn is_up(&self) -> bool {
+        self.conn.is_some()
+    }
+
+    /// When a primary dials next, if no connection is up or being made.
+    fn redial_deadline(&self) -> Option<tokio::time::Instant> {
+        if self.conn.is_none() && self.dialing.is_none() {
+            self.redial_at
+        } else {
+            None
+        }
+    }
+
+    fn schedule_redial(&mut self) {
+        if self.role != Role::Primary || self.conn.is_some() || self.dialing.is_some() {
+            return;
+        }
+        let delay = self.redial.delay(self.refused);
+        self.redial_at = Some(tokio::time::Instant::now() + delay);
+    }
+
+    /// Starts a primary's connection: TCP (from the bind address), then STARTTLS and TLS in
+    /// secure mode (§6.1), within the set-up timeout.
+    fn dial(&mut self) {
+        self.redial_at = None;
+        let (partner, bind, timeout) = (self.partner, self.bind, self.setup_timeout);
+        let security = self.security.clone();
+        // STARTTLS carries a 24-bit transaction-id (§5.4); never 0.
+        self.next_xid = (self.next_xid.wrapping_add(1) & failover_proto::v6::MAX_XID).max(1);
+        let xid = self.next_xid;
+        debug!(%partner, "connecting");
+        self.dialing = Some(Box::pin(async move {
+            let tcp = tokio::time::timeout(timeout, connect(partner, bind))
+                .await
+                .map_err(|_| StartError::Timeout)??;
+            start_as_primary(tcp, &security, xid, timeout).await
+        }));
+    }
+
+    fn attach(&mut self, conn: Connection6, peer: SocketAddr) {
+        let _ = peer;
+        self.dialing = None;
+        self.conn = Some(conn);
+        self.refused = false;
+        self.redial.connected();
+    }
+
+    /// Closes the connection; `true` if there was one. The TLS close_notify goes on its own
+    /// (bounded) task, so that a partner that stopped reading holds up nothing.
+    fn drop_conn(&mut self) -> bool {
+        self.out.clear();
+        self.close_by = None;
+        match self.conn.take() {
+            Some(mut c) => {
+                tokio::spawn(async move {
+                    let _ = c.shutdown().await;
+                });
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Waits for the next thing to happen on the network side. Cancel-safe: tokio's accept,
+    /// a JoinSet's join and the framed read are; the dial future is kept across calls; what
+    /// is written is recorded in the outbox as it goes.
+    async fn next(&mut self) -> NetInput {
+        let Net {
+            listener,
+            setups,
+            dialing,
+            conn,
+            out,
+            msg,
+            write_timeout,
+            close_by,
+            ..
+        } = self;
+        let stall = conn
+            .as_ref()
+            .and(earliest(out.stall_deadline(*write_timeout), *close_by));
+        let setting_up = !setups.is_empty();
+        tokio::select! {
+            a = accept_opt(listener) => NetInput::Accepted(a),
+            s = setups.join_next(), if setting_up => match s {
+                Some(Ok((from, r))) => NetInput::SetUp(from, r),
+                _ => NetInput::Nothing,
+            },
+            d = dial_opt(dialing) => {
+                *dialing = None;
+                NetInput::Dialed(d)
+            }
+            io = conn_io(conn, out, msg) => io,
+            _ = sleep_opt(stall) => NetInput::WriteStalled,
+        }
+    }
+
+    /// Writes what the socket takes now: `Some(Err)` if the write failed.
+    fn write_now(&mut self) -> Option<io::Error> {
+        match self.conn.as_mut() {
+            None => {
+                self.out.clear();
+                None
+            }
+            Some(c) if !self.out.is_empty() => self.out.write_now(c.stream_mut()),
+            Some(_) => None,
+        }
+    }
+
+    /// Whether the socket took nothing for the write timeout, or the close the engine asked
+    /// for waited its longest.
+    fn stalled(&self) -> bool {
+        let now = tokio::time::Instant::now();
+        let stall = earliest(self.out.stall_deadline(self.write_timeout), self.close_by);
+        stall.is_some_and(|t| t <= now)
+    }
+
+    /// Nothing waits to be written. If something does, the close the engine asked for waits
+    /// for it at most [`CLOSE_LINGER`].
+    fn written_before_close(&mut self) -> bool {
+        if self.out.is_empty() {
+            return true;
+        }
+        if self.close_by.is_none() {
+            self.close_by = Some(tokio::time::Instant::now() + CLOSE_LINGER);
+        }
+        false
+    }
+
+    /// Waits, at most `limit`, until what waits for the socket is written.
+    async fn finish_writes(&mut self, limit: Duration) {
+        let Net { conn, out, .. } = self;
+        if let Some(c) = conn.as_mut() {
+            let write = std::future::poll_fn(|cx| out.poll_write(c.stream_mut(), cx));
+            let _ = tokio::time::timeout(limit, write).await;
+        }
+    }
+}
+
+/// The connection's next message, or the end of what waited for the socket. Nothing is read
+/// while the outbox is full (a partner that does not take our answers gets no more of them
+/// made).
+async fn conn_io(conn: &mut Option<Connection6>, out: &mut Outbox, msg: &mut Vec<u8>) -> NetInput {
+    let Some(c) = conn else {
+        return std::future::pending().await;
+    };
+    std::future::poll_fn(|cx| {
+        if !out.is_empty()
+            && let std::task::Poll::Ready(r) = out.poll_write(c.stream_mut(), cx)
+        {
+            return std::task::Poll::Ready(NetInput::Written(r));
+        }
+        if !out.has_room() {
+            return std::task::Poll::Pending;
+        }
+        c.poll_message(cx, msg).map(NetInput::Message)
+    })
+    .await
+}
+
+async fn accept_opt(listener: &mut Option<TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
+    match listener {
+        Some(l) => l.accept().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn dial_opt(d: &mut Option<Dial>) -> Result<Connection6, StartError> {
+    match d {
+        Some(f) => f.await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Opens a TCP connection to `partner`, from `bind` if given.
+async fn connect(partner: SocketAddr, bind: Option<IpAddr>) -> io::Result<TcpStream> {
+    let socket = if partner.is_ipv4() {
+        TcpSocket::new_v4()?
+    } else {
+        TcpSocket::new_v6()?
+    };
+    if let Some(ip) = bind {
+        socket.bind(SocketAddr::new(ip, 0))?;
+    }
+    socket.connect(partner).await
+}
