@@ -5,6 +5,22 @@
 
 use std::time::Duration;
 
+use failover_fsm::RejectReason;
+
+/// Whether the partner refused us for `reason` (a rejecting CONNECTACK / CONNECTREPLY or a
+/// DISCONNECT): a configuration that does not match theirs, which a quick retry will not
+/// change. The next dial then waits [`Backoff::after_reject`].
+pub(crate) fn refused_us(reason: RejectReason) -> bool {
+    matches!(
+        reason,
+        RejectReason::InvalidPartner
+            | RejectReason::TimeMismatch
+            | RejectReason::InvalidMclt
+            | RejectReason::HbaConflict
+            | RejectReason::VersionMismatch
+    )
+}
+
 /// Reconnect timing.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Backoff {

@@ -11,7 +11,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::task::Poll;
 use std::time::Duration;
 
-use failover_fsm::{Link, RejectReason, Role};
+use failover_fsm::{Link, Role};
 use failover_proto::Framer;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::mpsc;
@@ -20,7 +20,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
 use super::Core;
-use super::backoff::{Backoff, Redial};
+use super::backoff::{Backoff, Redial, refused_us};
 use super::outbox::Outbox;
 use super::stream::Stream;
 use crate::listener::{Handoff, Registration};
@@ -510,16 +510,7 @@ impl Connection {
         let now = core.clock.now();
         core.engine.connection_down(now);
         framer.reset();
-        let rejected = matches!(
-            core.engine.status(now).last_reject,
-            Some(
-                RejectReason::InvalidPartner
-                    | RejectReason::TimeMismatch
-                    | RejectReason::InvalidMclt
-                    | RejectReason::HbaConflict
-                    | RejectReason::VersionMismatch
-            )
-        );
+        let rejected = core.engine.status(now).last_reject.is_some_and(refused_us);
         self.schedule_reconnect(rejected);
     }
 

@@ -34,7 +34,7 @@ use crate::auth::LinkAuth;
 use crate::peer::{Command, PeerError, PeerEvent};
 use crate::storage::Storage;
 use actions::Feed;
-pub(crate) use backoff::{Backoff, Redial};
+pub(crate) use backoff::{Backoff, Redial, refused_us};
 use commit::GroupCommit;
 pub(crate) use connection::{Connection, Incoming, earliest, sleep_opt};
 pub(crate) use forward::{Forward, log_event};

@@ -27,7 +27,9 @@ use super::peer::{Engine6, PeerEvent6, Reply};
 use super::state::StateStore;
 use super::{Connection6, Security6, StartError, start_as_primary};
 use crate::peer::{PeerError, wall_clock};
-use crate::task::{Backoff, Clock, Forward, Outbox, Redial, earliest, log_event, sleep_opt};
+use crate::task::{
+    Backoff, Clock, Forward, Outbox, Redial, earliest, log_event, refused_us, sleep_opt,
+};
 
 /// Most rounds of [`Task6::drive`] per input: every round moves something, so this only
 /// bounds a defect, never normal work.
@@ -199,10 +201,10 @@ impl Task6 {
             };
             moved = true;
             log_event(&event);
-            if matches!(
-                event,
-                Event::ConnectionRejected { .. } | Event::PartnerDisconnected { .. }
-            ) {
+            if let Event::ConnectionRejected { reason, .. } | Event::PartnerDisconnected { reason } =
+                event
+                && refused_us(reason)
+            {
                 // §6.1: retry more slowly after a rejection.
                 self.net.refused = true;
             }

@@ -1,0 +1,555 @@
+//! The demo behind `cargo run --example pair6`: two DHCPv6 failover peers (RFC 8156) in one
+//! process, over loopback TCP, through a failure and a recovery.
+//!
+//! 1. Cold start: both peers are new (no state file) and reach NORMAL through RECOVER,
+//!    RECOVER-WAIT (one MCLT) and RECOVER-DONE.
+//! 2. The secondary crashes (its task aborted: no DISCONNECT); the primary goes
+//!    COMMUNICATIONS-INTERRUPTED.
+//! 3. The operator declares the partner down: the primary goes PARTNER-DOWN.
+//! 4. The secondary restarts from its state file. The primary has been in PARTNER-DOWN since
+//!    after the secondary last operated, so the secondary goes RECOVER (RFC 8156 §8.3), waits
+//!    the MCLT, and both end in NORMAL.
+//!
+//! The peers exchange RFC 8156's control messages only: binding updates (IA_NA / IA_PD) are
+//! not in the engine yet. Every step prints a timestamped line; [`run`] returns a [`Report`]
+//! whose [`Report::passed`] says whether every check held. Every wait is bounded.
+//!
+//! ```no_run
+//! # async fn demo() {
+//! use failover_examples::console::Console;
+//! use failover_examples::pair6::{Pair6Options, run};
+//! let report = run(&Pair6Options::default(), &Console::stdout(false)).await;
+//! assert!(report.passed());
+//! # }
+//! ```
+
+use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use failover_fsm::{Config, Event, Role, ServerState};
+use failover_tokio::v6::{Handle6, Peer6, PeerEvent6, Security6};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::console::{ArgError, Args, Console, Style, state_name};
+
+/// `--help`.
+pub const USAGE: &str = "\
+pair6 — two DHCPv6 failover peers (RFC 8156) in one process, over loopback TCP
+
+USAGE:
+    cargo run --example pair6 [-- OPTIONS]
+
+Starts a primary and a secondary on 127.0.0.1 (a free high port) with empty state files,
+lets them reach NORMAL, kills the secondary, watches the primary go
+COMMUNICATIONS-INTERRUPTED, declares the partner down (PARTNER-DOWN), restarts the secondary
+from its state file, and waits for both to be NORMAL again. IA_NA/IA_PD binding sync is not
+in this demo yet. Exit status 0 when every check passed, 1 otherwise.
+
+OPTIONS:
+    --mclt S          maximum client lead time, seconds (default 5, at most 20)
+    --quiet           print only the summary
+    -h, --help        this text
+
+ENVIRONMENT:
+    RUST_LOG          tracing filter for the failover task's own logs (default: errors only)
+    NO_COLOR          no colours on a terminal
+";
+
+/// Largest `--mclt`: the demo waits out two MCLTs and must stay within a minute.
+pub const MAX_MCLT: u32 = 20;
+
+/// Who prints the demo's own lines.
+const WHO: &str = "demo";
+
+/// The demo's knobs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pair6Options {
+    /// Maximum client lead time, seconds (`--mclt`): RECOVER-WAIT lasts this long.
+    pub mclt: u32,
+    /// Only the summary (`--quiet`).
+    pub quiet: bool,
+}
+
+impl Default for Pair6Options {
+    fn default() -> Self {
+        Pair6Options {
+            mclt: 5,
+            quiet: false,
+        }
+    }
+}
+
+/// What the command line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Parsed {
+    /// Run the demo.
+    Run(Pair6Options),
+    /// Print [`USAGE`].
+    Help,
+}
+
+/// Parses the arguments after the program name.
+pub fn parse_args<I, S>(args: I) -> Result<Parsed, ArgError>
+where
+    I: IntoIterator<Item = S>,
+    S: Into<String>,
+{
+    let mut args = Args::new(args);
+    let mut o = Pair6Options::default();
+    while let Some(flag) = args.next_flag()? {
+        match flag.as_str() {
+            "-h" | "--help" => return Ok(Parsed::Help),
+            "--mclt" => o.mclt = args.value(&flag)?,
+            "--quiet" => o.quiet = true,
+            other => return Err(ArgError(format!("unknown option {other} (see --help)"))),
+        }
+    }
+    if !(1..=MAX_MCLT).contains(&o.mclt) {
+        return Err(ArgError(format!("--mclt must be 1 to {MAX_MCLT} seconds")));
+    }
+    Ok(Parsed::Run(o))
+}
+
+/// One check of the story.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    /// What was checked.
+    pub what: String,
+    /// Whether it held.
+    pub ok: bool,
+}
+
+/// What the demo saw.
+#[derive(Debug, Clone)]
+pub struct Report {
+    /// Every check, in order.
+    pub checks: Vec<Check>,
+    /// The primary's and the secondary's states at the end.
+    pub final_states: [ServerState; 2],
+    /// The state changes of each peer (the secondary's over both of its runs), in order.
+    pub transitions: [Vec<(ServerState, ServerState)>; 2],
+    /// How long the demo took.
+    pub elapsed: Duration,
+}
+
+impl Report {
+    /// Whether every check held.
+    pub fn passed(&self) -> bool {
+        !self.checks.is_empty() && self.checks.iter().all(|c| c.ok)
+    }
+}
+
+/// What one peer reported, printed as it comes.
+struct Log {
+    name: &'static str,
+    style: Style,
+    transitions: Mutex<Vec<(ServerState, ServerState)>>,
+    /// Bumped at every state change the listener printed.
+    printed: watch::Sender<usize>,
+}
+
+impl Log {
+    fn new(name: &'static str, style: Style) -> Arc<Log> {
+        Arc::new(Log {
+            name,
+            style,
+            transitions: Mutex::new(Vec::new()),
+            printed: watch::Sender::new(0),
+        })
+    }
+
+    fn transitions(&self) -> Vec<(ServerState, ServerState)> {
+        self.transitions
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    fn entered_after(&self, first: usize, state: ServerState) -> bool {
+        self.transitions()
+            .iter()
+            .skip(first)
+            .any(|(_, to)| *to == state)
+    }
+}
+
+/// Prints what one peer reports; ends when the peer's task is gone.
+fn spawn_listener(
+    mut events: mpsc::Receiver<PeerEvent6>,
+    log: Arc<Log>,
+    console: Console,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let say = |text: String| console.styled_line(log.name, Some(log.style), text);
+        let dim = |text: String| say(console.paint(Style::Dim, text));
+        while let Some(event) = events.recv().await {
+            match event {
+                PeerEvent6::Connected { peer, outgoing, .. } => say(if outgoing {
+                    format!("connected to the secondary at {peer}: CONNECT")
+                } else {
+                    format!("accepted the primary's connection from {peer}")
+                }),
+                PeerEvent6::Disconnected => say("connection to the partner closed".into()),
+                PeerEvent6::SetupFailed { error, .. } => dim(format!("no connection: {error}")),
+                PeerEvent6::Persisted(p) => dim(format!(
+                    "state file: {} since {} (written and fsync'd before it is announced)",
+                    state_name(p.state),
+                    p.since.0
+                )),
+                PeerEvent6::StorageError(e) => {
+                    say(console.paint(Style::Red, format!("state file: {e}")));
+                }
+                PeerEvent6::Engine(e) => print_engine_event(&console, &say, &log, e),
+                _ => {}
+            }
+        }
+    })
+}
+
+fn print_engine_event(console: &Console, say: &impl Fn(String), log: &Log, e: Event) {
+    let dim = |text: String| say(console.paint(Style::Dim, text));
+    match e {
+        Event::StateChanged { from, to } => {
+            say(format!(
+                "{} → {}",
+                console.state(from),
+                console.paint(Style::Bold, console.state(to))
+            ));
+            log.transitions
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((from, to));
+            log.printed.send_modify(|n| *n += 1);
+        }
+        Event::PartnerStateChanged { state, startup, .. } => {
+            let s = if startup { " (starting up)" } else { "" };
+            dim(format!("partner's STATE: {}{s}", state_name(state)));
+        }
+        Event::CommunicationsOk => dim("communications OK (CONNECT, CONNECTREPLY, STATE)".into()),
+        Event::CommunicationsFailed => say(console.paint(Style::Yellow, "communications lost")),
+        Event::UpdatesReceived => dim("partner sent everything we asked for (UPDDONE)".into()),
+        Event::PoolResponse { .. } => dim("partner answered our POOLREQ (POOLRESP)".into()),
+        Event::ConnectionRejected { reason, by_partner } => say(console.paint(
+            Style::Red,
+            format!(
+                "connection rejected by {}: {reason}",
+                if by_partner { "the partner" } else { "us" }
+            ),
+        )),
+        Event::PartnerDisconnected { reason } => dim(format!("partner sent DISCONNECT: {reason}")),
+        Event::ProtocolError { error } => {
+            say(console.paint(Style::Red, format!("protocol error: {error}")));
+        }
+        _ => {}
+    }
+}
+
+/// One side of the pair: its handle (while it runs), its listener, what it printed.
+struct Side {
+    role: Role,
+    log: Arc<Log>,
+    handle: Option<Handle6>,
+    listener: Option<JoinHandle<()>>,
+}
+
+impl Side {
+    async fn start(
+        &mut self,
+        opts: &Pair6Options,
+        port: u16,
+        state: &Path,
+        console: &Console,
+    ) -> Result<(), String> {
+        let mut config = Config::new(self.role, "pair6", opts.mclt);
+        // A CONTACT every second (a quarter of the keep-alive time, §6.5) and a short
+        // STARTUP, so that the story takes seconds.
+        config.receive_timer = 4;
+        config.startup_delay = 1;
+        config.startup_delay_after_long_down = 1;
+        config.connect_timeout = 5;
+        let at = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let (handle, events) = Peer6::new(config, at)
+            .listen(at)
+            .security(Security6::Insecure)
+            .state_file(state)
+            .reconnect(Duration::from_millis(200), Duration::from_secs(1))
+            .reject_backoff(Duration::from_secs(2))
+            .start()
+            .await
+            .map_err(|e| format!("{} did not start: {e}", self.log.name))?;
+        self.listener = Some(spawn_listener(events, self.log.clone(), console.clone()));
+        self.handle = Some(handle);
+        Ok(())
+    }
+
+    fn state(&self) -> Option<ServerState> {
+        self.handle.as_ref().map(|h| h.status().state)
+    }
+
+    /// Waits (at most `secs`) until the peer is in `state` and its listener has printed the
+    /// change (so that the timeline reads in order); `first`: count only changes after the
+    /// first `first` ones.
+    async fn reach(&self, state: ServerState, first: usize, secs: u64) -> bool {
+        let Some(h) = &self.handle else {
+            return false;
+        };
+        let mut printed = self.log.printed.subscribe();
+        let wait = async {
+            if h.wait_for_state(state).await.is_err() {
+                return false;
+            }
+            while !self.log.entered_after(first, state) {
+                if printed.changed().await.is_err() {
+                    return false;
+                }
+            }
+            true
+        };
+        tokio::time::timeout(Duration::from_secs(secs), wait)
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Stops the peer: a crash (`abort`) or in order; waits for its listener (bounded).
+    async fn stop(&mut self, crash: bool) {
+        if let Some(h) = self.handle.take() {
+            if crash {
+                h.abort().await;
+            } else {
+                let _ = tokio::time::timeout(Duration::from_secs(10), h.shutdown()).await;
+                // Whatever the shutdown left, the task ends here.
+                h.abort().await;
+            }
+        }
+        if let Some(l) = self.listener.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(5), l).await;
+        }
+    }
+}
+
+/// The story's checks, printed as they are made.
+struct Story<'a> {
+    console: &'a Console,
+    checks: Vec<Check>,
+}
+
+impl Story<'_> {
+    fn check(&mut self, ok: bool, what: impl Into<String>) -> bool {
+        let what = what.into();
+        let mark = if ok {
+            self.console.paint(Style::Green, "✓")
+        } else {
+            self.console.paint(Style::Red, "✗")
+        };
+        self.console
+            .styled_line(WHO, Some(Style::Bold), format!("{mark} {what}"));
+        self.checks.push(Check { what, ok });
+        ok
+    }
+
+    fn step(&self, text: impl AsRef<str>) {
+        self.console
+            .styled_line(WHO, Some(Style::Bold), text.as_ref());
+    }
+}
+
+/// A free port on 127.0.0.1 for the secondary to listen on.
+fn free_port() -> Result<u16, String> {
+    TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .map_err(|e| format!("no free port: {e}"))
+}
+
+/// A new directory for the two state files.
+fn state_dir() -> Result<PathBuf, String> {
+    let d = std::env::temp_dir().join(format!("pair6-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).map_err(|e| format!("{}: {e}", d.display()))?;
+    Ok(d)
+}
+
+/// Runs the demo, printing to `console`.
+pub async fn run(opts: &Pair6Options, console: &Console) -> Report {
+    let mut story = Story {
+        console,
+        checks: Vec::new(),
+    };
+    let mut primary = Side {
+        role: Role::Primary,
+        log: Log::new("primary", Style::Blue),
+        handle: None,
+        listener: None,
+    };
+    let mut secondary = Side {
+        role: Role::Secondary,
+        log: Log::new("secondary", Style::Magenta),
+        handle: None,
+        listener: None,
+    };
+    let dir = state_dir();
+    if let Ok(dir) = &dir {
+        play(opts, console, &mut story, &mut primary, &mut secondary, dir).await;
+    } else if let Err(e) = &dir {
+        story.check(false, e.clone());
+    }
+    let final_states = [
+        primary.state().unwrap_or(ServerState::Startup),
+        secondary.state().unwrap_or(ServerState::Startup),
+    ];
+    story.step(format!(
+        "final states: primary {}, secondary {}",
+        console.state(final_states[0]),
+        console.state(final_states[1])
+    ));
+    secondary.stop(false).await;
+    primary.stop(false).await;
+    if let Ok(dir) = &dir {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+    let report = Report {
+        checks: story.checks,
+        final_states,
+        transitions: [primary.log.transitions(), secondary.log.transitions()],
+        elapsed: console.elapsed(),
+    };
+    summary(console, &report);
+    report
+}
+
+/// The story; stops at the first check that fails (what follows would wait in vain).
+async fn play(
+    opts: &Pair6Options,
+    console: &Console,
+    story: &mut Story<'_>,
+    primary: &mut Side,
+    secondary: &mut Side,
+    dir: &Path,
+) {
+    use ServerState::*;
+    let Ok(port) = free_port() else {
+        story.check(false, "a free port on 127.0.0.1");
+        return;
+    };
+    let p_file = dir.join("primary.state");
+    let s_file = dir.join("secondary.state");
+    // Two MCLTs of RECOVER-WAIT at most, plus STARTUP and the exchanges.
+    let recovery = u64::from(opts.mclt) + 15;
+    story.step(format!(
+        "DHCPv6 failover (RFC 8156), insecure mode (plain TCP): the secondary listens on \
+         127.0.0.1:{port}, the primary connects; MCLT {} s",
+        opts.mclt
+    ));
+    story.step(
+        "IA_NA/IA_PD binding sync is not in this demo yet: the peers exchange the control \
+         messages (CONNECT, STATE, CONTACT, UPDREQALL, UPDDONE, POOLREQ) only",
+    );
+
+    story.step("1. cold start: both peers new, no state file");
+    for (side, file) in [(&mut *secondary, &s_file), (&mut *primary, &p_file)] {
+        if let Err(e) = side.start(opts, port, file, console).await {
+            story.check(false, e);
+            return;
+        }
+    }
+    let both = primary.reach(Normal, 0, recovery).await && secondary.reach(Normal, 0, 10).await;
+    if !story.check(
+        both,
+        "both peers NORMAL after a cold start (through RECOVER-WAIT)",
+    ) {
+        return;
+    }
+
+    story.step("2. the secondary crashes (task aborted: no DISCONNECT, the OS closes the socket)");
+    let before = primary.log.transitions().len();
+    secondary.stop(true).await;
+    let ci = primary.reach(CommunicationsInterrupted, before, 10).await;
+    if !story.check(ci, "primary COMMUNICATIONS-INTERRUPTED") {
+        return;
+    }
+
+    story.step("3. the operator declares the secondary down on the primary");
+    let before = primary.log.transitions().len();
+    let taken = match &primary.handle {
+        Some(h) => h.partner_down(false).await.map_err(|e| e.to_string()),
+        None => Err("the primary is not running".into()),
+    };
+    let pd = taken.is_ok() && primary.reach(PartnerDown, before, 5).await;
+    if !story.check(pd, "primary PARTNER-DOWN") {
+        return;
+    }
+
+    story.step("4. the secondary restarts from its state file");
+    let before = secondary.log.transitions().len();
+    if let Err(e) = secondary.start(opts, port, &s_file, console).await {
+        story.check(false, e);
+        return;
+    }
+    let restored = secondary.handle.as_ref().and_then(|h| h.restored());
+    let read_back = restored.is_some_and(|p| p.state == Normal);
+    story.check(
+        read_back,
+        format!(
+            "state file read back: {}",
+            restored.map_or("nothing".into(), |p| format!(
+                "{} since {}",
+                state_name(p.state),
+                p.since.0
+            ))
+        ),
+    );
+    let recover = secondary.reach(Recover, before, 10).await;
+    story.check(
+        recover,
+        "secondary RECOVER: the primary was PARTNER-DOWN since after it last operated (§8.3)",
+    );
+    let normal = secondary.reach(Normal, before, recovery).await
+        && primary.reach(Normal, 0, 10).await
+        && primary.state() == Some(Normal);
+    story.check(normal, "both NORMAL again");
+}
+
+fn summary(console: &Console, report: &Report) {
+    let c = console;
+    c.plain("");
+    c.plain(c.paint(Style::Bold, "summary"));
+    for (name, t) in ["primary", "secondary"].iter().zip(&report.transitions) {
+        // A change that does not start where the last ended is a restart.
+        let mut path = String::new();
+        let mut at = None;
+        for (from, to) in t {
+            if at != Some(*from) {
+                if at.is_some() {
+                    path.push_str(" | restart: ");
+                }
+                path.push_str(&state_name(*from));
+            }
+            path.push_str(" → ");
+            path.push_str(&state_name(*to));
+            at = Some(*to);
+        }
+        c.plain(format!("  {name:<9} {path}"));
+    }
+    for check in &report.checks {
+        let mark = if check.ok {
+            c.paint(Style::Green, "✓")
+        } else {
+            c.paint(Style::Red, "✗")
+        };
+        c.plain(format!("  {mark} {}", check.what));
+    }
+    let passed = report.checks.iter().filter(|x| x.ok).count();
+    let verdict = if report.passed() {
+        c.paint(Style::Green, "PASS")
+    } else {
+        c.paint(Style::Red, "FAIL")
+    };
+    c.plain(format!(
+        "{verdict} — {passed}/{} checks in {:.1} s",
+        report.checks.len(),
+        report.elapsed.as_secs_f64()
+    ));
+}
