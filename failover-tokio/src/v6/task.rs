@@ -406,7 +406,7 @@ impl Task6 {
         }
         let tls = conn.is_tls();
         info!(%peer, outgoing, tls, "connected to the partner");
-        self.net.attach(conn, peer);
+        self.net.attach(conn);
         self.out.counters.count_connection(outgoing);
         self.out.push(PeerEvent6::Connected {
             peer,
@@ -563,8 +563,7 @@ impl Net {
         }));
     }
 
-    fn attach(&mut self, conn: Connection6, peer: SocketAddr) {
-        let _ = peer;
+    fn attach(&mut self, conn: Connection6) {
         self.dialing = None;
         self.conn = Some(conn);
         self.refused = false;
