@@ -21,7 +21,9 @@
 //!   (CONTACT every quarter of the partner's keep-alive time, §6.5); its state snapshots made
 //!   durable in a [`StateStore`] ([`StateFile`]: written atomically and fsync'd on tokio's
 //!   blocking pool) before the engine may announce them, and read back at the next start
-//!   (§8.3). Binding updates (BNDUPD / BNDREPLY for IA_NA and IA_PD) are not carried yet.
+//!   (§8.3). No DHCPv6 lease store is plugged in yet: the peer sends no binding update, and
+//!   answers the partner's with ConfigurationConflict (no prefix of this relationship holds
+//!   them, §7.5.4).
 //!
 //! The connection functions alone are the transport: the messages that go over a
 //! [`Connection6`] (CONNECT, STATE, BNDUPD, ...) are then the caller's, encoded and decoded
@@ -79,7 +81,7 @@ mod peer;
 mod state;
 mod task;
 
-pub use peer::{Handle6, Peer6, Peer6Error, PeerEvent6};
+pub use peer::{Handle6, MAX_UNACKED_BNDUPD, Peer6, Peer6Error, PeerEvent6};
 pub use state::{MemoryState, StateFile, StateStore};
 
 /// The failover port, as for DHCPv4 (§5.1).

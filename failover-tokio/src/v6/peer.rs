@@ -21,10 +21,15 @@ use super::{Security6, StartError};
 use crate::peer::{Counters, PeerError, wall_clock};
 use crate::task::{Backoff, Clock, Forward};
 
-/// The engine as the DHCPv6 peer sizes it: the DHCPv4 peer's capacities (1,024 updates queued,
-/// 512 received awaiting commit, 128 actions and events), ready for RFC 8156's binding
-/// updates. Boxed.
-pub(crate) type Engine6 = Engine<1024, { crate::MAX_UNACKED_BNDUPD as usize }, 128, V6>;
+/// The largest max-unacked-bndupd a [`Peer6`]'s configuration may advertise (a larger value is
+/// refused at start, [`Peer6Error::Config`]): each received BNDUPD is kept whole until its
+/// BNDREPLY echoes it (RFC 8156 §7.6, up to `failover_fsm::engine::MAX_ECHO` bytes each).
+pub const MAX_UNACKED_BNDUPD: u32 = 64;
+
+/// The engine as the DHCPv6 peer sizes it: 1,024 updates queued, [`MAX_UNACKED_BNDUPD`]
+/// received awaiting their answer (about 64 KiB of echoes), 128 actions and as many events.
+/// Boxed.
+pub(crate) type Engine6 = Engine<1024, { MAX_UNACKED_BNDUPD as usize }, 128, V6>;
 
 /// Configures and starts a DHCPv6 failover peer (RFC 8156): the primary connects to its
 /// partner and reconnects after a loss (§6.1), the secondary listens and takes only its

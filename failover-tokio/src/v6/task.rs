@@ -7,9 +7,9 @@
 //! confirmed only once durable), forward its events, write what it has to send. The engine is
 //! fed in one place ([`Task6::deliver`]) and drained in one ([`Task6::transmit`]).
 //!
-//! No protocol decision is taken here: the engine takes them all. What the task does with
-//! the engine's requests for bindings is the exception that proves it: there are none yet
-//! (binding updates come with the engine's IA_NA / IA_PD support), so each is answered empty.
+//! No protocol decision is taken here: the engine takes them all. No DHCPv6 lease store is
+//! plugged in yet ([`NoLeases`]): the engine's requests for our bindings are answered empty,
+//! and the partner's bindings are judged against a table that holds none.
 
 use std::collections::VecDeque;
 use std::io;
@@ -17,7 +17,13 @@ use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
-use failover_fsm::{Action, EngineError, Event, PersistToken, Persisted, RejectReason, Role};
+use failover_fsm::engine::{BindingHandle, BindingSource6, LeaseLookup6, UpdateSink6};
+use failover_fsm::v6::LocalLease;
+use failover_fsm::v6::accept::Verdict;
+use failover_fsm::{
+    Action, CommitToken, EngineError, Event, PersistToken, Persisted, RejectReason, Role, UpdateId,
+};
+use failover_proto::v6::{Binding, Ia, Lease, LeaseAddr, Status};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
@@ -226,8 +232,8 @@ impl Task6 {
                 });
             }
             Action::CloseConnection => self.close_pending = true,
-            // No bindings to send yet (see the module docs): the request is answered at once,
-            // so that UPDDONE goes out.
+            // No bindings to send (see [`NoLeases`]): the request is answered at once, so that
+            // UPDDONE goes out.
             Action::SendAllBindings | Action::SendUnackedBindings => self.engine.end_of_updates(),
             // No delegable prefixes to move yet (§4.2.2): POOLRESP only acknowledges.
             Action::PoolRequested => self.engine.pool_response(0),
@@ -304,19 +310,29 @@ impl Task6 {
         let now = self.clock.now();
         let wall = wall_clock();
         self.out.counters.count_in();
+        let mut sink = Unstored::default();
         for _ in 0..3 {
-            match self.engine.handle_message(now, wall, &self.net.msg) {
+            match self
+                .engine
+                .handle_message(now, wall, &self.net.msg, &NoLeases, &mut sink)
+            {
                 // The engine refuses input while its output queues lack room: carry them out,
                 // then retry.
                 Err(EngineError::EventsPending) => {
                     if !self.carry_out() {
+                        warn!("engine outputs stuck; message dropped");
                         break;
                     }
                 }
-                _ => return,
+                _ => break,
             }
         }
-        warn!("engine outputs stuck; message dropped");
+        // Nothing handed over can be stored: the BNDREPLY says so rather than waiting.
+        for token in sink.commits {
+            let _ = self
+                .engine
+                .binding_commit_failed(token, RejectReason::UnknownError);
+        }
     }
 
     /// The one place the engine's messages are taken: into the outbox, as far as it has
@@ -325,7 +341,7 @@ impl Task6 {
         let now = self.clock.now();
         let mut wrote = false;
         while self.net.out.has_room()
-            && let Some(n) = self.engine.poll_transmit(now, &mut self.net.tx)
+            && let Some(n) = self.engine.poll_transmit(now, &mut self.net.tx, &NoLeases)
         {
             wrote = true;
             let Net { out, tx, .. } = &mut self.net;
@@ -426,6 +442,45 @@ impl Task6 {
         self.engine.connection_down(now);
         self.net.schedule_redial();
     }
+}
+
+/// The peer's lease database until a DHCPv6 lease store is plugged in: it holds no lease. The
+/// engine judges the partner's BNDUPDs against it (every lease belongs to no prefix of this
+/// relationship: ConfigurationConflict, §7.5.4) and the peer queues no binding of its own.
+struct NoLeases;
+
+impl LeaseLookup6 for NoLeases {
+    fn lookup(&self, _: LeaseAddr) -> Option<LocalLease> {
+        None
+    }
+}
+
+impl BindingSource6 for NoLeases {
+    fn binding<R>(&self, _: BindingHandle, _: impl FnOnce(&Binding<'_>) -> R) -> Option<R> {
+        None
+    }
+}
+
+/// Where the engine hands what [`NoLeases`] would store: nothing is (with no lease known, the
+/// engine accepts none); a token handed over anyway is failed after the message.
+#[derive(Default)]
+struct Unstored {
+    commits: Vec<CommitToken>,
+}
+
+impl UpdateSink6 for Unstored {
+    fn commit(
+        &mut self,
+        token: CommitToken,
+        _: &Binding<'_>,
+        _: Option<&Ia<'_>>,
+        _: &Lease<'_>,
+        _: &Verdict,
+    ) {
+        self.commits.push(token);
+    }
+
+    fn acked(&mut self, _: UpdateId, _: BindingHandle, _: &Lease<'_>, _: Result<(), Status>) {}
 }
 
 /// The end of the oldest snapshot's write (pending forever if none). Cancel-safe: the
