@@ -284,6 +284,16 @@ fn allocation_rows() {
             .with(times)
             .at(reuse_wait)
             .empty(),
+        // Freed less than 5 s ago: the partner would refuse the new lease as not later
+        // (§7.5.1, §7.5.4); from 6 s on, given.
+        row(Primary, Normal, Free, a(ODD))
+            .with(|l| l.start_time_of_state = Some(E.plus(5)))
+            .want(Err(WaitUntil(E.plus(5 + TIME_SKEW_LIMIT + 1)))),
+        row(Primary, Normal, Free, a(ODD))
+            .last()
+            .with(|l| l.start_time_of_state = Some(E.plus(5)))
+            .want(Err(WaitUntil(E.plus(5 + TIME_SKEW_LIMIT + 1)))),
+        row(Primary, Normal, Free, a(ODD)).with(|l| l.start_time_of_state = Some(E.plus(4))),
         // ABANDONED never (an operator RESETs it).
         row(Primary, PartnerDown, Abandoned, a(ODD))
             .at(E.plus(99_999))
@@ -374,9 +384,19 @@ proptest! {
                 prop_assert!(own_pool_empty && now.0 >= E.0 + MCLT + TIME_SKEW_LIMIT);
             }
         }
+        let freed_wait = |s: Option<UnixTime>| s.map(|s| s.plus(TIME_SKEW_LIMIT + 1));
+        if got.is_ok() && matches!(status, Free | FreeBackup | PendingFree) {
+            // Not within 5 s of the partner's last word on it (§7.5.1).
+            prop_assert!(freed_wait(stos).is_none_or(|w| now >= w));
+        }
         if let Err(Refusal::WaitUntil(t)) = got {
             prop_assert!(t > now);
-            prop_assert_eq!(state, PartnerDown);
+            // PARTNER-DOWN's waits, or a lease freed less than 5 s ago.
+            prop_assert!(
+                state == PartnerDown
+                    || (matches!(status, Free | FreeBackup | PendingFree)
+                        && freed_wait(stos) == Some(t))
+            );
             // Waiting ends: at `t` the answer is no longer a wait for that time.
             let later = may_allocate(&ep, &lease, request, t);
             prop_assert_ne!(later, Err(Refusal::WaitUntil(t)));

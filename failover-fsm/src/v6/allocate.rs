@@ -147,10 +147,18 @@ pub fn may_allocate(
     let entry_wait = ep.state_since.plus(ep.mclt).plus(TIME_SKEW_LIMIT);
     match lease.status {
         Active if request.last_client => Ok(()),
-        Free | FreeBackup | PendingFree => match available_to(request.resource, lease.status) {
-            Some(owner) if owner == ep.role => Ok(()),
-            _ => partners(ep, request, entry_wait, now),
-        },
+        Free | FreeBackup | PendingFree => {
+            // Freed less than 5 s ago: the partner still holds the release or expiry, and
+            // an update no more than 5 s later is "not later" there (§7.5.1): refused as
+            // outdated (§7.5.4), the two tables would disagree. Found by the v6 simulator.
+            if let Some(freed) = lease.start_time_of_state {
+                wait_until(now, freed.plus(TIME_SKEW_LIMIT + 1))?;
+            }
+            match available_to(request.resource, lease.status) {
+                Some(owner) if owner == ep.role => Ok(()),
+                _ => partners(ep, request, entry_wait, now),
+            }
+        }
         Expired | Released if request.last_client && !lease.update_sent => Ok(()),
         status @ (Expired | Released | Reset) => {
             if !partner_down {

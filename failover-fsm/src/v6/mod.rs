@@ -149,11 +149,16 @@ impl LocalLease {
     /// Stores a lease of the partner's BNDUPD that [`accept::judge_update`] accepted as
     /// `verdict` (§7.5.5): the received status and times, the client the update names
     /// (`None` for a clientless prefix). What the partner acked to us belongs to the client
-    /// it was acked for: a lease taken over by another client forgets it.
+    /// it was acked for: a lease taken over by another client forgets it. The status came
+    /// from the partner, which knows it: [`LocalLease::update_sent`] — §4.2.2.1's exception
+    /// for a status not told to the partner yet — does not apply (an EXPIRED or RELEASED
+    /// lease the partner may have freed and given away does not go back to its old client
+    /// here; found by the v6 simulator, seed 6).
     pub fn store_received(&mut self, client: Option<ClientKey>, verdict: &accept::Verdict) {
         if verdict.client_changed {
             self.acked_partner_lifetime = None;
         }
+        self.update_sent = true;
         self.status = verdict.status;
         self.client = client;
         self.start_time_of_state = verdict.start_time_of_state;
