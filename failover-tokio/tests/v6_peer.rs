@@ -1,7 +1,8 @@
 //! The DHCPv6 failover peer (`failover_tokio::v6::Peer6`) on the loopback: two peers from a
 //! cold start to NORMAL (plain and over TLS), a crash of the secondary, the operator's
 //! PARTNER-DOWN, a restart from the state file through RECOVER, and the state store's part:
-//! nothing announced before it is durable, the snapshot read back at the restart. Section
+//! nothing announced before it is durable, the snapshot read back at the restart; a refused
+//! STARTTLS slowing the primary down; a hand-written partner's BNDUPD answered. Section
 //! numbers are RFC 8156's. Every wait is bounded.
 #![allow(
     clippy::unwrap_used,
@@ -516,4 +517,160 @@ mod secure {
         handle.abort().await;
         secondary.stop().await;
     }
+}
+
+/// A hand-written primary: CONNECT, the peer's CONNECTREPLY and STATE, our STATE, then one
+/// BNDUPD for an IA_NA address. With no DHCPv6 lease store plugged in, the peer holds no
+/// lease: its BNDREPLY echoes the binding with ConfigurationConflict (§7.5.4) — the engine's
+/// binding parameters wired through the task's one feeding and one draining place.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_partners_bndupd_is_answered_by_a_bndreply() {
+    use std::net::Ipv6Addr;
+
+    use failover_proto::Text;
+    use failover_proto::v6::{
+        Binding, BindingStatus, BndUpd, ClientData, Connect, ConnectFlags, Ia, IaKind, Lease,
+        LeaseAddr, List, ProtocolVersion, Repr, ServerFlags, State, Status, time,
+    };
+    use failover_tokio::v6::connect_as_primary;
+
+    let port = free_port();
+    let secondary = Peer::start(
+        Role::Secondary,
+        port,
+        Security6::Insecure,
+        Arc::new(MemoryState::new()),
+    )
+    .await;
+    let wait = Duration::from_secs(3);
+    let mut conn = connect_as_primary(addr(port), &Security6::Insecure, 1, wait)
+        .await
+        .unwrap();
+    let now = || time::from_unix(u64::from(failover_tokio::wall_clock().0)).unwrap();
+    let send = |r: Repr<'_>| {
+        let mut buf = vec![0u8; r.buffer_len()];
+        let n = r.emit(&mut buf).unwrap();
+        buf.truncate(n);
+        buf
+    };
+    conn.write_message(&send(Repr::Connect(Connect {
+        xid: 0x10,
+        sent_time: now(),
+        protocol_version: ProtocolVersion::V1_0,
+        mclt: MCLT,
+        keepalive_time: 60,
+        max_unacked_bndupd: 8,
+        relationship_name: Some(Text(b"v6-peer")),
+        connect_flags: ConnectFlags::EMPTY,
+        extra: Default::default(),
+    })))
+    .await
+    .unwrap();
+    // Reads until `pick` finds what it wants (bounded: 20 messages, 3 s each).
+    async fn read_until<T>(
+        conn: &mut failover_tokio::v6::Connection6,
+        mut pick: impl FnMut(Repr<'_>) -> Option<T>,
+    ) -> T {
+        let mut msg = Vec::new();
+        for _ in 0..20 {
+            let got = tokio::time::timeout(Duration::from_secs(3), conn.next_message(&mut msg))
+                .await
+                .expect("the peer answers")
+                .unwrap();
+            assert!(got, "the peer closed the connection");
+            if let Some(t) = pick(Repr::parse(&msg).unwrap()) {
+                return t;
+            }
+        }
+        panic!("not among 20 messages");
+    }
+    let accepted = read_until(&mut conn, |r| match r {
+        Repr::ConnectReply(a) => Some(a.is_accept()),
+        _ => None,
+    })
+    .await;
+    assert!(accepted);
+    read_until(&mut conn, |r| matches!(r, Repr::State(_)).then_some(())).await;
+    conn.write_message(&send(Repr::State(State {
+        xid: 0x11,
+        sent_time: now(),
+        server_state: failover_proto::v6::ServerState::Recover,
+        server_flags: ServerFlags::EMPTY,
+        start_time_of_state: now(),
+        partner_down_time: None,
+        extra: Default::default(),
+    })))
+    .await
+    .unwrap();
+
+    let at = now();
+    let lease = Lease {
+        addr: LeaseAddr::Address(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 1)),
+        preferred_lifetime: 300,
+        valid_lifetime: 600,
+        status: None,
+        vss: None,
+        lq_base_time: None,
+        binding_status: Some(BindingStatus::Active),
+        start_time_of_state: Some(at - 5),
+        state_expiration_time: Some(at + 600),
+        clt_time: Some(5),
+        partner_lifetime: Some(at + 900),
+        partner_raw_clt_time: None,
+        expiration_time: Some(at + 600),
+        partner_lifetime_sent: None,
+        client_fqdn: None,
+        dns_removal_info: None,
+        extra: Default::default(),
+    };
+    let leases = [lease];
+    let ias = [Ia {
+        kind: IaKind::Na,
+        iaid: 1,
+        t1: 150,
+        t2: 240,
+        leases: List::from_slice(&leases),
+        status: None,
+        extra: Default::default(),
+    }];
+    let duid: &[u8] = &[0, 3, 0, 1, 2, 0, 0x5e, 0, 0x53, 1];
+    conn.write_message(&send(Repr::BndUpd(BndUpd {
+        xid: 0x12,
+        sent_time: at,
+        binding: Binding::Client(ClientData {
+            status: None,
+            client_id: Some(duid),
+            lq_base_time: Some(at),
+            vss: None,
+            reconfigure: None,
+            relay_data: None,
+            ias: List::from_slice(&ias),
+            extra: Default::default(),
+        }),
+        extra: Default::default(),
+    })))
+    .await
+    .unwrap();
+    let statuses = read_until(&mut conn, |r| match r {
+        Repr::BndReply(reply) => {
+            assert_eq!(reply.xid, 0x12);
+            let Binding::Client(c) = reply.binding else {
+                panic!("CLIENT_DATA echoed")
+            };
+            assert_eq!(c.client_id, Some(duid));
+            Some(
+                c.ias
+                    .iter()
+                    .flat_map(|ia| ia.leases.iter())
+                    .map(|l| l.status.map(|s| s.status))
+                    .collect::<Vec<_>>(),
+            )
+        }
+        _ => None,
+    })
+    .await;
+    assert_eq!(statuses, [Some(Status::ConfigurationConflict)]);
+    assert_eq!(secondary.handle.status().link, failover_fsm::Link::Up);
+    drop(conn);
+    secondary.stop().await;
 }

@@ -46,6 +46,8 @@ const MAX_SETUPS: usize = 4;
 /// Longest the engine's last messages (a DISCONNECT) may wait for a partner that does not
 /// read once the engine asked to close.
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
+/// How long the listener rests after a failed accept.
+const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Longest a shutdown waits for its DISCONNECT to be written and its last snapshot.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 
@@ -738,9 +740,17 @@ async fn conn_io(conn: &mut Option<Connection6>, out: &mut Outbox, msg: &mut Vec
     .await
 }
 
+/// The listener's next connection. A failed accept (out of file descriptors) comes back
+/// after [`ACCEPT_ERROR_PAUSE`], so that it does not spin the task.
 async fn accept_opt(listener: &mut Option<TcpListener>) -> io::Result<(TcpStream, SocketAddr)> {
     match listener {
-        Some(l) => l.accept().await,
+        Some(l) => match l.accept().await {
+            Err(e) => {
+                tokio::time::sleep(ACCEPT_ERROR_PAUSE).await;
+                Err(e)
+            }
+            accepted => accepted,
+        },
         None => std::future::pending().await,
     }
 }
