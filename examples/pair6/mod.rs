@@ -3,16 +3,21 @@
 //!
 //! 1. Cold start: both peers are new (no state file) and reach NORMAL through RECOVER,
 //!    RECOVER-WAIT (one MCLT) and RECOVER-DONE.
-//! 2. The secondary crashes (its task aborted: no DISCONNECT); the primary goes
+//! 2. Client A gets an address (IA_NA) and a delegated prefix (IA_PD) from the primary; the
+//!    binding reaches the secondary's table (BNDUPD, BNDREPLY). The secondary, only renew
+//!    responsive in NORMAL (§8.8.1), refuses a new client.
+//! 3. The secondary crashes (its task aborted: no DISCONNECT); the primary goes
 //!    COMMUNICATIONS-INTERRUPTED.
-//! 3. The operator declares the partner down: the primary goes PARTNER-DOWN.
-//! 4. The secondary restarts from its state file. The primary has been in PARTNER-DOWN since
-//!    after the secondary last operated, so the secondary goes RECOVER (RFC 8156 §8.3), waits
-//!    the MCLT, and both end in NORMAL.
+//! 4. The operator declares the partner down: the primary goes PARTNER-DOWN and gives client C
+//!    an address of its own half (§4.2.1).
+//! 5. The secondary restarts from its state file (its lease table kept). The primary has been
+//!    in PARTNER-DOWN since after the secondary last operated, so the secondary goes RECOVER
+//!    (RFC 8156 §8.3), asks for updates, learns client C's lease, waits the MCLT, and both end
+//!    in NORMAL with identical lease tables.
 //!
-//! The peers exchange RFC 8156's control messages only: binding updates (IA_NA / IA_PD) are
-//! not in the engine yet. Every step prints a timestamped line; [`run`] returns a [`Report`]
-//! whose [`Report::passed`] says whether every check held. Every wait is bounded.
+//! Leases are decided by the library's rules (`MemoryStore6::grant`: `v6::allocate`,
+//! `v6::lifetime`). Every step prints a timestamped line; [`run`] returns a [`Report`] whose
+//! [`Report::passed`] says whether every check held. Every wait is bounded.
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -28,8 +33,13 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use failover_fsm::{Config, Event, Role, ServerState};
-use failover_tokio::v6::{Handle6, Peer6, PeerEvent6, Security6};
+use std::net::Ipv6Addr;
+
+use failover_fsm::v6::ClientKey;
+use failover_fsm::v6::allocate::{Endpoint, Refusal};
+use failover_fsm::{Config, Event, Role, ServerState, UnixTime};
+use failover_proto::v6::{IaKind, LeaseAddr};
+use failover_tokio::v6::{GrantError, Handle6, MemoryStore6, Peer6, PeerEvent6, Security6};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
@@ -45,8 +55,9 @@ USAGE:
 Starts a primary and a secondary on 127.0.0.1 (a free high port) with empty state files,
 lets them reach NORMAL, kills the secondary, watches the primary go
 COMMUNICATIONS-INTERRUPTED, declares the partner down (PARTNER-DOWN), restarts the secondary
-from its state file, and waits for both to be NORMAL again. IA_NA/IA_PD binding sync is not
-in this demo yet. Exit status 0 when every check passed, 1 otherwise.
+from its state file, and waits for both to be NORMAL again — with IA_NA and IA_PD leases
+granted on the way and both lease tables identical at the end. Exit status 0 when every
+check passed, 1 otherwise.
 
 OPTIONS:
     --mclt S          maximum client lead time, seconds (default 5, at most 20)
@@ -253,6 +264,8 @@ struct Side {
     log: Arc<Log>,
     handle: Option<Handle6>,
     listener: Option<JoinHandle<()>>,
+    /// The lease table: kept across a restart (the task's, not the machine's).
+    leases: Arc<Mutex<MemoryStore6>>,
 }
 
 impl Side {
@@ -275,6 +288,7 @@ impl Side {
             .listen(at)
             .security(Security6::Insecure)
             .state_file(state)
+            .leases(self.leases.clone())
             .reconnect(Duration::from_millis(200), Duration::from_secs(1))
             .reject_backoff(Duration::from_secs(2))
             .start()
@@ -287,6 +301,53 @@ impl Side {
 
     fn state(&self) -> Option<ServerState> {
         self.handle.as_ref().map(|h| h.status().state)
+    }
+
+    /// Gives `lease` to client `duid` for an hour if the rules allow it now, and sends the
+    /// binding to the partner (queued while it is away).
+    async fn grant(&self, duid: &[u8], ia: (IaKind, u32), lease: LeaseAddr) -> Result<u32, String> {
+        let h = self.handle.as_ref().ok_or("not running")?;
+        let status = h.status();
+        let endpoint = Endpoint::of_status(&status);
+        let granted = lock(&self.leases).grant(
+            &endpoint,
+            status.lease_mclt,
+            duid,
+            ia,
+            lease,
+            3600,
+            false,
+            wall_now(),
+        );
+        let (handle, lifetime) = granted.map_err(|e| e.to_string())?;
+        h.send_binding(handle).await.map_err(|e| e.to_string())?;
+        Ok(lifetime)
+    }
+
+    /// The lease table as both sides must agree on it: per lease, status, client, and the
+    /// state's times.
+    fn table(&self) -> Vec<String> {
+        lock(&self.leases)
+            .records()
+            .into_iter()
+            .filter(|(_, r)| r.client.is_some())
+            .map(|(a, r)| {
+                let client = [("A", CLIENT_A), ("B", CLIENT_B), ("C", CLIENT_C)]
+                    .iter()
+                    .find(|(_, duid)| {
+                        r.client
+                            .is_some_and(|k| k.same_duid(&ClientKey::new(duid, k_ia(a), 0)))
+                    })
+                    .map_or("?", |(name, _)| name);
+                format!(
+                    "{:<20} {:<7} client {client}, since {}, until {}",
+                    lease_name(a),
+                    r.status.to_string(),
+                    r.start_time_of_state.map_or(0, |t| t.0),
+                    r.state_expiration_time.map_or(0, |t| t.0),
+                )
+            })
+            .collect()
     }
 
     /// Waits (at most `secs`) until the peer is in `state` and its listener has printed the
@@ -364,6 +425,74 @@ fn free_port() -> Result<u16, String> {
         .map_err(|e| format!("no free port: {e}"))
 }
 
+fn lock(leases: &Mutex<MemoryStore6>) -> std::sync::MutexGuard<'_, MemoryStore6> {
+    leases
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn wall_now() -> UnixTime {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    UnixTime(u32::try_from(secs).unwrap_or(u32::MAX))
+}
+
+/// The relationship's pools: 2001:db8::1–8 (odd: the primary's, even: the secondary's,
+/// §4.2.1.1) and four /56 delegable prefixes (the primary's to start with, §4.2.2).
+fn pools() -> Arc<Mutex<MemoryStore6>> {
+    let mut s = MemoryStore6::new();
+    for n in 1..=8 {
+        s.add_pool_lease(address(n));
+    }
+    for n in 1..=4 {
+        s.add_pool_lease(prefix(n));
+    }
+    Arc::new(Mutex::new(s))
+}
+
+fn address(n: u16) -> LeaseAddr {
+    LeaseAddr::Address(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n))
+}
+
+fn prefix(n: u16) -> LeaseAddr {
+    LeaseAddr::Prefix {
+        prefix: Ipv6Addr::new(0x2001, 0xdb8, 0x100 + n, 0, 0, 0, 0, 0),
+        len: 56,
+    }
+}
+
+/// The IA type of a lease (for naming its client).
+fn k_ia(l: LeaseAddr) -> IaKind {
+    match l {
+        LeaseAddr::Address(_) => IaKind::Na,
+        LeaseAddr::Prefix { .. } => IaKind::Pd,
+    }
+}
+
+fn lease_name(l: LeaseAddr) -> String {
+    match l {
+        LeaseAddr::Address(a) => a.to_string(),
+        LeaseAddr::Prefix { prefix, len } => format!("{prefix}/{len}"),
+    }
+}
+
+/// Waits (at most `secs`) until both tables agree; the last tables seen.
+async fn tables_agree(a: &Side, b: &Side, secs: u64) -> (bool, Vec<String>, Vec<String>) {
+    let end = tokio::time::Instant::now() + Duration::from_secs(secs);
+    loop {
+        let (ta, tb) = (a.table(), b.table());
+        if ta == tb || tokio::time::Instant::now() >= end {
+            return (ta == tb, ta, tb);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+const CLIENT_A: &[u8] = &[0, 3, 0, 1, 2, 0, 0x5e, 0, 0x53, 0xa];
+const CLIENT_B: &[u8] = &[0, 3, 0, 1, 2, 0, 0x5e, 0, 0x53, 0xb];
+const CLIENT_C: &[u8] = &[0, 3, 0, 1, 2, 0, 0x5e, 0, 0x53, 0xc];
+
 /// A new directory for the two state files.
 fn state_dir() -> Result<PathBuf, String> {
     let d = std::env::temp_dir().join(format!("pair6-{}", std::process::id()));
@@ -383,12 +512,14 @@ pub async fn run(opts: &Pair6Options, console: &Console) -> Report {
         log: Log::new("primary", Style::Blue),
         handle: None,
         listener: None,
+        leases: pools(),
     };
     let mut secondary = Side {
         role: Role::Secondary,
         log: Log::new("secondary", Style::Magenta),
         handle: None,
         listener: None,
+        leases: pools(),
     };
     let dir = state_dir();
     if let Ok(dir) = &dir {
@@ -443,11 +574,6 @@ async fn play(
          127.0.0.1:{port}, the primary connects; MCLT {} s",
         opts.mclt
     ));
-    story.step(
-        "IA_NA/IA_PD binding sync is not in this demo yet: the peers exchange the control \
-         messages (CONNECT, STATE, CONTACT, UPDREQALL, UPDDONE, POOLREQ) only",
-    );
-
     story.step("1. cold start: both peers new, no state file");
     for (side, file) in [(&mut *secondary, &s_file), (&mut *primary, &p_file)] {
         if let Err(e) = side.start(opts, port, file, console).await {
@@ -463,7 +589,43 @@ async fn play(
         return;
     }
 
-    story.step("2. the secondary crashes (task aborted: no DISCONNECT, the OS closes the socket)");
+    story
+        .step("2. client A asks the primary for an address (IA_NA) and a delegated prefix (IA_PD)");
+    let a_na = primary.grant(CLIENT_A, (IaKind::Na, 1), address(1)).await;
+    let a_pd = primary.grant(CLIENT_A, (IaKind::Pd, 2), prefix(1)).await;
+    let both_leased = match (&a_na, &a_pd) {
+        (Ok(na), Ok(pd)) => story.check(
+            true,
+            format!(
+                "granted {} for {na} s and {} for {pd} s (MCLT rule, §4.4)",
+                lease_name(address(1)),
+                lease_name(prefix(1))
+            ),
+        ),
+        _ => story.check(false, format!("grants: {a_na:?}, {a_pd:?}")),
+    };
+    if !both_leased {
+        return;
+    }
+    let (agree, ..) = tables_agree(primary, secondary, 10).await;
+    if !story.check(
+        agree,
+        "the secondary's lease table holds client A's address and prefix (BNDUPD, BNDREPLY)",
+    ) {
+        return;
+    }
+    let refused = secondary.grant(CLIENT_B, (IaKind::Na, 1), address(2)).await;
+    let not_serving =
+        GrantError::Refused(Refusal::NotServing(failover_proto::v6::ServerState::Normal))
+            .to_string();
+    story.check(
+        refused.as_ref().err() == Some(&not_serving),
+        format!(
+            "the secondary, renew responsive in NORMAL (§8.8.1), refuses new client B: {refused:?}"
+        ),
+    );
+
+    story.step("3. the secondary crashes (task aborted: no DISCONNECT, the OS closes the socket)");
     let before = primary.log.transitions().len();
     secondary.stop(true).await;
     let ci = primary.reach(CommunicationsInterrupted, before, 10).await;
@@ -471,7 +633,7 @@ async fn play(
         return;
     }
 
-    story.step("3. the operator declares the secondary down on the primary");
+    story.step("4. the operator declares the secondary down on the primary");
     let before = primary.log.transitions().len();
     let taken = match &primary.handle {
         Some(h) => h.partner_down(false).await.map_err(|e| e.to_string()),
@@ -482,7 +644,16 @@ async fn play(
         return;
     }
 
-    story.step("4. the secondary restarts from its state file");
+    let c = primary.grant(CLIENT_C, (IaKind::Na, 1), address(3)).await;
+    story.check(
+        c.is_ok(),
+        format!(
+            "the primary, PARTNER-DOWN, gives client C {} from its own half: {c:?}",
+            lease_name(address(3))
+        ),
+    );
+
+    story.step("5. the secondary restarts from its state file (its lease table kept)");
     let before = secondary.log.transitions().len();
     if let Err(e) = secondary.start(opts, port, &s_file, console).await {
         story.check(false, e);
@@ -510,6 +681,17 @@ async fn play(
         && primary.reach(Normal, 0, 10).await
         && primary.state() == Some(Normal);
     story.check(normal, "both NORMAL again");
+    let (agree, p_table, _) = tables_agree(primary, secondary, 10).await;
+    story.check(
+        agree,
+        format!(
+            "lease tables identical ({} leases held, client C's learned by the secondary)",
+            p_table.len()
+        ),
+    );
+    for row in p_table {
+        story.step(format!("    {row}"));
+    }
 }
 
 fn summary(console: &Console, report: &Report) {

@@ -1358,3 +1358,17 @@ fn update_request_gets_every_binding_then_upddone() {
     link.run_for(u64::from(MCLT) + 30);
     assert_eq!(link.states(), (ServerState::Normal, ServerState::Normal));
 }
+
+#[test]
+fn shutdown_says_server_shutting_down() {
+    let mut link = normal_pair();
+    let now = link.now;
+    link.p.e.shutdown(now);
+    let out = link.p.transmit(now);
+    let Ok(Repr::Disconnect(d)) = Repr::parse(&out[0]) else {
+        panic!("DISCONNECT expected")
+    };
+    assert_eq!(d.status.map(|s| s.status), Some(Status::ServerShuttingDown));
+    assert!(link.p.closed);
+    assert_eq!(link.p.e.state(), ServerState::CommunicationsInterrupted);
+}

@@ -23,6 +23,8 @@ pub(super) enum Control {
     State,
     Contact,
     Disconnect(RejectReason),
+    /// RFC 8156's DISCONNECT with ServerShuttingDown (§5.6): a V6 engine's orderly stop.
+    ShuttingDown,
     UpdReq,
     UpdReqAll,
     UpdDone {
@@ -205,7 +207,12 @@ fn emit_simple(c: Control, xid: u32, wall: u32, buf: &mut [u8]) -> Option<usize>
             ..PoolResp::default()
         }
         .emit(buf),
-        Control::Connect | Control::ConnectAck { .. } | Control::State | Control::Close => {
+        // ShuttingDown is a V6 engine's only.
+        Control::Connect
+        | Control::ConnectAck { .. }
+        | Control::State
+        | Control::Close
+        | Control::ShuttingDown => {
             return None;
         }
     };

@@ -667,6 +667,16 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
                 extra: Default::default(),
             }
             .emit(buf),
+            Control::ShuttingDown => v6::Disconnect {
+                xid,
+                sent_time,
+                status: Some(StatusCode::new(
+                    v6::Status::ServerShuttingDown,
+                    "server shutting down",
+                )),
+                extra: Default::default(),
+            }
+            .emit(buf),
             Control::UpdReq => v6::UpdReq {
                 xid,
                 sent_time,
@@ -732,6 +742,17 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize>
             self.release_upddone_hold(now, wall);
         }
         Ok(())
+    }
+
+    /// Stops in order: DISCONNECT with ServerShuttingDown (§5.6), then close. RFC 8156 has no
+    /// SHUTDOWN state (draft-12's [`Engine::shutdown`] of a V4 engine): the partner goes to
+    /// COMMUNICATIONS-INTERRUPTED, and so do we.
+    pub fn shutdown(&mut self, now: Instant) {
+        if matches!(self.link, Link::Down | Link::Closing) {
+            return;
+        }
+        self.push_control(Control::ShuttingDown);
+        self.close(now);
     }
 
     /// Queues binding `handle` to send to the partner (lazy update, §4.3) and returns the id

@@ -53,6 +53,20 @@ pub struct Endpoint {
     pub mclt: u32,
 }
 
+impl Endpoint {
+    /// The endpoint a V6 engine's [`Status`](crate::Status) describes (its state mapped with
+    /// [`state::from_v4`](super::state::from_v4); a state RFC 8156 lacks reads as STARTUP,
+    /// which serves nobody).
+    pub fn of_status(status: &crate::Status) -> Endpoint {
+        Endpoint {
+            role: status.role,
+            state: super::state::from_v4(status.state).unwrap_or(ServerState::Startup),
+            state_since: status.state_since,
+            mclt: status.mclt,
+        }
+    }
+}
+
 /// What is asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[cfg_attr(feature = "defmt", derive(defmt::Format))]

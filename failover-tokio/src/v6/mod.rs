@@ -79,10 +79,12 @@ use crate::tls::{HandshakeFailed, TlsRefusal};
 
 mod peer;
 mod state;
+mod store;
 mod task;
 
 pub use peer::{Handle6, MAX_UNACKED_BNDUPD, Peer6, Peer6Error, PeerEvent6};
 pub use state::{MemoryState, StateFile, StateStore};
+pub use store::{ClientBinding, GrantError, IaBinding, MemoryStore6};
 
 /// The failover port, as for DHCPv4 (§5.1).
 pub const PORT: u16 = v6::FAILOVER_PORT;

@@ -5,10 +5,10 @@ use std::fmt;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use failover_fsm::engine::{Engine, V6};
+use failover_fsm::engine::{BindingHandle, Engine, V6};
 use failover_fsm::{Config, ConfigError, Event, Instant, Persisted, Role, ServerState, Status};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tracing::{Instrument, info_span};
 
 use super::state::{StateFile, StateStore};
+use super::store::MemoryStore6;
 use super::task::{Command, Net, Task6};
 use super::{Security6, StartError};
 use crate::peer::{Counters, PeerError, wall_clock};
@@ -59,6 +60,8 @@ pub struct Peer6 {
     bind: Option<IpAddr>,
     security: Option<Security6>,
     state: Option<Arc<dyn StateStore>>,
+    leases: Arc<Mutex<MemoryStore6>>,
+    lease_table_lost: bool,
     timing: Backoff,
     setup_timeout: Duration,
     event_capacity: usize,
@@ -89,6 +92,8 @@ impl Peer6 {
             bind: None,
             security: None,
             state: None,
+            leases: Arc::new(Mutex::new(MemoryStore6::new())),
+            lease_table_lost: false,
             timing: Backoff {
                 min: Duration::from_secs(5),
                 max: Duration::from_secs(60),
@@ -171,6 +176,23 @@ impl Peer6 {
         self
     }
 
+    /// The relationship's lease table (a new empty one by default), shared with the
+    /// embedding DHCPv6 server: it records its clients' leases there
+    /// ([`MemoryStore6::update`]) and asks for them to be sent ([`Handle6::send_binding`]);
+    /// the peer stores the partner's there.
+    pub fn leases(mut self, leases: Arc<Mutex<MemoryStore6>>) -> Self {
+        self.leases = leases;
+        self
+    }
+
+    /// The lease table is new or lost (a restart without it): until the partner has sent
+    /// every binding (UPDREQALL, §8.5.2), its bindings are taken as an empty table would take
+    /// them. See [`failover_fsm::Engine::lease_table_lost`].
+    pub fn lease_table_lost(mut self) -> Self {
+        self.lease_table_lost = true;
+        self
+    }
+
     /// Reads the saved state (on the blocking pool), binds a secondary's listener and starts
     /// the task.
     pub async fn start(self) -> Result<(Handle6, mpsc::Receiver<PeerEvent6>), Peer6Error> {
@@ -194,10 +216,13 @@ impl Peer6 {
         let now = Instant::ZERO;
         let wall = wall_clock();
         let seed = xid_seed(&self.config, wall.0, local);
-        let engine = Box::new(
+        let mut engine = Box::new(
             Engine6::new(self.config.clone(), restored, now, wall, seed)
                 .map_err(Peer6Error::Config)?,
         );
+        if self.lease_table_lost {
+            engine.lease_table_lost();
+        }
         let status = engine.status(now);
         let (status_tx, status_rx) = watch::channel(status);
         let (cmd_tx, cmd_rx) = mpsc::channel(64);
@@ -222,6 +247,7 @@ impl Peer6 {
             Clock::new(tokio::time::Instant::now()),
             net,
             store,
+            self.leases.clone(),
             cmd_rx,
             Forward::new(event_tx, status_tx, counters.clone()),
         );
@@ -233,6 +259,7 @@ impl Peer6 {
         let join = tokio::spawn(task.run().instrument(span));
         Ok((
             Handle6 {
+                leases: self.leases,
                 cmd: cmd_tx,
                 status: status_rx,
                 counters,
@@ -339,6 +366,7 @@ pub(crate) type Reply = oneshot::Sender<Result<(), PeerError>>;
 /// The embedding DHCPv6 server's handle on its failover peer. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Handle6 {
+    leases: Arc<Mutex<MemoryStore6>>,
     cmd: mpsc::Sender<Command>,
     status: watch::Receiver<Status>,
     counters: Arc<Counters>,
@@ -348,6 +376,23 @@ pub struct Handle6 {
 }
 
 impl Handle6 {
+    /// The relationship's lease table (see [`Peer6::leases`]).
+    pub fn leases(&self) -> Arc<Mutex<MemoryStore6>> {
+        self.leases.clone()
+    }
+
+    /// Sends binding `handle` — a client's binding recorded with [`MemoryStore6::update`] —
+    /// to the partner (lazy update, §4.3): queued at once, written from the table as it is
+    /// when its turn comes. Returns once queued.
+    pub async fn send_binding(&self, handle: BindingHandle) -> Result<(), PeerError> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::SendBinding { handle, reply })
+            .await
+            .map_err(|_| PeerError::Stopped)?;
+        rx.await.map_err(|_| PeerError::Stopped)?
+    }
+
     /// The engine's status, as of the task's last step.
     pub fn status(&self) -> Status {
         *self.status.borrow()

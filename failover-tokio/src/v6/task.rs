@@ -7,23 +7,21 @@
 //! confirmed only once durable), forward its events, write what it has to send. The engine is
 //! fed in one place ([`Task6::deliver`]) and drained in one ([`Task6::transmit`]).
 //!
-//! No protocol decision is taken here: the engine takes them all. No DHCPv6 lease store is
-//! plugged in yet ([`NoLeases`]): the engine's requests for our bindings are answered empty,
-//! and the partner's bindings are judged against a table that holds none.
+//! No protocol decision is taken here: the engine takes them all, and the records follow the
+//! library's rules. The lease table is a [`MemoryStore6`] shared with the application.
 
 use std::collections::VecDeque;
 use std::io;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use failover_fsm::engine::{BindingHandle, BindingSource6, LeaseLookup6, UpdateSink6};
-use failover_fsm::v6::LocalLease;
+use failover_fsm::engine::{BindingHandle, UpdateSink6};
 use failover_fsm::v6::accept::Verdict;
 use failover_fsm::{
-    Action, CommitToken, EngineError, Event, PersistToken, Persisted, RejectReason, Role, UpdateId,
+    Action, CommitToken, EngineError, Event, PersistToken, Persisted, Role, UpdateId,
 };
-use failover_proto::v6::{Binding, Ia, Lease, LeaseAddr, Status};
+use failover_proto::v6::{Binding, BindingStatus, Ia, IaKind, Lease, LeaseAddr, Status};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::{JoinHandle, JoinSet};
@@ -31,6 +29,7 @@ use tracing::{debug, info, warn};
 
 use super::peer::{Engine6, PeerEvent6, Reply};
 use super::state::StateStore;
+use super::store::MemoryStore6;
 use super::{Connection6, Security6, StartError, start_as_primary};
 use crate::peer::{PeerError, wall_clock};
 use crate::task::{
@@ -54,6 +53,7 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 /// What the application asks of the task.
 pub(crate) enum Command {
     PartnerDown { force: bool, reply: Reply },
+    SendBinding { handle: BindingHandle, reply: Reply },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -70,6 +70,12 @@ pub(crate) struct Task6 {
     clock: Clock,
     net: Net,
     store: Arc<dyn StateStore>,
+    /// The relationship's lease table (shared with the application).
+    leases: Arc<Mutex<MemoryStore6>>,
+    /// Bindings to queue as the engine's queue has room, oldest first; `answering` says
+    /// whether they answer an update request (then `end_of_updates` follows them, §5.3.7).
+    backlog: VecDeque<BindingHandle>,
+    answering: bool,
     /// Oldest first (the engine has one outstanding at a time).
     persisting: VecDeque<Persisting>,
     out: Forward<PeerEvent6>,
@@ -86,6 +92,7 @@ impl Task6 {
         clock: Clock,
         net: Net,
         store: Arc<dyn StateStore>,
+        leases: Arc<Mutex<MemoryStore6>>,
         cmd_rx: mpsc::Receiver<Command>,
         out: Forward<PeerEvent6>,
     ) -> Self {
@@ -94,6 +101,9 @@ impl Task6 {
             clock,
             net,
             store,
+            leases,
+            backlog: VecDeque::new(),
+            answering: false,
             persisting: VecDeque::new(),
             out,
             cmd_rx,
@@ -142,6 +152,14 @@ impl Task6 {
                 }
                 let _ = reply.send(taken.map_err(PeerError::Engine));
             }
+            Some(Command::SendBinding { handle, reply }) => {
+                // A full queue: the binding waits in the backlog (the engine's answers make
+                // room), as the v4 task does.
+                if self.engine.send_binding(handle).is_err() {
+                    self.backlog.push_back(handle);
+                }
+                let _ = reply.send(Ok(()));
+            }
             Some(Command::Shutdown(done)) => self.begin_shutdown(done),
             // Every handle is gone: stop as if told to.
             None => self.begin_shutdown(oneshot::channel().0),
@@ -151,10 +169,9 @@ impl Task6 {
     fn begin_shutdown(&mut self, done: oneshot::Sender<()>) {
         info!("shutting down");
         let now = self.clock.now();
-        // RFC 8156 has no SHUTDOWN state: DISCONNECT, and the partner goes
-        // COMMUNICATIONS-INTERRUPTED.
-        self.engine
-            .disconnect(now, RejectReason::UnknownConnectionReason);
+        // RFC 8156 has no SHUTDOWN state: DISCONNECT with ServerShuttingDown, and the partner
+        // goes COMMUNICATIONS-INTERRUPTED.
+        self.engine.shutdown(now);
         self.stopping = Some(done);
     }
 
@@ -234,10 +251,23 @@ impl Task6 {
                 });
             }
             Action::CloseConnection => self.close_pending = true,
-            // No bindings to send (see [`NoLeases`]): the request is answered at once, so that
-            // UPDDONE goes out.
-            Action::SendAllBindings | Action::SendUnackedBindings => self.engine.end_of_updates(),
-            // No delegable prefixes to move yet (§4.2.2): POOLRESP only acknowledges.
+            // Every binding of the table (UPDREQ asks for the unacknowledged ones: the table
+            // does not track those, and sending all is a superset, §5.3.5), then UPDDONE
+            // once all are answered.
+            Action::SendAllBindings | Action::SendUnackedBindings => {
+                let handles = lock(&self.leases).handles();
+                self.backlog.extend(handles);
+                self.answering = true;
+                self.queue_backlog();
+            }
+            // Entering NORMAL or RECOVER: what the partner may not have (§8.8).
+            Action::SendBacklog => {
+                let handles = lock(&self.leases).handles();
+                self.backlog.extend(handles);
+                self.queue_backlog();
+            }
+            // Moving delegable prefixes (§4.2.2) is not done by this peer yet: POOLRESP only
+            // acknowledges.
             Action::PoolRequested => self.engine.pool_response(0),
             // Nothing queued, nothing to balance, no update of ours acknowledged.
             _ => {}
@@ -312,12 +342,14 @@ impl Task6 {
         let now = self.clock.now();
         let wall = wall_clock();
         self.out.counters.count_in();
-        let mut sink = Unstored::default();
+        let mut sink = Received::default();
         for _ in 0..3 {
-            match self
+            let leases = lock(&self.leases);
+            let handled = self
                 .engine
-                .handle_message(now, wall, &self.net.msg, &NoLeases, &mut sink)
-            {
+                .handle_message(now, wall, &self.net.msg, &*leases, &mut sink);
+            drop(leases);
+            match handled {
                 // The engine refuses input while its output queues lack room: carry them out,
                 // then retry.
                 Err(EngineError::EventsPending) => {
@@ -329,11 +361,39 @@ impl Task6 {
                 _ => break,
             }
         }
-        // Nothing handed over can be stored: the BNDREPLY says so rather than waiting.
-        for token in sink.commits {
-            let _ = self
-                .engine
-                .binding_commit_failed(token, RejectReason::UnknownError);
+        // Stored through the library's record rules; the table lives in memory, so a stored
+        // lease is as durable as it gets: confirmed at once (the BNDREPLY follows).
+        let mut leases = lock(&self.leases);
+        for c in &sink.commits {
+            let client = c
+                .client
+                .as_ref()
+                .map(|(duid, kind, iaid)| (&duid[..], *kind, *iaid));
+            leases.store_received(client, c.lease, &c.verdict);
+        }
+        for (lease, status, sent) in &sink.acks {
+            leases.store_ack(*lease, *status, *sent, wall);
+        }
+        drop(leases);
+        for c in sink.commits {
+            let _ = self.engine.binding_committed(c.token);
+        }
+        self.queue_backlog();
+    }
+
+    /// Queues what waits in the backlog as far as the engine's queue has room; once the
+    /// backlog answering an update request is all queued, says so (UPDDONE follows the
+    /// answers).
+    fn queue_backlog(&mut self) {
+        while let Some(h) = self.backlog.front().copied() {
+            if self.engine.send_binding(h).is_err() {
+                return;
+            }
+            self.backlog.pop_front();
+        }
+        if self.answering {
+            self.answering = false;
+            self.engine.end_of_updates();
         }
     }
 
@@ -343,7 +403,11 @@ impl Task6 {
         let now = self.clock.now();
         let mut wrote = false;
         while self.net.out.has_room()
-            && let Some(n) = self.engine.poll_transmit(now, &mut self.net.tx, &NoLeases)
+            && let Some(n) = {
+                let mut leases = lock(&self.leases);
+                leases.set_now(wall_clock());
+                self.engine.poll_transmit(now, &mut self.net.tx, &*leases)
+            }
         {
             wrote = true;
             let Net { out, tx, .. } = &mut self.net;
@@ -446,43 +510,76 @@ impl Task6 {
     }
 }
 
-/// The peer's lease database until a DHCPv6 lease store is plugged in: it holds no lease. The
-/// engine judges the partner's BNDUPDs against it (every lease belongs to no prefix of this
-/// relationship: ConfigurationConflict, §7.5.4) and the peer queues no binding of its own.
-struct NoLeases;
-
-impl LeaseLookup6 for NoLeases {
-    fn lookup(&self, _: LeaseAddr) -> Option<LocalLease> {
-        None
-    }
+/// The lease table, locked (a poisoned lock still holds the table: the panic that poisoned
+/// it was elsewhere).
+fn lock(leases: &Mutex<MemoryStore6>) -> MutexGuard<'_, MemoryStore6> {
+    leases
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-impl BindingSource6 for NoLeases {
-    fn binding<R>(&self, _: BindingHandle, _: impl FnOnce(&Binding<'_>) -> R) -> Option<R> {
-        None
-    }
+/// A lease of the partner's the engine accepted, owned: stored once the message is read.
+struct Commit {
+    token: CommitToken,
+    /// DUID, IA type, IAID; `None` for a clientless prefix.
+    client: Option<(Vec<u8>, IaKind, u32)>,
+    /// The lease and its preferred and valid lifetimes.
+    lease: (LeaseAddr, u32, u32),
+    verdict: Verdict,
 }
 
-/// Where the engine hands what [`NoLeases`] would store: nothing is (with no lease known, the
-/// engine accepts none); a token handed over anyway is failed after the message.
+/// What the engine handed over while it read one message: the partner's accepted leases,
+/// and the partner's answers accepting ours (binding-status, partner-lifetime-sent).
 #[derive(Default)]
-struct Unstored {
-    commits: Vec<CommitToken>,
+struct Received {
+    commits: Vec<Commit>,
+    acks: Vec<(LeaseAddr, Option<BindingStatus>, Option<u32>)>,
 }
 
-impl UpdateSink6 for Unstored {
+impl UpdateSink6 for Received {
     fn commit(
         &mut self,
         token: CommitToken,
-        _: &Binding<'_>,
-        _: Option<&Ia<'_>>,
-        _: &Lease<'_>,
-        _: &Verdict,
+        binding: &Binding<'_>,
+        ia: Option<&Ia<'_>>,
+        lease: &Lease<'_>,
+        verdict: &Verdict,
     ) {
-        self.commits.push(token);
+        let client = match (binding, ia) {
+            (Binding::Client(c), Some(ia)) => {
+                c.client_id.map(|duid| (duid.to_vec(), ia.kind, ia.iaid))
+            }
+            _ => None,
+        };
+        self.commits.push(Commit {
+            token,
+            client,
+            lease: (lease.addr, lease.preferred_lifetime, lease.valid_lifetime),
+            verdict: *verdict,
+        });
     }
 
-    fn acked(&mut self, _: UpdateId, _: BindingHandle, _: &Lease<'_>, _: Result<(), Status>) {}
+    fn refused(&mut self, _: &Binding<'_>, _: Option<&Ia<'_>>, lease: &Lease<'_>, status: Status) {
+        debug!(lease = ?lease.addr, %status, "partner's lease refused");
+    }
+
+    fn acked(
+        &mut self,
+        _: UpdateId,
+        _: BindingHandle,
+        lease: &Lease<'_>,
+        outcome: Result<(), Status>,
+    ) {
+        match outcome {
+            Ok(()) => self.acks.push((
+                lease.addr,
+                lease.binding_status,
+                lease.partner_lifetime_sent,
+            )),
+            // §7.7: only remembered (logged); the record stays as it is.
+            Err(status) => debug!(lease = ?lease.addr, %status, "our lease refused by the partner"),
+        }
+    }
 }
 
 /// The end of the oldest snapshot's write (pending forever if none). Cancel-safe: the

@@ -1,0 +1,374 @@
+//! A DHCPv6 lease table in memory for one relationship: what the failover task reads to judge
+//! the partner's leases and to write ours, and where it stores what the partner sends and
+//! answers. Section numbers are RFC 8156's.
+//!
+//! Every rule a record follows is the library's: [`LocalLease::store_received`] for an
+//! accepted partner lease (§7.5.5), [`LocalLease::store_ack`] for the partner's answer to ours
+//! (§7.7), [`LocalLease::update_lease`] for a lease as our BNDUPD carries it (§7.4). The store
+//! only keeps the records and which client holds which leases.
+//!
+//! Durable for the life of the process, not across a restart: a server restarted without its
+//! table starts with [`Peer6::lease_table_lost`](super::Peer6::lease_table_lost) and gets every binding back from
+//! its partner (UPDREQALL, §8.5.2).
+
+use std::collections::HashMap;
+
+use failover_fsm::UnixTime;
+use failover_fsm::engine::{BindingHandle, BindingSource6, LeaseLookup6};
+use failover_fsm::v6::accept::Verdict;
+use failover_fsm::v6::{ClientKey, LocalLease, allocate, lifetime, owner};
+use failover_proto::v6::{Binding, BindingStatus, ClientData, Ia, IaKind, Lease, LeaseAddr, List};
+
+/// Lifetimes and T1/T2 of a lease or IA as the client got them (echoed in BNDUPDs).
+const DEFAULT_T1: u32 = 0;
+
+/// Why [`MemoryStore6::grant`] gave nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum GrantError {
+    /// The lease is in no pool of this relationship ([`MemoryStore6::add_pool_lease`]).
+    NotInPool,
+    /// The rules refuse it now ([`allocate::may_allocate`]).
+    Refused(allocate::Refusal),
+}
+
+impl std::fmt::Display for GrantError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            GrantError::NotInPool => f.write_str("not in this relationship's pools"),
+            GrantError::Refused(r) => write!(f, "refused: {r:?}"),
+        }
+    }
+}
+
+impl std::error::Error for GrantError {}
+
+/// One IA of a client's binding: which leases it holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IaBinding {
+    /// IA_NA, IA_TA or IA_PD.
+    pub kind: IaKind,
+    /// IAID.
+    pub iaid: u32,
+    /// The addresses (IA_NA, IA_TA) or prefixes (IA_PD), with the preferred and valid
+    /// lifetimes the client got.
+    pub leases: Vec<(LeaseAddr, u32, u32)>,
+}
+
+/// A client's binding (§7.4): its DUID and IAs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientBinding {
+    /// OPTION_CLIENTID.
+    pub duid: Vec<u8>,
+    /// Its IAs.
+    pub ias: Vec<IaBinding>,
+}
+
+/// The lease table of one DHCPv6 relationship, in memory.
+#[derive(Debug, Default)]
+pub struct MemoryStore6 {
+    records: HashMap<LeaseAddr, LocalLease>,
+    clients: HashMap<u32, ClientBinding>,
+    by_duid: HashMap<Vec<u8>, u32>,
+    next_handle: u32,
+    /// The wall clock for OPTION_LQ_BASE_TIME, set by the task before it writes.
+    now: u32,
+}
+
+impl MemoryStore6 {
+    /// An empty table.
+    pub fn new() -> Self {
+        MemoryStore6::default()
+    }
+
+    /// Adds `lease` to the relationship's pools, free for its owner (§4.2.1.1: an address by
+    /// its last bit; a delegable prefix starts as the primary's, §4.2.2). A lease already
+    /// known is left as it is.
+    pub fn add_pool_lease(&mut self, lease: LeaseAddr) {
+        let status = owner::freed_status(kind_of(lease));
+        self.records.entry(lease).or_insert(LocalLease::new(status));
+    }
+
+    /// The record of `lease`.
+    pub fn lease(&self, lease: LeaseAddr) -> Option<LocalLease> {
+        self.records.get(&lease).copied()
+    }
+
+    /// Every record, addresses then prefixes, each in order: what two partners compare.
+    pub fn records(&self) -> Vec<(LeaseAddr, LocalLease)> {
+        let mut all: Vec<(LeaseAddr, LocalLease)> =
+            self.records.iter().map(|(a, r)| (*a, *r)).collect();
+        all.sort_by_key(|(a, _)| match a {
+            LeaseAddr::Address(ip) => (0, ip.octets(), 128),
+            LeaseAddr::Prefix { prefix, len } => (1, prefix.octets(), *len),
+        });
+        all
+    }
+
+    /// The binding of client `duid`, if any.
+    pub fn client(&self, duid: &[u8]) -> Option<(BindingHandle, &ClientBinding)> {
+        let h = *self.by_duid.get(duid)?;
+        Some((BindingHandle(h), self.clients.get(&h)?))
+    }
+
+    /// Every client's handle, in order (what an UPDREQALL sends).
+    pub fn handles(&self) -> Vec<BindingHandle> {
+        let mut h: Vec<u32> = self.clients.keys().copied().collect();
+        h.sort_unstable();
+        h.into_iter().map(BindingHandle).collect()
+    }
+
+    /// Records a local change: `binding` is what the client now holds, `records` the new
+    /// records of its leases (decided with `failover_fsm::v6::allocate` and
+    /// `failover_fsm::v6::lifetime`). Returns the handle to send
+    /// ([`Handle6::send_binding`](super::Handle6)).
+    pub fn update(
+        &mut self,
+        binding: ClientBinding,
+        records: impl IntoIterator<Item = (LeaseAddr, LocalLease)>,
+    ) -> BindingHandle {
+        for (addr, record) in records {
+            self.records.insert(addr, record);
+        }
+        let handle = self.handle_of(&binding.duid);
+        self.clients.insert(handle.0, binding);
+        handle
+    }
+
+    /// Gives `lease` to client `duid` (in its IA `kind` / `iaid`) for up to `desired` seconds,
+    /// as the library's rules allow at `now` for `endpoint` (a V6 status:
+    /// [`allocate::Endpoint::of_status`]; `lease_mclt`: [`failover_fsm::Status::lease_mclt`]):
+    /// [`allocate::may_allocate`] decides whether (§4.2, §4.2.2.1, §8.x.1),
+    /// [`lifetime::grant`] how long (§4.4). Returns the handle to send
+    /// ([`Handle6::send_binding`](super::Handle6::send_binding)) and the lifetime granted.
+    #[allow(clippy::too_many_arguments)]
+    pub fn grant(
+        &mut self,
+        endpoint: &allocate::Endpoint,
+        lease_mclt: u32,
+        duid: &[u8],
+        (kind, iaid): (IaKind, u32),
+        lease: LeaseAddr,
+        desired: u32,
+        own_pool_empty: bool,
+        now: UnixTime,
+    ) -> Result<(BindingHandle, u32), GrantError> {
+        let record = self.lease(lease).ok_or(GrantError::NotInPool)?;
+        let key = ClientKey::new(duid, kind, iaid);
+        let same_client = record.client == Some(key);
+        let request = allocate::Request {
+            resource: kind_of(lease),
+            last_client: same_client,
+            own_pool_empty,
+        };
+        allocate::may_allocate(endpoint, &record, request, now).map_err(GrantError::Refused)?;
+        let acked = record.acked_partner_lifetime.filter(|_| same_client);
+        let g = lifetime::grant(endpoint.state, lease_mclt, now, desired, acked);
+        let renewal = same_client && record.status == BindingStatus::Active;
+        let granted = LocalLease {
+            status: BindingStatus::Active,
+            client: Some(key),
+            cltt: Some(now),
+            start_time_of_state: if renewal {
+                record.start_time_of_state
+            } else {
+                Some(now)
+            },
+            state_expiration_time: Some(g.lease_expiration),
+            expiration_time: record.expiration_time.filter(|_| same_client),
+            acked_partner_lifetime: acked,
+            partner_lifetime: Some(g.potential_expiration),
+            update_sent: false,
+        };
+        self.records.insert(lease, granted);
+        let handle = self.hold(duid, kind, iaid, (lease, g.granted / 2, g.granted));
+        Ok((handle, g.granted))
+    }
+
+    /// Client `duid` released `lease` (or it expired: `expired`) at `now`: the record becomes
+    /// RELEASED (EXPIRED), its client's binding keeps it until the partner knows (§7.2).
+    /// Returns the handle to send; `None` when the client does not hold the lease.
+    pub fn release(
+        &mut self,
+        duid: &[u8],
+        lease: LeaseAddr,
+        expired: bool,
+        now: UnixTime,
+    ) -> Option<BindingHandle> {
+        let handle = *self.by_duid.get(duid)?;
+        let r = self.records.get_mut(&lease)?;
+        if r.status != BindingStatus::Active {
+            return None;
+        }
+        r.status = if expired {
+            BindingStatus::Expired
+        } else {
+            BindingStatus::Released
+        };
+        r.start_time_of_state = Some(now);
+        if !expired {
+            r.cltt = Some(now);
+        }
+        r.state_expiration_time = None;
+        r.partner_lifetime = None;
+        r.update_sent = false;
+        Some(BindingHandle(handle))
+    }
+
+    /// Client `duid`'s IA (`kind`, `iaid`) holds `lease` (with its preferred and valid
+    /// lifetimes), and no other client's does.
+    fn hold(
+        &mut self,
+        duid: &[u8],
+        kind: IaKind,
+        iaid: u32,
+        lease: (LeaseAddr, u32, u32),
+    ) -> BindingHandle {
+        for c in self.clients.values_mut() {
+            for ia in &mut c.ias {
+                ia.leases.retain(|l| l.0 != lease.0);
+            }
+        }
+        let handle = self.handle_of(duid);
+        let c = self.clients.entry(handle.0).or_insert(ClientBinding {
+            duid: duid.to_vec(),
+            ias: Vec::new(),
+        });
+        match c.ias.iter_mut().find(|i| i.kind == kind && i.iaid == iaid) {
+            Some(ia) => ia.leases.push(lease),
+            None => c.ias.push(IaBinding {
+                kind,
+                iaid,
+                leases: vec![lease],
+            }),
+        }
+        handle
+    }
+
+    fn handle_of(&mut self, duid: &[u8]) -> BindingHandle {
+        if let Some(h) = self.by_duid.get(duid) {
+            return BindingHandle(*h);
+        }
+        self.next_handle += 1;
+        self.by_duid.insert(duid.to_vec(), self.next_handle);
+        BindingHandle(self.next_handle)
+    }
+
+    /// Stores a lease of the partner's BNDUPD the engine accepted (§7.5.5): the record
+    /// through [`LocalLease::store_received`], and the client's binding (`client`: DUID, IA
+    /// type, IAID; `None` for a clientless prefix) learns the lease with its lifetimes.
+    pub fn store_received(
+        &mut self,
+        client: Option<(&[u8], IaKind, u32)>,
+        lease: (LeaseAddr, u32, u32),
+        verdict: &Verdict,
+    ) {
+        let (addr, preferred, valid) = lease;
+        let key = client.map(|(duid, kind, iaid)| ClientKey::new(duid, kind, iaid));
+        self.records
+            .entry(addr)
+            .or_insert(LocalLease::new(BindingStatus::Free))
+            .store_received(key, verdict);
+        match client {
+            // The lease joins this client's IA, and leaves any other's.
+            Some((duid, kind, iaid)) => {
+                self.hold(duid, kind, iaid, (addr, preferred, valid));
+            }
+            None => {
+                for c in self.clients.values_mut() {
+                    for ia in &mut c.ias {
+                        ia.leases.retain(|l| l.0 != addr);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stores the partner's acceptance of our update of `lease` (§7.7) through
+    /// [`LocalLease::store_ack`]: the acknowledged binding-status and partner-lifetime-sent
+    /// (a wire time) of its BNDREPLY.
+    pub fn store_ack(
+        &mut self,
+        lease: LeaseAddr,
+        acked_status: Option<BindingStatus>,
+        partner_lifetime_sent: Option<u32>,
+        now: UnixTime,
+    ) {
+        if let Some(r) = self.records.get_mut(&lease) {
+            r.store_ack(
+                kind_of(lease),
+                acked_status,
+                partner_lifetime_sent.map(failover_fsm::v6::wire_time),
+                now,
+            );
+        }
+    }
+
+    /// Sets the clock OPTION_LQ_BASE_TIME is written with.
+    pub(crate) fn set_now(&mut self, now: UnixTime) {
+        self.now = now.0;
+    }
+}
+
+/// What an address or prefix is, for the ownership rules.
+fn kind_of(lease: LeaseAddr) -> owner::Kind {
+    match lease {
+        LeaseAddr::Address(a) => owner::Kind::Address(a),
+        LeaseAddr::Prefix { .. } => owner::Kind::Prefix,
+    }
+}
+
+impl LeaseLookup6 for MemoryStore6 {
+    fn lookup(&self, lease: LeaseAddr) -> Option<LocalLease> {
+        self.lease(lease)
+    }
+}
+
+impl BindingSource6 for MemoryStore6 {
+    fn binding<R>(
+        &self,
+        handle: BindingHandle,
+        write: impl FnOnce(&Binding<'_>) -> R,
+    ) -> Option<R> {
+        let client = self.clients.get(&handle.0)?;
+        let base = UnixTime(self.now);
+        let leases: Vec<Vec<Lease<'static>>> = client
+            .ias
+            .iter()
+            .map(|ia| {
+                ia.leases
+                    .iter()
+                    .filter_map(|(addr, preferred, valid)| {
+                        let r = self.records.get(addr)?;
+                        Some(r.update_lease(*addr, *preferred, *valid, base))
+                    })
+                    .collect()
+            })
+            .collect();
+        let ias: Vec<Ia<'_>> = client
+            .ias
+            .iter()
+            .zip(&leases)
+            .filter(|(_, l)| !l.is_empty())
+            .map(|(ia, l)| Ia {
+                kind: ia.kind,
+                iaid: ia.iaid,
+                t1: DEFAULT_T1,
+                t2: DEFAULT_T1,
+                leases: List::from_slice(l),
+                status: None,
+                extra: Default::default(),
+            })
+            .collect();
+        Some(write(&Binding::Client(ClientData {
+            status: None,
+            client_id: Some(&client.duid),
+            lq_base_time: failover_proto::v6::time::from_unix(u64::from(self.now)),
+            vss: None,
+            reconfigure: None,
+            relay_data: None,
+            ias: List::from_slice(&ias),
+            extra: Default::default(),
+        })))
+    }
+}

@@ -1,0 +1,250 @@
+//! DHCPv6 bindings between two `failover_tokio::v6::Peer6` on the loopback: IA_NA and IA_PD
+//! leases recorded on either side reach the other's table (BNDUPD, BNDREPLY, §7.4–§7.7); a
+//! partner restarted without its table (`lease_table_lost`) gets every binding back
+//! (UPDREQALL, UPDDONE, §8.5.2) and both tables agree again. Section numbers are RFC 8156's.
+//! Every wait is bounded.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::indexing_slicing,
+    missing_docs
+)]
+
+mod common;
+
+use std::net::Ipv6Addr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::{addr, free_port};
+use failover_fsm::v6::{ClientKey, LocalLease};
+use failover_fsm::{Config, Event, Role, ServerState, UnixTime};
+use failover_proto::v6::{BindingStatus, IaKind, LeaseAddr};
+use failover_tokio::v6::{
+    ClientBinding, Handle6, IaBinding, MemoryState, MemoryStore6, Peer6, PeerEvent6, Security6,
+    StateStore,
+};
+
+const MCLT: u32 = 3;
+
+fn config(role: Role) -> Config {
+    let mut c = Config::new(role, "v6-bindings", MCLT);
+    c.receive_timer = 4;
+    c.startup_delay = 1;
+    c.startup_delay_after_long_down = 1;
+    c.connect_timeout = 5;
+    c
+}
+
+fn address(n: u16) -> LeaseAddr {
+    LeaseAddr::Address(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n))
+}
+
+fn prefix(n: u16) -> LeaseAddr {
+    LeaseAddr::Prefix {
+        prefix: Ipv6Addr::new(0x2001, 0xdb8, 0x100 + n, 0, 0, 0, 0, 0),
+        len: 56,
+    }
+}
+
+/// The relationship's pools: 8 addresses, 4 delegable prefixes.
+fn pools() -> Arc<Mutex<MemoryStore6>> {
+    let mut s = MemoryStore6::new();
+    for n in 1..=8 {
+        s.add_pool_lease(address(n));
+    }
+    for n in 1..=4 {
+        s.add_pool_lease(prefix(n));
+    }
+    Arc::new(Mutex::new(s))
+}
+
+async fn start(
+    role: Role,
+    port: u16,
+    state: Arc<dyn StateStore>,
+    leases: Arc<Mutex<MemoryStore6>>,
+    lost: bool,
+) -> (Handle6, tokio::sync::mpsc::Receiver<PeerEvent6>) {
+    let mut builder = Peer6::new(config(role), addr(port))
+        .listen(addr(port))
+        .security(Security6::Insecure)
+        .state_store(state)
+        .leases(leases)
+        .reconnect(Duration::from_millis(100), Duration::from_millis(400))
+        .reject_backoff(Duration::from_millis(400));
+    if lost {
+        builder = builder.lease_table_lost();
+    }
+    builder.start().await.unwrap()
+}
+
+async fn reach(h: &Handle6, state: ServerState, secs: u64) {
+    let r = tokio::time::timeout(Duration::from_secs(secs), h.wait_for_state(state)).await;
+    assert!(
+        matches!(r, Ok(Ok(()))),
+        "{state} not within {secs} s: {:?}",
+        h.status()
+    );
+}
+
+/// Records client `duid` holding `leases` (IA_NA 1 for addresses, IA_PD 2 for prefixes),
+/// ACTIVE from now, and sends its binding.
+async fn grant(h: &Handle6, duid: &[u8], leases: &[LeaseAddr]) {
+    let now = UnixTime(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs() as u32,
+    );
+    let kind_of = |l: &LeaseAddr| match l {
+        LeaseAddr::Address(_) => (IaKind::Na, 1),
+        LeaseAddr::Prefix { .. } => (IaKind::Pd, 2),
+    };
+    let mut ias: Vec<IaBinding> = Vec::new();
+    let mut records = Vec::new();
+    for l in leases {
+        let (kind, iaid) = kind_of(l);
+        match ias.iter_mut().find(|i| i.kind == kind) {
+            Some(ia) => ia.leases.push((*l, 300, 600)),
+            None => ias.push(IaBinding {
+                kind,
+                iaid,
+                leases: vec![(*l, 300, 600)],
+            }),
+        }
+        records.push((
+            *l,
+            LocalLease {
+                client: Some(ClientKey::new(duid, kind, iaid)),
+                cltt: Some(now),
+                start_time_of_state: Some(now),
+                state_expiration_time: Some(now.plus(600)),
+                partner_lifetime: Some(now.plus(900)),
+                ..LocalLease::new(BindingStatus::Active)
+            },
+        ));
+    }
+    let handle = h.leases().lock().unwrap().update(
+        ClientBinding {
+            duid: duid.to_vec(),
+            ias,
+        },
+        records,
+    );
+    h.send_binding(handle).await.unwrap();
+}
+
+/// What both tables must agree on: per lease, status, client and the state's times.
+type Row = (
+    LeaseAddr,
+    BindingStatus,
+    Option<ClientKey>,
+    Option<UnixTime>,
+    Option<UnixTime>,
+);
+
+fn table(h: &Handle6) -> Vec<Row> {
+    h.leases()
+        .lock()
+        .unwrap()
+        .records()
+        .into_iter()
+        .map(|(a, r)| {
+            (
+                a,
+                r.status,
+                r.client,
+                r.start_time_of_state,
+                r.state_expiration_time,
+            )
+        })
+        .collect()
+}
+
+async fn tables_agree(a: &Handle6, b: &Handle6, secs: u64) {
+    let agreed = tokio::time::timeout(Duration::from_secs(secs), async {
+        while table(a) != table(b) {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        agreed.is_ok(),
+        "tables differ after {secs} s:\n{:?}\n{:?}",
+        table(a),
+        table(b)
+    );
+}
+
+const A: &[u8] = &[0, 3, 0, 1, 2, 0, 0x5e, 0, 0x53, 0xa];
+const B: &[u8] = &[0, 3, 0, 1, 2, 0, 0x5e, 0, 0x53, 0xb];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bindings_sync_both_ways_and_come_back_after_a_lost_table() {
+    let port = free_port();
+    let s_state: Arc<dyn StateStore> = Arc::new(MemoryState::default());
+    let p_state: Arc<dyn StateStore> = Arc::new(MemoryState::default());
+    let (secondary, _s_events) = start(Role::Secondary, port, s_state, pools(), false).await;
+    let (primary, _p_events) = start(Role::Primary, port, p_state, pools(), false).await;
+    reach(&primary, ServerState::Normal, 20).await;
+    reach(&secondary, ServerState::Normal, 20).await;
+
+    // Client A at the primary: its address (last bit 1) and a delegable prefix; client B at
+    // the secondary: its address (last bit 0).
+    grant(&primary, A, &[address(1), prefix(1)]).await;
+    grant(&secondary, B, &[address(2)]).await;
+    tables_agree(&primary, &secondary, 10).await;
+    let table_now = table(&secondary);
+    let held = |t: &[Row], l: LeaseAddr, duid: &[u8], kind, iaid| {
+        t.iter().any(|r| {
+            r.0 == l
+                && r.1 == BindingStatus::Active
+                && r.2 == Some(ClientKey::new(duid, kind, iaid))
+        })
+    };
+    assert!(held(&table_now, address(1), A, IaKind::Na, 1));
+    assert!(held(&table_now, prefix(1), A, IaKind::Pd, 2));
+    assert!(held(&table(&primary), address(2), B, IaKind::Na, 1));
+    // The partner's BNDREPLY stored: what it acknowledged is recorded.
+    let acked = primary.leases().lock().unwrap().lease(address(1)).unwrap();
+    assert!(acked.acked_partner_lifetime.is_some() && acked.partner_lifetime.is_none());
+    // Each side knows the other's client binding (for an UPDREQALL).
+    assert!(secondary.leases().lock().unwrap().client(A).is_some());
+    assert!(primary.leases().lock().unwrap().client(B).is_some());
+
+    // The secondary's machine is replaced: no state, an empty table. It starts as a new
+    // server (RECOVER), asks for everything (UPDREQALL, §8.5.2), gets every binding, then
+    // UPDDONE, RECOVER-WAIT, NORMAL; and the tables agree again.
+    secondary.abort().await;
+    reach(&primary, ServerState::CommunicationsInterrupted, 10).await;
+    let fresh = pools();
+    let new_state: Arc<dyn StateStore> = Arc::new(MemoryState::default());
+    let (secondary, mut events) =
+        start(Role::Secondary, port, new_state, fresh.clone(), true).await;
+    reach(&secondary, ServerState::Normal, 30).await;
+    let mut entered = Vec::new();
+    while let Ok(e) = events.try_recv() {
+        if let PeerEvent6::Engine(Event::StateChanged { to, .. }) = e {
+            entered.push(to);
+        }
+    }
+    assert!(
+        entered.starts_with(&[ServerState::Recover, ServerState::RecoverWait]),
+        "{entered:?}"
+    );
+    let counters = secondary.status().counters;
+    assert!(counters.bndupd_received >= 2, "{counters:?}");
+    tables_agree(&primary, &secondary, 10).await;
+    assert!(held(&table(&secondary), address(1), A, IaKind::Na, 1));
+    assert!(held(&table(&secondary), address(2), B, IaKind::Na, 1));
+    assert!(held(&table(&secondary), prefix(1), A, IaKind::Pd, 2));
+    assert!(fresh.lock().unwrap().client(B).is_some());
+
+    for h in [primary, secondary] {
+        tokio::time::timeout(Duration::from_secs(10), h.shutdown())
+            .await
+            .expect("shutdown within 10 s");
+    }
+}
