@@ -633,6 +633,10 @@ async fn play(
         return;
     }
 
+    // Times are whole seconds: PARTNER-DOWN must start in a later second than the
+    // secondary's last recorded operation for the restart to go RECOVER (§8.3 step 5), not
+    // POTENTIAL-CONFLICT (seen under load when both fell in one second).
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     story.step("4. the operator declares the secondary down on the primary");
     let before = primary.log.transitions().len();
     let taken = match &primary.handle {
