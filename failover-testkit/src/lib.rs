@@ -74,5 +74,6 @@ pub mod client;
 pub mod faults;
 pub mod isc;
 pub mod rng;
+pub mod sim6;
 pub mod support;
 pub mod world;

@@ -1,0 +1,219 @@
+//! The invariants of the v6 simulator; a violation panics with the seed, the step and what
+//! broke ([`World6::fail`]).
+//!
+//! * (a) no address or prefix validly held by two clients at once: each grant is checked
+//!   against what the clients hold ([`Checks::granted`], called by the grant itself);
+//! * (b) nothing acknowledged lost: when a BNDREPLY accepts one of our leases, the partner's
+//!   store must have committed it, and from then on its record keeps that status and client
+//!   or a newer change ([`World6::check_step`], after every step). A record rewritten by a
+//!   store that lost its table (`lease_table_lost`) must hold it again once the partner's
+//!   UPDDONE ended the refresh, unless we changed it since ([`World6::check_refreshed`]);
+//! * (c) lifetimes within the MCLT (§4.4): checked where the lease is granted
+//!   (`client.rs`), from the record as it was;
+//! * (d) after the faults both servers reach NORMAL (`World6::advance_phase`), and then their
+//!   records agree: a lease ACTIVE on one side for a while yet is ACTIVE for the same client on
+//!   the other, every lease a client holds is ACTIVE for it on both, and no prefix is
+//!   available to both servers at once ([`World6::check_agreement`]).
+
+use std::collections::BTreeMap;
+
+use failover_fsm::v6::owner::available_to;
+use failover_fsm::v6::{ClientKey, TIME_SKEW_LIMIT};
+use failover_fsm::{Instant, Role, UnixTime};
+use failover_proto::v6::{BindingStatus, IaKind};
+
+use super::server::{Logged, Rec, key};
+use super::{NAMES, World6};
+
+/// One of our leases the partner acknowledged: held by server `at` as `logged`.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fact {
+    pub(crate) at: usize,
+    pub(crate) slot: usize,
+    pub(crate) logged: Logged,
+}
+
+#[derive(Default)]
+pub(crate) struct Checks {
+    /// Who holds each slot, and until when.
+    holders: BTreeMap<usize, (u32, Instant)>,
+    facts: Vec<Fact>,
+    /// Facts about a store that lost its table, until its refresh ends.
+    suspended: Vec<Fact>,
+}
+
+impl Checks {
+    /// (a): client `id` gets `slot` until `until`.
+    pub(crate) fn granted(
+        &mut self,
+        slot: usize,
+        id: u32,
+        until: Instant,
+        now: Instant,
+        _server: usize,
+    ) -> Result<(), String> {
+        if let Some(&(other, end)) = self.holders.get(&slot)
+            && other != id
+            && end > now
+        {
+            return Err(format!(
+                "client {other} still holds it for {} ms; now client {id} too",
+                end.as_millis() - now.as_millis()
+            ));
+        }
+        self.holders.insert(slot, (id, until));
+        Ok(())
+    }
+
+    pub(crate) fn dropped(&mut self, slot: usize, id: u32) {
+        if self.holders.get(&slot).is_some_and(|h| h.0 == id) {
+            self.holders.remove(&slot);
+        }
+    }
+
+    /// Server `j` restarted with its lease table lost.
+    pub(crate) fn wiped(&mut self, j: usize) {
+        let (gone, keep): (Vec<Fact>, Vec<Fact>) = self.facts.iter().partition(|f| f.at == j);
+        self.facts = keep;
+        self.suspended.extend(gone);
+    }
+}
+
+/// The latest of a record's times (the order of changes, §7.5.4 compares the same).
+fn latest(start: Option<UnixTime>, cltt: Option<UnixTime>) -> u32 {
+    start.max(cltt).map_or(0, |t| t.0)
+}
+
+/// `r` holds `f`'s lease, or a change at least as new (allowing the clocks' skew).
+fn holds_or_newer(r: &Rec, f: &Fact) -> bool {
+    let same = r.lease.status == f.logged.status && r.lease.client == f.logged.client;
+    same || latest(r.lease.start_time_of_state, r.lease.cltt) + 2 * TIME_SKEW_LIMIT
+        >= latest(f.logged.start, f.logged.cltt)
+}
+
+impl World6 {
+    /// (b): server `i`'s lease `slot` of client `key` was accepted by the partner.
+    pub(crate) fn on_acked(
+        &mut self,
+        i: usize,
+        slot: usize,
+        key: ClientKey,
+        status: Option<BindingStatus>,
+    ) {
+        let j = 1 - i;
+        let Some(logged) = self.servers[j].store.log[slot]
+            .iter()
+            .rev()
+            .find(|l| l.client == Some(key) && status.is_none_or(|s| s == l.status))
+            .copied()
+        else {
+            let r = self.servers[j].store.recs[slot];
+            self.fail(format_args!(
+                "(b) {}'s BNDREPLY accepted slot {slot} of {key:?}, which its store never \
+                 committed (its record: {:?})",
+                NAMES[j], r.lease
+            ));
+        };
+        self.checks.facts.retain(|f| !(f.at == j && f.slot == slot));
+        self.checks.facts.push(Fact {
+            at: j,
+            slot,
+            logged,
+        });
+    }
+
+    /// (b) after every step.
+    pub(crate) fn check_step(&mut self) {
+        let mut broken = None;
+        let servers = &self.servers;
+        self.checks.facts.retain(|f| {
+            let r = &servers[f.at].store.recs[f.slot];
+            let same = r.lease.status == f.logged.status && r.lease.client == f.logged.client;
+            if same {
+                return true;
+            }
+            if r.stamp > f.logged.stamp && holds_or_newer(r, f) {
+                return false;
+            }
+            broken = Some((*f, *r));
+            true
+        });
+        if let Some((f, r)) = broken {
+            self.fail(format_args!(
+                "(b) {} lost acknowledged slot {}: stored {:?}, now {:?}",
+                NAMES[f.at], f.slot, f.logged, r.lease
+            ));
+        }
+    }
+
+    /// (b) for server `j`, whose refresh after a lost lease table just ended.
+    pub(crate) fn check_refreshed(&mut self, j: usize) {
+        let (mine, rest): (Vec<Fact>, Vec<Fact>) =
+            self.checks.suspended.iter().partition(|f| f.at == j);
+        self.checks.suspended = rest;
+        for f in mine {
+            let r = self.servers[j].store.recs[f.slot];
+            let origin = self.servers[1 - j].store.recs[f.slot].lease;
+            let superseded = origin.status != f.logged.status || origin.client != f.logged.client;
+            if !superseded && !holds_or_newer(&r, &f) {
+                self.fail(format_args!(
+                    "(b) {} refreshed its lost table without slot {} ({:?}; the partner still \
+                     has {:?}); it has {:?}",
+                    NAMES[j], f.slot, f.logged, origin, r.lease
+                ));
+            }
+        }
+    }
+
+    /// (d): both NORMAL and quiet: the records agree.
+    pub(crate) fn check_agreement(&mut self) {
+        let now = self.now;
+        for slot in 0..self.pool.len() {
+            for i in 0..2 {
+                let x = self.servers[i].store.recs[slot].lease;
+                let y = self.servers[1 - i].store.recs[slot].lease;
+                let wall = self.servers[i].wall(now);
+                let lasting = x.status == BindingStatus::Active
+                    && x.state_expiration_time
+                        .is_some_and(|t| t > wall.plus(2 * TIME_SKEW_LIMIT));
+                if lasting && (y.status != BindingStatus::Active || y.client != x.client) {
+                    self.fail(format_args!(
+                        "(d) slot {slot}: {} has {x:?}, {} has {y:?}",
+                        NAMES[i],
+                        NAMES[1 - i]
+                    ));
+                }
+            }
+            let kind = self.pool.kind(slot);
+            let p = available_to(kind, self.servers[0].store.recs[slot].lease.status);
+            let s = available_to(kind, self.servers[1].store.recs[slot].lease.status);
+            if p == Some(Role::Primary) && s == Some(Role::Secondary) {
+                let (a, b) = (
+                    self.servers[0].store.recs[slot].lease,
+                    self.servers[1].store.recs[slot].lease,
+                );
+                self.fail(format_args!(
+                    "(d) slot {slot} available to both servers: {a:?} / {b:?}"
+                ));
+            }
+        }
+        for c in 0..self.clients.len() {
+            let id = self.clients[c].id;
+            for (ia, h) in [
+                (IaKind::Na, self.clients[c].na),
+                (IaKind::Pd, self.clients[c].pd),
+            ] {
+                let Some(h) = h else { continue };
+                for i in 0..2 {
+                    let r = self.servers[i].store.recs[h.slot].lease;
+                    if r.status != BindingStatus::Active || r.client != Some(key(id, ia)) {
+                        self.fail(format_args!(
+                            "(d) client {id} holds slot {} but {} has {r:?}",
+                            h.slot, NAMES[i]
+                        ));
+                    }
+                }
+            }
+        }
+    }
+}
