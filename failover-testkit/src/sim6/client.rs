@@ -215,13 +215,14 @@ impl World6 {
         };
         for x in candidates {
             let lease = self.servers[i].store.recs[x].lease;
-            // Policy, least recently changed first: a lease changed within the 5 s in which
-            // times count as equal (§7.5.1) does not go to another client — the partner
-            // would refuse that BNDUPD as outdated (§7.5.4) and the two would disagree.
+            // Policy: a lease that left ACTIVE (released, expired, freed) within the 5 s in
+            // which times count as equal (§7.5.1) is not given out again yet, to anybody —
+            // the partner would refuse that BNDUPD as outdated (§7.5.4, Figure 4's accept
+            // rule) and the two would disagree (see tests/v6_sim6_findings.rs).
             let settled = lease
                 .start_time_of_state
                 .is_none_or(|t| wall.0 > t.0.saturating_add(TIME_SKEW_LIMIT));
-            if lease.client != Some(k) && !settled {
+            if lease.status != BindingStatus::Active && !settled {
                 continue;
             }
             let request = Request {

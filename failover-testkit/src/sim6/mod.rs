@@ -679,8 +679,11 @@ impl World6 {
                 let kind = self.pool.kind(slot);
                 let stamp = self.bump();
                 let r = &mut self.servers[i].store.recs[slot];
-                // An answer about a binding the lease has left since belongs to nobody now.
-                if r.lease.client == Some(key) {
+                // An answer about a binding the lease has left since belongs to nobody now;
+                // one about the partner's own lease we sent back (a whole binding goes out,
+                // §7.4) acknowledges nothing of ours: `store_ack` would free the partner's
+                // RELEASED or EXPIRED as if we had set it (see the report).
+                if r.lease.client == Some(key) && r.mine {
                     r.lease.store_ack(kind, status, sent.map(wire_time), wall);
                     r.stamp = stamp;
                 }
@@ -809,9 +812,20 @@ impl World6 {
             self.checks.wiped(i);
         }
         // The store sends again what its partner may not have acknowledged (the engine's
-        // queue died with the process).
+        // queue died with the process): the bindings with a change of ours.
         for id in 0..self.clients.len() as u32 {
-            self.send_binding(i, id);
+            let keys = [
+                server::key(id, failover_proto::v6::IaKind::Na),
+                server::key(id, failover_proto::v6::IaKind::Pd),
+            ];
+            let ours = self.servers[i]
+                .store
+                .recs
+                .iter()
+                .any(|r| r.mine && r.lease.client.is_some_and(|c| keys.contains(&c)));
+            if ours {
+                self.send_binding(i, id);
+            }
         }
         if !self.link.up {
             let r = ms(self.rng.range(200, 3000));
