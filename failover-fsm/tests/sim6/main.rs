@@ -89,6 +89,8 @@ struct Totals {
     rejected: u64,
     rejects: BTreeMap<String, u64>,
     max_settle_secs: u64,
+    stale_at_end: u64,
+    held_not_active: u64,
     faults: BTreeMap<&'static str, u64>,
     states: BTreeMap<&'static str, u64>,
 }
@@ -112,6 +114,8 @@ impl Totals {
         for (k, v) in &s.rejects {
             *self.rejects.entry(k.clone()).or_default() += v;
         }
+        self.stale_at_end += s.stale_at_end;
+        self.held_not_active += s.held_not_active;
         self.max_settle_secs = self.max_settle_secs.max(s.settle_secs);
         for (k, v) in &s.faults {
             *self.faults.entry(k).or_default() += v;
@@ -126,7 +130,7 @@ impl Totals {
             "{} seeds in {secs:.1} s, {failed} failed: {} steps, {} virtual hours, {} messages, \
              {} leases granted ({} prefixes, {} in PARTNER-DOWN), {} renewals, {} refusals, {} \
              releases, {} expiries, {} leases acked, {} rejected; longest quiet phase to NORMAL \
-             {} s\nrejections: {:?}\nfaults: {:?}\nstates entered: {:?}",
+             {} s; {} ACTIVE records on one side only (held by no client) and {} held leases RELEASED / EXPIRED for their client on one side at the end\nrejections: {:?}\nfaults: {:?}\nstates entered: {:?}",
             self.seeds,
             self.steps,
             self.virtual_secs / 3600,
@@ -141,6 +145,8 @@ impl Totals {
             self.acked,
             self.rejected,
             self.max_settle_secs,
+            self.stale_at_end,
+            self.held_not_active,
             self.rejects,
             self.faults,
             self.states

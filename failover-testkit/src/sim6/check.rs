@@ -11,9 +11,13 @@
 //! * (c) lifetimes within the MCLT (§4.4): checked where the lease is granted
 //!   (`client.rs`), from the record as it was;
 //! * (d) after the faults both servers reach NORMAL (`World6::advance_phase`), and then their
-//!   records agree: a lease ACTIVE on one side for a while yet is ACTIVE for the same client on
-//!   the other, every lease a client holds is ACTIVE for it on both, and no prefix is
-//!   available to both servers at once ([`World6::check_agreement`]).
+//!   records agree: every lease a client holds is bound to it on both (ACTIVE, or RELEASED /
+//!   EXPIRED for it where two changes within 5 s refused each other — counted), a lease
+//!   ACTIVE on one side is bound to the same client on the other, and no prefix is available
+//!   to both servers at once ([`World6::check_agreement`]). An ACTIVE record no
+//!   client holds any more (its client took a shorter lifetime from the other server) may
+//!   still disagree until it ends — Figure 4's time1 refuses the other side's EXPIRED until
+//!   then — and is counted ([`Stats6::stale_at_end`](super::Stats6)).
 
 use std::collections::BTreeMap;
 
@@ -22,7 +26,7 @@ use failover_fsm::v6::{ClientKey, TIME_SKEW_LIMIT};
 use failover_fsm::{Instant, Role, UnixTime};
 use failover_proto::v6::{BindingStatus, IaKind};
 
-use super::server::{Logged, Rec, key};
+use super::server::{Logged, Rec, in_binding, key};
 use super::{NAMES, World6};
 
 /// One of our leases the partner acknowledged: held by server `at` as `logged`.
@@ -176,7 +180,20 @@ impl World6 {
                 let lasting = x.status == BindingStatus::Active
                     && x.state_expiration_time
                         .is_some_and(|t| t > wall.plus(2 * TIME_SKEW_LIMIT));
-                if lasting && (y.status != BindingStatus::Active || y.client != x.client) {
+                let held = self
+                    .clients
+                    .iter()
+                    .any(|c| [c.na, c.pd].into_iter().flatten().any(|h| h.slot == slot));
+                let agree = y.client == x.client && in_binding(y.status);
+                if lasting && !agree {
+                    // A record that outlives its client's lease (another server renewed it
+                    // for less, the client took the shorter lifetime) is refused by the other
+                    // side until it ends (Figure 4's time1), then agrees: counted, not a
+                    // violation. A lease a client holds must agree.
+                    if !held {
+                        self.stats.stale_at_end += 1;
+                        continue;
+                    }
                     self.fail(format_args!(
                         "(d) slot {slot}: {} has {x:?}, {} has {y:?}",
                         NAMES[i],
@@ -206,7 +223,16 @@ impl World6 {
                 let Some(h) = h else { continue };
                 for i in 0..2 {
                     let r = self.servers[i].store.recs[h.slot].lease;
-                    if r.status != BindingStatus::Active || r.client != Some(key(id, ia)) {
+                    // RELEASED or EXPIRED for the same client: changes made on each side
+                    // during a cut within the 5 s in which times count as equal (§7.5.1)
+                    // refuse each other (Figure 4) until the ACTIVE ends; nobody else can get
+                    // the lease meanwhile (it awaits an ack, §4.2.2.1). Counted.
+                    let same = r.client == Some(key(id, ia));
+                    if same && r.status != BindingStatus::Active && in_binding(r.status) {
+                        self.stats.held_not_active += 1;
+                        continue;
+                    }
+                    if r.status != BindingStatus::Active || !same {
                         self.fail(format_args!(
                             "(d) client {id} holds slot {} but {} has {r:?}",
                             h.slot, NAMES[i]

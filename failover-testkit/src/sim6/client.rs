@@ -99,6 +99,17 @@ impl World6 {
             self.clients[c].next_at = self.now + secs(self.rng.range(7, 120));
             return;
         }
+        if held && self.rng.chance(10) {
+            // It goes quiet and lets its leases run out (the server expires them, §7.2).
+            let end = [self.clients[c].na, self.clients[c].pd]
+                .into_iter()
+                .flatten()
+                .map(|h| h.until)
+                .max();
+            let end = end.unwrap_or(self.now);
+            self.clients[c].next_at = end + secs(self.rng.range(7, 60));
+            return;
+        }
         for ia in wants {
             match self.clients[c].held(ia) {
                 // Renew with the server that gave it, else rebind with the other.

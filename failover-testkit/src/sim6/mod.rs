@@ -76,6 +76,10 @@ pub struct Stats6 {
     pub rejects: BTreeMap<String, u64>,
     pub faults: BTreeMap<&'static str, u64>,
     pub states: BTreeMap<&'static str, u64>,
+    /// ACTIVE records on one side only, held by no client, when the records are compared.
+    pub stale_at_end: u64,
+    /// Leases a client holds that one server records as RELEASED or EXPIRED for it at the end.
+    pub held_not_active: u64,
     /// Virtual seconds until both were NORMAL in the quiet phase.
     pub settle_secs: u64,
 }
