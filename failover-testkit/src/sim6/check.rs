@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 
 use failover_fsm::v6::owner::available_to;
 use failover_fsm::v6::{ClientKey, TIME_SKEW_LIMIT};
-use failover_fsm::{Instant, Role, UnixTime};
+use failover_fsm::{Instant, Role};
 use failover_proto::v6::{BindingStatus, IaKind};
 
 use super::server::{Logged, Rec, in_binding, key};
@@ -83,16 +83,10 @@ impl Checks {
     }
 }
 
-/// The latest of a record's times (the order of changes, §7.5.4 compares the same).
-fn latest(start: Option<UnixTime>, cltt: Option<UnixTime>) -> u32 {
-    start.max(cltt).map_or(0, |t| t.0)
-}
-
 /// `r` holds `f`'s lease, or a change at least as new (allowing the clocks' skew).
 fn holds_or_newer(r: &Rec, f: &Fact) -> bool {
     let same = r.lease.status == f.logged.status && r.lease.client == f.logged.client;
-    same || latest(r.lease.start_time_of_state, r.lease.cltt) + 2 * TIME_SKEW_LIMIT
-        >= latest(f.logged.start, f.logged.cltt)
+    same || r.changed + 2 * TIME_SKEW_LIMIT >= f.logged.changed
 }
 
 impl World6 {
@@ -156,6 +150,7 @@ impl World6 {
             self.checks.suspended.iter().partition(|f| f.at == j);
         self.checks.suspended = rest;
         for f in mine {
+            self.stats.refreshed_checked += 1;
             let r = self.servers[j].store.recs[f.slot];
             let origin = self.servers[1 - j].store.recs[f.slot].lease;
             let superseded = origin.status != f.logged.status || origin.client != f.logged.client;

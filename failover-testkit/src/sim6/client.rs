@@ -175,6 +175,7 @@ impl World6 {
             r.lease.update_sent = false;
             r.mine = true;
             r.stamp = stamp;
+            r.changed = wall.0;
             self.stats.releases += 1;
             self.log(format_args!(
                 "client {id} releases slot {} at {}",
@@ -306,6 +307,7 @@ impl World6 {
         r.lease.update_sent = false;
         r.mine = true;
         r.stamp = stamp;
+        r.changed = wall.0;
         if renewal {
             self.stats.renewals += 1;
         } else {

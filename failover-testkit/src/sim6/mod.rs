@@ -80,6 +80,8 @@ pub struct Stats6 {
     pub stale_at_end: u64,
     /// Leases a client holds that one server records as RELEASED or EXPIRED for it at the end.
     pub held_not_active: u64,
+    /// Acknowledged leases checked again after their store lost its table and refreshed.
+    pub refreshed_checked: u64,
     /// Virtual seconds until both were NORMAL in the quiet phase.
     pub settle_secs: u64,
 }
@@ -308,7 +310,7 @@ impl World6 {
             .iter()
             .filter(|r| r.mine && r.lease.status == failover_proto::v6::BindingStatus::Active)
             .filter_map(|r| r.lease.state_expiration_time)
-            .map(|t| s.instant_of(t))
+            .map(|t| s.instant_of(t.plus(EXPIRY_DELAY)))
             .min()
     }
 
@@ -642,6 +644,15 @@ impl World6 {
             r.lease.update_sent = true;
             r.mine = false;
             r.stamp = stamp;
+            r.changed = [
+                verdict.partner_raw_clt_time,
+                verdict.start_time_of_state,
+                verdict.cltt,
+            ]
+            .into_iter()
+            .flatten()
+            .max()
+            .map_or(0, |t| t.0);
             let log = &mut s.store.log[slot];
             log.push(Logged {
                 stamp,
@@ -649,6 +660,7 @@ impl World6 {
                 client: r.lease.client,
                 start: r.lease.start_time_of_state,
                 cltt: r.lease.cltt,
+                changed: r.changed,
             });
             if log.len() > 16 {
                 log.remove(0);
@@ -688,14 +700,26 @@ impl World6 {
                 // §7.4) acknowledges nothing of ours: `store_ack` would free the partner's
                 // RELEASED or EXPIRED as if we had set it (see the report).
                 if r.lease.client == Some(key) && r.mine {
+                    let before = r.lease.status;
                     r.lease.store_ack(kind, status, sent.map(wire_time), wall);
                     r.stamp = stamp;
+                    if r.lease.status != before {
+                        r.changed = wall.0;
+                    }
                 }
                 continue;
             };
             self.stats.rejected += 1;
-            if let Err(status) = outcome {
-                *self.stats.rejects.entry(format!("{status:?}")).or_default() += 1;
+            if let Err(code) = outcome {
+                // Whole bindings go out (§7.4): the partner's own leases we hold copies of
+                // come back to it too, and a copy no newer than its record is refused.
+                let copy = !self.servers[i].store.recs[slot].mine;
+                let what = if copy {
+                    format!("{code:?} (a copy of the partner's lease)")
+                } else {
+                    format!("{code:?} (our {})", status.map_or("?", status_name))
+                };
+                *self.stats.rejects.entry(what).or_default() += 1;
             }
         }
     }
@@ -732,8 +756,8 @@ impl World6 {
         }
     }
 
-    /// The store's expiry: an ACTIVE lease this server made whose lifetime ended becomes
-    /// EXPIRED (§7.2) and goes to the partner.
+    /// The store's expiry: an ACTIVE lease this server made whose lifetime ended
+    /// [`EXPIRY_DELAY`] ago becomes EXPIRED (§7.2) and goes to the partner.
     fn expire_leases(&mut self) {
         for i in 0..2 {
             if !self.servers[i].alive() {
@@ -745,7 +769,9 @@ impl World6 {
                 let r = self.servers[i].store.recs[slot];
                 if r.mine
                     && r.lease.status == failover_proto::v6::BindingStatus::Active
-                    && r.lease.state_expiration_time.is_some_and(|t| t <= wall)
+                    && r.lease
+                        .state_expiration_time
+                        .is_some_and(|t| t.plus(EXPIRY_DELAY) <= wall)
                 {
                     let stamp = self.bump();
                     let r = &mut self.servers[i].store.recs[slot];
@@ -754,6 +780,7 @@ impl World6 {
                     r.lease.state_expiration_time = None;
                     r.lease.update_sent = false;
                     r.stamp = stamp;
+                    r.changed = wall.0;
                     let client = r.lease.client;
                     self.stats.expiries += 1;
                     if let Some(id) = self.client_of(client) {
@@ -838,10 +865,31 @@ impl World6 {
     }
 }
 
+/// How long after a lease's end its server marks it EXPIRED: the partner accepts an EXPIRED
+/// over its ACTIVE copy only once its own clock is more than 5 s past the lease's end
+/// (Figure 4's time1 with §7.5.1's window), and nothing sends a refused EXPIRED again — sent
+/// at the end, it would stay EXPIRED at its owner for good (see tests/v6_sim6_findings.rs).
+/// Twice the window covers the clocks' skew (up to 4 s here).
+pub(crate) const EXPIRY_DELAY: u32 = 2 * failover_fsm::v6::TIME_SKEW_LIMIT;
+
 fn config(role: Role, p: &Params6) -> Config {
     let mut c = Config::new(role, "sim6", p.mclt);
     c.receive_timer = p.receive_timer;
     c
+}
+
+fn status_name(s: failover_proto::v6::BindingStatus) -> &'static str {
+    use failover_proto::v6::BindingStatus as B;
+    match s {
+        B::Active => "ACTIVE",
+        B::Expired => "EXPIRED",
+        B::Released => "RELEASED",
+        B::Free => "FREE",
+        B::FreeBackup => "FREE-BACKUP",
+        B::PendingFree => "PENDING-FREE",
+        B::Reset => "RESET",
+        _ => "other",
+    }
 }
 
 pub(crate) fn state_name(s: ServerState) -> &'static str {

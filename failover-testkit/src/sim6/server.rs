@@ -113,6 +113,10 @@ pub(crate) struct Rec {
     pub(crate) mine: bool,
     /// The simulation's write counter at the last change (any kind).
     pub(crate) stamp: u64,
+    /// When the last change happened, by its writer's clock: our own changes now, a received
+    /// lease its client-last-transaction or start-time-of-state, whichever is later (what
+    /// Figure 4 compares; the record itself keeps neither for a received lease).
+    pub(crate) changed: u32,
 }
 
 /// A received lease as the store committed it (for the "nothing acknowledged lost" check).
@@ -123,6 +127,8 @@ pub(crate) struct Logged {
     pub(crate) client: Option<ClientKey>,
     pub(crate) start: Option<UnixTime>,
     pub(crate) cltt: Option<UnixTime>,
+    /// [`Rec::changed`] of the write.
+    pub(crate) changed: u32,
 }
 
 /// The durable lease store: what was written survives a crash (only `lease_table_lost`
@@ -141,6 +147,7 @@ impl Store {
                     lease: pool.fresh(s),
                     mine: false,
                     stamp: 0,
+                    changed: 0,
                 })
                 .collect(),
             log: vec![Vec::new(); pool.len()],
