@@ -92,6 +92,7 @@ struct Totals {
     stale_at_end: u64,
     held_not_active: u64,
     refreshed_checked: u64,
+    kept_later_expiration: u64,
     faults: BTreeMap<&'static str, u64>,
     states: BTreeMap<&'static str, u64>,
 }
@@ -118,6 +119,7 @@ impl Totals {
         self.stale_at_end += s.stale_at_end;
         self.held_not_active += s.held_not_active;
         self.refreshed_checked += s.refreshed_checked;
+        self.kept_later_expiration += s.kept_later_expiration;
         self.max_settle_secs = self.max_settle_secs.max(s.settle_secs);
         for (k, v) in &s.faults {
             *self.faults.entry(k).or_default() += v;
@@ -132,7 +134,7 @@ impl Totals {
             "{} seeds in {secs:.1} s, {failed} failed: {} steps, {} virtual hours, {} messages, \
              {} leases granted ({} prefixes, {} in PARTNER-DOWN), {} renewals, {} refusals, {} \
              releases, {} expiries, {} leases acked, {} rejected; longest quiet phase to NORMAL \
-             {} s; {} ACTIVE records on one side only (held by no client) and {} held leases RELEASED / EXPIRED for their client on one side at the end; {} acknowledged leases checked after a lost table was refreshed\nrejections: {:?}\nfaults: {:?}\nstates entered: {:?}",
+             {} s; {} ACTIVE records on one side only (held by no client) and {} held leases RELEASED / EXPIRED for their client on one side at the end; {} acknowledged leases checked after a lost table was refreshed; {} older ACTIVE ends not taken (workaround)\nrejections: {:?}\nfaults: {:?}\nstates entered: {:?}",
             self.seeds,
             self.steps,
             self.virtual_secs / 3600,
@@ -150,6 +152,7 @@ impl Totals {
             self.stale_at_end,
             self.held_not_active,
             self.refreshed_checked,
+            self.kept_later_expiration,
             self.rejects,
             self.faults,
             self.states

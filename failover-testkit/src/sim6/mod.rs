@@ -27,6 +27,7 @@ use std::io::Write;
 use failover_fsm::engine::{Action, BindingHandle, Event};
 use failover_fsm::v6::wire_time;
 use failover_fsm::{Config, Instant, Role, ServerState};
+use failover_proto::v6::BindingStatus;
 
 use crate::rng::Rng;
 use check::Checks;
@@ -82,6 +83,9 @@ pub struct Stats6 {
     pub held_not_active: u64,
     /// Acknowledged leases checked again after their store lost its table and refreshed.
     pub refreshed_checked: u64,
+    /// Received ACTIVE leases of the same client whose earlier end the store did not take
+    /// (the workaround in `commit`).
+    pub kept_later_expiration: u64,
     /// Virtual seconds until both were NORMAL in the quiet phase.
     pub settle_secs: u64,
 }
@@ -418,6 +422,7 @@ impl World6 {
             store: &s.store,
             pool,
             wall,
+            full: &s.full,
         };
         let e = s.engine.as_mut().unwrap();
         if let Err(err) = e.handle_message(now, wall, msg, &view, &mut s.sink) {
@@ -444,6 +449,7 @@ impl World6 {
                 store: &s.store,
                 pool,
                 wall,
+                full: &s.full,
             };
             let e = s.engine.as_mut().unwrap();
             while let Some(n) = e.poll_transmit(now, &mut buf, &view) {
@@ -584,10 +590,17 @@ impl World6 {
                 }
                 // Prefixes stay the primary's: no proportional split in this world.
                 Action::PoolRequested => e.pool_response(0),
-                Action::SendAllBindings | Action::SendUnackedBindings => {
+                // UPDREQALL: everything we know, the partner's own leases included (it may
+                // have lost them); UPDREQ: what we changed (§7.5).
+                Action::SendAllBindings => {
                     for id in 0..self.clients.len() as u32 {
+                        self.servers[i].full.insert(id, None);
                         self.send_binding(i, id);
                     }
+                    self.servers[i].engine.as_mut().unwrap().end_of_updates();
+                }
+                Action::SendUnackedBindings => {
+                    self.send_ours(i);
                     self.servers[i].engine.as_mut().unwrap().end_of_updates();
                 }
                 _ => {}
@@ -631,11 +644,14 @@ impl World6 {
     /// them: the store is synchronous and durable.
     fn commit(&mut self, i: usize) {
         let commits = std::mem::take(&mut self.servers[i].sink.commits);
+        let mut kept_later = 0;
         for (token, addr, client, verdict) in commits {
             let stamp = self.bump();
             let slot = self.pool.slot(addr).unwrap();
             let s = &mut self.servers[i];
             let r: &mut Rec = &mut s.store.recs[slot];
+            let before = r.lease;
+            let self_mine_before = r.mine;
             r.lease.store_received(client, &verdict);
             // Workaround (see the report): `store_received` leaves `update_sent` as it was,
             // and `may_allocate` then gives a RELEASED / EXPIRED lease the partner made (and
@@ -643,6 +659,20 @@ impl World6 {
             // this status: it knows it.
             r.lease.update_sent = true;
             r.mine = false;
+            // Workaround (see the report and tests/v6_sim6_findings.rs): the partner's older
+            // ACTIVE of the same client is accepted (Figure 4's accept(3)) and
+            // `store_received` takes its earlier state-expiration-time over the later one we
+            // gave the client since; the partner's EXPIRED then passes time1 while the client
+            // still holds the lease. Keep the later end, and the lease ours to expire.
+            let kept = before.status == BindingStatus::Active
+                && r.lease.status == BindingStatus::Active
+                && before.client == r.lease.client
+                && before.state_expiration_time > r.lease.state_expiration_time;
+            if kept {
+                r.lease.state_expiration_time = before.state_expiration_time;
+                r.mine = self_mine_before;
+                kept_later += 1;
+            }
             r.stamp = stamp;
             r.changed = [
                 verdict.partner_raw_clt_time,
@@ -674,13 +704,18 @@ impl World6 {
                 ));
             }
         }
+        self.stats.kept_later_expiration += kept_later;
     }
 
     /// Stores the partner's answers to ours ([`LocalLease::store_ack`]).
     fn store_answers(&mut self, i: usize) {
         let answers = std::mem::take(&mut self.servers[i].sink.answers);
-        for (_, handle, addr, status, sent, outcome) in answers {
+        for (update, handle, addr, status, sent, outcome) in answers {
             let slot = self.pool.slot(addr).unwrap();
+            let full = &mut self.servers[i].full;
+            if full.get(&handle.0) == Some(&Some(update)) {
+                full.remove(&handle.0);
+            }
             if self.log.is_some() {
                 self.log(format_args!(
                     "{} answer for slot {slot} of client {}: {status:?} {outcome:?}",
@@ -728,11 +763,14 @@ impl World6 {
         let Some(e) = self.servers[i].engine.as_mut() else {
             return;
         };
-        if e.send_binding(BindingHandle(id)).is_err() {
+        let Ok(update) = e.send_binding(BindingHandle(id)) else {
             self.servers[i].retry.insert(id);
             return;
-        }
+        };
         self.servers[i].retry.remove(&id);
+        if let Some(last) = self.servers[i].full.get_mut(&id) {
+            *last = Some(update);
+        }
         // §4.2.2.1: once a BNDUPD carries an EXPIRED or RELEASED lease, it goes back to its
         // client only after the partner's answer. Queued counts as sent (the safe side).
         for ia in [
@@ -745,6 +783,28 @@ impl World6 {
                     r.lease.update_sent =
                         r.lease.status != failover_proto::v6::BindingStatus::Active;
                 }
+            }
+        }
+    }
+
+    /// Queues every binding with a change of ours the partner has not acknowledged.
+    fn send_ours(&mut self, i: usize) {
+        for id in 0..self.clients.len() as u32 {
+            let keys = [
+                server::key(id, failover_proto::v6::IaKind::Na),
+                server::key(id, failover_proto::v6::IaKind::Pd),
+            ];
+            // Not acked yet: a partner-lifetime to send, or an ended status not freed.
+            let ours = self.servers[i].store.recs.iter().any(|r| {
+                let unacked = r.lease.partner_lifetime.is_some()
+                    || matches!(
+                        r.lease.status,
+                        BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
+                    );
+                r.mine && unacked && r.lease.client.is_some_and(|c| keys.contains(&c))
+            });
+            if ours {
+                self.send_binding(i, id);
             }
         }
     }
@@ -822,6 +882,7 @@ impl World6 {
         }
         s.sink = Default::default();
         s.retry.clear();
+        s.full.clear();
         s.closed = false;
         let wall = s.wall(now);
         let mut e = Engine6::new(config(s.role, &params), s.persisted, now, wall, xid).unwrap();
@@ -843,21 +904,8 @@ impl World6 {
             self.checks.wiped(i);
         }
         // The store sends again what its partner may not have acknowledged (the engine's
-        // queue died with the process): the bindings with a change of ours.
-        for id in 0..self.clients.len() as u32 {
-            let keys = [
-                server::key(id, failover_proto::v6::IaKind::Na),
-                server::key(id, failover_proto::v6::IaKind::Pd),
-            ];
-            let ours = self.servers[i]
-                .store
-                .recs
-                .iter()
-                .any(|r| r.mine && r.lease.client.is_some_and(|c| keys.contains(&c)));
-            if ours {
-                self.send_binding(i, id);
-            }
-        }
+        // queue died with the process).
+        self.send_ours(i);
         if !self.link.up {
             let r = ms(self.rng.range(200, 3000));
             self.link.reconnect_at = Some(now + r);

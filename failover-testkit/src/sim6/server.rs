@@ -3,7 +3,7 @@
 //! store's side of the engine's three traits. Every record change goes through the library:
 //! [`LocalLease::store_received`], [`LocalLease::store_ack`], [`LocalLease::update_lease`].
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv6Addr;
 
 use failover_fsm::engine::{
@@ -161,6 +161,9 @@ pub(crate) struct View<'a> {
     pub(crate) pool: Pool,
     /// The server's wall clock now (OPTION_LQ_BASE_TIME).
     pub(crate) wall: UnixTime,
+    /// Bindings sent whole, copies of the partner's leases included (the answer to
+    /// UPDREQALL); the others carry only the leases this server changed.
+    pub(crate) full: &'a BTreeMap<u32, Option<UpdateId>>,
 }
 
 impl LeaseLookup6 for View<'_> {
@@ -192,8 +195,9 @@ impl BindingSource6 for View<'_> {
             (0..self.pool.len())
                 .filter(|s| self.pool.ia(*s) == ia)
                 .filter(|s| {
-                    let l = &self.store.recs[*s].lease;
-                    l.client == Some(k) && in_binding(l.status)
+                    let r = &self.store.recs[*s];
+                    let ours = r.mine || self.full.contains_key(&id);
+                    ours && r.lease.client == Some(k) && in_binding(r.lease.status)
                 })
                 .map(|s| {
                     let l = &self.store.recs[s].lease;
@@ -310,6 +314,9 @@ pub(crate) struct Server {
     pub(crate) closed: bool,
     /// Bindings whose `send_binding` found the queue full: sent again each step.
     pub(crate) retry: BTreeSet<u32>,
+    /// Bindings to send whole until the answer to their last queued version
+    /// ([`View::full`]).
+    pub(crate) full: BTreeMap<u32, Option<UpdateId>>,
     /// Receives the connection's byte stream.
     pub(crate) framer: Box<Framer<4096>>,
     /// When it comes back from a crash, and whether with its lease table lost.
@@ -336,6 +343,7 @@ impl Server {
             sink: Sink::default(),
             closed: false,
             retry: BTreeSet::new(),
+            full: BTreeMap::new(),
             framer: Box::new(Framer::with_capacity()),
             restart_at: None,
             crashed_at: None,
