@@ -165,3 +165,55 @@ fn an_expired_sent_when_the_lease_ends_is_refused() {
     );
     assert!(judge_update(Role::Secondary, Some(&copy), &expired(end), end.plus(6)).is_ok());
 }
+
+/// Simulator seed 30037 (with `SIM6_NO_WORKAROUND=1`; 6 (a) and 13 (d) failures in seeds
+/// 30,000-59,999 come from it): the primary renews client A's prefix until T+180 and crashes
+/// before the answer; the secondary, in COMMUNICATIONS-INTERRUPTED and then PARTNER-DOWN,
+/// renews A until T+300. The primary restarts and sends its unanswered ACTIVE again: Figure
+/// 4's accept(3) takes an ACTIVE of the same client whatever its times, and
+/// `store_received` takes its state-expiration-time, T+180, over the later T+300 the
+/// secondary gave A. At T+190 the primary expires the lease (its own end passed) and sends
+/// EXPIRED; time1 now accepts it (T+180 passed), the primary frees the prefix on the answer
+/// and gives it to client B while A holds it until T+300. A same-client ACTIVE should keep
+/// the later end (and the partner-lifetime to send).
+#[test]
+#[ignore = "fails at dfa1b92: an older ACTIVE of the same client shortens the lease the client holds"]
+fn an_older_active_of_the_same_client_does_not_shorten_the_lease() {
+    let prefix_client = ClientKey::new(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 1], IaKind::Pd, 2);
+    // The secondary renewed A at T+180 until T+300 (PARTNER-DOWN, unrestricted, §8.4.1).
+    let mut ours = LocalLease {
+        client: Some(prefix_client),
+        cltt: Some(T.plus(180)),
+        start_time_of_state: Some(T),
+        state_expiration_time: Some(T.plus(300)),
+        partner_lifetime: Some(T.plus(360)),
+        ..LocalLease::new(BindingStatus::Active)
+    };
+    // The primary's renewal of T+60, until T+180, sent again after its restart at T+185.
+    let theirs = Received {
+        status: Some(BindingStatus::Active),
+        client: Some(prefix_client),
+        clt: Some(T.plus(60)),
+        start_time_of_state: Some(T),
+        state_expiration_time: Some(T.plus(180)),
+        partner_lifetime: Some(T.plus(240)),
+        partner_raw_clt_time: None,
+        expiration_time: None,
+    };
+    let now = T.plus(185);
+    let verdict = judge_update(Role::Secondary, Some(&ours), &theirs, now).unwrap();
+    ours.store_received(Some(prefix_client), &verdict);
+    assert_eq!(
+        ours.state_expiration_time,
+        Some(T.plus(300)),
+        "the client holds the prefix until T+300"
+    );
+    // What follows: the primary's EXPIRED is accepted before the client's lease ends.
+    let expired = Received {
+        status: Some(BindingStatus::Expired),
+        start_time_of_state: Some(T.plus(190)),
+        state_expiration_time: None,
+        ..theirs
+    };
+    assert!(judge_update(Role::Secondary, Some(&ours), &expired, T.plus(192)).is_err());
+}

@@ -32,6 +32,20 @@
 //! [`world::World::run`], and what it reports in [`world::World::stats`] and
 //! [`world::World::digest`]).
 //!
+//! # The DHCPv6 simulator: [`sim6`]
+//!
+//! The same for an RFC 8156 pair: two `Engine<_, _, _, V6>` with durable lease stores (a
+//! `LocalLease` per address and delegable prefix), DHCPv6 clients for IA_NA and IA_PD talking to
+//! either server, the connection as framed bytes, seeded faults (cuts, latency spikes, crashes,
+//! clocks stepped back, lost lease tables, operators declaring PARTNER-DOWN) and the v6 invariants
+//! after every step. Its servers decide every grant with `failover_fsm::v6` (`allocate`,
+//! `lifetime`, `owner`) and store the partner's updates and answers with `LocalLease`'s rules
+//! (a grant, a release and an expiry set the record's fields themselves: the library has no
+//! function for those transitions). It shares [`rng`] with
+//! the v4 simulator; the v4 world, clients and faults are draft-12's and stay apart. Run by
+//! failover-fsm's `tests/sim6/main.rs` (`cargo test -p failover-fsm --test sim6`, the same
+//! `SIM_*` variables as `tests/sim`).
+//!
 //! # The ISC dhcpd harness: [`isc`]
 //!
 //! Runs real ISC dhcpd 4.4 processes (Debian's isc-dhcp-server) as failover peers on the

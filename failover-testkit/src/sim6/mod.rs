@@ -143,6 +143,9 @@ pub struct World6 {
     pub(crate) next_fault: Instant,
     phase: Phase,
     quiet_from: Instant,
+    /// The store's two workarounds of v6 record rules (`commit`): on unless the environment
+    /// has `SIM6_NO_WORKAROUND` (to check a fix of the library with the simulator).
+    workarounds: bool,
     log: Option<Box<dyn Write>>,
 }
 
@@ -209,6 +212,7 @@ impl World6 {
             next_fault: first_fault,
             phase: Phase::Faults,
             quiet_from: Instant::from_secs(fault_secs),
+            workarounds: std::env::var_os("SIM6_NO_WORKAROUND").is_none(),
             log,
         };
         w.log(format_args!(
@@ -606,10 +610,7 @@ impl World6 {
                 _ => {}
             }
         }
-        loop {
-            let Some(ev) = self.servers[i].engine.as_mut().unwrap().poll_event() else {
-                break;
-            };
+        while let Some(ev) = self.servers[i].engine.as_mut().unwrap().poll_event() {
             if let Event::StateChanged { to, .. } = ev {
                 *self.stats.states.entry(state_name(to)).or_default() += 1;
                 self.log(format_args!("{} -> {to:?}", NAMES[i]));
@@ -657,7 +658,9 @@ impl World6 {
             // and `may_allocate` then gives a RELEASED / EXPIRED lease the partner made (and
             // may have freed and reused since) back to its old client. The partner sent
             // this status: it knows it.
-            r.lease.update_sent = true;
+            if self.workarounds {
+                r.lease.update_sent = true;
+            }
             r.mine = false;
             // Workaround (see the report and tests/v6_sim6_findings.rs): the partner's older
             // ACTIVE of the same client is accepted (Figure 4's accept(3)) and
@@ -668,7 +671,7 @@ impl World6 {
                 && r.lease.status == BindingStatus::Active
                 && before.client == r.lease.client
                 && before.state_expiration_time > r.lease.state_expiration_time;
-            if kept {
+            if kept && self.workarounds {
                 r.lease.state_expiration_time = before.state_expiration_time;
                 r.mine = self_mine_before;
                 kept_later += 1;
