@@ -143,9 +143,11 @@ pub struct World6 {
     pub(crate) next_fault: Instant,
     phase: Phase,
     quiet_from: Instant,
-    /// The store's two workarounds of v6 record rules (`commit`): on unless the environment
-    /// has `SIM6_NO_WORKAROUND` (to check a fix of the library with the simulator).
-    workarounds: bool,
+    /// The store's two workarounds of v6 record rules (`commit`): a received status counts
+    /// as sent (`update_sent`), and a same-client ACTIVE keeps our later end. Both on unless
+    /// the environment has `SIM6_NO_WORKAROUND` (`update-sent` or `expiration` for one of
+    /// them; anything else for both), to check a fix of the library with the simulator.
+    workarounds: (bool, bool),
     log: Option<Box<dyn Write>>,
 }
 
@@ -212,7 +214,12 @@ impl World6 {
             next_fault: first_fault,
             phase: Phase::Faults,
             quiet_from: Instant::from_secs(fault_secs),
-            workarounds: std::env::var_os("SIM6_NO_WORKAROUND").is_none(),
+            workarounds: match std::env::var("SIM6_NO_WORKAROUND").as_deref() {
+                Err(_) => (true, true),
+                Ok("update-sent") => (false, true),
+                Ok("expiration") => (true, false),
+                Ok(_) => (false, false),
+            },
             log,
         };
         w.log(format_args!(
@@ -658,7 +665,7 @@ impl World6 {
             // and `may_allocate` then gives a RELEASED / EXPIRED lease the partner made (and
             // may have freed and reused since) back to its old client. The partner sent
             // this status: it knows it.
-            if self.workarounds {
+            if self.workarounds.0 {
                 r.lease.update_sent = true;
             }
             r.mine = false;
@@ -671,7 +678,7 @@ impl World6 {
                 && r.lease.status == BindingStatus::Active
                 && before.client == r.lease.client
                 && before.state_expiration_time > r.lease.state_expiration_time;
-            if kept && self.workarounds {
+            if kept && self.workarounds.1 {
                 r.lease.state_expiration_time = before.state_expiration_time;
                 r.mine = self_mine_before;
                 kept_later += 1;
