@@ -66,9 +66,9 @@ fn secondarys_copy() -> LocalLease {
 /// while `update_sent` is false, §4.2.2.1), while B holds it. `store_received` leaves
 /// `update_sent` as it was (false), although the status came from the partner, which knows it
 /// and may have freed and reused the lease since. §4.2.2.1's exception is for a status this
-/// server set and has not told its partner yet.
+/// server set and has not told its partner yet. Failed at dfa1b92; fixed by 46cc7b7
+/// (`store_received` sets `update_sent`).
 #[test]
-#[ignore = "fails at dfa1b92: store_received keeps update_sent false, may_allocate then gives a lease the partner released back to its old client"]
 fn a_lease_the_partner_released_does_not_go_back_to_its_client() {
     let mut copy = secondarys_copy();
     let now = T.plus(15);
@@ -98,9 +98,9 @@ fn a_lease_the_partner_released_does_not_go_back_to_its_client() {
 /// count as equal (§7.5.1), so it is not later and is refused as outdated (§7.5.4, Figure
 /// 4's accept rule) — and the two servers disagree about who holds the address. The same
 /// happens when the lease goes back to client A itself within 5 s of its RELEASED or EXPIRED
-/// reaching the partner. Nothing in `may_allocate` holds the new allocation back for those
-/// 5 s: the simulator's servers wait themselves (allocation policy, `sim6::client`), and the
-/// docs should say a server must.
+/// reaching the partner. Since 46cc7b7 `may_allocate` holds a FREE, FREE-BACKUP or
+/// PENDING-FREE lease back until 6 s after its start-time-of-state; this pins the judgement
+/// that makes the wait necessary.
 #[test]
 fn a_lease_reallocated_within_five_seconds_of_its_release_is_refused_as_outdated() {
     let mut copy = secondarys_copy();
@@ -177,7 +177,7 @@ fn an_expired_sent_when_the_lease_ends_is_refused() {
 /// and gives it to client B while A holds it until T+300. A same-client ACTIVE should keep
 /// the later end (and the partner-lifetime to send).
 #[test]
-#[ignore = "fails at dfa1b92: an older ACTIVE of the same client shortens the lease the client holds"]
+#[ignore = "fails at 6d990fd: an older ACTIVE of the same client shortens the lease the client holds"]
 fn an_older_active_of_the_same_client_does_not_shorten_the_lease() {
     let prefix_client = ClientKey::new(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 1], IaKind::Pd, 2);
     // The secondary renewed A at T+180 until T+300 (PARTNER-DOWN, unrestricted, §8.4.1).

@@ -20,9 +20,9 @@
 //! * `SIM_SEED=123 cargo test -p failover-fsm --test sim6 -- --nocapture`: replay one seed
 //!   with its trace on stderr.
 //!
-//! * `SIM6_NO_WORKAROUND=1`: without the store's two workarounds of v6 record rules (see
-//!   `tests/v6_sim6_findings.rs`; `=update-sent` or `=expiration` for one of them): to check a
-//!   fix of `failover_fsm::v6` with the simulator.
+//! * `SIM6_NO_WORKAROUND=1`: without the store's workaround of a v6 record rule (a
+//!   same-client ACTIVE keeps the later end; see `tests/v6_sim6_findings.rs`): to check a fix
+//!   of `failover_fsm::v6` with the simulator.
 //!
 //! A failing seed is replayed at once with its trace in `$TMPDIR/failover-sim6-<seed>.log`;
 //! the panic message names the seed, the step and the invariant.

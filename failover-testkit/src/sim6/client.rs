@@ -10,7 +10,7 @@
 use failover_fsm::Instant;
 use failover_fsm::v6::allocate::{self, Endpoint, Request};
 use failover_fsm::v6::state::from_v4;
-use failover_fsm::v6::{TIME_SKEW_LIMIT, lifetime, owner};
+use failover_fsm::v6::{lifetime, owner};
 use failover_proto::v6::{BindingStatus, IaKind, ServerState};
 
 use super::server::key;
@@ -227,16 +227,6 @@ impl World6 {
         };
         for x in candidates {
             let lease = self.servers[i].store.recs[x].lease;
-            // Policy: a lease that left ACTIVE (released, expired, freed) within the 5 s in
-            // which times count as equal (§7.5.1) is not given out again yet, to anybody —
-            // the partner would refuse that BNDUPD as outdated (§7.5.4, Figure 4's accept
-            // rule) and the two would disagree (see tests/v6_sim6_findings.rs).
-            let settled = lease
-                .start_time_of_state
-                .is_none_or(|t| wall.0 > t.0.saturating_add(TIME_SKEW_LIMIT));
-            if lease.status != BindingStatus::Active && !settled {
-                continue;
-            }
             let request = Request {
                 resource: self.pool.kind(x),
                 last_client: lease.client == Some(k),

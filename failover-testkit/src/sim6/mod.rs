@@ -143,11 +143,10 @@ pub struct World6 {
     pub(crate) next_fault: Instant,
     phase: Phase,
     quiet_from: Instant,
-    /// The store's two workarounds of v6 record rules (`commit`): a received status counts
-    /// as sent (`update_sent`), and a same-client ACTIVE keeps our later end. Both on unless
-    /// the environment has `SIM6_NO_WORKAROUND` (`update-sent` or `expiration` for one of
-    /// them; anything else for both), to check a fix of the library with the simulator.
-    workarounds: (bool, bool),
+    /// The store's workaround of a v6 record rule (`commit`: a same-client ACTIVE keeps our
+    /// later end): on unless the environment has `SIM6_NO_WORKAROUND`, to check a fix of the
+    /// library with the simulator.
+    workarounds: bool,
     log: Option<Box<dyn Write>>,
 }
 
@@ -214,12 +213,7 @@ impl World6 {
             next_fault: first_fault,
             phase: Phase::Faults,
             quiet_from: Instant::from_secs(fault_secs),
-            workarounds: match std::env::var("SIM6_NO_WORKAROUND").as_deref() {
-                Err(_) => (true, true),
-                Ok("update-sent") => (false, true),
-                Ok("expiration") => (true, false),
-                Ok(_) => (false, false),
-            },
+            workarounds: std::env::var_os("SIM6_NO_WORKAROUND").is_none(),
             log,
         };
         w.log(format_args!(
@@ -661,15 +655,8 @@ impl World6 {
             let before = r.lease;
             let self_mine_before = r.mine;
             r.lease.store_received(client, &verdict);
-            // Workaround (see the report): `store_received` leaves `update_sent` as it was,
-            // and `may_allocate` then gives a RELEASED / EXPIRED lease the partner made (and
-            // may have freed and reused since) back to its old client. The partner sent
-            // this status: it knows it.
-            if self.workarounds.0 {
-                r.lease.update_sent = true;
-            }
             r.mine = false;
-            // Workaround (see the report and tests/v6_sim6_findings.rs): the partner's older
+            // Workaround (tests/v6_sim6_findings.rs): the partner's older
             // ACTIVE of the same client is accepted (Figure 4's accept(3)) and
             // `store_received` takes its earlier state-expiration-time over the later one we
             // gave the client since; the partner's EXPIRED then passes time1 while the client
@@ -678,7 +665,7 @@ impl World6 {
                 && r.lease.status == BindingStatus::Active
                 && before.client == r.lease.client
                 && before.state_expiration_time > r.lease.state_expiration_time;
-            if kept && self.workarounds.1 {
+            if kept && self.workarounds {
                 r.lease.state_expiration_time = before.state_expiration_time;
                 r.mine = self_mine_before;
                 kept_later += 1;
@@ -743,7 +730,7 @@ impl World6 {
                 // An answer about a binding the lease has left since belongs to nobody now;
                 // one about the partner's own lease we sent back (a whole binding goes out,
                 // §7.4) acknowledges nothing of ours: `store_ack` would free the partner's
-                // RELEASED or EXPIRED as if we had set it (see the report).
+                // RELEASED or EXPIRED as if we had set it.
                 if r.lease.client == Some(key) && r.mine {
                     let before = r.lease.status;
                     r.lease.store_ack(kind, status, sent.map(wire_time), wall);
