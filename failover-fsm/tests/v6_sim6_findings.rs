@@ -177,7 +177,6 @@ fn an_expired_sent_when_the_lease_ends_is_refused() {
 /// and gives it to client B while A holds it until T+300. A same-client ACTIVE should keep
 /// the later end (and the partner-lifetime to send).
 #[test]
-#[ignore = "fails at 6d990fd: an older ACTIVE of the same client shortens the lease the client holds"]
 fn an_older_active_of_the_same_client_does_not_shorten_the_lease() {
     let prefix_client = ClientKey::new(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 1], IaKind::Pd, 2);
     // The secondary renewed A at T+180 until T+300 (PARTNER-DOWN, unrestricted, §8.4.1).

@@ -259,7 +259,18 @@ pub fn judge_update(
         status,
         client_changed: !same_client,
         start_time_of_state: Some(stos),
-        state_expiration_time: received.state_expiration_time,
+        // A same client's ACTIVE keeps the later end: an older renewal sent again (after a
+        // restart) must not shorten the lease the client holds here, or the partner's
+        // EXPIRED passes time(1) early and the lease goes to another client (v6 simulator,
+        // seed 30037).
+        state_expiration_time: if same_client
+            && local.status == BindingStatus::Active
+            && status == BindingStatus::Active
+        {
+            later_of(local.state_expiration_time, received.state_expiration_time)
+        } else {
+            received.state_expiration_time
+        },
         expiration_time: raise(local.expiration_time, received.partner_lifetime),
         partner_raw_clt_time: received.clt,
         cltt: raise(local.cltt, received.partner_raw_clt_time),
