@@ -146,7 +146,8 @@ pub struct Verdict {
     pub client_changed: bool,
     /// start-time-of-state, as received.
     pub start_time_of_state: Option<UnixTime>,
-    /// state-expiration-time, as received.
+    /// state-expiration-time, as received; a same client's ACTIVE keeps the later of ours and
+    /// theirs (an older renewal sent again must not shorten the lease).
     pub state_expiration_time: Option<UnixTime>,
     /// expiration-time: the received partner-lifetime, or the recorded one if that is later
     /// and the client the same (§7.3 "greatest ever acked"; Figure 5 would overwrite — the
