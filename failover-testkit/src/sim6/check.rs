@@ -1,20 +1,20 @@
 //! The invariants of the v6 simulator; a violation panics with the seed, the step and what
-//! broke ([`World6::fail`]).
+//! broke (`World6::fail`).
 //!
 //! * (a) no address or prefix validly held by two clients at once: each grant is checked
-//!   against what the clients hold ([`Checks::granted`], called by the grant itself);
+//!   against what the clients hold (`Checks::granted`, called by the grant itself);
 //! * (b) nothing acknowledged lost: when a BNDREPLY accepts one of our leases, the partner's
 //!   store must have committed it, and from then on its record keeps that status and client
-//!   or a newer change ([`World6::check_step`], after every step). A record rewritten by a
+//!   or a newer change (`World6::check_step`, after every step). A record rewritten by a
 //!   store that lost its table (`lease_table_lost`) must hold it again once the partner's
-//!   UPDDONE ended the refresh, unless we changed it since ([`World6::check_refreshed`]);
+//!   UPDDONE ended the refresh, unless we changed it since (`World6::check_refreshed`);
 //! * (c) lifetimes within the MCLT (§4.4): checked where the lease is granted
 //!   (`client.rs`), from the record as it was;
 //! * (d) after the faults both servers reach NORMAL (`World6::advance_phase`), and then their
 //!   records agree: every lease a client holds is bound to it on both (ACTIVE, or RELEASED /
 //!   EXPIRED for it where two changes within 5 s refused each other — counted), a lease
 //!   ACTIVE on one side is bound to the same client on the other, and no prefix is available
-//!   to both servers at once ([`World6::check_agreement`]). An ACTIVE record no
+//!   to both servers at once (`World6::check_agreement`). An ACTIVE record no
 //!   client holds any more (its client took a shorter lifetime from the other server) may
 //!   still disagree until it ends — Figure 4's time1 refuses the other side's EXPIRED until
 //!   then — and is counted ([`Stats6::stale_at_end`](super::Stats6)).

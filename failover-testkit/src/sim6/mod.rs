@@ -13,7 +13,7 @@
 //! * [`faults`]: the seeded faults and the assumptions they respect;
 //! * [`check`]: the invariants.
 //!
-//! Every choice comes from one [`Rng`](crate::rng::Rng) seeded by the run's seed, so a seed
+//! Every choice comes from one [`Rng`] seeded by the run's seed, so a seed
 //! replays exactly; [`World6::digest`] sums up a run.
 
 pub mod check;
