@@ -13,6 +13,19 @@ use crate::dialect::Dialect;
 use crate::time::{Instant, UnixTime};
 use crate::transition::StateEvent;
 
+/// How the partner answered our CONNECT.
+pub(super) enum ConnectAnswer {
+    /// It refused it with this reason.
+    Rejected(RejectReason),
+    /// It accepted, and we refuse its answer with this reason.
+    Refused(RejectReason),
+    /// Accepted both ways: its max-unacked-bndupd and receive timer (keep-alive time).
+    Accepted {
+        max_unacked: u32,
+        receive_timer: u32,
+    },
+}
+
 impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
     Engine<QUEUE, COMMITS, EVENTS, F>
 {
@@ -72,40 +85,57 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
 
     pub(super) fn on_connectack(&mut self, now: Instant, wall: UnixTime, a: &ConnectAck<'_>) {
         let skew = self.skew.measure(wall, a.time);
-        if let Some(reason) = a.reject_reason {
+        let answer = if let Some(reason) = a.reject_reason {
             // Rejected: log and close, no DISCONNECT (ISC does the same).
-            self.counters.reject_received(reason);
-            self.last_reject = Some(reason);
-            self.push_event(Event::ConnectionRejected {
-                reason,
-                by_partner: true,
-            });
-            self.close(now);
-            return;
-        }
-        let reject = if a.relationship_name.map(|n| n.0) != Some(&self.config.relationship_name[..])
-        {
-            Some(RejectReason::InvalidPartner)
+            ConnectAnswer::Rejected(reason)
+        } else if a.relationship_name.map(|n| n.0) != Some(&self.config.relationship_name[..]) {
+            ConnectAnswer::Refused(RejectReason::InvalidPartner)
         } else if !self.skew_ok(skew) {
-            Some(RejectReason::TimeMismatch)
+            ConnectAnswer::Refused(RejectReason::TimeMismatch)
         } else {
-            None
+            ConnectAnswer::Accepted {
+                max_unacked: a.max_unacked_bndupd.unwrap_or(1),
+                receive_timer: a.receive_timer.unwrap_or(0),
+            }
         };
-        if let Some(reason) = reject {
-            self.last_reject = Some(reason);
-            self.push_event(Event::ConnectionRejected {
-                reason,
-                by_partner: false,
-            });
-            self.push_control(Control::Disconnect(reason));
-            self.close(now);
-            return;
+        self.connect_answered(now, wall, answer);
+    }
+
+    /// The partner's answer to our CONNECT, judged (either family's): its refusal closes
+    /// without DISCONNECT; ours sends DISCONNECT, then closes; an acceptance takes the
+    /// partner's window and receive timer (keep-alive time) and sends our STATE.
+    pub(super) fn connect_answered(&mut self, now: Instant, wall: UnixTime, answer: ConnectAnswer) {
+        match answer {
+            ConnectAnswer::Rejected(reason) => {
+                self.counters.reject_received(reason);
+                self.last_reject = Some(reason);
+                self.push_event(Event::ConnectionRejected {
+                    reason,
+                    by_partner: true,
+                });
+                self.close(now);
+            }
+            ConnectAnswer::Refused(reason) => {
+                self.last_reject = Some(reason);
+                self.push_event(Event::ConnectionRejected {
+                    reason,
+                    by_partner: false,
+                });
+                self.push_control(Control::Disconnect(reason));
+                self.close(now);
+            }
+            ConnectAnswer::Accepted {
+                max_unacked,
+                receive_timer,
+            } => {
+                self.partner_max_unacked = max_unacked.max(1);
+                self.partner_receive_timer = receive_timer;
+                self.mclt_agreed(wall);
+                // Both sides send STATE after an accepting answer (§7.8; RFC 8156 §6.1.3).
+                self.push_control(Control::State);
+                self.link = Link::AwaitingState;
+            }
         }
-        self.partner_max_unacked = a.max_unacked_bndupd.unwrap_or(1).max(1);
-        self.partner_receive_timer = a.receive_timer.unwrap_or(0);
-        self.mclt_agreed(wall);
-        self.push_control(Control::State);
-        self.link = Link::AwaitingState;
     }
 
     /// The agreed MCLT changed to ours: persist it.

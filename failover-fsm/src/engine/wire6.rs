@@ -14,6 +14,7 @@ use failover_proto::v6::{
 use failover_proto::{RejectReason, Role, ServerState, Text};
 use heapless::{Deque, Vec};
 
+use super::handshake::ConnectAnswer;
 use super::incoming::{Incoming, Items};
 use super::{
     Action, CommitToken, Control, Engine, EngineError, Event, Family, Link, MAX_BATCH, UpdateId,
@@ -539,47 +540,25 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
 
     fn on_connectreply6(&mut self, now: Instant, wall: UnixTime, a: &v6::ConnectReply<'_>) {
         let skew = self.skew.measure(wall, from_wire(a.sent_time));
-        if let Some(status) = a.status.filter(|s| s.status.is_error()) {
-            // Rejected (§6.1.3): close, no DISCONNECT.
-            let reason = reason_of(status.status);
-            self.counters.reject_received(reason);
-            self.last_reject = Some(reason);
-            self.push_event(Event::ConnectionRejected {
-                reason,
-                by_partner: true,
-            });
-            self.close(now);
-            return;
-        }
-        // §6.1.3: an unsupported version or another MCLT → DISCONNECT and drop.
-        let reject = if !self.skew_ok(skew) {
-            Some(RejectReason::TimeMismatch)
+        // §6.1.3: a rejection closes; an unsupported version or another MCLT → DISCONNECT.
+        let answer = if let Some(status) = a.status.filter(|s| s.status.is_error()) {
+            ConnectAnswer::Rejected(reason_of(status.status))
+        } else if !self.skew_ok(skew) {
+            ConnectAnswer::Refused(RejectReason::TimeMismatch)
         } else if a
             .protocol_version
             .is_some_and(|v| v.major != ProtocolVersion::V1_0.major)
         {
-            Some(RejectReason::VersionMismatch)
+            ConnectAnswer::Refused(RejectReason::VersionMismatch)
         } else if a.mclt.is_some_and(|m| m != self.mclt.current()) {
-            Some(RejectReason::InvalidMclt)
+            ConnectAnswer::Refused(RejectReason::InvalidMclt)
         } else {
-            None
+            ConnectAnswer::Accepted {
+                max_unacked: a.max_unacked_bndupd.unwrap_or(1),
+                receive_timer: a.keepalive_time.unwrap_or(0),
+            }
         };
-        if let Some(reason) = reject {
-            self.last_reject = Some(reason);
-            self.push_event(Event::ConnectionRejected {
-                reason,
-                by_partner: false,
-            });
-            self.push_control(Control::Disconnect(reason));
-            self.close(now);
-            return;
-        }
-        self.partner_max_unacked = a.max_unacked_bndupd.unwrap_or(1).max(1);
-        self.partner_receive_timer = a.keepalive_time.unwrap_or(0);
-        self.mclt_agreed(wall);
-        // After an accepting CONNECTREPLY the primary MUST send STATE (§6.1.3).
-        self.push_control(Control::State);
-        self.link = Link::AwaitingState;
+        self.connect_answered(now, wall, answer);
     }
 
     /// Writes control message `c` (xid `xid`, our clock `wall`) as RFC 8156 has it.
