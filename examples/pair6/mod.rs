@@ -251,6 +251,7 @@ fn print_engine_event(console: &Console, say: &impl Fn(String), log: &Log, e: Ev
             ),
         )),
         Event::PartnerDisconnected { reason } => dim(format!("partner sent DISCONNECT: {reason}")),
+        Event::PartnerShuttingDown => dim("partner is shutting down".to_string()),
         Event::ProtocolError { error } => {
             say(console.paint(Style::Red, format!("protocol error: {error}")));
         }

@@ -333,7 +333,8 @@ mod v6 {
                 let LeaseAddr::Address(a) = lease.addr else {
                     return;
                 };
-                self.records[i].store_ack(
+                // Only ACTIVE leases go out here: nothing is freed to send again.
+                let _freed = self.records[i].store_ack(
                     owner::Kind::Address(a),
                     lease.binding_status,
                     lease.partner_lifetime_sent.map(wire_time),

@@ -219,7 +219,9 @@ impl Side {
             if outcome.is_ok()
                 && let Some(r) = self.leases.records.get_mut(&addr)
             {
-                r.store_ack(
+                // A freed lease would go to the partner again; the tests here send what they
+                // look at themselves (the store's side: sim6, `MemoryStore6`).
+                let _freed = r.store_ack(
                     kind_of(addr),
                     status,
                     sent.map(v6::time::to_unix).map(|t| UnixTime(t as u32)),
@@ -1178,6 +1180,41 @@ fn grant(
     );
 }
 
+/// A binding no partner could read (a prefix in the IA_NA: the codec refuses to write it) is
+/// dropped and counted, and the updates queued behind it still go out.
+#[test]
+fn an_unwritable_binding_does_not_hold_up_the_others() {
+    let mut link = normal_pair();
+    link.up = true;
+    grant(&mut link, true, 1, DUID, &[prefix(3)], &[]);
+    grant(
+        &mut link,
+        true,
+        2,
+        &[0, 3, 0, 1, 2, 0, 0, 0, 0, 9],
+        &[address(5)],
+        &[],
+    );
+    let now = link.now;
+    let dropped = link.p.e.status(now).counters.updates_dropped;
+    let bad = link.p.e.send_binding(BindingHandle(1)).unwrap();
+    let good = link.p.e.send_binding(BindingHandle(2)).unwrap();
+    link.trace.clear();
+    link.pump();
+    assert_eq!(link.names(), [(true, "BNDUPD"), (false, "BNDREPLY")]);
+    assert!(!link.p.e.is_queued(bad) && !link.p.e.is_queued(good));
+    assert_eq!(link.p.e.status(now).counters.updates_dropped, dropped + 1);
+    assert_eq!(
+        link.s.leases.records[&address(5)].status,
+        BindingStatus::Active
+    );
+    assert_eq!(
+        link.s.leases.records[&prefix(3)].status,
+        BindingStatus::Free,
+        "never sent"
+    );
+}
+
 #[test]
 fn our_binding_goes_out_and_its_answer_is_stored() {
     let mut link = normal_pair();
@@ -1221,11 +1258,12 @@ fn our_binding_goes_out_and_its_answer_is_stored() {
 
     // The client releases its address: the partner hears of it; once it answered, the
     // address goes back to its owner, the primary (last bit 1): FREE (§7.2, §4.2.1.1).
-    let r = link.p.leases.records.get_mut(&address(1)).unwrap();
-    r.status = BindingStatus::Released;
-    r.start_time_of_state = Some(wall.plus(10));
-    r.cltt = Some(wall.plus(10));
-    r.state_expiration_time = None;
+    link.p
+        .leases
+        .records
+        .get_mut(&address(1))
+        .unwrap()
+        .release(wall.plus(10));
     link.run_for(11);
     link.p.e.send_binding(BindingHandle(1)).unwrap();
     link.pump();
@@ -1371,4 +1409,23 @@ fn shutdown_says_server_shutting_down() {
     assert_eq!(d.status.map(|s| s.status), Some(Status::ServerShuttingDown));
     assert!(link.p.closed);
     assert_eq!(link.p.e.state(), ServerState::CommunicationsInterrupted);
+    // The secondary reads an orderly stop, not a refusal: nothing counted as a rejection.
+    link.s.receive(now, &out[0]);
+    assert!(link.s.closed);
+    assert!(
+        link.s
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::PartnerShuttingDown)),
+        "{:?}",
+        link.s.events
+    );
+    assert!(
+        !link
+            .s
+            .events
+            .iter()
+            .any(|e| matches!(e, Event::PartnerDisconnected { .. }))
+    );
+    assert_eq!(link.s.e.status(now).last_reject, None);
 }

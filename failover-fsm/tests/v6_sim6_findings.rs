@@ -144,7 +144,9 @@ fn a_lease_reallocated_within_five_seconds_of_its_release_is_refused_as_outdated
 /// again, and the owner keeps the lease EXPIRED awaiting an ack (`may_allocate`:
 /// AwaitingAck, §4.2.2.1) — lost to every client outside PARTNER-DOWN. In the simulator 45 %
 /// of expiries went so (9,137 of 20,021 in 3,000 seeds) until its servers waited 10 s past
-/// a lease's end before expiring it (`sim6::EXPIRY_DELAY`).
+/// a lease's end before expiring it; since then the library says when:
+/// `LocalLease::expiry_due`, [`failover_fsm::v6::EXPIRY_DELAY`] past the end, which the
+/// partner takes even with its clock 5 s behind.
 #[test]
 fn an_expired_sent_when_the_lease_ends_is_refused() {
     let copy = secondarys_copy();
@@ -164,9 +166,31 @@ fn an_expired_sent_when_the_lease_ends_is_refused() {
         Err(Status::OutdatedBindingInformation)
     );
     assert!(judge_update(Role::Secondary, Some(&copy), &expired(end), end.plus(6)).is_ok());
+    // The owner's expiry: not at the end; when due, taken by a partner whose clock is the
+    // most §7.1 allows behind ours.
+    let mut owners = secondarys_copy();
+    assert!(!owners.expiry_due(end));
+    let due = owners.expires_at().unwrap();
+    assert!(owners.expiry_due(due) && !owners.expiry_due(due.minus(1)));
+    owners.expire(due);
+    let partners_clock = due.minus(failover_fsm::v6::TIME_SKEW_LIMIT);
+    assert!(
+        judge_update(Role::Secondary, Some(&copy), &expired(due), partners_clock).is_ok(),
+        "an EXPIRED sent when due is taken 5 s behind"
+    );
+    // One second earlier it would not have been.
+    assert!(
+        judge_update(
+            Role::Secondary,
+            Some(&copy),
+            &expired(due.minus(1)),
+            partners_clock.minus(1)
+        )
+        .is_err()
+    );
 }
 
-/// Simulator seed 30037 (with `SIM6_NO_WORKAROUND=1`; 6 (a) and 13 (d) failures in seeds
+/// Simulator seed 30037 (before the simulator kept our later end itself; 6 (a) and 13 (d) failures in seeds
 /// 30,000-59,999 come from it): the primary renews client A's prefix until T+180 and crashes
 /// before the answer; the secondary, in COMMUNICATIONS-INTERRUPTED and then PARTNER-DOWN,
 /// renews A until T+300. The primary restarts and sends its unanswered ACTIVE again: Figure
@@ -215,4 +239,250 @@ fn an_older_active_of_the_same_client_does_not_shorten_the_lease() {
         ..theirs
     };
     assert!(judge_update(Role::Secondary, Some(&ours), &expired, T.plus(192)).is_err());
+}
+
+/// Simulator seed 54106 (after finding 3's fix, before `Verdict::update_partner`): the
+/// secondary keeps its later end of client A's ACTIVE against the primary's older one —
+/// and the primary still holds the older end. At that end the primary expires the lease,
+/// time(1) refuses its EXPIRED (the secondary's lease runs), nothing is sent again, and the
+/// primary's record stays EXPIRED while the secondary's is ACTIVE: the tables disagree and,
+/// in PARTNER-DOWN, the primary's EXPIRED goes to another client. The verdict says the
+/// partner is behind; the partner takes ours back and its end moves to ours.
+#[test]
+fn a_kept_later_end_goes_back_to_the_partner() {
+    let prefix_client = ClientKey::new(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 1], IaKind::Pd, 2);
+    let ours = LocalLease {
+        client: Some(prefix_client),
+        cltt: Some(T.plus(180)),
+        start_time_of_state: Some(T),
+        state_expiration_time: Some(T.plus(300)),
+        partner_lifetime: Some(T.plus(360)),
+        ..LocalLease::new(BindingStatus::Active)
+    };
+    let theirs = Received {
+        status: Some(BindingStatus::Active),
+        client: Some(prefix_client),
+        clt: Some(T.plus(60)),
+        start_time_of_state: Some(T),
+        state_expiration_time: Some(T.plus(180)),
+        partner_lifetime: Some(T.plus(240)),
+        partner_raw_clt_time: None,
+        expiration_time: None,
+    };
+    let now = T.plus(185);
+    let mut secondary = ours;
+    let verdict = judge_update(Role::Secondary, Some(&secondary), &theirs, now).unwrap();
+    assert!(verdict.update_partner, "the partner holds the older end");
+    secondary.store_received(Some(prefix_client), &verdict);
+    // The primary's record: its own older grant.
+    let mut primary = LocalLease {
+        client: Some(prefix_client),
+        cltt: Some(T.plus(60)),
+        start_time_of_state: Some(T),
+        state_expiration_time: Some(T.plus(180)),
+        ..LocalLease::new(BindingStatus::Active)
+    };
+    // The secondary's binding as its BNDUPD carries it, read back as the primary does.
+    let sent = secondary.update_lease(
+        failover_proto::v6::LeaseAddr::Prefix {
+            prefix: Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 0),
+            len: 56,
+        },
+        60,
+        120,
+        now,
+    );
+    let mut back = Received::of_lease(&sent);
+    back.client = Some(prefix_client);
+    back.clt = sent.clt_time.map(|ago| now.minus(ago));
+    let v = judge_update(Role::Primary, Some(&primary), &back, now).unwrap();
+    assert!(
+        !v.update_partner,
+        "nothing newer to send back: the exchange ends"
+    );
+    primary.store_received(Some(prefix_client), &v);
+    assert_eq!(primary.state_expiration_time, Some(T.plus(300)));
+    assert!(
+        !primary.expiry_due(T.plus(200)),
+        "no EXPIRED before the client's end"
+    );
+    // A same end is no reason to answer.
+    let same = Received {
+        state_expiration_time: Some(T.plus(300)),
+        ..theirs
+    };
+    assert!(
+        !judge_update(Role::Secondary, Some(&secondary), &same, now)
+            .unwrap()
+            .update_partner
+    );
+}
+
+/// The simulator, counting at the end of every run the leases held by no client that neither
+/// server may give out: 7,577 in 2,000 seeds. The secondary's client releases the primary's
+/// address 2001:db8::7; the primary accepts the RELEASED (its copy: RELEASED, sent); the
+/// secondary frees the lease on the answer (§7.2 transition 4) — and the primary, the
+/// address's owner, keeps RELEASED for good: only the sender of an ending frees it. Now
+/// `store_ack` says "freed: send it again", the FREE that follows is taken however soon
+/// after the RELEASED, and the RELEASED sent back as part of the client's binding afterwards
+/// does not undo the FREE.
+#[test]
+fn a_lease_the_partner_freed_is_freed_here_too() {
+    let released_at = T.plus(100);
+    // The secondary's record: RELEASED by its client, sent.
+    let mut secondary = LocalLease {
+        client: Some(a()),
+        cltt: Some(released_at),
+        start_time_of_state: Some(released_at),
+        update_sent: true,
+        ..LocalLease::new(BindingStatus::Released)
+    };
+    // The primary's copy of the lease (an ACTIVE record of client A), then the secondary's
+    // RELEASED taken from its BNDUPD (`released_by_primary` builds the same lease).
+    let mut primary = secondarys_copy();
+    let v = judge_update(
+        Role::Primary,
+        Some(&primary),
+        &released_by_primary(released_at),
+        released_at,
+    )
+    .unwrap();
+    primary.store_received(Some(a()), &v);
+    assert_eq!(primary.status, BindingStatus::Released);
+    // The answer reaches the secondary a second later: freed, and to be sent again.
+    let answered = released_at.plus(1);
+    assert!(secondary.store_ack(seven(), Some(BindingStatus::Released), None, answered));
+    assert_eq!(
+        secondary.status,
+        BindingStatus::Free,
+        "the primary's (last bit 1)"
+    );
+    assert!(!secondary.update_sent, "the partner has not had the FREE");
+    // Its FREE, one second after the RELEASED: taken (Figure 4 alone would refuse it as not
+    // later, §7.5.1).
+    let free = Received {
+        status: Some(BindingStatus::Free),
+        client: Some(a()),
+        clt: Some(released_at),
+        start_time_of_state: Some(answered),
+        state_expiration_time: None,
+        partner_lifetime: None,
+        partner_raw_clt_time: None,
+        expiration_time: None,
+    };
+    let v = judge_update(Role::Primary, Some(&primary), &free, answered).unwrap();
+    primary.store_received(Some(a()), &v);
+    let owner = Endpoint {
+        role: Role::Primary,
+        state: ServerState::Normal,
+        state_since: T,
+        mclt: MCLT,
+    };
+    let new_client = Request {
+        resource: seven(),
+        last_client: false,
+        own_pool_empty: false,
+    };
+    assert_eq!(
+        may_allocate(&owner, &primary, new_client, answered.plus(6)),
+        Ok(()),
+        "the owner has its address back"
+    );
+    // The secondary acks the FREE: nothing more to send.
+    assert!(!secondary.store_ack(seven(), Some(BindingStatus::Free), None, answered));
+    assert!(secondary.update_sent);
+    // The RELEASED again, from a copy that kept no client-last-transaction (the whole
+    // binding of the client, sent for another lease): Figure 4 alone takes it — its
+    // start-time-of-state is later than our CLTT, the client's last contact long before —
+    // and the lease would be out of reach again. Refused; the FREE stays.
+    let mut secondary_view = LocalLease {
+        cltt: Some(T),
+        ..secondary
+    };
+    let again = Received {
+        clt: None,
+        ..released_by_primary(released_at)
+    };
+    assert_eq!(
+        judge_update(
+            Role::Secondary,
+            Some(&secondary_view),
+            &again,
+            answered.plus(2)
+        ),
+        Err(Status::OutdatedBindingInformation)
+    );
+    // A refusal as outdated: the partner must be updated, at once the first time only.
+    assert!(secondary_view.refused_as_outdated());
+    assert!(
+        !secondary_view.refused_as_outdated(),
+        "then on the periodic scan"
+    );
+    assert!(secondary_view.update_partner);
+    assert!(!secondary_view.store_ack(seven(), Some(BindingStatus::Free), None, answered));
+    assert!(
+        !secondary_view.update_partner,
+        "the partner has our current status"
+    );
+}
+
+/// Simulator seed 53499 (once freed leases were freed at the partner too): the primary's
+/// client A held a prefix with an acked partner-lifetime of T+400 and released it; the
+/// partner acked the RELEASED and then took the FREE. Cut off from the secondary, the primary
+/// gave A the prefix again for 150 s — the MCLT rule allows up to max(acked-partner-lifetime,
+/// now) + MCLT, and the acked lifetime of the ended binding still counted. The secondary,
+/// in PARTNER-DOWN, reused its FREE copy after entry + MCLT, while A held it. A freed lease
+/// forgets what was acked for the binding that ended, on both sides.
+#[test]
+fn a_freed_lease_forgets_the_lifetime_acked_for_its_last_binding() {
+    let prefix_client = ClientKey::new(&[0, 3, 0, 1, 2, 0, 0, 0, 0, 5], IaKind::Pd, 2);
+    let released_at = T.plus(250);
+    let mut primary = LocalLease {
+        client: Some(prefix_client),
+        cltt: Some(released_at),
+        start_time_of_state: Some(released_at),
+        acked_partner_lifetime: Some(T.plus(400)),
+        update_sent: true,
+        ..LocalLease::new(BindingStatus::Released)
+    };
+    assert!(primary.store_ack(
+        owner::Kind::Prefix,
+        Some(BindingStatus::Released),
+        None,
+        released_at
+    ));
+    assert_eq!(primary.acked_partner_lifetime, None);
+    // Cut off at T+265: A asks again and gets at most MCLT.
+    let now = T.plus(265);
+    let g = failover_fsm::v6::lifetime::grant(
+        ServerState::CommunicationsInterrupted,
+        MCLT,
+        now,
+        150,
+        primary.acked_partner_lifetime,
+    );
+    primary.grant(prefix_client, &g, now);
+    assert_eq!(primary.state_expiration_time, Some(now.plus(MCLT)));
+    // The partner's copy takes the FREE: the acked lifetime goes there too.
+    let mut secondary = LocalLease {
+        client: Some(prefix_client),
+        start_time_of_state: Some(released_at),
+        acked_partner_lifetime: Some(T.plus(400)),
+        update_sent: true,
+        ..LocalLease::new(BindingStatus::Released)
+    };
+    let free = Received {
+        status: Some(BindingStatus::Free),
+        client: Some(prefix_client),
+        clt: Some(released_at),
+        start_time_of_state: Some(released_at),
+        state_expiration_time: None,
+        partner_lifetime: None,
+        partner_raw_clt_time: None,
+        expiration_time: None,
+    };
+    let v = judge_update(Role::Secondary, Some(&secondary), &free, released_at).unwrap();
+    secondary.store_received(Some(prefix_client), &v);
+    assert_eq!(secondary.status, BindingStatus::Free);
+    assert_eq!(secondary.acked_partner_lifetime, None);
 }

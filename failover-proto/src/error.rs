@@ -275,6 +275,14 @@ pub enum EncodeError {
     },
     /// RFC 8156: a transaction-id above 24 bits (§5.4).
     XidTooLarge(u32),
+    /// RFC 8156: a binding option where the decoder refuses it (RFC 8415 §21.4, §21.21): an
+    /// IAPREFIX in an IA_NA or IA_TA, an IAADDR in an IA_PD.
+    V6MisplacedOption {
+        /// The option's code.
+        code: u16,
+        /// The option it would be in.
+        parent: u16,
+    },
 }
 
 impl fmt::Display for EncodeError {
@@ -291,6 +299,13 @@ impl fmt::Display for EncodeError {
             EncodeError::V6TooLong { len } => {
                 write!(f, "{len} bytes exceed a 16-bit DHCPv6 length field")
             }
+            EncodeError::V6MisplacedOption { code, parent } => write!(
+                f,
+                "option {} ({}) not allowed in {}",
+                code,
+                crate::v6::OptionCode::from(code).name(),
+                crate::v6::option::parent_name(parent)
+            ),
         }
     }
 }

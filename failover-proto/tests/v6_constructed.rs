@@ -968,3 +968,52 @@ fn time_conversions() {
         assert_eq!(time::to_unix(time::from_unix(unix).unwrap()), unix);
     }
 }
+
+/// What the decoder refuses (`misplaced_options`) is not written either: a prefix in an
+/// IA_NA, an address in an IA_PD; the right kinds encode and read back.
+#[test]
+fn leases_of_the_wrong_kind_for_their_ia_are_not_encoded() {
+    let a = Lease::address(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 7), 60, 120);
+    let p = Lease::prefix(
+        Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 0),
+        56,
+        60,
+        120,
+    );
+    let duid = [0, 3, 0, 1, 2, 0, 0x5e, 0, 0x53, 1];
+    let update = |ias: &[Ia<'_>]| {
+        BndUpd {
+            xid: 1,
+            sent_time: T0,
+            binding: Binding::Client(ClientData::new(&duid, T0, ias)),
+            extra: ExtraOptions::EMPTY,
+        }
+        .emit(&mut [0u8; 512])
+    };
+    for (kind, lease, code) in [(IaKind::Na, p, 26), (IaKind::Ta, p, 26), (IaKind::Pd, a, 5)] {
+        let leases = [lease];
+        assert_eq!(
+            update(&[Ia::new(kind, 1, 0, 0, &leases)]),
+            Err(EncodeError::V6MisplacedOption {
+                code,
+                parent: kind.code()
+            }),
+            "{kind:?}"
+        );
+    }
+    let (na, pd) = ([a], [p]);
+    let n = update(&[
+        Ia::new(IaKind::Na, 1, 0, 0, &na),
+        Ia::new(IaKind::Pd, 2, 0, 0, &pd),
+    ])
+    .unwrap();
+    assert!(n > 0);
+    assert_eq!(
+        EncodeError::V6MisplacedOption {
+            code: 26,
+            parent: 3
+        }
+        .to_string(),
+        "option 26 (OPTION_IAPREFIX) not allowed in OPTION_IA_NA"
+    );
+}

@@ -270,6 +270,9 @@ pub enum Event {
         /// Its reason.
         reason: RejectReason,
     },
+    /// The partner sent DISCONNECT with ServerShuttingDown (RFC 8156 §5.6): an orderly stop,
+    /// not a refusal of us (a V6 engine; draft-12 has no such reason). Reconnect as usual.
+    PartnerShuttingDown,
     /// Something an operator should look at (§9.9.1, §9.11.1), or a partner state change the
     /// protocol forbids.
     Alarm {

@@ -11,7 +11,7 @@ use failover_proto::v6::{
     self, Binding, BindingStatus, ClientData, ConnectFlags, Ia, Lease, LeaseAddr, List,
     MessageType, ProtocolVersion, Repr, ServerFlags, StatusCode,
 };
-use failover_proto::{RejectReason, Role, ServerState, Text};
+use failover_proto::{EncodeError, RejectReason, Role, ServerState, Text};
 use heapless::{Deque, Vec};
 
 use super::handshake::ConnectAnswer;
@@ -254,6 +254,13 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
             }
             (Repr::ConnectReply(a), Link::AwaitingConnectAck) => {
                 self.on_connectreply6(now, wall, &a);
+            }
+            (Repr::Disconnect(d), _)
+                if d.status.map(|s| s.status) == Some(v6::Status::ServerShuttingDown) =>
+            {
+                // An orderly stop (§5.6): nothing refused, nothing to count as a rejection.
+                self.push_event(Event::PartnerShuttingDown);
+                self.close(now);
             }
             (Repr::Disconnect(d), _) => {
                 let reason = d.status.map_or(RejectReason::UnknownConnectionReason, |s| {
@@ -761,7 +768,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize>
             e.emit_next_update(now, buf, |queue, idx, xid, buf| {
                 queue.send_with(idx, xid, wall, buf, |key, buf| {
                     let handle = BindingHandle(u32::from_be_bytes(key));
-                    bindings.binding(handle, |binding| {
+                    let written = bindings.binding(handle, |binding| {
                         v6::BndUpd {
                             xid,
                             sent_time,
@@ -769,8 +776,16 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize>
                             extra: Default::default(),
                         }
                         .emit(buf)
-                        .ok()
-                    })
+                    })?;
+                    match written {
+                        Ok(n) => Some(Some(n)),
+                        // The caller's buffer: the update waits for a poll with room.
+                        Err(EncodeError::BufferTooSmall { .. }) => Some(None),
+                        // A binding no partner could read (a prefix in an IA_NA, over 64 KiB):
+                        // dropped and counted like one the store no longer holds, so it does
+                        // not hold up every update behind it.
+                        Err(_) => None,
+                    }
                 })
             })
         })

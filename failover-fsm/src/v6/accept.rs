@@ -22,7 +22,11 @@
 //! CLTT, else start-time-of-state. Times within [`TIME_SKEW_LIMIT`] (5 s) count as equal
 //! (§7.5.1), so "later" means more than 5 s later. Readings where the RFC is silent:
 //! PENDING-FREE (in no row or column) is judged as FREE; an exact repeat (same status, same
-//! client, times equal within 5 s) is accepted, not refused as "not later".
+//! client, times equal within 5 s) is accepted, not refused as "not later"; so is the FREE /
+//! FREE-BACKUP that follows an EXPIRED, RELEASED or RESET of the same client we hold (the
+//! partner freed it on our ack, §7.2), however soon after it; and an EXPIRED, RELEASED or
+//! RESET of the same client that began no later than our FREE / FREE-BACKUP (the ending we
+//! freed, sent back) is refused as outdated.
 //!
 //! ```
 //! use failover_fsm::v6::accept::{Received, judge_update};
@@ -161,6 +165,11 @@ pub struct Verdict {
     /// partner-lifetime: raised to the received expiration-time if that is later (same
     /// client).
     pub partner_lifetime: Option<UnixTime>,
+    /// The partner's record is behind ours: a same client's ACTIVE kept our later
+    /// state-expiration-time. Send the client's binding back (§7.5.4's "update the partner"
+    /// flag, here after an acceptance), or the partner expires the lease at its earlier end
+    /// while the client holds it here (v6 simulator, seed 54106 of 100,000).
+    pub update_partner: bool,
 }
 
 /// A rule of Figure 4.
@@ -228,13 +237,47 @@ pub fn judge_update(
     let repeat = local.status == status
         && same_client
         && local_time.is_some_and(|l| l.0.abs_diff(msg_time.0) <= TIME_SKEW_LIMIT);
+    // The partner freed the lease on our ack of its EXPIRED / RELEASED / RESET (§7.2
+    // transition 4) and says so: the successor of the ending we hold, however soon after it
+    // (*reading*: refused as "not later", the lease would stay available to neither server).
+    let completes = same_client
+        && matches!(
+            local.status,
+            BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
+        )
+        && matches!(
+            status,
+            BindingStatus::Free | BindingStatus::FreeBackup | BindingStatus::PendingFree
+        )
+        && local
+            .start_time_of_state
+            .is_none_or(|l| msg_time.0.saturating_add(TIME_SKEW_LIMIT) >= l.0);
     let time2 = || {
         received
             .clt
             .is_some_and(|c| later(c, local.start_time_of_state))
     };
     let rule = rule(local.status, status);
+    // The other way round: the EXPIRED / RELEASED / RESET we freed on the partner's ack, sent
+    // back as part of the client's binding. Taken (its message time is the client's last
+    // transaction, older than our CLTT never), it would put the lease back out of reach.
+    let ended_before = same_client
+        && matches!(
+            local.status,
+            BindingStatus::Free | BindingStatus::FreeBackup | BindingStatus::PendingFree
+        )
+        && matches!(
+            status,
+            BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
+        )
+        && local
+            .start_time_of_state
+            .is_some_and(|freed| stos.0 <= freed.0.saturating_add(TIME_SKEW_LIMIT));
+    if ended_before {
+        return Err(Status::OutdatedBindingInformation);
+    }
     let ok = repeat
+        || completes
         || match rule {
             Rule::Accept => later(msg_time, local_time),
             Rule::Time1 => local
@@ -249,6 +292,23 @@ pub fn judge_update(
             _ => Status::OutdatedBindingInformation,
         });
     }
+    // A same client's ACTIVE keeps the later end: an older renewal sent again (after a
+    // restart) must not shorten the lease the client holds here, or the partner's EXPIRED
+    // passes time(1) early and the lease goes to another client (v6 simulator, seed 30037).
+    // The partner then needs ours.
+    let renewal =
+        same_client && local.status == BindingStatus::Active && status == BindingStatus::Active;
+    let state_expiration_time = if renewal {
+        later_of(local.state_expiration_time, received.state_expiration_time)
+    } else {
+        received.state_expiration_time
+    };
+    // Any later end, not only one beyond §7.5.1's window: the partner's expiry margin
+    // (`LocalLease::expiry_due`) already spends that window on the clocks' skew.
+    let update_partner = renewal
+        && local
+            .state_expiration_time
+            .is_some_and(|ours| received.state_expiration_time.is_none_or(|t| ours > t));
     let raise = |ours: Option<UnixTime>, theirs: Option<UnixTime>| {
         if same_client {
             later_of(ours, theirs)
@@ -260,21 +320,11 @@ pub fn judge_update(
         status,
         client_changed: !same_client,
         start_time_of_state: Some(stos),
-        // A same client's ACTIVE keeps the later end: an older renewal sent again (after a
-        // restart) must not shorten the lease the client holds here, or the partner's
-        // EXPIRED passes time(1) early and the lease goes to another client (v6 simulator,
-        // seed 30037).
-        state_expiration_time: if same_client
-            && local.status == BindingStatus::Active
-            && status == BindingStatus::Active
-        {
-            later_of(local.state_expiration_time, received.state_expiration_time)
-        } else {
-            received.state_expiration_time
-        },
+        state_expiration_time,
         expiration_time: raise(local.expiration_time, received.partner_lifetime),
         partner_raw_clt_time: received.clt,
         cltt: raise(local.cltt, received.partner_raw_clt_time),
         partner_lifetime: raise(local.partner_lifetime, received.expiration_time),
+        update_partner,
     })
 }

@@ -20,10 +20,6 @@
 //! * `SIM_SEED=123 cargo test -p failover-fsm --test sim6 -- --nocapture`: replay one seed
 //!   with its trace on stderr.
 //!
-//! * `SIM6_NO_WORKAROUND=1`: without the store's workaround of a v6 record rule (a
-//!   same-client ACTIVE keeps the later end; see `tests/v6_sim6_findings.rs`): to check a fix
-//!   of `failover_fsm::v6` with the simulator.
-//!
 //! A failing seed is replayed at once with its trace in `$TMPDIR/failover-sim6-<seed>.log`;
 //! the panic message names the seed, the step and the invariant.
 #![allow(
@@ -97,6 +93,7 @@ struct Totals {
     held_not_active: u64,
     refreshed_checked: u64,
     kept_later_expiration: u64,
+    lost_at_end: u64,
     faults: BTreeMap<&'static str, u64>,
     states: BTreeMap<&'static str, u64>,
 }
@@ -124,6 +121,7 @@ impl Totals {
         self.held_not_active += s.held_not_active;
         self.refreshed_checked += s.refreshed_checked;
         self.kept_later_expiration += s.kept_later_expiration;
+        self.lost_at_end += s.lost_at_end;
         self.max_settle_secs = self.max_settle_secs.max(s.settle_secs);
         for (k, v) in &s.faults {
             *self.faults.entry(k).or_default() += v;
@@ -138,7 +136,7 @@ impl Totals {
             "{} seeds in {secs:.1} s, {failed} failed: {} steps, {} virtual hours, {} messages, \
              {} leases granted ({} prefixes), {} renewals, {} grants and renewals in PARTNER-DOWN, {} refusals, {} \
              releases, {} expiries, {} leases acked, {} rejected; longest quiet phase to NORMAL \
-             {} s; {} ACTIVE records on one side only (held by no client) and {} held leases RELEASED / EXPIRED for their client on one side at the end; {} acknowledged leases checked after a lost table was refreshed; {} older ACTIVE ends not taken (workaround)\nrejections: {:?}\nfaults: {:?}\nstates entered: {:?}",
+             {} s; {} ACTIVE records on one side only (held by no client) and {} held leases RELEASED / EXPIRED for their client on one side at the end; {} acknowledged leases checked after a lost table was refreshed; {} older ACTIVE ends not taken (ours sent back: Verdict::update_partner); {} leases held by no client that neither server may give out at the end\nrejections: {:?}\nfaults: {:?}\nstates entered: {:?}",
             self.seeds,
             self.steps,
             self.virtual_secs / 3600,
@@ -157,6 +155,7 @@ impl Totals {
             self.held_not_active,
             self.refreshed_checked,
             self.kept_later_expiration,
+            self.lost_at_end,
             self.rejects,
             self.faults,
             self.states

@@ -633,6 +633,19 @@ impl<'a> Element<'a> for Ia<'a> {
     }
 
     fn write(&self, w: &mut OptionWriter<'_>) -> Result<(), EncodeError> {
+        // What the decoder would refuse is not written: addresses in IA_NA / IA_TA, prefixes
+        // in IA_PD (RFC 8415 §21.4, §21.21).
+        let prefixes = self.kind == IaKind::Pd;
+        if self
+            .leases
+            .iter()
+            .any(|l| matches!(l.addr, LeaseAddr::Prefix { .. }) != prefixes)
+        {
+            return Err(EncodeError::V6MisplacedOption {
+                code: if prefixes { 5 } else { 26 },
+                parent: self.kind.code(),
+            });
+        }
         w.begin(self.kind.code(), self.wire_len() - 4)?;
         w.put_encoded(&self.iaid.to_be_bytes())?;
         if self.kind != IaKind::Ta {

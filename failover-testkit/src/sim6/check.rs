@@ -85,7 +85,13 @@ impl Checks {
 
 /// `r` holds `f`'s lease, or a change at least as new (allowing the clocks' skew).
 fn holds_or_newer(r: &Rec, f: &Fact) -> bool {
-    let same = r.lease.status == f.logged.status && r.lease.client == f.logged.client;
+    // A free lease's client is only a hint (§7.4: MAY): a refreshed table that has the lease
+    // free for the same server holds the fact.
+    let free = matches!(
+        f.logged.status,
+        BindingStatus::Free | BindingStatus::FreeBackup | BindingStatus::PendingFree
+    );
+    let same = r.lease.status == f.logged.status && (r.lease.client == f.logged.client || free);
     same || r.changed + 2 * TIME_SKEW_LIMIT >= f.logged.changed
 }
 
@@ -199,6 +205,27 @@ impl World6 {
             let kind = self.pool.kind(slot);
             let p = available_to(kind, self.servers[0].store.recs[slot].lease.status);
             let s = available_to(kind, self.servers[1].store.recs[slot].lease.status);
+            let held = self
+                .clients
+                .iter()
+                .any(|c| [c.na, c.pd].into_iter().flatten().any(|h| h.slot == slot));
+            let ends =
+                |i: usize| self.servers[i].store.recs[slot].lease.status == BindingStatus::Active;
+            if !held
+                && p != Some(Role::Primary)
+                && s != Some(Role::Secondary)
+                && !ends(0)
+                && !ends(1)
+            {
+                let (a, b) = (
+                    self.servers[0].store.recs[slot].lease,
+                    self.servers[1].store.recs[slot].lease,
+                );
+                if std::env::var_os("SIM6_LOST").is_some() {
+                    eprintln!("lost slot {slot}: {a:?} / {b:?}");
+                }
+                self.stats.lost_at_end += 1;
+            }
             if p == Some(Role::Primary) && s == Some(Role::Secondary) {
                 let (a, b) = (
                     self.servers[0].store.recs[slot].lease,

@@ -167,12 +167,7 @@ impl World6 {
             if r.lease.client != Some(key(id, ia)) || r.lease.status != BindingStatus::Active {
                 continue;
             }
-            // §7.2: ACTIVE → RELEASED, from now.
-            r.lease.status = BindingStatus::Released;
-            r.lease.start_time_of_state = Some(wall);
-            r.lease.cltt = Some(wall);
-            r.lease.state_expiration_time = None;
-            r.lease.update_sent = false;
+            r.lease.release(wall);
             r.mine = true;
             r.stamp = stamp;
             r.changed = wall.0;
@@ -282,19 +277,7 @@ impl World6 {
             });
         let stamp = self.bump();
         let r = &mut self.servers[i].store.recs[x];
-        if !same {
-            // What the partner acked belongs to the client it was acked for.
-            r.lease.acked_partner_lifetime = None;
-        }
-        if !renewal {
-            r.lease.start_time_of_state = Some(wall);
-        }
-        r.lease.status = BindingStatus::Active;
-        r.lease.client = Some(k);
-        r.lease.cltt = Some(wall);
-        r.lease.state_expiration_time = Some(end);
-        r.lease.partner_lifetime = Some(g.potential_expiration);
-        r.lease.update_sent = false;
+        r.lease.grant(k, &g, wall);
         r.mine = true;
         r.stamp = stamp;
         r.changed = wall.0;

@@ -83,9 +83,11 @@ pub struct Stats6 {
     pub held_not_active: u64,
     /// Acknowledged leases checked again after their store lost its table and refreshed.
     pub refreshed_checked: u64,
-    /// Received ACTIVE leases of the same client whose earlier end the store did not take
-    /// (the workaround in `commit`).
+    /// Received ACTIVE leases of the same client whose earlier end the library did not take
+    /// (`Verdict::update_partner`): the binding went back to the partner.
     pub kept_later_expiration: u64,
+    /// Leases held by no client that neither server may give out at the end.
+    pub lost_at_end: u64,
     /// Virtual seconds until both were NORMAL in the quiet phase.
     pub settle_secs: u64,
 }
@@ -143,10 +145,6 @@ pub struct World6 {
     pub(crate) next_fault: Instant,
     phase: Phase,
     quiet_from: Instant,
-    /// The store's workaround of a v6 record rule (`commit`: a same-client ACTIVE keeps our
-    /// later end): on unless the environment has `SIM6_NO_WORKAROUND`, to check a fix of the
-    /// library with the simulator.
-    workarounds: bool,
     log: Option<Box<dyn Write>>,
 }
 
@@ -213,7 +211,6 @@ impl World6 {
             next_fault: first_fault,
             phase: Phase::Faults,
             quiet_from: Instant::from_secs(fault_secs),
-            workarounds: std::env::var_os("SIM6_NO_WORKAROUND").is_none(),
             log,
         };
         w.log(format_args!(
@@ -317,9 +314,9 @@ impl World6 {
         s.store
             .recs
             .iter()
-            .filter(|r| r.mine && r.lease.status == failover_proto::v6::BindingStatus::Active)
-            .filter_map(|r| r.lease.state_expiration_time)
-            .map(|t| s.instant_of(t.plus(EXPIRY_DELAY)))
+            .filter(|r| r.mine)
+            .filter_map(|r| r.lease.expires_at())
+            .map(|t| s.instant_of(t))
             .min()
     }
 
@@ -577,6 +574,7 @@ impl World6 {
         }
         self.commit(i);
         self.store_answers(i);
+        self.update_partner(i);
         let now = self.now;
         while let Some(a) = self.servers[i].engine.as_mut().unwrap().poll_action() {
             let s = &mut self.servers[i];
@@ -647,26 +645,21 @@ impl World6 {
     fn commit(&mut self, i: usize) {
         let commits = std::mem::take(&mut self.servers[i].sink.commits);
         let mut kept_later = 0;
+        let mut resend = Vec::new();
         for (token, addr, client, verdict) in commits {
             let stamp = self.bump();
             let slot = self.pool.slot(addr).unwrap();
             let s = &mut self.servers[i];
             let r: &mut Rec = &mut s.store.recs[slot];
-            let before = r.lease;
-            let self_mine_before = r.mine;
             r.lease.store_received(client, &verdict);
-            r.mine = false;
-            // The library keeps the later end of a same client's ACTIVE against the partner's
-            // older one (finding 3, tests/v6_sim6_findings.rs, fixed in `judge_update`): a
-            // lease whose end we set stays ours to expire (the simulator's bookkeeping).
-            let kept = before.status == BindingStatus::Active
-                && r.lease.status == BindingStatus::Active
-                && before.client == r.lease.client
-                && before.state_expiration_time == r.lease.state_expiration_time
-                && self_mine_before;
-            if kept && self.workarounds {
-                r.mine = true;
+            // The library kept our later end of a same client's ACTIVE, and the partner gets
+            // it back. Who expires the lease stays who made the binding (a lease we granted
+            // stays ours; the partner's renewal with an end earlier than ours is still the
+            // partner's: it talked to the client last).
+            r.mine = r.mine && verdict.update_partner;
+            if verdict.update_partner {
                 kept_later += 1;
+                resend.push(client);
             }
             r.stamp = stamp;
             r.changed = [
@@ -700,11 +693,55 @@ impl World6 {
             }
         }
         self.stats.kept_later_expiration += kept_later;
+        for client in resend {
+            if let Some(id) = self.client_of(client) {
+                self.servers[i].full.insert(id, None);
+                self.send_binding(i, id);
+            }
+        }
+    }
+
+    /// The partner's leases refused as outdated: the partner must be updated (§7.5.4,
+    /// [`LocalLease::refused_as_outdated`]): the binding goes whole now if the flag was
+    /// clear, else on the periodic scan ([`UPDATE_SCAN_SECS`]).
+    fn update_partner(&mut self, i: usize) {
+        let outdated = std::mem::take(&mut self.servers[i].sink.outdated);
+        let mut now_ids = Vec::new();
+        for addr in outdated {
+            let slot = self.pool.slot(addr).unwrap();
+            let r = &mut self.servers[i].store.recs[slot];
+            if r.lease.refused_as_outdated() {
+                now_ids.extend(r.lease.client);
+            }
+        }
+        let scan = self.now >= self.servers[i].scan_at;
+        if scan {
+            self.servers[i].scan_at = self.now + secs(UPDATE_SCAN_SECS);
+            now_ids.extend(
+                self.servers[i]
+                    .store
+                    .recs
+                    .iter()
+                    .filter(|r| r.lease.update_partner)
+                    .filter_map(|r| r.lease.client),
+            );
+        }
+        let mut ids: Vec<u32> = now_ids
+            .into_iter()
+            .filter_map(|c| self.client_of(Some(c)))
+            .collect();
+        ids.sort_unstable();
+        ids.dedup();
+        for id in ids {
+            self.servers[i].full.insert(id, None);
+            self.send_binding(i, id);
+        }
     }
 
     /// Stores the partner's answers to ours ([`LocalLease::store_ack`]).
     fn store_answers(&mut self, i: usize) {
         let answers = std::mem::take(&mut self.servers[i].sink.answers);
+        let mut freed_bindings = Vec::new();
         for (update, handle, addr, status, sent, outcome) in answers {
             let slot = self.pool.slot(addr).unwrap();
             let full = &mut self.servers[i].full;
@@ -729,12 +766,12 @@ impl World6 {
                 // one about the partner's own lease we sent back (a whole binding goes out,
                 // §7.4) acknowledges nothing of ours: `store_ack` would free the partner's
                 // RELEASED or EXPIRED as if we had set it.
-                if r.lease.client == Some(key) && r.mine {
-                    let before = r.lease.status;
-                    r.lease.store_ack(kind, status, sent.map(wire_time), wall);
+                if r.lease.client == Some(key) {
+                    let freed = r.lease.store_ack(kind, status, sent.map(wire_time), wall);
                     r.stamp = stamp;
-                    if r.lease.status != before {
+                    if freed {
                         r.changed = wall.0;
+                        freed_bindings.push(handle.0);
                     }
                 }
                 continue;
@@ -751,6 +788,11 @@ impl World6 {
                 };
                 *self.stats.rejects.entry(what).or_default() += 1;
             }
+        }
+        // `store_ack` freed them: the partner still records the ended status (§4.3).
+        freed_bindings.dedup();
+        for id in freed_bindings {
+            self.send_binding(i, id);
         }
     }
 
@@ -796,7 +838,10 @@ impl World6 {
                         r.lease.status,
                         BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
                     );
-                r.mine && unacked && r.lease.client.is_some_and(|c| keys.contains(&c))
+                // Or a change the partner has not had: a freed lease's FREE, a lease the
+                // partner must be updated about (§7.5.4).
+                let untold = !r.lease.update_sent || r.lease.update_partner;
+                ((r.mine && unacked) || untold) && r.lease.client.is_some_and(|c| keys.contains(&c))
             });
             if ours {
                 self.send_binding(i, id);
@@ -811,8 +856,9 @@ impl World6 {
         }
     }
 
-    /// The store's expiry: an ACTIVE lease this server made whose lifetime ended
-    /// [`EXPIRY_DELAY`] ago becomes EXPIRED (§7.2) and goes to the partner.
+    /// The store's expiry: an ACTIVE lease this server made that
+    /// [`LocalLease::expiry_due`](failover_fsm::v6::LocalLease::expiry_due) says has run out
+    /// becomes EXPIRED (§7.2) and goes to the partner.
     fn expire_leases(&mut self) {
         for i in 0..2 {
             if !self.servers[i].alive() {
@@ -822,18 +868,10 @@ impl World6 {
             let mut ids = Vec::new();
             for slot in 0..self.pool.len() {
                 let r = self.servers[i].store.recs[slot];
-                if r.mine
-                    && r.lease.status == failover_proto::v6::BindingStatus::Active
-                    && r.lease
-                        .state_expiration_time
-                        .is_some_and(|t| t.plus(EXPIRY_DELAY) <= wall)
-                {
+                if r.mine && r.lease.expiry_due(wall) {
                     let stamp = self.bump();
                     let r = &mut self.servers[i].store.recs[slot];
-                    r.lease.status = failover_proto::v6::BindingStatus::Expired;
-                    r.lease.start_time_of_state = Some(wall);
-                    r.lease.state_expiration_time = None;
-                    r.lease.update_sent = false;
+                    r.lease.expire(wall);
                     r.stamp = stamp;
                     r.changed = wall.0;
                     let client = r.lease.client;
@@ -908,12 +946,9 @@ impl World6 {
     }
 }
 
-/// How long after a lease's end its server marks it EXPIRED: the partner accepts an EXPIRED
-/// over its ACTIVE copy only once its own clock is more than 5 s past the lease's end
-/// (Figure 4's time1 with §7.5.1's window), and nothing sends a refused EXPIRED again — sent
-/// at the end, it would stay EXPIRED at its owner for good (see tests/v6_sim6_findings.rs).
-/// Twice the window covers the clocks' skew (up to 4 s here).
-pub(crate) const EXPIRY_DELAY: u32 = 2 * failover_fsm::v6::TIME_SKEW_LIMIT;
+/// How often a store sends the bindings whose partner must be updated (§7.5.4's periodic
+/// scan; the RFC names no period).
+pub(crate) const UPDATE_SCAN_SECS: u64 = 30;
 
 fn config(role: Role, p: &Params6) -> Config {
     let mut c = Config::new(role, "sim6", p.mclt);

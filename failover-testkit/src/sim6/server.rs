@@ -183,6 +183,12 @@ pub(crate) fn in_binding(status: BindingStatus) -> bool {
     )
 }
 
+/// The leases a client's BNDUPD carries: those of its binding, and one freed since whose
+/// FREE / FREE-BACKUP the partner has not acked (`LocalLease::store_ack`, §4.3).
+pub(crate) fn in_update(lease: &failover_fsm::v6::LocalLease) -> bool {
+    in_binding(lease.status) || !lease.update_sent
+}
+
 impl BindingSource6 for View<'_> {
     fn binding<R>(
         &self,
@@ -196,8 +202,12 @@ impl BindingSource6 for View<'_> {
                 .filter(|s| self.pool.ia(*s) == ia)
                 .filter(|s| {
                     let r = &self.store.recs[*s];
-                    let ours = r.mine || self.full.contains_key(&id);
-                    ours && r.lease.client == Some(k) && in_binding(r.lease.status)
+                    // Ours, the whole binding, or a change the partner has not had.
+                    let ours = r.mine
+                        || self.full.contains_key(&id)
+                        || !r.lease.update_sent
+                        || r.lease.update_partner;
+                    ours && r.lease.client == Some(k) && in_update(&r.lease)
                 })
                 .map(|s| {
                     let l = &self.store.recs[s].lease;
@@ -262,6 +272,8 @@ pub(crate) type Answer = (
 pub(crate) struct Sink {
     pub(crate) commits: Vec<(CommitToken, LeaseAddr, Option<ClientKey>, Verdict)>,
     pub(crate) answers: Vec<Answer>,
+    /// The partner's leases refused as outdated (§7.5.4).
+    pub(crate) outdated: Vec<LeaseAddr>,
 }
 
 impl UpdateSink6 for Sink {
@@ -280,6 +292,12 @@ impl UpdateSink6 for Sink {
             _ => None,
         };
         self.commits.push((token, lease.addr, client, *verdict));
+    }
+
+    fn refused(&mut self, _: &Binding<'_>, _: Option<&Ia<'_>>, lease: &Lease<'_>, status: Status) {
+        if status == Status::OutdatedBindingInformation {
+            self.outdated.push(lease.addr);
+        }
     }
 
     fn acked(
@@ -322,6 +340,8 @@ pub(crate) struct Server {
     /// When it comes back from a crash, and whether with its lease table lost.
     pub(crate) restart_at: Option<Instant>,
     pub(crate) crashed_at: Option<Instant>,
+    /// The next periodic scan for leases whose partner must be updated (§7.5.4).
+    pub(crate) scan_at: Instant,
     pub(crate) wipe_on_restart: bool,
     /// The offset it restarts with (a clock stepped back: the skew fault).
     pub(crate) restart_offset: i64,
@@ -347,6 +367,7 @@ impl Server {
             framer: Box::new(Framer::with_capacity()),
             restart_at: None,
             crashed_at: None,
+            scan_at: Instant::ZERO,
             wipe_on_restart: false,
             restart_offset: offset,
             refreshing: false,

@@ -75,6 +75,7 @@ pub(crate) fn log_event(event: &Event) {
         Event::PartnerDisconnected { reason } => {
             info!(%reason, "partner sent DISCONNECT");
         }
+        Event::PartnerShuttingDown => info!("partner is shutting down"),
         Event::ProtocolError { error } => {
             warn!(%error, "protocol error from the partner");
         }

@@ -73,6 +73,9 @@ pub struct MemoryStore6 {
     next_handle: u32,
     /// The wall clock for OPTION_LQ_BASE_TIME, set by the task before it writes.
     now: u32,
+    /// Leases whose binding the partner must get again (the library said so: a freed lease,
+    /// a later end kept, an outdated update refused): [`MemoryStore6::take_resends`].
+    resend: Vec<LeaseAddr>,
 }
 
 impl MemoryStore6 {
@@ -164,22 +167,8 @@ impl MemoryStore6 {
         allocate::may_allocate(endpoint, &record, request, now).map_err(GrantError::Refused)?;
         let acked = record.acked_partner_lifetime.filter(|_| same_client);
         let g = lifetime::grant(endpoint.state, lease_mclt, now, desired, acked);
-        let renewal = same_client && record.status == BindingStatus::Active;
-        let granted = LocalLease {
-            status: BindingStatus::Active,
-            client: Some(key),
-            cltt: Some(now),
-            start_time_of_state: if renewal {
-                record.start_time_of_state
-            } else {
-                Some(now)
-            },
-            state_expiration_time: Some(g.lease_expiration),
-            expiration_time: record.expiration_time.filter(|_| same_client),
-            acked_partner_lifetime: acked,
-            partner_lifetime: Some(g.potential_expiration),
-            update_sent: false,
-        };
+        let mut granted = record;
+        granted.grant(key, &g, now);
         self.records.insert(lease, granted);
         let handle = self.hold(duid, kind, iaid, (lease, g.granted / 2, g.granted));
         Ok((handle, g.granted))
@@ -200,18 +189,11 @@ impl MemoryStore6 {
         if r.status != BindingStatus::Active {
             return None;
         }
-        r.status = if expired {
-            BindingStatus::Expired
+        if expired {
+            r.expire(now);
         } else {
-            BindingStatus::Released
-        };
-        r.start_time_of_state = Some(now);
-        if !expired {
-            r.cltt = Some(now);
+            r.release(now);
         }
-        r.state_expiration_time = None;
-        r.partner_lifetime = None;
-        r.update_sent = false;
         Some(BindingHandle(handle))
     }
 
@@ -269,6 +251,9 @@ impl MemoryStore6 {
             .entry(addr)
             .or_insert(LocalLease::new(BindingStatus::Free))
             .store_received(key, verdict);
+        if verdict.update_partner {
+            self.resend.push(addr);
+        }
         match client {
             // The lease joins this client's IA, and leaves any other's.
             Some((duid, kind, iaid)) => {
@@ -294,14 +279,62 @@ impl MemoryStore6 {
         partner_lifetime_sent: Option<u32>,
         now: UnixTime,
     ) {
-        if let Some(r) = self.records.get_mut(&lease) {
-            r.store_ack(
+        if let Some(r) = self.records.get_mut(&lease)
+            && r.store_ack(
                 kind_of(lease),
                 acked_status,
                 partner_lifetime_sent.map(failover_fsm::v6::wire_time),
                 now,
-            );
+            )
+        {
+            self.resend.push(lease);
         }
+    }
+
+    /// The partner's update of `lease` was refused as outdated (§7.5.4): the partner must be
+    /// updated ([`LocalLease::refused_as_outdated`]); its binding goes again now unless the
+    /// flag was already set (then: [`MemoryStore6::outdated_at_partner`], on a periodic scan).
+    pub fn refused_as_outdated(&mut self, lease: LeaseAddr) {
+        if let Some(r) = self.records.get_mut(&lease)
+            && r.refused_as_outdated()
+        {
+            self.resend.push(lease);
+        }
+    }
+
+    /// The bindings to send again now, each once: those holding a lease the library said
+    /// the partner must hear of again since the last call.
+    pub fn take_resends(&mut self) -> Vec<BindingHandle> {
+        let leases = std::mem::take(&mut self.resend);
+        let mut handles: Vec<BindingHandle> =
+            leases.iter().filter_map(|l| self.holder(*l)).collect();
+        handles.sort_unstable();
+        handles.dedup();
+        handles
+    }
+
+    /// The bindings holding a lease whose partner must be updated
+    /// ([`LocalLease::update_partner`]): what a periodic scan sends (§7.5.4).
+    pub fn outdated_at_partner(&self) -> Vec<BindingHandle> {
+        let mut handles: Vec<BindingHandle> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.update_partner)
+            .filter_map(|(l, _)| self.holder(*l))
+            .collect();
+        handles.sort_unstable();
+        handles.dedup();
+        handles
+    }
+
+    /// The client binding that holds `lease`, if any.
+    pub fn holder(&self, lease: LeaseAddr) -> Option<BindingHandle> {
+        self.clients.iter().find_map(|(h, c)| {
+            c.ias
+                .iter()
+                .any(|ia| ia.leases.iter().any(|l| l.0 == lease))
+                .then_some(BindingHandle(*h))
+        })
     }
 
     /// Sets the clock OPTION_LQ_BASE_TIME is written with.
