@@ -1236,6 +1236,13 @@ fn our_binding_goes_out_and_its_answer_is_stored() {
         Some(wall.plus(900)),
         "our partner-lifetime (123)"
     );
+    // Our CLTT, kept raw (§7.3), goes back to us as OPTION_F_PARTNER_RAW_CLT_TIME (Figure 5).
+    assert_eq!(theirs.partner_raw_clt_time, Some(wall));
+    let back = theirs.update_lease(address(1), 300, 600, wall.plus(1));
+    assert_eq!(
+        back.partner_raw_clt_time,
+        time::from_unix(u64::from(wall.0))
+    );
     assert_eq!(
         link.s.leases.records[&prefix(7)].client,
         Some(ClientKey::new(DUID, IaKind::Pd, 2))

@@ -117,6 +117,10 @@ pub struct LocalLease {
     pub acked_partner_lifetime: Option<UnixTime>,
     /// partner-lifetime: the lifetime sent (or to send) to the partner and not yet acked.
     pub partner_lifetime: Option<UnixTime>,
+    /// partner-raw-clt-time: the partner's client-last-transaction-time as last received,
+    /// never adjusted (§7.3); sent back as OPTION_F_PARTNER_RAW_CLT_TIME, where the partner
+    /// raises its CLTT to it (Figure 5).
+    pub partner_raw_clt_time: Option<UnixTime>,
     /// A BNDUPD with the current status has been sent to the partner (§4.2.2.1): an EXPIRED
     /// or RELEASED lease then no longer goes back to its client without the partner's ack.
     /// A lease [`LocalLease::store_ack`] freed has it false until the partner acked its
@@ -148,6 +152,7 @@ impl LocalLease {
             expiration_time: None,
             acked_partner_lifetime: None,
             partner_lifetime: None,
+            partner_raw_clt_time: None,
             update_sent: false,
             update_partner: false,
         }
@@ -179,6 +184,7 @@ impl LocalLease {
         if !same {
             self.acked_partner_lifetime = None;
             self.expiration_time = None;
+            self.partner_raw_clt_time = None;
         }
         if !(same && self.status == BindingStatus::Active) {
             self.start_time_of_state = Some(now);
@@ -296,6 +302,7 @@ impl LocalLease {
         self.expiration_time = verdict.expiration_time;
         self.cltt = verdict.cltt;
         self.partner_lifetime = verdict.partner_lifetime;
+        self.partner_raw_clt_time = verdict.partner_raw_clt_time;
         // The partner's data is the newer, unless we kept our later end.
         self.update_partner = verdict.update_partner;
     }
@@ -354,9 +361,9 @@ impl LocalLease {
     /// start-time-of-state, the client's last contact relative to `lq_base_time` (the
     /// CLIENT_DATA's OPTION_LQ_BASE_TIME), and — for a status that times out (one with a
     /// state-expiration-time) — state-expiration-time, partner-lifetime and expiration-time
-    /// together (§7.4: all three or none). `preferred` and `valid` are the lifetimes sent to
-    /// the client. OPTION_F_PARTNER_RAW_CLT_TIME is not sent (the record does not keep it;
-    /// §7.4 states no presence rule).
+    /// together (§7.4: all three or none), and the partner's own CLTT as we last received it
+    /// (OPTION_F_PARTNER_RAW_CLT_TIME, when known). `preferred` and `valid` are the lifetimes
+    /// sent to the client.
     pub fn update_lease(
         &self,
         addr: failover_proto::v6::LeaseAddr,
@@ -390,7 +397,7 @@ impl LocalLease {
             } else {
                 None
             },
-            partner_raw_clt_time: None,
+            partner_raw_clt_time: self.partner_raw_clt_time.map(wire),
             expiration_time: if times_out {
                 or_start(self.expiration_time)
             } else {
