@@ -197,6 +197,22 @@ impl LocalLease {
         self.update_sent = false;
     }
 
+    /// The partner may not have our current record of this lease: a partner-lifetime not
+    /// acked yet, an EXPIRED / RELEASED / RESET not freed by its ack, a status not acked
+    /// ([`LocalLease::update_sent`] false), or the partner must be updated
+    /// ([`LocalLease::update_partner`]). What an UPDREQ asks for (§5.3.5: "every binding
+    /// update the partner has not acknowledged") and what a store sends again after a
+    /// restart.
+    pub const fn unacknowledged(&self) -> bool {
+        self.partner_lifetime.is_some()
+            || matches!(
+                self.status,
+                BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
+            )
+            || !self.update_sent
+            || self.update_partner
+    }
+
     /// We refused the partner's update of this lease as outdated (§7.5.4, step 6): the
     /// partner must be updated. Returns `true` when the flag was clear: send our binding
     /// now (after the BNDREPLY). When it was already set, wait for the periodic scan, so

@@ -831,17 +831,8 @@ impl World6 {
                 server::key(id, failover_proto::v6::IaKind::Na),
                 server::key(id, failover_proto::v6::IaKind::Pd),
             ];
-            // Not acked yet: a partner-lifetime to send, or an ended status not freed.
             let ours = self.servers[i].store.recs.iter().any(|r| {
-                let unacked = r.lease.partner_lifetime.is_some()
-                    || matches!(
-                        r.lease.status,
-                        BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
-                    );
-                // Or a change the partner has not had: a freed lease's FREE, a lease the
-                // partner must be updated about (§7.5.4).
-                let untold = !r.lease.update_sent || r.lease.update_partner;
-                ((r.mine && unacked) || untold) && r.lease.client.is_some_and(|c| keys.contains(&c))
+                r.lease.unacknowledged() && r.lease.client.is_some_and(|c| keys.contains(&c))
             });
             if ours {
                 self.send_binding(i, id);
