@@ -27,7 +27,6 @@ use std::io::Write;
 use failover_fsm::engine::{Action, BindingHandle, Event};
 use failover_fsm::v6::wire_time;
 use failover_fsm::{Config, Instant, Role, ServerState};
-use failover_proto::v6::BindingStatus;
 
 use crate::rng::Rng;
 use check::Checks;
