@@ -77,6 +77,7 @@ use crate::task::Stream;
 #[cfg(feature = "tls")]
 use crate::tls::{HandshakeFailed, TlsRefusal};
 
+mod journal;
 mod peer;
 mod state;
 mod store;

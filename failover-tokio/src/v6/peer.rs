@@ -61,6 +61,7 @@ pub struct Peer6 {
     security: Option<Security6>,
     state: Option<Arc<dyn StateStore>>,
     leases: Arc<Mutex<MemoryStore6>>,
+    lease_file: Option<PathBuf>,
     lease_table_lost: bool,
     timing: Backoff,
     setup_timeout: Duration,
@@ -93,6 +94,7 @@ impl Peer6 {
             security: None,
             state: None,
             leases: Arc::new(Mutex::new(MemoryStore6::new())),
+            lease_file: None,
             lease_table_lost: false,
             timing: Backoff {
                 min: Duration::from_secs(5),
@@ -182,6 +184,51 @@ impl Peer6 {
     /// the peer stores the partner's there.
     pub fn leases(mut self, leases: Arc<Mutex<MemoryStore6>>) -> Self {
         self.leases = leases;
+        self.lease_file = None;
+        self
+    }
+
+    /// Keeps the lease table in the journal at `path` ([`MemoryStore6::open`], on the
+    /// blocking pool at start; replaces [`Peer6::leases`]): the partner's leases are
+    /// acknowledged only once synced, and a restart comes back with the table as of the last
+    /// sync, so no UPDREQALL is needed. The application reaches the table with
+    /// [`Handle6::leases`] and makes its own grants durable with [`Handle6::sync_leases`]
+    /// before it answers its clients.
+    ///
+    /// A journal created at start (no file at `path`) while the state store holds a saved
+    /// state means the table was lost (a server that ran before, without this file): the
+    /// peer then starts as [`Peer6::lease_table_lost`] would have it.
+    ///
+    /// A journaled table can also be given through [`Peer6::leases`]
+    /// (`Arc::new(Mutex::new(MemoryStore6::open(path)?))`); the same rule applies to it.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use failover_fsm::{Config, Role, ServerState};
+    /// use failover_tokio::v6::{Peer6, Security6};
+    ///
+    /// let config = Config::new(Role::Primary, "dhcpv6-failover", 3600);
+    /// let (handle, _events) = Peer6::new(config, "[2001:db8::2]:647".parse()?)
+    ///     .security(Security6::Insecure)
+    ///     .state_file("/var/lib/dhcp/failover6.state")
+    ///     .lease_file("/var/lib/dhcp/failover6.leases")
+    ///     .start()
+    ///     .await?;
+    /// // A client's lease: recorded, durable, then sent to the partner and answered.
+    /// # let (duid, lease) = (vec![0u8, 3], "2001:db8::1".parse().map(failover_proto::v6::LeaseAddr::Address)?);
+    /// # let endpoint = failover_fsm::v6::allocate::Endpoint::of_status(&handle.status());
+    /// let (binding, granted) = handle.leases().lock().unwrap().grant(
+    ///     &endpoint, 3600, &duid, (failover_proto::v6::IaKind::Na, 1), lease, 7200, false,
+    ///     failover_fsm::UnixTime(1_800_000_000),
+    /// )?;
+    /// handle.sync_leases().await?; // before the REPLY to the client
+    /// handle.send_binding(binding).await?;
+    /// # let _ = granted;
+    /// handle.wait_for_state(ServerState::Normal).await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn lease_file(mut self, path: impl Into<PathBuf>) -> Self {
+        self.lease_file = Some(path.into());
         self
     }
 
@@ -203,6 +250,27 @@ impl Peer6 {
             .await
             .map_err(|e| Peer6Error::StateUnreadable(io::Error::other(e.to_string())))?
             .map_err(Peer6Error::StateUnreadable)?;
+        let leases = match self.lease_file {
+            Some(path) => {
+                let opened = tokio::task::spawn_blocking(move || MemoryStore6::open(path))
+                    .await
+                    .map_err(|e| Peer6Error::LeasesUnreadable(io::Error::other(e.to_string())))?
+                    .map_err(Peer6Error::LeasesUnreadable)?;
+                Arc::new(Mutex::new(opened))
+            }
+            None => self.leases,
+        };
+        // A journaled table begun afresh by a server that ran before (a saved state): lost.
+        let table_lost = {
+            let t = leases.lock().unwrap_or_else(|p| p.into_inner());
+            t.is_durable() && !t.reopened() && restored.is_some()
+        };
+        if table_lost && !self.lease_table_lost {
+            tracing::warn!(
+                "saved failover state but a new lease journal: the lease table is lost, \
+                 every binding is asked of the partner (UPDREQALL)"
+            );
+        }
         let (listener, local) = match self.config.role {
             Role::Secondary => {
                 let l = TcpListener::bind(self.listen)
@@ -220,7 +288,7 @@ impl Peer6 {
             Engine6::new(self.config.clone(), restored, now, wall, seed)
                 .map_err(Peer6Error::Config)?,
         );
-        if self.lease_table_lost {
+        if self.lease_table_lost || table_lost {
             engine.lease_table_lost();
         }
         let status = engine.status(now);
@@ -247,7 +315,7 @@ impl Peer6 {
             Clock::new(tokio::time::Instant::now()),
             net,
             store,
-            self.leases.clone(),
+            leases.clone(),
             cmd_rx,
             Forward::new(event_tx, status_tx, counters.clone()),
         );
@@ -259,7 +327,7 @@ impl Peer6 {
         let join = tokio::spawn(task.run().instrument(span));
         Ok((
             Handle6 {
-                leases: self.leases,
+                leases,
                 cmd: cmd_tx,
                 status: status_rx,
                 counters,
@@ -294,6 +362,8 @@ pub enum Peer6Error {
     StateNotChosen,
     /// The saved state could not be read: starting as a new server would forget it.
     StateUnreadable(io::Error),
+    /// The lease journal ([`Peer6::lease_file`]) could not be opened or read.
+    LeasesUnreadable(io::Error),
     /// The secondary's listening address could not be bound.
     Bind(io::Error),
     /// The engine refused the configuration.
@@ -310,6 +380,7 @@ impl fmt::Display for Peer6Error {
                 f.write_str("choose where the failover state is kept (Peer6::state_file)")
             }
             Peer6Error::StateUnreadable(e) => write!(f, "saved failover state unreadable: {e}"),
+            Peer6Error::LeasesUnreadable(e) => write!(f, "lease journal unreadable: {e}"),
             Peer6Error::Bind(e) => write!(f, "cannot listen: {e}"),
             Peer6Error::Config(e) => write!(f, "configuration: {e}"),
         }
@@ -319,7 +390,9 @@ impl fmt::Display for Peer6Error {
 impl std::error::Error for Peer6Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            Peer6Error::StateUnreadable(e) | Peer6Error::Bind(e) => Some(e),
+            Peer6Error::StateUnreadable(e)
+            | Peer6Error::LeasesUnreadable(e)
+            | Peer6Error::Bind(e) => Some(e),
             Peer6Error::Config(e) => Some(e),
             _ => None,
         }
@@ -379,6 +452,18 @@ impl Handle6 {
     /// The relationship's lease table (see [`Peer6::leases`]).
     pub fn leases(&self) -> Arc<Mutex<MemoryStore6>> {
         self.leases.clone()
+    }
+
+    /// Makes every change to the lease table so far durable ([`MemoryStore6::sync`], on
+    /// tokio's blocking pool): the DHCPv6 server awaits it after a grant, release or update
+    /// and before it answers its client, so that no client holds a lease a crash would
+    /// forget. Syncs running at once share one fsync. `Ok` at once for a table in memory
+    /// only. An error: the changes may not be on disk (the next sync writes the whole table).
+    pub async fn sync_leases(&self) -> io::Result<()> {
+        let leases = self.leases.clone();
+        tokio::task::spawn_blocking(move || MemoryStore6::sync(&leases))
+            .await
+            .map_err(|e| io::Error::other(e.to_string()))?
     }
 
     /// Sends binding `handle` — a client's binding recorded with [`MemoryStore6::update`] —
@@ -452,7 +537,9 @@ impl Handle6 {
     }
 
     /// The snapshot the peer started from (read from its [`StateStore`]); `None`: a new
-    /// server.
+    /// server. With a journaled lease table read back ([`MemoryStore6::reopened`]) the peer
+    /// resumes with both; with a saved state and a new journal it started as
+    /// [`Peer6::lease_table_lost`] has it.
     pub fn restored(&self) -> Option<Persisted> {
         self.restored
     }

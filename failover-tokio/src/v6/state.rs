@@ -2,8 +2,13 @@
 //! from the state it recorded; the engine's [`Persisted`] snapshot): the [`StateStore`]
 //! contract, a file written atomically ([`StateFile`]) and one in memory ([`MemoryState`]).
 //!
-//! The lease database is not here: RFC 8156's binding updates come with the engine's IA_NA /
-//! IA_PD support, and their store with it.
+//! The lease table is not here: it has a journal of its own ([`MemoryStore6::open`],
+//! [`Peer6::lease_file`]). A saved state with a journal that had to be created at start is
+//! a lost table, and the peer starts as [`Peer6::lease_table_lost`] has it.
+//!
+//! [`MemoryStore6::open`]: super::MemoryStore6::open
+//! [`Peer6::lease_file`]: super::Peer6::lease_file
+//! [`Peer6::lease_table_lost`]: super::Peer6::lease_table_lost
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};

@@ -8,7 +8,10 @@
 //! fed in one place ([`Task6::deliver`]) and drained in one ([`Task6::transmit`]).
 //!
 //! No protocol decision is taken here: the engine takes them all, and the records follow the
-//! library's rules. The lease table is a [`MemoryStore6`] shared with the application.
+//! library's rules. The lease table is a [`MemoryStore6`] shared with the application. A
+//! journaled table ([`MemoryStore6::open`]) is synced on the blocking pool after each message
+//! that changed it, and the partner's leases it carried are confirmed to the engine (their
+//! BNDREPLY released) only once the sync returned.
 
 use std::collections::VecDeque;
 use std::io;
@@ -19,7 +22,7 @@ use std::time::Duration;
 use failover_fsm::engine::{BindingHandle, UpdateSink6};
 use failover_fsm::v6::accept::Verdict;
 use failover_fsm::{
-    Action, CommitToken, EngineError, Event, PersistToken, Persisted, Role, UpdateId,
+    Action, CommitToken, EngineError, Event, PersistToken, Persisted, RejectReason, Role, UpdateId,
 };
 use failover_proto::v6::{Binding, BindingStatus, Ia, IaKind, Lease, LeaseAddr, Status};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
@@ -49,6 +52,9 @@ const CLOSE_LINGER: Duration = Duration::from_secs(2);
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
 /// Longest a shutdown waits for its DISCONNECT to be written and its last snapshot.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
+/// Most syncs of a journaled lease table running at once; beyond, what waits forms one group
+/// (the journal shares an fsync among the syncs that overlap anyway).
+const MAX_LEASE_SYNCS: usize = 3;
 
 /// What the application asks of the task.
 pub(crate) enum Command {
@@ -62,6 +68,13 @@ struct Persisting {
     token: PersistToken,
     snapshot: Persisted,
     write: JoinHandle<io::Result<()>>,
+}
+
+/// A sync of the journaled lease table on the blocking pool, and the partner's leases waiting
+/// for it.
+struct LeaseSync {
+    commits: Vec<CommitToken>,
+    sync: JoinHandle<io::Result<()>>,
 }
 
 /// The DHCPv6 failover task.
@@ -78,6 +91,11 @@ pub(crate) struct Task6 {
     answering: bool,
     /// Oldest first (the engine has one outstanding at a time).
     persisting: VecDeque<Persisting>,
+    /// Syncs of a journaled lease table running, oldest first (confirmed in this order).
+    lease_syncs: VecDeque<LeaseSync>,
+    /// The partner's leases waiting for the next sync, which waits for room
+    /// ([`MAX_LEASE_SYNCS`]); `Some` even when empty if the table changed.
+    lease_sync_next: Option<Vec<CommitToken>>,
     out: Forward<PeerEvent6>,
     cmd_rx: mpsc::Receiver<Command>,
     /// The engine asked to close the connection: done once its last messages are written.
@@ -105,6 +123,8 @@ impl Task6 {
             backlog: VecDeque::new(),
             answering: false,
             persisting: VecDeque::new(),
+            lease_syncs: VecDeque::new(),
+            lease_sync_next: None,
             out,
             cmd_rx,
             close_pending: false,
@@ -138,6 +158,7 @@ impl Task6 {
             }
             _ = sleep_opt(redial) => self.net.dial(),
             written = written(&mut self.persisting) => self.persisted(written),
+            synced = lease_synced(&mut self.lease_syncs) => self.leases_synced(synced),
         }
     }
 
@@ -181,6 +202,16 @@ impl Task6 {
         // A snapshot being written finishes (its confirmation no longer matters).
         while let Some(p) = self.persisting.pop_front() {
             let _ = tokio::time::timeout(SHUTDOWN_WAIT, p.write).await;
+        }
+        // So does a sync of the lease table; what changed since is synced too (the
+        // application's own syncs cover its changes).
+        while let Some(s) = self.lease_syncs.pop_front() {
+            let _ = tokio::time::timeout(SHUTDOWN_WAIT, s.sync).await;
+        }
+        if self.lease_sync_next.take().is_some() {
+            let leases = self.leases.clone();
+            let sync = tokio::task::spawn_blocking(move || MemoryStore6::sync(&leases));
+            let _ = tokio::time::timeout(SHUTDOWN_WAIT, sync).await;
         }
         self.out.flush().await;
         if let Some(done) = self.stopping.take() {
@@ -361,9 +392,11 @@ impl Task6 {
                 _ => break,
             }
         }
-        // Stored through the library's record rules; the table lives in memory, so a stored
-        // lease is as durable as it gets: confirmed at once (the BNDREPLY follows).
+        // Stored through the library's record rules. In memory only, a stored lease is as
+        // durable as it gets: confirmed at once (the BNDREPLY follows). Journaled: confirmed
+        // once a sync that began after it was stored returned.
         let mut leases = lock(&self.leases);
+        let durable = leases.is_durable();
         for c in &sink.commits {
             let client = c
                 .client
@@ -375,10 +408,57 @@ impl Task6 {
             leases.store_ack(*lease, *status, *sent, wall);
         }
         drop(leases);
-        for c in sink.commits {
-            let _ = self.engine.binding_committed(c.token);
+        if durable {
+            if !sink.commits.is_empty() || !sink.acks.is_empty() {
+                let tokens = sink.commits.into_iter().map(|c| c.token);
+                self.lease_sync_next.get_or_insert_default().extend(tokens);
+                self.start_lease_sync();
+            }
+        } else {
+            for c in sink.commits {
+                let _ = self.engine.binding_committed(c.token);
+            }
         }
         self.queue_backlog();
+    }
+
+    /// Starts the sync of the journaled lease table for what waits, if fewer than
+    /// [`MAX_LEASE_SYNCS`] run: on the blocking pool, never on a runtime worker.
+    fn start_lease_sync(&mut self) {
+        if self.lease_syncs.len() >= MAX_LEASE_SYNCS {
+            return;
+        }
+        let Some(commits) = self.lease_sync_next.take() else {
+            return;
+        };
+        let leases = self.leases.clone();
+        let sync = tokio::task::spawn_blocking(move || MemoryStore6::sync(&leases));
+        self.lease_syncs.push_back(LeaseSync { commits, sync });
+    }
+
+    /// The oldest sync of the lease table returned: its leases are acknowledged to the
+    /// partner, or, not durable, refused (UnspecFail: the partner sends them again later).
+    fn leases_synced(&mut self, synced: io::Result<()>) {
+        let Some(s) = self.lease_syncs.pop_front() else {
+            return;
+        };
+        match synced {
+            Ok(()) => {
+                for t in s.commits {
+                    let _ = self.engine.binding_committed(t);
+                }
+            }
+            Err(e) => {
+                warn!(error = %e, "lease table not synced; the partner's leases are refused");
+                for t in s.commits {
+                    let _ = self
+                        .engine
+                        .binding_commit_failed(t, RejectReason::UnknownError);
+                }
+                self.out.push(PeerEvent6::StorageError(Arc::new(e)));
+            }
+        }
+        self.start_lease_sync();
     }
 
     /// Queues what waits in the backlog as far as the engine's queue has room; once the
@@ -587,6 +667,18 @@ impl UpdateSink6 for Received {
 async fn written(persisting: &mut VecDeque<Persisting>) -> io::Result<()> {
     match persisting.front_mut() {
         Some(p) => match (&mut p.write).await {
+            Ok(r) => r,
+            Err(e) => Err(io::Error::other(e.to_string())),
+        },
+        None => std::future::pending().await,
+    }
+}
+
+/// The end of the oldest sync of the lease table (pending forever if none runs).
+/// Cancel-safe: the sync's handle stays queued until [`Task6::leases_synced`] takes it.
+async fn lease_synced(syncs: &mut VecDeque<LeaseSync>) -> io::Result<()> {
+    match syncs.front_mut() {
+        Some(s) => match (&mut s.sync).await {
             Ok(r) => r,
             Err(e) => Err(io::Error::other(e.to_string())),
         },

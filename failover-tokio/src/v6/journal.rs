@@ -1,0 +1,1071 @@
+//! The journal behind a durable [`MemoryStore6`](super::MemoryStore6) (RFC 8156's lease table
+//! kept across restarts, §8.3: a server restarted with its table needs no UPDREQALL).
+//!
+//! # File format
+//!
+//! Text, one record per line, fields separated by one space, `-` for an absent value, times
+//! in seconds since the Unix epoch (the table's own clock). The first line is the header
+//!
+//! ```text
+//! failover-v6-leases 1
+//! ```
+//!
+//! (format version 1); a file whose first whole line is anything else is not opened. Every
+//! other line is the whole state of one key after a change, so replaying the file in order and
+//! keeping the last line of each key gives the table:
+//!
+//! | line | meaning |
+//! |---|---|
+//! | `L <lease> <status> <client> <cltt> <start> <state-exp> <exp> <acked-pl> <pl> <raw-clt> <sent> <outdated>` | the [`LocalLease`] of `<lease>` |
+//! | `R <lease>` | `<lease>` left the table |
+//! | `C <handle> <duid> <ia>...` | the [`ClientBinding`](super::ClientBinding) with handle `<handle>` |
+//! | `X <handle>` | that binding left the table |
+//! | `N <next>` | the last handle given out (handles are not reused) |
+//!
+//! * `<lease>`: an address (`2001:db8::5`) or a prefix with its length (`2001:db8:100::/56`).
+//! * `<status>`: the binding-status code (§5.5.3: 1 ACTIVE ... 8 RESET).
+//! * `<client>`: `-` (none: a clientless prefix), `<duid>/<kind>/<iaid>`, or `?` when the
+//!   record names a client whose DUID the table never saw (a record given to
+//!   [`MemoryStore6::update`](super::MemoryStore6::update) for an IA outside the binding it
+//!   came with): replayed without a client.
+//! * `<duid>`: the DUID in lowercase hex; `<kind>`: `na`, `ta` or `pd`.
+//! * `<cltt>` ... `<raw-clt>`: client-last-transaction-time, start-time-of-state,
+//!   state-expiration-time, expiration-time, acked-partner-lifetime, partner-lifetime,
+//!   partner-raw-clt-time (§7.3).
+//! * `<sent>`: `1` if the current status was sent to the partner
+//!   ([`LocalLease::update_sent`]), else `0`; `<outdated>`: `1` if the partner must be updated
+//!   ([`LocalLease::update_partner`], §7.5.4), else `0`.
+//! * `<ia>`: `<kind>:<iaid>:` then the IA's leases separated by `,`, each
+//!   `<lease>=<preferred>=<valid>` (lifetimes in seconds); an IA with no lease is `<kind>:<iaid>:`.
+//!
+//! # Writing
+//!
+//! A change to the table marks its key; a sync ([`MemoryStore6::sync`](super::MemoryStore6::sync))
+//! takes the marked keys, under the table's lock, as one batch with the next ticket number, and
+//! writes the batch after every batch with a smaller ticket (so the file holds the changes in
+//! the order they were made), then makes it durable with an fsync shared by every batch
+//! written meanwhile (group commit): a sync that finds an fsync running waits for it, and the
+//! next fsync covers all who waited. Neither the write nor the fsync holds the table's lock.
+//!
+//! A batch whose write or fsync failed is reported to its caller, and so is every later one
+//! until the table was written whole again: the next batch is the whole table (a compaction),
+//! so nothing changed before the failure is left out of the file for good.
+//!
+//! # Compaction
+//!
+//! When the file would hold more than twice as many lines as the table has keys, plus
+//! [`COMPACT_SLACK`], the batch is the whole table instead: written to `<path>.compact`,
+//! fsync'd, renamed over the journal, the directory fsync'd. A crash leaves the old file or the
+//! new one, each whole; a `<path>.compact` found at open is the remains of one cut short and is
+//! removed.
+//!
+//! # Replay
+//!
+//! Opening reads the file in order. A last line without its newline is a write cut short by a
+//! crash (never acknowledged: its sync had not returned): it is cut off the file. A whole line
+//! that does not parse is skipped (counted in [`Replayed::skipped`]).
+//!
+//! Nothing of a [`LocalLease`] belongs to one conversation with the partner (v4's
+//! `LeaseRecord::restarted` forgets the update in flight and the last binding received; a v6
+//! record has neither: the engine keeps what is in flight, and [`LocalLease::update_sent`],
+//! [`LocalLease::update_partner`] and partner-lifetime stay true across a restart — the partner
+//! got that status, its record is still older than ours, the lifetime is still to be
+//! acknowledged). So the records come back as they were written; the engine
+//! sends every binding again on reaching NORMAL or RECOVER (§8.8).
+
+use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::fs::{File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::net::Ipv6Addr;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+
+use failover_fsm::UnixTime;
+use failover_fsm::v6::{ClientKey, LocalLease};
+use failover_proto::v6::{BindingStatus, IaKind, LeaseAddr};
+
+use super::store::{ClientBinding, IaBinding};
+
+/// The first line of a journal (format version 1).
+pub(super) const MAGIC: &str = "failover-v6-leases 1";
+
+/// Lines the journal may hold beyond twice the table's keys before it is compacted.
+pub(super) const COMPACT_SLACK: u64 = 1024;
+
+/// A client's identity as the journal writes it: DUID, IA type, IAID.
+pub(super) type ClientParts = (Vec<u8>, IaKind, u32);
+
+/// One line of the journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Line {
+    Lease(LeaseAddr, LocalLease, Option<ClientParts>),
+    LeaseGone(LeaseAddr),
+    Client(u32, ClientBinding),
+    ClientGone(u32),
+    NextHandle(u32),
+}
+
+// ----- encoding -----
+
+fn put_lease_addr(out: &mut String, a: LeaseAddr) {
+    let _ = match a {
+        LeaseAddr::Address(ip) => write!(out, "{ip}"),
+        LeaseAddr::Prefix { prefix, len } => write!(out, "{prefix}/{len}"),
+    };
+}
+
+fn put_time(out: &mut String, t: Option<UnixTime>) {
+    match t {
+        Some(t) => {
+            let _ = write!(out, " {}", t.0);
+        }
+        None => out.push_str(" -"),
+    }
+}
+
+fn put_hex(out: &mut String, b: &[u8]) {
+    for x in b {
+        let _ = write!(out, "{x:02x}");
+    }
+}
+
+fn kind_name(k: IaKind) -> &'static str {
+    match k {
+        IaKind::Na => "na",
+        IaKind::Ta => "ta",
+        IaKind::Pd => "pd",
+    }
+}
+
+/// Appends the line of the record of `addr` (with its newline). `client`: the parts of
+/// `lease.client`, if known.
+pub(super) fn put_lease(
+    out: &mut String,
+    addr: LeaseAddr,
+    lease: &LocalLease,
+    client: Option<&ClientParts>,
+) {
+    out.push_str("L ");
+    put_lease_addr(out, addr);
+    let _ = write!(out, " {} ", u8::from(lease.status));
+    match (lease.client, client) {
+        (None, _) => out.push('-'),
+        (Some(_), None) => out.push('?'),
+        (Some(_), Some((duid, kind, iaid))) => {
+            put_hex(out, duid);
+            let _ = write!(out, "/{}/{iaid}", kind_name(*kind));
+        }
+    }
+    for t in [
+        lease.cltt,
+        lease.start_time_of_state,
+        lease.state_expiration_time,
+        lease.expiration_time,
+        lease.acked_partner_lifetime,
+        lease.partner_lifetime,
+        lease.partner_raw_clt_time,
+    ] {
+        put_time(out, t);
+    }
+    out.push_str(if lease.update_sent { " 1" } else { " 0" });
+    out.push_str(if lease.update_partner { " 1\n" } else { " 0\n" });
+}
+
+/// Appends the line of client binding `handle`.
+pub(super) fn put_client(out: &mut String, handle: u32, c: &ClientBinding) {
+    let _ = write!(out, "C {handle} ");
+    put_hex(out, &c.duid);
+    for ia in &c.ias {
+        let _ = write!(out, " {}:{}:", kind_name(ia.kind), ia.iaid);
+        for (i, (addr, preferred, valid)) in ia.leases.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            put_lease_addr(out, *addr);
+            let _ = write!(out, "={preferred}={valid}");
+        }
+    }
+    out.push('\n');
+}
+
+pub(super) fn put_lease_gone(out: &mut String, addr: LeaseAddr) {
+    out.push_str("R ");
+    put_lease_addr(out, addr);
+    out.push('\n');
+}
+
+pub(super) fn put_client_gone(out: &mut String, handle: u32) {
+    let _ = writeln!(out, "X {handle}");
+}
+
+pub(super) fn put_next_handle(out: &mut String, next: u32) {
+    let _ = writeln!(out, "N {next}");
+}
+
+// ----- decoding -----
+
+fn lease_addr(s: &str) -> Option<LeaseAddr> {
+    match s.split_once('/') {
+        Some((p, len)) => Some(LeaseAddr::Prefix {
+            prefix: p.parse::<Ipv6Addr>().ok()?,
+            len: len.parse().ok().filter(|l| *l <= 128)?,
+        }),
+        None => Some(LeaseAddr::Address(s.parse().ok()?)),
+    }
+}
+
+fn time(s: &str) -> Option<Option<UnixTime>> {
+    match s {
+        "-" => Some(None),
+        t => Some(Some(UnixTime(t.parse().ok()?))),
+    }
+}
+
+fn hex(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn kind(s: &str) -> Option<IaKind> {
+    match s {
+        "na" => Some(IaKind::Na),
+        "ta" => Some(IaKind::Ta),
+        "pd" => Some(IaKind::Pd),
+        _ => None,
+    }
+}
+
+/// Parses one whole line (without its newline); `None` if it is not a record.
+pub(super) fn decode(line: &str) -> Option<Line> {
+    let mut f = line.split(' ');
+    let line = match f.next()? {
+        "L" => {
+            let addr = lease_addr(f.next()?)?;
+            let status = BindingStatus::from(f.next()?.parse::<u8>().ok()?);
+            let parts = match f.next()? {
+                "-" | "?" => None,
+                c => {
+                    let mut p = c.split('/');
+                    let duid = hex(p.next()?)?;
+                    let k = kind(p.next()?)?;
+                    let iaid = p.next()?.parse().ok()?;
+                    if p.next().is_some() {
+                        return None;
+                    }
+                    Some((duid, k, iaid))
+                }
+            };
+            let mut times = [None; 7];
+            for t in &mut times {
+                *t = time(f.next()?)?;
+            }
+            let [cltt, start, state_exp, exp, acked, pl, raw_clt] = times;
+            let flag = |v: Option<&str>| match v? {
+                "0" => Some(false),
+                "1" => Some(true),
+                _ => None,
+            };
+            let update_sent = flag(f.next())?;
+            let update_partner = flag(f.next())?;
+            let lease = LocalLease {
+                status,
+                client: parts
+                    .as_ref()
+                    .map(|(duid, k, iaid)| ClientKey::new(duid, *k, *iaid)),
+                cltt,
+                start_time_of_state: start,
+                state_expiration_time: state_exp,
+                expiration_time: exp,
+                acked_partner_lifetime: acked,
+                partner_lifetime: pl,
+                partner_raw_clt_time: raw_clt,
+                update_sent,
+                update_partner,
+            };
+            Line::Lease(addr, lease, parts)
+        }
+        "R" => Line::LeaseGone(lease_addr(f.next()?)?),
+        "C" => {
+            let handle = f.next()?.parse().ok()?;
+            let duid = hex(f.next()?)?;
+            let mut ias = Vec::new();
+            for ia in f.by_ref() {
+                let mut p = ia.splitn(3, ':');
+                let kind = kind(p.next()?)?;
+                let iaid = p.next()?.parse().ok()?;
+                let mut leases = Vec::new();
+                for l in p.next()?.split(',').filter(|l| !l.is_empty()) {
+                    let mut q = l.split('=');
+                    let addr = lease_addr(q.next()?)?;
+                    let preferred = q.next()?.parse().ok()?;
+                    let valid = q.next()?.parse().ok()?;
+                    leases.push((addr, preferred, valid));
+                }
+                ias.push(IaBinding { kind, iaid, leases });
+            }
+            return Some(Line::Client(handle, ClientBinding { duid, ias }));
+        }
+        "X" => Line::ClientGone(f.next()?.parse().ok()?),
+        "N" => Line::NextHandle(f.next()?.parse().ok()?),
+        _ => return None,
+    };
+    // Nothing may follow the last field.
+    f.next().is_none().then_some(line)
+}
+
+// ----- the file -----
+
+/// What [`Journal::open`] read.
+#[derive(Debug, Default)]
+pub(super) struct Replayed {
+    /// The records, oldest first.
+    pub(super) lines: Vec<Line>,
+    /// Whole lines that were not records.
+    pub(super) skipped: u64,
+    /// The file existed with its header (the table is the one saved last, not a new one).
+    pub(super) existed: bool,
+}
+
+/// The journal file shared by every sync of one table.
+#[derive(Debug)]
+pub(super) struct Journal {
+    path: PathBuf,
+    file: Mutex<FileState>,
+    /// Signalled when a batch is written: the next ticket may write then.
+    written: Condvar,
+    sync: Mutex<SyncState>,
+    /// Signalled when an fsync ends.
+    synced: Condvar,
+    /// A write or fsync failed since the table was last written whole: the next batch is the
+    /// whole table.
+    needs_rewrite: AtomicBool,
+    /// fsyncs of the journal run (group commit: fewer than the syncs that asked).
+    fsyncs: AtomicU64,
+    /// Tests: the next writes fail.
+    #[cfg(test)]
+    pub(super) fail_writes: AtomicBool,
+}
+
+#[derive(Debug)]
+struct FileState {
+    file: Arc<File>,
+    /// The last ticket written (or failed to write).
+    written: u64,
+    compactions: u64,
+}
+
+#[derive(Debug, Default)]
+struct SyncState {
+    /// Every ticket up to this one is on disk.
+    durable: u64,
+    /// An fsync is running.
+    syncing: bool,
+    /// The first ticket whose write or fsync failed since the table was last written whole:
+    /// it and every later one fail until a whole-table batch is durable.
+    unhealed: Option<u64>,
+}
+
+/// Where a compaction writes the new journal before renaming it over the old one.
+pub(super) fn compact_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".compact");
+    PathBuf::from(p)
+}
+
+fn dir_of(path: &Path) -> &Path {
+    match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    }
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    File::open(dir_of(path))?.sync_all()
+}
+
+impl Journal {
+    /// Opens (or creates) the journal at `path` and reads it back. Blocking.
+    pub(super) fn open(path: &Path) -> io::Result<(Journal, Replayed)> {
+        match std::fs::remove_file(compact_path(path)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut replayed = Replayed::default();
+        let mut whole = 0u64;
+        match File::open(path) {
+            Ok(f) => {
+                let mut reader = BufReader::new(f);
+                let mut line = Vec::new();
+                loop {
+                    line.clear();
+                    if reader.read_until(b'\n', &mut line)? == 0 || line.last() != Some(&b'\n') {
+                        // The end, or a torn last line (a write cut short: never
+                        // acknowledged), cut off below.
+                        break;
+                    }
+                    let text = std::str::from_utf8(&line)
+                        .ok()
+                        .map(|l| l.trim_end_matches('\n'));
+                    if !replayed.existed {
+                        if text != Some(MAGIC) {
+                            return Err(io::Error::new(
+                                io::ErrorKind::InvalidData,
+                                format!("{}: not a DHCPv6 lease journal", path.display()),
+                            ));
+                        }
+                        replayed.existed = true;
+                    } else {
+                        match text.and_then(decode) {
+                            Some(l) => replayed.lines.push(l),
+                            None => replayed.skipped += 1,
+                        }
+                    }
+                    whole += line.len() as u64;
+                }
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        let mut file = OpenOptions::new().create(true).append(true).open(path)?;
+        if !replayed.existed {
+            // New (or only a torn header): the header, durable with the file's name.
+            file.set_len(0)?;
+            file.write_all(MAGIC.as_bytes())?;
+            file.write_all(b"\n")?;
+            file.sync_all()?;
+            sync_dir(path)?;
+        } else if file.metadata()?.len() > whole {
+            file.set_len(whole)?;
+            file.sync_all()?;
+        }
+        let journal = Journal {
+            path: path.to_path_buf(),
+            file: Mutex::new(FileState {
+                file: Arc::new(file),
+                written: 0,
+                compactions: 0,
+            }),
+            written: Condvar::new(),
+            sync: Mutex::new(SyncState::default()),
+            synced: Condvar::new(),
+            needs_rewrite: AtomicBool::new(false),
+            fsyncs: AtomicU64::new(0),
+            #[cfg(test)]
+            fail_writes: AtomicBool::new(false),
+        };
+        Ok((journal, replayed))
+    }
+
+    pub(super) fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether the next batch must be the whole table (and from now on it is taken as such).
+    pub(super) fn take_rewrite(&self) -> bool {
+        self.needs_rewrite.swap(false, Ordering::AcqRel)
+    }
+
+    /// Whether a write or fsync failed since the table was last written whole.
+    pub(super) fn needs_rewrite(&self) -> bool {
+        self.needs_rewrite.load(Ordering::Acquire)
+    }
+
+    /// fsyncs run by [`Journal::make_durable`] so far.
+    #[cfg(test)]
+    pub(super) fn fsyncs(&self) -> u64 {
+        self.fsyncs.load(Ordering::Relaxed)
+    }
+
+    pub(super) fn compactions(&self) -> u64 {
+        lock(&self.file).compactions
+    }
+
+    /// Writes batch `ticket` (`whole`: the whole table, which replaces the file) once every
+    /// smaller ticket is written. Blocking.
+    pub(super) fn write(&self, ticket: u64, bytes: &[u8], whole: bool) -> io::Result<()> {
+        let mut st = lock(&self.file);
+        while st.written + 1 < ticket {
+            st = self.written.wait(st).unwrap_or_else(|p| p.into_inner());
+        }
+        let r = if whole {
+            self.rewrite(&mut st, bytes)
+        } else {
+            self.append(&st, bytes)
+        };
+        st.written = st.written.max(ticket);
+        self.written.notify_all();
+        drop(st);
+        let mut s = lock(&self.sync);
+        match &r {
+            Ok(()) if whole => {
+                // Durable already, and whole: earlier failures are made good.
+                s.durable = s.durable.max(ticket);
+                s.unhealed = None;
+                self.synced.notify_all();
+            }
+            Ok(()) => {}
+            Err(_) => {
+                s.unhealed = Some(s.unhealed.map_or(ticket, |u| u.min(ticket)));
+                self.needs_rewrite.store(true, Ordering::Release);
+                self.synced.notify_all();
+            }
+        }
+        r
+    }
+
+    fn append(&self, st: &FileState, bytes: &[u8]) -> io::Result<()> {
+        let mut f = &*st.file;
+        let len = f.metadata()?.len();
+        #[cfg(test)]
+        let w = if self.fail_writes.load(Ordering::Acquire) {
+            // As a full disk would: part of the batch, then the error.
+            f.write_all(bytes.get(..bytes.len() / 2).unwrap_or_default())
+                .and(Err(io::Error::other("injected write failure")))
+        } else {
+            f.write_all(bytes)
+        };
+        #[cfg(not(test))]
+        let w = f.write_all(bytes);
+        if w.is_err() {
+            // No torn line stays in the middle of the file.
+            let _ = f.set_len(len);
+        }
+        w
+    }
+
+    fn rewrite(&self, st: &mut FileState, bytes: &[u8]) -> io::Result<()> {
+        #[cfg(test)]
+        if self.fail_writes.load(Ordering::Acquire) {
+            return Err(io::Error::other("injected write failure"));
+        }
+        let tmp = compact_path(&self.path);
+        let written = (|| {
+            let mut f = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .open(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &self.path)?;
+            sync_dir(&self.path)?;
+            OpenOptions::new().append(true).open(&self.path)
+        })();
+        match written {
+            Ok(f) => {
+                st.file = Arc::new(f);
+                st.compactions += 1;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Returns once every ticket up to `ticket` is durable: with an fsync of its own, or one
+    /// shared with the syncs that waited while another ran. An error if its batch, or one
+    /// before it since the table was last written whole, was not written or not synced.
+    /// Blocking.
+    pub(super) fn make_durable(&self, ticket: u64) -> io::Result<()> {
+        let mut s = lock(&self.sync);
+        loop {
+            if s.unhealed.is_some_and(|u| u <= ticket) {
+                return Err(io::Error::other(
+                    "the lease journal could not be written or synced; the whole table is \
+                     written again at the next sync",
+                ));
+            }
+            if s.durable >= ticket {
+                return Ok(());
+            }
+            if s.syncing {
+                s = self.synced.wait(s).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            s.syncing = true;
+            drop(s);
+            let (file, upto) = {
+                let mut st = lock(&self.file);
+                // Our batch first (its writer may still be on its way).
+                while st.written < ticket {
+                    st = self.written.wait(st).unwrap_or_else(|p| p.into_inner());
+                }
+                (st.file.clone(), st.written)
+            };
+            let r = file.sync_data();
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            s = lock(&self.sync);
+            s.syncing = false;
+            match r {
+                Ok(()) => s.durable = s.durable.max(upto),
+                Err(_) if upto > s.durable => {
+                    s.unhealed = Some(s.durable + 1);
+                    self.needs_rewrite.store(true, Ordering::Release);
+                }
+                // A file replaced by a compaction meanwhile: what it held is durable there.
+                Err(_) => {}
+            }
+            self.synced.notify_all();
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+/// The table's side of the journal, under the table's lock: which keys changed since the last
+/// batch, and who the clients named by records are.
+#[derive(Debug)]
+pub(super) struct Pending {
+    pub(super) journal: Arc<Journal>,
+    pub(super) leases: std::collections::HashSet<LeaseAddr>,
+    pub(super) clients: std::collections::HashSet<u32>,
+    pub(super) next_handle: bool,
+    /// The last ticket given to a batch.
+    pub(super) issued: u64,
+    /// Lines in the file (since it was last written whole).
+    pub(super) lines: u64,
+    /// The DUID, IA type and IAID behind each client key the table has seen.
+    pub(super) keys: HashMap<ClientKey, ClientParts>,
+}
+
+impl Pending {
+    pub(super) fn new(journal: Arc<Journal>, lines: u64) -> Self {
+        Pending {
+            journal,
+            leases: Default::default(),
+            clients: Default::default(),
+            next_handle: false,
+            issued: 0,
+            lines,
+            keys: HashMap::new(),
+        }
+    }
+
+    pub(super) fn remember(&mut self, duid: &[u8], kind: IaKind, iaid: u32) {
+        let key = ClientKey::new(duid, kind, iaid);
+        self.keys
+            .entry(key)
+            .or_insert_with(|| (duid.to_vec(), kind, iaid));
+    }
+
+    pub(super) fn is_clean(&self) -> bool {
+        self.leases.is_empty() && self.clients.is_empty() && !self.next_handle
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_line_reads_back() {
+        let duid = vec![0, 1, 2, 0xff];
+        let addr = LeaseAddr::Address("2001:db8::5".parse().unwrap());
+        let pfx = LeaseAddr::Prefix {
+            prefix: "2001:db8:100::".parse().unwrap(),
+            len: 56,
+        };
+        let lease = LocalLease {
+            client: Some(ClientKey::new(&duid, IaKind::Na, 7)),
+            cltt: Some(UnixTime(1_800_000_000)),
+            start_time_of_state: Some(UnixTime(1_800_000_001)),
+            state_expiration_time: Some(UnixTime(1_800_000_600)),
+            expiration_time: None,
+            acked_partner_lifetime: Some(UnixTime(1_800_000_900)),
+            partner_lifetime: Some(UnixTime(1_800_001_000)),
+            partner_raw_clt_time: Some(UnixTime(1_799_999_990)),
+            update_sent: true,
+            update_partner: true,
+            ..LocalLease::new(BindingStatus::Active)
+        };
+        let client = ClientBinding {
+            duid: duid.clone(),
+            ias: vec![
+                IaBinding {
+                    kind: IaKind::Na,
+                    iaid: 7,
+                    leases: vec![(addr, 300, 600)],
+                },
+                IaBinding {
+                    kind: IaKind::Pd,
+                    iaid: 8,
+                    leases: vec![],
+                },
+                IaBinding {
+                    kind: IaKind::Pd,
+                    iaid: 9,
+                    leases: vec![(pfx, 1, 2), (addr, 3, 4)],
+                },
+            ],
+        };
+        let lines = [
+            Line::Lease(addr, lease, Some((duid.clone(), IaKind::Na, 7))),
+            Line::Lease(pfx, LocalLease::new(BindingStatus::Free), None),
+            Line::LeaseGone(pfx),
+            Line::Client(3, client.clone()),
+            Line::Client(
+                4,
+                ClientBinding {
+                    duid: vec![9],
+                    ias: vec![],
+                },
+            ),
+            Line::ClientGone(3),
+            Line::NextHandle(12),
+        ];
+        let mut out = String::new();
+        for l in &lines {
+            match l {
+                Line::Lease(a, r, p) => put_lease(&mut out, *a, r, p.as_ref()),
+                Line::LeaseGone(a) => put_lease_gone(&mut out, *a),
+                Line::Client(h, c) => put_client(&mut out, *h, c),
+                Line::ClientGone(h) => put_client_gone(&mut out, *h),
+                Line::NextHandle(n) => put_next_handle(&mut out, *n),
+            }
+        }
+        let back: Vec<Line> = out.lines().map(|l| decode(l).unwrap()).collect();
+        assert_eq!(back, lines, "{out}");
+        // A record naming an unknown client comes back without one.
+        let mut out = String::new();
+        put_lease(&mut out, addr, &lease, None);
+        assert!(out.contains(" ? "), "{out}");
+        match decode(out.trim_end()).unwrap() {
+            Line::Lease(_, r, None) => assert_eq!(r.client, None),
+            other => panic!("{other:?}"),
+        }
+        assert!(decode("L 2001:db8::/56 2 - - - - - - - - 0 1").is_some());
+        for bad in [
+            "",
+            "L 2001:db8::5 2 - - - - - - - - 2 0",
+            "L 2001:db8::5 2 - - - - - - - - 0",
+            "L 2001:db8::5 2 - - - - - - - - 0 0 extra",
+            "L 2001:db8::/129 2 - - - - - - - - 0 0",
+            "C 1 0g",
+            "C x 00",
+            "Z 1",
+        ] {
+            assert_eq!(decode(bad), None, "{bad:?}");
+        }
+    }
+}
+
+/// The durable table as a whole: [`MemoryStore6::open`] and [`MemoryStore6::sync`].
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod table_tests {
+    use std::sync::Mutex;
+    use std::sync::atomic::AtomicU64;
+
+    use failover_fsm::Role;
+    use failover_fsm::v6::allocate::Endpoint;
+    use failover_proto::v6::ServerState;
+
+    use super::*;
+    use crate::v6::MemoryStore6;
+
+    static SEQ: AtomicU64 = AtomicU64::new(0);
+
+    /// A temporary directory, removed when dropped.
+    struct TempDir(PathBuf);
+
+    impl TempDir {
+        fn new() -> Self {
+            let d = std::env::temp_dir().join(format!(
+                "failover-v6-journal-{}-{}",
+                std::process::id(),
+                SEQ.fetch_add(1, Ordering::Relaxed)
+            ));
+            std::fs::create_dir_all(&d).unwrap();
+            TempDir(d)
+        }
+
+        fn file(&self) -> PathBuf {
+            self.0.join("leases6")
+        }
+    }
+
+    impl Drop for TempDir {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn address(n: u16) -> LeaseAddr {
+        LeaseAddr::Address(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n))
+    }
+
+    fn prefix(n: u16) -> LeaseAddr {
+        LeaseAddr::Prefix {
+            prefix: Ipv6Addr::new(0x2001, 0xdb8, 0x100 + n, 0, 0, 0, 0, 0),
+            len: 56,
+        }
+    }
+
+    fn duid(n: u16) -> Vec<u8> {
+        let [a, b] = n.to_be_bytes();
+        vec![0, 3, 0, 1, 2, 0, 0x5e, 0, a, b]
+    }
+
+    const NOW: UnixTime = UnixTime(1_800_000_000);
+
+    /// Everything the table answers: records, handles, and each client's binding.
+    type View = (
+        Vec<(LeaseAddr, LocalLease)>,
+        Vec<u32>,
+        Vec<(u32, ClientBinding)>,
+    );
+
+    fn view(t: &MemoryStore6, clients: u16) -> View {
+        let handles: Vec<u32> = t.handles().into_iter().map(|h| h.0).collect();
+        let bindings = (0..clients)
+            .filter_map(|n| t.client(&duid(n)).map(|(h, c)| (h.0, c.clone())))
+            .collect();
+        (t.records(), handles, bindings)
+    }
+
+    fn pools(t: &mut MemoryStore6) {
+        for n in 1..=16 {
+            t.add_pool_lease(address(n));
+        }
+        for n in 1..=4 {
+            t.add_pool_lease(prefix(n));
+        }
+    }
+
+    /// A client's binding recorded with `update`, as an application would.
+    fn record(t: &mut MemoryStore6, client: u16, lease: LeaseAddr, at: u32) {
+        let (kind, iaid) = match lease {
+            LeaseAddr::Address(_) => (IaKind::Na, 1),
+            LeaseAddr::Prefix { .. } => (IaKind::Pd, 2),
+        };
+        let d = duid(client);
+        let r = LocalLease {
+            client: Some(ClientKey::new(&d, kind, iaid)),
+            cltt: Some(NOW.plus(at)),
+            start_time_of_state: Some(NOW.plus(at)),
+            state_expiration_time: Some(NOW.plus(at + 600)),
+            partner_lifetime: Some(NOW.plus(at + 900)),
+            ..LocalLease::new(BindingStatus::Active)
+        };
+        t.update(
+            ClientBinding {
+                duid: d,
+                ias: vec![IaBinding {
+                    kind,
+                    iaid,
+                    leases: vec![(lease, 300, 600)],
+                }],
+            },
+            [(lease, r)],
+        );
+    }
+
+    fn primary() -> Endpoint {
+        Endpoint {
+            role: Role::Primary,
+            state: ServerState::Normal,
+            state_since: UnixTime(NOW.0 - 7200),
+            mclt: 600,
+        }
+    }
+
+    fn lines(path: &Path) -> u64 {
+        std::fs::read_to_string(path).unwrap().lines().count() as u64
+    }
+
+    #[test]
+    fn a_reopened_journal_gives_back_the_table() {
+        let dir = TempDir::new();
+        let table = Mutex::new(MemoryStore6::open(dir.file()).unwrap());
+        assert!(!table.lock().unwrap().reopened(), "a new file");
+        {
+            let mut t = table.lock().unwrap();
+            pools(&mut t);
+            record(&mut t, 1, address(2), 0);
+            record(&mut t, 2, prefix(1), 5);
+        }
+        MemoryStore6::sync(&table).unwrap();
+        {
+            let mut t = table.lock().unwrap();
+            // A grant by the rules, an ack of the partner, a release, and a lease moving
+            // from one client to another.
+            let (h, granted) = t
+                .grant(
+                    &primary(),
+                    600,
+                    &duid(3),
+                    (IaKind::Na, 9),
+                    address(3),
+                    3600,
+                    false,
+                    NOW,
+                )
+                .unwrap();
+            assert!(granted > 0 && h.0 == 3);
+            t.store_ack(
+                address(2),
+                Some(BindingStatus::Active),
+                Some(failover_proto::v6::time::from_unix(u64::from(NOW.0) + 900).unwrap()),
+                NOW,
+            );
+            assert!(
+                t.release(&duid(2), prefix(1), false, NOW.plus(60))
+                    .is_some()
+            );
+            record(&mut t, 4, address(2), 70);
+        }
+        MemoryStore6::sync(&table).unwrap();
+        let before = view(&table.lock().unwrap(), 6);
+        assert_eq!(before.2.len(), 4);
+        drop(table);
+
+        let again = MemoryStore6::open(dir.file()).unwrap();
+        assert!(again.reopened());
+        assert_eq!(view(&again, 6), before, "replay gives back the table");
+        // Handles are not given twice.
+        let table = Mutex::new(again);
+        record(&mut table.lock().unwrap(), 5, address(4), 80);
+        assert_eq!(table.lock().unwrap().client(&duid(5)).unwrap().0.0, 5);
+        // A change not synced is not in the file.
+        record(&mut table.lock().unwrap(), 6, address(6), 90);
+        drop(table);
+        let t = MemoryStore6::open(dir.file()).unwrap();
+        assert!(t.client(&duid(6)).is_none());
+        assert_eq!(t.handles().len(), 4, "client 5 was not synced either");
+    }
+
+    #[test]
+    fn a_torn_last_line_is_cut_off() {
+        let dir = TempDir::new();
+        let table = Mutex::new(MemoryStore6::open(dir.file()).unwrap());
+        pools(&mut table.lock().unwrap());
+        record(&mut table.lock().unwrap(), 1, address(2), 0);
+        MemoryStore6::sync(&table).unwrap();
+        let before = view(&table.lock().unwrap(), 2);
+        drop(table);
+        let whole = std::fs::metadata(dir.file()).unwrap().len();
+        // A crash in the middle of an append.
+        let mut f = OpenOptions::new().append(true).open(dir.file()).unwrap();
+        f.write_all(b"L 2001:db8::2 3 - 1800000").unwrap();
+        drop(f);
+        let table = Mutex::new(MemoryStore6::open(dir.file()).unwrap());
+        assert_eq!(view(&table.lock().unwrap(), 2), before);
+        assert_eq!(
+            std::fs::metadata(dir.file()).unwrap().len(),
+            whole,
+            "cut off"
+        );
+        // What is appended next is not glued to it.
+        record(&mut table.lock().unwrap(), 1, address(4), 10);
+        MemoryStore6::sync(&table).unwrap();
+        let after = view(&table.lock().unwrap(), 2);
+        drop(table);
+        assert_eq!(view(&MemoryStore6::open(dir.file()).unwrap(), 2), after);
+        assert_ne!(after, before);
+        // A leftover compaction is removed; a file of something else is not opened.
+        std::fs::write(compact_path(&dir.file()), "half").unwrap();
+        MemoryStore6::open(dir.file()).unwrap();
+        assert!(!compact_path(&dir.file()).exists());
+        std::fs::write(dir.file(), "lease 1 2 3\n").unwrap();
+        assert_eq!(
+            MemoryStore6::open(dir.file()).unwrap_err().kind(),
+            io::ErrorKind::InvalidData
+        );
+        // A torn header is a new file.
+        std::fs::write(dir.file(), &MAGIC[..5]).unwrap();
+        assert!(!MemoryStore6::open(dir.file()).unwrap().reopened());
+    }
+
+    #[test]
+    fn compaction_keeps_the_file_within_twice_the_table() {
+        let dir = TempDir::new();
+        let table = Mutex::new(MemoryStore6::open(dir.file()).unwrap());
+        pools(&mut table.lock().unwrap());
+        MemoryStore6::sync(&table).unwrap();
+        let mut most = 0;
+        for i in 0..2_500u32 {
+            let n = (i % 16) as u16 + 1;
+            record(&mut table.lock().unwrap(), n % 5, address(n), i);
+            MemoryStore6::sync(&table).unwrap();
+            most = most.max(lines(&dir.file()));
+        }
+        let t = table.lock().unwrap();
+        let live = (t.records().len() + t.handles().len()) as u64 + 1;
+        // The header, and a batch of at most 3 lines (record, binding, next handle) appended
+        // before the bound is checked again.
+        assert!(
+            most <= 2 * live + COMPACT_SLACK + 1 + 3,
+            "{most} lines for {live} keys"
+        );
+        assert!(t.compactions() >= 3, "{} compactions", t.compactions());
+        let before = view(&t, 5);
+        drop(t);
+        drop(table);
+        assert_eq!(view(&MemoryStore6::open(dir.file()).unwrap(), 5), before);
+    }
+
+    #[test]
+    fn a_failed_write_is_an_error_and_the_next_sync_writes_the_table_whole() {
+        let dir = TempDir::new();
+        let table = Mutex::new(MemoryStore6::open(dir.file()).unwrap());
+        pools(&mut table.lock().unwrap());
+        MemoryStore6::sync(&table).unwrap();
+        let journal = table.lock().unwrap().journal().unwrap();
+        journal.fail_writes.store(true, Ordering::Release);
+        record(&mut table.lock().unwrap(), 1, address(2), 0);
+        assert!(MemoryStore6::sync(&table).is_err(), "not silent");
+        // Nothing more changed, but the change before is still not durable.
+        assert!(MemoryStore6::sync(&table).is_err());
+        record(&mut table.lock().unwrap(), 2, address(4), 1);
+        assert!(MemoryStore6::sync(&table).is_err());
+        // No half line was left behind.
+        let text = std::fs::read_to_string(dir.file()).unwrap();
+        assert!(text.ends_with('\n') && text.lines().all(|l| l == MAGIC || decode(l).is_some()));
+        journal.fail_writes.store(false, Ordering::Release);
+        MemoryStore6::sync(&table).unwrap();
+        assert_eq!(table.lock().unwrap().compactions(), 1, "written whole");
+        let before = view(&table.lock().unwrap(), 3);
+        assert_eq!(before.2.len(), 2);
+        drop(table);
+        assert_eq!(view(&MemoryStore6::open(dir.file()).unwrap(), 3), before);
+    }
+
+    #[test]
+    fn concurrent_syncs_share_fsyncs() {
+        let dir = TempDir::new();
+        let table = std::sync::Arc::new(Mutex::new(MemoryStore6::open(dir.file()).unwrap()));
+        pools(&mut table.lock().unwrap());
+        let threads: Vec<_> = (0..8u16)
+            .map(|k| {
+                let table = table.clone();
+                std::thread::spawn(move || {
+                    for i in 0..50u32 {
+                        record(&mut table.lock().unwrap(), k, address(k + 1), i);
+                        MemoryStore6::sync(&table).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let fsyncs = table.lock().unwrap().journal().unwrap().fsyncs();
+        eprintln!("{fsyncs} fsyncs for 400 syncs");
+        assert!(fsyncs < 400, "{fsyncs} fsyncs for 400 syncs: none shared");
+        let before = view(&table.lock().unwrap(), 8);
+        drop(table);
+        assert_eq!(view(&MemoryStore6::open(dir.file()).unwrap(), 8), before);
+    }
+}
