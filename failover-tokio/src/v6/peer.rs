@@ -232,9 +232,12 @@ impl Peer6 {
         self
     }
 
-    /// The lease table is new or lost (a restart without it): until the partner has sent
-    /// every binding (UPDREQALL, §8.5.2), its bindings are taken as an empty table would take
-    /// them. See [`failover_fsm::Engine::lease_table_lost`].
+    /// The lease table is new or lost (a restart without it): the saved state is ignored (the
+    /// peer starts as a new server, RECOVER, §8.3), and until the partner has sent every
+    /// binding (UPDREQALL, §8.5.2), its bindings are taken as an empty table would take them.
+    /// See [`failover_fsm::Engine::lease_table_lost`]. A peer with a
+    /// [`Peer6::lease_file`] whose journal had to be created while a saved state exists
+    /// starts so by itself.
     pub fn lease_table_lost(mut self) -> Self {
         self.lease_table_lost = true;
         self
@@ -281,6 +284,10 @@ impl Peer6 {
             }
             Role::Primary => (None, None),
         };
+        // A lost table: the saved state is ignored (the engine starts as a new server, RECOVER,
+        // and asks for every binding), as the v4 peer does.
+        let lost = self.lease_table_lost || table_lost;
+        let restored = if lost { None } else { restored };
         let now = Instant::ZERO;
         let wall = wall_clock();
         let seed = xid_seed(&self.config, wall.0, local);
@@ -288,7 +295,7 @@ impl Peer6 {
             Engine6::new(self.config.clone(), restored, now, wall, seed)
                 .map_err(Peer6Error::Config)?,
         );
-        if self.lease_table_lost || table_lost {
+        if lost {
             engine.lease_table_lost();
         }
         let status = engine.status(now);
@@ -537,9 +544,10 @@ impl Handle6 {
     }
 
     /// The snapshot the peer started from (read from its [`StateStore`]); `None`: a new
-    /// server. With a journaled lease table read back ([`MemoryStore6::reopened`]) the peer
-    /// resumes with both; with a saved state and a new journal it started as
-    /// [`Peer6::lease_table_lost`] has it.
+    /// server, or one whose lease table was lost ([`Peer6::lease_table_lost`], or a saved
+    /// state with a lease journal created at start), which ignores the saved state. With a
+    /// journaled lease table read back ([`MemoryStore6::reopened`]) the peer resumes with
+    /// both.
     pub fn restored(&self) -> Option<Persisted> {
         self.restored
     }

@@ -495,10 +495,12 @@ impl MemoryStore6 {
     /// sync compacts it.
     pub const COMPACT_SLACK: u64 = journal::COMPACT_SLACK;
 
-    /// Makes every change to `table` so far durable: the changed records and bindings are
-    /// appended to the journal (taken under the lock, written after it is released) and the
-    /// file fsync'd, once for every sync that waited meanwhile (group commit: concurrent
-    /// callers share one fsync). Returns `Ok` at once for a table in memory only.
+    /// Makes every change to `table` so far durable: the records and bindings changed since
+    /// the last sync, whoever changed them, are appended to the journal (taken under the lock,
+    /// written after it is released) and the file fsync'd; a sync that finds nothing changed
+    /// (another caller's batch took its changes) waits for that batch's fsync instead (group
+    /// commit: concurrent callers share one fsync). Returns `Ok` at once for a table in memory
+    /// only.
     ///
     /// The DHCPv6 server calls it after [`MemoryStore6::grant`], [`MemoryStore6::release`] or
     /// [`MemoryStore6::update`] and before it answers its client (REPLY), so that no client
@@ -519,10 +521,8 @@ impl MemoryStore6 {
         let Some(b) = batch else {
             return Ok(());
         };
-        if let Some((lines, whole)) = &b.lines {
-            b.journal.write(b.ticket, lines.as_bytes(), *whole)?;
-        }
-        b.journal.make_durable(b.ticket)
+        let lines = b.lines.as_ref().map(|(l, whole)| (l.as_bytes(), *whole));
+        b.journal.commit(b.ticket, lines)
     }
 
     /// Whether the table is journaled (opened with [`MemoryStore6::open`]).
