@@ -73,7 +73,9 @@
 //! record has neither: the engine keeps what is in flight, and [`LocalLease::update_sent`],
 //! [`LocalLease::update_partner`] and partner-lifetime stay true across a restart — the partner
 //! got that status, its record is still older than ours, the lifetime is still to be
-//! acknowledged). So the records come back as they were written; the engine
+//! acknowledged). So the records come back as they were written; what the partner may not
+//! have of them ([`LocalLease::unacknowledged`], the library's rule for a restarted store) is
+//! queued for [`MemoryStore6::take_resends`](super::MemoryStore6::take_resends), and the engine
 //! sends every binding again on reaching NORMAL or RECOVER (§8.8).
 
 use std::collections::HashMap;
@@ -929,6 +931,22 @@ mod table_tests {
         let again = MemoryStore6::open(dir.file()).unwrap();
         assert!(again.reopened());
         assert_eq!(view(&again, 6), before, "replay gives back the table");
+        // What the partner may not have goes again (`LocalLease::unacknowledged`): the
+        // bindings holding such a lease — client 3's grant, client 2's RELEASED prefix, the
+        // address recorded for client 4 (not acked).
+        let mut again = again;
+        let mut expected: Vec<u32> = again
+            .records()
+            .into_iter()
+            .filter(|(_, r)| r.unacknowledged())
+            .filter_map(|(a, _)| again.holder(a).map(|h| h.0))
+            .collect();
+        expected.sort_unstable();
+        expected.dedup();
+        let resend: Vec<u32> = again.take_resends().into_iter().map(|h| h.0).collect();
+        assert_eq!(resend, expected);
+        assert!(resend.contains(&2) && resend.contains(&3), "{resend:?}");
+        assert!(again.take_resends().is_empty(), "once");
         // Handles are not given twice.
         let table = Mutex::new(again);
         record(&mut table.lock().unwrap(), 5, address(4), 80);

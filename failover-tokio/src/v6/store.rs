@@ -410,7 +410,9 @@ impl MemoryStore6 {
     /// records and bindings (plus [`MemoryStore6::COMPACT_SLACK`]), a sync writes the whole
     /// table to `<path>.compact`, fsyncs it and renames it over the journal. Nothing of a
     /// [`LocalLease`] belongs to one conversation with the partner, so nothing is forgotten on
-    /// open (unlike v4's `LeaseRecord::restarted`).
+    /// open (unlike v4's `LeaseRecord::restarted`); what the partner may not have of a record
+    /// ([`LocalLease::unacknowledged`]) is queued to go again: the bindings holding those
+    /// leases are the first [`MemoryStore6::take_resends`] returns.
     ///
     /// Pool leases added after `open` ([`MemoryStore6::add_pool_lease`]) are journaled only
     /// if new: a table reopened keeps their records.
@@ -484,6 +486,14 @@ impl MemoryStore6 {
                 "lines of the DHCPv6 lease journal that are not records were skipped"
             );
         }
+        // What the partner may not have of our records goes again (the library's rule for a
+        // restarted store, `LocalLease::unacknowledged`): through `take_resends`.
+        store.resend = store
+            .records
+            .iter()
+            .filter(|(_, r)| r.unacknowledged())
+            .map(|(a, _)| *a)
+            .collect();
         let mut pending = Pending::new(Arc::new(journal), count);
         pending.keys = keys;
         store.reopened = replayed.existed;
