@@ -2,7 +2,8 @@
 //! process, over loopback TCP, through a failure and a recovery.
 //!
 //! 1. Cold start: both peers are new (no state file) and reach NORMAL through RECOVER,
-//!    RECOVER-WAIT (one MCLT) and RECOVER-DONE.
+//!    RECOVER-WAIT (one MCLT) and RECOVER-DONE. The secondary asks for its share of the
+//!    delegable prefixes (POOLREQ) and the primary gives it half as FREE-BACKUP (§4.2.2).
 //! 2. Client A gets an address (IA_NA) and a delegated prefix (IA_PD) from the primary; the
 //!    binding reaches the secondary's table (BNDUPD, BNDREPLY). The secondary, only renew
 //!    responsive in NORMAL (§8.8.1), refuses a new client.
@@ -214,6 +215,15 @@ fn spawn_listener(
                     say(console.paint(Style::Red, format!("state file: {e}")));
                 }
                 PeerEvent6::Engine(e) => print_engine_event(&console, &say, &log, e),
+                PeerEvent6::PrefixesBalanced {
+                    before,
+                    plan,
+                    moved,
+                } => say(format!(
+                    "delegable prefixes: {} FREE, {} FREE-BACKUP; gave {} and took back {} \
+                     ({moved} BNDUPDs now, §4.2.2)",
+                    before.free, before.free_backup, plan.give, plan.take_back
+                )),
                 _ => {}
             }
         }
@@ -323,6 +333,19 @@ impl Side {
         let (handle, lifetime) = granted.map_err(|e| e.to_string())?;
         h.send_binding(handle).await.map_err(|e| e.to_string())?;
         Ok(lifetime)
+    }
+
+    /// The delegable prefixes the secondary has (FREE-BACKUP), as this side's table says.
+    fn given_prefixes(&self) -> Vec<LeaseAddr> {
+        lock(&self.leases)
+            .records()
+            .into_iter()
+            .filter(|(a, r)| {
+                matches!(a, LeaseAddr::Prefix { .. })
+                    && r.status == failover_proto::v6::BindingStatus::FreeBackup
+            })
+            .map(|(a, _)| a)
+            .collect()
     }
 
     /// The lease table as both sides must agree on it: per lease, status, client, and the
@@ -586,6 +609,27 @@ async fn play(
     if !story.check(
         both,
         "both peers NORMAL after a cold start (through RECOVER-WAIT)",
+    ) {
+        return;
+    }
+
+    // The secondary's POOLREQ on entering NORMAL: half of the four prefixes (§4.2.2).
+    let end = tokio::time::Instant::now() + Duration::from_secs(10);
+    let share = loop {
+        let (p, s) = (primary.given_prefixes(), secondary.given_prefixes());
+        if (p.len() == 2 && p == s) || tokio::time::Instant::now() >= end {
+            break s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let names: Vec<String> = share.iter().map(|p| lease_name(*p)).collect();
+    if !story.check(
+        share.len() == 2 && share == primary.given_prefixes(),
+        format!(
+            "the secondary holds its share of the delegable prefixes, FREE-BACKUP on both \
+             sides: {} (POOLREQ, §4.2.2)",
+            names.join(", ")
+        ),
     ) {
         return;
     }

@@ -25,7 +25,7 @@ async fn the_whole_story_passes() {
         .expect("the demo finishes within a minute");
     let text = out.text();
     assert!(report.passed(), "{text}");
-    assert_eq!(report.checks.len(), 11, "{text}");
+    assert_eq!(report.checks.len(), 12, "{text}");
     assert_eq!(
         report.final_states,
         [ServerState::Normal, ServerState::Normal],
@@ -59,6 +59,7 @@ async fn the_whole_story_passes() {
         "RECOVER → RECOVER-WAIT",
         "RECOVER-DONE → NORMAL",
         "✓ both peers NORMAL after a cold start",
+        "✓ the secondary holds its share of the delegable prefixes, FREE-BACKUP on both sides: 2001:db8:103::/56, 2001:db8:104::/56",
         "2. client A asks the primary",
         "✓ granted 2001:db8::1 for",
         "✓ the secondary's lease table holds client A's address and prefix",
@@ -80,7 +81,7 @@ async fn the_whole_story_passes() {
         "2001:db8::3",
         "client C",
         "final states: primary NORMAL, secondary NORMAL",
-        "PASS — 11/11 checks",
+        "PASS — 12/12 checks",
     ];
     let mut at = 0;
     for needle in order {
@@ -89,6 +90,11 @@ async fn the_whole_story_passes() {
             .unwrap_or_else(|| panic!("`{needle}` missing (or out of order) in\n{text}"));
         at += found + needle.len();
     }
+    // The primary's plan, printed as it ran (around the check of NORMAL).
+    assert!(
+        text.contains("4 FREE, 0 FREE-BACKUP; gave 2 and took back 0"),
+        "{text}"
+    );
     // Piped output: no colours, no carriage returns.
     assert!(!text.contains('\x1b') && !text.contains('\r'));
 }

@@ -9,13 +9,16 @@
     missing_docs
 )]
 
-use failover_fsm::Role;
-use failover_fsm::v6::LocalLease;
+use std::net::Ipv6Addr;
+
+use failover_fsm::v6::accept::{Received, judge_update};
 use failover_fsm::v6::pool::{
-    PoolConfig, PoolReqAnswer, PoolSkipped, PrefixCounts, PrefixPlan, needs_rebalance,
-    plan_candidates, plan_prefixes, poolreq_answer,
+    PoolConfig, PoolReqAnswer, PoolSkipped, PrefixCounts, PrefixPlan, movable, movable_candidates,
+    moved_status, needs_rebalance, plan_candidates, plan_prefixes, poolreq_answer,
 };
-use failover_proto::v6::{BindingStatus, ServerState};
+use failover_fsm::v6::{ClientKey, LocalLease};
+use failover_fsm::{Role, UnixTime};
+use failover_proto::v6::{Binding, BindingStatus, BndUpd, IaKind, LeaseAddr, Repr, ServerState};
 use proptest::prelude::*;
 
 fn counts(free: u32, free_backup: u32) -> PrefixCounts {
@@ -138,6 +141,110 @@ fn counting_and_candidates() {
             .map(|Idx(i, _)| i)
             .collect();
     assert_eq!(picked, [2]);
+}
+
+#[test]
+fn a_moved_record_and_its_bndupd() {
+    use BindingStatus::{Active, Expired, Free, FreeBackup, PendingFree};
+    let t = UnixTime(1_700_000_000);
+    for (from, to) in [
+        (Free, Some(FreeBackup)),
+        (PendingFree, Some(FreeBackup)),
+        (FreeBackup, Some(Free)),
+        (Active, None),
+        (Expired, None),
+    ] {
+        assert_eq!(moved_status(from), to, "{from}");
+    }
+    // A prefix freed from a client: given, it is clientless from `t` on, nothing to time out.
+    let freed = LocalLease {
+        client: Some(ClientKey::new(&[1, 2, 3], IaKind::Pd, 1)),
+        cltt: Some(t.minus(100)),
+        start_time_of_state: Some(t.minus(50)),
+        acked_partner_lifetime: Some(t.minus(10)),
+        ..LocalLease::new(Free)
+    };
+    let mut given = freed;
+    assert_eq!(given.move_prefix(t), Some(FreeBackup));
+    assert_eq!(
+        given,
+        LocalLease {
+            status: FreeBackup,
+            client: None,
+            cltt: None,
+            start_time_of_state: Some(t),
+            acked_partner_lifetime: Some(t.minus(10)),
+            ..LocalLease::new(FreeBackup)
+        }
+    );
+    // Its BNDUPD passes the codec's rules for a top-level IAPREFIX (§7.4) and a partner that
+    // knew the prefix as freed takes it: the move is later than its record.
+    let p = LeaseAddr::Prefix {
+        prefix: Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 0),
+        len: 56,
+    };
+    let update = BndUpd {
+        xid: 1,
+        sent_time: 0,
+        binding: Binding::Prefix(given.clientless_update(p, t)),
+        extra: Default::default(),
+    };
+    let mut buf = [0u8; 256];
+    let n = update.emit(&mut buf).unwrap();
+    let Repr::BndUpd(got) = Repr::parse(&buf[..n]).unwrap() else {
+        panic!("not a BNDUPD")
+    };
+    let (lease, received) = Received::all(&got.binding).next().unwrap();
+    assert_eq!((lease.preferred_lifetime, lease.valid_lifetime), (0, 0));
+    let v = judge_update(Role::Secondary, Some(&freed), &received, t).unwrap();
+    assert_eq!((v.status, v.start_time_of_state), (FreeBackup, Some(t)));
+    // Taken back within 5 s of the give, the partner would judge FREE "not later" (§7.5.1):
+    // not movable until then.
+    let mut stored = freed;
+    stored.store_received(None, &v);
+    let mut back = given;
+    assert!(!movable(&given, t.plus(5)));
+    back.move_prefix(t.plus(5));
+    let early = Received::of_lease(&back.clientless_update(p, t.plus(5)));
+    assert_eq!(
+        judge_update(Role::Secondary, Some(&stored), &early, t.plus(5)),
+        Err(failover_proto::v6::Status::OutdatedBindingInformation)
+    );
+    assert!(movable(&given, t.plus(6)));
+    let mut back = given;
+    back.move_prefix(t.plus(6));
+    let in_time = Received::of_lease(&back.clientless_update(p, t.plus(6)));
+    let v = judge_update(Role::Secondary, Some(&stored), &in_time, t.plus(6)).unwrap();
+    assert_eq!(v.status, Free);
+    // A delegated prefix neither moves nor counts as movable.
+    let mut held = LocalLease::new(Active);
+    assert!(!movable(&held, t) && held.move_prefix(t).is_none());
+    assert_eq!(held, LocalLease::new(Active));
+}
+
+#[test]
+fn movable_candidates_skip_what_changed_in_the_last_5_s() {
+    let t = UnixTime(1_700_000_000);
+    let fresh = LocalLease {
+        start_time_of_state: Some(t.minus(2)),
+        ..LocalLease::new(BindingStatus::Free)
+    };
+    let old = LocalLease {
+        start_time_of_state: Some(t.minus(60)),
+        ..LocalLease::new(BindingStatus::Free)
+    };
+    let leases = [fresh, old, fresh, LocalLease::new(BindingStatus::Free)];
+    let give = PrefixPlan {
+        target: 3,
+        give: 3,
+        take_back: 0,
+    };
+    let picked: Vec<usize> =
+        movable_candidates(&give, leases.iter().enumerate().map(|(i, l)| Idx(i, *l)), t)
+            .map(|Idx(i, _)| i)
+            .collect();
+    // Fewer than asked: the two fresh ones wait.
+    assert_eq!(picked, [1, 3]);
 }
 
 struct Idx(usize, LocalLease);

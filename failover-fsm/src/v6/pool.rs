@@ -11,6 +11,11 @@
 //! with RFC 8156's rule instead of ISC's: a configured share, a threshold against churn, no
 //! defaults in the RFC (ours: [`PoolConfig::default`]).
 //!
+//! Carrying a plan out: [`PrefixCounts::of`] counts the table, [`movable_candidates`] picks
+//! the prefixes (those whose record changed more than 5 s ago, [`movable`]), [`LocalLease::move_prefix`] changes each record (FREE ↔ FREE-BACKUP, before the
+//! BNDUPD goes: from then on the primary MUST NOT delegate a given prefix), and
+//! [`LocalLease::clientless_update`] is the top-level IAPREFIX that says so (§7.4).
+//!
 //! ```
 //! use failover_fsm::Role;
 //! use failover_fsm::v6::pool::{PoolConfig, PrefixCounts, plan_prefixes};
@@ -25,9 +30,10 @@
 //! ```
 
 use failover_proto::Role;
-use failover_proto::v6::{BindingStatus, ServerState};
+use failover_proto::v6::{BindingStatus, Lease, LeaseAddr, ServerState, time};
 
-use super::LocalLease;
+use super::{LocalLease, TIME_SKEW_LIMIT};
+use crate::time::UnixTime;
 
 /// The primary's configuration of the split (§4.2.2: both are configuration, the RFC gives no
 /// defaults).
@@ -227,4 +233,137 @@ where
         }
         _ => false,
     })
+}
+
+/// The status a prefix takes when the primary moves it (§4.2.2, §7.2 transition 7): an
+/// available prefix of the primary's (FREE, PENDING-FREE) is given as FREE-BACKUP, a
+/// FREE-BACKUP one is taken back as FREE. `None` for a status that does not move (a
+/// delegated or unavailable prefix).
+///
+/// ```
+/// use failover_fsm::v6::pool::moved_status;
+/// use failover_proto::v6::BindingStatus;
+///
+/// assert_eq!(moved_status(BindingStatus::Free), Some(BindingStatus::FreeBackup));
+/// assert_eq!(moved_status(BindingStatus::FreeBackup), Some(BindingStatus::Free));
+/// assert_eq!(moved_status(BindingStatus::Active), None);
+/// ```
+pub const fn moved_status(status: BindingStatus) -> Option<BindingStatus> {
+    match status {
+        BindingStatus::Free | BindingStatus::PendingFree => Some(BindingStatus::FreeBackup),
+        BindingStatus::FreeBackup => Some(BindingStatus::Free),
+        _ => None,
+    }
+}
+
+impl LocalLease {
+    /// The primary moves this prefix (one of [`plan_candidates`]) at `now`: its status becomes
+    /// [`moved_status`], start-time-of-state `now`, and it is clientless (the BNDUPD carries a
+    /// top-level IAPREFIX, §7.4) with nothing left to time out or to send. Done before the
+    /// BNDUPD is queued: §4.2.2 forbids the primary to delegate a given prefix from then on. A
+    /// take-back the secondary refuses (it delegated the prefix, §4.2.2) is corrected by the
+    /// secondary's own BNDUPD for its client; meanwhile [`super::allocate::may_allocate`]
+    /// holds the prefix back for the 5 s a new start-time-of-state waits. Returns the new
+    /// status; `None` (record unchanged) for a prefix that does not move.
+    ///
+    /// ```
+    /// use failover_fsm::UnixTime;
+    /// use failover_fsm::v6::LocalLease;
+    /// use failover_proto::v6::BindingStatus;
+    ///
+    /// let now = UnixTime(1_700_000_000);
+    /// let mut p = LocalLease::new(BindingStatus::Free);
+    /// assert_eq!(p.move_prefix(now), Some(BindingStatus::FreeBackup)); // given
+    /// assert_eq!((p.start_time_of_state, p.update_sent), (Some(now), false));
+    /// assert_eq!(p.move_prefix(now.plus(60)), Some(BindingStatus::Free)); // taken back
+    /// let mut held = LocalLease::new(BindingStatus::Active);
+    /// assert_eq!(held.move_prefix(now), None);
+    /// ```
+    pub fn move_prefix(&mut self, now: UnixTime) -> Option<BindingStatus> {
+        let status = moved_status(self.status)?;
+        *self = LocalLease {
+            status,
+            client: None,
+            cltt: None,
+            start_time_of_state: Some(now),
+            state_expiration_time: None,
+            partner_lifetime: None,
+            update_sent: false,
+            ..*self
+        };
+        Some(status)
+    }
+
+    /// This record as the BNDUPD of a prefix no client holds carries it: a top-level
+    /// OPTION_IAPREFIX (§7.4) with [`LocalLease::update_lease`]'s options, lifetimes 0 (nobody
+    /// holds it), and its own OPTION_LQ_BASE_TIME `lq_base_time` (a clientless prefix has
+    /// no CLIENT_DATA to carry one; the codec requires it).
+    ///
+    /// ```
+    /// use core::net::Ipv6Addr;
+    /// use failover_fsm::UnixTime;
+    /// use failover_fsm::v6::LocalLease;
+    /// use failover_proto::v6::{BindingStatus, LeaseAddr};
+    ///
+    /// let now = UnixTime(1_700_000_000);
+    /// let mut p = LocalLease::new(BindingStatus::Free);
+    /// p.move_prefix(now);
+    /// let prefix = LeaseAddr::Prefix { prefix: Ipv6Addr::new(0x2001, 0xdb8, 0x100, 0, 0, 0, 0, 0), len: 56 };
+    /// let lease = p.clientless_update(prefix, now);
+    /// assert_eq!(lease.binding_status, Some(BindingStatus::FreeBackup));
+    /// assert!(lease.lq_base_time.is_some() && lease.start_time_of_state.is_some());
+    /// assert_eq!((lease.state_expiration_time, lease.partner_lifetime), (None, None));
+    /// ```
+    pub fn clientless_update(&self, prefix: LeaseAddr, lq_base_time: UnixTime) -> Lease<'static> {
+        Lease {
+            lq_base_time: Some(time::from_unix(u64::from(lq_base_time.0)).unwrap_or(0)),
+            ..self.update_lease(prefix, 0, 0, lq_base_time)
+        }
+    }
+}
+
+/// Whether the primary may move this prefix at `now`: its status moves ([`moved_status`]) and
+/// its record last changed (start-time-of-state, CLTT) more than [`TIME_SKEW_LIMIT`] ago. A
+/// move stamped within 5 s of the partner's record is "not later" there (§7.5.1) and refused
+/// as outdated (§7.5.4): a prefix just given cannot be taken back at once, nor one just freed
+/// be given.
+///
+/// ```
+/// use failover_fsm::UnixTime;
+/// use failover_fsm::v6::LocalLease;
+/// use failover_fsm::v6::pool::movable;
+/// use failover_proto::v6::BindingStatus;
+///
+/// let t = UnixTime(1_700_000_000);
+/// let mut p = LocalLease::new(BindingStatus::Free);
+/// assert!(movable(&p, t)); // never changed
+/// p.move_prefix(t); // given
+/// assert!(!movable(&p, t.plus(5)));
+/// assert!(movable(&p, t.plus(6)));
+/// ```
+pub fn movable(lease: &LocalLease, now: UnixTime) -> bool {
+    let changed = match (lease.start_time_of_state, lease.cltt) {
+        (Some(a), Some(b)) => Some(a.max(b)),
+        (a, b) => a.or(b),
+    };
+    moved_status(lease.status).is_some()
+        && changed.is_none_or(|t| now.0 > t.0.saturating_add(TIME_SKEW_LIMIT))
+}
+
+/// [`plan_candidates`] among the prefixes [`movable`] at `now`: what the primary moves now. It
+/// may be fewer than the plan asks for (prefixes that changed in the last 5 s wait); plan again
+/// later for the rest.
+pub fn movable_candidates<I>(
+    plan: &PrefixPlan,
+    leases: I,
+    now: UnixTime,
+) -> impl Iterator<Item = I::Item>
+where
+    I: IntoIterator,
+    I::Item: AsRef<LocalLease>,
+{
+    plan_candidates(
+        plan,
+        leases.into_iter().filter(move |l| movable(l.as_ref(), now)),
+    )
 }

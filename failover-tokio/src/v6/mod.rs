@@ -85,7 +85,7 @@ mod task;
 
 pub use peer::{Handle6, MAX_UNACKED_BNDUPD, Peer6, Peer6Error, PeerEvent6};
 pub use state::{MemoryState, StateFile, StateStore};
-pub use store::{ClientBinding, GrantError, IaBinding, MemoryStore6};
+pub use store::{ClientBinding, GrantError, IaBinding, MemoryStore6, PREFIX_HANDLES};
 
 /// The failover port, as for DHCPv4 (§5.1).
 pub const PORT: u16 = v6::FAILOVER_PORT;

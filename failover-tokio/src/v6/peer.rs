@@ -9,6 +9,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use failover_fsm::engine::{BindingHandle, Engine, V6};
+use failover_fsm::v6::pool::{PoolConfig, PrefixCounts, PrefixPlan};
 use failover_fsm::{Config, ConfigError, Event, Instant, Persisted, Role, ServerState, Status};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -67,6 +68,7 @@ pub struct Peer6 {
     setup_timeout: Duration,
     event_capacity: usize,
     write_timeout: Option<Duration>,
+    pool: PoolConfig,
 }
 
 impl fmt::Debug for Peer6 {
@@ -104,6 +106,7 @@ impl Peer6 {
             setup_timeout: Duration::from_secs(15),
             event_capacity: 1024,
             write_timeout: None,
+            pool: PoolConfig::default(),
         }
     }
 
@@ -232,6 +235,34 @@ impl Peer6 {
         self
     }
 
+    /// A primary's split of the delegable prefixes (§4.2.2; default
+    /// [`PoolConfig::default`]: half to the secondary, threshold 1). Every prefix of the
+    /// table starts as the primary's; when the secondary asks (POOLREQ, sent on entering
+    /// NORMAL and by [`Handle6::pool_request`]) and whenever the counts move by more than the
+    /// threshold, the primary in NORMAL gives it FREE-BACKUP prefixes up to its share or
+    /// takes some back with FREE ([`MemoryStore6::move_prefixes`]). A secondary ignores it.
+    ///
+    /// ```no_run
+    /// # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+    /// use failover_fsm::v6::pool::PoolConfig;
+    /// use failover_fsm::{Config, Role};
+    /// use failover_tokio::v6::{Peer6, Security6};
+    ///
+    /// let config = Config::new(Role::Primary, "dhcpv6-failover", 3600);
+    /// let (handle, _events) = Peer6::new(config, "[2001:db8::2]:647".parse()?)
+    ///     .security(Security6::Insecure)
+    ///     .state_file("/var/lib/dhcp/failover6.state")
+    ///     // A quarter of the prefixes for the secondary; move none while within 4 of it.
+    ///     .prefix_pool(PoolConfig { secondary_percent: 25, threshold: 4 })
+    ///     .start()
+    ///     .await?;
+    /// # Ok(()) }
+    /// ```
+    pub fn prefix_pool(mut self, config: PoolConfig) -> Self {
+        self.pool = config;
+        self
+    }
+
     /// The lease table is new or lost (a restart without it): the saved state is ignored (the
     /// peer starts as a new server, RECOVER, §8.3), and until the partner has sent every
     /// binding (UPDREQALL, §8.5.2), its bindings are taken as an empty table would take them.
@@ -325,7 +356,8 @@ impl Peer6 {
             leases.clone(),
             cmd_rx,
             Forward::new(event_tx, status_tx, counters.clone()),
-        );
+        )
+        .prefix_pool(self.pool);
         let span = info_span!(
             "failover6",
             name = %String::from_utf8_lossy(&self.config.relationship_name),
@@ -426,6 +458,18 @@ pub enum PeerEvent6 {
     },
     /// The connection is gone.
     Disconnected,
+    /// The primary ran its plan for the delegable prefixes (§4.2.2: after a POOLREQ, or the
+    /// counts moved beyond the threshold): `plan.give` prefixes sent as FREE-BACKUP,
+    /// `plan.take_back` asked back with FREE (both empty when the split holds).
+    PrefixesBalanced {
+        /// The available prefixes before the plan.
+        before: PrefixCounts,
+        /// What the plan asks for.
+        plan: PrefixPlan,
+        /// How many prefixes were sent now: fewer than the plan's when some changed in the
+        /// last 5 s (§7.5.1); those follow about 6 s later.
+        moved: usize,
+    },
     /// A connection was not set up: a stranger's (dropped unread, §6.1), a refused STARTTLS,
     /// a failed TLS handshake, a primary's failed connect. The engine never saw it.
     SetupFailed {
@@ -480,6 +524,18 @@ impl Handle6 {
         let (reply, rx) = oneshot::channel();
         self.cmd
             .send(Command::SendBinding { handle, reply })
+            .await
+            .map_err(|_| PeerError::Stopped)?;
+        rx.await.map_err(|_| PeerError::Stopped)?
+    }
+
+    /// A secondary asks the primary for its share of the delegable prefixes again (POOLREQ,
+    /// §4.2.2: at any time while in contact; the engine also sends one on entering NORMAL).
+    /// Nothing is sent without a connection. Returns once handed to the engine.
+    pub async fn pool_request(&self) -> Result<(), PeerError> {
+        let (reply, rx) = oneshot::channel();
+        self.cmd
+            .send(Command::PoolRequest { reply })
             .await
             .map_err(|_| PeerError::Stopped)?;
         rx.await.map_err(|_| PeerError::Stopped)?

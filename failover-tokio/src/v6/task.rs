@@ -21,6 +21,9 @@ use std::time::Duration;
 
 use failover_fsm::engine::{BindingHandle, UpdateSink6};
 use failover_fsm::v6::accept::Verdict;
+use failover_fsm::v6::pool::{
+    PoolConfig, PoolReqAnswer, PrefixCounts, needs_rebalance, plan_prefixes, poolreq_answer,
+};
 use failover_fsm::{
     Action, CommitToken, EngineError, Event, PersistToken, Persisted, RejectReason, Role, UpdateId,
 };
@@ -50,6 +53,9 @@ const MAX_SETUPS: usize = 4;
 const CLOSE_LINGER: Duration = Duration::from_secs(2);
 /// How long the listener rests after a failed accept.
 const ACCEPT_ERROR_PAUSE: Duration = Duration::from_millis(100);
+/// How long a plan that fell short waits before the next: more than the 5 s within which
+/// the partner takes two times as equal (§7.5.1).
+const POOL_RETRY: Duration = Duration::from_secs(6);
 /// Longest a shutdown waits for its DISCONNECT to be written and its last snapshot.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 /// Most syncs of a journaled lease table running at once; beyond, what waits forms one group
@@ -60,6 +66,7 @@ const MAX_LEASE_SYNCS: usize = 3;
 pub(crate) enum Command {
     PartnerDown { force: bool, reply: Reply },
     SendBinding { handle: BindingHandle, reply: Reply },
+    PoolRequest { reply: Reply },
     Shutdown(oneshot::Sender<()>),
 }
 
@@ -102,6 +109,16 @@ pub(crate) struct Task6 {
     close_pending: bool,
     /// A shutdown was asked for: whom to tell once done.
     stopping: Option<oneshot::Sender<()>>,
+    /// The primary's split of the delegable prefixes (§4.2.2).
+    pool: PoolConfig,
+    /// The prefix counts once the last plan was carried out: a primary in NORMAL plans again
+    /// when they move by more than the threshold (§4.2.2).
+    pool_counts: Option<PrefixCounts>,
+    /// A plan fell short (prefixes that changed in the last 5 s): when to plan again.
+    pool_retry: Option<tokio::time::Instant>,
+    /// A POOLREQ came before we were NORMAL (the secondary enters NORMAL first): balanced
+    /// once we are.
+    pool_deferred: bool,
 }
 
 impl Task6 {
@@ -129,7 +146,17 @@ impl Task6 {
             cmd_rx,
             close_pending: false,
             stopping: None,
+            pool: PoolConfig::default(),
+            pool_counts: None,
+            pool_retry: None,
+            pool_deferred: false,
         }
+    }
+
+    /// The primary's split of the delegable prefixes ([`Peer6::prefix_pool`](super::Peer6)).
+    pub(crate) fn prefix_pool(mut self, pool: PoolConfig) -> Self {
+        self.pool = pool;
+        self
     }
 
     pub(crate) async fn run(mut self) {
@@ -159,6 +186,10 @@ impl Task6 {
             _ = sleep_opt(redial) => self.net.dial(),
             written = written(&mut self.persisting) => self.persisted(written),
             synced = lease_synced(&mut self.lease_syncs) => self.leases_synced(synced),
+            _ = sleep_opt(self.pool_retry) => {
+                self.pool_retry = None;
+                self.balance_prefixes();
+            }
         }
     }
 
@@ -179,6 +210,13 @@ impl Task6 {
                 if self.engine.send_binding(handle).is_err() {
                     self.backlog.push_back(handle);
                 }
+                let _ = reply.send(Ok(()));
+                // A grant may have used an available prefix.
+                self.rebalance_prefixes();
+            }
+            Some(Command::PoolRequest { reply }) => {
+                // §4.2.2: the secondary may ask at any time while in contact.
+                self.engine.request_pool_balance();
                 let _ = reply.send(Ok(()));
             }
             Some(Command::Shutdown(done)) => self.begin_shutdown(done),
@@ -297,9 +335,7 @@ impl Task6 {
                 self.backlog.extend(handles);
                 self.queue_backlog();
             }
-            // Moving delegable prefixes (§4.2.2) is not done by this peer yet: POOLRESP only
-            // acknowledges.
-            Action::PoolRequested => self.engine.pool_response(0),
+            Action::PoolRequested => self.pool_requested(),
             // Nothing queued, nothing to balance, no update of ours acknowledged.
             _ => {}
         }
@@ -420,6 +456,90 @@ impl Task6 {
             }
         }
         self.queue_backlog();
+        // The partner's updates may have delegated or freed prefixes.
+        self.rebalance_prefixes();
+    }
+
+    /// The partner's POOLREQ (§5.3.3): POOLRESP, which only says it arrived (§5.3.4), and a
+    /// primary in NORMAL moves prefixes ([`poolreq_answer`]).
+    fn pool_requested(&mut self) {
+        match poolreq_answer(self.net.role, self.v6_state()) {
+            PoolReqAnswer::RespondAndBalance => {
+                self.engine.pool_response(0);
+                self.balance_prefixes();
+            }
+            PoolReqAnswer::RespondOnly(why) => {
+                debug!(?why, "POOLREQ: prefixes move once we are NORMAL");
+                self.engine.pool_response(0);
+                self.pool_deferred = true;
+            }
+            PoolReqAnswer::Ignore => debug!("POOLREQ to a secondary ignored"),
+        }
+    }
+
+    /// Runs [`plan_prefixes`] on the table's counts and queues the moved prefixes' bindings
+    /// through the backlog (a full engine queue holds them there, none is dropped).
+    fn balance_prefixes(&mut self) {
+        let state = self.v6_state();
+        let wall = wall_clock();
+        let mut leases = lock(&self.leases);
+        let counts = leases.prefix_counts();
+        let plan = match plan_prefixes(self.net.role, state, counts, &self.pool) {
+            Ok(plan) => plan,
+            Err(why) => {
+                debug!(?why, "prefixes not balanced");
+                return;
+            }
+        };
+        let moved = leases.move_prefixes(&plan, wall);
+        let after = leases.prefix_counts();
+        drop(leases);
+        // Prefixes that changed in the last 5 s wait (§7.5.1); the rest of the plan then.
+        let short = moved.len() < plan.give.saturating_add(plan.take_back) as usize;
+        self.pool_retry = short.then(|| tokio::time::Instant::now() + POOL_RETRY);
+        info!(
+            free = counts.free,
+            free_backup = counts.free_backup,
+            give = plan.give,
+            take_back = plan.take_back,
+            "delegable prefixes balanced (§4.2.2)"
+        );
+        self.pool_counts = Some(after);
+        self.out.push(PeerEvent6::PrefixesBalanced {
+            before: counts,
+            plan,
+            moved: moved.len(),
+        });
+        self.backlog.extend(moved);
+        self.queue_backlog();
+    }
+
+    /// A primary in NORMAL carries out a POOLREQ that came before it was, and plans again
+    /// once the counts moved by more than the threshold since the last plan (§4.2.2,
+    /// [`needs_rebalance`]): the secondary delegated or either side freed prefixes.
+    fn rebalance_prefixes(&mut self) {
+        if self.net.role != Role::Primary
+            || self.v6_state() != failover_proto::v6::ServerState::Normal
+        {
+            return;
+        }
+        if std::mem::take(&mut self.pool_deferred) {
+            self.balance_prefixes();
+            return;
+        }
+        let Some(last) = self.pool_counts else {
+            return;
+        };
+        let now = lock(&self.leases).prefix_counts();
+        if needs_rebalance(last, now, &self.pool) {
+            self.balance_prefixes();
+        }
+    }
+
+    /// Our state in RFC 8156's terms (one it lacks reads as STARTUP, which moves nothing).
+    fn v6_state(&self) -> failover_proto::v6::ServerState {
+        failover_fsm::v6::state::from_v4(self.engine.state())
+            .unwrap_or(failover_proto::v6::ServerState::Startup)
     }
 
     /// Starts the sync of the journaled lease table for what waits, if fewer than
