@@ -116,8 +116,8 @@ pub(crate) struct Task6 {
     pool_counts: Option<PrefixCounts>,
     /// A plan fell short (prefixes that changed in the last 5 s): when to plan again.
     pool_retry: Option<tokio::time::Instant>,
-    /// A POOLREQ came before we were NORMAL (the secondary enters NORMAL first): balanced
-    /// once we are.
+    /// A POOLREQ came while we were not NORMAL (a primary still CONFLICT-DONE while its
+    /// secondary is NORMAL, §8.10.2): carried out once we are.
     pool_deferred: bool,
 }
 
@@ -497,13 +497,16 @@ impl Task6 {
         // Prefixes that changed in the last 5 s wait (§7.5.1); the rest of the plan then.
         let short = moved.len() < plan.give.saturating_add(plan.take_back) as usize;
         self.pool_retry = short.then(|| tokio::time::Instant::now() + POOL_RETRY);
-        info!(
-            free = counts.free,
-            free_backup = counts.free_backup,
-            give = plan.give,
-            take_back = plan.take_back,
-            "delegable prefixes balanced (§4.2.2)"
-        );
+        if !plan.is_empty() {
+            info!(
+                free = counts.free,
+                free_backup = counts.free_backup,
+                give = plan.give,
+                take_back = plan.take_back,
+                sent = moved.len(),
+                "delegable prefixes moved (§4.2.2)"
+            );
+        }
         self.pool_counts = Some(after);
         self.out.push(PeerEvent6::PrefixesBalanced {
             before: counts,
