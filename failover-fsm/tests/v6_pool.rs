@@ -160,6 +160,7 @@ fn a_moved_record_and_its_bndupd() {
     let freed = LocalLease {
         client: Some(ClientKey::new(&[1, 2, 3], IaKind::Pd, 1)),
         cltt: Some(t.minus(100)),
+        partner_raw_clt_time: Some(t.minus(100)),
         start_time_of_state: Some(t.minus(50)),
         acked_partner_lifetime: Some(t.minus(10)),
         ..LocalLease::new(Free)

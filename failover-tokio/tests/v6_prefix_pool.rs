@@ -240,6 +240,10 @@ fn a_given_prefix_reaches_the_secondary_as_a_clientless_iaprefix() {
         .unwrap();
     let one = primary.prefix_handle(prefix(1)).unwrap();
     assert_eq!(primary.binding(one, |_| ()), None);
+    // What carries each lease when it must go again: the client's binding, else the prefix's.
+    let (a, _) = primary.client(A).unwrap();
+    assert_eq!(primary.holder(prefix(1)), Some(a));
+    assert_eq!(primary.holder(prefix(20)), Some(handle));
     // ... and the primary may not delegate what it gave (§4.2.2).
     assert_eq!(
         primary.grant(

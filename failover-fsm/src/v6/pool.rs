@@ -285,6 +285,7 @@ impl LocalLease {
             status,
             client: None,
             cltt: None,
+            partner_raw_clt_time: None,
             start_time_of_state: Some(now),
             state_expiration_time: None,
             partner_lifetime: None,

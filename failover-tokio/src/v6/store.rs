@@ -393,14 +393,18 @@ impl MemoryStore6 {
         handles
     }
 
-    /// The client binding that holds `lease`, if any.
+    /// The binding that carries `lease`: the client binding that holds it, else a delegable
+    /// prefix's clientless one ([`MemoryStore6::prefix_handle`], §7.4).
     pub fn holder(&self, lease: LeaseAddr) -> Option<BindingHandle> {
-        self.clients.iter().find_map(|(h, c)| {
-            c.ias
-                .iter()
-                .any(|ia| ia.leases.iter().any(|l| l.0 == lease))
-                .then_some(BindingHandle(*h))
-        })
+        self.clients
+            .iter()
+            .find_map(|(h, c)| {
+                c.ias
+                    .iter()
+                    .any(|ia| ia.leases.iter().any(|l| l.0 == lease))
+                    .then_some(BindingHandle(*h))
+            })
+            .or_else(|| self.prefix_handle(lease))
     }
 
     /// Sets the clock OPTION_LQ_BASE_TIME is written with.
