@@ -294,6 +294,65 @@ fn which_prefixes_each_server_may_delegate() {
     );
 }
 
+/// A temporary directory, removed when dropped (also when a test fails).
+struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    fn new(name: &str) -> Self {
+        let d = std::env::temp_dir().join(format!(
+            "failover-v6-pool-{name}-{}-{}",
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .as_nanos()
+        ));
+        std::fs::create_dir_all(&d).unwrap();
+        TempDir(d)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A journaled table keeps the moves: reopened, the split and the clientless bindings are
+/// there (a restarted primary must not delegate what it gave, §4.2.2).
+#[test]
+fn moves_are_journaled() {
+    let dir = TempDir::new("journal");
+    let path = dir.0.join("primary.leases6");
+    let mut t = MemoryStore6::open(&path).unwrap();
+    for n in 1..=PREFIXES {
+        t.add_pool_lease(prefix(n));
+    }
+    let table = Mutex::new(t);
+    MemoryStore6::sync(&table).unwrap();
+    {
+        let mut t = table.lock().unwrap();
+        let p = plan(t.prefix_counts(), &PoolConfig::default());
+        assert_eq!(t.move_prefixes(&p, T0).len(), 10);
+    }
+    MemoryStore6::sync(&table).unwrap();
+    drop(table);
+    let again = MemoryStore6::open(&path).unwrap();
+    assert_eq!(again.prefix_counts(), counts(10, 10));
+    assert_eq!(
+        statuses(&again, BindingStatus::FreeBackup),
+        (11..=20).map(prefix).collect::<Vec<_>>()
+    );
+    let h = again.prefix_handle(prefix(20)).unwrap();
+    assert!(again.handles().contains(&h));
+    assert_eq!(again.holder(prefix(20)), Some(h));
+    assert!(
+        again
+            .binding(h, |b| matches!(b, Binding::Prefix(_)))
+            .unwrap()
+    );
+}
+
 // ----- two peers on the loopback -----
 
 /// A running peer and every event it reported.
@@ -305,7 +364,11 @@ struct Peer {
 
 impl Peer {
     async fn start(role: Role, port: u16, pool: PoolConfig) -> Peer {
-        let leases = Arc::new(Mutex::new(table()));
+        Peer::start_with(role, port, pool, table()).await
+    }
+
+    async fn start_with(role: Role, port: u16, pool: PoolConfig, table: MemoryStore6) -> Peer {
+        let leases = Arc::new(Mutex::new(table));
         let (handle, mut rx) = Peer6::new(config(role), addr(port))
             .listen(addr(port))
             .security(Security6::Insecure)
@@ -593,4 +656,29 @@ async fn a_quarter_then_a_take_back_when_the_primary_delegates() {
         "{plans:?}"
     );
     stop([&primary, &secondary]).await;
+}
+
+/// A journaled primary sends its moves once they are synced (§4.2.2: from then on the
+/// secondary's; a restart must not give them out again), and they are in its journal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journaled_primary_gives_once_synced() {
+    let dir = TempDir::new("pair");
+    let path = dir.0.join("primary.leases6");
+    let mut journaled = MemoryStore6::open(&path).unwrap();
+    for n in 1..=8 {
+        journaled.add_pool_lease(address(n));
+    }
+    for n in 1..=PREFIXES {
+        journaled.add_pool_lease(prefix(n));
+    }
+    let port = free_port();
+    let secondary = Peer::start(Role::Secondary, port, PoolConfig::default()).await;
+    let primary = Peer::start_with(Role::Primary, port, PoolConfig::default(), journaled).await;
+    primary.reach(ServerState::Normal, 20).await;
+    secondary.reach(ServerState::Normal, 20).await;
+    agree(&primary, &secondary, counts(10, 10), 10).await;
+    stop([&primary, &secondary]).await;
+    drop(primary);
+    let again = MemoryStore6::open(&path).unwrap();
+    assert_eq!(again.prefix_counts(), counts(10, 10));
 }

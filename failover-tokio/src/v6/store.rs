@@ -36,8 +36,9 @@ use super::journal::{self, Journal, Line, Pending};
 
 /// The first [`BindingHandle`] of the clientless-prefix namespace: handle
 /// `PREFIX_HANDLES + i` names the `i`-th delegable prefix the table learned (in the order
-/// [`MemoryStore6::add_pool_lease`] added them). Client handles count up from 1 and stay
-/// below it.
+/// [`MemoryStore6::add_pool_lease`] added them; a reopened journal's in address order).
+/// Client handles count up from 1 and stay below it. Handles live as long as the process:
+/// the journal keeps records, not prefix handles.
 pub const PREFIX_HANDLES: u32 = 0x8000_0000;
 
 /// Lifetimes and T1/T2 of a lease or IA as the client got them (echoed in BNDUPDs).
@@ -505,6 +506,16 @@ impl MemoryStore6 {
             .iter()
             .map(|(h, c)| (c.duid.clone(), *h))
             .collect();
+        // The delegable prefixes get their handles in address order (the journal's is not
+        // the pool's).
+        let mut prefixes: Vec<LeaseAddr> = store.records.keys().copied().collect();
+        prefixes.sort_by_key(|a| match a {
+            LeaseAddr::Address(ip) => (0, ip.octets(), 128),
+            LeaseAddr::Prefix { prefix, len } => (1, prefix.octets(), *len),
+        });
+        for p in prefixes {
+            store.note_prefix(p);
+        }
         if replayed.skipped > 0 {
             tracing::warn!(
                 path = %path.as_ref().display(),
@@ -790,6 +801,8 @@ impl MemoryStore6 {
             if r.move_prefix(now).is_none() {
                 continue;
             }
+            self.touch(prefix);
+            self.touch_holders(prefix);
             for c in self.clients.values_mut() {
                 for ia in &mut c.ias {
                     ia.leases.retain(|l| l.0 != prefix);

@@ -81,6 +81,8 @@ struct Persisting {
 /// for it.
 struct LeaseSync {
     commits: Vec<CommitToken>,
+    /// Moved prefixes to send once the sync returned (§4.2.2).
+    moves: Vec<BindingHandle>,
     sync: JoinHandle<io::Result<()>>,
 }
 
@@ -103,6 +105,8 @@ pub(crate) struct Task6 {
     /// The partner's leases waiting for the next sync, which waits for room
     /// ([`MAX_LEASE_SYNCS`]); `Some` even when empty if the table changed.
     lease_sync_next: Option<Vec<CommitToken>>,
+    /// Moved prefixes of a journaled table waiting for the next sync before they are sent.
+    moves_next: Vec<BindingHandle>,
     out: Forward<PeerEvent6>,
     cmd_rx: mpsc::Receiver<Command>,
     /// The engine asked to close the connection: done once its last messages are written.
@@ -142,6 +146,7 @@ impl Task6 {
             persisting: VecDeque::new(),
             lease_syncs: VecDeque::new(),
             lease_sync_next: None,
+            moves_next: Vec::new(),
             out,
             cmd_rx,
             close_pending: false,
@@ -493,6 +498,7 @@ impl Task6 {
         };
         let moved = leases.move_prefixes(&plan, wall);
         let after = leases.prefix_counts();
+        let durable = leases.is_durable();
         drop(leases);
         // Prefixes that changed in the last 5 s wait (§7.5.1); the rest of the plan then.
         let short = moved.len() < plan.give.saturating_add(plan.take_back) as usize;
@@ -513,8 +519,16 @@ impl Task6 {
             plan,
             moved: moved.len(),
         });
-        self.backlog.extend(moved);
-        self.queue_backlog();
+        if durable && !moved.is_empty() {
+            // §4.2.2: a given prefix is the secondary's from the moment its BNDUPD is sent;
+            // journaled first, so that a restart does not delegate it again.
+            self.moves_next.extend(moved);
+            self.lease_sync_next.get_or_insert_default();
+            self.start_lease_sync();
+        } else {
+            self.backlog.extend(moved);
+            self.queue_backlog();
+        }
     }
 
     /// A primary in NORMAL carries out a POOLREQ that came before it was, and plans again
@@ -556,7 +570,12 @@ impl Task6 {
         };
         let leases = self.leases.clone();
         let sync = tokio::task::spawn_blocking(move || MemoryStore6::sync(&leases));
-        self.lease_syncs.push_back(LeaseSync { commits, sync });
+        let moves = std::mem::take(&mut self.moves_next);
+        self.lease_syncs.push_back(LeaseSync {
+            commits,
+            moves,
+            sync,
+        });
     }
 
     /// The oldest sync of the lease table returned: its leases are acknowledged to the
@@ -570,9 +589,16 @@ impl Task6 {
                 for t in s.commits {
                     let _ = self.engine.binding_committed(t);
                 }
+                self.backlog.extend(s.moves);
+                self.queue_backlog();
             }
             Err(e) => {
                 warn!(error = %e, "lease table not synced; the partner's leases are refused");
+                // Not durable: a restart could delegate a prefix the partner holds as its
+                // own. They wait for a sync that succeeds.
+                let mut moves = s.moves;
+                moves.append(&mut self.moves_next);
+                self.moves_next = moves;
                 for t in s.commits {
                     let _ = self
                         .engine
