@@ -207,9 +207,23 @@ async fn bindings_sync_both_ways_and_come_back_after_a_lost_table() {
     assert!(held(&table_now, address(1), A, IaKind::Na, 1));
     assert!(held(&table_now, prefix(1), A, IaKind::Pd, 2));
     assert!(held(&table(&primary), address(2), B, IaKind::Na, 1));
-    // The partner's BNDREPLY stored: what it acknowledged is recorded.
-    let acked = primary.leases().lock().unwrap().lease(address(1)).unwrap();
-    assert!(acked.acked_partner_lifetime.is_some() && acked.partner_lifetime.is_none());
+    // The partner's BNDREPLY stored: what it acknowledged is recorded. It follows the
+    // partner's store (the tables agree first), behind the prefixes the primary gave on
+    // entering NORMAL (§4.2.2): waited for, bounded.
+    let acked = || {
+        let r = primary.leases().lock().unwrap().lease(address(1)).unwrap();
+        r.acked_partner_lifetime.is_some() && r.partner_lifetime.is_none()
+    };
+    let stored = tokio::time::timeout(Duration::from_secs(5), async {
+        while !acked() {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+    assert!(
+        stored.is_ok(),
+        "the BNDREPLY for address 1 not stored within 5 s"
+    );
     // Each side knows the other's client binding (for an UPDREQALL).
     assert!(secondary.leases().lock().unwrap().client(A).is_some());
     assert!(primary.leases().lock().unwrap().client(B).is_some());

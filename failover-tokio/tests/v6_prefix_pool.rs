@@ -105,7 +105,7 @@ fn prefixes_have_their_own_handles() {
     assert_eq!(s.prefix_handle(address(1)), None);
     assert_eq!(s.prefix_handle(prefix(PREFIXES + 1)), None);
     // Untouched prefixes are FREE on both sides by configuration: not sent on UPDREQALL.
-    assert!(s.handles().is_empty());
+    assert!(s.update_handles().is_empty());
     assert_eq!(
         s.prefix_counts(),
         PrefixCounts {
@@ -134,7 +134,7 @@ fn the_primary_gives_the_last_prefixes_and_a_second_plan_is_empty() {
     let r = s.lease(prefix(20)).unwrap();
     assert_eq!((r.start_time_of_state, r.client), (Some(T0), None));
     // The moved ones are sent on an UPDREQALL too; the others are not.
-    let mut sent = s.handles();
+    let mut sent = s.update_handles();
     sent.sort();
     let mut moved = handles.clone();
     moved.sort();
@@ -344,7 +344,7 @@ fn moves_are_journaled() {
         (11..=20).map(prefix).collect::<Vec<_>>()
     );
     let h = again.prefix_handle(prefix(20)).unwrap();
-    assert!(again.handles().contains(&h));
+    assert!(again.update_handles().contains(&h));
     assert_eq!(again.holder(prefix(20)), Some(h));
     assert!(
         again

@@ -150,13 +150,18 @@ impl MemoryStore6 {
         Some((BindingHandle(h), self.clients.get(&h)?))
     }
 
-    /// Every client's handle, in order, then every clientless prefix's that has moved since
-    /// the pools were configured (what an UPDREQALL sends; a prefix never moved is FREE on
-    /// both sides by configuration, §4.2.2).
+    /// Every client's handle, in order.
     pub fn handles(&self) -> Vec<BindingHandle> {
         let mut h: Vec<u32> = self.clients.keys().copied().collect();
         h.sort_unstable();
-        let mut all: Vec<BindingHandle> = h.into_iter().map(BindingHandle).collect();
+        h.into_iter().map(BindingHandle).collect()
+    }
+
+    /// Every binding an UPDREQALL sends: each client's ([`MemoryStore6::handles`]), then each
+    /// clientless prefix's that has moved since the pools were configured (a prefix never
+    /// moved is FREE on both sides by configuration, §4.2.2).
+    pub fn update_handles(&self) -> Vec<BindingHandle> {
+        let mut all = self.handles();
         all.extend(self.moved_prefix_handles());
         all
     }

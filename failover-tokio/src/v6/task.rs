@@ -329,14 +329,14 @@ impl Task6 {
             // does not track those, and sending all is a superset, §5.3.5), then UPDDONE
             // once all are answered.
             Action::SendAllBindings | Action::SendUnackedBindings => {
-                let handles = lock(&self.leases).handles();
+                let handles = lock(&self.leases).update_handles();
                 self.backlog.extend(handles);
                 self.answering = true;
                 self.queue_backlog();
             }
             // Entering NORMAL or RECOVER: what the partner may not have (§8.8).
             Action::SendBacklog => {
-                let handles = lock(&self.leases).handles();
+                let handles = lock(&self.leases).update_handles();
                 self.backlog.extend(handles);
                 self.queue_backlog();
             }
