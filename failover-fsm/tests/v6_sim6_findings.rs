@@ -486,3 +486,85 @@ fn a_freed_lease_forgets_the_lifetime_acked_for_its_last_binding() {
     assert_eq!(secondary.status, BindingStatus::Free);
     assert_eq!(secondary.acked_partner_lifetime, None);
 }
+
+/// Found on the loopback (failover-tokio's `v6_lease_end`), not by the simulator, whose
+/// clients never release in the second of their grant: the primary grants client A an
+/// address and the client releases it in the same second. The secondary's copy is ACTIVE
+/// from that second; the RELEASED is "not later" (§7.5.1's window) and Figure 4 refuses it;
+/// the secondary sends its ACTIVE back (§7.5.4), which the primary's RELEASED refuses in
+/// turn, and the lease is stuck until it runs out. A same client's RELEASED no older than
+/// what we know of the client is taken — and a renewal made here after the release (the
+/// v6 simulator, seed 1140, while the RELEASED was held up by a crash) still wins.
+#[test]
+fn a_release_in_the_second_of_the_grant_is_taken() {
+    let at = T.plus(100);
+    let copy = LocalLease {
+        client: Some(a()),
+        start_time_of_state: Some(at),
+        state_expiration_time: Some(at.plus(600)),
+        ..LocalLease::new(BindingStatus::Active)
+    };
+    let released = released_by_primary(at);
+    let v = judge_update(Role::Secondary, Some(&copy), &released, at).unwrap();
+    assert_eq!(v.status, BindingStatus::Released);
+    // Seed 1140: released at T+545, the primary crashed; the secondary renewed the client
+    // at T+578 (its CLTT); the RELEASED arrives at T+603: refused.
+    let renewed = LocalLease {
+        cltt: Some(T.plus(578)),
+        start_time_of_state: Some(T.plus(125)),
+        state_expiration_time: Some(T.plus(698)),
+        ..copy
+    };
+    assert_eq!(
+        judge_update(
+            Role::Secondary,
+            Some(&renewed),
+            &released_by_primary(T.plus(545)),
+            T.plus(603)
+        ),
+        Err(Status::OutdatedBindingInformation)
+    );
+}
+
+/// Simulator seed 24683 (with `unacknowledged` counting any partner-lifetime): the primary
+/// held a copy of the secondary's ACTIVE for client 2 — taken from the secondary's BNDUPD,
+/// with the partner-lifetime Figure 5 raises from it. The secondary, in PARTNER-DOWN, let
+/// that lease run out and gave the address to client 1; the primary restarted and sent its
+/// "unacknowledged" copy, which the secondary took over client 1's lease (accept(3): a
+/// secondary takes the primary's ACTIVE), then renewed client 2 on it. A copy is not ours
+/// to send again: what the partner acked, or sent us, is acknowledged.
+#[test]
+fn a_copy_of_the_partners_lease_is_not_unacknowledged() {
+    let mut copy = secondarys_copy();
+    let v = judge_update(
+        Role::Primary,
+        Some(&LocalLease::new(BindingStatus::Free)),
+        &Received {
+            status: Some(BindingStatus::Active),
+            client: Some(a()),
+            clt: Some(T),
+            start_time_of_state: Some(T),
+            state_expiration_time: Some(T.plus(MCLT)),
+            partner_lifetime: Some(T.plus(75)),
+            partner_raw_clt_time: None,
+            expiration_time: Some(T.plus(90)),
+        },
+        T,
+    )
+    .unwrap();
+    copy.store_received(Some(a()), &v);
+    assert!(copy.partner_lifetime.is_some(), "Figure 5: raised from 120");
+    assert!(!copy.unacknowledged());
+    // Our own grant is, until the partner's answer.
+    let mut ours = LocalLease::new(BindingStatus::Free);
+    let g = failover_fsm::v6::lifetime::grant(ServerState::Normal, MCLT, T, 600, None);
+    ours.grant(a(), &g, T);
+    assert!(ours.unacknowledged());
+    assert!(!ours.store_ack(
+        seven(),
+        Some(BindingStatus::Active),
+        Some(g.potential_expiration),
+        T
+    ));
+    assert!(!ours.unacknowledged());
+}

@@ -26,7 +26,9 @@
 //! FREE-BACKUP that follows an EXPIRED, RELEASED or RESET of the same client we hold (the
 //! partner freed it on our ack, §7.2), however soon after it; and an EXPIRED, RELEASED or
 //! RESET of the same client that began no later than our FREE / FREE-BACKUP (the ending we
-//! freed, sent back) is refused as outdated.
+//! freed, sent back) is refused as outdated. A same client's RELEASED no older than the local
+//! time of the ACTIVE we hold is taken, however soon after it (a release in the second of
+//! the grant).
 //!
 //! ```
 //! use failover_fsm::v6::accept::{Received, judge_update};
@@ -258,6 +260,15 @@ pub fn judge_update(
             .is_some_and(|c| later(c, local.start_time_of_state))
     };
     let rule = rule(local.status, status);
+    // The client released the binding we hold, no earlier than its last contact we know of
+    // (a release in the second of the grant is "not later" by §7.5.1's window; refused, the
+    // two servers refuse each other's copies until the lease runs out — found on the
+    // loopback, failover-tokio's v6_lease_end). Compared without the window: a renewal here
+    // after the release (the v6 simulator, seed 1140) has the later CLTT and wins.
+    let released_after = same_client
+        && local.status == BindingStatus::Active
+        && status == BindingStatus::Released
+        && local_time.is_none_or(|l| msg_time >= l);
     // The other way round: the EXPIRED / RELEASED / RESET we freed on the partner's ack, sent
     // back as part of the client's binding. Taken (its message time is the client's last
     // transaction, older than our CLTT never), it would put the lease back out of reach.
@@ -278,6 +289,7 @@ pub fn judge_update(
     }
     let ok = repeat
         || completes
+        || released_after
         || match rule {
             Rule::Accept => later(msg_time, local_time),
             Rule::Time1 => local

@@ -197,20 +197,24 @@ impl LocalLease {
         self.update_sent = false;
     }
 
-    /// The partner may not have our current record of this lease: a partner-lifetime not
-    /// acked yet, an EXPIRED / RELEASED / RESET not freed by its ack, a status not acked
-    /// ([`LocalLease::update_sent`] false), or the partner must be updated
+    /// The partner may not have our current record of this lease: a change of ours not
+    /// acked ([`LocalLease::update_sent`] false: a grant, a freed lease), an EXPIRED /
+    /// RELEASED / RESET not freed by an ack, or the partner must be updated
     /// ([`LocalLease::update_partner`]). What an UPDREQ asks for (§5.3.5: "every binding
     /// update the partner has not acknowledged") and what a store sends again after a
     /// restart.
+    ///
+    /// Not a partner-lifetime as such: a copy of the partner's ACTIVE keeps one (Figure 5
+    /// raises it from the partner's expiration-time), and sent back after a restart it is
+    /// taken by a secondary even over another client's newer lease (accept(3)): the v6
+    /// simulator, seed 24683, gave an address to two clients that way.
     pub const fn unacknowledged(&self) -> bool {
-        self.partner_lifetime.is_some()
+        !self.update_sent
+            || self.update_partner
             || matches!(
                 self.status,
                 BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
             )
-            || !self.update_sent
-            || self.update_partner
     }
 
     /// We refused the partner's update of this lease as outdated (§7.5.4, step 6): the

@@ -399,6 +399,43 @@ impl MemoryStore6 {
         handles
     }
 
+    /// The bindings holding a lease the partner may not have ([`LocalLease::unacknowledged`]):
+    /// what an UPDREQ asks for (§5.3.5).
+    pub fn unacknowledged(&self) -> Vec<BindingHandle> {
+        let mut handles: Vec<BindingHandle> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.unacknowledged())
+            .filter_map(|(l, _)| self.holder(*l))
+            .collect();
+        handles.sort_unstable();
+        handles.dedup();
+        handles
+    }
+
+    /// Expires every ACTIVE lease whose end passed long enough ago
+    /// ([`LocalLease::expiry_due`], §7.2): its record becomes EXPIRED. Returns the bindings to
+    /// send. The failover task calls it every second; a DHCP server may call it too, or
+    /// [`MemoryStore6::release`] with `expired` for one lease.
+    pub fn expire_due(&mut self, now: UnixTime) -> Vec<BindingHandle> {
+        let due: Vec<LeaseAddr> = self
+            .records
+            .iter()
+            .filter(|(_, r)| r.expiry_due(now))
+            .map(|(l, _)| *l)
+            .collect();
+        for l in &due {
+            if let Some(r) = self.records.get_mut(l) {
+                r.expire(now);
+            }
+            self.touch(*l);
+        }
+        let mut handles: Vec<BindingHandle> = due.iter().filter_map(|l| self.holder(*l)).collect();
+        handles.sort_unstable();
+        handles.dedup();
+        handles
+    }
+
     /// The binding that carries `lease`: the client binding that holds it, else a delegable
     /// prefix's clientless one ([`MemoryStore6::prefix_handle`], §7.4).
     pub fn holder(&self, lease: LeaseAddr) -> Option<BindingHandle> {

@@ -61,6 +61,12 @@ const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 /// Most syncs of a journaled lease table running at once; beyond, what waits forms one group
 /// (the journal shares an fsync among the syncs that overlap anyway).
 const MAX_LEASE_SYNCS: usize = 3;
+/// How often the table is looked at: leases whose end passed ([`MemoryStore6::expire_due`])
+/// and bindings the library said to send again ([`MemoryStore6::take_resends`]).
+const TABLE_TICK: Duration = Duration::from_secs(1);
+/// How often the bindings whose partner must be updated go again (§7.5.4's periodic scan;
+/// the RFC names no period).
+const UPDATE_SCAN: Duration = Duration::from_secs(30);
 
 /// What the application asks of the task.
 pub(crate) enum Command {
@@ -81,8 +87,8 @@ struct Persisting {
 /// for it.
 struct LeaseSync {
     commits: Vec<CommitToken>,
-    /// Moved prefixes to send once the sync returned (§4.2.2).
-    moves: Vec<BindingHandle>,
+    /// Bindings to send once the sync returned (moved prefixes, §4.2.2; our own changes).
+    after_sync: Vec<BindingHandle>,
     sync: JoinHandle<io::Result<()>>,
 }
 
@@ -105,8 +111,9 @@ pub(crate) struct Task6 {
     /// The partner's leases waiting for the next sync, which waits for room
     /// ([`MAX_LEASE_SYNCS`]); `Some` even when empty if the table changed.
     lease_sync_next: Option<Vec<CommitToken>>,
-    /// Moved prefixes of a journaled table waiting for the next sync before they are sent.
-    moves_next: Vec<BindingHandle>,
+    /// Bindings of a journaled table waiting for the next sync before they are sent: moved
+    /// prefixes (§4.2.2), our expiries, what the library said to send again.
+    after_sync: Vec<BindingHandle>,
     out: Forward<PeerEvent6>,
     cmd_rx: mpsc::Receiver<Command>,
     /// The engine asked to close the connection: done once its last messages are written.
@@ -123,6 +130,9 @@ pub(crate) struct Task6 {
     /// A POOLREQ came while we were not NORMAL (a primary still CONFLICT-DONE while its
     /// secondary is NORMAL, §8.10.2): carried out once we are.
     pool_deferred: bool,
+    /// The next look at the table ([`TABLE_TICK`]) and the next §7.5.4 scan ([`UPDATE_SCAN`]).
+    table_tick: tokio::time::Instant,
+    update_scan: tokio::time::Instant,
 }
 
 impl Task6 {
@@ -146,7 +156,7 @@ impl Task6 {
             persisting: VecDeque::new(),
             lease_syncs: VecDeque::new(),
             lease_sync_next: None,
-            moves_next: Vec::new(),
+            after_sync: Vec::new(),
             out,
             cmd_rx,
             close_pending: false,
@@ -155,6 +165,8 @@ impl Task6 {
             pool_counts: None,
             pool_retry: None,
             pool_deferred: false,
+            table_tick: tokio::time::Instant::now(),
+            update_scan: tokio::time::Instant::now() + UPDATE_SCAN,
         }
     }
 
@@ -195,6 +207,40 @@ impl Task6 {
                 self.pool_retry = None;
                 self.balance_prefixes();
             }
+            _ = tokio::time::sleep_until(self.table_tick) => self.look_at_table(),
+        }
+    }
+
+    /// Every [`TABLE_TICK`]: leases whose end passed become EXPIRED (the library's
+    /// [`LocalLease::expiry_due`](failover_fsm::v6::LocalLease::expiry_due)), and the bindings
+    /// the library said to send again go (a freed lease, a later end kept, an outdated update
+    /// refused, what a reopened journal holds unacknowledged); every [`UPDATE_SCAN`], the
+    /// bindings whose partner must still be updated (§7.5.4).
+    fn look_at_table(&mut self) {
+        let now = tokio::time::Instant::now();
+        self.table_tick = now + TABLE_TICK;
+        let mut leases = lock(&self.leases);
+        let mut send = leases.expire_due(wall_clock());
+        send.extend(leases.take_resends());
+        if now >= self.update_scan {
+            self.update_scan = now + UPDATE_SCAN;
+            send.extend(leases.outdated_at_partner());
+        }
+        let durable = leases.is_durable();
+        drop(leases);
+        if send.is_empty() {
+            return;
+        }
+        send.sort_unstable();
+        send.dedup();
+        if durable {
+            // Expiries are changes of ours: journaled before they go out.
+            self.after_sync.extend(send);
+            self.lease_sync_next.get_or_insert_default();
+            self.start_lease_sync();
+        } else {
+            self.backlog.extend(send);
+            self.queue_backlog();
         }
     }
 
@@ -325,11 +371,17 @@ impl Task6 {
                 });
             }
             Action::CloseConnection => self.close_pending = true,
-            // Every binding of the table (UPDREQ asks for the unacknowledged ones: the table
-            // does not track those, and sending all is a superset, §5.3.5), then UPDDONE
-            // once all are answered.
-            Action::SendAllBindings | Action::SendUnackedBindings => {
+            // UPDREQALL: every binding of the table; UPDREQ: those holding a lease the
+            // partner may not have (§5.3.5, `LocalLease::unacknowledged`). UPDDONE once all
+            // are answered.
+            Action::SendAllBindings => {
                 let handles = lock(&self.leases).update_handles();
+                self.backlog.extend(handles);
+                self.answering = true;
+                self.queue_backlog();
+            }
+            Action::SendUnackedBindings => {
+                let handles = lock(&self.leases).unacknowledged();
                 self.backlog.extend(handles);
                 self.answering = true;
                 self.queue_backlog();
@@ -448,17 +500,29 @@ impl Task6 {
         for (lease, status, sent) in &sink.acks {
             leases.store_ack(*lease, *status, *sent, wall);
         }
+        for lease in &sink.outdated {
+            leases.refused_as_outdated(*lease);
+        }
+        // What the library said to send again (a freed lease, a later end kept, an outdated
+        // update refused): after this message's BNDREPLY, read from the table when sent.
+        let resend = leases.take_resends();
         drop(leases);
         if durable {
-            if !sink.commits.is_empty() || !sink.acks.is_empty() {
+            if !sink.commits.is_empty()
+                || !sink.acks.is_empty()
+                || !sink.outdated.is_empty()
+                || !resend.is_empty()
+            {
                 let tokens = sink.commits.into_iter().map(|c| c.token);
                 self.lease_sync_next.get_or_insert_default().extend(tokens);
+                self.after_sync.extend(resend);
                 self.start_lease_sync();
             }
         } else {
             for c in sink.commits {
                 let _ = self.engine.binding_committed(c.token);
             }
+            self.backlog.extend(resend);
         }
         self.queue_backlog();
         // The partner's updates may have delegated or freed prefixes.
@@ -522,7 +586,7 @@ impl Task6 {
         if durable && !moved.is_empty() {
             // §4.2.2: a given prefix is the secondary's from the moment its BNDUPD is sent;
             // journaled first, so that a restart does not delegate it again.
-            self.moves_next.extend(moved);
+            self.after_sync.extend(moved);
             self.lease_sync_next.get_or_insert_default();
             self.start_lease_sync();
         } else {
@@ -570,10 +634,10 @@ impl Task6 {
         };
         let leases = self.leases.clone();
         let sync = tokio::task::spawn_blocking(move || MemoryStore6::sync(&leases));
-        let moves = std::mem::take(&mut self.moves_next);
+        let after_sync = std::mem::take(&mut self.after_sync);
         self.lease_syncs.push_back(LeaseSync {
             commits,
-            moves,
+            after_sync,
             sync,
         });
     }
@@ -589,16 +653,16 @@ impl Task6 {
                 for t in s.commits {
                     let _ = self.engine.binding_committed(t);
                 }
-                self.backlog.extend(s.moves);
+                self.backlog.extend(s.after_sync);
                 self.queue_backlog();
             }
             Err(e) => {
                 warn!(error = %e, "lease table not synced; the partner's leases are refused");
                 // Not durable: a restart could delegate a prefix the partner holds as its
                 // own. They wait for a sync that succeeds.
-                let mut moves = s.moves;
-                moves.append(&mut self.moves_next);
-                self.moves_next = moves;
+                let mut moves = s.after_sync;
+                moves.append(&mut self.after_sync);
+                self.after_sync = moves;
                 for t in s.commits {
                     let _ = self
                         .engine
@@ -763,6 +827,8 @@ struct Commit {
 struct Received {
     commits: Vec<Commit>,
     acks: Vec<(LeaseAddr, Option<BindingStatus>, Option<u32>)>,
+    /// The partner's leases refused as outdated (§7.5.4: the partner must be updated).
+    outdated: Vec<LeaseAddr>,
 }
 
 impl UpdateSink6 for Received {
@@ -790,6 +856,9 @@ impl UpdateSink6 for Received {
 
     fn refused(&mut self, _: &Binding<'_>, _: Option<&Ia<'_>>, lease: &Lease<'_>, status: Status) {
         debug!(lease = ?lease.addr, %status, "partner's lease refused");
+        if status == Status::OutdatedBindingInformation {
+            self.outdated.push(lease.addr);
+        }
     }
 
     fn acked(
