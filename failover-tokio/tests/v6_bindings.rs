@@ -13,39 +13,22 @@
 
 mod common;
 
-use std::net::Ipv6Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::v6::{Row, address, config, prefix, reach, record_binding, table, tables_agree};
 use common::{addr, free_port};
-use failover_fsm::v6::{ClientKey, LocalLease};
-use failover_fsm::{Config, Event, Role, ServerState, UnixTime};
+use failover_fsm::v6::ClientKey;
+use failover_fsm::{Event, Role, ServerState};
 use failover_proto::v6::{BindingStatus, IaKind, LeaseAddr};
 use failover_tokio::v6::{
-    ClientBinding, Handle6, IaBinding, MemoryState, MemoryStore6, Peer6, PeerEvent6, Security6,
-    StateStore,
+    Handle6, MemoryState, MemoryStore6, Peer6, PeerEvent6, Security6, StateStore,
 };
 
-const MCLT: u32 = 3;
-
-fn config(role: Role) -> Config {
-    let mut c = Config::new(role, "v6-bindings", MCLT);
-    c.receive_timer = 4;
-    c.startup_delay = 1;
-    c.startup_delay_after_long_down = 1;
-    c.connect_timeout = 5;
-    c
-}
-
-fn address(n: u16) -> LeaseAddr {
-    LeaseAddr::Address(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n))
-}
-
-fn prefix(n: u16) -> LeaseAddr {
-    LeaseAddr::Prefix {
-        prefix: Ipv6Addr::new(0x2001, 0xdb8, 0x100 + n, 0, 0, 0, 0, 0),
-        len: 56,
-    }
+/// Records client `duid` holding `leases` and sends its binding.
+async fn grant(h: &Handle6, duid: &[u8], leases: &[LeaseAddr]) {
+    let handle = record_binding(h, duid, leases);
+    h.send_binding(handle).await.unwrap();
 }
 
 /// The relationship's pools: 8 addresses, 4 delegable prefixes.
@@ -67,7 +50,7 @@ async fn start(
     leases: Arc<Mutex<MemoryStore6>>,
     lost: bool,
 ) -> (Handle6, tokio::sync::mpsc::Receiver<PeerEvent6>) {
-    let mut builder = Peer6::new(config(role), addr(port))
+    let mut builder = Peer6::new(config(role, "v6-bindings"), addr(port))
         .listen(addr(port))
         .security(Security6::Insecure)
         .state_store(state)
@@ -78,104 +61,6 @@ async fn start(
         builder = builder.lease_table_lost();
     }
     builder.start().await.unwrap()
-}
-
-async fn reach(h: &Handle6, state: ServerState, secs: u64) {
-    let r = tokio::time::timeout(Duration::from_secs(secs), h.wait_for_state(state)).await;
-    assert!(
-        matches!(r, Ok(Ok(()))),
-        "{state} not within {secs} s: {:?}",
-        h.status()
-    );
-}
-
-/// Records client `duid` holding `leases` (IA_NA 1 for addresses, IA_PD 2 for prefixes),
-/// ACTIVE from now, and sends its binding.
-async fn grant(h: &Handle6, duid: &[u8], leases: &[LeaseAddr]) {
-    let now = UnixTime(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as u32,
-    );
-    let kind_of = |l: &LeaseAddr| match l {
-        LeaseAddr::Address(_) => (IaKind::Na, 1),
-        LeaseAddr::Prefix { .. } => (IaKind::Pd, 2),
-    };
-    let mut ias: Vec<IaBinding> = Vec::new();
-    let mut records = Vec::new();
-    for l in leases {
-        let (kind, iaid) = kind_of(l);
-        match ias.iter_mut().find(|i| i.kind == kind) {
-            Some(ia) => ia.leases.push((*l, 300, 600)),
-            None => ias.push(IaBinding {
-                kind,
-                iaid,
-                leases: vec![(*l, 300, 600)],
-            }),
-        }
-        records.push((
-            *l,
-            LocalLease {
-                client: Some(ClientKey::new(duid, kind, iaid)),
-                cltt: Some(now),
-                start_time_of_state: Some(now),
-                state_expiration_time: Some(now.plus(600)),
-                partner_lifetime: Some(now.plus(900)),
-                ..LocalLease::new(BindingStatus::Active)
-            },
-        ));
-    }
-    let handle = h.leases().lock().unwrap().update(
-        ClientBinding {
-            duid: duid.to_vec(),
-            ias,
-        },
-        records,
-    );
-    h.send_binding(handle).await.unwrap();
-}
-
-/// What both tables must agree on: per lease, status, client and the state's times.
-type Row = (
-    LeaseAddr,
-    BindingStatus,
-    Option<ClientKey>,
-    Option<UnixTime>,
-    Option<UnixTime>,
-);
-
-fn table(h: &Handle6) -> Vec<Row> {
-    h.leases()
-        .lock()
-        .unwrap()
-        .records()
-        .into_iter()
-        .map(|(a, r)| {
-            (
-                a,
-                r.status,
-                r.client,
-                r.start_time_of_state,
-                r.state_expiration_time,
-            )
-        })
-        .collect()
-}
-
-async fn tables_agree(a: &Handle6, b: &Handle6, secs: u64) {
-    let agreed = tokio::time::timeout(Duration::from_secs(secs), async {
-        while table(a) != table(b) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(
-        agreed.is_ok(),
-        "tables differ after {secs} s:\n{:?}\n{:?}",
-        table(a),
-        table(b)
-    );
 }
 
 const A: &[u8] = &[0, 3, 0, 1, 2, 0, 0x5e, 0, 0x53, 0xa];

@@ -15,64 +15,19 @@
 
 mod common;
 
-use std::net::Ipv6Addr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::v6::{
+    Row, TempDir, address, config, prefix, reach, record_binding, table, tables_agree,
+};
 use common::{addr, free_port};
 use failover_fsm::v6::{ClientKey, LocalLease};
-use failover_fsm::{Config, Event, Role, ServerState, UnixTime};
+use failover_fsm::{Event, Role, ServerState};
 use failover_proto::v6::{BindingStatus, IaKind, LeaseAddr};
 use failover_tokio::v6::{
-    ClientBinding, Handle6, IaBinding, MemoryStore6, Peer6, PeerEvent6, Security6, StateFile,
-    StateStore,
+    ClientBinding, Handle6, MemoryStore6, Peer6, PeerEvent6, Security6, StateFile, StateStore,
 };
-
-const MCLT: u32 = 3;
-
-fn config(role: Role) -> Config {
-    let mut c = Config::new(role, "v6-durable", MCLT);
-    c.receive_timer = 4;
-    c.startup_delay = 1;
-    c.startup_delay_after_long_down = 1;
-    c.connect_timeout = 5;
-    c
-}
-
-/// A temporary directory, removed when dropped (also when a test fails).
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new() -> Self {
-        let d = std::env::temp_dir().join(format!(
-            "failover-v6-durable-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
-fn address(n: u16) -> LeaseAddr {
-    LeaseAddr::Address(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n))
-}
-
-fn prefix(n: u16) -> LeaseAddr {
-    LeaseAddr::Prefix {
-        prefix: Ipv6Addr::new(0x2001, 0xdb8, 0x100 + n, 0, 0, 0, 0, 0),
-        len: 56,
-    }
-}
 
 /// One server's files.
 struct Files {
@@ -92,7 +47,7 @@ async fn start(
     port: u16,
     f: &Files,
 ) -> (Handle6, tokio::sync::mpsc::Receiver<PeerEvent6>) {
-    let (h, events) = Peer6::new(config(role), addr(port))
+    let (h, events) = Peer6::new(config(role, "v6-durable"), addr(port))
         .listen(addr(port))
         .security(Security6::Insecure)
         .state_file(&f.state)
@@ -118,63 +73,10 @@ async fn start(
     (h, events)
 }
 
-async fn reach(h: &Handle6, state: ServerState, secs: u64) {
-    let r = tokio::time::timeout(Duration::from_secs(secs), h.wait_for_state(state)).await;
-    assert!(
-        matches!(r, Ok(Ok(()))),
-        "{state} not within {secs} s: {:?}",
-        h.status()
-    );
-}
-
-fn now() -> UnixTime {
-    UnixTime(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as u32,
-    )
-}
-
-/// Records client `duid` holding `leases` (IA_NA 1 for addresses, IA_PD 2 for prefixes),
-/// ACTIVE from now, makes it durable (as a server does before its REPLY) and sends it.
+/// Records client `duid` holding `leases`, makes it durable (as a server does before its
+/// REPLY) and sends it.
 async fn grant(h: &Handle6, duid: &[u8], leases: &[LeaseAddr]) {
-    let now = now();
-    let kind_of = |l: &LeaseAddr| match l {
-        LeaseAddr::Address(_) => (IaKind::Na, 1),
-        LeaseAddr::Prefix { .. } => (IaKind::Pd, 2),
-    };
-    let mut ias: Vec<IaBinding> = Vec::new();
-    let mut records = Vec::new();
-    for l in leases {
-        let (kind, iaid) = kind_of(l);
-        match ias.iter_mut().find(|i| i.kind == kind) {
-            Some(ia) => ia.leases.push((*l, 300, 600)),
-            None => ias.push(IaBinding {
-                kind,
-                iaid,
-                leases: vec![(*l, 300, 600)],
-            }),
-        }
-        records.push((
-            *l,
-            LocalLease {
-                client: Some(ClientKey::new(duid, kind, iaid)),
-                cltt: Some(now),
-                start_time_of_state: Some(now),
-                state_expiration_time: Some(now.plus(600)),
-                partner_lifetime: Some(now.plus(900)),
-                ..LocalLease::new(BindingStatus::Active)
-            },
-        ));
-    }
-    let handle = h.leases().lock().unwrap().update(
-        ClientBinding {
-            duid: duid.to_vec(),
-            ias,
-        },
-        records,
-    );
+    let handle = record_binding(h, duid, leases);
     h.sync_leases().await.unwrap();
     h.send_binding(handle).await.unwrap();
 }
@@ -201,48 +103,6 @@ fn view(t: &MemoryStore6) -> View {
     )
 }
 
-/// What both partners' tables must agree on: per lease, status, client and the state's times.
-type Row = (
-    LeaseAddr,
-    BindingStatus,
-    Option<ClientKey>,
-    Option<UnixTime>,
-    Option<UnixTime>,
-);
-
-fn table(h: &Handle6) -> Vec<Row> {
-    h.leases()
-        .lock()
-        .unwrap()
-        .records()
-        .into_iter()
-        .map(|(a, r)| {
-            (
-                a,
-                r.status,
-                r.client,
-                r.start_time_of_state,
-                r.state_expiration_time,
-            )
-        })
-        .collect()
-}
-
-async fn tables_agree(a: &Handle6, b: &Handle6, secs: u64) {
-    let agreed = tokio::time::timeout(Duration::from_secs(secs), async {
-        while table(a) != table(b) {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await;
-    assert!(
-        agreed.is_ok(),
-        "tables differ after {secs} s:\n{:?}\n{:?}",
-        table(a),
-        table(b)
-    );
-}
-
 /// The states `events` entered so far.
 fn entered(events: &mut tokio::sync::mpsc::Receiver<PeerEvent6>) -> Vec<ServerState> {
     let mut states = Vec::new();
@@ -262,7 +122,7 @@ fn held(t: &[Row], l: LeaseAddr, duid: &[u8], kind: IaKind, iaid: u32) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restarted_secondary_comes_back_with_its_table() {
-    let dir = TempDir::new();
+    let dir = TempDir::new("durable");
     let (p_files, s_files) = (files(&dir.0, "primary"), files(&dir.0, "secondary"));
     let port = free_port();
     let (secondary, _s_events) = start(Role::Secondary, port, &s_files).await;

@@ -15,50 +15,29 @@
 
 mod common;
 
-use std::net::Ipv6Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::v6::{address, config, now, reach};
 use common::{addr, free_port};
 use failover_fsm::v6::allocate::Endpoint;
-use failover_fsm::{Config, Role, ServerState, UnixTime};
+use failover_fsm::{Role, ServerState};
 use failover_proto::v6::{BindingStatus, IaKind, LeaseAddr};
 use failover_tokio::v6::{Handle6, MemoryState, MemoryStore6, Peer6, PeerEvent6, Security6};
 
-const MCLT: u32 = 3;
 const DUID: &[u8] = &[0, 3, 0, 1, 2, 0, 0x5e, 0, 0x53, 9];
-
-fn config(role: Role) -> Config {
-    let mut c = Config::new(role, "v6-lease-end", MCLT);
-    c.receive_timer = 4;
-    c.startup_delay = 1;
-    c.startup_delay_after_long_down = 1;
-    c.connect_timeout = 5;
-    c
-}
 
 /// 2001:db8::3: the primary's.
 fn primarys() -> LeaseAddr {
-    LeaseAddr::Address(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 3))
-}
-
-fn now() -> UnixTime {
-    UnixTime(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as u32,
-    )
+    address(3)
 }
 
 async fn start(role: Role, port: u16) -> (Handle6, tokio::sync::mpsc::Receiver<PeerEvent6>) {
     let mut s = MemoryStore6::new();
     for n in 1..=8 {
-        s.add_pool_lease(LeaseAddr::Address(Ipv6Addr::new(
-            0x2001, 0xdb8, 0, 0, 0, 0, 0, n,
-        )));
+        s.add_pool_lease(address(n));
     }
-    Peer6::new(config(role), addr(port))
+    Peer6::new(config(role, "v6-lease-end"), addr(port))
         .listen(addr(port))
         .security(Security6::Insecure)
         .state_store(Arc::new(MemoryState::default()))
@@ -74,12 +53,7 @@ async fn pair() -> (Handle6, Handle6) {
     let (p, _pe) = start(Role::Primary, port).await;
     let (s, _se) = start(Role::Secondary, port).await;
     for h in [&p, &s] {
-        let r = tokio::time::timeout(
-            Duration::from_secs(15),
-            h.wait_for_state(ServerState::Normal),
-        )
-        .await;
-        assert!(matches!(r, Ok(Ok(()))), "NORMAL: {:?}", h.status());
+        reach(h, ServerState::Normal, 15).await;
     }
     (p, s)
 }

@@ -17,44 +17,23 @@
 
 mod common;
 
-use std::net::Ipv6Addr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use common::v6::{MCLT, TempDir, address, config, now, prefix};
 use common::{addr, free_port};
 use failover_fsm::engine::BindingSource6;
 use failover_fsm::v6::accept::{Received, judge_update};
 use failover_fsm::v6::allocate::{Endpoint, Refusal};
 use failover_fsm::v6::pool::{PoolConfig, PrefixCounts, PrefixPlan, plan_prefixes};
 use failover_fsm::v6::{ClientKey, TIME_SKEW_LIMIT};
-use failover_fsm::{Config, Role, ServerState, UnixTime};
+use failover_fsm::{Role, ServerState, UnixTime};
 use failover_proto::v6::{self as wire, Binding, BindingStatus, IaKind, LeaseAddr, Repr};
 use failover_tokio::v6::{
     GrantError, Handle6, MemoryState, MemoryStore6, PREFIX_HANDLES, Peer6, PeerEvent6, Security6,
 };
 
-const MCLT: u32 = 3;
 const PREFIXES: u16 = 20;
-
-fn config(role: Role) -> Config {
-    let mut c = Config::new(role, "v6-prefix-pool", MCLT);
-    c.receive_timer = 4;
-    c.startup_delay = 1;
-    c.startup_delay_after_long_down = 1;
-    c.connect_timeout = 5;
-    c
-}
-
-fn address(n: u16) -> LeaseAddr {
-    LeaseAddr::Address(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, n))
-}
-
-fn prefix(n: u16) -> LeaseAddr {
-    LeaseAddr::Prefix {
-        prefix: Ipv6Addr::new(0x2001, 0xdb8, 0x100 + n, 0, 0, 0, 0, 0),
-        len: 56,
-    }
-}
 
 /// The relationship's pools: 8 addresses, 20 delegable prefixes.
 fn table() -> MemoryStore6 {
@@ -66,15 +45,6 @@ fn table() -> MemoryStore6 {
         s.add_pool_lease(prefix(n));
     }
     s
-}
-
-fn wall_now() -> UnixTime {
-    UnixTime(
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_secs() as u32,
-    )
 }
 
 const T0: UnixTime = UnixTime(1_700_000_000);
@@ -294,35 +264,11 @@ fn which_prefixes_each_server_may_delegate() {
     );
 }
 
-/// A temporary directory, removed when dropped (also when a test fails).
-struct TempDir(std::path::PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> Self {
-        let d = std::env::temp_dir().join(format!(
-            "failover-v6-pool-{name}-{}-{}",
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .as_nanos()
-        ));
-        std::fs::create_dir_all(&d).unwrap();
-        TempDir(d)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A journaled table keeps the moves: reopened, the split and the clientless bindings are
 /// there (a restarted primary must not delegate what it gave, §4.2.2).
 #[test]
 fn moves_are_journaled() {
-    let dir = TempDir::new("journal");
+    let dir = TempDir::new("pool-journal");
     let path = dir.0.join("primary.leases6");
     let mut t = MemoryStore6::open(&path).unwrap();
     for n in 1..=PREFIXES {
@@ -369,7 +315,7 @@ impl Peer {
 
     async fn start_with(role: Role, port: u16, pool: PoolConfig, table: MemoryStore6) -> Peer {
         let leases = Arc::new(Mutex::new(table));
-        let (handle, mut rx) = Peer6::new(config(role), addr(port))
+        let (handle, mut rx) = Peer6::new(config(role, "v6-prefix-pool"), addr(port))
             .listen(addr(port))
             .security(Security6::Insecure)
             .state_store(Arc::new(MemoryState::default()))
@@ -543,7 +489,7 @@ async fn the_secondary_gets_half_and_a_balanced_poolreq_moves_nothing() {
 
     // In NORMAL the primary delegates its own; the secondary, renew responsive (§8.8.1),
     // nothing new — not even from its share.
-    let now = wall_now();
+    let now = now();
     let (p_end, _) = primary.endpoint();
     let (s_end, _) = secondary.endpoint();
     let p_may = primary
@@ -595,7 +541,7 @@ async fn the_secondary_gets_half_and_a_balanced_poolreq_moves_nothing() {
     secondary
         .reach(ServerState::CommunicationsInterrupted, 10)
         .await;
-    let later = wall_now().plus(TIME_SKEW_LIMIT + 1);
+    let later = common::v6::now().plus(TIME_SKEW_LIMIT + 1);
     let (s_end, _) = secondary.endpoint();
     let s_may = secondary
         .leases
@@ -637,7 +583,7 @@ async fn a_quarter_then_a_take_back_when_the_primary_delegates() {
     // 5 — the counts moved beyond the threshold, so the primary takes one back (FREE). The
     // secondary would refuse a FREE within 5 s of its FREE-BACKUP (§7.5.1): it goes once the
     // give is older.
-    let now = wall_now();
+    let now = now();
     for n in 1..=4 {
         primary.grant(A, prefix(n), now).await.unwrap();
     }

@@ -68,7 +68,7 @@
 use failover_proto::Role;
 use failover_proto::v6::{Binding, BindingStatus, ClientData, Ia, Lease, Status};
 
-use super::{ClientKey, LocalLease, TIME_SKEW_LIMIT, later_of, wire_time};
+use super::{ClientKey, LocalLease, TIME_SKEW_LIMIT, is_ended, is_free, later_of, wire_time};
 use crate::time::UnixTime;
 
 /// One received lease (an IAADDR or IAPREFIX of a BNDUPD) with what the rules need of its
@@ -243,14 +243,8 @@ pub fn judge_update(
     // transition 4) and says so: the successor of the ending we hold, however soon after it
     // (*reading*: refused as "not later", the lease would stay available to neither server).
     let completes = same_client
-        && matches!(
-            local.status,
-            BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
-        )
-        && matches!(
-            status,
-            BindingStatus::Free | BindingStatus::FreeBackup | BindingStatus::PendingFree
-        )
+        && is_ended(local.status)
+        && is_free(status)
         && local
             .start_time_of_state
             .is_none_or(|l| msg_time.0.saturating_add(TIME_SKEW_LIMIT) >= l.0);
@@ -270,17 +264,11 @@ pub fn judge_update(
         && status == BindingStatus::Released
         && local_time.is_none_or(|l| msg_time >= l);
     // The other way round: the EXPIRED / RELEASED / RESET we freed on the partner's ack, sent
-    // back as part of the client's binding. Taken (its message time is the client's last
-    // transaction, older than our CLTT never), it would put the lease back out of reach.
+    // back as part of the client's binding. Figure 4 may take it (our CLTT can be older than
+    // its start), and the lease would be out of reach again.
     let ended_before = same_client
-        && matches!(
-            local.status,
-            BindingStatus::Free | BindingStatus::FreeBackup | BindingStatus::PendingFree
-        )
-        && matches!(
-            status,
-            BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
-        )
+        && is_free(local.status)
+        && is_ended(status)
         && local
             .start_time_of_state
             .is_some_and(|freed| stos.0 <= freed.0.saturating_add(TIME_SKEW_LIMIT));

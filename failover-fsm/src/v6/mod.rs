@@ -209,12 +209,7 @@ impl LocalLease {
     /// taken by a secondary even over another client's newer lease (accept(3)): the v6
     /// simulator, seed 24683, gave an address to two clients that way.
     pub const fn unacknowledged(&self) -> bool {
-        !self.update_sent
-            || self.update_partner
-            || matches!(
-                self.status,
-                BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
-            )
+        !self.update_sent || self.update_partner || is_ended(self.status)
     }
 
     /// We refused the partner's update of this lease as outdated (§7.5.4, step 6): the
@@ -359,10 +354,7 @@ impl LocalLease {
         self.partner_lifetime = None;
         self.update_sent = true;
         self.update_partner = false;
-        if matches!(
-            self.status,
-            BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
-        ) {
+        if is_ended(self.status) {
             self.status = owner::freed_status(kind);
             self.start_time_of_state = Some(now);
             self.state_expiration_time = None;
@@ -432,10 +424,18 @@ impl LocalLease {
 }
 
 /// FREE, FREE-BACKUP or PENDING-FREE: available, bound to nobody.
-const fn is_free(status: BindingStatus) -> bool {
+pub(crate) const fn is_free(status: BindingStatus) -> bool {
     matches!(
         status,
         BindingStatus::Free | BindingStatus::FreeBackup | BindingStatus::PendingFree
+    )
+}
+
+/// EXPIRED, RELEASED or RESET: a binding that ended, free once the partner acks it (§7.2).
+pub(crate) const fn is_ended(status: BindingStatus) -> bool {
+    matches!(
+        status,
+        BindingStatus::Expired | BindingStatus::Released | BindingStatus::Reset
     )
 }
 

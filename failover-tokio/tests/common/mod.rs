@@ -7,6 +7,7 @@
 
 #[cfg(feature = "tls")]
 pub(crate) mod pki;
+pub(crate) mod v6;
 
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
 use std::sync::{Arc, Mutex};
