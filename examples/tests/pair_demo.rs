@@ -45,8 +45,11 @@ async fn the_whole_story_passes_with_100_leases() {
     let ci = time_in(&report, 1, ServerState::CommunicationsInterrupted);
     assert!(ci >= Duration::from_millis(950), "{ci:?}\n{text}");
     assert!(time_in(&report, 1, ServerState::PartnerDown) > Duration::ZERO);
+    // Until RECOVER's start + MCLT (2 s) in whole wall-clock seconds: RECOVER-WAIT lasts
+    // 1–2 s, 1 s when a second ends between RECOVER and RECOVER-WAIT (9 ms apart in the CI
+    // run that failed at 1.00 s with 1.5 s asked).
     let rw = time_in(&report, 0, ServerState::RecoverWait);
-    assert!(rw >= Duration::from_millis(1500), "{rw:?}\n{text}");
+    assert!(rw >= Duration::from_millis(950), "{rw:?}\n{text}");
     assert!(
         report.time_in_state[0]
             .iter()
