@@ -33,7 +33,7 @@ impl MemoryStore6 {
     /// if new: a table reopened keeps their records.
     ///
     /// Blocking (reads the file, may fsync a cut-back): call it before the runtime starts, in
-    /// `tokio::task::spawn_blocking`, or let [`Peer6::lease_file`](super::Peer6::lease_file)
+    /// `tokio::task::spawn_blocking`, or let [`Peer6::lease_file`](crate::v6::Peer6::lease_file)
     /// do it.
     ///
     /// ```
@@ -139,7 +139,7 @@ impl MemoryStore6 {
     ///
     /// The DHCPv6 server calls it after [`MemoryStore6::grant`], [`MemoryStore6::release`] or
     /// [`MemoryStore6::update`] and before it answers its client (REPLY), so that no client
-    /// holds a lease a crash would forget; [`Handle6::sync_leases`](super::Handle6::sync_leases)
+    /// holds a lease a crash would forget; [`Handle6::sync_leases`](crate::v6::Handle6::sync_leases)
     /// does it on tokio's blocking pool. The peer syncs the partner's leases itself before it
     /// acknowledges them (BNDREPLY).
     ///

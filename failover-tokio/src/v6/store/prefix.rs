@@ -22,7 +22,7 @@ impl MemoryStore6 {
     }
 
     /// The handle of the clientless binding of delegable prefix `prefix`: what to send
-    /// ([`Handle6::send_binding`](super::Handle6::send_binding)) after changing its record
+    /// ([`Handle6::send_binding`](crate::v6::Handle6::send_binding)) after changing its record
     /// while no client holds it. `None` for an address or a prefix not in the table.
     pub fn prefix_handle(&self, prefix: LeaseAddr) -> Option<BindingHandle> {
         self.prefix_index
