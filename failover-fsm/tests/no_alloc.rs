@@ -309,12 +309,7 @@ mod v6 {
             lease: &Lease<'_>,
             verdict: &Verdict,
         ) {
-            let client = match (binding, ia) {
-                (Binding::Client(c), Some(ia)) => {
-                    c.client_id.map(|d| ClientKey::new(d, ia.kind, ia.iaid))
-                }
-                _ => None,
-            };
+            let client = ClientKey::of_update(binding, ia);
             let i = slot(lease.addr).unwrap();
             self.records[i].store_received(client, verdict);
             let free = self.commits.iter_mut().find(|c| c.is_none()).unwrap();

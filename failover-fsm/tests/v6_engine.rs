@@ -123,12 +123,7 @@ impl UpdateSink6 for Pending {
         lease: &Lease<'_>,
         verdict: &Verdict,
     ) {
-        let client = match (binding, ia) {
-            (Binding::Client(c), Some(ia)) => {
-                c.client_id.map(|d| ClientKey::new(d, ia.kind, ia.iaid))
-            }
-            _ => None,
-        };
+        let client = ClientKey::of_update(binding, ia);
         self.commits.push((token, lease.addr, client, *verdict));
     }
 

@@ -87,6 +87,22 @@ impl ClientKey {
         }
     }
 
+    /// The client a lease of a BNDUPD belongs to: the CLIENT_DATA's DUID with the IA's type
+    /// and IAID; `None` for a clientless prefix (no IA) or a binding without a client id.
+    /// What [`UpdateSink6::commit`](crate::engine::UpdateSink6::commit) hands to
+    /// [`LocalLease::store_received`].
+    pub fn of_update(
+        binding: &failover_proto::v6::Binding<'_>,
+        ia: Option<&failover_proto::v6::Ia<'_>>,
+    ) -> Option<Self> {
+        match (binding, ia) {
+            (failover_proto::v6::Binding::Client(c), Some(ia)) => c
+                .client_id
+                .map(|duid| ClientKey::new(duid, ia.kind, ia.iaid)),
+            _ => None,
+        }
+    }
+
     /// Same DUID (the same client, whichever IA).
     pub fn same_duid(&self, other: &ClientKey) -> bool {
         self.duid == other.duid
