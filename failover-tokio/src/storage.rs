@@ -159,8 +159,7 @@ impl Inner {
         let r = f(l);
         let after = l.local;
         if !same_place(&before, &after) {
-            self.index.remove(address, &before);
-            self.index.insert(address, &after);
+            self.index.update(address, &before, &after);
         }
         r
     }
@@ -525,8 +524,7 @@ impl Storage for MemoryStore {
             if let Some(l) = leases.get(&a)
                 && !same_place(&before, &l.local)
             {
-                index.remove(a, &before);
-                index.insert(a, &l.local);
+                index.update(a, &before, &l.local);
             }
         }
         walked

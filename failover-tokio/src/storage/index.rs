@@ -21,7 +21,7 @@ use super::Lease;
 type ClientKey = (bool, u64);
 
 /// Addresses by what the allocation rules look at, kept in step with the table by
-/// [`Index::insert`] / [`Index::remove`] around every change of a record.
+/// [`Index::insert`] / [`Index::update`] around every change of a record.
 #[derive(Debug, Default)]
 pub(super) struct Index {
     /// Every address but the ACTIVE ones, by status then address.
@@ -29,9 +29,45 @@ pub(super) struct Index {
     /// ACTIVE addresses by lease-expiration-time (none: last), then address.
     active: BTreeSet<(u64, [u8; 4])>,
     /// The addresses each client holds or held last.
-    clients: HashMap<ClientKey, Vec<[u8; 4]>>,
+    clients: HashMap<ClientKey, Held>,
     /// FREE and BACKUP addresses ([`PoolCounts::add`] / [`PoolCounts::remove`]).
     counts: PoolCounts,
+}
+
+/// The addresses of one client: one, almost always, kept in place (no allocation per client).
+#[derive(Debug)]
+enum Held {
+    One([u8; 4]),
+    Many(Vec<[u8; 4]>),
+}
+
+impl Held {
+    fn as_slice(&self) -> &[[u8; 4]] {
+        match self {
+            Held::One(a) => core::slice::from_ref(a),
+            Held::Many(v) => v,
+        }
+    }
+
+    fn add(&mut self, address: [u8; 4]) {
+        match self {
+            Held::One(a) if *a == address => {}
+            Held::One(a) => *self = Held::Many(vec![*a, address]),
+            Held::Many(v) if v.contains(&address) => {}
+            Held::Many(v) => v.push(address),
+        }
+    }
+
+    /// Takes `address` out; whether none is left.
+    fn take(&mut self, address: [u8; 4]) -> bool {
+        match self {
+            Held::One(a) => *a == address,
+            Held::Many(v) => {
+                v.retain(|a| *a != address);
+                v.is_empty()
+            }
+        }
+    }
 }
 
 fn expiry_key(local: &LocalBinding) -> u64 {
@@ -64,36 +100,66 @@ impl Index {
 
     /// Files `address`, whose record is now `local`.
     pub(super) fn insert(&mut self, address: [u8; 4], local: &LocalBinding) {
+        self.file(address, local);
+        self.add_client(address, &local.client);
+        self.counts.add(local);
+    }
+
+    /// Moves `address` from where `before` is filed to where `after` is, touching only the
+    /// indexes whose key changed (a renewal changes the expiry, not the client).
+    pub(super) fn update(&mut self, address: [u8; 4], before: &LocalBinding, after: &LocalBinding) {
+        let filed = |l: &LocalBinding| {
+            if l.status == BindingStatus::Active {
+                (l.status, expiry_key(l))
+            } else {
+                (l.status, 0)
+            }
+        };
+        if filed(before) != filed(after) {
+            self.unfile(address, before);
+            self.file(address, after);
+        }
+        if before.client != after.client {
+            self.remove_client(address, &before.client);
+            self.add_client(address, &after.client);
+        }
+        self.counts.remove(before);
+        self.counts.add(after);
+    }
+
+    fn file(&mut self, address: [u8; 4], local: &LocalBinding) {
         if local.status == BindingStatus::Active {
             self.active.insert((expiry_key(local), address));
         } else {
             self.by_status.insert((local.status, address));
         }
-        for k in client_keys(&local.client) {
-            let held = self.clients.entry(k).or_default();
-            if !held.contains(&address) {
-                held.push(address);
-            }
-        }
-        self.counts.add(local);
     }
 
-    /// Takes `address`, whose record was `local`, out of the indexes.
-    pub(super) fn remove(&mut self, address: [u8; 4], local: &LocalBinding) {
+    fn unfile(&mut self, address: [u8; 4], local: &LocalBinding) {
         if local.status == BindingStatus::Active {
             self.active.remove(&(expiry_key(local), address));
         } else {
             self.by_status.remove(&(local.status, address));
         }
-        for k in client_keys(&local.client) {
-            if let Some(held) = self.clients.get_mut(&k) {
-                held.retain(|a| *a != address);
-                if held.is_empty() {
-                    self.clients.remove(&k);
-                }
+    }
+
+    fn add_client(&mut self, address: [u8; 4], client: &ClientIdentity) {
+        for k in client_keys(client) {
+            self.clients
+                .entry(k)
+                .and_modify(|held| held.add(address))
+                .or_insert(Held::One(address));
+        }
+    }
+
+    fn remove_client(&mut self, address: [u8; 4], client: &ClientIdentity) {
+        for k in client_keys(client) {
+            if let Some(held) = self.clients.get_mut(&k)
+                && held.take(address)
+            {
+                self.clients.remove(&k);
             }
         }
-        self.counts.remove(local);
     }
 
     /// FREE and BACKUP addresses, reserved ones left out.
@@ -163,7 +229,7 @@ impl Index {
             }
         };
         for k in client_keys(client) {
-            for a in self.clients.get(&k).into_iter().flatten() {
+            for a in self.clients.get(&k).map_or(&[][..], Held::as_slice) {
                 look(choice, *a);
             }
         }
