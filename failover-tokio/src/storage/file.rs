@@ -5,12 +5,15 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
-use std::sync::{Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::thread::JoinHandle;
 
 use failover_fsm::accept::{LocalBinding, Verdict};
 use failover_fsm::policy::{BalancePlan, PoolCounts};
 use failover_fsm::record::{Ack, BacklogWalk, Queued, Received, UpdateQueue, Walked};
 use failover_fsm::{BindingData, BindingSource, LeaseLookup, Persisted, Role, UnixTime, UpdateId};
+
+use tracing::warn;
 
 use super::log_format::{Record, decode_record, encode_record, put_lease};
 use super::{Inner, Lease, MemoryStore, Storage};
@@ -23,14 +26,21 @@ use super::{Inner, Lease, MemoryStore, Storage};
 /// [`FileStore::COMPACT_SLACK`]): the whole table is written to `<path>.compact`, fsync'd and
 /// renamed over the log, so the file stays within a small multiple of the table however long
 /// the server runs. A crash at any point leaves either the old log or the new one, each
-/// complete.
+/// complete. The copy is written and fsync'd on a thread of its own, outside the log's lock:
+/// the sync that starts it returns at once, syncs go on meanwhile, and what they append is
+/// added to the copy before the rename. Dropping the store waits for a compaction under way.
 #[derive(Debug)]
 pub struct FileStore {
     memory: MemoryStore,
-    log: Mutex<Log>,
+    log: Arc<Mutex<Log>>,
     /// Signalled when a sync ends: the next in line may end then.
     turn: Condvar,
     path: PathBuf,
+    /// The thread of the compaction under way (or of the last one, ended).
+    compaction: Mutex<Option<JoinHandle<()>>>,
+    /// Tests: a compaction waits here between writing its snapshot and taking the tail.
+    #[cfg(test)]
+    pub(super) compaction_gate: Mutex<Option<std::sync::mpsc::Receiver<()>>>,
 }
 
 /// The open log and how many records it holds.
@@ -48,6 +58,9 @@ struct Log {
     /// Failed writes and fsyncs so far. A sync that began before a failure fails too: the
     /// records it covers may have been written by the one that failed.
     failures: u64,
+    /// While a compaction writes its copy: the records appended since its snapshot (text and
+    /// count), which the copy takes before it replaces the log.
+    tail: Option<(String, u64)>,
 }
 
 impl FileStore {
@@ -125,7 +138,7 @@ impl FileStore {
         }
         Ok(FileStore {
             memory,
-            log: Mutex::new(Log {
+            log: Arc::new(Mutex::new(Log {
                 file,
                 records,
                 compactions: 0,
@@ -133,80 +146,80 @@ impl FileStore {
                 begun: 0,
                 ended: 0,
                 failures: 0,
-            }),
+                tail: None,
+            })),
             turn: Condvar::new(),
             path,
+            compaction: Mutex::new(None),
+            #[cfg(test)]
+            compaction_gate: Mutex::new(None),
         })
     }
 
     /// Records the log may hold beyond twice the live ones before it is compacted.
     pub const COMPACT_SLACK: u64 = 1024;
 
-    /// How many times the log was compacted since it was opened.
+    /// How many times the log was compacted since it was opened (after waiting for a
+    /// compaction under way to end).
     pub fn compactions(&self) -> u64 {
-        self.log
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .compactions
+        self.wait_compaction();
+        self.lock_log().compactions
     }
 
-    /// Writes the whole table and state to `<path>.compact`, fsyncs it, renames it over the
-    /// log and fsyncs the directory; the log then continues in the new file. Called only from
-    /// [`Storage::sync`], which the task runs on tokio's blocking pool (`sync_blocks`), never
-    /// on a runtime worker.
-    fn compact(&self, log: &mut Log) -> io::Result<()> {
-        let tmp = compact_path(&self.path);
+    /// Waits for the compaction thread, if one was started, to end.
+    fn wait_compaction(&self) {
+        // Taken out first: the thread needs the log's lock, which a sync may hold while it
+        // waits for this one.
+        let running = self
+            .compaction
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        if let Some(t) = running {
+            let _ = t.join();
+        }
+    }
+
+    /// Starts a compaction on its own thread: under the log's lock (`log`), takes a snapshot
+    /// of the table and opens the tail that later syncs append to. The snapshot is taken
+    /// then, so that every record in the tail is as new as the snapshot's or newer.
+    fn start_compaction(&self, mut log: MutexGuard<'_, Log>) {
         let (records, state) = {
             let g = self.memory.lock();
             (g.leases.values().cloned().collect::<Vec<_>>(), g.state)
         };
-        let mut out = String::new();
-        if let Some(p) = state {
-            out.push_str(&encode_record(&Record::State(p)));
-            out.push('\n');
-        }
-        for l in &records {
-            put_lease(&mut out, l);
-            out.push('\n');
-        }
-        let written = (|| {
-            match std::fs::remove_file(&tmp) {
-                Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                _ => {}
+        log.tail = Some((String::new(), 0));
+        drop(log);
+        // The previous thread ended its work under the lock, before `tail` could be closed.
+        self.wait_compaction();
+        let shared = self.log.clone();
+        let path = self.path.clone();
+        #[cfg(test)]
+        let gate = self
+            .compaction_gate
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        #[cfg(not(test))]
+        let gate = None;
+        let started = std::thread::Builder::new()
+            .name("lease-log-compaction".into())
+            .spawn(move || {
+                let snapshot = Snapshot { records, state };
+                if let Err(e) = compact(&shared, &path, snapshot, gate) {
+                    warn!(error = %e, path = %path.display(), "lease log compaction failed; the log stays as it was");
+                }
+            });
+        match started {
+            Ok(t) => {
+                *self.compaction.lock().unwrap_or_else(|p| p.into_inner()) = Some(t);
             }
-            let mut f = OpenOptions::new()
-                .append(true)
-                .create_new(true)
-                .open(&tmp)?;
-            f.write_all(out.as_bytes())?;
-            f.sync_all()?;
-            Ok::<File, io::Error>(f)
-        })();
-        let f = match written {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = std::fs::remove_file(&tmp);
-                return Err(e);
+            Err(_) => {
+                let mut log = self.lock_log();
+                log.tail = None;
+                log.retry_after = log.records + Self::COMPACT_SLACK;
             }
-        };
-        if let Err(e) = std::fs::rename(&tmp, &self.path) {
-            let _ = std::fs::remove_file(&tmp);
-            return Err(e);
         }
-        // From here the new file is the log (its handle follows the rename).
-        log.file = f;
-        log.records = records.len() as u64 + u64::from(state.is_some());
-        log.compactions += 1;
-        log.retry_after = 0;
-        if let Some(dir) = self.path.parent() {
-            let dir = if dir.as_os_str().is_empty() {
-                Path::new(".")
-            } else {
-                dir
-            };
-            File::open(dir)?.sync_all()?;
-        }
-        Ok(())
     }
 
     /// The in-memory view.
@@ -244,6 +257,89 @@ impl FileStore {
             }
         }
     }
+}
+
+/// What a compaction writes first: the table and state as they stood when it started.
+struct Snapshot {
+    records: Vec<Lease>,
+    state: Option<Persisted>,
+}
+
+/// A compaction's own thread: writes the snapshot to `<path>.compact` and fsyncs it without
+/// the log's lock (the long part: syncs go on, their records also go to the tail); then,
+/// under the lock, adds the tail, fsyncs, renames the copy over the log and fsyncs the
+/// directory; the log continues in the new file. Every record appended before the rename is
+/// in the old log, so a crash before it leaves the old log whole. A failure leaves the old
+/// log in use, and the next attempt waits until as many records again were appended.
+fn compact(
+    shared: &Mutex<Log>,
+    path: &Path,
+    snapshot: Snapshot,
+    gate: Option<std::sync::mpsc::Receiver<()>>,
+) -> io::Result<()> {
+    let tmp = compact_path(path);
+    let Snapshot { records, state } = snapshot;
+    let mut out = String::new();
+    if let Some(p) = state {
+        out.push_str(&encode_record(&Record::State(p)));
+        out.push('\n');
+    }
+    for l in &records {
+        put_lease(&mut out, l);
+        out.push('\n');
+    }
+    let snapshot = records.len() as u64 + u64::from(state.is_some());
+    drop(records);
+    let written = (|| {
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        let mut f = OpenOptions::new()
+            .append(true)
+            .create_new(true)
+            .open(&tmp)?;
+        f.write_all(out.as_bytes())?;
+        f.sync_all()?;
+        Ok::<File, io::Error>(f)
+    })();
+    drop(out);
+    if let Some(gate) = gate {
+        let _ = gate.recv();
+    }
+    let mut log = shared.lock().unwrap_or_else(|p| p.into_inner());
+    let tail = log.tail.take().unwrap_or_default();
+    let renamed = written.and_then(|mut f| {
+        if tail.1 > 0 {
+            f.write_all(tail.0.as_bytes())?;
+            f.sync_data()?;
+        }
+        std::fs::rename(&tmp, path)?;
+        Ok(f)
+    });
+    let f = match renamed {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            log.retry_after = log.records + FileStore::COMPACT_SLACK;
+            return Err(e);
+        }
+    };
+    // From here the new file is the log (its handle follows the rename).
+    log.file = f;
+    log.records = snapshot + tail.1;
+    log.compactions += 1;
+    log.retry_after = 0;
+    // Under the lock: no sync appends before the rename is durable.
+    if let Some(dir) = path.parent() {
+        let dir = if dir.as_os_str().is_empty() {
+            Path::new(".")
+        } else {
+            dir
+        };
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(())
 }
 
 /// Where a compaction writes the new log before renaming it over the old one.
@@ -390,17 +486,22 @@ impl Storage for FileStore {
         };
         log.ended += 1;
         self.turn.notify_all();
-        if result.is_ok() {
+        if result.is_ok() && log.tail.is_none() {
             let live = self.memory.lock().leases.len() as u64 + 1;
             if log.records > (2 * live + Self::COMPACT_SLACK).max(log.retry_after) {
-                // What was appended is durable either way; a failed compaction leaves the old
-                // log in use and is tried again once as many records again were appended.
-                if self.compact(&mut log).is_err() {
-                    log.retry_after = log.records + Self::COMPACT_SLACK;
-                }
+                // What was appended is durable either way; the compaction goes on aside.
+                self.start_compaction(log);
             }
         }
         result
+    }
+}
+
+impl Drop for FileStore {
+    /// Waits for a compaction under way: the store reopened at once must find the log whole
+    /// and no thread still renaming over it.
+    fn drop(&mut self) {
+        self.wait_compaction();
     }
 }
 
@@ -459,6 +560,10 @@ impl FileStore {
         match written {
             Ok(d) => {
                 log.records += appended;
+                if let Some((text, count)) = &mut log.tail {
+                    text.push_str(&out);
+                    *count += appended;
+                }
                 Ok(Some(d))
             }
             Err(e) => {

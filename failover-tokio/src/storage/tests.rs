@@ -281,6 +281,8 @@ fn a_long_running_log_is_compacted_and_replays_to_the_same_table() {
         state.last_operational = Some(UnixTime(i));
         store.persist_state(&state).unwrap();
         store.sync().unwrap();
+        // The compaction goes on aside; once it has ended the log is within the bound.
+        let _ = store.compactions();
         assert!(lines(&path) <= bound, "round {i}: {} lines", lines(&path));
     }
     assert!(store.compactions() >= 2, "{}", store.compactions());
@@ -361,6 +363,96 @@ fn overlapping_syncs_each_return_with_their_records_in_the_log() {
             after.get(&a).and_then(|x| x.data.lease_expiration_time),
             Some(UnixTime(10_299))
         );
+    }
+    drop(store);
+    let _ = std::fs::remove_file(&path);
+}
+
+/// A compaction writes its copy on its own thread, outside the log's lock: neither the sync
+/// that starts it nor one started meanwhile waits for it, and the latter's record is in the
+/// new log (and survives a reopen).
+#[test]
+fn a_sync_does_not_wait_for_a_compaction_and_its_record_reaches_the_new_log() {
+    let path = std::env::temp_dir().join(format!(
+        "failover-storage-compact-aside-{}.log",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&path);
+    let first = Ipv4Addr::new(192, 0, 2, 0);
+    let store = Arc::new(FileStore::open(&path, Role::Primary, first, 8).unwrap());
+    let lease = |i: u32, a: u8| {
+        let mut b = BindingData::new(Ipv4Addr::new(192, 0, 2, a), BindingStatus::Active)
+            .with_client(None, 1, &[2, 0, 0, 0, 0, a])
+            .unwrap();
+        b.lease_expiration_time = Some(UnixTime(10_000 + i));
+        b
+    };
+    // Up to the compaction threshold, one record a sync.
+    let live = 8 + 1;
+    let mut i = 0;
+    while i < 2 * live as u32 + FileStore::COMPACT_SLACK as u32 {
+        store.record_local(&lease(i, (i % 4) as u8)).unwrap();
+        store.sync().unwrap();
+        i += 1;
+    }
+    assert_eq!(store.compactions(), 0);
+    let (release, gate) = std::sync::mpsc::channel();
+    *store.compaction_gate.lock().unwrap() = Some(gate);
+    // This sync's record passes the threshold: it starts a compaction, which stops at the gate.
+    let (started, first_synced) = std::sync::mpsc::channel();
+    let compacting = {
+        let store = store.clone();
+        let b = lease(i, 0);
+        std::thread::spawn(move || {
+            store.record_local(&b).unwrap();
+            store.sync().unwrap();
+            started.send(()).unwrap();
+        })
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !compact_path(&path).exists() || store.compaction_gate.lock().unwrap().is_some() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no compaction started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    // Meanwhile another address changes and is synced, in another thread (a sync that waited
+    // for the compaction would not return before the gate opens).
+    let (done, synced) = std::sync::mpsc::channel();
+    let other = {
+        let store = store.clone();
+        let b = lease(i + 1, 7);
+        std::thread::spawn(move || {
+            store.record_local(&b).unwrap();
+            store.sync().unwrap();
+            done.send(()).unwrap();
+        })
+    };
+    let returned = synced.recv_timeout(std::time::Duration::from_secs(10));
+    let first_returned = first_synced.recv_timeout(std::time::Duration::from_secs(1));
+    release.send(()).unwrap();
+    compacting.join().unwrap();
+    other.join().unwrap();
+    assert!(returned.is_ok(), "the sync waited for the compaction");
+    assert!(
+        first_returned.is_ok(),
+        "the sync that started the compaction waited for it"
+    );
+    assert_eq!(store.compactions(), 1);
+    assert!(!compact_path(&path).exists());
+    let before = store.memory().snapshot();
+    drop(store);
+    let store = FileStore::open(&path, Role::Primary, first, 8).unwrap();
+    let after = store.memory().snapshot();
+    assert_eq!(
+        after
+            .get(&[192, 0, 2, 7])
+            .and_then(|l| l.data.lease_expiration_time),
+        Some(UnixTime(10_000 + i + 1))
+    );
+    for (a, l) in &before {
+        assert_eq!(after.get(a).map(|x| &x.data), Some(&l.data), "{a:?}");
     }
     drop(store);
     let _ = std::fs::remove_file(&path);
