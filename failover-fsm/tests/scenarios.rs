@@ -106,6 +106,52 @@ fn bindings_flow_and_are_acked_after_commit() {
     assert_eq!(pair.primary.engine.status(pair.now).unacked_sent, 0);
 }
 
+/// Our update of an address goes out only after our BNDACK of the partner's update of it:
+/// the partner then no longer counts its own update as in flight when it judges ours (ISC's
+/// rule for dueling updates would reject ours; simulator seed 80763798).
+#[test]
+fn our_update_of_an_address_waits_for_our_bndack_of_the_partners() {
+    let mut pair = Pair::new(16);
+    pair.connect();
+    pair.run_for(5);
+    let wall = pair.wall();
+    let addr = Ipv4Addr::new(198, 18, 1, 5);
+    pair.secondary.auto_commit = false;
+    pair.primary
+        .grant(addr, [0, 0x0c, 0x29, 1, 2, 5], wall, 600);
+    pair.pump();
+    let token = pair.secondary.pending_commits.pop().unwrap();
+    // The secondary changes the address before its commit is confirmed (its record renewed
+    // for the same client).
+    let mut renewed = pair.primary.store.leases[&addr.octets()].data.clone();
+    renewed.lease_expiration_time = Some(wall.plus(900));
+    renewed.potential_expiration_time = Some(wall.plus(1200));
+    renewed.client_last_transaction_time = Some(wall.plus(1));
+    pair.secondary.store.update_local(renewed.clone(), true);
+    pair.secondary.send(renewed, false);
+    let sent_before = pair.trace.len();
+    pair.pump();
+    let from_secondary = |pair: &Pair, from: usize| -> Vec<&'static str> {
+        pair.trace_types()[from..]
+            .iter()
+            .filter(|(p, _)| !p)
+            .map(|(_, t)| *t)
+            .collect()
+    };
+    assert!(
+        !from_secondary(&pair, sent_before).contains(&"BNDUPD"),
+        "the secondary's BNDUPD passed its BNDACK: {:?}",
+        from_secondary(&pair, sent_before)
+    );
+    pair.secondary.engine.binding_committed(token).unwrap();
+    pair.pump();
+    assert_eq!(
+        from_secondary(&pair, sent_before),
+        ["BNDACK", "BNDUPD"],
+        "the BNDACK first, then the update"
+    );
+}
+
 #[test]
 fn short_outage_comm_interrupted_then_normal_with_backlog() {
     let mut pair = Pair::new(16);

@@ -89,6 +89,11 @@ impl Items {
         }
     }
 
+    /// The bindings' addresses.
+    pub(super) fn addresses(&self) -> &[[u8; 4]] {
+        self.addresses.get(..self.len()).unwrap_or_default()
+    }
+
     pub(super) fn iter(&self) -> impl Iterator<Item = ([u8; 4], Outcome)> + '_ {
         (0..self.len()).filter_map(|i| self.get(i))
     }
@@ -162,6 +167,14 @@ impl<const N: usize> IncomingQueue<N> {
             .flat_map(|u| u.items.iter())
             .filter(|(_, outcome)| outcome.is_none())
             .count()
+    }
+
+    /// Whether a received update of `address` is not yet acknowledged (its commit awaited, or
+    /// its BNDACK not yet sent).
+    pub(super) fn holds(&self, address: &[u8; 4]) -> bool {
+        self.updates
+            .iter()
+            .any(|u| u.items.addresses().contains(address))
     }
 
     /// A block of `n` new commit tokens; returns the first.

@@ -711,6 +711,23 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
         }
         loop {
             let idx = self.outgoing.first_unsent()?;
+            // Our update of an address waits for our BNDACK of the partner's update of it, so
+            // the partner reads that BNDACK first (TCP keeps the order) and no longer counts
+            // its own update as in flight when it judges ours: ISC's rule for dueling updates
+            // otherwise rejects a secondary's (simulator seed 80763798: the primary's BACKUP,
+            // sent again, and the secondary's FREE, its newer record sent again at once, were
+            // each judged against the other's in flight; the secondary's was rejected and
+            // the pair ended BACKUP on one side and FREE on the other). v6's received updates
+            // carry no v4 address: the rule is v4's.
+            if !F::IS_V6
+                && self.incoming.unacked() > 0
+                && self
+                    .outgoing
+                    .address_at(idx)
+                    .is_some_and(|a| self.incoming.holds(&a))
+            {
+                return None;
+            }
             let xid = self.take_xid();
             match send(&mut self.outgoing, idx, xid, buf) {
                 Sent::Written(n) => return Some(Some(n)),

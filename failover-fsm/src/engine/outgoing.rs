@@ -353,6 +353,11 @@ impl<const N: usize> OutgoingQueue<N> {
         }
     }
 
+    /// The address (v6: the key) of the update at `idx`.
+    pub(super) fn address_at(&self, idx: usize) -> Option<[u8; 4]> {
+        self.queue.get(idx).map(|o| o.address)
+    }
+
     /// Writes the binding at `idx`, as `bindings` holds it now, as a BNDUPD with `xid` at our
     /// wall time `wall` and marks it in flight. An address `bindings` no longer holds is
     /// dropped from the queue.
