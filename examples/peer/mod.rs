@@ -547,6 +547,10 @@ impl Storage for PeerStore {
         self.inner().pool_counts()
     }
 
+    fn latest_received_pet(&self) -> Option<UnixTime> {
+        self.inner().latest_received_pet()
+    }
+
     fn move_to_partner(&self, plan: &BalancePlan, now: UnixTime) -> io::Result<Vec<BindingData>> {
         self.inner().move_to_partner(plan, now)
     }

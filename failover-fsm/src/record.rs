@@ -574,3 +574,14 @@ impl LeaseRecord {
 fn client_of(b: &BindingData) -> ClientIdentity {
     b.client()
 }
+
+/// The latest potential-expiration-time the partner sent us among `records` (each record's
+/// [`LocalBinding::received_pet`]): what [`crate::Engine::restore_received_pet`] wants at start.
+pub fn latest_received_pet<'a>(
+    records: impl IntoIterator<Item = &'a LeaseRecord>,
+) -> Option<UnixTime> {
+    records
+        .into_iter()
+        .filter_map(|r| r.local.received_pet)
+        .max()
+}

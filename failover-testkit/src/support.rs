@@ -208,6 +208,9 @@ impl Node {
         }
         self.store.restarted();
         self.engine = TestEngine::new(config, self.persisted, now, self.wall(wall), 7).unwrap();
+        if let Some(pet) = failover_fsm::record::latest_received_pet(self.store.leases.values()) {
+            self.engine.restore_received_pet(pet);
+        }
         self.close_requested = false;
         self.pending_commits.clear();
     }

@@ -1493,7 +1493,14 @@ impl World {
         let persisted = n.persisted();
         n.boot_state = persisted.map_or(ServerState::Recover, |p| p.state);
         match TestEngine::new(n.config.clone(), persisted, now, wall, seed) {
-            Ok(e) => n.engine = Some(Box::new(e)),
+            Ok(mut e) => {
+                if let Some(pet) =
+                    failover_fsm::record::latest_received_pet(n.store.leases.values())
+                {
+                    e.restore_received_pet(pet);
+                }
+                n.engine = Some(Box::new(e));
+            }
             Err(e) => self.fail(&format!("Engine::new: {e}")),
         }
         let n = &mut self.nodes[i];

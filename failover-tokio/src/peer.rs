@@ -234,6 +234,8 @@ impl<S: Storage> PeerBuilder<S> {
         );
         if self.lease_table_lost {
             engine.lease_table_lost();
+        } else if let Some(pet) = self.storage.latest_received_pet() {
+            engine.restore_received_pet(pet);
         }
         let status = engine.status(now);
         let (status_tx, status_rx) = watch::channel(status);

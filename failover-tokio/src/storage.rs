@@ -78,6 +78,15 @@ pub trait Storage: LeaseLookup + BindingSource + Send + Sync + 'static {
         let _ = pool;
         self.move_to_partner(plan, now)
     }
+    /// The latest potential-expiration-time among the partner's bindings held
+    /// ([`failover_fsm::record::latest_received_pet`]), read at start for
+    /// [`failover_fsm::Engine::restore_received_pet`]: after the MCLT is lowered, the safety
+    /// waits keep the old one as long as a lease the partner granted under it may run. `None`
+    /// by default (then only the PETs received since the start count); a store that keeps
+    /// the partner's bindings should return it.
+    fn latest_received_pet(&self) -> Option<UnixTime> {
+        None
+    }
     /// Makes every change recorded so far durable (one fsync for all of them). Blocking: the
     /// task runs it off the async runtime's workers, and may run a few at once (the next
     /// group's while one runs): each call returns `Ok` only once every change recorded before
@@ -542,6 +551,10 @@ impl Storage for MemoryStore {
 
     fn pool_counts(&self) -> PoolCounts {
         self.lock().index.counts()
+    }
+
+    fn latest_received_pet(&self) -> Option<UnixTime> {
+        failover_fsm::record::latest_received_pet(self.lock().leases.values())
     }
 
     fn move_to_partner(&self, plan: &BalancePlan, now: UnixTime) -> io::Result<Vec<BindingData>> {

@@ -59,6 +59,9 @@ impl BindingSource for EachSync {
 }
 
 impl Storage for EachSync {
+    fn latest_received_pet(&self) -> Option<failover_fsm::UnixTime> {
+        self.0.latest_received_pet()
+    }
     fn load_state(&self) -> Option<Persisted> {
         self.0.load_state()
     }

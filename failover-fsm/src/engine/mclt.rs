@@ -19,6 +19,11 @@ pub(super) struct Mclt {
     /// Primary: the MCLT the secondary last accepted, while smaller than ours. Leases stay
     /// within it until a CONNECTACK accepts the new one.
     unconfirmed: Option<u32>,
+    /// The latest potential-expiration-time the partner sent us (ours to acknowledge), from
+    /// our store at start ([`super::Engine::restore_received_pet`]) and from its updates
+    /// since. The partner may extend a lease to an acknowledged PET plus the MCLT (§5.2.1):
+    /// under a larger MCLT, until this time plus that MCLT.
+    reach: Option<UnixTime>,
 }
 
 impl Mclt {
@@ -39,7 +44,23 @@ impl Mclt {
             agreed,
             before,
             unconfirmed,
+            reach: None,
         }
+    }
+
+    /// The partner sent a binding with potential-expiration-time `pet`.
+    pub(super) fn note_received_pet(&mut self, pet: UnixTime) {
+        self.reach = Some(self.reach.map_or(pet, |r| r.max(pet)));
+    }
+
+    /// When a larger MCLT `m` that leases may have been granted under stops mattering, if the
+    /// partner learns the smaller one at `wall`: a lease it granted before may end up to `m`
+    /// after the later of `wall` and the latest PET we acknowledged (simulator seed 80573806:
+    /// the secondary extended a lease in COMMUNICATIONS-INTERRUPTED to its acknowledged PET
+    /// plus the old MCLT, 6 s past `wall` plus it, and the restarted primary, whose MCLT was
+    /// lowered, was about to hand the address to another client in PARTNER-DOWN).
+    fn old_leases_end(&self, m: u32, wall: UnixTime) -> UnixTime {
+        self.reach.map_or(wall, |r| r.max(wall)).plus(m)
     }
 
     /// The MCLT in force.
@@ -67,7 +88,7 @@ impl Mclt {
     pub(super) fn learn(&mut self, mclt: u32, wall: UnixTime, granted: bool) {
         if mclt < self.current && (self.agreed.is_some() || granted) {
             let m = self.wait(wall);
-            self.before = Some((m, Some(wall.plus(m))));
+            self.before = Some((m, Some(self.old_leases_end(m, wall))));
         }
         self.current = mclt;
     }
@@ -76,7 +97,7 @@ impl Mclt {
     /// granted before may still run under. Returns the MCLT to persist when it changed.
     pub(super) fn agree(&mut self, wall: UnixTime) -> Option<u32> {
         if let Some((m, None)) = self.before {
-            self.before = Some((m, Some(wall.plus(m))));
+            self.before = Some((m, Some(self.old_leases_end(m, wall))));
         }
         self.unconfirmed = None;
         if self.agreed == Some(self.current) {
@@ -99,6 +120,24 @@ mod tests {
         assert_eq!(m.wait(UnixTime(3699)), 3600);
         assert_eq!(m.wait(UnixTime(3700)), 600);
         assert_eq!(m.agree(UnixTime(200)), None);
+    }
+
+    #[test]
+    fn a_lowered_mclt_keeps_the_old_wait_until_the_latest_acknowledged_pet_plus_the_old_mclt() {
+        let mut m = Mclt::new(Role::Primary, 20, Some(30));
+        m.note_received_pet(UnixTime(705));
+        m.note_received_pet(UnixTime(650));
+        assert_eq!(m.agree(UnixTime(699)), Some(20));
+        // The partner may have extended a lease to 705 + 30 under the old MCLT.
+        assert_eq!(m.wait(UnixTime(734)), 30);
+        assert_eq!(m.wait(UnixTime(735)), 20);
+        // A secondary that learns a lowered MCLT, likewise.
+        let mut s = Mclt::new(Role::Secondary, 0, Some(300));
+        s.note_received_pet(UnixTime(2_000));
+        s.learn(60, UnixTime(1_000), true);
+        assert_eq!(s.current(), 60);
+        assert_eq!(s.wait(UnixTime(2_299)), 300);
+        assert_eq!(s.wait(UnixTime(2_300)), 60);
     }
 
     #[test]

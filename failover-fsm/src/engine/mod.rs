@@ -476,6 +476,19 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
 
     // ----- commands -----
 
+    /// Tells a new engine the latest potential-expiration-time among the partner's bindings in
+    /// the caller's store ([`LocalBinding::received_pet`](crate::accept::LocalBinding), the
+    /// PETs we acknowledged; [`crate::record::latest_received_pet`] finds it). The partner may
+    /// extend a lease up to an acknowledged PET plus the MCLT (§5.2.1): when the MCLT is
+    /// lowered (a primary restarted with a smaller one, or a secondary that learns one), the
+    /// safety waits keep the old MCLT until that PET plus the old MCLT, not only until the
+    /// servers agree plus it. Call it right after [`Engine::new`]; the engine follows the
+    /// PETs it receives itself from then on. Without it, a PET acknowledged before the
+    /// restart is not counted.
+    pub fn restore_received_pet(&mut self, latest: UnixTime) {
+        self.mclt.note_received_pet(latest);
+    }
+
     /// Tells a new engine that the caller's lease table is lost or is an older copy restored
     /// from a backup (draft §9.5.2: the server "has been instructed ... that it has lost its
     /// stable storage"): until the partner's UPDDONE answers our UPDREQALL, the partner's

@@ -76,6 +76,9 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
         };
         match result {
             Ok((binding, mut verdict)) => {
+                if let Some(pet) = verdict.received_pet {
+                    self.mclt.note_received_pet(pet);
+                }
                 verdict.ours_dropped = self.supersede(&binding, verdict.taken_as_newer);
                 commits.commit(CommitToken(token), binding, verdict);
                 (address, None)

@@ -434,6 +434,10 @@ impl Storage for FileStore {
         self.memory.pool_counts()
     }
 
+    fn latest_received_pet(&self) -> Option<UnixTime> {
+        self.memory.latest_received_pet()
+    }
+
     fn move_to_partner(&self, plan: &BalancePlan, now: UnixTime) -> io::Result<Vec<BindingData>> {
         self.memory.move_to_partner(plan, now)
     }
