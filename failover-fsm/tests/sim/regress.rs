@@ -669,3 +669,26 @@ fn extra_seed_59074511_draft_merged_longer_lease_goes_to_the_partner() {
 fn extra_seed_60023994_draft_pool_move_is_not_older_than_the_release_it_follows() {
     extra_seed_passes(60023994);
 }
+
+/// ISC dialect: the primary's BACKUP, sent again after its BNDACK was lost with a connection,
+/// crossed the secondary's FREE (a balancing give-back); the secondary kept its newer record
+/// over the re-sent update and queued it again ahead of its BNDACK, so the primary, its own
+/// update still in flight, rejected the FREE by ISC's rule for dueling updates, twice: BACKUP
+/// on one side, FREE on the other. Our update of an address now waits for our BNDACK of the
+/// partner's update of it. Found by the million-seed run of 2026-12-04 at dc90abb.
+#[test]
+fn extra_seed_80763798_isc_our_update_waits_for_our_bndack() {
+    extra_seed_passes(80763798);
+}
+
+/// Draft dialect: the primary restarted with its MCLT lowered from 30 to 20 s; the secondary,
+/// in COMMUNICATIONS-INTERRUPTED meanwhile, had extended a lease to the acknowledged PET plus
+/// the old MCLT (705 + 30) and crashed before sending it. The primary kept the old MCLT for its
+/// waits only until agreement plus it (699 + 30) and in PARTNER-DOWN was about to hand the
+/// address to another client at 730. The old MCLT now lasts until the latest acknowledged PET
+/// plus it (`Engine::restore_received_pet` at start). Found by the million-seed run of
+/// 2026-12-04 at dc90abb.
+#[test]
+fn extra_seed_80573806_draft_lowered_mclt_waits_past_the_acknowledged_pet() {
+    extra_seed_passes(80573806);
+}
