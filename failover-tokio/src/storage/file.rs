@@ -31,7 +31,8 @@ use super::{Inner, Lease, MemoryStore, Storage};
 /// added to the copy before the rename. Dropping the store waits for a compaction under way.
 #[derive(Debug)]
 pub struct FileStore {
-    memory: MemoryStore,
+    /// Shared with a compaction's thread, which reads the table from it.
+    memory: Arc<MemoryStore>,
     log: Arc<Mutex<Log>>,
     /// Signalled when a sync ends: the next in line may end then.
     turn: Condvar,
@@ -137,7 +138,7 @@ impl FileStore {
             file.sync_all()?;
         }
         Ok(FileStore {
-            memory,
+            memory: Arc::new(memory),
             log: Arc::new(Mutex::new(Log {
                 file,
                 records,
@@ -180,19 +181,15 @@ impl FileStore {
         }
     }
 
-    /// Starts a compaction on its own thread: under the log's lock (`log`), takes a snapshot
-    /// of the table and opens the tail that later syncs append to. The snapshot is taken
-    /// then, so that every record in the tail is as new as the snapshot's or newer.
+    /// Starts a compaction on its own thread: under the log's lock (`log`), opens the tail
+    /// that later syncs append to; the thread then reads the table.
     fn start_compaction(&self, mut log: MutexGuard<'_, Log>) {
-        let (records, state) = {
-            let g = self.memory.lock();
-            (g.leases.values().cloned().collect::<Vec<_>>(), g.state)
-        };
         log.tail = Some((String::new(), 0));
         drop(log);
         // The previous thread ended its work under the lock, before `tail` could be closed.
         self.wait_compaction();
         let shared = self.log.clone();
+        let memory = self.memory.clone();
         let path = self.path.clone();
         #[cfg(test)]
         let gate = self
@@ -205,8 +202,7 @@ impl FileStore {
         let started = std::thread::Builder::new()
             .name("lease-log-compaction".into())
             .spawn(move || {
-                let snapshot = Snapshot { records, state };
-                if let Err(e) = compact(&shared, &path, snapshot, gate) {
+                if let Err(e) = compact(&shared, &memory, &path, gate) {
                     warn!(error = %e, path = %path.display(), "lease log compaction failed; the log stays as it was");
                 }
             });
@@ -259,37 +255,55 @@ impl FileStore {
     }
 }
 
-/// What a compaction writes first: the table and state as they stood when it started.
-struct Snapshot {
-    records: Vec<Lease>,
-    state: Option<Persisted>,
-}
+/// Records a compaction reads from the table under its lock at a time: the lock is held for
+/// a chunk, not for the whole table, so the task's changes go on meanwhile.
+const COMPACT_CHUNK: usize = 2048;
 
-/// A compaction's own thread: writes the snapshot to `<path>.compact` and fsyncs it without
-/// the log's lock (the long part: syncs go on, their records also go to the tail); then,
-/// under the lock, adds the tail, fsyncs, renames the copy over the log and fsyncs the
-/// directory; the log continues in the new file. Every record appended before the rename is
-/// in the old log, so a crash before it leaves the old log whole. A failure leaves the old
-/// log in use, and the next attempt waits until as many records again were appended.
+/// A compaction's own thread: writes the table to `<path>.compact` and fsyncs it without the
+/// log's lock (the long part: syncs go on, their records also go to the tail); then, under
+/// the lock, adds the tail, fsyncs, renames the copy over the log and fsyncs the directory;
+/// the log continues in the new file. Every record appended before the rename is in the old
+/// log, so a crash before it leaves the old log whole. A failure leaves the old log in use,
+/// and the next attempt waits until as many records again were appended.
+///
+/// The table is read in chunks after the tail opened, so each record's copy is its version of
+/// some moment since: as new as the tail's last version of it, or newer and then not yet synced
+/// (still to be appended by the sync that covers it, after the copy). The new log replays to
+/// every synced version.
 fn compact(
     shared: &Mutex<Log>,
+    memory: &MemoryStore,
     path: &Path,
-    snapshot: Snapshot,
     gate: Option<std::sync::mpsc::Receiver<()>>,
 ) -> io::Result<()> {
     let tmp = compact_path(path);
-    let Snapshot { records, state } = snapshot;
     let mut out = String::new();
-    if let Some(p) = state {
+    let mut snapshot = 0u64;
+    if let Some(p) = memory.lock().state {
         out.push_str(&encode_record(&Record::State(p)));
         out.push('\n');
+        snapshot += 1;
     }
-    for l in &records {
-        put_lease(&mut out, l);
-        out.push('\n');
+    let mut from = std::ops::Bound::Unbounded;
+    loop {
+        let g = memory.lock();
+        let mut last = None;
+        for (a, l) in g
+            .leases
+            .range((from, std::ops::Bound::Unbounded))
+            .take(COMPACT_CHUNK)
+        {
+            put_lease(&mut out, l);
+            out.push('\n');
+            snapshot += 1;
+            last = Some(*a);
+        }
+        drop(g);
+        match last {
+            Some(a) => from = std::ops::Bound::Excluded(a),
+            None => break,
+        }
     }
-    let snapshot = records.len() as u64 + u64::from(state.is_some());
-    drop(records);
     let written = (|| {
         match std::fs::remove_file(&tmp) {
             Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
