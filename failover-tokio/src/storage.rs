@@ -175,7 +175,7 @@ impl Inner {
 
     /// Builds the indexes again, after a change of many records at once.
     fn reindex(&mut self) {
-        self.index = Index::of(&self.leases);
+        self.index = Index::of(&self.leases, self.index.built());
     }
 }
 
@@ -319,20 +319,24 @@ impl MemoryStore {
         now: UnixTime,
         skip: impl FnMut(Ipv4Addr, &Lease) -> bool,
     ) -> Option<Lease> {
-        let g = self.lock();
+        let mut g = self.lock();
+        let Inner { leases, index, .. } = &mut *g;
+        index.build(leases);
         let mut choice = AddressChoice::new(endpoint, client, requested, now);
         let within = pool.start().octets()..=pool.end().octets();
-        g.index.choose(&mut choice, &g.leases, within, skip);
-        g.leases.get(&choice.chosen()?.octets()).cloned()
+        index.choose(&mut choice, leases, within, skip);
+        leases.get(&choice.chosen()?.octets()).cloned()
     }
 
     /// The bindings of the leases that ended before `now` ([`LeaseRecord::expired`] of every
     /// lease), found through the index of ACTIVE leases by lease-expiration-time.
     pub fn expired(&self, now: UnixTime) -> Vec<BindingData> {
-        let g = self.lock();
-        g.index
+        let mut g = self.lock();
+        let Inner { leases, index, .. } = &mut *g;
+        index.build(leases);
+        index
             .ended(now)
-            .filter_map(|a| g.leases.get(&a)?.expired(now))
+            .filter_map(|a| leases.get(&a)?.expired(now))
             .collect()
     }
 
@@ -428,7 +432,7 @@ impl MemoryStore {
         let Inner { leases, index, .. } = &*g;
         // Only addresses of the status the plan takes from can be candidates.
         let records = index
-            .with_status(plan.takes_from())
+            .with_status(plan.takes_from(), leases)
             .into_iter()
             .filter(|a| range.contains(a))
             .filter_map(|a| leases.get(&a));

@@ -22,8 +22,14 @@ type ClientKey = (bool, u64);
 
 /// Addresses by what the allocation rules look at, kept in step with the table by
 /// [`Index::insert`] / [`Index::update`] around every change of a record.
+///
+/// The pool counts are always kept. The allocation indexes are built at the first query that
+/// needs them ([`Index::build`]: a DHCP server's first offer or expiry scan) and kept from then
+/// on: a store that only mirrors the failover partner never pays for them.
 #[derive(Debug, Default)]
 pub(super) struct Index {
+    /// Whether `by_status`, `active` and `clients` are built (and kept).
+    built: bool,
     /// Every address but the ACTIVE ones, by status then address.
     by_status: BTreeSet<(BindingStatus, [u8; 4])>,
     /// ACTIVE addresses by lease-expiration-time (none: last), then address.
@@ -89,19 +95,36 @@ pub(super) fn same_place(a: &LocalBinding, b: &LocalBinding) -> bool {
 }
 
 impl Index {
-    /// The indexes of `leases`.
-    pub(super) fn of(leases: &BTreeMap<[u8; 4], Lease>) -> Index {
-        let mut index = Index::default();
+    /// The indexes of `leases`: the counts, and the allocation indexes if `built`.
+    pub(super) fn of(leases: &BTreeMap<[u8; 4], Lease>, built: bool) -> Index {
+        let mut index = Index {
+            built,
+            ..Index::default()
+        };
         for (a, l) in leases {
             index.insert(*a, &l.local);
         }
         index
     }
 
+    /// Whether the allocation indexes are built.
+    pub(super) fn built(&self) -> bool {
+        self.built
+    }
+
+    /// Builds the allocation indexes of `leases` if they are not yet.
+    pub(super) fn build(&mut self, leases: &BTreeMap<[u8; 4], Lease>) {
+        if !self.built {
+            *self = Index::of(leases, true);
+        }
+    }
+
     /// Files `address`, whose record is now `local`.
     pub(super) fn insert(&mut self, address: [u8; 4], local: &LocalBinding) {
-        self.file(address, local);
-        self.add_client(address, &local.client);
+        if self.built {
+            self.file(address, local);
+            self.add_client(address, &local.client);
+        }
         self.counts.add(local);
     }
 
@@ -115,6 +138,11 @@ impl Index {
                 (l.status, 0)
             }
         };
+        self.counts.remove(before);
+        self.counts.add(after);
+        if !self.built {
+            return;
+        }
         if filed(before) != filed(after) {
             self.unfile(address, before);
             self.file(address, after);
@@ -123,8 +151,6 @@ impl Index {
             self.remove_client(address, &before.client);
             self.add_client(address, &after.client);
         }
-        self.counts.remove(before);
-        self.counts.add(after);
     }
 
     fn file(&mut self, address: [u8; 4], local: &LocalBinding) {
@@ -167,15 +193,28 @@ impl Index {
         self.counts
     }
 
-    /// The ACTIVE addresses whose lease-expiration-time is before `now`.
+    /// The ACTIVE addresses whose lease-expiration-time is before `now` (after
+    /// [`Index::build`]).
     pub(super) fn ended(&self, now: UnixTime) -> impl Iterator<Item = [u8; 4]> + '_ {
         self.active
             .range(..(u64::from(now.0), [0; 4]))
             .map(|(_, a)| *a)
     }
 
-    /// The addresses with `status`, in address order.
-    pub(super) fn with_status(&self, status: BindingStatus) -> Vec<[u8; 4]> {
+    /// The addresses with `status`, in address order (from the table itself while the
+    /// allocation indexes are not built: balancing runs now and then).
+    pub(super) fn with_status(
+        &self,
+        status: BindingStatus,
+        leases: &BTreeMap<[u8; 4], Lease>,
+    ) -> Vec<[u8; 4]> {
+        if !self.built {
+            return leases
+                .iter()
+                .filter(|(_, l)| l.local.status == status)
+                .map(|(a, _)| *a)
+                .collect();
+        }
         if status == BindingStatus::Active {
             let mut all: Vec<[u8; 4]> = self.active.iter().map(|(_, a)| *a).collect();
             all.sort_unstable();
@@ -206,7 +245,7 @@ impl Index {
     /// it asked for (rank 1), and per status that [`may_offer_status`] allows, in address
     /// order, until an address is allowed or none further can win. `skip` leaves out what the
     /// caller must not offer.
-    /// Only addresses `within` are looked at (one pool of several).
+    /// Only addresses `within` are looked at (one pool of several). After [`Index::build`].
     pub(super) fn choose(
         &self,
         choice: &mut AddressChoice<'_>,

@@ -766,3 +766,48 @@ fn the_indexed_choice_is_the_rules_choice_over_the_whole_table() {
         check_index_against_the_rules(seed, &store, first);
     }
 }
+
+/// Balancing takes the same addresses whether the allocation indexes were built (a DHCP
+/// server's store, after its first offer) or not (a store that only mirrors the partner): the
+/// first finds them in the index, the second in the table.
+#[test]
+fn balancing_moves_the_same_addresses_with_or_without_the_allocation_indexes() {
+    use failover_fsm::policy::{BalanceConfig, BalanceTrigger, plan_balance};
+    let first = Ipv4Addr::new(192, 0, 2, 0);
+    let stores = [
+        MemoryStore::new(Role::Primary, first, 40),
+        MemoryStore::new(Role::Primary, first, 40),
+    ];
+    // Only the second builds its allocation indexes, before the changes (kept through them).
+    let [_, indexed] = &stores;
+    let _ = indexed.expired(UnixTime(1));
+    for store in &stores {
+        for i in (0..40u8).step_by(3) {
+            let mut b = BindingData::new(Ipv4Addr::new(192, 0, 2, i), BindingStatus::Active)
+                .with_client(None, 1, &[2, 0, 0, 0, 0, i])
+                .unwrap();
+            b.lease_expiration_time = Some(UnixTime(5_000 + u32::from(i)));
+            store.record_local(&b).unwrap();
+        }
+    }
+    let [without, with]: [Vec<[u8; 4]>; 2] = stores.each_ref().map(|store| {
+        let plan = plan_balance(
+            Role::Primary,
+            failover_fsm::ServerState::Normal,
+            store.pool_counts(),
+            &BalanceConfig::default(),
+            BalanceTrigger::Manual,
+        )
+        .unwrap();
+        store
+            .move_to_partner(&plan, UnixTime(1_000))
+            .unwrap()
+            .iter()
+            .map(|b| b.address)
+            .collect()
+    });
+    assert!(!without.is_empty());
+    assert_eq!(without, with);
+    let [a, b] = &stores;
+    assert_eq!(a.pool_counts(), b.pool_counts());
+}
