@@ -9,8 +9,8 @@
 //!
 //! A compaction writes the whole table (`N` records) and fsyncs it: while it held the log's
 //! lock inside the sync that started it, that sync — and every BNDACK waiting for it — took as
-//! long as the copy. The first line gives the CPU and the file system the log is on
-//! (`DURABLE_DIR`, default: the temporary directory) and the 1-minute load average.
+//! long as the copy. The first line gives the machine and the directory of the log
+//! (`DURABLE_DIR`, default: the temporary directory); the result line the load average after.
 
 use std::net::Ipv4Addr;
 use std::path::PathBuf;
@@ -18,6 +18,7 @@ use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use failover_fsm::{BindingData, BindingStatus, Role, UnixTime};
+use failover_testkit::isc::pair::{Machine, load1};
 use failover_tokio::{FileStore, Storage};
 
 const FIRST: Ipv4Addr = Ipv4Addr::new(10, 0, 0, 0);
@@ -35,25 +36,6 @@ fn lease(i: u32, n: u32) -> Result<BindingData, String> {
     b.potential_expiration_time = Some(UnixTime(1_900_003_600 + i));
     b.client_last_transaction_time = Some(UnixTime(1_800_000_000 + i));
     Ok(b)
-}
-
-fn cpu() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|c| {
-            c.lines()
-                .find(|l| l.starts_with("model name"))
-                .and_then(|l| l.split(':').nth(1))
-                .map(|m| m.trim().to_string())
-        })
-        .unwrap_or_else(|| "unknown CPU".into())
-}
-
-fn load() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|l| l.split_whitespace().next().map(str::to_string))
-        .unwrap_or_default()
 }
 
 fn arg(i: usize, default: u32) -> Result<u32, String> {
@@ -77,7 +59,7 @@ fn main() -> ExitCode {
     let dir = std::env::var_os("DURABLE_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
     let path = dir.join(format!("compaction-stall-{}.log", std::process::id()));
     let _ = std::fs::remove_file(&path);
-    println!("{}; log in {}; load {}", cpu(), dir.display(), load());
+    println!("{}; log in {}", Machine::probe(), dir.display());
     let store = match FileStore::open(&path, Role::Primary, FIRST, n) {
         Ok(s) => s,
         Err(e) => {
@@ -146,7 +128,7 @@ fn main() -> ExitCode {
         at(0.999),
         at(1.0),
         around.join(" "),
-        load()
+        load1()
     );
     drop(store);
     let _ = std::fs::remove_file(&path);
