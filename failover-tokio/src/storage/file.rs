@@ -13,7 +13,7 @@ use failover_fsm::policy::{BalancePlan, PoolCounts};
 use failover_fsm::record::{Ack, BacklogWalk, Queued, Received, UpdateQueue, Walked};
 use failover_fsm::{BindingData, BindingSource, LeaseLookup, Persisted, Role, UnixTime, UpdateId};
 
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::log_format::{Record, decode_record, encode_record, put_lease};
 use super::{Inner, Lease, MemoryStore, Storage};
@@ -277,6 +277,7 @@ fn compact(
     gate: Option<std::sync::mpsc::Receiver<()>>,
 ) -> io::Result<()> {
     let tmp = compact_path(path);
+    let started = std::time::Instant::now();
     let mut out = String::new();
     let mut snapshot = 0u64;
     if let Some(p) = memory.lock().state {
@@ -318,10 +319,12 @@ fn compact(
         Ok::<File, io::Error>(f)
     })();
     drop(out);
+    let copied = started.elapsed();
     if let Some(gate) = gate {
         let _ = gate.recv();
     }
     let mut log = shared.lock().unwrap_or_else(|p| p.into_inner());
+    let locked = std::time::Instant::now();
     let tail = log.tail.take().unwrap_or_default();
     let renamed = written.and_then(|mut f| {
         if tail.1 > 0 {
@@ -353,8 +356,18 @@ fn compact(
         };
         File::open(dir)?.sync_all()?;
     }
+    let (total, under_lock) = (started.elapsed(), locked.elapsed());
+    // An operator reading a latency spike wants to know whether a compaction made it.
+    if total > SLOW_COMPACTION {
+        warn!(records = snapshot, tail = tail.1, copy_ms = copied.as_millis(), under_lock_ms = under_lock.as_millis(), total_ms = total.as_millis(), path = %path.display(), "slow lease log compaction");
+    } else {
+        debug!(records = snapshot, tail = tail.1, copy_ms = copied.as_millis(), under_lock_ms = under_lock.as_millis(), path = %path.display(), "lease log compacted");
+    }
     Ok(())
 }
+
+/// A compaction longer than this is logged as a warning.
+const SLOW_COMPACTION: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// Where a compaction writes the new log before renaming it over the old one.
 pub(super) fn compact_path(path: &Path) -> PathBuf {
