@@ -22,8 +22,8 @@ pub(super) struct Mclt {
     /// The latest potential-expiration-time the partner sent us (ours to acknowledge), from
     /// our store at start ([`super::Engine::restore_received_pet`]) and from its updates
     /// since. The partner may extend a lease to an acknowledged PET plus the MCLT (§5.2.1):
-    /// under a larger MCLT, until this time plus that MCLT.
-    reach: Option<UnixTime>,
+    /// under a larger MCLT, until this time plus that MCLT. 0 until one is known.
+    reach: UnixTime,
 }
 
 impl Mclt {
@@ -44,13 +44,13 @@ impl Mclt {
             agreed,
             before,
             unconfirmed,
-            reach: None,
+            reach: UnixTime(0),
         }
     }
 
     /// The partner sent a binding with potential-expiration-time `pet`.
     pub(super) fn note_received_pet(&mut self, pet: UnixTime) {
-        self.reach = Some(self.reach.map_or(pet, |r| r.max(pet)));
+        self.reach = self.reach.max(pet);
     }
 
     /// When a larger MCLT `m` that leases may have been granted under stops mattering, if the
@@ -60,7 +60,7 @@ impl Mclt {
     /// plus the old MCLT, 6 s past `wall` plus it, and the restarted primary, whose MCLT was
     /// lowered, was about to hand the address to another client in PARTNER-DOWN).
     fn old_leases_end(&self, m: u32, wall: UnixTime) -> UnixTime {
-        self.reach.map_or(wall, |r| r.max(wall)).plus(m)
+        self.reach.max(wall).plus(m)
     }
 
     /// The MCLT in force.
