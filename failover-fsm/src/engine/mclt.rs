@@ -16,9 +16,9 @@ pub(super) struct Mclt {
     /// lowered): safety waits use it until the wall time given, `None` meaning until the
     /// secondary has heard of the change, plus that MCLT.
     before: Option<(u32, Option<UnixTime>)>,
-    /// Primary: the MCLT the secondary last accepted, while smaller than ours. Leases stay
-    /// within it until a CONNECTACK accepts the new one.
-    unconfirmed: Option<u32>,
+    /// Primary: the MCLT the secondary last accepted, while smaller than ours (`u32::MAX`
+    /// otherwise: no bound). Leases stay within it until a CONNECTACK accepts the new one.
+    unconfirmed: u32,
     /// The latest potential-expiration-time the partner sent us (ours to acknowledge), from
     /// our store at start ([`super::Engine::restore_received_pet`]) and from its updates
     /// since. The partner may extend a lease to an acknowledged PET plus the MCLT (§5.2.1):
@@ -35,9 +35,9 @@ impl Mclt {
         };
         // A primary restarted with another MCLT than its secondary knows (§5.2.1).
         let (before, unconfirmed) = match (role, agreed) {
-            (Role::Primary, Some(old)) if old > current => (Some((old, None)), None),
-            (Role::Primary, Some(old)) if old < current => (None, Some(old)),
-            _ => (None, None),
+            (Role::Primary, Some(old)) if old > current => (Some((old, None)), u32::MAX),
+            (Role::Primary, Some(old)) if old < current => (None, old),
+            _ => (None, u32::MAX),
         };
         Mclt {
             current,
@@ -78,8 +78,7 @@ impl Mclt {
 
     /// The MCLT that bounds leases granted now (see [`super::Status::lease_mclt`]).
     pub(super) fn lease(&self) -> u32 {
-        self.unconfirmed
-            .map_or(self.current, |m| m.min(self.current))
+        self.unconfirmed.min(self.current)
     }
 
     /// A secondary learns the primary's MCLT from CONNECT (§7.8.2 step 7). `granted` says
@@ -99,7 +98,7 @@ impl Mclt {
         if let Some((m, None)) = self.before {
             self.before = Some((m, Some(self.old_leases_end(m, wall))));
         }
-        self.unconfirmed = None;
+        self.unconfirmed = u32::MAX;
         if self.agreed == Some(self.current) {
             return None;
         }
