@@ -59,9 +59,6 @@ impl BindingSource for EachSync {
 }
 
 impl Storage for EachSync {
-    fn latest_received_pet(&self) -> Option<failover_fsm::UnixTime> {
-        self.0.latest_received_pet()
-    }
     fn load_state(&self) -> Option<Persisted> {
         self.0.load_state()
     }
@@ -109,6 +106,9 @@ impl Storage for EachSync {
     }
     fn sync(&self) -> std::io::Result<()> {
         self.0.sync()
+    }
+    fn latest_received_pet(&self) -> Option<UnixTime> {
+        self.0.latest_received_pet()
     }
 }
 
