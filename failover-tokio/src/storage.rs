@@ -103,8 +103,10 @@ pub trait Storage: LeaseLookup + BindingSource + Send + Sync + 'static {
 mod file;
 mod index;
 mod log_format;
+mod table;
 
 pub use file::FileStore;
+pub use table::LeaseTable;
 
 /// The failover state as one line of the file store's log (`state ...`): the DHCPv6 peer's
 /// state file ([`crate::v6::StateFile`]) holds the same line.
@@ -132,7 +134,7 @@ pub type Lease = LeaseRecord;
 struct Inner {
     /// Changed only through [`Inner::update`] (or followed by [`Inner::reindex`]), which keeps
     /// `index` in step.
-    leases: BTreeMap<[u8; 4], Lease>,
+    leases: LeaseTable,
     index: Index,
     state: Option<Persisted>,
     /// Addresses changed since the last sync (the file store writes their records then), with
@@ -143,7 +145,7 @@ struct Inner {
 
 impl Inner {
     fn mark_all_dirty(&mut self) {
-        self.dirty = self.leases.keys().copied().collect();
+        self.dirty = self.leases.iter().map(|(a, _)| a).collect();
         self.state_dirty = self.state.is_some();
     }
 
@@ -156,14 +158,10 @@ impl Inner {
 
     /// Changes the record of `address` with `f`, keeping the indexes in step.
     fn update<R>(&mut self, address: [u8; 4], f: impl FnOnce(&mut Lease) -> R) -> R {
-        let l = match self.leases.entry(address) {
-            std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
-            std::collections::btree_map::Entry::Vacant(e) => {
-                let l = e.insert(LeaseRecord::fresh(Ipv4Addr::from(address)));
-                self.index.insert(address, &l.local);
-                l
-            }
-        };
+        let (l, added) = self.leases.get_or_fresh(address);
+        if added {
+            self.index.insert(address, &l.local);
+        }
         let before = l.local;
         let r = f(l);
         let after = l.local;
@@ -214,13 +212,10 @@ impl MemoryStore {
     /// assert!(store.get(Ipv4Addr::new(198, 51, 100, 60)).is_none());
     /// ```
     pub fn with_pools(role: Role, pools: &[(Ipv4Addr, u32)]) -> Self {
-        let mut inner = Inner::default();
-        for &(first, count) in pools {
-            for i in 0..count {
-                let a = Ipv4Addr::from(u32::from(first).wrapping_add(i));
-                inner.leases.insert(a.octets(), LeaseRecord::fresh(a));
-            }
-        }
+        let mut inner = Inner {
+            leases: LeaseTable::with_pools(pools),
+            ..Inner::default()
+        };
         inner.reindex();
         let mut ranges: Vec<RangeInclusive<[u8; 4]>> = pools
             .iter()
@@ -246,7 +241,7 @@ impl MemoryStore {
 
     /// A copy of every lease, by address.
     pub fn snapshot(&self) -> BTreeMap<[u8; 4], Lease> {
-        self.lock().leases.clone()
+        self.lock().leases.to_map()
     }
 
     /// Runs `f` over every lease, by address, without copying them (the store is locked
@@ -262,7 +257,7 @@ impl MemoryStore {
     /// });
     /// assert_eq!(free, 8);
     /// ```
-    pub fn with_leases<R>(&self, f: impl FnOnce(&BTreeMap<[u8; 4], Lease>) -> R) -> R {
+    pub fn with_leases<R>(&self, f: impl FnOnce(&LeaseTable) -> R) -> R {
         f(&self.lock().leases)
     }
 
@@ -362,7 +357,7 @@ impl MemoryStore {
             .leases
             .iter()
             .find(|(_, l)| l.local.status == own)
-            .map(|(a, _)| Ipv4Addr::from(*a))
+            .map(|(a, _)| Ipv4Addr::from(a))
     }
 
     /// Addresses the partner may give to new clients: ours in PARTNER-DOWN after MCLT.
@@ -375,7 +370,7 @@ impl MemoryStore {
             .leases
             .iter()
             .find(|(_, l)| l.local.status == theirs)
-            .map(|(a, _)| Ipv4Addr::from(*a))
+            .map(|(a, _)| Ipv4Addr::from(a))
     }
 
     /// Forgets everything (a server that lost its storage).
@@ -383,7 +378,7 @@ impl MemoryStore {
         let mut g = self.lock();
         g.state = None;
         for (a, l) in g.leases.iter_mut() {
-            *l = LeaseRecord::fresh(Ipv4Addr::from(*a));
+            *l = LeaseRecord::fresh(Ipv4Addr::from(a));
         }
         g.reindex();
     }
@@ -484,7 +479,7 @@ impl Storage for MemoryStore {
     fn binding_acked(&self, address: [u8; 4], ack: &Ack) -> io::Result<()> {
         let role = self.role;
         let mut g = self.lock();
-        if g.leases.contains_key(&address) {
+        if g.leases.contains(&address) {
             g.record(address, |l| l.apply_ack(ack, role));
         }
         Ok(())
@@ -492,7 +487,7 @@ impl Storage for MemoryStore {
 
     fn binding_rejected(&self, address: [u8; 4], update: UpdateId) {
         let mut g = self.lock();
-        if g.leases.contains_key(&address) {
+        if g.leases.contains(&address) {
             g.update(address, |r| r.apply_reject(update));
         }
     }
@@ -500,7 +495,7 @@ impl Storage for MemoryStore {
     fn begin_walk(&self, walk: &BacklogWalk) {
         let mut g = self.lock();
         let Inner { leases, dirty, .. } = &mut *g;
-        walk.begin(leases.values_mut());
+        walk.begin(leases.iter_mut().map(|(_, l)| l));
         let all = walk.which() == Backlog::All;
         if all {
             // Counted as unacknowledged from now on: durable too.
@@ -508,7 +503,7 @@ impl Storage for MemoryStore {
                 leases
                     .iter()
                     .filter(|(_, l)| !l.is_untouched())
-                    .map(|(a, _)| *a),
+                    .map(|(a, _)| a),
             );
             g.reindex();
         }
@@ -525,8 +520,8 @@ impl Storage for MemoryStore {
         let from = walk.resume_at().octets();
         // The records the walk is handed, as they were: those it changed are filed again.
         let mut seen = Vec::new();
-        let records = leases.range_mut(from..).map(|(a, l)| {
-            seen.push((*a, l.local));
+        let records = leases.range_from_mut(from).map(|(a, l)| {
+            seen.push((a, l.local));
             l
         });
         let walked = walk.walk(records, queue, |l, queued| match queued {
@@ -572,7 +567,7 @@ impl Storage for MemoryStore {
     fn pool_counts_of(&self, pool: usize) -> PoolCounts {
         match self.pools.get(pool) {
             Some(range) if self.pools.len() > 1 => {
-                PoolCounts::of(self.lock().leases.range(range.clone()).map(|(_, l)| l))
+                PoolCounts::of(self.lock().leases.range(range.clone()))
             }
             _ => self.pool_counts(),
         }

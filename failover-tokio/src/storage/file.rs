@@ -125,7 +125,7 @@ impl FileStore {
                     replay(&mut g, role, r);
                 }
             }
-            for l in g.leases.values_mut() {
+            for (_, l) in g.leases.iter_mut() {
                 l.restarted();
             }
             g.reindex();
@@ -285,25 +285,21 @@ fn compact(
         out.push('\n');
         snapshot += 1;
     }
-    let mut from = std::ops::Bound::Unbounded;
-    loop {
+    let mut from = Some([0u8; 4]);
+    while let Some(start) = from {
         let g = memory.lock();
         let mut last = None;
-        for (a, l) in g
-            .leases
-            .range((from, std::ops::Bound::Unbounded))
-            .take(COMPACT_CHUNK)
-        {
+        for (a, l) in g.leases.range_from(start).take(COMPACT_CHUNK) {
             put_lease(&mut out, l);
             out.push('\n');
             snapshot += 1;
-            last = Some(*a);
+            last = Some(a);
         }
         drop(g);
-        match last {
-            Some(a) => from = std::ops::Bound::Excluded(a),
-            None => break,
-        }
+        // The address after the last one written; none after 255.255.255.255.
+        from = last
+            .and_then(|a| u32::from_be_bytes(a).checked_add(1))
+            .map(u32::to_be_bytes);
     }
     let written = (|| {
         match std::fs::remove_file(&tmp) {

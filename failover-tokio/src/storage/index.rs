@@ -6,7 +6,7 @@
 //! by `may_allocate_to`, whatever the order it is shown records in), and the statuses skipped
 //! are those [`may_offer_status`] rules out.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 use std::ops::{Bound, RangeInclusive};
 
@@ -14,7 +14,7 @@ use failover_fsm::accept::{ClientIdentity, LocalBinding};
 use failover_fsm::policy::{AddressChoice, PoolCounts, may_offer_status};
 use failover_fsm::{BindingStatus, UnixTime};
 
-use super::Lease;
+use super::{Lease, LeaseTable};
 
 /// A key of [`Index::clients`]: a client identifier's fingerprint (`true`) or a hardware
 /// address's (`false`).
@@ -96,13 +96,13 @@ pub(super) fn same_place(a: &LocalBinding, b: &LocalBinding) -> bool {
 
 impl Index {
     /// The indexes of `leases`: the counts, and the allocation indexes if `built`.
-    pub(super) fn of(leases: &BTreeMap<[u8; 4], Lease>, built: bool) -> Index {
+    pub(super) fn of(leases: &LeaseTable, built: bool) -> Index {
         let mut index = Index {
             built,
             ..Index::default()
         };
-        for (a, l) in leases {
-            index.insert(*a, &l.local);
+        for (a, l) in leases.iter() {
+            index.insert(a, &l.local);
         }
         index
     }
@@ -113,7 +113,7 @@ impl Index {
     }
 
     /// Builds the allocation indexes of `leases` if they are not yet.
-    pub(super) fn build(&mut self, leases: &BTreeMap<[u8; 4], Lease>) {
+    pub(super) fn build(&mut self, leases: &LeaseTable) {
         if !self.built {
             *self = Index::of(leases, true);
         }
@@ -203,16 +203,12 @@ impl Index {
 
     /// The addresses with `status`, in address order (from the table itself while the
     /// allocation indexes are not built: balancing runs now and then).
-    pub(super) fn with_status(
-        &self,
-        status: BindingStatus,
-        leases: &BTreeMap<[u8; 4], Lease>,
-    ) -> Vec<[u8; 4]> {
+    pub(super) fn with_status(&self, status: BindingStatus, leases: &LeaseTable) -> Vec<[u8; 4]> {
         if !self.built {
             return leases
                 .iter()
                 .filter(|(_, l)| l.local.status == status)
-                .map(|(a, _)| *a)
+                .map(|(a, _)| a)
                 .collect();
         }
         if status == BindingStatus::Active {
@@ -249,7 +245,7 @@ impl Index {
     pub(super) fn choose(
         &self,
         choice: &mut AddressChoice<'_>,
-        leases: &BTreeMap<[u8; 4], Lease>,
+        leases: &LeaseTable,
         within: RangeInclusive<[u8; 4]>,
         mut skip: impl FnMut(Ipv4Addr, &Lease) -> bool,
     ) {
