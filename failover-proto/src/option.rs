@@ -422,6 +422,10 @@ impl<'a> ExtraOptions<'a> {
     }
 
     pub(crate) fn write(&self, w: &mut OptionWriter<'_>) -> Result<(), EncodeError> {
+        // The usual case, in every message written: not even the iterator's setup.
+        if self.raw.is_empty() {
+            return Ok(());
+        }
         for o in self.iter() {
             w.put(o.code, o.data)?;
         }

@@ -89,6 +89,17 @@ impl Items {
         }
     }
 
+    /// Whether no binding awaits its commit (a bit test: asked of every update queued, each
+    /// time a message may be sent).
+    pub(super) fn settled(&self) -> bool {
+        self.awaiting == 0
+    }
+
+    /// Whether any binding is rejected.
+    pub(super) fn any_rejected(&self) -> bool {
+        self.rejected != 0
+    }
+
     /// The bindings' addresses.
     pub(super) fn addresses(&self) -> &[[u8; 4]] {
         self.addresses.get(..self.len()).unwrap_or_default()
@@ -114,7 +125,7 @@ impl Incoming {
 
     /// Every binding is committed or rejected: the BNDACK may go.
     pub(super) fn settled(&self) -> bool {
-        self.items.iter().all(|(_, outcome)| outcome.is_some())
+        self.items.settled()
     }
 
     /// Where the binding of `token` is in `items`, if this update holds it.

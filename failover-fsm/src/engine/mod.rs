@@ -668,8 +668,10 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
             };
             if n.is_some() {
                 counters::bump(&mut self.counters.bndack_sent);
-                for reason in ack.items.iter().filter_map(|(_, r)| r.flatten()) {
-                    self.counters.reject_sent(reason);
+                if ack.items.any_rejected() {
+                    for reason in ack.items.iter().filter_map(|(_, r)| r.flatten()) {
+                        self.counters.reject_sent(reason);
+                    }
                 }
             }
             n
