@@ -11,6 +11,8 @@
     clippy::indexing_slicing,
     missing_docs
 )]
+// The handshake helper and its imports serve the TLS tests only.
+#![cfg_attr(not(feature = "tls"), allow(dead_code, unused_imports))]
 
 mod common;
 

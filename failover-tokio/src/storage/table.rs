@@ -33,7 +33,8 @@ impl Block {
     }
 }
 
-/// Every lease record a store holds, by address (see the [module](self) for the layout).
+/// Every lease record a store holds, by address: a vector per run of pool addresses (the
+/// address is the index) and an ordered map for any address outside the pools.
 /// Iteration is in address order.
 #[derive(Debug, Clone, Default)]
 pub struct LeaseTable {
