@@ -12,11 +12,20 @@
 //! Builds three network namespaces (`pdl-a`, `pdl-b`: the servers, `pdl-c`: perfdhcp as a
 //! relay on a bridge) on 198.18.0.0/16 only, with no link outside them. Every lease store is
 //! durable: ISC with `dhcp-cache-threshold 0`, Kea's memfile with `persist`, ours on the fsync'd
-//! `FileStore`. Configurations: `benches/perfdhcp/*.in`. Writes `runs.csv`, `failover.csv`,
-//! `summary.md`, `chart.svg`, `machine.txt` and every server's log to the output directory.
+//! `FileStore`. Configurations: `benches/perfdhcp/*.in`. Writes `runs.csv`, `failover.csv`
+//! (`failover-addresses.csv` with `--failover-capture`), `summary.md`, `chart.svg`,
+//! `machine.txt` and every server's log to the output directory.
 //! Every process it starts is stopped by PID and the namespaces are deleted at the end (also
 //! on error); after a SIGKILL of the lab itself, `--cleanup` deletes the namespaces.
 //! `--help` lists the options; `--smoke` is one short run against one single Kea.
+//!
+//! Time to serve from the whole pool after a failure: `--pool N` shrinks every system's pool
+//! (the same N addresses from 198.18.64.0) and `--clients N` widens perfdhcp's client set, so
+//! that the survivor runs out of its own free addresses during the failover test; with
+//! `--failover-capture` the test also captures the DHCPACKs on the bridge and reports when the
+//! survivor last allocated an address of its own share and when it allocated again (only the
+//! partner's free addresses are left then: ISC and ours after PARTNER-DOWN + MCLT, Kea at
+//! PARTNER-DOWN).
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write as _;
@@ -44,6 +53,19 @@ OPTIONS:
                          `none` to skip)
     --failover-rate R    load during the failover test (default 100: below every pair's
                          zero-drop rate, so lost answers are the failure's)
+    --failover-watch S   seconds of load after the kill (default 80: Kea's PARTNER-DOWN comes
+                         at 60; ISC's and ours' use of the partner's free addresses at
+                         auto-partner-down + MCLT = 70)
+    --failover-capture   capture the failover test's DHCPACKs on the bridge (dumpcap, tshark):
+                         per second after the kill, the survivor's ACKs and how many of them
+                         give an address no one had been given before (failover-addresses.csv);
+                         the end of a stall of those is the survivor allocating from the
+                         partner's share. The capture is deleted once read
+    --pool N             addresses in every system's pool, from 198.18.64.0 (default 16384, up
+                         to 198.18.127.255; at least 16). Small enough, with --clients large,
+                         and the survivor uses up its own free addresses in the failover test
+    --clients N          distinct clients, perfdhcp -R (default 10000). perfdhcp takes them in
+                         sequence: every DORA is a new client asking for an address until N
     --auto-partner-down S
                          ISC and ours go COMMUNICATIONS-INTERRUPTED → PARTNER-DOWN after S s
                          (default 10, ISC's shortest useful setting; 0: off). Kea: its
@@ -76,10 +98,15 @@ const NS_C: &str = "pdl-c";
 const ADDR_A: &str = "198.18.0.1";
 const ADDR_B: &str = "198.18.0.2";
 const RELAY: &str = "198.18.0.254";
-const POOL_FIRST: &str = "198.18.64.0";
-const POOL_LAST: &str = "198.18.127.255";
-/// perfdhcp -R: distinct clients (the pool holds 16,384).
+/// The pool's first address, 198.18.64.0; `--pool` addresses from it (default up to
+/// 198.18.127.255: clear of the servers' and the relay's addresses).
+const POOL_FIRST: u32 = u32::from_be_bytes([198, 18, 64, 0]);
+const POOL_MAX: u32 = 16_384;
+/// perfdhcp -R default: distinct clients (the default pool holds 16,384).
 const CLIENTS: u32 = 10_000;
+/// ISC's and ours' maximum client lead time, s: the survivor waits this long in PARTNER-DOWN
+/// before it allocates the partner's free addresses (draft §5.4, §8.2). Kea HA has none.
+const MCLT: u32 = 60;
 /// perfdhcp -W, µs: how long it waits for late replies after the last send.
 const EXIT_WAIT_US: u32 = 2_000_000;
 
@@ -174,6 +201,14 @@ struct Options {
     mud: Option<u32>,
     /// `--baseline`: the build the `*-before` systems run.
     baseline: Option<PathBuf>,
+    /// Addresses in every system's pool, from [`POOL_FIRST`].
+    pool: u32,
+    /// perfdhcp -R.
+    clients: u32,
+    /// Seconds of load after the kill in the failover test.
+    failover_watch: u32,
+    /// Capture the failover test's DHCPACKs (which addresses the survivor hands out).
+    failover_capture: bool,
     generator: Generator,
     /// p50 / p99 from a capture of every rung.
     latency: bool,
@@ -204,6 +239,19 @@ impl Options {
             (System::OursPairBefore | System::OursSingleBefore, Some(b)) => b,
             _ => &self.server,
         }
+    }
+
+    /// The pool's `i`-th address (0-based), dotted.
+    fn pool_addr(&self, i: u32) -> String {
+        std::net::Ipv4Addr::from(POOL_FIRST + i.min(self.pool - 1)).to_string()
+    }
+
+    fn pool_first(&self) -> String {
+        self.pool_addr(0)
+    }
+
+    fn pool_last(&self) -> String {
+        self.pool_addr(self.pool - 1)
     }
 }
 
@@ -247,6 +295,10 @@ fn parse_args() -> Result<Parsed, String> {
         mud: None,
         generator: Generator::Perfdhcp,
         latency: false,
+        pool: POOL_MAX,
+        clients: CLIENTS,
+        failover_watch: 80,
+        failover_capture: false,
     };
     let mut systems_given = false;
     let mut args = std::env::args().skip(1);
@@ -292,6 +344,18 @@ fn parse_args() -> Result<Parsed, String> {
             "--failover-rate" => {
                 o.failover_rate = rate(&value()?).ok_or("--failover-rate: a number above 0")?;
             }
+            "--failover-watch" => {
+                o.failover_watch = rate(&value()?).ok_or("--failover-watch: seconds above 0")?;
+            }
+            "--failover-capture" => o.failover_capture = true,
+            "--pool" => {
+                o.pool = value()?
+                    .parse()
+                    .ok()
+                    .filter(|n| (16..=POOL_MAX).contains(n))
+                    .ok_or("--pool: 16 to 16384 addresses")?;
+            }
+            "--clients" => o.clients = rate(&value()?).ok_or("--clients: a number above 0")?,
             "--server" => o.server = PathBuf::from(value()?),
             "--latency" => o.latency = true,
             "--auto-partner-down" => {
@@ -364,8 +428,13 @@ fn missing_tools(o: &Options) -> Vec<String> {
         (true, "perfdhcp", "-v", "kea-admin"),
         (needs_kea, "kea-dhcp4", "-v", "kea-dhcp4-server"),
         (needs_isc, "dhcpd", "--version", "isc-dhcp-server"),
-        (o.latency, "dumpcap", "-v", "wireshark-common"),
-        (o.latency, "tshark", "-v", "tshark"),
+        (
+            o.latency || o.failover_capture,
+            "dumpcap",
+            "-v",
+            "wireshark-common",
+        ),
+        (o.latency || o.failover_capture, "tshark", "-v", "tshark"),
     ] {
         if need && !runs(prog, arg) {
             missing.push(format!("{prog} (apt-get install -y {pkg})"));
@@ -645,10 +714,10 @@ fn start_isc(o: &Options, dir: &Path, side: Side, pair: bool) -> io::Result<Proc
                     ("MUD", &o.mud.unwrap_or(10).to_string()),
                     (
                         "PRIMARY_ONLY",
-                        if primary {
-                            "  mclt 60;\n  split 128;\n"
+                        &if primary {
+                            format!("  mclt {MCLT};\n  split 128;\n")
                         } else {
-                            ""
+                            String::new()
                         },
                     ),
                 ],
@@ -663,7 +732,12 @@ fn start_isc(o: &Options, dir: &Path, side: Side, pair: bool) -> io::Result<Proc
         &conf,
         fill(
             TPL_ISC,
-            &[("FAILOVER", &failover), ("POOL_PEER", &pool_peer)],
+            &[
+                ("FAILOVER", &failover),
+                ("POOL_PEER", &pool_peer),
+                ("POOL_FIRST", &o.pool_first()),
+                ("POOL_LAST", &o.pool_last()),
+            ],
         ),
     )?;
     let leases = dir.join("dhcpd.leases");
@@ -698,22 +772,27 @@ enum KeaMode {
     HotStandby,
 }
 
-fn start_kea(dir: &Path, side: Side, mode: KeaMode) -> io::Result<Proc> {
+fn start_kea(o: &Options, dir: &Path, side: Side, mode: KeaMode) -> io::Result<Proc> {
     let d = dir.display().to_string();
+    let whole = format!("{{\"pool\": \"{} - {}\"}}", o.pool_first(), o.pool_last());
     let (pools, hooks) = match mode {
-        KeaMode::Single => (
-            format!("{{\"pool\": \"{POOL_FIRST} - {POOL_LAST}\"}}"),
-            String::new(),
-        ),
+        KeaMode::Single => (whole, String::new()),
         KeaMode::LoadBalancing | KeaMode::HotStandby => {
             let lb = matches!(mode, KeaMode::LoadBalancing);
-            // Load balancing needs a pool per server, chosen by the HA classes.
+            // Load balancing needs a pool per server, chosen by the HA classes: the two
+            // halves of the same addresses.
             let pools = if lb {
-                "{\"pool\": \"198.18.64.0 - 198.18.95.255\", \"client-class\": \"HA_server1\"}, \
-                 {\"pool\": \"198.18.96.0 - 198.18.127.255\", \"client-class\": \"HA_server2\"}"
-                    .to_string()
+                let half = o.pool / 2;
+                format!(
+                    "{{\"pool\": \"{} - {}\", \"client-class\": \"HA_server1\"}}, \
+                     {{\"pool\": \"{} - {}\", \"client-class\": \"HA_server2\"}}",
+                    o.pool_first(),
+                    o.pool_addr(half - 1),
+                    o.pool_addr(half),
+                    o.pool_last()
+                )
             } else {
-                format!("{{\"pool\": \"{POOL_FIRST} - {POOL_LAST}\"}}")
+                whole
             };
             let hooks = fill(
                 TPL_KEA_HA,
@@ -786,7 +865,7 @@ fn start_ours(o: &Options, sys: System, dir: &Path, side: Side) -> io::Result<Pr
         "--subnet",
         "16",
         "--pool",
-        &format!("{POOL_FIRST}-{POOL_LAST}"),
+        &format!("{}-{}", o.pool_first(), o.pool_last()),
         "--lease-time",
         "3600",
         "--plaintext",
@@ -801,7 +880,7 @@ fn start_ours(o: &Options, sys: System, dir: &Path, side: Side) -> io::Result<Pr
         "--name",
         "lab",
         "--mclt",
-        "60",
+        &MCLT.to_string(),
         "--split",
         "128",
         "--mrd",
@@ -904,9 +983,9 @@ fn start_system(o: &Options, sys: System, dir: &Path) -> io::Result<(Vec<Proc>, 
         fs::create_dir_all(&d)?;
         procs.push(match sys {
             System::IscPair | System::IscSingle => start_isc(o, &d, side, sys.is_pair())?,
-            System::KeaLb => start_kea(&d, side, KeaMode::LoadBalancing)?,
-            System::KeaHs => start_kea(&d, side, KeaMode::HotStandby)?,
-            System::KeaSingle => start_kea(&d, side, KeaMode::Single)?,
+            System::KeaLb => start_kea(o, &d, side, KeaMode::LoadBalancing)?,
+            System::KeaHs => start_kea(o, &d, side, KeaMode::HotStandby)?,
+            System::KeaSingle => start_kea(o, &d, side, KeaMode::Single)?,
             System::OursPair
             | System::OursSingle
             | System::OursPairBefore
@@ -1066,6 +1145,7 @@ fn cpu_ticks_of(pid: u32) -> Option<u64> {
 /// core, from /proc every 100 ms: whether it, not the server, was the bottleneck).
 fn generate(
     generator: Generator,
+    clients: u32,
     sys: System,
     rate: u32,
     seconds: u32,
@@ -1076,7 +1156,7 @@ fn generate(
     match generator {
         Generator::Perfdhcp => {
             cmd.args(["perfdhcp", "-4", "-l", "br0"])
-                .args(["-R", &CLIENTS.to_string()])
+                .args(["-R", &clients.to_string()])
                 .args(["-r", &rate.to_string()])
                 .args(["-p", &seconds.to_string()])
                 .args(["-W", &EXIT_WAIT_US.to_string()]);
@@ -1091,7 +1171,7 @@ fn generate(
                 .args(["--rate", &rate.to_string()])
                 .args(["--seconds", &seconds.to_string()])
                 .args(["--to", &to])
-                .args(["--clients", &CLIENTS.to_string()])
+                .args(["--clients", &clients.to_string()])
                 .args(["--giaddr", RELAY])
                 .args(["--wait-ms", &(EXIT_WAIT_US / 1000).to_string()]);
         }
@@ -1192,13 +1272,17 @@ fn ladder(o: &Options, sys: System, dir: &Path, runs: &mut Vec<Run>) -> io::Resu
         let before: Vec<Option<u64>> = procs.iter().map(Proc::cpu_ticks).collect();
         let load = load1();
         let capture = if o.latency {
-            Some(Capture::start(&dir.join(format!("capture-{rate}.pcapng")))?)
+            Some(Capture::start(
+                &dir.join(format!("capture-{rate}.pcapng")),
+                "udp port 67 or tcp port 647",
+            )?)
         } else {
             None
         };
         let t0 = Instant::now();
         let report = generate(
             o.generator,
+            o.clients,
             sys,
             rate,
             o.seconds,
@@ -1294,11 +1378,11 @@ struct Capture {
 }
 
 impl Capture {
-    fn start(file: &Path) -> io::Result<Capture> {
+    fn start(file: &Path, filter: &str) -> io::Result<Capture> {
         let _ = fs::remove_file(file);
         let child = Command::new("ip")
             .args(["netns", "exec", NS_C, "dumpcap", "-q", "-i", "br0"])
-            .args(["-B", "64", "-f", "udp port 67 or tcp port 647", "-w"])
+            .args(["-B", "64", "-f", filter, "-w"])
             .arg(file)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -1491,6 +1575,10 @@ struct Takeover {
     survivor_state_after: String,
     /// Seconds from the kill until the survivor's log says PARTNER-DOWN (polled every 250 ms).
     partner_down_after: Option<f64>,
+    pool: u32,
+    clients: u32,
+    /// What the survivor handed out, from the capture (`--failover-capture`).
+    addresses: Option<Addresses>,
 }
 
 impl Takeover {
@@ -1504,6 +1592,17 @@ impl Takeover {
             .find(|(_, n)| **n as f64 >= 0.9 * f64::from(self.rate))
             .map(|(i, _)| (i - k) as u32)
     }
+    /// Seconds after the kill from which the survivor may allocate the partner's free
+    /// addresses: PARTNER-DOWN + MCLT for ISC and ours (draft §5.4, §8.2), PARTNER-DOWN for
+    /// Kea HA (no MCLT; a hot standby serves no one before).
+    fn whole_pool_predicted(&self) -> Option<f64> {
+        let mclt = match self.system {
+            System::KeaLb | System::KeaHs => 0.0,
+            _ => f64::from(MCLT),
+        };
+        self.partner_down_after.map(|t| t + mclt)
+    }
+
     fn worst_second_after(&self) -> Option<u64> {
         self.per_second
             .iter()
@@ -1516,8 +1615,17 @@ impl Takeover {
 /// Under steady load, SIGKILLs server A (the primary) `kill_at` seconds in.
 fn takeover(o: &Options, sys: System, dir: &Path) -> io::Result<Takeover> {
     let (mut procs, _) = start_system(o, sys, dir)?;
-    // 80 s after the kill: Kea's PARTNER-DOWN comes after its 60 s max-response-delay.
-    let (seconds, kill_at) = (90u32, 10u32);
+    // 80 s after the kill by default: Kea's PARTNER-DOWN comes after its 60 s
+    // max-response-delay, ISC's and ours' use of the partner's addresses at 10 + MCLT.
+    let kill_at = 10u32;
+    let seconds = kill_at + o.failover_watch;
+    // DHCP only: the failover connection's segments would only grow the file.
+    let capture = if o.failover_capture {
+        Some(Capture::start(&dir.join("failover.pcapng"), "udp port 67")?)
+    } else {
+        None
+    };
+    let mut killed_epoch = 0.0;
     let needle = match sys {
         System::IscPair => "to partner-down",
         System::OursPair | System::OursPairBefore => "→ PARTNER-DOWN",
@@ -1533,7 +1641,7 @@ fn takeover(o: &Options, sys: System, dir: &Path) -> io::Result<Takeover> {
         let out = fs::File::create(&log)?;
         Command::new("ip")
             .args(["netns", "exec", NS_C, "perfdhcp", "-4", "-l", "br0"])
-            .args(["-R", &CLIENTS.to_string(), "-r", &rate.to_string()])
+            .args(["-R", &o.clients.to_string(), "-r", &rate.to_string()])
             .args(["-p", &seconds.to_string(), "-t", "1"])
             .args(["-W", &EXIT_WAIT_US.to_string()])
             .stdout(out.try_clone()?)
@@ -1565,6 +1673,10 @@ fn takeover(o: &Options, sys: System, dir: &Path) -> io::Result<Takeover> {
                 }
                 killed = true;
                 killed_at = Some(Instant::now());
+                // The capture's clock: the kernel's wall time.
+                killed_epoch = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
             }
         } else if let (Some(k), None, Some(b)) = (killed_at, partner_down_after, procs.get(1))
             && Instant::now() >= next_look
@@ -1592,6 +1704,21 @@ fn takeover(o: &Options, sys: System, dir: &Path) -> io::Result<Takeover> {
     for p in procs.iter_mut() {
         p.stop();
     }
+    let addresses = match capture {
+        Some(c) => {
+            let file = c.stop();
+            let acks = read_acks(&file)?;
+            // The numbers are kept; the packets are not.
+            let _ = fs::remove_file(&file);
+            Some(survivor_addresses(
+                &acks,
+                killed_epoch,
+                ADDR_B,
+                o.failover_watch,
+            ))
+        }
+        None => None,
+    };
     Ok(Takeover {
         system: sys,
         rate,
@@ -1599,7 +1726,178 @@ fn takeover(o: &Options, sys: System, dir: &Path) -> io::Result<Takeover> {
         per_second,
         survivor_state_after,
         partner_down_after,
+        pool: o.pool,
+        clients: o.clients,
+        addresses,
     })
+}
+
+/// A DHCPACK on the bridge: when, from which server, which address, to which client.
+#[derive(Debug, Clone)]
+struct Ack {
+    t: f64,
+    src: String,
+    yiaddr: String,
+    chaddr: String,
+}
+
+/// A line of `tshark -T fields` with time, ip.src, yiaddr and chaddr, `|` between them.
+fn parse_ack(line: &str) -> Option<Ack> {
+    let mut f = line.split('|');
+    let t = f.next()?.parse().ok()?;
+    let (src, yiaddr) = (f.next()?, f.next()?);
+    // The first: a server echoing the client-identifier (01 and the MAC) shows a second.
+    let chaddr = f.next()?.split(',').next()?;
+    if yiaddr.is_empty() || yiaddr == "0.0.0.0" {
+        return None;
+    }
+    Some(Ack {
+        t,
+        src: src.to_string(),
+        yiaddr: yiaddr.to_string(),
+        chaddr: chaddr.to_string(),
+    })
+}
+
+/// The DHCPACKs in the capture `file`, in time order.
+fn read_acks(file: &Path) -> io::Result<Vec<Ack>> {
+    let out = Command::new("tshark")
+        .arg("-r")
+        .arg(file)
+        .args(["-Y", "dhcp.option.dhcp == 5", "-T", "fields"])
+        .args(["-E", "separator=|"])
+        .args(["-e", "frame.time_epoch", "-e", "ip.src"])
+        .args(["-e", "dhcp.ip.your", "-e", "dhcp.hw.mac_addr"])
+        .stderr(Stdio::null())
+        .output()?;
+    let mut acks: Vec<Ack> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(parse_ack)
+        .collect();
+    acks.sort_by(|a, b| a.t.total_cmp(&b.t));
+    Ok(acks)
+}
+
+/// A stretch this long without a new address while almost every client asks for one (many
+/// more clients than addresses): the survivor has no free address it may give.
+const STALL_S: f64 = 5.0;
+
+/// What the survivor handed out after the kill, from the capture.
+#[derive(Debug, Clone, Default)]
+struct Addresses {
+    /// Per second after the kill (second k: (k - 1, k] s): the survivor's DHCPACKs, and those
+    /// of them giving an address no DHCPACK had given before in the test (a free address).
+    acks: Vec<u32>,
+    new: Vec<u32>,
+    /// The survivor's first DHCPACK to a client the dead server would have answered: one in
+    /// an RFC 3074 hash bucket only the dead server answered before the kill (perfdhcp's
+    /// clients are new ones, in sequence, until -R wraps: none is a renewal). A hot standby
+    /// answered none: every client is the dead server's.
+    first_to_dead_clients: Option<f64>,
+    /// Each stretch of at least [`STALL_S`] without a new address from the survivor: from
+    /// its last new address (or the kill) to its next one (`None`: none before the end).
+    stalls: Vec<(f64, Option<f64>)>,
+    /// New addresses from the survivor after the kill: before the longest stall, after it.
+    new_before_stall: u32,
+    new_after_stall: u32,
+    /// Distinct addresses given in the whole test, by either server.
+    distinct: usize,
+}
+
+impl Addresses {
+    /// The longest stall: the survivor's own free addresses used up, until it may take the
+    /// partner's (or, for a hot standby, until it serves at all).
+    fn longest_stall(&self) -> Option<(f64, Option<f64>)> {
+        let end = self.acks.len() as f64;
+        self.stalls
+            .iter()
+            .copied()
+            .max_by(|a, b| (a.1.unwrap_or(end) - a.0).total_cmp(&(b.1.unwrap_or(end) - b.0)))
+    }
+}
+
+/// The survivor's DHCPACKs after the kill at `kill` (epoch seconds), for `watch` seconds.
+fn survivor_addresses(acks: &[Ack], kill: f64, survivor: &str, watch: u32) -> Addresses {
+    let mut a = Addresses {
+        acks: vec![0; watch as usize],
+        new: vec![0; watch as usize],
+        ..Addresses::default()
+    };
+    // Which server answered each hash bucket before the kill: learnt, not assumed (ISC's,
+    // Kea's and ours' split need not agree on which half is the primary's), and under the key
+    // that splits them best: perfdhcp sends a client-identifier (01 and the MAC), which a
+    // server may hash instead of chaddr (RFC 3074 §4).
+    let bucket = |chaddr: &str, client_id: bool| -> Option<u8> {
+        let mut key: Vec<u8> = if client_id { vec![1] } else { Vec::new() };
+        for x in chaddr.split(':') {
+            key.push(u8::from_str_radix(x, 16).ok()?);
+        }
+        Some(failover_proto::hash::client_bucket(None, &key))
+    };
+    let learn = |client_id: bool| {
+        let (mut dead_b, mut own_b) = ([false; 256], [false; 256]);
+        for k in acks.iter().filter(|k| k.t < kill) {
+            if let Some(b) = bucket(&k.chaddr, client_id) {
+                let side = if k.src == survivor {
+                    &mut own_b
+                } else {
+                    &mut dead_b
+                };
+                if let Some(x) = side.get_mut(usize::from(b)) {
+                    *x = true;
+                }
+            }
+        }
+        let shared = dead_b
+            .iter()
+            .zip(&own_b)
+            .filter(|(d, o)| **d && **o)
+            .count();
+        (shared, dead_b, own_b)
+    };
+    let (by_chaddr, by_id) = (learn(false), learn(true));
+    let client_id = by_id.0 < by_chaddr.0;
+    let (_, dead_b, own_b) = if client_id { by_id } else { by_chaddr };
+    let dead_s = |chaddr: &str| {
+        bucket(chaddr, client_id).is_some_and(|b| {
+            let b = usize::from(b);
+            dead_b.get(b) == Some(&true) && own_b.get(b) != Some(&true)
+        })
+    };
+    let mut given: std::collections::HashSet<&str> = std::collections::HashSet::new();
+    let mut new_times = Vec::new();
+    for k in acks {
+        let fresh = given.insert(&k.yiaddr);
+        let after = k.t - kill;
+        if k.src == survivor && after >= 0.0 && after < f64::from(watch) {
+            let i = after.floor() as usize;
+            if let (Some(n), Some(m)) = (a.acks.get_mut(i), a.new.get_mut(i)) {
+                *n += 1;
+                *m += u32::from(fresh);
+            }
+            if fresh {
+                new_times.push(after);
+            }
+            if a.first_to_dead_clients.is_none() && dead_s(&k.chaddr) {
+                a.first_to_dead_clients = Some(after);
+            }
+        }
+    }
+    a.distinct = given.len();
+    let mut prev = 0.0;
+    for &t in &new_times {
+        if t - prev >= STALL_S {
+            a.stalls.push((prev, Some(t)));
+        }
+        prev = t;
+    }
+    if f64::from(watch) - prev >= STALL_S {
+        a.stalls.push((prev, None));
+    }
+    let split = a.longest_stall().map_or(f64::INFINITY, |(from, _)| from);
+    a.new_before_stall = new_times.iter().filter(|t| **t <= split).count() as u32;
+    a.new_after_stall = new_times.len() as u32 - a.new_before_stall;
+    a
 }
 
 /// Whether `path` holds `needle` after byte `from`; also the file's length (the next `from`).
@@ -1706,7 +2004,27 @@ fn write_csv(out: &Path, runs: &[Run], takeovers: &[Takeover]) -> io::Result<()>
             );
         }
     }
-    fs::write(out.join("failover.csv"), t)
+    fs::write(out.join("failover.csv"), t)?;
+    if takeovers.iter().any(|k| k.addresses.is_some()) {
+        let mut t = String::from(
+            "system,pool,clients,second_after_kill,survivor_acks,survivor_new_addresses\n",
+        );
+        for k in takeovers {
+            let Some(a) = &k.addresses else { continue };
+            for (i, (n, m)) in a.acks.iter().zip(&a.new).enumerate() {
+                let _ = writeln!(
+                    t,
+                    "{},{},{},{},{n},{m}",
+                    k.system.name(),
+                    k.pool,
+                    k.clients,
+                    i + 1
+                );
+            }
+        }
+        fs::write(out.join("failover-addresses.csv"), t)?;
+    }
+    Ok(())
 }
 
 /// Per system: the best zero-drop rung and the best rung overall.
@@ -1824,7 +2142,54 @@ fn summary_md(machine: &str, sums: &[Summary<'_>], takeovers: &[Takeover]) -> St
             );
         }
     }
+    if takeovers.iter().any(|k| k.addresses.is_some()) {
+        s.push_str(
+            "\n| pair (A SIGKILLed) | pool, clients | survivor's first ACK to a client of the dead one | PARTNER-DOWN after | survivor's last new address before its longest stall | its first new address after (the partner's share) | predicted (PARTNER-DOWN + MCLT; Kea: PARTNER-DOWN) | new addresses from the survivor before / after | stalls ≥ 5 s | distinct addresses given in the test |\n\
+             | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n",
+        );
+        let at = |t: Option<f64>| t.map_or_else(|| "-".to_string(), |t| format!("+{t:.1} s"));
+        for k in takeovers {
+            let Some(a) = &k.addresses else { continue };
+            let stall = a.longest_stall();
+            let _ = writeln!(
+                s,
+                "| {} | {}, {} | {} | {} | {} | {} | {} | {} / {} | {} | {} |",
+                k.system.name(),
+                k.pool,
+                k.clients,
+                at(a.first_to_dead_clients),
+                at(k.partner_down_after),
+                at(stall.map(|x| x.0)),
+                stall.map_or_else(
+                    || "no stall".to_string(),
+                    |x| x
+                        .1
+                        .map_or_else(|| "none before the end".to_string(), |t| at(Some(t)))
+                ),
+                at(k.whole_pool_predicted()),
+                a.new_before_stall,
+                a.new_after_stall,
+                stalls_text(&a.stalls),
+                a.distinct
+            );
+        }
+    }
     s
+}
+
+/// "+15.2–+70.4 s, +86.0 s–end".
+fn stalls_text(stalls: &[(f64, Option<f64>)]) -> String {
+    if stalls.is_empty() {
+        return "none".to_string();
+    }
+    stalls
+        .iter()
+        .map(|(a, b)| match b {
+            Some(b) => format!("+{a:.1}–+{b:.1} s"),
+            None => format!("+{a:.1} s–end"),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A bar chart of the summary on a log scale (the systems span 100 to 10,000 DORA/s):
@@ -2017,13 +2382,21 @@ fn lab(o: &Options) -> io::Result<()> {
         Machine::probe(),
         match o.generator {
             Generator::Perfdhcp => format!(
-                "perfdhcp -4 -l br0 -R {CLIENTS} -r RATE -p {} -W {EXIT_WAIT_US}",
-                o.seconds
+                "perfdhcp -4 -l br0 -R {} -r RATE -p {} -W {EXIT_WAIT_US}; pool {}-{} ({} addresses)",
+                o.clients,
+                o.seconds,
+                o.pool_first(),
+                o.pool_last(),
+                o.pool
             ),
             Generator::Flood => format!(
-                "dora-flood --rate RATE --seconds {} --clients {CLIENTS} --wait-ms {}",
+                "dora-flood --rate RATE --seconds {} --clients {} --wait-ms {}; pool {}-{} ({} addresses)",
                 o.seconds,
-                EXIT_WAIT_US / 1000
+                o.clients,
+                EXIT_WAIT_US / 1000,
+                o.pool_first(),
+                o.pool_last(),
+                o.pool
             ),
         }
     );
@@ -2054,6 +2427,16 @@ fn lab(o: &Options) -> io::Result<()> {
                     k.partner_down_after,
                     k.survivor_state_after
                 );
+                if let Some(a) = &k.addresses {
+                    println!(
+                        "{} survivor after the kill: ACKs per second {:?}, new addresses per second {:?}, stalls {}, first ACK to a client of the dead one {:?} s",
+                        sys.name(),
+                        a.acks,
+                        a.new,
+                        stalls_text(&a.stalls),
+                        a.first_to_dead_clients
+                    );
+                }
                 takeovers.push(k);
             }
             Err(e) => {
@@ -2215,6 +2598,38 @@ std deviation: 22.975 ms
             (b.generator.as_str(), b.generator_cpu),
             ("dora-flood", Some(61.5))
         );
+    }
+
+    #[test]
+    fn the_survivor_s_stall_and_its_end_are_found_in_its_acks() {
+        // time|src|yiaddr|chaddr; the kill at 100.0, B survives. Hash buckets: aa:bb:cc:dd:ee:ff
+        // 57 (A's before the kill), 00:0c:29:12:34:56 201 (B's); 01 and 02 neither.
+        let lines = "\
+99.5|198.18.0.1|198.18.64.1|aa:bb:cc:dd:ee:ff
+99.6|198.18.0.2|198.18.64.2|00:0c:29:12:34:56,00:0c:29:12:34:56
+100.5|198.18.0.2|198.18.64.3|01
+101.2|198.18.0.2|198.18.64.4|02
+103.0|198.18.0.2|198.18.64.2|00:0c:29:12:34:56
+104.0|198.18.0.2|198.18.64.1|aa:bb:cc:dd:ee:ff
+110.5|198.18.0.2|198.18.64.5|03
+111.0|198.18.0.1|0.0.0.0|04
+";
+        let acks: Vec<Ack> = lines.lines().filter_map(parse_ack).collect();
+        assert_eq!(acks.len(), 7, "an ACK without an address is none");
+        let a = survivor_addresses(&acks, 100.0, ADDR_B, 15);
+        assert_eq!(a.acks.get(..5), Some(&[1, 1, 0, 1, 1][..]));
+        assert_eq!(a.new.get(..5), Some(&[1, 1, 0, 0, 0][..]));
+        // Only aa:bb:cc:dd:ee:ff's bucket was A's alone (if 01 and 02 hash elsewhere).
+        assert_eq!(a.first_to_dead_clients, Some(4.0));
+        // Its own last new address at +1.2 s, the next at +10.5 s; 4.5 s to the end is none.
+        assert_eq!(a.stalls.len(), 1);
+        let (from, to) = a.longest_stall().unwrap();
+        assert!(
+            (from - 1.2).abs() < 1e-9 && to == Some(10.5),
+            "{from} {to:?}"
+        );
+        assert_eq!((a.new_before_stall, a.new_after_stall), (2, 1));
+        assert_eq!(a.distinct, 5);
     }
 
     #[test]
