@@ -48,7 +48,11 @@ pub struct Config {
     /// cannot tell (no recorded time of operation), and would then serve clients: the partner
     /// may have entered PARTNER-DOWN meanwhile, or may still hold the dead server's last
     /// connection until its receive timer runs out (§5.9 suggests 30–60 s). Seconds; the
-    /// larger of this and `startup_delay` applies.
+    /// larger of this and `startup_delay` applies. A server down for less than the MCLT waits
+    /// until this long after its last message may have gone (its last recorded operation plus
+    /// one heartbeat, a quarter of the MCLT within 5–60 s), if that is later than
+    /// `startup_delay` from now and no longer than this from now: the partner's hold on the
+    /// old connection counts from then.
     pub startup_delay_after_long_down: u32,
     /// Deadline for the CONNECT/CONNECTACK exchange on a new connection, seconds (ISC: 15).
     pub connect_timeout: u32,

@@ -3,7 +3,8 @@
 //! longer before it serves from its own pool; the time is recorded on entering a state that
 //! serves clients and every heartbeat after that.
 //!
-//! Found by the simulator (seed 30414378): a primary down longer than the MCLT came back while
+//! Found by the simulator (seed 30414378, and 82845043 for a primary down less than the MCLT
+//! but less than the long wait too): a primary down longer than the MCLT came back while
 //! its secondary, in PARTNER-DOWN by the operator's word, still held the primary's previous
 //! connection (half-open) until its receive timer ran out. Fifteen seconds of STARTUP ended
 //! first; the primary entered COMMUNICATIONS-INTERRUPTED and counted as its own a FREE
@@ -101,6 +102,31 @@ fn down_for_less_than_the_mclt_waits_the_short_startup() {
 }
 
 #[test]
+fn down_briefly_waits_until_the_long_startup_after_its_last_operation() {
+    // Our last message may have gone a heartbeat (60 s at this MCLT) after the last recorded
+    // operation, and the partner may hold that connection until its receive timer runs out:
+    // STARTUP lasts until 60 + 60 s after that record, never longer than the long startup
+    // and never shorter than the short one. Down 16 s: 60 s (the long one); down 70 s: 50 s;
+    // down 110 s: 15 s (seed 82845043).
+    for (ago, wait) in [(16, 60), (70, 50), (110, 15)] {
+        let mut n = Node::start(config(), Some(persisted(ServerState::Normal, Some(ago))));
+        assert_eq!(
+            n.startup_left(),
+            Some(Duration::from_secs(wait)),
+            "down {ago} s"
+        );
+        n.run_to(wait - 1);
+        assert_eq!(n.e.state(), ServerState::Startup, "down {ago} s");
+        n.run_to(wait);
+        assert_eq!(
+            n.e.state(),
+            ServerState::CommunicationsInterrupted,
+            "down {ago} s"
+        );
+    }
+}
+
+#[test]
 fn down_for_the_mclt_or_longer_waits_the_long_startup() {
     for ago in [MCLT, 10 * MCLT] {
         let mut n = Node::start(config(), Some(persisted(ServerState::Normal, Some(ago))));
@@ -150,11 +176,12 @@ fn the_long_startup_is_never_shorter_than_the_short_one() {
 
 #[test]
 fn the_time_of_operation_is_recorded_on_entry_and_every_heartbeat() {
-    let mut n = Node::start(config(), Some(persisted(ServerState::Normal, Some(10))));
+    // Down 200 s: the short startup (see below for a shorter time down).
+    let mut n = Node::start(config(), Some(persisted(ServerState::Normal, Some(200))));
     assert!(
         n.written
             .iter()
-            .all(|p| p.last_operational == Some(UnixTime(WALL - 10)))
+            .all(|p| p.last_operational == Some(UnixTime(WALL - 200)))
     );
     n.run_to(15);
     assert_eq!(n.e.state(), ServerState::CommunicationsInterrupted);

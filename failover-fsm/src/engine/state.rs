@@ -122,9 +122,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
     pub(super) fn record_operation(&mut self, now: Instant, wall: UnixTime) {
         self.last_operational = Some(wall);
         self.persist.set_last_operational(wall);
-        // A quarter of the MCLT keeps the downtime estimate well within the MCLT it is
-        // compared with, at one small persist every 5–60 s.
-        let every = (self.mclt.wait(wall) / 4).clamp(5, 60);
+        let every = super::operation_heartbeat(self.mclt.wait(wall));
         self.timers.set(Timer::Heartbeat, now + secs(every));
     }
 

@@ -692,3 +692,18 @@ fn extra_seed_80763798_isc_our_update_waits_for_our_bndack() {
 fn extra_seed_80573806_draft_lowered_mclt_waits_past_the_acknowledged_pet() {
     extra_seed_passes(80573806);
 }
+
+/// ISC dialect: the primary crashed silently (its secondary's connection to it stayed up,
+/// half-open), the operator declared PARTNER-DOWN on the secondary 10 s later, and the primary
+/// came back 16 s after its last recorded operation, less than the MCLT (20 s): its 15-s
+/// STARTUP could not meet the secondary, which closed the new connection while it held the
+/// old one until its receive timer ran out — 11 ms after the primary's STARTUP had ended in
+/// COMMUNICATIONS-INTERRUPTED. The primary gave a FREE address to a client just as the
+/// secondary's PARTNER-DOWN wait for it ended. STARTUP after a short time down now lasts
+/// until the long wait after the last message may have gone (last operation plus a
+/// heartbeat); the primary meets the partner in PARTNER-DOWN and goes to RECOVER (§9.3.2
+/// step 5). Found by the million-seed run of 2026-12-04 at 9fd9a58.
+#[test]
+fn extra_seed_82845043_isc_short_startup_outlasts_the_partners_old_connection() {
+    extra_seed_passes(82845043);
+}
