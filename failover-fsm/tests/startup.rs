@@ -3,8 +3,9 @@
 //! longer before it serves from its own pool; the time is recorded on entering a state that
 //! serves clients and every heartbeat after that.
 //!
-//! Found by the simulator (seed 30414378, and 82845043 for a primary down less than the MCLT
-//! but less than the long wait too): a primary down longer than the MCLT came back while
+//! Found by the simulator (seed 30414378; seed 82845043 the same for a primary down less than
+//! the MCLT, whose short STARTUP now lasts the long wait counted from its last message): a
+//! primary down longer than the MCLT came back while
 //! its secondary, in PARTNER-DOWN by the operator's word, still held the primary's previous
 //! connection (half-open) until its receive timer ran out. Fifteen seconds of STARTUP ended
 //! first; the primary entered COMMUNICATIONS-INTERRUPTED and counted as its own a FREE

@@ -26,6 +26,16 @@ impl Block {
         self.first.saturating_add(len.saturating_sub(1))
     }
 
+    /// Where iteration from `from` starts in this block: the first address, and its index.
+    /// Sliced, not skipped: a walk resumes in the middle of a pool again and again.
+    fn start(&self, from: u32) -> (u32, usize) {
+        let first = from.max(self.first);
+        (
+            first,
+            usize::try_from(first - self.first).unwrap_or(usize::MAX),
+        )
+    }
+
     fn index(&self, address: u32) -> Option<usize> {
         usize::try_from(address.checked_sub(self.first)?)
             .ok()
@@ -78,9 +88,14 @@ impl LeaseTable {
         }
     }
 
+    /// The first block that holds `address` or a later one.
+    fn first_block(&self, address: u32) -> usize {
+        self.blocks.partition_point(|b| b.last() < address)
+    }
+
     /// The block holding `address`, and the record's index in it.
     fn locate(&self, address: u32) -> Option<(usize, usize)> {
-        let b = self.blocks.partition_point(|b| b.last() < address);
+        let b = self.first_block(address);
         let i = self.blocks.get(b)?.index(address)?;
         Some((b, i))
     }
@@ -145,16 +160,14 @@ impl LeaseTable {
     /// The addresses from `from` on, with their records, in address order.
     pub fn range_from(&self, from: [u8; 4]) -> impl Iterator<Item = ([u8; 4], &LeaseRecord)> + '_ {
         let from = u32::from_be_bytes(from);
-        let start = self.blocks.partition_point(|b| b.last() < from);
+        let start = self.first_block(from);
         let pooled = self
             .blocks
             .get(start..)
             .unwrap_or_default()
             .iter()
             .flat_map(move |b| {
-                // Sliced, not skipped: a walk resumes in the middle of a pool again and again.
-                let first = from.max(b.first);
-                let skip = usize::try_from(first - b.first).unwrap_or(usize::MAX);
+                let (first, skip) = b.start(from);
                 (first..=u32::MAX)
                     .zip(b.records.get(skip..).unwrap_or_default())
                     .map(|(a, l)| (a.to_be_bytes(), l))
@@ -171,16 +184,14 @@ impl LeaseTable {
         from: [u8; 4],
     ) -> impl Iterator<Item = ([u8; 4], &mut LeaseRecord)> + '_ {
         let from = u32::from_be_bytes(from);
-        let start = self.blocks.partition_point(|b| b.last() < from);
+        let start = self.first_block(from);
         let pooled = self
             .blocks
             .get_mut(start..)
             .unwrap_or_default()
             .iter_mut()
             .flat_map(move |b| {
-                // Sliced, not skipped: a walk resumes in the middle of a pool again and again.
-                let first = from.max(b.first);
-                let skip = usize::try_from(first - b.first).unwrap_or(usize::MAX);
+                let (first, skip) = b.start(from);
                 (first..=u32::MAX)
                     .zip(b.records.get_mut(skip..).unwrap_or_default())
                     .map(|(a, l)| (a.to_be_bytes(), l))
