@@ -250,6 +250,14 @@ pub struct Verdict {
     /// engine's crossing-update ordering). The store keeps it over its record, whatever the
     /// times say, so that both servers keep the lease.
     pub taken_as_newer: bool,
+    /// When our unacknowledged record and this update carry the same time
+    /// (client-last-transaction-time, else start-time-of-state), ours is kept: set on the
+    /// primary under the draft's rules. Crossing updates of one second cannot be ordered by
+    /// the clocks, and both servers must order them alike, or each stores the other's
+    /// (simulator seed 83137859: the primary's pool move, BACKUP, crossed the secondary's
+    /// FREE of the same second, and both then had the address to lease). ISC's dueling
+    /// rule orders them itself ([`Verdict::superseded_xid`]).
+    pub ours_wins_tie: bool,
     /// Seconds the engine added to the partner's times to bring them into our clock (the skew
     /// correction, §5.10; 0 without one). The same update sent again over a later connection
     /// may be corrected differently; this tells the store it is the same.
@@ -354,6 +362,7 @@ pub fn judge_update(
         ours_in_flight: local.in_flight.is_some(),
         ours_dropped: false,
         taken_as_newer: false,
+        ours_wins_tie: false,
         partner_time_shift: 0,
         skew_margin: 0,
     })

@@ -32,6 +32,7 @@ fn verdict(b: &BindingData, store_as: BindingStatus) -> Verdict {
         ours_in_flight: false,
         ours_dropped: false,
         taken_as_newer: false,
+        ours_wins_tie: false,
         partner_time_shift: 0,
         skew_margin: 0,
     }
@@ -537,6 +538,46 @@ mod helpers {
         assert!(!secondary.apply_ack(&ack(UpdateId(41), &released), Role::Secondary));
         assert_eq!(secondary.data, backup);
         assert_eq!(primary.data, backup);
+    }
+
+    #[test]
+    fn crossing_updates_of_the_same_second_keep_the_primarys_on_both_sides() {
+        use super::{A, ack, lease, verdict};
+        use failover_fsm::record::Received;
+        // The client released its lease at 997 and the secondary, on entering NORMAL, sends
+        // its FREE of it; in the same second the primary moves the address to the secondary
+        // (BACKUP). Neither has heard of the other's update.
+        let free = lease(15, BindingStatus::Free, 997);
+        let mut secondary = LeaseRecord::fresh(A);
+        secondary.apply_local(free.clone(), true);
+        secondary.queued(UpdateId(7));
+        let mut primary = LeaseRecord::fresh(A);
+        primary.apply_local(free.clone(), false);
+        let p = plan(Role::Primary, PoolCounts { free: 8, backup: 0 });
+        let backup = primary.given_to_partner(&p, UnixTime(997));
+        assert_eq!(backup.start_time_of_state, Some(UnixTime(997)));
+        primary.apply_local(backup.clone(), true);
+        primary.queued(UpdateId(9));
+        // Equal times: the primary keeps its move, the secondary takes it (simulator seed
+        // 83137859: each took the other's).
+        let mut tie = verdict(&free, BindingStatus::Free);
+        tie.ours_wins_tie = true;
+        assert_eq!(primary.apply_received(&free, &tie), Received::KeptNewer);
+        let moved = verdict(&backup, BindingStatus::Backup);
+        assert_eq!(secondary.apply_received(&backup, &moved), Received::Stored);
+        // The BNDACKs: the secondary's FREE is an older version there now.
+        assert!(!secondary.apply_ack(&ack(UpdateId(7), &free), Role::Secondary));
+        assert!(!primary.apply_ack(&ack(UpdateId(9), &backup), Role::Primary));
+        assert_eq!(primary.data.status, BindingStatus::Backup);
+        assert_eq!(secondary.data.status, BindingStatus::Backup);
+        assert!(primary.partner_has_it && secondary.partner_has_it);
+        // Without the tie rule the primary would store the FREE.
+        let mut other = LeaseRecord::fresh(A);
+        other.apply_local(backup.clone(), true);
+        other.queued(UpdateId(9));
+        let no_tie = verdict(&free, BindingStatus::Free);
+        assert_eq!(other.apply_received(&free, &no_tie), Received::Stored);
+        assert_eq!(other.data.status, BindingStatus::Free);
     }
 
     #[test]

@@ -332,3 +332,50 @@ fn restart_with_lost_storage_recovers_through_recover_wait() {
         }
     )));
 }
+
+/// Draft rules: the primary's pool move (BACKUP) and the secondary's FREE of the same address
+/// cross on the wire, both of one second, so the clocks cannot order them. Both servers settle
+/// on the primary's (simulator seed 83137859: each stored the other's, FREE on the primary and
+/// BACKUP on the secondary, and both could lease the address).
+#[test]
+fn crossing_updates_of_one_second_settle_on_the_primarys() {
+    let mut pair = Pair::with_config(16, |c| c.dialect = failover_fsm::Dialect::Draft);
+    pair.connect();
+    // RECOVER-WAIT lasts MCLT under the draft (§9.6).
+    pair.run_for(70);
+    assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
+    let a = Ipv4Addr::new(198, 18, 1, 3);
+    let wall = pair.wall();
+    let mut free = failover_fsm::BindingData::new(a, BindingStatus::Free)
+        .with_client(None, 1, &[2, 0, 0, 0, 0, 9])
+        .unwrap();
+    free.client_last_transaction_time = Some(wall);
+    free.start_time_of_state = Some(wall);
+    let mut backup = failover_fsm::BindingData::new(a, BindingStatus::Backup);
+    backup.start_time_of_state = Some(wall);
+    pair.secondary.store.update_local(free.clone(), true);
+    pair.secondary.send(free, false);
+    pair.primary.store.update_local(backup.clone(), true);
+    pair.primary.send(backup, false);
+    let delivered = pair.trace.len();
+    pair.pump();
+    // Both BNDUPDs left before either arrived: they crossed.
+    let types = pair.trace_types();
+    assert_eq!(
+        types[delivered..delivered + 2],
+        [(true, "BNDUPD"), (false, "BNDUPD")]
+    );
+    for node in [&mut pair.primary, &mut pair.secondary] {
+        let r = node.store.record(a.octets());
+        assert_eq!(r.data.status, BindingStatus::Backup, "{}", node.name);
+        assert!(r.partner_has_it, "{}", node.name);
+    }
+    // Settled: nothing more to send.
+    pair.run_for(5);
+    for node in [&mut pair.primary, &mut pair.secondary] {
+        assert_eq!(
+            node.store.record(a.octets()).data.status,
+            BindingStatus::Backup
+        );
+    }
+}

@@ -464,12 +464,14 @@ impl<const N: usize> OutgoingQueue<N> {
     /// Returns whether a copy was dropped.
     /// `taken_as_newer`: the engine ordered the partner's binding after ours although ours is
     /// later by the clock (crossing updates, [`crate::accept::Verdict::taken_as_newer`]): ours
-    /// are stale like older ones.
+    /// are stale like older ones. `ours_wins_tie`: a copy as recent as the partner's binding
+    /// stays ([`crate::accept::Verdict::ours_wins_tie`]).
     pub(super) fn supersede(
         &mut self,
         received: &BindingData,
         isc: bool,
         taken_as_newer: bool,
+        ours_wins_tie: bool,
     ) -> bool {
         if !self.may_hold(&received.address) {
             return false;
@@ -487,7 +489,9 @@ impl<const N: usize> OutgoingQueue<N> {
                     match (o.summary().recency(), theirs) {
                         (Some(ours), Some(theirs)) => {
                             ours < theirs
-                                || (ours == theirs && !longer_lease(&o.summary(), &received))
+                                || (ours == theirs
+                                    && !ours_wins_tie
+                                    && !longer_lease(&o.summary(), &received))
                         }
                         (None, _) => true,
                         (Some(_), None) => false,

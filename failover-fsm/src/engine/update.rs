@@ -1,7 +1,7 @@
 //! Binding updates: judging and committing the partner's (BNDUPD in, §7.1), and the answers
 //! to ours (BNDACK in, §7.2).
 
-use failover_proto::{Binding, BindingStatus, BndAck, BndUpd, RejectReason};
+use failover_proto::{Binding, BindingStatus, BndAck, BndUpd, RejectReason, Role};
 
 use super::Family;
 use super::incoming::{Incoming, Items, Outcome};
@@ -12,6 +12,7 @@ use super::{
 use crate::accept::{LocalBinding, Verdict, judge_update};
 use crate::binding::BindingData;
 use crate::dialect::Dialect;
+
 use crate::time::{Instant, UnixTime};
 
 impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
@@ -79,7 +80,7 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
                 if let Some(pet) = verdict.received_pet {
                     self.mclt.note_received_pet(pet);
                 }
-                verdict.ours_dropped = self.supersede(&binding, verdict.taken_as_newer);
+                verdict.ours_dropped = self.supersede(&binding, &verdict);
                 commits.commit(CommitToken(token), binding, verdict);
                 (address, None)
             }
@@ -185,6 +186,9 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
             superseded_xid: verdict.superseded_xid.or(refreshed),
             ours_in_flight: ours_in_flight.is_some(),
             taken_as_newer,
+            ours_wins_tie: self.config.dialect == Dialect::Draft
+                && self.config.role == Role::Primary
+                && !self.refresh_from_partner,
             partner_time_shift,
             skew_margin,
             ..verdict
@@ -235,10 +239,13 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
     /// We accept the partner's `received` binding: our stale copies of it go (see
     /// `OutgoingQueue::supersede`).
     /// Returns whether a copy not yet sent was dropped ([`Verdict::ours_dropped`]).
-    fn supersede(&mut self, received: &BindingData, taken_as_newer: bool) -> bool {
+    fn supersede(&mut self, received: &BindingData, verdict: &Verdict) -> bool {
         let isc = self.config.dialect == Dialect::Isc;
         let queued = self.outgoing.len();
-        if !self.outgoing.supersede(received, isc, taken_as_newer) {
+        if !self
+            .outgoing
+            .supersede(received, isc, verdict.taken_as_newer, verdict.ours_wins_tie)
+        {
             return false;
         }
         let dropped = queued.saturating_sub(self.outgoing.len());

@@ -334,6 +334,7 @@ fn an_acknowledged_record_does_not_outrank_the_partners_next_update() {
         ours_in_flight: false,
         ours_dropped: false,
         taken_as_newer: false,
+        ours_wins_tie: false,
         partner_time_shift: 0,
         skew_margin: 0,
     };
@@ -706,4 +707,15 @@ fn extra_seed_80573806_draft_lowered_mclt_waits_past_the_acknowledged_pet() {
 #[test]
 fn extra_seed_82845043_isc_short_startup_outlasts_the_partners_old_connection() {
     extra_seed_passes(82845043);
+}
+
+/// Draft dialect: on entering NORMAL, the primary's pool move (BACKUP) of an address its
+/// client had just released crossed the secondary's FREE of it, both stamped with the same
+/// second. Each server took the other's (the times said neither was older): FREE on the
+/// primary, BACKUP on the secondary, and both could lease the address. Equal times now keep
+/// the primary's on both sides (`Verdict::ours_wins_tie`). Found at 1fe9e53 by the seeds
+/// run after the STARTUP fix of 82845043 (which changed this seed's timing).
+#[test]
+fn extra_seed_83137859_draft_crossing_updates_of_one_second_keep_the_primarys() {
+    extra_seed_passes(83137859);
 }

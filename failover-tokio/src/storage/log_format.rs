@@ -263,6 +263,7 @@ pub(super) fn decode_record(line: &str) -> Option<Record> {
                 ours_in_flight: false,
                 ours_dropped: false,
                 taken_as_newer: false,
+                ours_wins_tie: false,
                 partner_time_shift: 0,
                 skew_margin: 0,
             };

@@ -111,6 +111,7 @@ fn records_round_trip_through_the_log_format() {
         ours_in_flight: false,
         ours_dropped: false,
         taken_as_newer: false,
+        ours_wins_tie: false,
         partner_time_shift: 0,
         skew_margin: 0,
     };
@@ -161,6 +162,7 @@ fn an_update_sent_again_does_not_undo_a_newer_change() {
         ours_in_flight: false,
         ours_dropped: false,
         taken_as_newer: false,
+        ours_wins_tie: false,
         partner_time_shift: 0,
         skew_margin: 0,
     };
@@ -210,6 +212,7 @@ fn a_torn_last_line_does_not_swallow_the_next_record() {
         ours_in_flight: false,
         ours_dropped: false,
         taken_as_newer: false,
+        ours_wins_tie: false,
         partner_time_shift: 0,
         skew_margin: 0,
     };
