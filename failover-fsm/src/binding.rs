@@ -142,6 +142,7 @@ impl BindingData {
     }
 
     /// A copy of a binding decoded from the wire.
+    #[inline]
     pub fn from_wire(b: &Binding<'_>) -> Result<Self, BindingTooLong> {
         Ok(BindingData {
             address: b.address.octets(),
@@ -200,6 +201,12 @@ impl BindingData {
     /// ours, §5.10).
     #[must_use]
     pub fn shifted(mut self, skew: i64) -> Self {
+        self.shift(skew);
+        self
+    }
+
+    /// [`BindingData::shifted`] in place.
+    pub fn shift(&mut self, skew: i64) {
         let shift = |t: Option<UnixTime>| {
             t.map(|t| {
                 if t.0 == 0 {
@@ -213,6 +220,5 @@ impl BindingData {
         self.potential_expiration_time = shift(self.potential_expiration_time);
         self.start_time_of_state = shift(self.start_time_of_state);
         self.client_last_transaction_time = shift(self.client_last_transaction_time);
-        self
     }
 }

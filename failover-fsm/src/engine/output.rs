@@ -70,6 +70,7 @@ impl Commits {
     }
 
     /// The first binding not taken yet.
+    #[inline]
     pub fn pop(&mut self) -> Option<Commit> {
         self.0.pop_front()
     }
@@ -86,6 +87,7 @@ impl Commits {
 }
 
 impl CommitSink for Commits {
+    #[inline]
     fn commit(&mut self, token: CommitToken, binding: BindingData, verdict: Verdict) {
         // One call hands out at most MAX_BATCH.
         let _ = self.0.push_back(Commit {
