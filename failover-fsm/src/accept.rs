@@ -262,12 +262,14 @@ pub struct Verdict {
     /// times say, so that both servers keep the lease.
     pub taken_as_newer: bool,
     /// When our unacknowledged record and this update carry the same time
-    /// (client-last-transaction-time, else start-time-of-state), ours is kept: set on the
-    /// primary under the draft's rules. Crossing updates of one second cannot be ordered by
-    /// the clocks, and both servers must order them alike, or each stores the other's
-    /// (simulator seed 83137859: the primary's pool move, BACKUP, crossed the secondary's
-    /// FREE of the same second, and both then had the address to lease). ISC's dueling
-    /// rule orders them itself ([`Verdict::superseded_xid`]).
+    /// (client-last-transaction-time, else start-time-of-state), ours is kept. Set by the
+    /// engine on the primary under the draft's rules, for an update that crosses ours on the
+    /// wire and is a FREE, BACKUP, EXPIRED or RELEASED (which takes any update of ours in
+    /// turn; never over the partner's lease). Crossing updates of one second cannot be
+    /// ordered by the clocks, and both servers must order them alike, or each stores the
+    /// other's (simulator seed 83137859: the primary's pool move, BACKUP, crossed the
+    /// secondary's FREE of the same second, and both then had the address to lease). ISC's
+    /// dueling rule orders them itself ([`Verdict::superseded_xid`]).
     pub ours_wins_tie: bool,
     /// Seconds the engine added to the partner's times to bring them into our clock (the skew
     /// correction, §5.10; 0 without one). The same update sent again over a later connection

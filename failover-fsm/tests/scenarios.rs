@@ -379,3 +379,46 @@ fn crossing_updates_of_one_second_settle_on_the_primarys() {
         );
     }
 }
+
+/// Draft rules, the other side of the rule above: the primary's FREE and the secondary's new
+/// lease (ACTIVE) of the same address cross with the same time. The primary does not keep its
+/// FREE: the secondary refuses a FREE while its lease runs (time(2), §7.1.3), so keeping ours
+/// would leave the address FREE on the primary under the secondary's client (simulator seed
+/// 84722595, found with a first version of the rule above). Both end with the lease.
+#[test]
+fn a_crossing_lease_of_the_same_second_is_kept_on_both_sides() {
+    let mut pair = Pair::with_config(16, |c| c.dialect = failover_fsm::Dialect::Draft);
+    pair.connect();
+    pair.run_for(70);
+    assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
+    let a = Ipv4Addr::new(198, 18, 1, 4);
+    let wall = pair.wall();
+    let mut free = failover_fsm::BindingData::new(a, BindingStatus::Free)
+        .with_client(None, 1, &[2, 0, 0, 0, 0, 9])
+        .unwrap();
+    free.client_last_transaction_time = Some(wall);
+    free.start_time_of_state = Some(wall);
+    let mut lease = failover_fsm::BindingData::new(a, BindingStatus::Active)
+        .with_client(None, 1, &[2, 0, 0, 0, 0, 7])
+        .unwrap();
+    lease.client_last_transaction_time = Some(wall);
+    lease.start_time_of_state = Some(wall);
+    lease.lease_expiration_time = Some(wall.plus(30));
+    lease.potential_expiration_time = Some(wall.plus(45));
+    pair.primary.store.update_local(free.clone(), true);
+    pair.primary.send(free, false);
+    pair.secondary.store.update_local(lease.clone(), true);
+    pair.secondary.send(lease.clone(), false);
+    let delivered = pair.trace.len();
+    pair.pump();
+    let types = pair.trace_types();
+    assert_eq!(
+        types[delivered..delivered + 2],
+        [(true, "BNDUPD"), (false, "BNDUPD")]
+    );
+    for node in [&mut pair.primary, &mut pair.secondary] {
+        let r = node.store.record(a.octets());
+        assert_eq!(r.data.status, BindingStatus::Active, "{}", node.name);
+        assert_eq!(r.data, lease, "{}", node.name);
+    }
+}

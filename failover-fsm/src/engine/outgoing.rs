@@ -335,6 +335,16 @@ impl<const N: usize> OutgoingQueue<N> {
             .fold(None, |found, o| o.xid().or(found).or(Some(0)))
     }
 
+    /// Whether an update of ours for `address` is on the wire: sent, not yet acknowledged,
+    /// rejected or superseded.
+    pub(super) fn sent_for(&self, address: &[u8; 4]) -> bool {
+        self.may_hold(address)
+            && self
+                .queue
+                .iter()
+                .any(|o| o.address == *address && o.xid().is_some() && !o.superseded())
+    }
+
     /// Our wall time when the oldest binding in flight was sent.
     pub(super) fn oldest_sent(&self) -> Option<u32> {
         self.queue

@@ -185,13 +185,29 @@ impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
             superseded_xid: verdict.superseded_xid.or(refreshed),
             ours_in_flight: ours_in_flight.is_some(),
             taken_as_newer,
-            ours_wins_tie: self.config.dialect == Dialect::Draft
-                && self.config.role == Role::Primary
-                && !self.refresh_from_partner,
+            ours_wins_tie: self.ours_wins_tie(received),
             partner_time_shift,
             skew_margin,
             ..verdict
         })
+    }
+
+    /// Whether our record is kept over `received` when their times are equal
+    /// ([`Verdict::ours_wins_tie`]): under the draft's rules, on the primary, for updates
+    /// that cross on the wire (ours sent and not yet answered) — and only where the partner
+    /// takes ours in turn whatever its record says. Its FREE, BACKUP, EXPIRED or RELEASED
+    /// accepts any update (Figure 7.1.3-1); keeping ours over its ACTIVE would not be
+    /// answered in kind (it refuses our FREE while its lease runs, time(2)), and the primary
+    /// would free an address the partner has just leased (found by the simulator: seed
+    /// 84722595, where our unacknowledged FREE was a merged copy of the partner's own
+    /// release).
+    fn ours_wins_tie(&self, received: &BindingData) -> bool {
+        use BindingStatus::{Backup, Expired, Free, Released};
+        self.config.dialect == Dialect::Draft
+            && self.config.role == Role::Primary
+            && !self.refresh_from_partner
+            && matches!(received.status, Free | Backup | Expired | Released)
+            && self.outgoing.sent_for(&received.address)
     }
 
     /// Crossing updates of one client's lease (ours still queued or in flight) whose

@@ -719,3 +719,15 @@ fn extra_seed_82845043_isc_short_startup_outlasts_the_partners_old_connection() 
 fn extra_seed_83137859_draft_crossing_updates_of_one_second_keep_the_primarys() {
     extra_seed_passes(83137859);
 }
+
+/// Draft dialect, found by the first million-seed run at the 83137859 fix (`e55e8d8`), with
+/// five more of its kind: the primary's record of a released address was FREE and not
+/// acknowledged (a merged later expiry, sent back to the partner), and the secondary leased the
+/// address to a new client in the same second. The tie rule kept the primary's FREE over the
+/// secondary's ACTIVE, which the secondary would never take in turn (it refuses a FREE while
+/// its lease runs): FREE under a client's lease. Equal times now keep ours only against the
+/// partner's FREE, BACKUP, EXPIRED or RELEASED, and only when ours is on the wire.
+#[test]
+fn extra_seed_84722595_draft_a_tie_never_keeps_ours_over_the_partners_lease() {
+    extra_seed_passes(84722595);
+}
