@@ -333,37 +333,65 @@ fn restart_with_lost_storage_recovers_through_recover_wait() {
     )));
 }
 
+/// A pair under the draft's rules in NORMAL (RECOVER-WAIT lasts MCLT, §9.6), and the time.
+fn draft_pair_in_normal() -> (Pair, failover_fsm::UnixTime) {
+    let mut pair = Pair::with_config(16, |c| c.dialect = failover_fsm::Dialect::Draft);
+    pair.connect();
+    pair.run_for(70);
+    assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
+    let wall = pair.wall();
+    (pair, wall)
+}
+
+/// `status` of `a` since `t` (client-last-transaction-time too when `mac` names a client).
+fn binding_at(
+    a: Ipv4Addr,
+    status: BindingStatus,
+    mac: Option<u8>,
+    t: failover_fsm::UnixTime,
+) -> failover_fsm::BindingData {
+    let mut b = failover_fsm::BindingData::new(a, status);
+    if let Some(mac) = mac {
+        b = b.with_client(None, 1, &[2, 0, 0, 0, 0, mac]).unwrap();
+        b.client_last_transaction_time = Some(t);
+    }
+    b.start_time_of_state = Some(t);
+    b
+}
+
+/// Each server records and sends its binding; both BNDUPDs leave before either arrives.
+fn cross(
+    pair: &mut Pair,
+    primarys: failover_fsm::BindingData,
+    secondarys: failover_fsm::BindingData,
+) {
+    pair.primary.store.update_local(primarys.clone(), true);
+    pair.primary.send(primarys, false);
+    pair.secondary.store.update_local(secondarys.clone(), true);
+    pair.secondary.send(secondarys, false);
+    let delivered = pair.trace.len();
+    pair.pump();
+    let types = pair.trace_types();
+    assert_eq!(
+        types[delivered..delivered + 2],
+        [(true, "BNDUPD"), (false, "BNDUPD")],
+        "they crossed"
+    );
+}
+
 /// Draft rules: the primary's pool move (BACKUP) and the secondary's FREE of the same address
 /// cross on the wire, both of one second, so the clocks cannot order them. Both servers settle
 /// on the primary's (simulator seed 83137859: each stored the other's, FREE on the primary and
 /// BACKUP on the secondary, and both could lease the address).
 #[test]
 fn crossing_updates_of_one_second_settle_on_the_primarys() {
-    let mut pair = Pair::with_config(16, |c| c.dialect = failover_fsm::Dialect::Draft);
-    pair.connect();
-    // RECOVER-WAIT lasts MCLT under the draft (§9.6).
-    pair.run_for(70);
-    assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
+    let (mut pair, wall) = draft_pair_in_normal();
     let a = Ipv4Addr::new(198, 18, 1, 3);
-    let wall = pair.wall();
-    let mut free = failover_fsm::BindingData::new(a, BindingStatus::Free)
-        .with_client(None, 1, &[2, 0, 0, 0, 0, 9])
-        .unwrap();
-    free.client_last_transaction_time = Some(wall);
-    free.start_time_of_state = Some(wall);
-    let mut backup = failover_fsm::BindingData::new(a, BindingStatus::Backup);
-    backup.start_time_of_state = Some(wall);
-    pair.secondary.store.update_local(free.clone(), true);
-    pair.secondary.send(free, false);
-    pair.primary.store.update_local(backup.clone(), true);
-    pair.primary.send(backup, false);
-    let delivered = pair.trace.len();
-    pair.pump();
-    // Both BNDUPDs left before either arrived: they crossed.
-    let types = pair.trace_types();
-    assert_eq!(
-        types[delivered..delivered + 2],
-        [(true, "BNDUPD"), (false, "BNDUPD")]
+    let backup = binding_at(a, BindingStatus::Backup, None, wall);
+    cross(
+        &mut pair,
+        backup,
+        binding_at(a, BindingStatus::Free, Some(9), wall),
     );
     for node in [&mut pair.primary, &mut pair.secondary] {
         let r = node.store.record(a.octets());
@@ -387,38 +415,17 @@ fn crossing_updates_of_one_second_settle_on_the_primarys() {
 /// 84722595, found with a first version of the rule above). Both end with the lease.
 #[test]
 fn a_crossing_lease_of_the_same_second_is_kept_on_both_sides() {
-    let mut pair = Pair::with_config(16, |c| c.dialect = failover_fsm::Dialect::Draft);
-    pair.connect();
-    pair.run_for(70);
-    assert_eq!(pair.states(), (ServerState::Normal, ServerState::Normal));
+    let (mut pair, wall) = draft_pair_in_normal();
     let a = Ipv4Addr::new(198, 18, 1, 4);
-    let wall = pair.wall();
-    let mut free = failover_fsm::BindingData::new(a, BindingStatus::Free)
-        .with_client(None, 1, &[2, 0, 0, 0, 0, 9])
-        .unwrap();
-    free.client_last_transaction_time = Some(wall);
-    free.start_time_of_state = Some(wall);
-    let mut lease = failover_fsm::BindingData::new(a, BindingStatus::Active)
-        .with_client(None, 1, &[2, 0, 0, 0, 0, 7])
-        .unwrap();
-    lease.client_last_transaction_time = Some(wall);
-    lease.start_time_of_state = Some(wall);
+    let mut lease = binding_at(a, BindingStatus::Active, Some(7), wall);
     lease.lease_expiration_time = Some(wall.plus(30));
     lease.potential_expiration_time = Some(wall.plus(45));
-    pair.primary.store.update_local(free.clone(), true);
-    pair.primary.send(free, false);
-    pair.secondary.store.update_local(lease.clone(), true);
-    pair.secondary.send(lease.clone(), false);
-    let delivered = pair.trace.len();
-    pair.pump();
-    let types = pair.trace_types();
-    assert_eq!(
-        types[delivered..delivered + 2],
-        [(true, "BNDUPD"), (false, "BNDUPD")]
+    cross(
+        &mut pair,
+        binding_at(a, BindingStatus::Free, Some(9), wall),
+        lease.clone(),
     );
     for node in [&mut pair.primary, &mut pair.secondary] {
-        let r = node.store.record(a.octets());
-        assert_eq!(r.data.status, BindingStatus::Active, "{}", node.name);
-        assert_eq!(r.data, lease, "{}", node.name);
+        assert_eq!(node.store.record(a.octets()).data, lease, "{}", node.name);
     }
 }
