@@ -321,7 +321,10 @@ impl LeaseRecord {
         let older = !before.partner_has_it
             && !refused
             && !verdict.taken_as_newer
-            && matches!((ours, theirs), (Some(o), Some(t)) if o > t || (o == t && verdict.ours_wins_tie));
+            && match (ours, theirs) {
+                (Some(o), Some(t)) => o > t || (o == t && verdict.ours_wins_tie),
+                _ => false,
+            };
         if !older {
             return Received::Stored;
         }

@@ -12,7 +12,6 @@ use super::{
 use crate::accept::{LocalBinding, Verdict, judge_update};
 use crate::binding::BindingData;
 use crate::dialect::Dialect;
-
 use crate::time::{Instant, UnixTime};
 
 impl<const QUEUE: usize, const COMMITS: usize, const EVENTS: usize, F: Family>
